@@ -1,0 +1,1 @@
+"""Tierflow: supply-chain finance on a permissioned EVM ledger."""
