@@ -1,0 +1,621 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity 0.8.30;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
+import {ERC165, IERC165} from "@openzeppelin/contracts/utils/introspection/ERC165.sol";
+import {IClaimLedger} from "./interfaces/IClaimLedger.sol";
+import {IERC3525} from "./interfaces/IERC3525.sol";
+import {IFinancingDesk} from "./interfaces/IFinancingDesk.sol";
+import {IInvoiceRegistry} from "./interfaces/IInvoiceRegistry.sol";
+import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
+import {Roles} from "./Roles.sol";
+
+/// @title ClaimLedger
+/// @notice Payables are ERC-3525 slots, claim pieces are its tokens and a piece's value is its
+/// amount in minor units. Storage is packed (a piece is two slots) and nothing is enumerated
+/// on chain, so no function's gas grows with the number of pieces, members or invoices (I-9);
+/// lists are rebuilt off chain from the events (I-10).
+contract ClaimLedger is IClaimLedger, ERC165 {
+    /// @notice Deployment parameters, fixed for the life of the deployment.
+    struct Config {
+        uint64 termCap; // latest due date, seconds after issue (SPEC: 365 days)
+        uint64 longTermThreshold; // above this term the PayableIssued event flags the payable
+        uint64 gracePeriod; // seconds after the due date before a payable may be marked Overdue
+        bool tradeInvoiceRequired; // every split and transfer must cite a trade-background invoice
+    }
+
+    uint8 private constant _FROZEN = 1;
+    uint8 private constant _FINANCED = 2;
+    uint8 private constant _SETTLED = 4;
+    uint8 private constant _CANCELLED = 8;
+
+    uint256 public constant MAX_INVOICES_PER_PAYABLE = 20;
+    uint256 public constant MAX_SETTLEMENT_BATCH = 100;
+    uint64 public constant OVERDUE_WINDOW = 180 days;
+
+    IMemberRegistry public immutable MEMBERS;
+    IInvoiceRegistry public immutable INVOICES;
+    uint64 public immutable TERM_CAP;
+    uint64 public immutable LONG_TERM_THRESHOLD;
+    uint64 public immutable GRACE_PERIOD;
+    bool public immutable TRADE_INVOICE_REQUIRED;
+
+    address private _financingDesk;
+    uint32 private _payableCount;
+    uint40 private _claimCount;
+
+    mapping(uint256 payableId => Payable) private _payables;
+    mapping(uint256 payableId => bytes32[]) private _payableInvoices;
+    mapping(uint256 claimId => Claim) private _claims;
+    mapping(address holder => uint256) private _pieceCounts;
+    mapping(address obligor => ObligorAccount) private _obligors;
+
+    modifier onlyFinancingDesk() {
+        if (msg.sender != _financingDesk || msg.sender == address(0)) revert LedgerCallerUnauthorized(msg.sender);
+        _;
+    }
+
+    modifier onlyRole(bytes32 role) {
+        if (!IAccessControl(address(MEMBERS)).hasRole(role, msg.sender)) revert LedgerCallerUnauthorized(msg.sender);
+        _;
+    }
+
+    constructor(IMemberRegistry members, IInvoiceRegistry invoices, Config memory config) {
+        if (
+            address(members) == address(0) || address(invoices) == address(0) || config.termCap == 0
+                || config.longTermThreshold > config.termCap
+        ) revert LedgerConfigInvalid();
+        MEMBERS = members;
+        INVOICES = invoices;
+        TERM_CAP = config.termCap;
+        LONG_TERM_THRESHOLD = config.longTermThreshold;
+        GRACE_PERIOD = config.gracePeriod;
+        TRADE_INVOICE_REQUIRED = config.tradeInvoiceRequired;
+    }
+
+    // ================================================================== payables
+
+    /// @inheritdoc IClaimLedger
+    function issuePayable(
+        address supplier,
+        uint128 faceValue,
+        uint64 dueDate,
+        bytes32[] calldata invoiceIds,
+        address clearingAgent
+    ) external returns (uint256 payableId, uint256 rootClaimId) {
+        _checkIssue(supplier, faceValue, dueDate, invoiceIds.length, clearingAgent);
+        (payableId, rootClaimId) = _recordPayable(supplier, faceValue, dueDate, clearingAgent);
+        _payableInvoices[payableId] = invoiceIds;
+
+        // The invoice registry is the platform's own contract; it reverts the whole issue when
+        // an invoice is not a confirmed one from this supplier to this obligor.
+        uint256 invoiceTotal = INVOICES.useForPayable(invoiceIds, supplier, msg.sender, payableId);
+        if (invoiceTotal < faceValue) revert PayableInvoicesInsufficient(invoiceTotal, faceValue);
+
+        _emitIssued(payableId, invoiceIds);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function cancelPayable(uint256 payableId) external {
+        MEMBERS.requireNotPaused();
+        Payable storage p = _payableOf(payableId);
+        if (p.status != PayableStatus.Issued) revert PayableStatusInvalid(payableId, p.status);
+        uint256 rootId = p.rootClaimId;
+        Claim storage root = _claims[rootId];
+        if (root.holder != msg.sender) revert ClaimNotHolder(rootId, msg.sender);
+        if (block.timestamp >= p.dueDate) revert ClaimPastDueDate(rootId, p.dueDate);
+        if (root.value != p.faceValue || root.locked != 0 || root.flags != 0 || msg.sender != p.supplier) {
+            revert PayableNotCancellable(payableId);
+        }
+        uint128 face = p.faceValue;
+        p.status = PayableStatus.Cancelled;
+        root.flags = _CANCELLED;
+        --_pieceCounts[msg.sender];
+        _obligors[p.obligor].outstanding -= face;
+        INVOICES.releaseInvoices(_payableInvoices[payableId], payableId);
+        emit PayableCancelled(payableId, rootId);
+        emit TransferValue(rootId, 0, face);
+        emit Transfer(msg.sender, address(0), rootId);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function markOverdue(uint256 payableId) external {
+        MEMBERS.requireNotPaused();
+        Payable storage p = _payableOf(payableId);
+        if (p.status != PayableStatus.Issued) revert PayableStatusInvalid(payableId, p.status);
+        uint256 overdueFrom = uint256(p.dueDate) + GRACE_PERIOD;
+        if (block.timestamp <= overdueFrom) revert PayableNotOverdueYet(payableId, overdueFrom);
+        p.status = PayableStatus.Overdue;
+        address obligor = p.obligor;
+        emit PayableOverdue(payableId, obligor, p.faceValue - p.settledValue);
+
+        // Three overdue payables within OVERDUE_WINDOW: the one before the last is recent enough.
+        ObligorAccount storage account = _obligors[obligor];
+        uint64 nowTs = uint64(block.timestamp);
+        bool third = account.previousOverdueAt != 0 && account.previousOverdueAt + OVERDUE_WINDOW >= nowTs;
+        account.previousOverdueAt = account.lastOverdueAt;
+        account.lastOverdueAt = nowTs;
+        if (third) MEMBERS.suspendForOverdue(obligor);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function setProgramLimit(address obligor, uint128 programLimit) external onlyRole(Roles.OPERATOR) {
+        if (!IAccessControl(address(MEMBERS)).hasRole(Roles.CORE_ENTERPRISE, obligor)) {
+            revert IMemberRegistry.MemberRoleMissing(obligor, Roles.CORE_ENTERPRISE);
+        }
+        _obligors[obligor].programLimit = programLimit;
+        emit ProgramLimitSet(obligor, programLimit);
+    }
+
+    // ================================================================== claim pieces
+
+    /// @inheritdoc IClaimLedger
+    function split(uint256 fromId, address to, uint256 value, bytes32 invoiceId) public returns (uint256 claimId) {
+        return _split(fromId, to, value, invoiceId);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function transferClaim(uint256 claimId, address to, bytes32 invoiceId) public {
+        _transferWhole(claimId, msg.sender, to, invoiceId);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function freezeClaim(uint256 claimId, bytes32 reasonHash) external onlyRole(Roles.OPERATOR) {
+        Claim storage c = _claimOf(claimId);
+        uint8 f = c.flags;
+        if (f & (_SETTLED | _CANCELLED) != 0) revert ClaimNotLive(claimId, _status(c));
+        if (f & _FROZEN != 0) revert ClaimIsFrozen(claimId);
+        c.flags = f | _FROZEN;
+        emit ClaimFrozen(claimId, reasonHash);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function unfreezeClaim(uint256 claimId) external onlyRole(Roles.OPERATOR) {
+        Claim storage c = _claimOf(claimId);
+        if (c.flags & _FROZEN == 0) revert ClaimNotFrozen(claimId);
+        c.flags &= ~_FROZEN;
+        emit ClaimUnfrozen(claimId);
+    }
+
+    // ================================================================== settlement
+
+    /// @inheritdoc IClaimLedger
+    function settleClaim(uint256 claimId, bytes32 paymentRef) external {
+        MEMBERS.requireNotPaused();
+        _settle(claimId, paymentRef);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function settleClaims(uint256[] calldata claimIds, bytes32[] calldata paymentRefs) external {
+        MEMBERS.requireNotPaused();
+        uint256 n = claimIds.length;
+        if (n == 0 || n > MAX_SETTLEMENT_BATCH || paymentRefs.length != n) {
+            revert SettlementBatchInvalid(n, MAX_SETTLEMENT_BATCH);
+        }
+        for (uint256 i; i < n; ++i) {
+            _settle(claimIds[i], paymentRefs[i]);
+        }
+    }
+
+    // ================================================================== financing hooks
+
+    /// @inheritdoc IClaimLedger
+    function bindFinancingDesk(address desk) external onlyRole(0x00) {
+        if (_financingDesk != address(0)) revert LedgerAlreadyBound();
+        if (desk == address(0)) revert LedgerConfigInvalid();
+        _financingDesk = desk;
+        emit FinancingDeskBound(desk);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function lockForFinancing(uint256 claimId, address applicant, uint128 amount)
+        external
+        onlyFinancingDesk
+        returns (address obligor, uint64 dueDate)
+    {
+        Claim storage c = _claimOf(claimId);
+        if (c.holder != applicant) revert ClaimNotHolder(claimId, applicant);
+        Payable storage p = _payables[c.payableId];
+        _requireMovable(claimId, c, p.dueDate);
+        if (amount == 0) revert ClaimAmountInvalid(amount);
+        uint256 available = c.value - c.locked;
+        if (amount > available) revert ClaimAmountExceedsAvailable(claimId, amount, available);
+        c.locked += amount;
+        return (p.obligor, p.dueDate);
+    }
+
+    /// @inheritdoc IClaimLedger
+    function unlockFromFinancing(uint256 claimId, uint128 amount) external onlyFinancingDesk {
+        _claims[claimId].locked -= amount;
+    }
+
+    /// @inheritdoc IClaimLedger
+    function financeLocked(uint256 claimId, uint128 amount, address financier)
+        external
+        onlyFinancingDesk
+        returns (uint256 financedClaimId)
+    {
+        Claim storage c = _claimOf(claimId);
+        Payable storage p = _payables[c.payableId];
+        _requireMovable(claimId, c, p.dueDate);
+        c.locked -= amount;
+        address holder = c.holder;
+        if (c.flags & _FINANCED != 0) _releaseExposure(holder, p.obligor, claimId, amount);
+        if (amount == c.value) {
+            c.holder = financier;
+            c.flags |= _FINANCED;
+            --_pieceCounts[holder];
+            ++_pieceCounts[financier];
+            emit ClaimTransferred(claimId, holder, financier, bytes32(0));
+            emit Transfer(holder, financier, claimId);
+            return claimId;
+        }
+        financedClaimId = _mintSplit(c, claimId, holder, financier, amount, _FINANCED, bytes32(0));
+    }
+
+    // ================================================================== ERC-3525 / ERC-721
+
+    /// @inheritdoc IERC3525
+    function transferFrom(uint256 fromTokenId, address to, uint256 value) external returns (uint256) {
+        return _split(fromTokenId, to, value, bytes32(0));
+    }
+
+    /// @inheritdoc IERC3525
+    /// @dev Merging value into another piece would give it two parents and break lineage.
+    function transferFrom(uint256, uint256, uint256) external pure {
+        revert ClaimMergeUnsupported();
+    }
+
+    /// @inheritdoc IERC721
+    function transferFrom(address from, address to, uint256 tokenId) external {
+        _transferWhole(tokenId, from, to, bytes32(0));
+    }
+
+    /// @inheritdoc IERC721
+    function safeTransferFrom(address from, address to, uint256 tokenId) external {
+        _transferWhole(tokenId, from, to, bytes32(0));
+        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, "");
+    }
+
+    /// @inheritdoc IERC721
+    function safeTransferFrom(address from, address to, uint256 tokenId, bytes calldata data) external {
+        _transferWhole(tokenId, from, to, bytes32(0));
+        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, data);
+    }
+
+    /// @inheritdoc IERC3525
+    /// @dev Only the holder moves a piece (I-6): allowances are disabled.
+    function approve(uint256, address, uint256) external pure {
+        revert ClaimApprovalsDisabled();
+    }
+
+    /// @inheritdoc IERC721
+    function approve(address, uint256) external pure {
+        revert ClaimApprovalsDisabled();
+    }
+
+    /// @inheritdoc IERC721
+    function setApprovalForAll(address, bool) external pure {
+        revert ClaimApprovalsDisabled();
+    }
+
+    /// @inheritdoc IERC3525
+    function allowance(uint256, address) external pure returns (uint256) {
+        return 0;
+    }
+
+    /// @inheritdoc IERC721
+    function getApproved(uint256 tokenId) external view returns (address) {
+        _liveToken(tokenId);
+        return address(0);
+    }
+
+    /// @inheritdoc IERC721
+    function isApprovedForAll(address, address) external pure returns (bool) {
+        return false;
+    }
+
+    /// @inheritdoc IERC3525
+    function valueDecimals() external pure returns (uint8) {
+        return 2;
+    }
+
+    /// @inheritdoc IERC3525
+    function balanceOf(uint256 tokenId) external view returns (uint256) {
+        return _liveToken(tokenId).value;
+    }
+
+    /// @inheritdoc IERC721
+    function balanceOf(address owner) external view returns (uint256) {
+        if (owner == address(0)) revert ClaimOwnerZero();
+        return _pieceCounts[owner];
+    }
+
+    /// @inheritdoc IERC721
+    function ownerOf(uint256 tokenId) external view returns (address) {
+        return _liveToken(tokenId).holder;
+    }
+
+    /// @inheritdoc IERC3525
+    function slotOf(uint256 tokenId) external view returns (uint256) {
+        return _liveToken(tokenId).payableId;
+    }
+
+    /// @inheritdoc IERC165
+    function supportsInterface(bytes4 interfaceId) public view override(ERC165, IERC165) returns (bool) {
+        return interfaceId == type(IERC3525).interfaceId || interfaceId == type(IERC721).interfaceId
+            || super.supportsInterface(interfaceId);
+    }
+
+    // ================================================================== views
+
+    /// @inheritdoc IClaimLedger
+    function getPayable(uint256 payableId) external view returns (Payable memory) {
+        return _payables[payableId];
+    }
+
+    /// @inheritdoc IClaimLedger
+    function payableInvoices(uint256 payableId) external view returns (bytes32[] memory) {
+        return _payableInvoices[payableId];
+    }
+
+    /// @inheritdoc IClaimLedger
+    function claim(uint256 claimId) external view returns (ClaimView memory v) {
+        Claim storage c = _claims[claimId];
+        if (c.holder == address(0)) return v;
+        v = ClaimView({
+            id: claimId,
+            payableId: c.payableId,
+            parentId: c.parentId,
+            depth: c.depth,
+            holder: c.holder,
+            value: c.value,
+            locked: c.locked,
+            status: _status(c),
+            frozen: c.flags & _FROZEN != 0,
+            financed: c.flags & _FINANCED != 0,
+            dueDate: _payables[c.payableId].dueDate
+        });
+    }
+
+    /// @inheritdoc IClaimLedger
+    function obligorAccount(address obligor) external view returns (ObligorAccount memory) {
+        return _obligors[obligor];
+    }
+
+    /// @inheritdoc IClaimLedger
+    function payableCount() external view returns (uint256) {
+        return _payableCount;
+    }
+
+    /// @inheritdoc IClaimLedger
+    function claimCount() external view returns (uint256) {
+        return _claimCount;
+    }
+
+    /// @notice The bound financing desk (zero until wired at deployment).
+    function financingDesk() external view returns (address) {
+        return _financingDesk;
+    }
+
+    // ================================================================== internals
+
+    function _checkIssue(address supplier, uint128 faceValue, uint64 dueDate, uint256 invoiceCount, address clearingAgent)
+        private
+        view
+    {
+        MEMBERS.requireActive(msg.sender, Roles.CORE_ENTERPRISE);
+        if (supplier == msg.sender) revert PayableSupplierInvalid(supplier);
+        MEMBERS.requireActive(supplier, Roles.SUPPLIER);
+        if (clearingAgent != address(0)) MEMBERS.requireActive(clearingAgent, Roles.CLEARING_AGENT);
+        if (faceValue == 0) revert PayableFaceValueInvalid(faceValue);
+        uint64 latest = uint64(block.timestamp) + TERM_CAP;
+        if (dueDate <= block.timestamp || dueDate > latest) revert PayableDueDateInvalid(dueDate, latest);
+        if (invoiceCount == 0 || invoiceCount > MAX_INVOICES_PER_PAYABLE) {
+            revert PayableInvoiceCountInvalid(invoiceCount);
+        }
+    }
+
+    /// @dev Books the face value against the program limit and mints the root piece.
+    function _recordPayable(address supplier, uint128 faceValue, uint64 dueDate, address clearingAgent)
+        private
+        returns (uint256 payableId, uint256 rootClaimId)
+    {
+        ObligorAccount storage account = _obligors[msg.sender];
+        uint256 outstanding = uint256(account.outstanding) + faceValue;
+        if (outstanding > account.programLimit) {
+            revert PayableLimitExceeded(msg.sender, outstanding, account.programLimit);
+        }
+        account.outstanding = uint128(outstanding);
+        payableId = ++_payableCount;
+        rootClaimId = ++_claimCount;
+        _payables[payableId] = Payable({
+            obligor: msg.sender,
+            dueDate: dueDate,
+            status: PayableStatus.Issued,
+            supplier: supplier,
+            issuedAt: uint64(block.timestamp),
+            clearingAgent: clearingAgent,
+            rootClaimId: uint40(rootClaimId),
+            faceValue: faceValue,
+            settledValue: 0
+        });
+        _claims[rootClaimId] = Claim({
+            holder: supplier,
+            payableId: uint32(payableId),
+            parentId: 0,
+            depth: 0,
+            flags: 0,
+            value: faceValue,
+            locked: 0
+        });
+        ++_pieceCounts[supplier];
+    }
+
+    function _split(uint256 fromId, address to, uint256 value, bytes32 invoiceId) private returns (uint256 claimId) {
+        Claim storage c = _claimOf(fromId);
+        address holder = c.holder;
+        if (holder != msg.sender) revert ClaimNotHolder(fromId, msg.sender);
+        Payable storage p = _payables[c.payableId];
+        _requireMovable(fromId, c, p.dueDate);
+        if (to == holder || to == address(0)) revert ClaimRecipientInvalid(to);
+        MEMBERS.requireTransfer(holder, to);
+        if (value == 0) revert ClaimAmountInvalid(value);
+        uint256 available = c.value - c.locked;
+        if (value > available) revert ClaimAmountExceedsAvailable(fromId, value, available);
+        if (value == c.value) revert ClaimAmountInvalid(value); // a whole piece moves by transferClaim
+        if (c.flags & _FINANCED != 0) _releaseExposure(holder, p.obligor, fromId, uint128(value));
+        claimId = _mintSplit(c, fromId, holder, to, uint128(value), 0, invoiceId);
+    }
+
+    /// @dev Emits from the stored payable (warm reads) to keep the issuing frame's stack small.
+    function _emitIssued(uint256 payableId, bytes32[] calldata invoiceIds) private {
+        Payable storage p = _payables[payableId];
+        uint256 rootClaimId = p.rootClaimId;
+        emit PayableIssued(
+            payableId,
+            p.obligor,
+            p.supplier,
+            rootClaimId,
+            p.faceValue,
+            p.dueDate,
+            p.clearingAgent,
+            invoiceIds,
+            p.dueDate - block.timestamp > LONG_TERM_THRESHOLD
+        );
+        emit Transfer(address(0), p.supplier, rootClaimId);
+        emit SlotChanged(rootClaimId, 0, payableId);
+        emit TransferValue(0, rootClaimId, p.faceValue);
+    }
+
+    /// @dev Creates the child piece and emits; the caller has checked holder, status and amount.
+    function _mintSplit(
+        Claim storage parent,
+        uint256 parentId,
+        address from,
+        address to,
+        uint128 value,
+        uint8 flags,
+        bytes32 invoiceId
+    ) private returns (uint256 claimId) {
+        uint16 depth = parent.depth;
+        if (depth == type(uint16).max) revert ClaimDepthExceeded(parentId);
+        ++depth;
+        uint32 payableId = parent.payableId;
+        claimId = ++_claimCount;
+        parent.value -= value;
+        _claims[claimId] = Claim({
+            holder: to,
+            payableId: payableId,
+            parentId: uint40(parentId),
+            depth: depth,
+            flags: flags,
+            value: value,
+            locked: 0
+        });
+        ++_pieceCounts[to];
+        _useTradeInvoice(invoiceId, to, from, value, claimId, flags == 0);
+        emit ClaimSplit(parentId, claimId, payableId, from, to, value, depth, invoiceId);
+        emit Transfer(address(0), to, claimId);
+        emit SlotChanged(claimId, 0, payableId);
+        emit TransferValue(parentId, claimId, value);
+    }
+
+    function _transferWhole(uint256 claimId, address from, address to, bytes32 invoiceId) private {
+        Claim storage c = _claimOf(claimId);
+        address holder = c.holder;
+        if (holder != msg.sender || from != holder) revert ClaimNotHolder(claimId, msg.sender);
+        Payable storage p = _payables[c.payableId];
+        _requireMovable(claimId, c, p.dueDate);
+        if (to == holder || to == address(0)) revert ClaimRecipientInvalid(to);
+        MEMBERS.requireTransfer(holder, to);
+        if (c.locked != 0) revert ClaimValueLocked(claimId, c.locked);
+        uint8 f = c.flags;
+        if (f & _FINANCED != 0) {
+            c.flags = f & ~_FINANCED;
+            _releaseExposure(holder, p.obligor, claimId, c.value);
+        }
+        c.holder = to;
+        --_pieceCounts[holder];
+        ++_pieceCounts[to];
+        _useTradeInvoice(invoiceId, to, holder, c.value, claimId, true);
+        emit ClaimTransferred(claimId, holder, to, invoiceId);
+        emit Transfer(holder, to, claimId);
+    }
+
+    /// @dev A trade transfer may (or, by deployment, must) cite an invoice from the recipient to
+    /// the holder covering the value; financing moves are sales to a financier and cite none.
+    function _useTradeInvoice(bytes32 invoiceId, address seller, address buyer, uint256 value, uint256 claimId, bool trade)
+        private
+    {
+        if (invoiceId != bytes32(0)) {
+            INVOICES.useForTransfer(invoiceId, seller, buyer, value, claimId);
+        } else if (trade && TRADE_INVOICE_REQUIRED) {
+            revert ClaimTradeInvoiceRequired();
+        }
+    }
+
+    function _settle(uint256 claimId, bytes32 paymentRef) private {
+        if (paymentRef == bytes32(0)) revert SettlementReferenceInvalid();
+        Claim storage c = _claimOf(claimId);
+        uint8 f = c.flags;
+        if (f & (_SETTLED | _CANCELLED) != 0) revert ClaimNotLive(claimId, _status(c));
+        if (f & _FROZEN != 0) revert ClaimIsFrozen(claimId);
+        uint256 payableId = c.payableId;
+        Payable storage p = _payables[payableId];
+        if (msg.sender != p.obligor && msg.sender != p.clearingAgent) revert PayableNotSettler(payableId, msg.sender);
+        if (block.timestamp < p.dueDate) revert PayableNotDue(payableId, p.dueDate);
+        c.flags = f | _SETTLED;
+        uint128 value = c.value;
+        address holder = c.holder;
+        uint128 settled = p.settledValue + value;
+        p.settledValue = settled;
+        _obligors[p.obligor].outstanding -= value;
+        if (f & _FINANCED != 0) _releaseExposure(holder, p.obligor, claimId, value);
+        emit ClaimSettled(claimId, payableId, holder, value, paymentRef);
+        if (settled == p.faceValue) {
+            p.status = PayableStatus.Settled;
+            emit PayableSettled(payableId);
+        }
+    }
+
+    function _releaseExposure(address financier, address obligor, uint256 claimId, uint128 value) private {
+        IFinancingDesk(_financingDesk).releaseExposure(financier, obligor, claimId, value);
+    }
+
+    /// @dev Live, not frozen and before the due date (I-7).
+    function _requireMovable(uint256 claimId, Claim storage c, uint64 dueDate) private view {
+        uint8 f = c.flags;
+        if (f & (_SETTLED | _CANCELLED) != 0) revert ClaimNotLive(claimId, _status(c));
+        if (f & _FROZEN != 0) revert ClaimIsFrozen(claimId);
+        if (block.timestamp >= dueDate) revert ClaimPastDueDate(claimId, dueDate);
+    }
+
+    function _claimOf(uint256 claimId) private view returns (Claim storage c) {
+        c = _claims[claimId];
+        if (c.holder == address(0)) revert ClaimNotFound(claimId);
+    }
+
+    /// @dev A minted, not cancelled piece (ERC-721 reads revert for others).
+    function _liveToken(uint256 tokenId) private view returns (Claim storage c) {
+        c = _claims[tokenId];
+        if (c.holder == address(0) || c.flags & _CANCELLED != 0) revert ClaimNotFound(tokenId);
+    }
+
+    function _payableOf(uint256 payableId) private view returns (Payable storage p) {
+        p = _payables[payableId];
+        if (p.status == PayableStatus.None) revert PayableNotFound(payableId);
+    }
+
+    function _status(Claim storage c) private view returns (ClaimStatus) {
+        uint8 f = c.flags;
+        if (f & _CANCELLED != 0) return ClaimStatus.Cancelled;
+        if (f & _SETTLED != 0) return ClaimStatus.Settled;
+        if (f & _FROZEN != 0) return ClaimStatus.Frozen;
+        if (f & _FINANCED != 0) return ClaimStatus.Financed;
+        if (c.locked != 0) return ClaimStatus.Locked;
+        return ClaimStatus.Active;
+    }
+}

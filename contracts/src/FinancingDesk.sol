@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity 0.8.30;
+
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {IClaimLedger} from "./interfaces/IClaimLedger.sol";
+import {IFinancingDesk} from "./interfaces/IFinancingDesk.sol";
+import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
+import {Roles} from "./Roles.sol";
+
+/// @title FinancingDesk
+/// @notice Financing applications, their approval terms and each financier's exposure per
+/// obligor. The claim ledger moves and locks the value; this contract decides when.
+contract FinancingDesk is IFinancingDesk {
+    IMemberRegistry public immutable MEMBERS;
+    IClaimLedger public immutable LEDGER;
+    /// @notice Whether approval requires the national registry's registration number.
+    bool public immutable REGISTRATION_REQUIRED;
+
+    /// @dev 360-day year, rate in basis points: discount = ceil(amount × bps × days / 3 600 000).
+    uint256 private constant _DISCOUNT_DENOMINATOR = 360 * 10_000;
+
+    uint40 private _financingCount;
+    mapping(uint256 financingId => Financing) private _financings;
+
+    struct Exposure {
+        uint128 outstanding;
+        uint128 limit;
+    }
+
+    mapping(address financier => mapping(address obligor => Exposure)) private _exposures;
+    /// @dev The obligor behind each application's piece, captured at apply time.
+    mapping(uint256 financingId => address obligor) private _obligorOf;
+
+    constructor(IMemberRegistry members, IClaimLedger ledger, bool registrationRequired) {
+        MEMBERS = members;
+        LEDGER = ledger;
+        REGISTRATION_REQUIRED = registrationRequired;
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function applyForFinancing(uint256 claimId, address financier, uint128 amount, uint64 expiresAt)
+        external
+        returns (uint256 financingId)
+    {
+        if (financier == msg.sender) revert FinancingFinancierInvalid(financier);
+        MEMBERS.requireTransfer(msg.sender, financier);
+        MEMBERS.requireActive(financier, Roles.FINANCIER);
+        if (amount == 0) revert FinancingAmountInvalid(amount);
+        (address obligor, uint64 dueDate) = LEDGER.lockForFinancing(claimId, msg.sender, amount);
+        if (expiresAt <= block.timestamp || expiresAt >= dueDate) revert FinancingExpiryInvalid(expiresAt, dueDate);
+        financingId = ++_financingCount;
+        Financing storage f = _financings[financingId];
+        f.claimId = uint40(claimId);
+        f.applicant = msg.sender;
+        f.status = FinancingStatus.Applied;
+        f.expiresAt = uint32(expiresAt);
+        f.financier = financier;
+        f.amount = amount;
+        _obligorOf[financingId] = obligor;
+        emit FinancingApplied(financingId, claimId, msg.sender, financier, amount, expiresAt);
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function approveFinancing(uint256 financingId, Terms calldata terms) external returns (uint256 financedClaimId) {
+        Financing storage f = _pending(financingId);
+        if (msg.sender != f.financier) revert FinancingNotFinancier(financingId, msg.sender);
+        MEMBERS.requireActive(msg.sender, Roles.FINANCIER);
+        if (block.timestamp >= f.expiresAt) revert FinancingHasExpired(financingId, f.expiresAt);
+        uint128 amount = f.amount;
+        _checkTerms(financingId, f.claimId, amount, terms);
+        _bookExposure(msg.sender, _obligorOf[financingId], amount);
+
+        f.status = FinancingStatus.Approved;
+        f.recourse = terms.recourse;
+        f.annualRateBps = terms.annualRateBps;
+        f.advance = terms.advance;
+        f.discount = terms.discount;
+        f.fees = terms.fees;
+        f.registrationNo = terms.registrationNo;
+        f.disbursementRef = terms.disbursementRef;
+        financedClaimId = LEDGER.financeLocked(f.claimId, amount, msg.sender);
+        f.financedClaimId = uint40(financedClaimId);
+        _emitApproved(financingId, f);
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function rejectFinancing(uint256 financingId, bytes32 reasonHash) external {
+        MEMBERS.requireNotPaused();
+        Financing storage f = _pending(financingId);
+        if (msg.sender != f.financier) revert FinancingNotFinancier(financingId, msg.sender);
+        f.status = FinancingStatus.Rejected;
+        LEDGER.unlockFromFinancing(f.claimId, f.amount);
+        emit FinancingRejected(financingId, reasonHash);
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function withdrawFinancing(uint256 financingId) external {
+        MEMBERS.requireNotPaused();
+        Financing storage f = _pending(financingId);
+        if (msg.sender != f.applicant) revert FinancingNotApplicant(financingId, msg.sender);
+        f.status = FinancingStatus.Withdrawn;
+        LEDGER.unlockFromFinancing(f.claimId, f.amount);
+        emit FinancingWithdrawn(financingId);
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function expireFinancing(uint256 financingId) external {
+        MEMBERS.requireNotPaused();
+        Financing storage f = _pending(financingId);
+        if (block.timestamp < f.expiresAt) revert FinancingNotExpired(financingId, f.expiresAt);
+        f.status = FinancingStatus.Expired;
+        LEDGER.unlockFromFinancing(f.claimId, f.amount);
+        emit FinancingExpired(financingId);
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function setExposureLimit(address obligor, uint128 exposureLimit) external {
+        MEMBERS.requireActive(msg.sender, Roles.FINANCIER);
+        _exposures[msg.sender][obligor].limit = exposureLimit;
+        emit ExposureLimitSet(msg.sender, obligor, exposureLimit);
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function releaseExposure(address financier, address obligor, uint256 claimId, uint128 value) external {
+        if (msg.sender != address(LEDGER)) revert FinancingCallerNotLedger(msg.sender);
+        _exposures[financier][obligor].outstanding -= value;
+        emit ExposureReleased(financier, obligor, claimId, value);
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function financing(uint256 financingId) external view returns (Financing memory) {
+        return _financings[financingId];
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function exposure(address financier, address obligor) external view returns (uint128 outstanding, uint128 limit) {
+        Exposure storage e = _exposures[financier][obligor];
+        return (e.outstanding, e.limit);
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function financingCount() external view returns (uint256) {
+        return _financingCount;
+    }
+
+    /// @notice The discount the convention gives for `amount` at `annualRateBps` over `termDays`.
+    function discountFor(uint256 amount, uint256 annualRateBps, uint256 termDays) public pure returns (uint256) {
+        return Math.mulDiv(amount, annualRateBps * termDays, _DISCOUNT_DENOMINATOR, Math.Rounding.Ceil);
+    }
+
+    /// @dev Financing bounds (I-5), the registration number and the discount convention.
+    function _checkTerms(uint256 financingId, uint256 claimId, uint128 amount, Terms calldata terms) private view {
+        if (terms.advance == 0 || uint256(terms.advance) + terms.discount + terms.fees != amount) {
+            revert FinancingTermsInvalid(terms.advance, terms.discount, terms.fees, amount);
+        }
+        if (REGISTRATION_REQUIRED && terms.registrationNo == bytes32(0)) {
+            revert FinancingRegistrationRequired(financingId);
+        }
+        _checkDiscount(claimId, amount, terms);
+    }
+
+    function _bookExposure(address financier, address obligor, uint128 amount) private {
+        Exposure storage e = _exposures[financier][obligor];
+        uint256 exposureAfter = uint256(e.outstanding) + amount;
+        if (exposureAfter > e.limit) revert FinancingExposureExceeded(financier, obligor, exposureAfter, e.limit);
+        e.outstanding = uint128(exposureAfter);
+    }
+
+    function _emitApproved(uint256 financingId, Financing storage f) private {
+        emit FinancingApproved(
+            financingId,
+            f.financedClaimId,
+            f.financier,
+            f.advance,
+            f.discount,
+            f.fees,
+            f.annualRateBps,
+            f.recourse,
+            f.registrationNo,
+            f.disbursementRef
+        );
+    }
+
+    /// @dev termDays must be today's days to maturity (rounded up) or one less, which covers the
+    /// day boundary passing between pricing and mining; the discount must follow the convention.
+    function _checkDiscount(uint256 claimId, uint256 amount, Terms calldata terms) private view {
+        uint256 dueDate = LEDGER.claim(claimId).dueDate;
+        uint256 daysToMaturity = Math.ceilDiv(dueDate - block.timestamp, 1 days);
+        if (terms.termDays > daysToMaturity || uint256(terms.termDays) + 1 < daysToMaturity) {
+            revert FinancingTermDaysInvalid(terms.termDays, daysToMaturity);
+        }
+        uint256 expected = discountFor(amount, terms.annualRateBps, terms.termDays);
+        if (terms.discount != expected) revert FinancingDiscountInvalid(terms.discount, expected);
+    }
+
+    function _pending(uint256 financingId) private view returns (Financing storage f) {
+        f = _financings[financingId];
+        if (f.status == FinancingStatus.None) revert FinancingNotFound(financingId);
+        if (f.status != FinancingStatus.Applied) revert FinancingNotPending(financingId, f.status);
+    }
+}

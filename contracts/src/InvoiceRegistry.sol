@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity 0.8.30;
+
+import {IInvoiceRegistry} from "./interfaces/IInvoiceRegistry.sol";
+import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {Roles} from "./Roles.sol";
+
+/// @title InvoiceRegistry
+/// @notice Invoices as hashes: registered by the seller, confirmed by the buyer, used once to
+/// back a payable or a claim transfer, or voided. Fingerprints and document hashes are unique
+/// forever (I-3): once seen, never registered again, even after voiding.
+contract InvoiceRegistry is IInvoiceRegistry {
+    IMemberRegistry public immutable MEMBERS;
+
+    mapping(bytes32 invoiceId => Invoice) private _invoices;
+    mapping(bytes32 documentHash => bool) private _documentSeen;
+
+    modifier onlyLedger() {
+        if (!IAccessControl(address(MEMBERS)).hasRole(Roles.LEDGER, msg.sender)) {
+            revert InvoiceCallerNotLedger(msg.sender);
+        }
+        _;
+    }
+
+    constructor(IMemberRegistry members) {
+        MEMBERS = members;
+    }
+
+    /// @inheritdoc IInvoiceRegistry
+    function registerInvoice(
+        bytes32 invoiceId,
+        address buyer,
+        uint128 amount,
+        uint64 issueDate,
+        bytes32 documentHash
+    ) external {
+        MEMBERS.requireActive(msg.sender, Roles.SUPPLIER);
+        if (invoiceId == bytes32(0) || documentHash == bytes32(0)) revert InvoiceHashInvalid();
+        if (amount == 0) revert InvoiceAmountInvalid(amount);
+        if (issueDate == 0 || issueDate > block.timestamp) revert InvoiceIssueDateInvalid(issueDate);
+        if (buyer == msg.sender || MEMBERS.member(buyer).status == IMemberRegistry.MemberStatus.None) {
+            revert InvoiceBuyerInvalid(buyer);
+        }
+        if (_invoices[invoiceId].status != InvoiceStatus.None) revert InvoiceAlreadyRegistered(invoiceId);
+        if (_documentSeen[documentHash]) revert InvoiceDocumentAlreadyRegistered(documentHash);
+        _documentSeen[documentHash] = true;
+        _invoices[invoiceId] = Invoice({
+            seller: msg.sender,
+            issueDate: issueDate,
+            status: InvoiceStatus.Registered,
+            buyer: buyer,
+            amount: amount,
+            documentHash: documentHash
+        });
+        emit InvoiceRegistered(invoiceId, msg.sender, buyer, amount, issueDate, documentHash);
+    }
+
+    /// @inheritdoc IInvoiceRegistry
+    function confirmInvoice(bytes32 invoiceId) external {
+        MEMBERS.requireNotPaused();
+        Invoice storage inv = _existing(invoiceId);
+        if (msg.sender != inv.buyer) revert InvoiceNotBuyer(invoiceId, msg.sender);
+        if (!MEMBERS.isActive(msg.sender)) revert IMemberRegistry.MemberNotActive(msg.sender);
+        if (inv.status != InvoiceStatus.Registered) revert InvoiceStatusInvalid(invoiceId, inv.status);
+        inv.status = InvoiceStatus.Confirmed;
+        emit InvoiceConfirmed(invoiceId);
+    }
+
+    /// @inheritdoc IInvoiceRegistry
+    function voidInvoice(bytes32 invoiceId) external {
+        MEMBERS.requireNotPaused();
+        Invoice storage inv = _existing(invoiceId);
+        if (msg.sender != inv.seller && !IAccessControl(address(MEMBERS)).hasRole(Roles.OPERATOR, msg.sender)) {
+            revert InvoiceNotSeller(invoiceId, msg.sender);
+        }
+        InvoiceStatus s = inv.status;
+        if (s != InvoiceStatus.Registered && s != InvoiceStatus.Confirmed) revert InvoiceStatusInvalid(invoiceId, s);
+        inv.status = InvoiceStatus.Voided;
+        emit InvoiceVoided(invoiceId, msg.sender);
+    }
+
+    /// @inheritdoc IInvoiceRegistry
+    function useForPayable(bytes32[] calldata invoiceIds, address seller, address buyer, uint256 payableId)
+        external
+        onlyLedger
+        returns (uint256 total)
+    {
+        for (uint256 i; i < invoiceIds.length; ++i) {
+            bytes32 id = invoiceIds[i];
+            Invoice storage inv = _usable(id, seller, buyer);
+            inv.status = InvoiceStatus.Used;
+            total += inv.amount;
+            emit InvoiceUsed(id, payableId, 0);
+        }
+    }
+
+    /// @inheritdoc IInvoiceRegistry
+    function useForTransfer(bytes32 invoiceId, address seller, address buyer, uint256 value, uint256 claimId)
+        external
+        onlyLedger
+    {
+        Invoice storage inv = _usable(invoiceId, seller, buyer);
+        if (inv.amount < value) revert InvoiceAmountInsufficient(invoiceId, inv.amount, value);
+        inv.status = InvoiceStatus.Used;
+        emit InvoiceUsed(invoiceId, 0, claimId);
+    }
+
+    /// @inheritdoc IInvoiceRegistry
+    function releaseInvoices(bytes32[] calldata invoiceIds, uint256 payableId) external onlyLedger {
+        for (uint256 i; i < invoiceIds.length; ++i) {
+            Invoice storage inv = _invoices[invoiceIds[i]];
+            inv.status = InvoiceStatus.Confirmed;
+            emit InvoiceReleased(invoiceIds[i], payableId);
+        }
+    }
+
+    /// @inheritdoc IInvoiceRegistry
+    function invoice(bytes32 invoiceId) external view returns (Invoice memory) {
+        return _invoices[invoiceId];
+    }
+
+    function _existing(bytes32 invoiceId) private view returns (Invoice storage inv) {
+        inv = _invoices[invoiceId];
+        if (inv.status == InvoiceStatus.None) revert InvoiceNotFound(invoiceId);
+    }
+
+    function _usable(bytes32 invoiceId, address seller, address buyer) private view returns (Invoice storage inv) {
+        inv = _existing(invoiceId);
+        if (inv.status != InvoiceStatus.Confirmed) revert InvoiceStatusInvalid(invoiceId, inv.status);
+        if (inv.seller != seller || inv.buyer != buyer) revert InvoicePartiesMismatch(invoiceId, seller, buyer);
+    }
+}

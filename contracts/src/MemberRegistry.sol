@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity 0.8.30;
+
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
+import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
+import {Roles} from "./Roles.sol";
+
+/// @title MemberRegistry
+/// @notice Members, their roles and KYC, and the platform-wide pause. The default admin hands
+/// over in two steps with a delay (AccessControlDefaultAdminRules); operators administer the
+/// business roles.
+contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Pausable {
+    bytes32 public constant OPERATOR_ROLE = Roles.OPERATOR;
+    bytes32 public constant CORE_ENTERPRISE_ROLE = Roles.CORE_ENTERPRISE;
+    bytes32 public constant SUPPLIER_ROLE = Roles.SUPPLIER;
+    bytes32 public constant FINANCIER_ROLE = Roles.FINANCIER;
+    bytes32 public constant CLEARING_AGENT_ROLE = Roles.CLEARING_AGENT;
+    bytes32 public constant AUDITOR_ROLE = Roles.AUDITOR;
+    bytes32 public constant LEDGER_ROLE = Roles.LEDGER;
+    /// @notice Reason recorded when the ledger suspends an obligor for overdue payables.
+    bytes32 public constant OVERDUE_REASON = keccak256("OVERDUE_PAYABLES");
+
+    mapping(address account => Member) private _members;
+
+    /// @param adminDelay seconds a default-admin handover waits before it can be accepted
+    /// @param admin the first default admin (also made an operator)
+    constructor(uint48 adminDelay, address admin) AccessControlDefaultAdminRules(adminDelay, admin) {
+        _setRoleAdmin(Roles.CORE_ENTERPRISE, Roles.OPERATOR);
+        _setRoleAdmin(Roles.SUPPLIER, Roles.OPERATOR);
+        _setRoleAdmin(Roles.FINANCIER, Roles.OPERATOR);
+        _setRoleAdmin(Roles.CLEARING_AGENT, Roles.OPERATOR);
+        _setRoleAdmin(Roles.AUDITOR, Roles.OPERATOR);
+        _grantRole(Roles.OPERATOR, admin);
+    }
+
+    // ------------------------------------------------------------------ operator actions
+
+    /// @inheritdoc IMemberRegistry
+    function registerMember(address account, uint256 roles, uint64 kycExpiresAt)
+        external
+        onlyRole(Roles.OPERATOR)
+    {
+        if (account == address(0)) revert MemberAddressZero();
+        if (_members[account].status != MemberStatus.None) revert MemberAlreadyRegistered(account);
+        if (roles == 0 || roles & ~Roles.BUSINESS_MASK != 0) revert MemberRolesInvalid(roles);
+        if (kycExpiresAt <= block.timestamp) revert MemberKycExpiryInvalid(kycExpiresAt);
+        _members[account] = Member({status: MemberStatus.Active, kycExpiresAt: kycExpiresAt});
+        emit MemberRegistered(account, roles, kycExpiresAt);
+        if (roles & Roles.BIT_CORE_ENTERPRISE != 0) _grantRole(Roles.CORE_ENTERPRISE, account);
+        if (roles & Roles.BIT_SUPPLIER != 0) _grantRole(Roles.SUPPLIER, account);
+        if (roles & Roles.BIT_FINANCIER != 0) _grantRole(Roles.FINANCIER, account);
+        if (roles & Roles.BIT_CLEARING_AGENT != 0) _grantRole(Roles.CLEARING_AGENT, account);
+        if (roles & Roles.BIT_AUDITOR != 0) _grantRole(Roles.AUDITOR, account);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function renewKyc(address account, uint64 kycExpiresAt) external onlyRole(Roles.OPERATOR) {
+        Member storage m = _registered(account);
+        if (kycExpiresAt <= block.timestamp) revert MemberKycExpiryInvalid(kycExpiresAt);
+        m.kycExpiresAt = kycExpiresAt;
+        emit MemberKycRenewed(account, kycExpiresAt);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function suspendMember(address account, bytes32 reasonHash) external onlyRole(Roles.OPERATOR) {
+        Member storage m = _registered(account);
+        if (m.status != MemberStatus.Active) revert MemberStatusInvalid(account, m.status);
+        m.status = MemberStatus.Suspended;
+        emit MemberSuspended(account, reasonHash, false);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function reinstateMember(address account) external onlyRole(Roles.OPERATOR) {
+        Member storage m = _registered(account);
+        if (m.status != MemberStatus.Suspended) revert MemberStatusInvalid(account, m.status);
+        m.status = MemberStatus.Active;
+        emit MemberReinstated(account);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function suspendForOverdue(address account) external onlyRole(Roles.LEDGER) {
+        Member storage m = _members[account];
+        if (m.status != MemberStatus.Active) return; // already suspended: no transition
+        m.status = MemberStatus.Suspended;
+        emit MemberSuspended(account, OVERDUE_REASON, true);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function pause() external onlyRole(Roles.OPERATOR) {
+        _pause();
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function unpause() external onlyRole(Roles.OPERATOR) {
+        _unpause();
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IMemberRegistry
+    function member(address account) external view returns (Member memory) {
+        return _members[account];
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function rolesOf(address account) external view returns (uint256 roles) {
+        if (hasRole(Roles.OPERATOR, account)) roles |= Roles.BIT_OPERATOR;
+        if (hasRole(Roles.CORE_ENTERPRISE, account)) roles |= Roles.BIT_CORE_ENTERPRISE;
+        if (hasRole(Roles.SUPPLIER, account)) roles |= Roles.BIT_SUPPLIER;
+        if (hasRole(Roles.FINANCIER, account)) roles |= Roles.BIT_FINANCIER;
+        if (hasRole(Roles.CLEARING_AGENT, account)) roles |= Roles.BIT_CLEARING_AGENT;
+        if (hasRole(Roles.AUDITOR, account)) roles |= Roles.BIT_AUDITOR;
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function isActive(address account) external view returns (bool) {
+        Member memory m = _members[account];
+        return m.status == MemberStatus.Active && m.kycExpiresAt > block.timestamp;
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function requireActive(address account, bytes32 role) external view whenNotPaused {
+        _requireActive(account);
+        if (!hasRole(role, account)) revert MemberRoleMissing(account, role);
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function requireTransfer(address holder, address recipient) external view whenNotPaused {
+        _requireActive(holder);
+        _requireActive(recipient);
+        if (!hasRole(Roles.SUPPLIER, recipient) && !hasRole(Roles.FINANCIER, recipient)) {
+            revert MemberRoleMissing(recipient, Roles.SUPPLIER);
+        }
+    }
+
+    /// @inheritdoc IMemberRegistry
+    function requireNotPaused() external view whenNotPaused {}
+
+    /// @dev Both parents declare supportsInterface; AccessControl's answers for ours too.
+    function supportsInterface(bytes4 interfaceId)
+        public
+        view
+        override(AccessControlDefaultAdminRules)
+        returns (bool)
+    {
+        return interfaceId == type(IMemberRegistry).interfaceId || super.supportsInterface(interfaceId);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _registered(address account) private view returns (Member storage m) {
+        m = _members[account];
+        if (m.status == MemberStatus.None) revert MemberNotRegistered(account);
+    }
+
+    function _requireActive(address account) private view {
+        Member memory m = _members[account];
+        if (m.status == MemberStatus.None) revert MemberNotRegistered(account);
+        if (m.status != MemberStatus.Active) revert MemberNotActive(account);
+        if (m.kycExpiresAt <= block.timestamp) revert MemberKycExpired(account, m.kycExpiresAt);
+    }
+}

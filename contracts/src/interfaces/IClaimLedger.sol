@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity 0.8.30;
+
+import {IERC3525} from "./IERC3525.sol";
+
+/// @title Tierflow claim ledger: payables (ERC-3525 slots), claim pieces (tokens) and settlement
+/// @notice A payable is the obligor's confirmed debt to a supplier; issuing it mints the root
+/// claim piece. Splitting is the ERC-3525 value transfer `transferFrom(fromId, to, value)`,
+/// which records the new piece's parent and depth. At maturity the obligor or the payable's
+/// clearing agent records, piece by piece, that the holder was paid. Money never sits here.
+///
+/// Invariants kept by every function (SPEC §3): for each payable, live piece values plus
+/// settled value equal the face value (I-1); no piece has value 0; the obligor's outstanding
+/// face value stays within its program limit (I-2); nothing moves at or after the due date and
+/// settlement starts at the due date (I-7); Settled and Cancelled absorb (I-8).
+interface IClaimLedger is IERC3525 {
+    enum PayableStatus {
+        None,
+        Issued,
+        Overdue,
+        Settled,
+        Cancelled
+    }
+
+    /// @notice Frozen overrides Locked/Financed/Active while set.
+    enum ClaimStatus {
+        None,
+        Active,
+        Locked,
+        Financed,
+        Settled,
+        Frozen,
+        Cancelled
+    }
+
+    struct Payable {
+        address obligor;
+        uint64 dueDate;
+        PayableStatus status;
+        address supplier;
+        uint64 issuedAt;
+        address clearingAgent;
+        uint40 rootClaimId;
+        uint128 faceValue;
+        uint128 settledValue;
+    }
+
+    /// @notice One claim piece in its packed storage form (two slots).
+    struct Claim {
+        address holder;
+        uint32 payableId;
+        uint40 parentId;
+        uint16 depth;
+        uint8 flags;
+        uint128 value;
+        uint128 locked;
+    }
+
+    /// @notice A view of a claim piece with its derived status.
+    struct ClaimView {
+        uint256 id;
+        uint256 payableId;
+        uint256 parentId;
+        uint256 depth;
+        address holder;
+        uint256 value;
+        uint256 locked;
+        ClaimStatus status;
+        bool frozen;
+        bool financed;
+        uint64 dueDate;
+    }
+
+    struct ObligorAccount {
+        uint128 programLimit;
+        uint128 outstanding;
+        uint64 previousOverdueAt;
+        uint64 lastOverdueAt;
+    }
+
+    // ---- payables ----
+    error PayableNotFound(uint256 payableId);
+    error PayableStatusInvalid(uint256 payableId, PayableStatus status);
+    error PayableFaceValueInvalid(uint256 faceValue);
+    error PayableDueDateInvalid(uint64 dueDate, uint64 latestDueDate);
+    error PayableInvoiceCountInvalid(uint256 count);
+    error PayableInvoicesInsufficient(uint256 invoiceTotal, uint256 faceValue);
+    error PayableLimitExceeded(address obligor, uint256 outstanding, uint256 programLimit);
+    error PayableNotCancellable(uint256 payableId);
+    error PayableNotOverdueYet(uint256 payableId, uint256 overdueFrom);
+    error PayableClearingAgentInvalid(address clearingAgent);
+    error PayableSupplierInvalid(address supplier);
+    error PayableNotSettler(uint256 payableId, address caller);
+    error PayableNotDue(uint256 payableId, uint64 dueDate);
+    // ---- claims ----
+    error ClaimNotFound(uint256 claimId);
+    error ClaimNotHolder(uint256 claimId, address caller);
+    error ClaimIsFrozen(uint256 claimId);
+    error ClaimNotFrozen(uint256 claimId);
+    error ClaimNotLive(uint256 claimId, ClaimStatus status);
+    error ClaimPastDueDate(uint256 claimId, uint64 dueDate);
+    error ClaimAmountInvalid(uint256 amount);
+    error ClaimAmountExceedsAvailable(uint256 claimId, uint256 amount, uint256 available);
+    error ClaimValueLocked(uint256 claimId, uint256 locked);
+    error ClaimRecipientInvalid(address recipient);
+    error ClaimTradeInvoiceRequired();
+    error ClaimDepthExceeded(uint256 claimId);
+    error ClaimApprovalsDisabled();
+    error ClaimMergeUnsupported();
+    error ClaimOwnerZero();
+    // ---- settlement ----
+    error SettlementBatchInvalid(uint256 length, uint256 maxLength);
+    error SettlementReferenceInvalid();
+    // ---- wiring ----
+    error LedgerCallerUnauthorized(address caller);
+    error LedgerAlreadyBound();
+    error LedgerConfigInvalid();
+
+    event PayableIssued(
+        uint256 indexed payableId,
+        address indexed obligor,
+        address indexed supplier,
+        uint256 rootClaimId,
+        uint128 faceValue,
+        uint64 dueDate,
+        address clearingAgent,
+        bytes32[] invoiceIds,
+        bool longTerm
+    );
+    event PayableCancelled(uint256 indexed payableId, uint256 rootClaimId);
+    event PayableOverdue(uint256 indexed payableId, address indexed obligor, uint128 unsettledValue);
+    event PayableSettled(uint256 indexed payableId);
+    event ProgramLimitSet(address indexed obligor, uint128 programLimit);
+
+    /// @notice `value` split off `parentId` into the new piece `claimId` held by `to`.
+    event ClaimSplit(
+        uint256 indexed parentId,
+        uint256 indexed claimId,
+        uint256 indexed payableId,
+        address from,
+        address to,
+        uint128 value,
+        uint16 depth,
+        bytes32 invoiceId
+    );
+    /// @notice The whole piece `claimId` passed from `from` to `to`.
+    event ClaimTransferred(uint256 indexed claimId, address indexed from, address indexed to, bytes32 invoiceId);
+    event ClaimFrozen(uint256 indexed claimId, bytes32 reasonHash);
+    event ClaimUnfrozen(uint256 indexed claimId);
+    /// @notice The holder of `claimId` was paid `value`, evidenced by the bank `paymentRef` hash.
+    event ClaimSettled(
+        uint256 indexed claimId, uint256 indexed payableId, address indexed holder, uint128 value, bytes32 paymentRef
+    );
+    event FinancingDeskBound(address financingDesk);
+
+    /// @notice Issues a payable from the caller (obligor) to `supplier` and mints its root piece.
+    /// Requirements: not paused; caller an active core enterprise; supplier an active supplier
+    /// other than the caller; clearing agent zero or an active clearing agent; 0 < face; now <
+    /// dueDate ≤ now + TERM_CAP; 1..MAX_INVOICES confirmed invoices from supplier to caller
+    /// totalling ≥ face; outstanding + face ≤ program limit.
+    /// Emits {PayableIssued}, {InvoiceUsed} per invoice and the ERC-3525 mint events.
+    function issuePayable(
+        address supplier,
+        uint128 faceValue,
+        uint64 dueDate,
+        bytes32[] calldata invoiceIds,
+        address clearingAgent
+    ) external returns (uint256 payableId, uint256 rootClaimId);
+
+    /// @notice The supplier declines an untouched payable before its due date.
+    /// Requirements: not paused; caller holds the root piece, which is whole, unlocked and not
+    /// frozen. Releases the invoices and the limit. Emits {PayableCancelled}, {InvoiceReleased}.
+    function cancelPayable(uint256 payableId) external;
+
+    /// @notice Anyone marks a payable Overdue once due date + grace has passed with value unpaid;
+    /// a third overdue payable of the obligor within OVERDUE_WINDOW suspends it.
+    /// Emits {PayableOverdue} (and {MemberSuspended} on suspension).
+    function markOverdue(uint256 payableId) external;
+
+    /// @notice Sets the obligor's program limit. Requirements: operator; obligor a core
+    /// enterprise. Emits {ProgramLimitSet}.
+    function setProgramLimit(address obligor, uint128 programLimit) external;
+
+    /// @notice Splits `value` off piece `fromId` to `to`, citing the trade-background invoice
+    /// `invoiceId` (zero for none, unless the deployment requires one).
+    /// Requirements: not paused; caller the active holder; `to` an active supplier or
+    /// financier other than the caller; 0 < value < unlocked value; before the due date; not
+    /// frozen. Emits {ClaimSplit} (and ERC-3525 events).
+    function split(uint256 fromId, address to, uint256 value, bytes32 invoiceId) external returns (uint256 claimId);
+
+    /// @notice Transfers the whole piece `claimId` to `to`; same requirements as {split} and the
+    /// piece must hold no locked value. Emits {ClaimTransferred} (and ERC-721 Transfer).
+    function transferClaim(uint256 claimId, address to, bytes32 invoiceId) external;
+
+    /// @notice Court order: freezes a live piece. Requirements: operator. Emits {ClaimFrozen}.
+    function freezeClaim(uint256 claimId, bytes32 reasonHash) external;
+
+    /// @notice Lifts a freeze. Requirements: operator. Emits {ClaimUnfrozen}.
+    function unfreezeClaim(uint256 claimId) external;
+
+    /// @notice Records that the holder of `claimId` was paid. Requirements: not paused; caller
+    /// the obligor or the payable's clearing agent; now ≥ due date; piece live and not frozen;
+    /// `paymentRef` non-zero. Emits {ClaimSettled} (and {PayableSettled} on the last piece).
+    function settleClaim(uint256 claimId, bytes32 paymentRef) external;
+
+    /// @notice {settleClaim} for up to MAX_SETTLEMENT_BATCH pieces, all or nothing.
+    function settleClaims(uint256[] calldata claimIds, bytes32[] calldata paymentRefs) external;
+
+    // ---- hooks for the financing desk ----
+    /// @notice Locks `amount` of the piece for a financing application by its holder `applicant`.
+    function lockForFinancing(uint256 claimId, address applicant, uint128 amount)
+        external
+        returns (address obligor, uint64 dueDate);
+    /// @notice Unlocks `amount` after a rejection, withdrawal or expiry.
+    function unlockFromFinancing(uint256 claimId, uint128 amount) external;
+    /// @notice Moves the locked `amount` to `financier` (split, or whole transfer when it is all
+    /// of the piece) and marks the received piece Financed. Returns the financed piece id.
+    function financeLocked(uint256 claimId, uint128 amount, address financier) external returns (uint256);
+    /// @notice One-time wiring of the financing desk. Requirements: default admin.
+    function bindFinancingDesk(address desk) external;
+
+    // ---- views ----
+    function getPayable(uint256 payableId) external view returns (Payable memory);
+    function payableInvoices(uint256 payableId) external view returns (bytes32[] memory);
+    function claim(uint256 claimId) external view returns (ClaimView memory);
+    function obligorAccount(address obligor) external view returns (ObligorAccount memory);
+    function payableCount() external view returns (uint256);
+    function claimCount() external view returns (uint256);
+}

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity 0.8.30;
+
+/// @title Tierflow financing desk: a holder sells part of a claim piece to a financier
+/// @notice Applying locks the value at once, so no second application or transfer can use it.
+/// Approving moves exactly the financed value to the financier in the same transaction. Each
+/// financier caps its outstanding financed value per obligor with an exposure limit.
+/// Discount convention: ceil(amount × annualRateBps × termDays / (360 × 10 000)), that is
+/// `face × annual rate × days / 360` rounded in the financier's favour by less than one unit.
+interface IFinancingDesk {
+    enum FinancingStatus {
+        None,
+        Applied,
+        Approved,
+        Rejected,
+        Withdrawn,
+        Expired
+    }
+
+    struct Financing {
+        uint40 claimId;
+        address applicant;
+        FinancingStatus status;
+        bool recourse;
+        uint32 expiresAt;
+        address financier;
+        uint32 annualRateBps;
+        uint40 financedClaimId;
+        uint128 amount;
+        uint128 advance;
+        uint128 discount;
+        uint128 fees;
+        bytes32 registrationNo;
+        bytes32 disbursementRef;
+    }
+
+    /// @notice Approval terms set by the financier.
+    struct Terms {
+        uint128 advance;
+        uint128 discount;
+        uint128 fees;
+        uint32 annualRateBps;
+        uint16 termDays;
+        bool recourse;
+        bytes32 registrationNo;
+        bytes32 disbursementRef;
+    }
+
+    error FinancingNotFound(uint256 financingId);
+    error FinancingNotPending(uint256 financingId, FinancingStatus status);
+    error FinancingNotFinancier(uint256 financingId, address caller);
+    error FinancingNotApplicant(uint256 financingId, address caller);
+    error FinancingAmountInvalid(uint256 amount);
+    error FinancingExpiryInvalid(uint64 expiresAt, uint64 dueDate);
+    error FinancingHasExpired(uint256 financingId, uint64 expiresAt);
+    error FinancingNotExpired(uint256 financingId, uint64 expiresAt);
+    error FinancingFinancierInvalid(address financier);
+    error FinancingTermsInvalid(uint256 advance, uint256 discount, uint256 fees, uint256 amount);
+    error FinancingTermDaysInvalid(uint256 termDays, uint256 daysToMaturity);
+    error FinancingDiscountInvalid(uint256 discount, uint256 expected);
+    error FinancingRegistrationRequired(uint256 financingId);
+    error FinancingExposureExceeded(address financier, address obligor, uint256 exposure, uint256 limit);
+    error FinancingCallerNotLedger(address caller);
+
+    event FinancingApplied(
+        uint256 indexed financingId,
+        uint256 indexed claimId,
+        address indexed applicant,
+        address financier,
+        uint128 amount,
+        uint64 expiresAt
+    );
+    event FinancingApproved(
+        uint256 indexed financingId,
+        uint256 indexed financedClaimId,
+        address indexed financier,
+        uint128 advance,
+        uint128 discount,
+        uint128 fees,
+        uint32 annualRateBps,
+        bool recourse,
+        bytes32 registrationNo,
+        bytes32 disbursementRef
+    );
+    event FinancingRejected(uint256 indexed financingId, bytes32 reasonHash);
+    event FinancingWithdrawn(uint256 indexed financingId);
+    event FinancingExpired(uint256 indexed financingId);
+    event ExposureLimitSet(address indexed financier, address indexed obligor, uint128 exposureLimit);
+    /// @notice A financed piece was settled or passed on: its value no longer counts as exposure.
+    event ExposureReleased(address indexed financier, address indexed obligor, uint256 indexed claimId, uint128 value);
+
+    /// @notice The caller applies to `financier` for `amount` of its piece `claimId`.
+    /// Requirements: not paused; caller the active holder; financier an active financier other
+    /// than the caller; 0 < amount ≤ unlocked value; now < expiresAt < due date; piece not frozen.
+    /// Emits {FinancingApplied}.
+    function applyForFinancing(uint256 claimId, address financier, uint128 amount, uint64 expiresAt)
+        external
+        returns (uint256 financingId);
+
+    /// @notice The named financier approves: the locked amount moves to it in this transaction.
+    /// Requirements: not paused; caller the application's active financier; status Applied and
+    /// not expired; 0 < advance; advance + discount + fees = amount; termDays is the days to
+    /// maturity (ceil) or one less; discount per the convention above; registration number set
+    /// when the deployment requires it; exposure + amount ≤ the financier's limit for the obligor.
+    /// Emits {FinancingApproved} (and the claim's {ClaimSplit} or {ClaimTransferred}).
+    function approveFinancing(uint256 financingId, Terms calldata terms) external returns (uint256 financedClaimId);
+
+    /// @notice The financier declines. Emits {FinancingRejected}.
+    function rejectFinancing(uint256 financingId, bytes32 reasonHash) external;
+
+    /// @notice The applicant withdraws. Emits {FinancingWithdrawn}.
+    function withdrawFinancing(uint256 financingId) external;
+
+    /// @notice Anyone expires an application once `expiresAt` has passed. Emits {FinancingExpired}.
+    function expireFinancing(uint256 financingId) external;
+
+    /// @notice The caller (a financier) caps its outstanding financed value for `obligor`.
+    /// Emits {ExposureLimitSet}.
+    function setExposureLimit(address obligor, uint128 exposureLimit) external;
+
+    /// @notice Hook from the claim ledger when a financed piece is settled or passed on.
+    function releaseExposure(address financier, address obligor, uint256 claimId, uint128 value) external;
+
+    function financing(uint256 financingId) external view returns (Financing memory);
+    function exposure(address financier, address obligor) external view returns (uint128 outstanding, uint128 limit);
+    function financingCount() external view returns (uint256);
+}
