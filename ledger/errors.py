@@ -34,16 +34,19 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
+from eth_typing import HexStr
 from eth_utils.abi import collapse_if_tuple
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 if TYPE_CHECKING:
-    from web3 import AsyncWeb3
+    from web3.types import TxParams
+
+    from ledger.chain import Web3Client
 
 log = logging.getLogger(__name__)
 
@@ -471,7 +474,7 @@ def revert_from_exception(
 
 
 async def revert_for_failed_transaction(
-    w3: AsyncWeb3[Any], tx_hash: str, table: ErrorTable | None = None
+    w3: Web3Client, tx_hash: str, table: ErrorTable | None = None
 ) -> ContractRevert:
     """Recover the revert of a mined transaction whose receipt has ``status == 0``.
 
@@ -479,8 +482,8 @@ async def revert_for_failed_transaction(
     failed transaction itself changed nothing but its sender's nonce and balance, and
     earlier transactions of the same block, often pipelined by the same sender, are in).
     """
-    tx = await w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-    receipt = await w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+    tx = await w3.eth.get_transaction(HexStr(tx_hash))
+    receipt = await w3.eth.get_transaction_receipt(HexStr(tx_hash))
     call: dict[str, Any] = {
         "from": tx["from"],
         "to": tx.get("to"),
@@ -489,7 +492,7 @@ async def revert_for_failed_transaction(
         "gas": tx["gas"],
     }
     try:
-        await w3.eth.call(call, block_identifier=receipt["blockNumber"])  # type: ignore[arg-type]
+        await w3.eth.call(cast("TxParams", call), block_identifier=receipt["blockNumber"])
     except Exception as exc:
         rev = revert_from_exception(exc, tx_hash=tx_hash, table=table)
         if rev is not None:

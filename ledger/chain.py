@@ -1,0 +1,70 @@
+"""Connecting to the chain: an ``AsyncWeb3`` fit for both anvil and Besu QBFT.
+
+:func:`make_web3` builds an ``AsyncWeb3`` over ``AsyncHTTPProvider`` with a bounded request
+timeout and ``ExtraDataToPOAMiddleware`` injected at layer 0: QBFT blocks carry more than 32
+bytes of ``extraData``, which web3.py otherwise rejects; on anvil the middleware is a no-op.
+web3.py's own retry of idempotent read methods on connection errors stays on; sending is
+retried by :mod:`ledger.sender`, which knows when a resend is safe.
+
+Close it with ``await w3.provider.disconnect()`` (or use :func:`web3_session`) so aiohttp's
+sessions are not left open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import aiohttp
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.middleware import ExtraDataToPOAMiddleware
+
+#: ``AsyncWeb3`` as the ledger layer uses it. web3.py 8 made it generic over its provider,
+#: web3.py 7 (still resolved next to slither-analyzer) is not: this alias types on both.
+if TYPE_CHECKING:
+    Web3Client: TypeAlias = AsyncWeb3[Any]  # type: ignore[type-arg, unused-ignore]
+else:
+    Web3Client = AsyncWeb3
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def make_web3(rpc_url: str, timeout: float = DEFAULT_TIMEOUT_S) -> Web3Client:
+    """Return an ``AsyncWeb3`` for ``rpc_url`` (HTTP JSON-RPC), POA middleware at layer 0."""
+    provider = AsyncHTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)},
+    )
+    w3: Web3Client = AsyncWeb3(provider)
+    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    return w3
+
+
+async def close_web3(w3: Web3Client) -> None:
+    """Close the provider's HTTP sessions (idempotent)."""
+    disconnect: Any = getattr(w3.provider, "disconnect", None)
+    if disconnect is not None:
+        await disconnect()
+
+
+@contextlib.asynccontextmanager
+async def web3_session(
+    rpc_url: str, request_timeout_s: float = DEFAULT_TIMEOUT_S
+) -> AsyncIterator[Web3Client]:
+    """``async with web3_session(url) as w3:`` — :func:`make_web3`, closed on exit."""
+    w3 = make_web3(rpc_url, request_timeout_s)
+    try:
+        yield w3
+    finally:
+        await close_web3(w3)
+
+
+async def rpc(w3: Web3Client, method: str, *params: Any) -> Any:
+    """Make a raw JSON-RPC request and return its ``result`` (raises on an ``error``)."""
+    response: Any = await w3.provider.make_request(method, list(params))  # type: ignore[arg-type, unused-ignore]
+    if response.get("error"):
+        from web3.exceptions import Web3RPCError
+
+        raise Web3RPCError(str(response["error"]), rpc_response=response)
+    return response.get("result")
