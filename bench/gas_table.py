@@ -45,7 +45,9 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
 
     invoice_id = await p.invoice(sup1, core, 10**9)
     due = await p.now() + 90 * DAY
-    r = await core.transact(p.ledger.functions.issuePayable(sup1.address, 10**9, due, [invoice_id], agent.address))
+    r = await core.transact(
+        p.ledger.functions.issuePayable(sup1.address, 10**9, due, [invoice_id], agent.address)
+    )
     row("issue payable (1 invoice)", r, "mints the root piece")
     root = int(await p.ledger.functions.claimCount().call())
 
@@ -59,7 +61,9 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     row("whole transfer", r)
 
     expires = await p.now() + 30 * DAY
-    r = await sup1.transact(p.desk.functions.applyForFinancing(root, bank.address, 5_000_000, expires))
+    r = await sup1.transact(
+        p.desk.functions.applyForFinancing(root, bank.address, 5_000_000, expires)
+    )
     row("apply for financing", r, "locks the value")
     financing_id = int(await p.desk.functions.financingCount().call())
     now = await p.now()
