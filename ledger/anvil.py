@@ -167,10 +167,24 @@ class AnvilProcess:
         self._auto_port = False
 
     @classmethod
-    def ephemeral(cls, config: AnvilConfig | None = None, **changes: Any) -> AnvilProcess:
-        """A stateless node on a free port (tests); ``changes`` override config fields."""
+    def ephemeral(
+        cls,
+        config: AnvilConfig | None = None,
+        *,
+        state_path: Path | None = None,
+        log_path: Path | None = None,
+        **changes: Any,
+    ) -> AnvilProcess:
+        """A node on a free port (tests), stateless unless ``state_path`` is given.
+
+        ``changes`` override config fields (``hardfork="berlin"``, ``gas_price=0``...).
+        """
         base = config or AnvilConfig.load()
-        node = cls(base.replace(port=free_port(base.host), **changes))
+        node = cls(
+            base.replace(port=free_port(base.host), **changes),
+            state_path=state_path,
+            log_path=log_path,
+        )
         node._auto_port = True
         return node
 

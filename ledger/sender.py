@@ -1,0 +1,578 @@
+"""Sign locally and send transactions for one member account, without nonce collisions.
+
+Usage::
+
+    w3 = make_web3(settings.rpc_url)
+    sender = TransactionSender(w3, Account.from_key(key), FileNonceStore())
+    pending = await sender.send({"to": addr, "data": calldata})   # returns once broadcast
+    receipt = await pending.receipt()
+    receipt = await sender.transact(contract.functions.bump())     # build, send, wait, check
+    pendings = await sender.send_many([tx1, tx2, tx3])              # pipelined, nonce order
+
+Nonces. Within a process every task goes through one ``asyncio.Lock`` per account (the
+:class:`TransactionSender` instances for an account share it), held while a nonce is
+allocated, the transaction signed and broadcast, so broadcasts leave in nonce order. Across
+processes the :class:`~ledger.nonces.NonceStore` allocates ``max(stored next, chain
+pending)`` under its own lock (:class:`~ledger.nonces.FileNonceStore` for processes on one
+host).
+
+Recovery.
+
+- Broadcast rejected with "nonce too low", "already known", "replacement transaction
+  underpriced" (or the Besu equivalents): if the node knows *our* hash the broadcast had in
+  fact succeeded (a retried request); otherwise the nonce was taken, so the store is resynced
+  from the chain's pending nonce and the transaction re-signed with a fresh nonce.
+- Connection errors (node restarting): retried with exponential backoff, re-sending the same
+  signed bytes (idempotent: same hash) for up to ``unavailable_timeout_s``.
+- A transaction not mined after ``stuck_after_s`` triggers a recovery pass for the account:
+  transactions the node no longer knows are re-broadcast (same bytes) if their nonce is still
+  free, re-signed with a fresh nonce if it was consumed by something else, and, when the node
+  lost everything of ours while the chain is behind (a restart that dropped the pool or
+  rolled state back), re-signed from the chain's pending nonce in their original order; a gap
+  below transactions still waiting in the pool is filled with zero-value self-transfers.
+
+Fees. The latest block's ``baseFeePerGas`` decides: absent (Besu QBFT with London off,
+pre-London forks) means legacy ``gasPrice`` from ``eth_gasPrice`` (often 0 there), present
+means EIP-1559 fields. Gas is ``eth_estimateGas`` plus 20% unless given; an estimation that
+reverts raises :class:`~ledger.errors.ContractRevert` (decoded through
+:func:`ledger.errors.decode_revert`) and nothing is broadcast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import aiohttp
+from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
+from web3.exceptions import ProviderConnectionError, TransactionNotFound, Web3RPCError
+from web3.types import TxParams, TxReceipt
+
+from ledger.chain import Web3Client
+from ledger.errors import (
+    ChainUnavailableError,
+    TransactionError,
+    TransactionTimeoutError,
+    revert_for_failed_transaction,
+    revert_from_exception,
+)
+from ledger.nonces import MemoryNonceStore, NonceStore
+
+log = logging.getLogger(__name__)
+
+Receipt = TxReceipt
+T = TypeVar("T")
+
+GAS_MARGIN = 1.2
+MAX_NONCE_ATTEMPTS = 50
+#: Messages (lower case, substrings) meaning "this nonce is not free any more".
+NONCE_CONFLICT_MESSAGES = (
+    "nonce too low",
+    "already known",
+    "known transaction",
+    "already imported",
+    "replacement transaction underpriced",
+    "replacement_underpriced",
+    "transaction underpriced",
+    "nonce_too_low",
+    "transaction_already_known",
+)
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    ConnectionError,
+    TimeoutError,
+    ProviderConnectionError,
+)
+
+
+def rpc_error_message(exc: BaseException) -> str:
+    """The node's error message for a JSON-RPC error (``str(exc)`` otherwise)."""
+    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, Mapping):
+        error = exc.rpc_response.get("error")
+        if isinstance(error, Mapping) and error.get("message"):
+            return str(error["message"])
+    if exc.args and isinstance(exc.args[0], Mapping) and "message" in exc.args[0]:
+        return str(exc.args[0]["message"])
+    return str(exc)
+
+
+def is_nonce_conflict(exc: BaseException) -> bool:
+    """True if a broadcast was refused because the nonce is (or looks) already used."""
+    message = rpc_error_message(exc).lower()
+    return any(m in message for m in NONCE_CONFLICT_MESSAGES)
+
+
+@dataclass
+class _Account:
+    """Per-account state shared by every sender of this process for that account."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inflight: dict[int, PendingTx] = field(default_factory=dict)
+    recovering: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+# One entry per (event loop, chain id, address): asyncio locks belong to one loop.
+_ACCOUNTS: dict[tuple[int, int, str], _Account] = {}
+
+
+def _account_state(chain_id: int, address: str) -> _Account:
+    loop = asyncio.get_running_loop()
+    key = (id(loop), chain_id, address.lower())
+    state = _ACCOUNTS.get(key)
+    if state is None:
+        state = _Account()
+        _ACCOUNTS[key] = state
+    return state
+
+
+class PendingTx:
+    """A broadcast transaction; ``await pending.receipt()`` waits for it to be mined.
+
+    ``tx_hash`` and ``nonce`` may change if recovery had to re-sign the transaction.
+    """
+
+    def __init__(
+        self, sender: TransactionSender, tx: dict[str, Any], nonce: int, raw: bytes, tx_hash: str
+    ) -> None:
+        self.sender = sender
+        self.tx = tx
+        self.nonce = nonce
+        self.raw = raw
+        self.tx_hash = tx_hash
+        self.hashes: list[str] = [tx_hash]  # every hash this transaction was broadcast under
+        self.broadcast_at = time.monotonic()
+        self._receipt: TxReceipt | None = None
+
+    def __repr__(self) -> str:
+        return f"PendingTx(nonce={self.nonce}, hash={self.tx_hash})"
+
+    @property
+    def done(self) -> bool:
+        """Whether a receipt has been seen."""
+        return self._receipt is not None
+
+    def _resolve(self, receipt: TxReceipt) -> None:
+        self._receipt = receipt
+        self.sender._forget(self)
+
+    async def _poll_once(self) -> TxReceipt | None:
+        for h in reversed(self.hashes):
+            try:
+                receipt: TxReceipt = await self.sender.w3.eth.get_transaction_receipt(HexStr(h))
+            except TransactionNotFound:
+                continue
+            if receipt is not None:
+                if h != self.tx_hash:
+                    self.tx_hash = h
+                self._resolve(receipt)
+                return receipt
+        return None
+
+    async def receipt(
+        self, timeout_s: float | None = None, poll_interval_s: float | None = None
+    ) -> TxReceipt:
+        """Wait for the receipt (any status). Raises :class:`TransactionTimeoutError`."""
+        if self._receipt is not None:
+            return self._receipt
+        s = self.sender
+        timeout_s = s.receipt_timeout_s if timeout_s is None else timeout_s
+        interval = s.poll_interval_s if poll_interval_s is None else poll_interval_s
+        deadline = time.monotonic() + timeout_s
+        last_check = time.monotonic()
+        while True:
+            try:
+                receipt = await self._poll_once()
+            except CONNECTION_ERRORS as exc:
+                log.info("receipt poll for %s: node unreachable (%s)", self.tx_hash, exc)
+                receipt = None
+            if receipt is not None:
+                return receipt
+            now = time.monotonic()
+            if now >= deadline:
+                raise TransactionTimeoutError(
+                    f"transaction {self.tx_hash} (nonce {self.nonce}) not mined "
+                    f"within {timeout_s:.0f}s",
+                    tx_hash=self.tx_hash,
+                )
+            if now - last_check >= s.stuck_after_s:
+                last_check = now
+                try:
+                    await s.recover()
+                except CONNECTION_ERRORS as exc:
+                    log.info("recovery postponed, node unreachable: %s", exc)
+                if self._receipt is not None:
+                    return self._receipt
+            await asyncio.sleep(min(interval, max(0.0, deadline - now)))
+            interval = min(interval * 1.5, s.max_poll_interval_s)
+
+
+class TransactionSender:
+    """Signs with a local account and sends, pipelined, without nonce collisions."""
+
+    def __init__(
+        self,
+        w3: Web3Client,
+        account: LocalAccount,
+        nonce_store: NonceStore | None = None,
+        *,
+        gas_margin: float = GAS_MARGIN,
+        receipt_timeout_s: float = 120.0,
+        poll_interval_s: float = 0.05,
+        max_poll_interval_s: float = 1.0,
+        stuck_after_s: float = 15.0,
+        unavailable_timeout_s: float = 60.0,
+        fee_cache_s: float = 1.0,
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self.address = to_checksum_address(account.address)
+        self.nonce_store: NonceStore = nonce_store or MemoryNonceStore()
+        self.gas_margin = gas_margin
+        self.receipt_timeout_s = receipt_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self.max_poll_interval_s = max_poll_interval_s
+        self.stuck_after_s = stuck_after_s
+        self.unavailable_timeout_s = unavailable_timeout_s
+        self.fee_cache_s = fee_cache_s
+        self._chain_id: int | None = None
+        self._fees: tuple[float, dict[str, int]] | None = None
+
+    # -- chain facts -----------------------------------------------------------------------
+
+    async def chain_id(self) -> int:
+        """The chain id, fetched once."""
+        if self._chain_id is None:
+            self._chain_id = int(await self._retrying(lambda: self.w3.eth.chain_id))
+        return self._chain_id
+
+    async def _state(self) -> _Account:
+        return _account_state(await self.chain_id(), self.address)
+
+    async def fee_fields(self) -> dict[str, int]:
+        """``{"gasPrice"}`` on chains without ``baseFeePerGas``, else EIP-1559 fields."""
+        now = time.monotonic()
+        if self._fees is not None and now - self._fees[0] < self.fee_cache_s:
+            return dict(self._fees[1])
+        block = await self._retrying(lambda: self.w3.eth.get_block("latest"))
+        base_fee = block.get("baseFeePerGas")
+        fees: dict[str, int]
+        if base_fee is None:
+            fees = {"gasPrice": int(await self._retrying(lambda: self.w3.eth.gas_price))}
+        else:
+            try:
+                tip = int(await self.w3.eth.max_priority_fee)
+            except Web3RPCError:
+                tip = 0
+            fees = {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
+        self._fees = (now, fees)
+        return dict(fees)
+
+    async def pending_nonce(self) -> int:
+        """The chain's transaction count for this account including its pool."""
+        return int(
+            await self._retrying(lambda: self.w3.eth.get_transaction_count(self.address, "pending"))
+        )
+
+    # -- building --------------------------------------------------------------------------
+
+    async def prepare(self, tx: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill everything but the nonce: from, chainId, value, data, fees and gas.
+
+        Raises :class:`ContractRevert` if gas estimation reverts (nothing is broadcast).
+        """
+        prepared: dict[str, Any] = {k: v for k, v in tx.items() if k not in ("nonce", "from")}
+        prepared.setdefault("value", 0)
+        prepared.setdefault("data", b"")
+        if prepared.get("to") is not None:
+            prepared["to"] = to_checksum_address(prepared["to"])
+        else:
+            prepared.pop("to", None)
+        prepared["chainId"] = await self.chain_id()
+        if not any(k in prepared for k in ("gasPrice", "maxFeePerGas")):
+            prepared.update(await self.fee_fields())
+        if "gas" not in prepared:
+            prepared["gas"] = await self.estimate_gas(prepared)
+        return prepared
+
+    async def estimate_gas(self, tx: Mapping[str, Any]) -> int:
+        """``eth_estimateGas`` + margin; a revert becomes :class:`ContractRevert`."""
+        call: dict[str, Any] = {"from": self.address, "value": tx.get("value", 0)}
+        if tx.get("to"):
+            call["to"] = tx["to"]
+        if tx.get("data"):
+            call["data"] = tx["data"]
+        try:
+            estimate = await self._retrying(lambda: self.w3.eth.estimate_gas(cast(TxParams, call)))
+        except CONNECTION_ERRORS:
+            raise
+        except ChainUnavailableError:
+            raise
+        except Exception as exc:
+            revert = revert_from_exception(exc)
+            if revert is not None:
+                raise revert from exc
+            raise TransactionError(f"gas estimation failed: {exc}") from exc
+        return int(int(estimate) * self.gas_margin)
+
+    def _sign(self, tx: dict[str, Any], nonce: int) -> tuple[bytes, str]:
+        signed = self.account.sign_transaction({**tx, "nonce": nonce})
+        return bytes(signed.raw_transaction), signed.hash.to_0x_hex()
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send(self, tx: Mapping[str, Any]) -> PendingTx:
+        """Prepare, sign and broadcast one transaction; return once the node accepted it."""
+        prepared = await self.prepare(tx)
+        state = await self._state()
+        async with state.lock:
+            return await self._send_locked(state, prepared)
+
+    async def send_many(self, txs: Sequence[Mapping[str, Any]]) -> list[PendingTx]:
+        """Broadcast several transactions in nonce order without waiting for receipts.
+
+        Gas is estimated for each up front (against current state): give ``gas`` explicitly
+        for a transaction that only succeeds after an earlier one of the batch.
+        """
+        prepared = list(await asyncio.gather(*(self.prepare(t) for t in txs)))
+        state = await self._state()
+        async with state.lock:
+            return [await self._send_locked(state, p) for p in prepared]
+
+    async def transact(self, fn: Any, tx: Mapping[str, Any] | None = None) -> TxReceipt:
+        """Send a contract function call, wait for it, raise :class:`ContractRevert` on failure.
+
+        ``fn`` is a bound contract function (``contract.functions.name(args)``); ``tx`` may
+        add ``value``, ``gas`` or fee fields.
+        """
+        pending = await self.send({**(tx or {}), **self._encode_call(fn)})
+        return await self.wait(pending)
+
+    async def deploy(
+        self, abi: Sequence[Mapping[str, Any]], bytecode: str, *args: Any, **tx: Any
+    ) -> tuple[str, TxReceipt]:
+        """Deploy a contract; return ``(address, receipt)``."""
+        factory = self.w3.eth.contract(abi=list(abi), bytecode=bytecode)
+        data = factory.constructor(*args).data_in_transaction
+        pending = await self.send({**tx, "data": data})
+        receipt = await self.wait(pending)
+        address = receipt.get("contractAddress")
+        if not address:
+            raise TransactionError(f"deployment {pending.tx_hash} created no contract")
+        return to_checksum_address(address), receipt
+
+    async def wait(self, pending: PendingTx, timeout_s: float | None = None) -> TxReceipt:
+        """Wait for ``pending``; raise :class:`ContractRevert` if its status is 0."""
+        receipt = await pending.receipt(timeout_s)
+        if receipt["status"] == 0:
+            raise await revert_for_failed_transaction(self.w3, pending.tx_hash)
+        return receipt
+
+    def _encode_call(self, fn: Any) -> dict[str, Any]:
+        address = getattr(fn, "address", None)
+        if not address:
+            raise TransactionError(f"{fn!r} is not bound to a contract address")
+        encode = getattr(fn, "_encode_transaction_data", None)
+        if encode is None:
+            raise TransactionError(f"cannot encode call data for {fn!r}")
+        return {"to": to_checksum_address(address), "data": encode()}
+
+    async def _send_locked(self, state: _Account, tx: dict[str, Any]) -> PendingTx:
+        """Allocate a nonce, sign, broadcast; re-sign with a fresh nonce on conflicts."""
+        chain_id = await self.chain_id()
+        for attempt in range(MAX_NONCE_ATTEMPTS):
+            if attempt:
+                # Someone else keeps taking the nonce (a signer not sharing our store):
+                # back off a little, with jitter, so the race does not repeat in lockstep.
+                await asyncio.sleep(random.uniform(0, 0.005 * min(attempt, 20)))
+            nonce = await self.nonce_store.allocate(
+                chain_id, self.address, await self.pending_nonce()
+            )
+            raw, tx_hash = self._sign(tx, nonce)
+            try:
+                await self._broadcast(raw, tx_hash)
+            except Web3RPCError as exc:
+                if is_nonce_conflict(exc):
+                    log.info(
+                        "nonce %d for %s refused (%s); re-signing (attempt %d)",
+                        nonce,
+                        self.address,
+                        rpc_error_message(exc),
+                        attempt + 1,
+                    )
+                    continue  # the next allocation, max(stored, chain pending), is past it
+                # The node answered no: the nonce is unused, give it back if still the last.
+                await self.nonce_store.release(chain_id, self.address, nonce)
+                raise self._broadcast_error(exc) from exc
+            # Any other failure (node gone, cancelled) may have happened after the node took
+            # the transaction: the nonce stays used; recovery fills it if it was not.
+            pending = PendingTx(self, tx, nonce, raw, tx_hash)
+            state.inflight[nonce] = pending
+            return pending
+        raise TransactionError(
+            f"could not find a free nonce for {self.address} in {MAX_NONCE_ATTEMPTS} tries"
+        )
+
+    def _broadcast_error(self, exc: Web3RPCError) -> TransactionError:
+        revert = revert_from_exception(exc)
+        if revert is not None:
+            return revert
+        return TransactionError(f"node refused the transaction: {rpc_error_message(exc)}")
+
+    async def _broadcast(self, raw: bytes, tx_hash: str, maybe_sent: bool = False) -> None:
+        """Send raw bytes, retrying connection errors with backoff.
+
+        A nonce conflict on a hash the node knows counts as success only if these very bytes
+        may have reached the node before (a retry after a lost response, a re-broadcast):
+        identical bytes signed by someone else for the same nonce are a conflict, not ours.
+        """
+        delay = 0.05
+        deadline = time.monotonic() + self.unavailable_timeout_s
+        while True:
+            try:
+                await self.w3.eth.send_raw_transaction(raw)
+                return
+            except CONNECTION_ERRORS as exc:
+                maybe_sent = True
+                if time.monotonic() + delay > deadline:
+                    raise ChainUnavailableError(
+                        f"node unreachable for {self.unavailable_timeout_s:.0f}s: {exc}"
+                    ) from exc
+                log.info("broadcast: node unreachable (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except Web3RPCError as exc:
+                if maybe_sent and is_nonce_conflict(exc) and await self._known(tx_hash):
+                    return
+                raise
+
+    async def _known(self, tx_hash: str) -> bool:
+        try:
+            await self._retrying(lambda: self.w3.eth.get_transaction(tx_hash))  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        return True
+
+    async def _resync(self) -> None:
+        await self.nonce_store.reset(
+            await self.chain_id(), self.address, await self.pending_nonce()
+        )
+
+    async def _retrying(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run ``make()``, retrying connection errors with backoff."""
+        delay = 0.05
+        deadline = time.monotonic() + self.unavailable_timeout_s
+        while True:
+            try:
+                return await make()
+            except CONNECTION_ERRORS as exc:
+                if time.monotonic() + delay > deadline:
+                    raise ChainUnavailableError(
+                        f"node unreachable for {self.unavailable_timeout_s:.0f}s: {exc}"
+                    ) from exc
+                log.info("node unreachable (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _forget(self, pending: PendingTx) -> None:
+        if self._chain_id is None:
+            return
+        key = (id(asyncio.get_running_loop()), self._chain_id, self.address.lower())
+        state = _ACCOUNTS.get(key)
+        if state is not None and state.inflight.get(pending.nonce) is pending:
+            del state.inflight[pending.nonce]
+
+    # -- recovery --------------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Check this account's unmined transactions and repair what the node lost."""
+        state = await self._state()
+        if state.recovering.locked():
+            async with state.recovering:  # someone else is at it: wait for them
+                return
+        async with state.recovering, state.lock:
+            await self._recover_locked(state)
+
+    async def _recover_locked(self, state: _Account) -> None:
+        chain_id = await self.chain_id()
+        latest = int(
+            await self._retrying(lambda: self.w3.eth.get_transaction_count(self.address, "latest"))
+        )
+        known: list[PendingTx] = []
+        lost: list[PendingTx] = []
+        consumed: list[PendingTx] = []
+        for p in sorted(state.inflight.values(), key=lambda p: p.nonce):
+            if await p._poll_once() is not None:
+                continue
+            if await self._known(p.tx_hash):
+                known.append(p)
+            elif p.nonce < latest:
+                consumed.append(p)
+            else:
+                lost.append(p)
+        if not (lost or consumed) and (not known or known[0].nonce <= latest):
+            return
+        log.warning(
+            "recovering %s: chain at nonce %d, %d waiting in pool, %d lost, %d displaced",
+            self.address,
+            latest,
+            len(known),
+            len(lost),
+            len(consumed),
+        )
+        to_resign = consumed
+        if lost and not known and lost[0].nonce > latest:
+            # The node lost all of ours and the chain is behind them (restart without pool,
+            # state rolled back): move them down, in order, to the chain's pending nonce.
+            await self.nonce_store.reset(chain_id, self.address, await self.pending_nonce())
+            to_resign = lost + consumed
+        else:
+            for p in lost:
+                try:
+                    await self._broadcast(p.raw, p.tx_hash, maybe_sent=True)
+                except Web3RPCError as exc:
+                    if not is_nonce_conflict(exc):
+                        raise self._broadcast_error(exc) from exc
+                    to_resign.append(p)
+        for p in sorted(to_resign, key=lambda p: p.nonce):
+            self._forget_nonce(state, p)
+            fresh = await self._send_locked(state, p.tx)
+            p.nonce, p.raw, p.tx_hash = fresh.nonce, fresh.raw, fresh.tx_hash
+            p.hashes.append(fresh.tx_hash)
+            state.inflight[p.nonce] = p
+        waiting = sorted(p.nonce for p in state.inflight.values())
+        if waiting and waiting[0] > latest:
+            await self._fill_gap(state, latest, waiting[0])
+
+    @staticmethod
+    def _forget_nonce(state: _Account, p: PendingTx) -> None:
+        if state.inflight.get(p.nonce) is p:
+            del state.inflight[p.nonce]
+
+    async def _fill_gap(self, state: _Account, start: int, end: int) -> None:
+        """Fill nonces [start, end) that no transaction of ours holds with no-op transfers."""
+        filler: dict[str, Any] = {
+            "to": self.address,
+            "value": 0,
+            "data": b"",
+            "gas": 21000,
+            "chainId": await self.chain_id(),
+            **(await self.fee_fields()),
+        }
+        for nonce in range(start, end):
+            if nonce in state.inflight:
+                continue
+            raw, tx_hash = self._sign(filler, nonce)
+            log.warning(
+                "filling nonce gap %d for %s with a no-op (%s)", nonce, self.address, tx_hash
+            )
+            with contextlib.suppress(Web3RPCError):
+                await self._broadcast(raw, tx_hash)

@@ -1,0 +1,70 @@
+"""The sender survives a node restart and a chain that forgot its transactions."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from ledger.anvil import AnvilProcess, rpc_call
+from ledger.chain import Web3Client, close_web3, make_web3
+from ledger.nonces import FileNonceStore
+from ledger.sender import TransactionSender
+
+
+async def test_sender_continues_across_node_restart(tmp_path: Path, dev_keys: list[str]) -> None:
+    node = AnvilProcess.ephemeral(state_path=tmp_path / "chain" / "anvil-state.json")
+    node.start()
+    w3 = make_web3(node.url)
+    try:
+        account = Account.from_key(dev_keys[11])
+        other = Account.from_key(dev_keys[12]).address
+        sender = TransactionSender(w3, account, FileNonceStore(tmp_path / "nonces"))
+        first = await sender.send_many([{"to": other, "value": 1}] * 3)
+        for p in first:
+            await p.receipt()
+
+        node.stop()  # SIGTERM: anvil writes its state file
+        assert node.state_path is not None
+        assert node.state_path.exists()
+
+        async def more() -> list[int]:
+            # Issued while the node is down: retried with backoff until it is back.
+            pendings = await sender.send_many([{"to": other, "value": 1}] * 3)
+            return [(await p.receipt())["status"] for p in pendings]
+
+        task = asyncio.create_task(more())
+        await asyncio.sleep(0.5)
+        assert not task.done()
+        await asyncio.to_thread(node.start)  # same port, same state file
+        statuses = await asyncio.wait_for(task, 30)
+
+        assert statuses == [1, 1, 1]
+        assert await w3.eth.get_transaction_count(account.address) == 6
+        balance = await w3.eth.get_balance(other)
+        assert balance % 10**6 == 6  # dev balances are round numbers of ether
+    finally:
+        await close_web3(w3)
+        node.stop()
+
+
+@pytest.mark.usefixtures("chain_snapshot")
+async def test_nonce_gap_after_the_chain_forgot_is_filled(
+    w3: Web3Client, anvil_url: str, dev_keys: list[str]
+) -> None:
+    account = Account.from_key(dev_keys[13])
+    other = Account.from_key(dev_keys[14]).address
+    sender = TransactionSender(w3, account, stuck_after_s=0.3)
+    inner = rpc_call(anvil_url, "evm_snapshot")
+    for p in await sender.send_many([{"to": other, "value": 1}] * 3):
+        await p.receipt()
+    # The chain loses those three (as a node restarted from an older state would); the
+    # store still says the next nonce is 3, so the next transaction waits behind a gap.
+    assert rpc_call(anvil_url, "evm_revert", [inner]) is True
+    pending = await sender.send({"to": other, "value": 1})
+    assert pending.nonce == 3
+    receipt = await pending.receipt(timeout_s=15)
+    assert receipt["status"] == 1
+    assert await w3.eth.get_transaction_count(account.address) == 4
