@@ -1,0 +1,1 @@
+"""Tierflow backend: the HTTP API over the ledger and the indexed database."""

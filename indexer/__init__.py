@@ -1,0 +1,1 @@
+"""Tierflow indexer: follows the chain and projects contract events into the database."""

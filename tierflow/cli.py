@@ -1,0 +1,106 @@
+"""The ``tierflow`` command line (typer, rich output).
+
+Commands so far:
+
+- ``tierflow chain [--port N] [--data-dir DIR] [--fresh]``: run the local anvil node in the
+  foreground with the settings of ``chain/anvil.json``, its state in
+  ``<data_dir>/chain/anvil-state.json`` (``--fresh`` discards it first), until Ctrl-C or
+  SIGTERM, then stop it cleanly so the state is written.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ledger.anvil import STATE_FILE, AnvilConfig, AnvilProcess
+from ledger.errors import LedgerError
+from tierflow.settings import TierflowSettings
+
+app = typer.Typer(
+    name="tierflow",
+    help="Tierflow: supply-chain finance on a permissioned EVM ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+
+@app.callback()
+def main() -> None:
+    """Tierflow: supply-chain finance on a permissioned EVM ledger."""
+
+
+# TODO(deploy): `tierflow deploy` is added by the contracts engineer (tierflow/deploy.py).
+
+
+@app.command()
+def chain(
+    port: Annotated[
+        int | None, typer.Option(help="JSON-RPC port (default: chain/anvil.json's).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Data directory (default: $TIERFLOW_DATA_DIR or ./data)."),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Discard the saved chain state and start anew.")
+    ] = False,
+) -> None:
+    """Run the local anvil chain in the foreground until Ctrl-C or SIGTERM."""
+    settings = TierflowSettings() if data_dir is None else TierflowSettings(data_dir=data_dir)
+    config = AnvilConfig.load()
+    if port is not None:
+        config = config.replace(port=port)
+    state = settings.chain_dir / STATE_FILE
+    if fresh and state.exists():
+        state.unlink()
+        console.print(f"discarded the saved state {state}")
+    node = AnvilProcess(config, state_path=state, log_path=settings.chain_dir / "anvil.log")
+
+    existed = state.exists()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            node.start()
+        except LedgerError as exc:
+            console.print(f"[red]could not start anvil:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        table = Table(show_header=False, box=None)
+        table.add_row("RPC URL", node.url)
+        table.add_row("chain id", str(config.chain_id))
+        table.add_row(
+            "accounts", f"{config.accounts} funded, from the mnemonic in chain/anvil.json"
+        )
+        table.add_row(
+            "mining", "automine" if config.block_time is None else f"{config.block_time}s"
+        )
+        table.add_row("state", f"{state} ({'loaded' if existed else 'new'})")
+        table.add_row("log", str(node.log_path))
+        console.print("[bold green]local chain running[/bold green] (Ctrl-C to stop)")
+        console.print(table)
+        while not stop.wait(0.5):
+            if not node.running:
+                console.print("[red]anvil exited unexpectedly[/red]; see " + str(node.log_path))
+                raise typer.Exit(1)
+    finally:
+        code = node.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    console.print(f"anvil stopped (status {code}); state saved to {state}")
+
+
+if __name__ == "__main__":
+    app()
