@@ -45,6 +45,7 @@ import contextlib
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -120,17 +121,24 @@ class _Account:
     recovering: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-# One entry per (event loop, chain id, address): asyncio locks belong to one loop.
-_ACCOUNTS: dict[tuple[int, int, str], _Account] = {}
+# Per event loop (asyncio locks belong to one loop; a closed loop's entries go with it),
+# then per (chain id, address).
+_ACCOUNTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str], _Account]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _account_state(chain_id: int, address: str) -> _Account:
+def _account_state(chain_id: int, address: str, create: bool = True) -> _Account | None:
     loop = asyncio.get_running_loop()
-    key = (id(loop), chain_id, address.lower())
-    state = _ACCOUNTS.get(key)
-    if state is None:
-        state = _Account()
-        _ACCOUNTS[key] = state
+    accounts = _ACCOUNTS.get(loop)
+    if accounts is None:
+        if not create:
+            return None
+        accounts = _ACCOUNTS[loop] = {}
+    key = (chain_id, address.lower())
+    state = accounts.get(key)
+    if state is None and create:
+        state = accounts[key] = _Account()
     return state
 
 
@@ -245,6 +253,7 @@ class TransactionSender:
         self.fee_cache_s = fee_cache_s
         self._chain_id: int | None = None
         self._fees: tuple[float, dict[str, int]] | None = None
+        self._fee_lock: asyncio.Lock | None = None
 
     # -- chain facts -----------------------------------------------------------------------
 
@@ -255,13 +264,21 @@ class TransactionSender:
         return self._chain_id
 
     async def _state(self) -> _Account:
-        return _account_state(await self.chain_id(), self.address)
+        state = _account_state(await self.chain_id(), self.address)
+        assert state is not None
+        return state
 
     async def fee_fields(self) -> dict[str, int]:
         """``{"gasPrice"}`` on chains without ``baseFeePerGas``, else EIP-1559 fields."""
-        now = time.monotonic()
-        if self._fees is not None and now - self._fees[0] < self.fee_cache_s:
-            return dict(self._fees[1])
+        if self._fee_lock is None:
+            self._fee_lock = asyncio.Lock()
+        async with self._fee_lock:  # many concurrent sends: one refresh
+            now = time.monotonic()
+            if self._fees is not None and now - self._fees[0] < self.fee_cache_s:
+                return dict(self._fees[1])
+            return await self._refresh_fees(now)
+
+    async def _refresh_fees(self, now: float) -> dict[str, int]:
         block = await self._retrying(lambda: self.w3.eth.get_block("latest"))
         base_fee = block.get("baseFeePerGas")
         fees: dict[str, int]
@@ -485,8 +502,7 @@ class TransactionSender:
     def _forget(self, pending: PendingTx) -> None:
         if self._chain_id is None:
             return
-        key = (id(asyncio.get_running_loop()), self._chain_id, self.address.lower())
-        state = _ACCOUNTS.get(key)
+        state = _account_state(self._chain_id, self.address, create=False)
         if state is not None and state.inflight.get(pending.nonce) is pending:
             del state.inflight[pending.nonce]
 
