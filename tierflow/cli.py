@@ -2,16 +2,22 @@
 
 Commands so far:
 
+- ``tierflow run``: everything on the embedded defaults — the local chain (state kept on
+  disk) with the suite deployed on it — until Ctrl-C or SIGTERM.
 - ``tierflow chain [--port N] [--data-dir DIR] [--fresh]``: run the local anvil node in the
   foreground with the settings of ``chain/anvil.json``, its state in
   ``<data_dir>/chain/anvil-state.json`` (``--fresh`` discards it first), until Ctrl-C or
   SIGTERM, then stop it cleanly so the state is written.
+- ``tierflow deploy [--rpc-url URL]``: deploy (or complete) the suite on any JSON-RPC node.
+- ``tierflow besu-config --out DIR``: generate a Besu QBFT network configuration.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -21,7 +27,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ledger.anvil import STATE_FILE, AnvilConfig, AnvilProcess
+from ledger.deployment import Deployment
 from ledger.errors import LedgerError
+from tierflow.besu import besu_command
+from tierflow.deploy import deploy as deploy_suite_to
 from tierflow.settings import TierflowSettings
 
 app = typer.Typer(
@@ -38,7 +47,60 @@ def main() -> None:
     """Tierflow: supply-chain finance on a permissioned EVM ledger."""
 
 
-# TODO(deploy): `tierflow deploy` is added by the contracts engineer (tierflow/deploy.py).
+app.command("besu-config")(besu_command)
+
+
+def _deploy(settings: TierflowSettings, rpc_url: str) -> Deployment:
+    key = settings.deployer_private_key
+    try:
+        return asyncio.run(
+            deploy_suite_to(
+                rpc_url,
+                private_key=key.get_secret_value() if key is not None else None,
+                data_dir=settings.data_dir,
+                console=console,
+            )
+        )
+    except LedgerError as exc:
+        console.print(f"[red]deploy failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _print_deployment(deployment: Deployment) -> None:
+    table = Table(title=f"deployment on chain {deployment.chain_id}")
+    table.add_column("contract")
+    table.add_column("address")
+    table.add_column("start block", justify="right")
+    for name, rec in deployment.contracts.items():
+        table.add_row(name, rec.address, str(rec.start_block))
+    console.print(table)
+
+
+@app.command()
+def deploy(
+    rpc_url: Annotated[
+        str | None, typer.Option(help="JSON-RPC URL (default: $TIERFLOW_RPC_URL).")
+    ] = None,
+) -> None:
+    """Deploy (or complete) the contract suite and record chain/deployments/<chainId>.json."""
+    settings = TierflowSettings()
+    _print_deployment(_deploy(settings, rpc_url or settings.rpc_url))
+
+
+@app.command()
+def run(
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Discard the saved chain state and start anew.")
+    ] = False,
+) -> None:
+    """Run the platform on its embedded defaults: the local chain with the suite deployed."""
+    settings = TierflowSettings()
+    _run_chain(
+        settings,
+        AnvilConfig.load(),
+        fresh,
+        then=lambda url: _print_deployment(_deploy(settings, url)),
+    )
 
 
 @app.command()
@@ -59,6 +121,16 @@ def chain(
     config = AnvilConfig.load()
     if port is not None:
         config = config.replace(port=port)
+    _run_chain(settings, config, fresh)
+
+
+def _run_chain(
+    settings: TierflowSettings,
+    config: AnvilConfig,
+    fresh: bool,
+    then: Callable[[str], None] | None = None,
+) -> None:
+    """Start anvil with its state on disk, run ``then(url)``, wait for a signal, stop."""
     state = settings.chain_dir / STATE_FILE
     if fresh and state.exists():
         state.unlink()
@@ -91,6 +163,8 @@ def chain(
         table.add_row("log", str(node.log_path))
         console.print("[bold green]local chain running[/bold green] (Ctrl-C to stop)")
         console.print(table)
+        if then is not None:
+            then(node.url)
         while not stop.wait(0.5):
             if not node.running:
                 console.print("[red]anvil exited unexpectedly[/red]; see " + str(node.log_path))
