@@ -23,7 +23,7 @@ from web3.types import TxReceipt
 
 from ledger.chain import rpc
 from ledger.deployment import DAY
-from ledger.errors import ContractRevert, revert_for_failed_transaction
+from ledger.errors import ContractRevert, revert_for_failed_transaction, revert_from_exception
 from ledger.sender import PendingTx
 from tests.support.platform import Actor, Platform
 
@@ -43,10 +43,22 @@ OK = "ok"
 
 
 async def expect_revert(call: Awaitable[Any], name: str, **args: Any) -> ContractRevert:
-    """Await ``call``; assert it reverts with custom error ``name`` and (a subset of) ``args``."""
-    with pytest.raises(ContractRevert) as info:
+    """Await ``call``; assert it reverts with custom error ``name`` and (a subset of) ``args``.
+
+    ``call`` is a transaction (raising :class:`ContractRevert`) or a view's ``.call()``
+    (raising web3's contract errors, decoded here the same way).
+    """
+    try:
         await call
-    exc = info.value
+    except ContractRevert as revert:
+        exc = revert
+    except Exception as error:
+        decoded = revert_from_exception(error)
+        if decoded is None:
+            raise
+        exc = decoded
+    else:
+        pytest.fail(f"expected a revert with {name}, but the call succeeded")
     assert exc.name == name, f"expected {name}, got {exc.decoded.describe()}"
     for key, value in args.items():
         assert key in exc.args, f"{name} has no argument {key!r}: {exc.decoded.describe()}"
