@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: UNLICENSED
+pragma solidity 0.8.30;
+
+import {TierflowBase} from "../utils/TierflowBase.sol";
+import {IClaimLedger} from "../../src/interfaces/IClaimLedger.sol";
+import {IFinancingDesk} from "../../src/interfaces/IFinancingDesk.sol";
+
+/// @notice Financing lifecycle edges: lock on apply, exact move on approve, unlock on
+/// reject / withdraw / expiry, exposure booked and released.
+contract FinancingDeskTest is TierflowBase {
+    uint128 internal constant FACE = 10_000_000;
+    uint64 internal constant TERM = 120 days;
+
+    uint256 internal pid;
+    uint256 internal root;
+    uint64 internal expiry;
+
+    function setUp() public override {
+        super.setUp();
+        (pid, root) = _issue(coreA, supplier1, FACE, TERM, address(0));
+        expiry = uint64(START + 7 days);
+    }
+
+    function _apply(address financier, uint128 amount) internal returns (uint256 id) {
+        vm.prank(supplier1);
+        id = desk.applyForFinancing(root, financier, amount, expiry);
+    }
+
+    function test_applyForFinancing_locksValue() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IClaimLedger.ClaimView memory c = _claim(root);
+        assertEq(c.locked, 4_000_000, "locked");
+        assertEq(uint256(c.status), uint256(IClaimLedger.ClaimStatus.Locked), "status");
+        assertEq(uint256(desk.financing(id).status), uint256(IFinancingDesk.FinancingStatus.Applied), "applied");
+    }
+
+    function test_RevertWhen_secondApplicationExceedsUnlocked() public {
+        _apply(bank, 8_000_000);
+        vm.prank(supplier1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IClaimLedger.ClaimAmountExceedsAvailable.selector, root, 2_000_001, 2_000_000)
+        );
+        desk.applyForFinancing(root, factor, 2_000_001, expiry);
+    }
+
+    function test_RevertWhen_splitLockedValue() public {
+        _apply(bank, 8_000_000);
+        vm.prank(supplier1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IClaimLedger.ClaimAmountExceedsAvailable.selector, root, 2_000_001, 2_000_000)
+        );
+        ledger.split(root, supplier2, 2_000_001, bytes32(0));
+    }
+
+    function test_RevertWhen_transferPieceWithLockedValue() public {
+        _apply(bank, 1);
+        vm.prank(supplier1);
+        vm.expectRevert(abi.encodeWithSelector(IClaimLedger.ClaimValueLocked.selector, root, 1));
+        ledger.transferClaim(root, supplier2, bytes32(0));
+    }
+
+    function test_RevertWhen_applyByNonHolder() public {
+        vm.prank(supplier2);
+        vm.expectRevert(abi.encodeWithSelector(IClaimLedger.ClaimNotHolder.selector, root, supplier2));
+        desk.applyForFinancing(root, bank, 1, expiry);
+    }
+
+    function test_RevertWhen_applyExpiryAtDueDate() public {
+        uint64 dueDate = uint64(START) + TERM;
+        vm.prank(supplier1);
+        vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingExpiryInvalid.selector, dueDate, dueDate));
+        desk.applyForFinancing(root, bank, 1, dueDate);
+    }
+
+    function test_approveFinancing_movesExactAmountToFinancier() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 1_000);
+        assertEq(t.termDays, 120, "term days");
+        assertEq(t.discount, 60_000, "4,000,000 x 4.5% x 120 / 360");
+        vm.prank(bank);
+        uint256 financed = desk.approveFinancing(id, t);
+        IClaimLedger.ClaimView memory f = _claim(financed);
+        assertEq(f.holder, bank, "held by its financier");
+        assertEq(f.value, 4_000_000, "exact amount");
+        assertTrue(f.financed, "financed flag");
+        IClaimLedger.ClaimView memory r = _claim(root);
+        assertEq(r.value, FACE - 4_000_000, "root keeps the rest");
+        assertEq(r.locked, 0, "unlocked");
+        (uint128 outstanding,) = desk.exposure(bank, coreA);
+        assertEq(outstanding, 4_000_000, "exposure booked");
+        IFinancingDesk.Financing memory fin = desk.financing(id);
+        assertEq(fin.advance + fin.discount + fin.fees, fin.amount, "I-5");
+    }
+
+    function test_approveFinancing_wholePieceTransfers() public {
+        uint256 id = _apply(bank, FACE);
+        IFinancingDesk.Terms memory t = _terms(root, FACE, 300, 0);
+        vm.prank(bank);
+        uint256 financed = desk.approveFinancing(id, t);
+        assertEq(financed, root, "same piece");
+        assertEq(_claim(root).holder, bank, "moved whole");
+    }
+
+    function test_approveFinancing_termDaysOneLessAccepted() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        t.termDays -= 1;
+        t.discount = uint128(desk.discountFor(4_000_000, 450, t.termDays));
+        t.advance = 4_000_000 - t.discount;
+        vm.prank(bank);
+        desk.approveFinancing(id, t);
+    }
+
+    function test_RevertWhen_approveWithWrongDiscount() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        t.discount -= 1;
+        t.advance += 1;
+        vm.prank(bank);
+        vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingDiscountInvalid.selector, 59_999, 60_000));
+        desk.approveFinancing(id, t);
+    }
+
+    function test_RevertWhen_approveWithoutRegistrationNo() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        t.registrationNo = bytes32(0);
+        vm.prank(bank);
+        vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingRegistrationRequired.selector, id));
+        desk.approveFinancing(id, t);
+    }
+
+    function test_RevertWhen_approveByOtherFinancier() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        vm.prank(factor);
+        vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingNotFinancier.selector, id, factor));
+        desk.approveFinancing(id, t);
+    }
+
+    function test_RevertWhen_approveBeyondExposureLimit() public {
+        uint128 amount = FIN_TIGHT_LIMIT + 1;
+        (, uint256 bigRoot) = _issue(coreA, supplier1, amount, TERM, address(0));
+        vm.prank(supplier1);
+        uint256 id = desk.applyForFinancing(bigRoot, factor, amount, expiry);
+        IFinancingDesk.Terms memory t = _terms(bigRoot, amount, 450, 0);
+        vm.prank(factor);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFinancingDesk.FinancingExposureExceeded.selector, factor, coreA, uint256(amount), FIN_TIGHT_LIMIT
+            )
+        );
+        desk.approveFinancing(id, t);
+    }
+
+    function test_RevertWhen_approveTwice() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        vm.startPrank(bank);
+        desk.approveFinancing(id, t);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IFinancingDesk.FinancingNotPending.selector, id, IFinancingDesk.FinancingStatus.Approved
+            )
+        );
+        desk.approveFinancing(id, t);
+        vm.stopPrank();
+    }
+
+    function test_RevertWhen_approveAtExpiry() public {
+        uint256 id = _apply(bank, 4_000_000);
+        vm.warp(expiry);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        vm.prank(bank);
+        vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingHasExpired.selector, id, expiry));
+        desk.approveFinancing(id, t);
+    }
+
+    function test_rejectFinancing_unlocks() public {
+        uint256 id = _apply(bank, 4_000_000);
+        vm.prank(bank);
+        desk.rejectFinancing(id, keccak256("no"));
+        assertEq(_claim(root).locked, 0, "unlocked");
+        assertEq(uint256(desk.financing(id).status), uint256(IFinancingDesk.FinancingStatus.Rejected), "rejected");
+    }
+
+    function test_withdrawFinancing_unlocks() public {
+        uint256 id = _apply(bank, 4_000_000);
+        vm.prank(supplier1);
+        desk.withdrawFinancing(id);
+        assertEq(_claim(root).locked, 0, "unlocked");
+    }
+
+    function test_RevertWhen_expireBeforeExpiry() public {
+        uint256 id = _apply(bank, 4_000_000);
+        vm.warp(expiry - 1);
+        vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingNotExpired.selector, id, expiry));
+        desk.expireFinancing(id);
+    }
+
+    function test_expireFinancing_byAnyoneAtExpiry() public {
+        uint256 id = _apply(bank, 4_000_000);
+        vm.warp(expiry);
+        vm.prank(outsider);
+        desk.expireFinancing(id);
+        assertEq(_claim(root).locked, 0, "unlocked");
+    }
+
+    function test_settleClaim_financedPieceReleasesExposure() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        vm.prank(bank);
+        uint256 financed = desk.approveFinancing(id, t);
+        vm.warp(START + TERM);
+        vm.prank(coreA);
+        ledger.settleClaim(financed, keccak256("pay bank"));
+        (uint128 outstanding,) = desk.exposure(bank, coreA);
+        assertEq(outstanding, 0, "exposure released");
+    }
+
+    function test_transferClaim_financedPieceReleasesExposure() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        vm.prank(bank);
+        uint256 financed = desk.approveFinancing(id, t);
+        vm.prank(bank);
+        ledger.transferClaim(financed, traderBank, bytes32(0));
+        (uint128 outstanding,) = desk.exposure(bank, coreA);
+        assertEq(outstanding, 0, "released on passing on");
+        IClaimLedger.ClaimView memory c = _claim(financed);
+        assertTrue(!c.financed, "no longer financed");
+    }
+}
