@@ -567,6 +567,10 @@ contract ClaimLedger is IClaimLedger, ERC165 {
         Payable storage p = _payables[payableId];
         if (msg.sender != p.obligor && msg.sender != p.clearingAgent) revert PayableNotSettler(payableId, msg.sender);
         if (block.timestamp < p.dueDate) revert PayableNotDue(payableId, p.dueDate);
+        // Locked → Settled is no transition (SPEC §2): a pending application's later unlock
+        // would change the Settled piece (I-8). Every application lapses before the due date,
+        // so anyone can expire it first.
+        if (c.locked != 0) revert ClaimValueLocked(claimId, c.locked);
         c.flags = f | _SETTLED;
         uint128 value = c.value;
         address holder = c.holder;

@@ -200,7 +200,8 @@ interface IClaimLedger is IERC3525 {
 
     /// @notice Records that the holder of `claimId` was paid. Requirements: not paused; caller
     /// the obligor or the payable's clearing agent; now ≥ due date; piece live and not frozen;
-    /// `paymentRef` non-zero. Emits {ClaimSettled} (and {PayableSettled} on the last piece).
+    /// no value locked by a pending application (expire it first); `paymentRef` non-zero.
+    /// Emits {ClaimSettled} (and {PayableSettled} on the last piece).
     function settleClaim(uint256 claimId, bytes32 paymentRef) external;
 
     /// @notice {settleClaim} for up to MAX_SETTLEMENT_BATCH pieces, all or nothing.

@@ -230,4 +230,20 @@ contract FinancingDeskTest is TierflowBase {
         IClaimLedger.ClaimView memory c = _claim(financed);
         assertTrue(!c.financed, "no longer financed");
     }
+
+    /// @dev Regression (found by invariant_terminalStatesAbsorb): settling a piece while an
+    /// application still locks part of it let the later reject / withdraw / expire change the
+    /// Settled piece. A lapsed application must be expired before the piece is settled.
+    function test_RevertWhen_settlePieceWithPendingApplication() public {
+        uint256 id = _apply(bank, 4_000_000);
+        vm.warp(START + TERM);
+        vm.prank(coreA);
+        vm.expectRevert(abi.encodeWithSelector(IClaimLedger.ClaimValueLocked.selector, root, 4_000_000));
+        ledger.settleClaim(root, keccak256("pay"));
+        desk.expireFinancing(id); // anyone may: every application lapses before the due date
+        vm.prank(coreA);
+        ledger.settleClaim(root, keccak256("pay"));
+        assertEq(uint256(_claim(root).status), uint256(IClaimLedger.ClaimStatus.Settled), "settled");
+        assertEq(_claim(root).locked, 0, "nothing locked on a settled piece");
+    }
 }
