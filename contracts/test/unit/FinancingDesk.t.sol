@@ -231,7 +231,7 @@ contract FinancingDeskTest is TierflowBase {
         assertTrue(!c.financed, "no longer financed");
     }
 
-    /// @dev Regression (found by invariant_terminalStatesAbsorb): settling a piece while an
+    /// @dev Regression (found by the invariant suite's terminal-states check): settling a piece while an
     /// application still locks part of it let the later reject / withdraw / expire change the
     /// Settled piece. A lapsed application must be expired before the piece is settled.
     function test_RevertWhen_settlePieceWithPendingApplication() public {
