@@ -25,6 +25,7 @@ from ledger.chain import rpc
 from ledger.deployment import DAY
 from ledger.errors import ContractRevert, revert_for_failed_transaction, revert_from_exception
 from ledger.sender import PendingTx
+from ledger.suite import ClaimStatus, ClaimView
 from tests.support.platform import Actor, Platform
 
 #: Gas for transactions sent without estimation (time-exact or pipelined ones).
@@ -181,6 +182,38 @@ async def finance(
     fid = await apply(platform, holder, claim_id, financier, amount)
     await approve(platform, financier, fid)
     return (await platform.suite.financing(fid)).financed_claim_id or 0
+
+
+# -- batched reads ---------------------------------------------------------------------------
+
+
+async def read_claims(platform: Platform, ids: Sequence[int]) -> list[ClaimView]:
+    """``Suite.claim`` for many ids in one JSON-RPC batch (same view, far fewer round trips)."""
+    if not ids:
+        return []
+    async with platform.w3.batch_requests() as batch:
+        for claim_id in ids:
+            batch.add(platform.ledger.functions.claim(claim_id).call())
+        rows = await batch.async_execute()
+    views = []
+    for claim_id, row in zip(ids, rows, strict=True):
+        _cid, payable_id, parent, depth, holder, value, locked, status, frozen, financed, due = row
+        views.append(
+            ClaimView(
+                claim_id,
+                payable_id,
+                parent or None,
+                depth,
+                to_checksum_address(holder),
+                value,
+                locked,
+                ClaimStatus(status),
+                frozen,
+                financed,
+                due,
+            )
+        )
+    return views
 
 
 # -- pipelining -------------------------------------------------------------------------------
