@@ -1,0 +1,238 @@
+"""Pause (SPEC I-11): while the operator has paused the platform every business mutator
+reverts with ``EnforcedPause`` and every view still answers — with the same answers; after
+unpausing, each of the refused calls succeeds from the very same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from ledger.artifacts import load_artifact
+from ledger.deployment import DAY
+from ledger.roles import Role
+from ledger.suite import ZERO_ADDRESS, ZERO_HASH, FinancingStatus, PayableStatus
+from tests.contracts.helpers import GRACE, apply, expect_revert, terms_for
+from tests.support.platform import Actor, Platform
+
+FACE = 1_000_000
+PAY = keccak(b"bank-payment")
+REASON = keccak(b"reason")
+#: View functions that are guards: they revert by design while paused.
+GUARDS = {"requireActive", "requireTransfer", "requireNotPaused"}
+#: `pure` functions that are mutator stubs (always revert), not views.
+STUBS = {"approve", "setApprovalForAll", "transferFrom"}
+
+
+@dataclass
+class World:
+    """The state built before pausing: one object ready for each business mutator."""
+
+    inv_to_confirm: bytes
+    inv_to_void: bytes
+    inv_to_issue: bytes
+    p_cancel: int  # untouched payable its supplier may cancel
+    p_moves: int  # payable whose root is split / applied for
+    r_moves: int
+    r_transfer: int  # a root to transfer whole
+    r_transfer_721: int  # another, for the ERC-721 entry point
+    f_approve: int
+    f_reject: int
+    f_withdraw: int
+    f_expire: int
+    p_settle: int  # due, past grace: settle and mark overdue
+    r_settle: int
+    c_settle_a: int
+    c_settle_b: int
+
+
+async def build(p: Platform) -> World:
+    inv_to_confirm = await p.invoice(p.sup1, p.core, FACE, confirm=False)
+    inv_to_void = await p.invoice(p.sup1, p.core, FACE)
+    inv_to_issue = await p.invoice(p.sup1, p.core, FACE)
+    p_cancel, _r, _d = await p.issue(p.core, p.sup1, FACE)
+    p_moves, r_moves, _d = await p.issue(p.core, p.sup1, FACE, due_in=90 * DAY)
+    _p, r_transfer, _d = await p.issue(p.core, p.sup1, FACE, due_in=90 * DAY)
+    _p, r_transfer_721, _d = await p.issue(p.core, p.sup1, FACE, due_in=90 * DAY)
+    f_approve = await apply(p, p.sup1, r_moves, p.bank, 100_000, expires_in=30 * DAY)
+    f_reject = await apply(p, p.sup1, r_moves, p.bank, 100_000, expires_in=30 * DAY)
+    f_withdraw = await apply(p, p.sup1, r_moves, p.bank, 100_000, expires_in=30 * DAY)
+    f_expire = await apply(p, p.sup1, r_moves, p.bank2, 100_000, expires_in=DAY)
+    p_settle, r_settle, due = await p.issue(p.core, p.sup1, FACE, due_in=2 * DAY)
+    c_settle_a = await p.split(p.sup1, r_settle, p.sup2, 1_000)
+    c_settle_b = await p.split(p.sup1, r_settle, p.sup3, 1_000)
+    await p.warp_to(due + GRACE + 1)
+    return World(
+        inv_to_confirm,
+        inv_to_void,
+        inv_to_issue,
+        p_cancel,
+        p_moves,
+        r_moves,
+        r_transfer,
+        r_transfer_721,
+        f_approve,
+        f_reject,
+        f_withdraw,
+        f_expire,
+        p_settle,
+        r_settle,
+        c_settle_a,
+        c_settle_b,
+    )
+
+
+def mutators(
+    p: Platform, w: World, now: int, approve_terms: tuple[Any, ...]
+) -> list[tuple[str, Actor, Callable[[], Any]]]:
+    """Every business mutator as (name, caller, call), in an order that succeeds unpaused."""
+    ledger, desk, invoices = p.ledger.functions, p.desk.functions, p.invoices.functions
+    erc721_transfer = p.ledger.get_function_by_signature("transferFrom(address,address,uint256)")
+    erc3525_split = p.ledger.get_function_by_signature("transferFrom(uint256,address,uint256)")
+    new_invoice, new_doc = p.unique("inv"), p.unique("doc")
+    return [
+        (
+            "registerInvoice",
+            p.sup1,
+            lambda: invoices.registerInvoice(new_invoice, p.core.address, FACE, now - 60, new_doc),
+        ),
+        ("confirmInvoice", p.core, lambda: invoices.confirmInvoice(w.inv_to_confirm)),
+        ("voidInvoice", p.sup1, lambda: invoices.voidInvoice(w.inv_to_void)),
+        (
+            "issuePayable",
+            p.core,
+            lambda: ledger.issuePayable(
+                p.sup1.address, FACE, now + 30 * DAY, [w.inv_to_issue], ZERO_ADDRESS
+            ),
+        ),
+        ("cancelPayable", p.sup1, lambda: ledger.cancelPayable(w.p_cancel)),
+        ("split", p.sup1, lambda: ledger.split(w.r_moves, p.sup2.address, 1_000, ZERO_HASH)),
+        ("erc3525.transferFrom", p.sup1, lambda: erc3525_split(w.r_moves, p.sup3.address, 1_000)),
+        (
+            "applyForFinancing",
+            p.sup1,
+            lambda: desk.applyForFinancing(w.r_moves, p.bank2.address, 1_000, now + DAY),
+        ),
+        ("approveFinancing", p.bank, lambda: desk.approveFinancing(w.f_approve, approve_terms)),
+        ("rejectFinancing", p.bank, lambda: desk.rejectFinancing(w.f_reject, REASON)),
+        ("withdrawFinancing", p.sup1, lambda: desk.withdrawFinancing(w.f_withdraw)),
+        ("expireFinancing", p.outsider, lambda: desk.expireFinancing(w.f_expire)),
+        (
+            "transferClaim",
+            p.sup1,
+            lambda: ledger.transferClaim(w.r_transfer, p.sup2.address, ZERO_HASH),
+        ),
+        (
+            "erc721.transferFrom",
+            p.sup1,
+            lambda: erc721_transfer(p.sup1.address, p.sup3.address, w.r_transfer_721),
+        ),
+        ("markOverdue", p.outsider, lambda: ledger.markOverdue(w.p_settle)),
+        ("settleClaim", p.core, lambda: ledger.settleClaim(w.c_settle_a, PAY)),
+        (
+            "settleClaims",
+            p.core,
+            lambda: ledger.settleClaims([w.c_settle_b, w.r_settle], [PAY, PAY]),
+        ),
+        ("setExposureLimit", p.bank, lambda: desk.setExposureLimit(p.core2.address, 7)),
+    ]
+
+
+def views(p: Platform, w: World) -> list[tuple[str, Any]]:
+    """Every view of the four contracts with sensible arguments (guards and stubs aside)."""
+    by_name: dict[str, Any] = {
+        "role": Role.SUPPLIER.role_id,
+        "account": p.sup1.address,
+        "owner": p.sup1.address,
+        "interfaceId": bytes.fromhex("80ac58cd"),
+        "invoiceId": w.inv_to_issue,
+        "tokenId": w.r_moves,
+        "claimId": w.r_moves,
+        "payableId": w.p_moves,
+        "obligor": p.core.address,
+        "financier": p.bank.address,
+        "financingId": w.f_approve,
+        "amount": 100_000,
+        "annualRateBps": 600,
+        "termDays": 90,
+    }
+    by_type: dict[str, Any] = {"uint256": w.r_moves, "address": p.sup2.address}
+    calls = []
+    for name, contract in p.suite.contracts.items():
+        for entry in load_artifact(name).abi:
+            if entry.get("type") != "function" or entry["stateMutability"] not in ("view", "pure"):
+                continue
+            if entry["name"] in GUARDS | STUBS:
+                continue
+            types = [i["type"] for i in entry["inputs"]]
+            signature = f"{entry['name']}({','.join(types)})"
+            args = [by_name.get(i["name"], by_type.get(i["type"])) for i in entry["inputs"]]
+            assert None not in args, f"no argument for {name}.{signature}"
+            calls.append(
+                (f"{name}.{signature}", contract.get_function_by_signature(signature)(*args))
+            )
+    return calls
+
+
+async def test_pause_gates_every_business_mutator_and_views_still_answer(
+    platform: Platform,
+) -> None:
+    p = platform
+    w = await build(p)
+    now = await p.now()
+    terms = (await terms_for(p, w.f_approve)).tuple()
+    calls = mutators(p, w, now, terms)
+    view_calls = views(p, w)
+    assert len(view_calls) > 40
+    before = {name: await fn.call() for name, fn in view_calls}
+    guards = p.members.functions
+    await guards.requireNotPaused().call()
+    await guards.requireActive(p.sup1.address, Role.SUPPLIER.role_id).call()
+    await guards.requireTransfer(p.sup1.address, p.sup2.address).call()
+
+    await p.operator.transact(p.members.functions.pause())
+
+    assert await p.members.functions.paused().call() is True
+    for name, caller, make in calls:
+        try:
+            await expect_revert(caller.transact(make()), "EnforcedPause")
+        except AssertionError as exc:
+            raise AssertionError(f"{name} while paused: {exc}") from exc
+    during = {name: await fn.call() for name, fn in view_calls}
+    changed = {n for n in before if before[n] != during[n]} - {"MemberRegistry.paused()"}
+    assert not changed, f"views answered differently while paused: {sorted(changed)}"
+    for guard in (
+        guards.requireNotPaused(),
+        guards.requireActive(p.sup1.address, Role.SUPPLIER.role_id),
+        guards.requireTransfer(p.sup1.address, p.sup2.address),
+    ):
+        await expect_revert(guard.call(), "EnforcedPause")
+    # a non-operator cannot lift the pause
+    await expect_revert(
+        p.sup1.transact(p.members.functions.unpause()),
+        "AccessControlUnauthorizedAccount",
+        account=p.sup1.address,
+    )
+
+    await p.operator.transact(p.members.functions.unpause())
+
+    for name, caller, make in calls:
+        try:
+            receipt = await caller.transact(make())
+        except Exception as exc:
+            raise AssertionError(f"{name} after unpause: {exc}") from exc
+        assert receipt["status"] == 1, name
+    assert (await p.suite.financing(w.f_approve)).status is FinancingStatus.APPROVED
+    assert (await p.suite.financing(w.f_expire)).status is FinancingStatus.EXPIRED
+    assert (await p.suite.payable(w.p_settle)).status is PayableStatus.SETTLED
+    assert (await p.suite.payable(w.p_cancel)).status is PayableStatus.CANCELLED
+
+
+async def test_RevertWhen_pausing_twice_or_unpausing_unpaused(platform: Platform) -> None:
+    members = platform.members.functions
+    await expect_revert(platform.operator.transact(members.unpause()), "ExpectedPause")
+    await platform.operator.transact(members.pause())
+    await expect_revert(platform.operator.transact(members.pause()), "EnforcedPause")
