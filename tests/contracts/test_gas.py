@@ -1,0 +1,165 @@
+"""Bounded work (SPEC I-9): the gas of split, whole transfer, approve and settle-one-piece does
+not grow with the number of pieces under a payable or the number of payables of an obligor.
+
+Payables with 1, 10, 100 and 1,000 pieces are built (the pieces pipelined: mining off, one
+holder's splits sent back to back with explicit gas, then mined), plus a payable issued
+after the obligor already has 200 more. On each, a fresh split, whole transfer, approval and
+settlement are measured by their receipts' ``gasUsed`` and must stay within ±5 % of the
+1-piece payable's. To compare like with like, every measured call makes the same kinds of
+storage writes: all recipients already hold pieces (their piece counters go non-zero →
+non-zero), the financier already has exposure for the obligor, and each payable already has
+a settled piece before the measured settlement (its settled value goes non-zero → non-zero).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eth_utils.crypto import keccak
+
+from ledger.deployment import DAY
+from ledger.suite import ZERO_ADDRESS, ZERO_HASH
+from tests.contracts.helpers import apply, finance, pipeline, terms_for
+from tests.support.platform import Actor, Platform
+
+SIZES = (1, 10, 100, 1_000)
+EXTRA_PAYABLES = 200
+TOLERANCE = 0.05
+SPLIT_CEILING = 150_000
+FACE = 10**12
+PAY = keccak(b"bank-payment")
+OPS = ("split", "transfer", "approve", "settle")
+
+
+@dataclass
+class Measured:
+    label: str
+    payable: int
+    root: int
+    gas: dict[str, int] = field(default_factory=dict)
+    moved: int = 0  # the piece split off, then transferred whole, then settled
+    financed: int = 0  # the financed piece, settled first (unmeasured)
+
+
+async def _issue(p: Platform, due: int, face: int = FACE) -> tuple[int, int]:
+    invoice_id = await p.invoice(p.sup1, p.core, face)
+    await p.core.transact(
+        p.ledger.functions.issuePayable(p.sup1.address, face, due, [invoice_id], ZERO_ADDRESS)
+    )
+    payable = int(await p.ledger.functions.payableCount().call())
+    return payable, (await p.suite.payable(payable)).root_claim_id
+
+
+async def _grow(p: Platform, root: int, pieces: int) -> None:
+    """Split ``pieces - 1`` one-unit pieces off ``root`` to sup2..sup5, pipelined."""
+    recipients = [p.sup2, p.sup3, p.sup4, p.sup5]
+    fns = [
+        p.ledger.functions.split(root, recipients[i % 4].address, 1, ZERO_HASH)
+        for i in range(pieces - 1)
+    ]
+    await pipeline(p, p.sup1, fns, gas=200_000)
+
+
+async def _extra_payables(p: Platform, count: int, due: int) -> None:
+    """``count`` more payables of the obligor: invoices, confirmations and issues pipelined."""
+    now = await p.now()
+    ids = [p.unique("bulk-invoice") for _ in range(count)]
+    await pipeline(
+        p,
+        p.sup1,
+        [
+            p.invoices.functions.registerInvoice(i, p.core.address, 1_000, now - 60, p.unique("d"))
+            for i in ids
+        ],
+    )
+    await pipeline(p, p.core, [p.invoices.functions.confirmInvoice(i) for i in ids])
+    await pipeline(
+        p,
+        p.core,
+        [
+            p.ledger.functions.issuePayable(p.sup1.address, 1_000, due, [i], ZERO_ADDRESS)
+            for i in ids
+        ],
+        gas=500_000,
+    )
+
+
+async def _measure_moves(p: Platform, m: Measured) -> None:
+    """Split, whole transfer and approval on ``m``'s payable (before the due date)."""
+    ledger = p.ledger.functions
+    r = await p.sup1.transact(ledger.split(m.root, p.sup4.address, 1_000, ZERO_HASH))
+    m.gas["split"] = int(r["gasUsed"])
+    m.moved = int(await ledger.claimCount().call())
+    r = await p.sup4.transact(ledger.transferClaim(m.moved, p.sup5.address, ZERO_HASH))
+    m.gas["transfer"] = int(r["gasUsed"])
+    fid = await apply(p, p.sup1, m.root, p.bank, 5_000_000)
+    terms = await terms_for(p, fid)
+    r = await p.bank.transact(p.desk.functions.approveFinancing(fid, terms.tuple()))
+    m.gas["approve"] = int(r["gasUsed"])
+    m.financed = (await p.suite.financing(fid)).financed_claim_id or 0
+
+
+async def _measure_settle(p: Platform, m: Measured) -> None:
+    ledger = p.ledger.functions
+    await p.core.transact(ledger.settleClaim(m.financed, PAY))  # settled value 0 → non-zero
+    r = await p.core.transact(ledger.settleClaim(m.moved, PAY))
+    m.gas["settle"] = int(r["gasUsed"])
+
+
+def _table(rows: list[Measured]) -> str:
+    head = f"{'':>28}" + "".join(f"{op:>10}" for op in OPS)
+    lines = [head] + [
+        f"{m.label:>28}" + "".join(f"{m.gas.get(op, 0):>10}" for op in OPS) for m in rows
+    ]
+    return "\n".join(lines)
+
+
+async def test_gas_is_flat_in_pieces_per_payable_and_payables_per_obligor(
+    platform: Platform,
+) -> None:
+    p = platform
+    due = await p.now() + 200 * DAY
+    actors: list[Actor] = [p.sup2, p.sup3, p.sup4, p.sup5, p.bank, p.bank2]
+
+    # baseline: everyone already holds a piece, the bank already has exposure for the obligor
+    _pid, base_root = await _issue(p, due)
+    for actor in actors:
+        await p.split(p.sup1, base_root, actor, 1)
+    await finance(p, p.sup1, base_root, p.bank, 1_000_000)
+
+    rows: list[Measured] = []
+    for size in SIZES:
+        payable, root = await _issue(p, due)
+        await _grow(p, root, size)
+        rows.append(Measured(f"{size} piece(s) per payable", payable, root))
+    for m in rows:
+        assert await p.ledger.functions.claimCount().call() >= m.root
+        await _measure_moves(p, m)
+
+    await _extra_payables(p, EXTRA_PAYABLES, due)
+    payables_before = int(await p.ledger.functions.payableCount().call())
+    payable, root = await _issue(p, due)
+    many = Measured(f"after {payables_before} payables", payable, root)
+    await _measure_moves(p, many)
+    rows.append(many)
+
+    await p.warp_to(due)
+    for m in rows:
+        await _measure_settle(p, m)
+
+    table = _table(rows)
+    reference = rows[0]
+    for op in OPS:
+        ref = reference.gas[op]
+        for m in rows[1:]:
+            deviation = abs(m.gas[op] - ref) / ref
+            assert deviation <= TOLERANCE, (
+                f"{op} gas grows: {m.label} uses {m.gas[op]} vs {ref} ({deviation:.1%})\n{table}"
+            )
+    worst_split = max(m.gas["split"] for m in rows)
+    assert worst_split <= SPLIT_CEILING, f"split costs {worst_split} gas\n{table}"
+    # the large payable really has its 1,000 pieces (plus the measured split and financing)
+    big = rows[SIZES.index(1_000)]
+    pieces = await p.ledger.functions.balanceOf(p.sup2.address).call()
+    assert pieces >= 250, f"sup2 holds only {pieces} pieces"
+    assert int(await p.ledger.functions.claimCount().call()) >= big.root + 999
