@@ -1,0 +1,268 @@
+"""Overdue payables and automatic suspension; court-ordered freezes (SPEC §2 Settlement and
+Member, I-7, I-8).
+
+An obligor with three payables marked overdue within 180 days is suspended automatically
+(``MemberSuspended`` with ``automatic = true``): it can no longer issue but can still settle,
+until the operator reinstates it. Two overdue payables, or three spread over more than 180
+days, do not suspend. A frozen piece cannot be split, transferred, applied for, financed or
+settled until it is unfrozen; the payable's other pieces are unaffected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_utils.crypto import keccak
+from web3.types import TxReceipt
+
+from ledger.deployment import DAY
+from ledger.suite import (
+    ZERO_ADDRESS,
+    ZERO_HASH,
+    ClaimStatus,
+    FinancingStatus,
+    MemberStatus,
+    PayableStatus,
+)
+from tests.contracts.helpers import (
+    GRACE,
+    OVERDUE_WINDOW,
+    EventDecoder,
+    apply,
+    expect_revert,
+    terms_for,
+    transact_at,
+)
+from tests.support.platform import Platform
+
+FACE = 1_000_000
+PAY = keccak(b"bank-payment")
+REASON = keccak(b"court-order")
+OVERDUE_REASON = keccak(b"OVERDUE_PAYABLES")
+
+
+async def _payables(
+    platform: Platform, count: int, spacing: int = 10 * DAY
+) -> list[tuple[int, int, int]]:
+    """``count`` payables of ``core`` due 10, 20, … days from now: (payable, root, due)."""
+    return [
+        await platform.issue(platform.core, platform.sup1, FACE, due_in=(i + 1) * spacing)
+        for i in range(count)
+    ]
+
+
+async def _mark(platform: Platform, payable_id: int, ts: int) -> TxReceipt:
+    return await transact_at(
+        platform, platform.outsider, platform.ledger.functions.markOverdue(payable_id), ts
+    )
+
+
+def _suspensions(platform: Platform, receipt: TxReceipt) -> list[dict[str, Any]]:
+    return [e.args for e in EventDecoder(platform).decode(receipt) if e.name == "MemberSuspended"]
+
+
+async def _issue_call(platform: Platform) -> Any:
+    invoice_id = await platform.invoice(platform.sup2, platform.core, FACE)
+    due = await platform.now() + 60 * DAY
+    return platform.ledger.functions.issuePayable(
+        platform.sup2.address, FACE, due, [invoice_id], ZERO_ADDRESS
+    )
+
+
+async def test_three_overdue_within_180_days_suspend_the_obligor(platform: Platform) -> None:
+    p = platform
+    payables = await _payables(p, 4)
+    issue = await _issue_call(p)  # its invoice confirmed while the obligor is still active
+    marks = [due + GRACE + 1 for _pid, _root, due in payables[:3]]  # ~20 days apart in all
+    for (pid, _root, _due), ts in zip(payables[:2], marks[:2], strict=True):
+        receipt = await _mark(p, pid, ts)
+        assert _suspensions(p, receipt) == []
+        assert (await p.suite.member(p.core.address)).status is MemberStatus.ACTIVE
+
+    receipt = await _mark(p, payables[2][0], marks[2])
+
+    assert _suspensions(p, receipt) == [
+        {"account": p.core.address, "reasonHash": OVERDUE_REASON, "automatic": True}
+    ]
+    assert (await p.suite.member(p.core.address)).status is MemberStatus.SUSPENDED
+    account = await p.suite.obligor_account(p.core.address)
+    assert (account.previous_overdue_at, account.last_overdue_at) == (marks[1], marks[2])
+    # it can no longer issue, nor confirm an invoice
+    await expect_revert(p.core.transact(issue), "MemberNotActive", account=p.core.address)
+    pending_invoice = await p.invoice(p.sup3, p.core, FACE, confirm=False)
+    await expect_revert(
+        p.core.transact(p.invoices.functions.confirmInvoice(pending_invoice)),
+        "MemberNotActive",
+        account=p.core.address,
+    )
+    # but it still settles what it owes, overdue or not
+    for pid, root, _due in payables[:3]:
+        await p.core.transact(p.ledger.functions.settleClaim(root, PAY))
+        assert (await p.suite.payable(pid)).status is PayableStatus.SETTLED
+    # the operator reinstates it; business resumes
+    await p.operator.transact(p.members.functions.reinstateMember(p.core.address))
+    assert (await p.suite.member(p.core.address)).status is MemberStatus.ACTIVE
+    await p.core.transact(issue)
+
+
+async def test_reinstated_obligor_is_suspended_again_by_the_next_overdue_in_window(
+    platform: Platform,
+) -> None:
+    p = platform
+    payables = await _payables(p, 4)
+    ts = payables[3][2] + GRACE + 1  # all four are overdue by then
+    for pid, _root, _due in payables[:3]:
+        await _mark(p, pid, ts)
+        ts += 1
+    await p.operator.transact(p.members.functions.reinstateMember(p.core.address))
+    # the 2nd, 3rd and 4th overdue payables are again three within 180 days
+    receipt = await _mark(p, payables[3][0], ts)
+    assert [e["automatic"] for e in _suspensions(p, receipt)] == [True]
+    assert (await p.suite.member(p.core.address)).status is MemberStatus.SUSPENDED
+
+
+async def test_two_overdue_payables_do_not_suspend(platform: Platform) -> None:
+    p = platform
+    payables = await _payables(p, 2)
+    ts = payables[1][2] + GRACE + 1
+    for pid, _root, _due in payables:
+        assert _suspensions(p, await _mark(p, pid, ts)) == []
+        ts += 1
+    assert (await p.suite.member(p.core.address)).status is MemberStatus.ACTIVE
+    await p.core.transact(await _issue_call(p))
+
+
+@pytest.mark.parametrize(
+    ("third_after_first", "suspended"),
+    [(OVERDUE_WINDOW, True), (OVERDUE_WINDOW + 1, False), (300 * DAY, False)],
+    ids=["exactly-180-days", "180-days-and-1s", "300-days"],
+)
+async def test_three_overdue_suspend_only_within_180_days(
+    platform: Platform, third_after_first: int, suspended: bool
+) -> None:
+    p = platform
+    payables = await _payables(p, 3)
+    first = payables[0][2] + GRACE + 1
+    await _mark(p, payables[0][0], first)
+    await _mark(p, payables[1][0], payables[1][2] + GRACE + 1)
+    receipt = await _mark(p, payables[2][0], first + third_after_first)
+    expected = MemberStatus.SUSPENDED if suspended else MemberStatus.ACTIVE
+    assert (await p.suite.member(p.core.address)).status is expected
+    assert len(_suspensions(p, receipt)) == int(suspended)
+    for pid, _root, _due in payables:
+        assert (await p.suite.payable(pid)).status is PayableStatus.OVERDUE
+
+
+async def test_overdue_of_an_already_suspended_obligor_is_no_second_suspension(
+    platform: Platform,
+) -> None:
+    p = platform
+    payables = await _payables(p, 3)
+    issue = await _issue_call(p)
+    await p.operator.transact(p.members.functions.suspendMember(p.core.address, REASON))
+    await expect_revert(p.core.transact(issue), "MemberNotActive", account=p.core.address)
+    ts = payables[2][2] + GRACE + 1
+    for pid, _root, _due in payables:
+        assert _suspensions(p, await _mark(p, pid, ts)) == []
+        ts += 1
+    assert (await p.suite.member(p.core.address)).status is MemberStatus.SUSPENDED
+    await p.operator.transact(p.members.functions.reinstateMember(p.core.address))
+    await expect_revert(
+        p.operator.transact(p.members.functions.reinstateMember(p.core.address)),
+        "MemberStatusInvalid",
+        account=p.core.address,
+        status=MemberStatus.ACTIVE,
+    )
+
+
+async def test_RevertWhen_marking_a_settled_or_overdue_payable(platform: Platform) -> None:
+    p = platform
+    (pid_a, root_a, due), (pid_b, _root_b, _due_b) = await _payables(p, 2, spacing=DAY)
+    await p.warp_to(due)
+    await p.core.transact(p.ledger.functions.settleClaim(root_a, PAY))
+    ts = _due_b + GRACE + 1
+    await expect_revert(
+        _mark(p, pid_a, ts), "PayableStatusInvalid", payableId=pid_a, status=PayableStatus.SETTLED
+    )
+    await _mark(p, pid_b, ts + 1)
+    await expect_revert(
+        _mark(p, pid_b, ts + 2),
+        "PayableStatusInvalid",
+        payableId=pid_b,
+        status=PayableStatus.OVERDUE,
+    )
+    await expect_revert(
+        p.outsider.transact(p.ledger.functions.markOverdue(999)), "PayableNotFound", payableId=999
+    )
+
+
+# ---- freeze ---------------------------------------------------------------------------------
+
+
+async def test_freeze_blocks_moves_financing_and_settlement_until_unfrozen(
+    platform: Platform,
+) -> None:
+    p = platform
+    ledger, desk = p.ledger.functions, p.desk.functions
+    pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=30 * DAY, agent=p.agent)
+    sibling = await p.split(p.sup1, root, p.sup2, 100_000)
+    fid = await apply(p, p.sup1, root, p.bank, 200_000)
+    terms = await terms_for(p, fid)
+
+    receipt = await p.operator.transact(ledger.freezeClaim(root, REASON))
+    assert EventDecoder(p).one(receipt, "ClaimFrozen") == {"claimId": root, "reasonHash": REASON}
+    claim = await p.suite.claim(root)
+    assert (claim.status, claim.frozen, claim.locked_amount) == (ClaimStatus.FROZEN, True, 200_000)
+
+    frozen = {"claimId": root}
+    erc721 = p.ledger.get_function_by_signature("transferFrom(address,address,uint256)")
+    expires = await p.now() + DAY
+    for actor, fn in (
+        (p.sup1, ledger.split(root, p.sup3.address, 1, ZERO_HASH)),
+        (p.sup1, ledger.transferClaim(root, p.sup3.address, ZERO_HASH)),
+        (p.sup1, erc721(p.sup1.address, p.sup3.address, root)),
+        (p.sup1, desk.applyForFinancing(root, p.bank2.address, 1_000, expires)),
+        (p.bank, desk.approveFinancing(fid, terms.tuple())),
+        (p.operator, ledger.freezeClaim(root, REASON)),
+    ):
+        await expect_revert(actor.transact(fn), "ClaimIsFrozen", **frozen)
+    await expect_revert(
+        p.sup1.transact(ledger.cancelPayable(pid)), "PayableNotCancellable", payableId=pid
+    )
+    # the payable's other pieces are not frozen
+    await p.sup2.transact(ledger.split(sibling, p.sup3.address, 1, ZERO_HASH))
+
+    receipt = await p.operator.transact(ledger.unfreezeClaim(root))
+    assert EventDecoder(p).names(receipt) == {"ClaimUnfrozen": 1}
+    await expect_revert(
+        p.operator.transact(ledger.unfreezeClaim(root)), "ClaimNotFrozen", claimId=root
+    )
+    claim = await p.suite.claim(root)
+    assert (claim.status, claim.frozen) == (ClaimStatus.LOCKED, False)
+    await p.bank.transact(desk.approveFinancing(fid, terms.tuple()))
+    assert (await p.suite.financing(fid)).status is FinancingStatus.APPROVED
+    await p.sup1.transact(ledger.split(root, p.sup3.address, 1, ZERO_HASH))
+
+    # settlement: a frozen piece is not paid, singly or in a batch, until unfrozen
+    await p.operator.transact(ledger.freezeClaim(sibling, REASON))
+    await p.warp_to(due)
+    for settler in (p.core, p.agent):
+        await expect_revert(
+            settler.transact(ledger.settleClaim(sibling, PAY)), "ClaimIsFrozen", claimId=sibling
+        )
+        await expect_revert(
+            settler.transact(ledger.settleClaims([root, sibling], [PAY, PAY])),
+            "ClaimIsFrozen",
+            claimId=sibling,
+        )
+    assert (await p.suite.claim(root)).status is not ClaimStatus.SETTLED
+    await p.operator.transact(ledger.unfreezeClaim(sibling))
+    await p.agent.transact(ledger.settleClaims([root, sibling], [PAY, PAY]))
+    # a settled piece cannot be frozen: Settled absorbs
+    await expect_revert(
+        p.operator.transact(ledger.freezeClaim(root, REASON)),
+        "ClaimNotLive",
+        claimId=root,
+        status=ClaimStatus.SETTLED,
+    )
