@@ -170,9 +170,10 @@ async def apply(
 
 async def approve(platform: Platform, financier: Actor, financing_id: int, **kw: Any) -> TxReceipt:
     terms = await terms_for(platform, financing_id, **kw)
-    return await financier.transact(
+    receipt: TxReceipt = await financier.transact(
         platform.desk.functions.approveFinancing(financing_id, terms.tuple())
     )
+    return receipt
 
 
 async def finance(
@@ -194,7 +195,7 @@ async def read_claims(platform: Platform, ids: Sequence[int]) -> list[ClaimView]
     async with platform.w3.batch_requests() as batch:
         for claim_id in ids:
             batch.add(platform.ledger.functions.claim(claim_id).call())
-        rows = await batch.async_execute()
+        rows: list[Any] = list(await batch.async_execute())
     views = []
     for claim_id, row in zip(ids, rows, strict=True):
         _cid, payable_id, parent, depth, holder, value, locked, status, frozen, financed, due = row
@@ -258,7 +259,13 @@ async def pipeline(
     raws: list[bytes] = []
     hashes: list[str] = []
     for i, fn in enumerate(fns):
-        tx = {**call_tx(fn, gas), "value": 0, "chainId": chain_id, "nonce": nonce + i, **fees}
+        tx: dict[str, Any] = {
+            **call_tx(fn, gas),
+            "value": 0,
+            "chainId": chain_id,
+            "nonce": nonce + i,
+            **fees,
+        }
         signed = actor.account.sign_transaction(tx)
         raws.append(bytes(signed.raw_transaction))
         hashes.append(signed.hash.to_0x_hex())
@@ -269,7 +276,8 @@ async def pipeline(
             requests = [
                 ("eth_sendRawTransaction", ["0x" + r.hex()]) for r in raws[start : start + chunk]
             ]
-            responses: Any = await w3.provider.make_batch_request(requests)  # type: ignore[arg-type]
+            provider: Any = w3.provider
+            responses: Any = await provider.make_batch_request(requests)
             errors = [r["error"] for r in responses if r.get("error")]
             assert not errors, f"broadcast refused: {errors[:3]}"
         await mine_pool(platform)

@@ -274,7 +274,7 @@ async def _approve(p: Platform, amount: int) -> TxReceipt:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
     fid = await apply(p, p.sup1, root, p.bank, amount)
     terms = await terms_for(p, fid)
-    r = await p.bank.transact(p.desk.functions.approveFinancing(fid, terms.tuple()))
+    r: TxReceipt = await p.bank.transact(p.desk.functions.approveFinancing(fid, terms.tuple()))
     approved = EventDecoder(p).one(r, "FinancingApproved")
     assert (approved["financingId"], approved["financier"], approved["advance"]) == (
         fid,
