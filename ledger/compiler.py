@@ -4,7 +4,7 @@ Every ``.sol`` file under ``contracts/src`` (recursively) is handed, with its co
 py-solc-x's ``compile_standard``; the ``solc_binary`` is the project's standard-JSON shim
 (``contracts/tools/solc-shim.js``, which drives the npm ``solc`` package: no native solc on
 our machines). Source unit names are paths relative to the repository root
-(``contracts/src/ClaimLedger.sol``); OpenZeppelin and forge-std come in through remappings
+(``contracts/src/ClaimLedger.sol``); OpenZeppelin comes in through a remapping
 and the shim's import callback.
 
 Artifacts are written only for contracts whose source is under ``contracts/src`` (not for
@@ -41,10 +41,8 @@ log = logging.getLogger(__name__)
 #: Pinned EVM version (SPEC §6): the local anvil runs cancun or later, Besu likewise.
 EVM_VERSION = "cancun"
 OPTIMIZER_RUNS = 200
-REMAPPINGS: tuple[str, ...] = (
-    "@openzeppelin/=node_modules/@openzeppelin/",
-    "forge-std/=node_modules/forge-std/src/",
-)
+#: First-party sources import only OpenZeppelin (forge tests have their own harness).
+REMAPPINGS: tuple[str, ...] = ("@openzeppelin/=node_modules/@openzeppelin/",)
 OUTPUT_SELECTION: tuple[str, ...] = (
     "abi",
     "evm.bytecode.object",
