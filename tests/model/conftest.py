@@ -1,0 +1,94 @@
+"""One deployed platform for the model-based test, on its own anvil and its own event loop.
+
+Hypothesis' state machines are synchronous, so the platform's coroutines run on a loop this
+fixture owns (``env.run(coro)``), never on pytest-asyncio's. The genesis facts the model
+starts from (block time, members and their KYC expiry, limits) are what ``build_platform``
+set up; every Hypothesis example starts from an ``evm_snapshot`` of exactly that state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
+
+from ledger.anvil import AnvilProcess, dev_private_keys
+from ledger.chain import close_web3, make_web3
+from ledger.deployment import DAY
+from ledger.suite import ZERO_ADDRESS
+from tests.model import rules
+from tests.support.platform import CAST, EXPOSURE_LIMIT, PROGRAM_LIMIT, Platform, build_platform
+
+T = TypeVar("T")
+
+
+@dataclass
+class ModelEnv:
+    """The deployed platform, the loop its coroutines run on and the model's genesis."""
+
+    loop: asyncio.AbstractEventLoop
+    platform: Platform
+    parameters: rules.Parameters
+    genesis_now: int
+    genesis_members: dict[str, rules.Member]
+
+    def run(self, awaitable: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(awaitable)
+
+    def address(self, name: str) -> str:
+        return ZERO_ADDRESS if name == rules.ZERO else self.platform.actors[name].address
+
+    def fresh_model(self) -> rules.Tierflow:
+        """The rules' view of the freshly built platform."""
+        cores = [n for n, r in self.genesis_members.items() if rules.CORE_ENTERPRISE in r.roles]
+        banks = [n for n, r in self.genesis_members.items() if rules.FINANCIER in r.roles]
+        return rules.Tierflow(
+            self.parameters,
+            self.genesis_now,
+            self.genesis_members,
+            program_limits=dict.fromkeys(cores, PROGRAM_LIMIT),
+            exposure_limits={(b, c): EXPOSURE_LIMIT for b in banks for c in cores},
+        )
+
+
+async def _genesis(platform: Platform) -> tuple[int, dict[str, rules.Member]]:
+    members: dict[str, rules.Member] = {}
+    for name, roles in CAST.items():
+        view = await platform.suite.member(platform.actors[name].address)
+        held = frozenset(str(r) for r in roles) | (
+            {rules.OPERATOR} if name == "operator" else frozenset()
+        )
+        status = rules.MemberStatus.ACTIVE if roles else rules.MemberStatus.NONE
+        members[name] = rules.Member(held, status, view.kyc_expires_at if roles else 0)
+    return await platform.now(), members
+
+
+@pytest.fixture(scope="session")
+def model_env() -> Iterator[ModelEnv]:
+    loop = asyncio.new_event_loop()
+    node = AnvilProcess.ephemeral()
+    node.start()
+    w3 = make_web3(node.url)
+    # web3's validation middleware asks for the chain id several times per call; a node's chain
+    # id never changes (snapshots and reverts included), so cache that one answer.
+    w3.provider.cacheable_requests = {"eth_chainId"}
+    w3.provider.cache_allowed_requests = True
+    try:
+        platform = loop.run_until_complete(build_platform(w3, dev_private_keys()))
+        p = platform.deployment.parameters
+        parameters = rules.Parameters(
+            term_cap=p.term_cap_days * DAY,
+            long_term_threshold=p.long_term_threshold_days * DAY,
+            grace_period=p.grace_period_days * DAY,
+            trade_invoice_required=p.trade_invoice_required,
+            registration_required=p.registration_required,
+        )
+        now, members = loop.run_until_complete(_genesis(platform))
+        yield ModelEnv(loop, platform, parameters, now, members)
+    finally:
+        loop.run_until_complete(close_web3(w3))
+        loop.close()
+        node.stop()
