@@ -30,6 +30,9 @@ contract ClaimLedger is IClaimLedger, ERC165 {
     uint8 private constant _FINANCED = 2;
     uint8 private constant _SETTLED = 4;
     uint8 private constant _CANCELLED = 8;
+    /// @dev Set on a root piece the first time it is split, transferred or locked: from then on
+    /// the payable is no longer "untouched" and cannot be cancelled, even if it comes back whole.
+    uint8 private constant _TOUCHED = 16;
 
     uint256 public constant MAX_INVOICES_PER_PAYABLE = 20;
     uint256 public constant MAX_SETTLEMENT_BATCH = 100;
@@ -222,6 +225,7 @@ contract ClaimLedger is IClaimLedger, ERC165 {
         if (amount == 0) revert ClaimAmountInvalid(amount);
         uint256 available = c.value - c.locked;
         if (amount > available) revert ClaimAmountExceedsAvailable(claimId, amount, available);
+        if (c.depth == 0) _touchRoot(c);
         c.locked += amount;
         return (p.obligor, p.dueDate);
     }
@@ -504,6 +508,7 @@ contract ClaimLedger is IClaimLedger, ERC165 {
     ) private returns (uint256 claimId) {
         uint16 depth = parent.depth;
         if (depth == type(uint16).max) revert ClaimDepthExceeded(parentId);
+        if (depth == 0) _touchRoot(parent);
         ++depth;
         uint32 payableId = parent.payableId;
         claimId = ++_claimCount;
@@ -534,6 +539,7 @@ contract ClaimLedger is IClaimLedger, ERC165 {
         if (to == holder || to == address(0)) revert ClaimRecipientInvalid(to);
         MEMBERS.requireTransfer(holder, to);
         if (c.locked != 0) revert ClaimValueLocked(claimId, c.locked);
+        if (c.depth == 0) _touchRoot(c);
         uint8 f = c.flags;
         if (f & _FINANCED != 0) {
             c.flags = f & ~_FINANCED;
@@ -586,6 +592,11 @@ contract ClaimLedger is IClaimLedger, ERC165 {
             p.status = PayableStatus.Settled;
             emit PayableSettled(payableId);
         }
+    }
+
+    function _touchRoot(Claim storage root) private {
+        uint8 f = root.flags;
+        if (f & _TOUCHED == 0) root.flags = f | _TOUCHED;
     }
 
     function _releaseExposure(address financier, address obligor, uint256 claimId, uint128 value) private {

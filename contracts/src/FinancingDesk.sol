@@ -53,7 +53,7 @@ contract FinancingDesk is IFinancingDesk {
         f.claimId = uint40(claimId);
         f.applicant = msg.sender;
         f.status = FinancingStatus.Applied;
-        f.expiresAt = uint32(expiresAt);
+        f.expiresAt = uint40(expiresAt);
         f.financier = financier;
         f.amount = amount;
         _obligorOf[financingId] = obligor;
@@ -65,6 +65,8 @@ contract FinancingDesk is IFinancingDesk {
         Financing storage f = _pending(financingId);
         if (msg.sender != f.financier) revert FinancingNotFinancier(financingId, msg.sender);
         MEMBERS.requireActive(msg.sender, Roles.FINANCIER);
+        // The applicant must still be in good standing when the money moves to it.
+        MEMBERS.requireMember(f.applicant);
         if (block.timestamp >= f.expiresAt) revert FinancingHasExpired(financingId, f.expiresAt);
         uint128 amount = f.amount;
         _checkTerms(financingId, f.claimId, amount, terms);

@@ -61,7 +61,7 @@ contract InvoiceRegistry is IInvoiceRegistry {
         MEMBERS.requireNotPaused();
         Invoice storage inv = _existing(invoiceId);
         if (msg.sender != inv.buyer) revert InvoiceNotBuyer(invoiceId, msg.sender);
-        if (!MEMBERS.isActive(msg.sender)) revert IMemberRegistry.MemberNotActive(msg.sender);
+        MEMBERS.requireMember(msg.sender);
         if (inv.status != InvoiceStatus.Registered) revert InvoiceStatusInvalid(invoiceId, inv.status);
         inv.status = InvoiceStatus.Confirmed;
         emit InvoiceConfirmed(invoiceId);

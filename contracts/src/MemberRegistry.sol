@@ -127,6 +127,11 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
     }
 
     /// @inheritdoc IMemberRegistry
+    function requireMember(address account) external view whenNotPaused {
+        _requireActive(account);
+    }
+
+    /// @inheritdoc IMemberRegistry
     function requireTransfer(address holder, address recipient) external view whenNotPaused {
         _requireActive(holder);
         _requireActive(recipient);

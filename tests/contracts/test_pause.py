@@ -22,7 +22,7 @@ FACE = 1_000_000
 PAY = keccak(b"bank-payment")
 REASON = keccak(b"reason")
 #: View functions that are guards: they revert by design while paused.
-GUARDS = {"requireActive", "requireTransfer", "requireNotPaused"}
+GUARDS = {"requireActive", "requireMember", "requireTransfer", "requireNotPaused"}
 #: `pure` functions that are mutator stubs (always revert), not views.
 STUBS = {"approve", "setApprovalForAll", "transferFrom"}
 
@@ -192,6 +192,7 @@ async def test_pause_gates_every_business_mutator_and_views_still_answer(
     await guards.requireNotPaused().call()
     await guards.requireActive(p.sup1.address, Role.SUPPLIER.role_id).call()
     await guards.requireTransfer(p.sup1.address, p.sup2.address).call()
+    await guards.requireMember(p.sup1.address).call()
 
     await p.operator.transact(p.members.functions.pause())
 
@@ -208,6 +209,7 @@ async def test_pause_gates_every_business_mutator_and_views_still_answer(
         guards.requireNotPaused(),
         guards.requireActive(p.sup1.address, Role.SUPPLIER.role_id),
         guards.requireTransfer(p.sup1.address, p.sup2.address),
+        guards.requireMember(p.sup1.address),
     ):
         await expect_revert(guard.call(), "EnforcedPause")
     # a non-operator cannot lift the pause

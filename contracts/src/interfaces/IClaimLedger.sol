@@ -168,8 +168,8 @@ interface IClaimLedger is IERC3525 {
     ) external returns (uint256 payableId, uint256 rootClaimId);
 
     /// @notice The supplier declines an untouched payable before its due date.
-    /// Requirements: not paused; caller holds the root piece, which is whole, unlocked and not
-    /// frozen. Releases the invoices and the limit. Emits {PayableCancelled}, {InvoiceReleased}.
+    /// Requirements: not paused; caller holds the root piece, which was never split,
+    /// transferred or locked and is not frozen. Releases the invoices and the limit. Emits {PayableCancelled}, {InvoiceReleased}.
     function cancelPayable(uint256 payableId) external;
 
     /// @notice Anyone marks a payable Overdue once due date + grace has passed with value unpaid;

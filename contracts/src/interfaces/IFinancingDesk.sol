@@ -22,7 +22,7 @@ interface IFinancingDesk {
         address applicant;
         FinancingStatus status;
         bool recourse;
-        uint32 expiresAt;
+        uint40 expiresAt;
         address financier;
         uint32 annualRateBps;
         uint40 financedClaimId;
@@ -100,7 +100,7 @@ interface IFinancingDesk {
     /// @notice The named financier approves: the locked amount moves to it in this transaction.
     /// Requirements: not paused; caller the application's active financier; status Applied and
     /// not expired; 0 < advance; advance + discount + fees = amount; termDays is the days to
-    /// maturity (ceil) or one less; discount per the convention above; registration number set
+    /// maturity (ceil) or one less; the applicant still an active member; discount per the convention above; registration number set
     /// when the deployment requires it; exposure + amount ≤ the financier's limit for the obligor.
     /// Emits {FinancingApproved} (and the claim's {ClaimSplit} or {ClaimTransferred}).
     function approveFinancing(uint256 financingId, Terms calldata terms) external returns (uint256 financedClaimId);

@@ -85,6 +85,10 @@ interface IMemberRegistry {
     /// @notice Reverts unless the platform is not paused and `account` is active with `role`.
     function requireActive(address account, bytes32 role) external view;
 
+    /// @notice Reverts unless the platform is not paused and `account` is an active member
+    /// (any role): registered, not suspended, KYC not expired.
+    function requireMember(address account) external view;
+
     /// @notice Reverts unless a claim may pass from `holder` to `recipient`: the platform is not
     /// paused, both are active, and `recipient` is a supplier or a financier.
     function requireTransfer(address holder, address recipient) external view;
