@@ -121,12 +121,16 @@ class Platform:
     def unique(self, label: str = "x") -> bytes:
         return hashlib.sha256(f"{label}-{next(self._serial)}".encode()).digest()
 
-    async def invoice(self, seller: Actor, buyer: Actor, amount: int, *, confirm: bool = True) -> bytes:
+    async def invoice(
+        self, seller: Actor, buyer: Actor, amount: int, *, confirm: bool = True
+    ) -> bytes:
         """Register (and by default confirm) an invoice from ``seller`` to ``buyer``."""
         invoice_id, doc = self.unique("invoice"), self.unique("doc")
         issue_date = await self.now() - 60
         await seller.transact(
-            self.invoices.functions.registerInvoice(invoice_id, buyer.address, amount, issue_date, doc)
+            self.invoices.functions.registerInvoice(
+                invoice_id, buyer.address, amount, issue_date, doc
+            )
         )
         if confirm:
             await buyer.transact(self.invoices.functions.confirmInvoice(invoice_id))
@@ -154,7 +158,9 @@ class Platform:
         root = int(await self.ledger.functions.claimCount().call())
         return payable_id, root, due
 
-    async def split(self, holder: Actor, claim_id: int, to: Actor, value: int, invoice: bytes = ZERO_HASH) -> int:
+    async def split(
+        self, holder: Actor, claim_id: int, to: Actor, value: int, invoice: bytes = ZERO_HASH
+    ) -> int:
         await holder.transact(self.ledger.functions.split(claim_id, to.address, value, invoice))
         return int(await self.ledger.functions.claimCount().call())
 
@@ -176,10 +182,14 @@ async def build_platform(
     for name, roles in CAST.items():
         if roles:
             await operator.transact(
-                suite.members.functions.registerMember(actors[name].address, roles_to_mask(roles), kyc)
+                suite.members.functions.registerMember(
+                    actors[name].address, roles_to_mask(roles), kyc
+                )
             )
     for core in ("core", "core2"):
-        await operator.transact(suite.ledger.functions.setProgramLimit(actors[core].address, PROGRAM_LIMIT))
+        await operator.transact(
+            suite.ledger.functions.setProgramLimit(actors[core].address, PROGRAM_LIMIT)
+        )
         for bank in ("bank", "bank2"):
             await actors[bank].transact(
                 suite.desk.functions.setExposureLimit(actors[core].address, EXPOSURE_LIMIT)
