@@ -169,7 +169,8 @@ class Payable:
 
 @dataclass
 class Claim:
-    """A claim piece. ``parent_id`` is 0 for the root."""
+    """A claim piece. ``parent_id`` is 0 for the root; ``touched`` marks a root that was ever
+    split, transferred or locked (its payable can no longer be cancelled)."""
 
     id: int
     payable_id: int
@@ -182,6 +183,7 @@ class Claim:
     financed: bool = False
     settled: bool = False
     cancelled: bool = False
+    touched: bool = False
 
     @property
     def live(self) -> bool:
@@ -367,6 +369,11 @@ class Tierflow:
         if not self.has_role(account, role):
             raise ModelRevert("MemberRoleMissing", account=account, role=role)
 
+    def require_member(self, account: str) -> None:
+        """``requireMember``: not paused, ``account`` an active member (any role)."""
+        self._require_not_paused()
+        self._require_member_active(account)
+
     def require_transfer(self, holder: str, recipient: str) -> None:
         """``requireTransfer``: not paused, both active, recipient a supplier or financier."""
         self._require_not_paused()
@@ -503,8 +510,7 @@ class Tierflow:
         inv = self._invoice_of(invoice_id)
         if caller != inv.buyer:
             raise ModelRevert("InvoiceNotBuyer", invoice_id=invoice_id, caller=caller)
-        if not self.is_active(caller):
-            raise ModelRevert("MemberNotActive", account=caller)
+        self.require_member(caller)
         if inv.status != InvoiceStatus.REGISTERED:
             raise ModelRevert("InvoiceStatusInvalid", invoice_id=invoice_id, status=inv.status)
         inv.status = InvoiceStatus.CONFIRMED
@@ -634,10 +640,12 @@ class Tierflow:
             raise ModelRevert("ClaimNotHolder", claim_id=root.id, caller=caller)
         if self.now >= p.due_date:
             raise ModelRevert("ClaimPastDueDate", claim_id=root.id)
+        # untouched: never split, transferred or locked (even if it came back whole)
         untouched = (
             root.value == p.face_value
             and root.locked == 0
             and not (root.frozen or root.financed or root.settled or root.cancelled)
+            and not root.touched
         )
         if not untouched or caller != p.supplier:
             raise ModelRevert("PayableNotCancellable", payable_id=payable_id)
@@ -711,6 +719,8 @@ class Tierflow:
         """``_mintSplit``: a new piece of ``value`` for ``to``, child of ``parent``."""
         if parent.depth == UINT16_MAX:
             raise ModelRevert("ClaimDepthExceeded", claim_id=parent.id)
+        if parent.depth == 0:
+            parent.touched = True
         claim_id = len(self.claims) + 1
         parent.value -= value
         self.claims[claim_id] = Claim(
@@ -770,6 +780,8 @@ class Tierflow:
         self.require_transfer(holder, to)
         if c.locked:
             raise ModelRevert("ClaimValueLocked", claim_id=claim_id, locked=c.locked)
+        if c.depth == 0:
+            c.touched = True
         if c.financed:
             c.financed = False
             self._release_exposure(holder, self.payables[c.payable_id].obligor, c.value)
@@ -886,6 +898,8 @@ class Tierflow:
             raise ModelRevert(
                 "ClaimAmountExceedsAvailable", claim_id=claim_id, available=c.available
             )
+        if c.depth == 0:
+            c.touched = True
         c.locked += amount
         p = self.payables[c.payable_id]
         # back in the desk
@@ -906,8 +920,13 @@ class Tierflow:
         if caller != f.financier:
             raise ModelRevert("FinancingNotFinancier", financing_id=financing_id, caller=caller)
         self.require_active(caller, FINANCIER)
+        # the applicant must still be in good standing when the money moves to it
+        self.require_member(f.applicant)
         if self.now >= f.expires_at:
             raise ModelRevert("FinancingHasExpired", financing_id=financing_id)
+        e = self.exposure(caller, f.obligor)
+        if e.outstanding + f.amount > e.limit:
+            raise ModelRevert("FinancingExposureExceeded", exposure=e.outstanding + f.amount)
         # _checkTerms: I-5 bounds, the registration number, the discount convention
         if terms.advance == 0 or terms.advance + terms.discount + terms.fees != f.amount:
             raise ModelRevert("FinancingTermsInvalid", amount=f.amount)
