@@ -924,9 +924,6 @@ class Tierflow:
         self.require_member(f.applicant)
         if self.now >= f.expires_at:
             raise ModelRevert("FinancingHasExpired", financing_id=financing_id)
-        e = self.exposure(caller, f.obligor)
-        if e.outstanding + f.amount > e.limit:
-            raise ModelRevert("FinancingExposureExceeded", exposure=e.outstanding + f.amount)
         # _checkTerms: I-5 bounds, the registration number, the discount convention
         if terms.advance == 0 or terms.advance + terms.discount + terms.fees != f.amount:
             raise ModelRevert("FinancingTermsInvalid", amount=f.amount)
