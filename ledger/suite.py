@@ -10,7 +10,7 @@ of starting a second suite.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -126,6 +126,24 @@ class ClaimView:
     financed: bool
     due_date: int
 
+    @classmethod
+    def from_row(cls, claim_id: int, row: Sequence[Any]) -> ClaimView:
+        """Decode ``ClaimLedger.claim``'s tuple (also for rows read in a JSON-RPC batch)."""
+        _cid, payable_id, parent, depth, holder, value, locked, status, frozen, financed, due = row
+        return cls(
+            claim_id,
+            payable_id,
+            parent or None,
+            depth,
+            to_checksum_address(holder),
+            value,
+            locked,
+            ClaimStatus(status),
+            frozen,
+            financed,
+            due,
+        )
+
 
 @dataclass(frozen=True)
 class FinancingView:
@@ -238,32 +256,8 @@ class Suite:
         )
 
     async def claim(self, claim_id: int, block: BlockIdentifier = "latest") -> ClaimView:
-        (
-            _cid,
-            payable_id,
-            parent,
-            depth,
-            holder,
-            value,
-            locked,
-            status,
-            frozen,
-            financed,
-            due,
-        ) = await self.ledger.functions.claim(claim_id).call(block_identifier=block)
-        return ClaimView(
-            claim_id,
-            payable_id,
-            parent or None,
-            depth,
-            to_checksum_address(holder),
-            value,
-            locked,
-            ClaimStatus(status),
-            frozen,
-            financed,
-            due,
-        )
+        row = await self.ledger.functions.claim(claim_id).call(block_identifier=block)
+        return ClaimView.from_row(claim_id, row)
 
     async def financing(
         self, financing_id: int, block: BlockIdentifier = "latest"

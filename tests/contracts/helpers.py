@@ -25,7 +25,7 @@ from ledger.chain import rpc
 from ledger.deployment import DAY
 from ledger.errors import ContractRevert, revert_for_failed_transaction, revert_from_exception
 from ledger.sender import PendingTx
-from ledger.suite import ClaimStatus, ClaimView
+from ledger.suite import ClaimView
 from tests.support.platform import Actor, Platform
 
 #: Gas for transactions sent without estimation (time-exact or pipelined ones).
@@ -196,25 +196,7 @@ async def read_claims(platform: Platform, ids: Sequence[int]) -> list[ClaimView]
         for claim_id in ids:
             batch.add(platform.ledger.functions.claim(claim_id).call())
         rows: list[Any] = list(await batch.async_execute())
-    views = []
-    for claim_id, row in zip(ids, rows, strict=True):
-        _cid, payable_id, parent, depth, holder, value, locked, status, frozen, financed, due = row
-        views.append(
-            ClaimView(
-                claim_id,
-                payable_id,
-                parent or None,
-                depth,
-                to_checksum_address(holder),
-                value,
-                locked,
-                ClaimStatus(status),
-                frozen,
-                financed,
-                due,
-            )
-        )
-    return views
+    return [ClaimView.from_row(i, row) for i, row in zip(ids, rows, strict=True)]
 
 
 # -- pipelining -------------------------------------------------------------------------------
