@@ -1,0 +1,167 @@
+"""Fetching: logs of a block range and the headers that vouch for them.
+
+One ``eth_getLogs`` per range over all the deployment's contracts; the range grows while
+ranges are sparse and is halved when the node refuses it (:class:`~indexer.rpc.RangeTooLarge`)
+or returns more logs than aimed at. The headers the range needs (the block before it, every
+block with a log, its last block, and every block of the reorg window) come in one JSON-RPC
+batch, and each log's block hash must equal its header's: otherwise the chain changed under
+our feet and the range is fetched again (:class:`~indexer.errors.InconsistentChain`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from indexer.config import IndexerConfig
+from indexer.decode import DecodedEvent, Decoder
+from indexer.errors import InconsistentChain, NodeBehind
+from indexer.rpc import RangeTooLarge, RpcClient
+from indexer.store import Header
+
+
+@dataclass(frozen=True)
+class FetchedRange:
+    """Blocks ``start``–``end``: their events in chain order and the headers checked."""
+
+    start: int
+    end: int
+    head: int
+    previous: Header  # block start - 1, as the node sees it now
+    last: Header  # block end
+    events: list[DecodedEvent]
+    times: dict[int, int]  # block number → timestamp, for every block with an event
+    #: Blocks from here to ``end`` are in the reorg window: their headers are kept and their
+    #: changes journaled.
+    window_from: int
+    window_headers: list[Header]
+
+
+def _header(raw: dict[str, Any]) -> Header:
+    return Header(
+        number=int(raw["number"], 16),
+        hash=raw["hash"],
+        parent_hash=raw["parentHash"],
+        timestamp=int(raw["timestamp"], 16),
+    )
+
+
+class Fetcher:
+    """Fetches and verifies block ranges for one deployment."""
+
+    def __init__(self, rpc: RpcClient, decoder: Decoder, config: IndexerConfig) -> None:
+        self.rpc = rpc
+        self.decoder = decoder
+        self.config = config
+        self.range_size = max(1, config.initial_range)
+        self._addresses = sorted(decoder.addresses)
+
+    async def head(self) -> int:
+        return int(await self.rpc.call("eth_blockNumber", []), 16)
+
+    async def headers(self, numbers: Iterable[int]) -> dict[int, Header | None]:
+        """Headers of ``numbers`` in one batch (``None`` where the node has no such block)."""
+        wanted = sorted(set(numbers))
+        if not wanted:
+            return {}
+        raws = await self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in wanted])
+        out: dict[int, Header | None] = {}
+        for number, raw in zip(wanted, raws, strict=True):
+            header = None if raw is None else _header(raw)
+            if header is not None and header.number != number:
+                raise InconsistentChain(f"asked for block {number}, got {header.number}")
+            out[number] = header
+        return out
+
+    async def _logs(self, start: int, end: int) -> tuple[int, list[dict[str, Any]]]:
+        """Logs of ``start``..(``end`` or less, when the node refuses the range)."""
+        while True:
+            try:
+                logs = await self.rpc.call(
+                    "eth_getLogs",
+                    [{"fromBlock": hex(start), "toBlock": hex(end), "address": self._addresses}],
+                )
+            except RangeTooLarge:
+                if end == start:
+                    raise
+                self.range_size = max(1, (end - start + 1) // 2)
+                end = start + self.range_size - 1
+                continue
+            return end, logs
+
+    def _adapt(self, span: int, count: int) -> None:
+        target = self.config.target_logs
+        if count > target and span > 1:
+            self.range_size = max(1, span * target // count)
+        elif count < target // 4 and span >= self.range_size:
+            self.range_size = min(self.config.max_range, self.range_size * 2)
+
+    async def fetch(self, start: int, limit: int, head: int) -> FetchedRange:
+        """Fetch ``start``..``min(limit, start + range size - 1)`` and verify it."""
+        end = min(limit, start + self.range_size - 1)
+        live = end > head - self.config.window
+        before: Header | None = None
+        if live:
+            # Near the head the chain may change between calls: the last block's header is
+            # read before and after the logs, and must not change.
+            before = (await self.headers([end]))[end]
+            if before is None:
+                raise NodeBehind(f"node has no block {end} (head {head})")
+        end, logs = await self._logs(start, end)
+        if before is not None and before.number != end:
+            before = None  # the range was shortened
+        self._adapt(end - start + 1, len(logs))
+
+        window_from = max(start, head - self.config.window + 1)
+        # A node may answer with logs outside the range asked for: those are not ours to
+        # apply now (below: applied already; above: not verified yet).
+        logs = [log for log in logs if start <= int(log["blockNumber"], 16) <= end]
+        log_blocks = {int(log["blockNumber"], 16) for log in logs}
+        numbers = {start - 1, end} | log_blocks
+        if window_from <= end:
+            numbers.update(range(window_from, end + 1))
+        headers = await self.headers(numbers)
+        missing = [n for n, h in headers.items() if h is None]
+        if missing:
+            raise NodeBehind(f"node has no block {min(missing)} (asked up to {end})")
+        got: dict[int, Header] = {n: h for n, h in headers.items() if h is not None}
+        last = got[end]
+        if before is not None and before.hash != last.hash:
+            raise InconsistentChain(f"block {end} changed while its range was fetched")
+
+        seen: set[tuple[str, int]] = set()
+        events: list[DecodedEvent] = []
+        for log in logs:
+            if log.get("removed"):
+                raise InconsistentChain("the node returned a removed log")
+            number = int(log["blockNumber"], 16)
+            if log["blockHash"] != got[number].hash:
+                raise InconsistentChain(f"log of block {number} from another fork")
+            ident = (log["blockHash"], int(log["logIndex"], 16))
+            if ident in seen:
+                continue  # a node that repeats a log: (block hash, log index) is unique
+            seen.add(ident)
+            events.append(self.decoder.decode(log))
+        events.sort(key=lambda e: e.position)
+
+        window_headers: list[Header] = []
+        if window_from <= end:
+            window_headers = [got[n] for n in range(window_from, end + 1)]
+            chain = [got[window_from - 1]] if window_from - 1 in got else []
+            chain += window_headers
+            for parent, child in itertools.pairwise(chain):
+                if child.parent_hash != parent.hash:
+                    raise InconsistentChain(f"block {child.number} does not follow its parent")
+        return FetchedRange(
+            start=start,
+            end=end,
+            head=head,
+            previous=got[start - 1],
+            last=last,
+            events=events,
+            times={n: got[n].timestamp for n in log_blocks},
+            window_from=window_from,
+            window_headers=window_headers,
+        )

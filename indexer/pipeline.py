@@ -1,0 +1,456 @@
+"""The indexer: fetch → decode → apply → store, one path for backfill and live following.
+
+:class:`Indexer` owns one database connection (holding the single-writer lock) and loops:
+read the head; if the checkpoint's block is no longer on the node's chain, roll back to the
+common ancestor; otherwise fetch the next range (the one after it is fetched while this one
+is applied), apply its events in (block, transaction, log) order through the handlers and
+commit rows, headers and checkpoint in one transaction. Node faults are retried with
+backoff and nothing is committed that was not verified. ``run(once=True)`` returns when the
+mirror has caught up with the head (minus the confirmation depth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from indexer import metrics, store
+from indexer.config import IndexerConfig
+from indexer.db import create_engine, migrate, sqlite_path
+from indexer.decode import DecodedEvent, Decoder
+from indexer.errors import (
+    InconsistentChain,
+    IndexerError,
+    NodeBehind,
+    ReorgTooDeep,
+)
+from indexer.fetch import FetchedRange, Fetcher
+from indexer.handlers import HANDLERS, prefetch_keys
+from indexer.lock import WriterLock
+from indexer.rpc import NodeUnavailable, RetryPolicy, RpcClient
+from indexer.store import CheckpointState, Header
+from indexer.unit_of_work import UnitOfWork
+from ledger.artifacts import load_artifact
+
+log = structlog.get_logger("tierflow.indexer")
+
+#: Faults the loop waits out: the node is down, lagging, or changed under our feet.
+TRANSIENT = (NodeUnavailable, InconsistentChain, NodeBehind)
+#: Ranges at least this many blocks behind get a progress bar (when asked for).
+PROGRESS_MIN_BLOCKS = 2_000
+
+_ID_ARGS = {"claimId": "claim_id", "payableId": "payable_id", "financingId": "financing_id"}
+_ACCOUNT_ARGS = ("account", "holder", "applicant", "seller", "obligor", "financier", "to")
+
+
+def event_row(ev: DecodedEvent, block_time: int) -> dict[str, Any]:
+    """The ``events`` row of a decoded log, with the ids the API filters on pulled out."""
+    a = ev.args
+    row: dict[str, Any] = {
+        "block_number": ev.block_number,
+        "log_index": ev.log_index,
+        "block_hash": ev.block_hash,
+        "block_time": block_time,
+        "tx_hash": ev.tx_hash,
+        "tx_index": ev.tx_index,
+        "contract": ev.contract,
+        "event": ev.name,
+        "args": json.dumps(a, separators=(",", ":")),
+        "claim_id": None,
+        "payable_id": None,
+        "financing_id": None,
+        "invoice_id": None,
+        "account": None,
+    }
+    for arg, column in _ID_ARGS.items():
+        value = a.get(arg)
+        if value:
+            row[column] = value
+    if row["claim_id"] is None:
+        row["claim_id"] = a.get("parentId") or a.get("financedClaimId") or a.get("rootClaimId")
+    invoice = a.get("invoiceId")
+    if invoice and int(invoice, 16):
+        row["invoice_id"] = invoice
+    for arg in _ACCOUNT_ARGS:
+        if arg in a and isinstance(a[arg], str):
+            row["account"] = a[arg]
+            break
+    return row
+
+
+@dataclass
+class RunStats:
+    """What a :meth:`Indexer.run` did."""
+
+    events: int = 0
+    blocks: int = 0
+    batches: int = 0
+    reorgs: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    checkpoint: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class Indexer:
+    """Mirrors one deployment into one database; see the module docstring."""
+
+    def __init__(
+        self,
+        config: IndexerConfig,
+        engine: AsyncEngine,
+        conn: AsyncConnection,
+        rpc: RpcClient,
+        checkpoint: CheckpointState,
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self._conn = conn
+        self.rpc = rpc
+        self._checkpoint = checkpoint
+        contracts = {
+            name: (record.address, load_artifact(name).abi)
+            for name, record in config.deployment.contracts.items()
+        }
+        self.fetcher = Fetcher(rpc, Decoder(contracts), config)
+        self.uow = UnitOfWork()
+        self._pending: asyncio.Task[FetchedRange] | None = None
+        self._first_seen: dict[int, float] = {}
+        self.stats = RunStats()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, config: IndexerConfig) -> AsyncIterator[Indexer]:
+        """Connect, take the writer lock, migrate, and check the mirror is this deployment's."""
+        engine = create_engine(config.database_url)
+        rpc = RpcClient(
+            config.rpc_url,
+            timeout_s=config.rpc_timeout_s,
+            retry=RetryPolicy(),
+            on_error=metrics.count_rpc_error,
+        )
+        lock: WriterLock | None = None
+        conn: AsyncConnection | None = None
+        try:
+            conn = await engine.connect()
+            lock = WriterLock(conn, sqlite_path(config.database_url))
+            await lock.acquire(wait=config.wait_for_lock)
+            await migrate(engine)
+            checkpoint = await cls._start(conn, config, rpc)
+            indexer = cls(config, engine, conn, rpc, checkpoint)
+            try:
+                yield indexer
+            finally:
+                await indexer._cancel_pending()
+        finally:
+            if lock is not None:
+                await lock.release()
+            if conn is not None:
+                await conn.close()
+            await rpc.aclose()
+            await engine.dispose()
+
+    @staticmethod
+    async def _start(
+        conn: AsyncConnection, config: IndexerConfig, rpc: RpcClient
+    ) -> CheckpointState:
+        deployment = {n: r.address for n, r in config.deployment.contracts.items()}
+        chain_id = int(await rpc.call("eth_chainId", []), 16)
+        async with conn.begin():
+            checkpoint = await store.read_checkpoint(conn)
+            if checkpoint is not None:
+                if checkpoint.chain_id != chain_id or checkpoint.deployment != deployment:
+                    raise IndexerError(
+                        f"this database mirrors chain {checkpoint.chain_id} deployment "
+                        f"{checkpoint.deployment}, not chain {chain_id} {deployment}"
+                    )
+                return checkpoint
+            if chain_id != config.deployment.chain_id:
+                raise IndexerError(
+                    f"the node is chain {chain_id}, the deployment is for "
+                    f"{config.deployment.chain_id}"
+                )
+            start = min(r.start_block for r in config.deployment.contracts.values()) - 1
+            raw = await rpc.call("eth_getBlockByNumber", [hex(max(start, 0)), False])
+            if raw is None:
+                raise NodeBehind(f"node has no block {start}")
+            header = Header(
+                int(raw["number"], 16), raw["hash"], raw["parentHash"], int(raw["timestamp"], 16)
+            )
+            return await store.create_checkpoint(conn, chain_id, deployment, header)
+
+    async def _cancel_pending(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._pending
+            self._pending = None
+
+    @property
+    def checkpoint(self) -> CheckpointState:
+        return self._checkpoint
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(
+        self, once: bool = False, progress: bool = False, stop: asyncio.Event | None = None
+    ) -> RunStats:
+        """Follow the chain (``once``: until caught up). Transient faults are waited out."""
+        started = time.perf_counter()
+        failures = 0
+        bar = _Bar(progress)
+        try:
+            while stop is None or not stop.is_set():
+                try:
+                    caught_up = await self.catch_up(bar)
+                    failures = 0
+                except TRANSIENT as exc:
+                    await self._cancel_pending()
+                    failures += 1
+                    self.stats.retries += 1
+                    delay = min(self.config.max_backoff_s, 0.1 * 2 ** min(failures, 10))
+                    delay *= 0.5 + random.random() / 2
+                    log.warning(
+                        "indexer.retry",
+                        error=type(exc).__name__,
+                        detail=str(exc),
+                        attempt=failures,
+                        delay_s=round(delay, 3),
+                        checkpoint=self._checkpoint.block_number,
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                if caught_up:
+                    if once:
+                        break
+                    await _sleep_or_stop(self.config.poll_interval_s, stop)
+        finally:
+            bar.close()
+            await self._cancel_pending()
+            self.stats.seconds += time.perf_counter() - started
+            self.stats.checkpoint = self._checkpoint.block_number
+        return self.stats
+
+    async def catch_up(self, bar: _Bar | None = None) -> bool:
+        """Index up to the current head; True once caught up (nothing left to fetch)."""
+        head = await self.fetcher.head()
+        now = time.monotonic()
+        self._first_seen.setdefault(head, now)
+        target = head - self.config.confirmations
+        checkpoint = self._checkpoint
+        self._record_lag(head)
+        if target <= checkpoint.block_number:
+            await self._verify_checkpoint(head)
+            return True
+        if bar is not None:
+            bar.start(checkpoint.block_number, target)
+        while self._checkpoint.block_number < target:
+            checkpoint = self._checkpoint
+            if self._pending is not None:
+                fetched = await self._pending
+                self._pending = None
+            else:
+                fetched = await self.fetcher.fetch(checkpoint.block_number + 1, target, head)
+            if fetched.start != checkpoint.block_number + 1:
+                continue  # a stale prefetch (after a rollback)
+            if fetched.previous.hash != checkpoint.block_hash:
+                await self._cancel_pending()
+                await self._reorganise()
+                return False
+            if fetched.end < target:
+                self._pending = asyncio.create_task(
+                    self.fetcher.fetch(fetched.end + 1, target, head)
+                )
+            await self._commit(fetched)
+            if bar is not None:
+                bar.update(self._checkpoint.block_number, self.stats.events)
+            self._record_lag(head)
+        return False
+
+    async def _verify_checkpoint(self, head: int) -> None:
+        """Caught up: make sure the checkpoint block is still on the node's chain."""
+        checkpoint = self._checkpoint
+        header = (await self.fetcher.headers([checkpoint.block_number]))[checkpoint.block_number]
+        if header is None:
+            # A node behind us, or a chain rolled back to fewer blocks: both look alike
+            # until the node has a block at our height again. Never roll back on a guess.
+            raise NodeBehind(f"node head {head} is below the checkpoint {checkpoint.block_number}")
+        if header.hash != checkpoint.block_hash:
+            await self._reorganise()
+
+    # -- one batch -----------------------------------------------------------------------------
+
+    async def _commit(self, fetched: FetchedRange) -> None:
+        """Apply ``fetched`` and move the checkpoint to its end, in one transaction.
+
+        Blocks at or below the checkpoint were applied already: a range delivered again, or
+        overlapping the checkpoint, only applies what lies above it (IX-2).
+        """
+        started = time.perf_counter()
+        uow = self.uow
+        conn = self._conn
+        checkpoint = self._checkpoint
+        if fetched.end <= checkpoint.block_number:
+            return
+        if fetched.start != checkpoint.block_number + 1:
+            raise InconsistentChain(
+                f"range {fetched.start}-{fetched.end} does not follow the checkpoint "
+                f"{checkpoint.block_number}"
+            )
+        journal_from = fetched.window_from
+        try:
+            async with conn.begin():
+                uow.begin(conn, journal_from)
+                await uow.prefetch(prefetch_keys(fetched.events))
+                for ev in fetched.events:
+                    uow.block = ev.block_number
+                    block_time = fetched.times[ev.block_number]
+                    uow.append("events", event_row(ev, block_time))
+                    handler = HANDLERS.get(ev.key)
+                    if handler is not None:
+                        await handler(uow, ev, block_time)
+                await uow.flush()
+                contiguous = journal_from <= fetched.start
+                journaled_from = (
+                    checkpoint.journaled_from if contiguous else min(journal_from, fetched.end + 1)
+                )
+                kept = fetched.window_headers or [fetched.last]
+                new = await store.advance(
+                    conn, checkpoint, fetched.last, kept, journaled_from, self.config.window
+                )
+        except BaseException:
+            uow.discard()
+            raise
+        self._checkpoint = new
+        elapsed = time.perf_counter() - started
+        count = len(fetched.events)
+        self.stats.events += count
+        self.stats.blocks += fetched.end - fetched.start + 1
+        self.stats.batches += 1
+        metrics.EVENTS.inc(count)
+        metrics.BATCH_SECONDS.observe(elapsed)
+        if elapsed > 0:
+            metrics.EVENTS_PER_SECOND.set(count / elapsed)
+        metrics.CHECKPOINT_BLOCK.set(new.block_number)
+        log.debug(
+            "indexer.batch",
+            start=fetched.start,
+            end=fetched.end,
+            events=count,
+            seconds=round(elapsed, 4),
+            range_size=self.fetcher.range_size,
+        )
+
+    # -- reorganisations -----------------------------------------------------------------------
+
+    async def _reorganise(self) -> None:
+        """Roll back to the newest kept block still on the node's chain (IX-4)."""
+        checkpoint = self._checkpoint
+        async with self._conn.begin():
+            kept = await store.kept_headers(self._conn, checkpoint.journaled_from - 1)
+        if not kept:
+            raise ReorgTooDeep(checkpoint.block_number, None)
+        chain = await self.fetcher.headers(n for n, _ in kept)
+        ancestor: tuple[int, str] | None = None
+        for number, kept_hash in kept:
+            header = chain[number]
+            if header is None:
+                raise NodeBehind(f"node has no block {number} while looking for a common ancestor")
+            if header.hash == kept_hash:
+                ancestor = (number, kept_hash)
+                break
+        if ancestor is None:
+            log.error("indexer.reorg_too_deep", checkpoint=checkpoint.block_number)
+            raise ReorgTooDeep(checkpoint.block_number, kept[-1][0])
+        if ancestor[0] == checkpoint.block_number:
+            return
+        try:
+            async with self._conn.begin():
+                new = await store.rollback(self._conn, checkpoint, ancestor[0], ancestor[1])
+        finally:
+            self.uow.discard()
+        self._checkpoint = new
+        depth = checkpoint.block_number - ancestor[0]
+        self.stats.reorgs += 1
+        metrics.REORGS.inc()
+        metrics.REORG_DEPTH.set(depth)
+        metrics.CHECKPOINT_BLOCK.set(new.block_number)
+        log.warning(
+            "indexer.reorg",
+            rolled_back_from=checkpoint.block_number,
+            ancestor=ancestor[0],
+            depth=depth,
+        )
+
+    def _record_lag(self, head: int) -> None:
+        number = self._checkpoint.block_number
+        metrics.HEAD_LAG_BLOCKS.set(max(0, head - number))
+        waiting = [t for b, t in self._first_seen.items() if b > number]
+        metrics.HEAD_LAG_SECONDS.set(time.monotonic() - min(waiting) if waiting else 0.0)
+        for b in [b for b in self._first_seen if b <= number]:
+            del self._first_seen[b]
+
+
+async def _sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class _Bar:
+    """A rich progress bar over blocks, shown for long backfills only."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._origin = 0
+
+    def start(self, checkpoint: int, target: int) -> None:
+        if not self.enabled or self._progress is not None:
+            return
+        if target - checkpoint < PROGRESS_MIN_BLOCKS:
+            return
+        self._origin = checkpoint
+        self._progress = Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("blocks · {task.fields[events]:,} events"),
+            TimeRemainingColumn(),
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("index", total=target - checkpoint, events=0)
+
+    def update(self, checkpoint: int, events: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=checkpoint - self._origin, events=events)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,189 @@
+"""The mirror's bookkeeping in SQL: checkpoint, header window, rollback, digest.
+
+Every function takes an ``AsyncConnection`` inside the caller's transaction: a batch's rows,
+its headers and the new checkpoint commit together (IX-3), and a rollback is one transaction
+too. The checkpoint update is fenced: it only applies if the checkpoint is still where this
+indexer read it, so a second writer can never interleave unnoticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from indexer import models
+from indexer.errors import CheckpointMoved
+from indexer.models import table_of
+from indexer.unit_of_work import APPEND_TABLES, STATE_TABLES, primary_key
+
+_CHECKPOINT = table_of(models.Checkpoint)
+_HEADERS = table_of(models.BlockHeader)
+_JOURNAL = table_of(models.JournalEntry)
+
+
+@dataclass(frozen=True)
+class Header:
+    """A block header as the indexer keeps it."""
+
+    number: int
+    hash: str
+    parent_hash: str
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    """Where the mirror stands."""
+
+    chain_id: int
+    deployment: dict[str, str]
+    block_number: int
+    block_hash: str
+    journaled_from: int
+
+
+async def read_checkpoint(conn: AsyncConnection) -> CheckpointState | None:
+    row = (await conn.execute(select(_CHECKPOINT).where(_CHECKPOINT.c.id == 1))).first()
+    if row is None:
+        return None
+    return CheckpointState(
+        chain_id=row.chain_id,
+        deployment=json.loads(row.deployment),
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        journaled_from=row.journaled_from,
+    )
+
+
+async def create_checkpoint(
+    conn: AsyncConnection, chain_id: int, deployment: dict[str, str], start: Header
+) -> CheckpointState:
+    """The mirror's first checkpoint: the block before the deployment's first contract."""
+    state = CheckpointState(chain_id, deployment, start.number, start.hash, start.number + 1)
+    await conn.execute(
+        insert(_CHECKPOINT).values(
+            id=1,
+            chain_id=chain_id,
+            deployment=json.dumps(deployment, sort_keys=True),
+            block_number=start.number,
+            block_hash=start.hash,
+            journaled_from=state.journaled_from,
+        )
+    )
+    await conn.execute(insert(_HEADERS).values(**start.__dict__))
+    return state
+
+
+async def advance(
+    conn: AsyncConnection,
+    current: CheckpointState,
+    end: Header,
+    headers: Sequence[Header],
+    journaled_from: int,
+    window: int,
+) -> CheckpointState:
+    """Move the checkpoint to ``end``, store ``headers`` and prune below the window."""
+    journaled_from = max(journaled_from, end.number - window + 1)
+    result = await conn.execute(
+        update(_CHECKPOINT)
+        .where(
+            _CHECKPOINT.c.id == 1,
+            _CHECKPOINT.c.block_number == current.block_number,
+            _CHECKPOINT.c.block_hash == current.block_hash,
+        )
+        .values(block_number=end.number, block_hash=end.hash, journaled_from=journaled_from)
+    )
+    if result.rowcount != 1:
+        raise CheckpointMoved(
+            f"checkpoint is no longer block {current.block_number}: another writer?"
+        )
+    if headers:
+        await conn.execute(insert(_HEADERS), [h.__dict__ for h in headers])
+    # The header just below the journaled blocks stays: it is the deepest possible ancestor.
+    await conn.execute(delete(_HEADERS).where(_HEADERS.c.number < journaled_from - 1))
+    await conn.execute(delete(_JOURNAL).where(_JOURNAL.c.block_number < journaled_from))
+    return CheckpointState(
+        current.chain_id, current.deployment, end.number, end.hash, journaled_from
+    )
+
+
+async def kept_headers(conn: AsyncConnection, from_number: int) -> list[tuple[int, str]]:
+    """Stored ``(number, hash)`` from ``from_number`` up, newest first."""
+    result = await conn.execute(
+        select(_HEADERS.c.number, _HEADERS.c.hash)
+        .where(_HEADERS.c.number >= from_number)
+        .order_by(_HEADERS.c.number.desc())
+    )
+    return [(r.number, r.hash) for r in result]
+
+
+async def header_time(conn: AsyncConnection, number: int) -> int | None:
+    row = (
+        await conn.execute(select(_HEADERS.c.timestamp).where(_HEADERS.c.number == number))
+    ).first()
+    return None if row is None else int(row.timestamp)
+
+
+async def rollback(
+    conn: AsyncConnection, current: CheckpointState, ancestor: int, ancestor_hash: str
+) -> CheckpointState:
+    """Restore the mirror as it was at block ``ancestor`` (IX-4), in the caller's transaction."""
+    entries = await conn.execute(
+        select(_JOURNAL).where(_JOURNAL.c.block_number > ancestor).order_by(_JOURNAL.c.id.desc())
+    )
+    for entry in entries.all():
+        table = STATE_TABLES[entry.table_name]
+        pk = primary_key(table)
+        key = json.loads(entry.row_key)
+        await conn.execute(
+            delete(table).where(*(table.c[c] == v for c, v in zip(pk, key, strict=True)))
+        )
+        if entry.image is not None:
+            await conn.execute(insert(table).values(**json.loads(entry.image)))
+    for table in APPEND_TABLES.values():
+        await conn.execute(delete(table).where(table.c.block_number > ancestor))
+    await conn.execute(delete(_JOURNAL).where(_JOURNAL.c.block_number > ancestor))
+    await conn.execute(delete(_HEADERS).where(_HEADERS.c.number > ancestor))
+    result = await conn.execute(
+        update(_CHECKPOINT)
+        .where(_CHECKPOINT.c.id == 1, _CHECKPOINT.c.block_number == current.block_number)
+        .values(block_number=ancestor, block_hash=ancestor_hash)
+    )
+    if result.rowcount != 1:
+        raise CheckpointMoved("checkpoint moved during a rollback: another writer?")
+    return CheckpointState(
+        current.chain_id,
+        current.deployment,
+        ancestor,
+        ancestor_hash,
+        min(current.journaled_from, ancestor + 1),
+    )
+
+
+#: Tables the digest covers: the domain objects and the raw events.
+DIGEST_TABLES: tuple[Table, ...] = (*models.DOMAIN_TABLES, table_of(models.Event))
+
+
+async def digest(engine: AsyncEngine, tables: Iterable[Table] = DIGEST_TABLES) -> str:
+    """SHA-256 over every mirrored row in key order: equal mirrors, equal digests.
+
+    The same chain gives the same digest on SQLite and PostgreSQL (values are read back as
+    Python ints, strings and bools before hashing).
+    """
+    sha = hashlib.sha256()
+    async with engine.connect() as conn:
+        for t in tables:
+            positions = [list(t.c).index(c) for c in t.primary_key.columns]
+            rows = [tuple(r) for r in await conn.execute(select(*t.c))]
+            # Sorted here: the databases' collations order text keys differently.
+            rows.sort(key=lambda r: tuple(r[i] for i in positions))
+            sha.update(t.name.encode())
+            for row in rows:
+                sha.update(json.dumps(list(row), separators=(",", ":")).encode())
+                sha.update(b"\n")
+    return sha.hexdigest()
