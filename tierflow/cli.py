@@ -10,6 +10,10 @@ Commands so far:
   SIGTERM, then stop it cleanly so the state is written.
 - ``tierflow deploy [--rpc-url URL]``: deploy (or complete) the suite on any JSON-RPC node.
 - ``tierflow besu-config --out DIR``: generate a Besu QBFT network configuration.
+- ``tierflow index [--once] [--wait]``: mirror the chain into SQL (follow the head, or catch
+  up and exit); Prometheus metrics on ``$TIERFLOW_METRICS_PORT``.
+- ``tierflow reconcile``: compare the mirror with the contracts' views at its checkpoint;
+  exit status 1 when anything differs.
 """
 
 from __future__ import annotations
@@ -20,17 +24,21 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from indexer.errors import IndexerError
+from indexer.pipeline import RunStats
 from ledger.anvil import STATE_FILE, AnvilConfig, AnvilProcess
 from ledger.deployment import Deployment
 from ledger.errors import LedgerError
+from tierflow import index as indexing
 from tierflow.besu import besu_command
 from tierflow.deploy import deploy as deploy_suite_to
+from tierflow.logs import configure_logging
 from tierflow.settings import TierflowSettings
 
 app = typer.Typer(
@@ -45,6 +53,7 @@ console = Console(stderr=True)
 @app.callback()
 def main() -> None:
     """Tierflow: supply-chain finance on a permissioned EVM ledger."""
+    configure_logging(TierflowSettings().log_level)
 
 
 app.command("besu-config")(besu_command)
@@ -174,6 +183,62 @@ def _run_chain(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     console.print(f"anvil stopped (status {code}); state saved to {state}")
+
+
+@app.command("index")
+def index_command(
+    once: Annotated[
+        bool, typer.Option("--once", help="Catch up with the head, then exit.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="If another indexer holds the database, wait for it.")
+    ] = False,
+    rpc_url: Annotated[str | None, typer.Option(help="JSON-RPC URL.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus port (0: off).")] = None,
+) -> None:
+    """Mirror the chain into SQL: follow the head, or catch up and exit with --once."""
+    overrides: dict[str, Any] = {
+        "rpc_url": rpc_url,
+        "database_url": database_url,
+        "metrics_port": metrics_port,
+    }
+    settings = TierflowSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+    async def go() -> RunStats:
+        config = await indexing.config_from(settings, wait_for_lock=wait)
+        return await indexing.index(
+            config, once=once, progress=True, metrics_port=settings.metrics_port or None
+        )
+
+    try:
+        stats = asyncio.run(go())
+    except IndexerError as exc:
+        console.print(f"[red]indexer stopped:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"indexed {stats.events:,} events in {stats.blocks:,} blocks "
+        f"({stats.events_per_second:,.0f} events/s); checkpoint block {stats.checkpoint}; "
+        f"{stats.reorgs} reorganisations rolled back"
+    )
+
+
+@app.command()
+def reconcile(
+    rpc_url: Annotated[str | None, typer.Option(help="JSON-RPC URL.")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy database URL.")] = None,
+) -> None:
+    """Compare every mirrored object with the contracts' views; exit 1 on any difference."""
+    overrides: dict[str, Any] = {"rpc_url": rpc_url, "database_url": database_url}
+    settings = TierflowSettings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        report = asyncio.run(indexing.reconcile_mirror(settings))
+    except IndexerError as exc:
+        console.print(f"[red]reconciliation failed:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    indexing.print_report(report, Console())
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

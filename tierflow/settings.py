@@ -9,6 +9,10 @@
 ``TIERFLOW_KEYSTORE_PASSWORD`` password of the members' keystore
 ``TIERFLOW_DEPLOYER_PRIVATE_KEY``  deployer key; on the local chain (id 31337) anvil's
                                first dev account is used when unset
+``TIERFLOW_CONFIRMATIONS``     blocks the indexer stays behind the head (default 0)
+``TIERFLOW_REORG_WINDOW``      deepest reorganisation the indexer rolls back (default 128)
+``TIERFLOW_METRICS_PORT``      Prometheus port of ``tierflow index`` (default 9108, 0: off)
+``TIERFLOW_LOG_LEVEL``         debug, info (default), warning, error
 =============================  ==========================================================
 
 Command-line flags override them by passing keyword arguments to :class:`TierflowSettings`.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.anvil import ANVIL_CHAIN_ID, ANVIL_FIRST_KEY
@@ -36,6 +40,10 @@ class TierflowSettings(BaseSettings):
     operator_api_key: SecretStr | None = None
     keystore_password: SecretStr | None = None
     deployer_private_key: SecretStr | None = None
+    confirmations: int = Field(default=0, ge=0)
+    reorg_window: int = Field(default=128, ge=2)
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    log_level: str = "info"
 
     @model_validator(mode="after")
     def _defaults(self) -> TierflowSettings:
