@@ -16,6 +16,7 @@ so session fixtures and tests share it.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,11 +98,13 @@ def compile_fixture(tmp_root: Path, *names: str) -> Path:
     return build(root=tmp_root).directory
 
 
-def wait_receipt(url: str, tx_hash: str) -> dict[str, Any]:
-    for _ in range(200):
+def wait_receipt(url: str, tx_hash: str, within_s: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
         receipt: dict[str, Any] | None = rpc_call(url, "eth_getTransactionReceipt", [tx_hash])
         if receipt is not None:
             return receipt
+        time.sleep(0.01)
     raise AssertionError(f"no receipt for {tx_hash}")
 
 

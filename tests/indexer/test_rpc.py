@@ -24,6 +24,7 @@ from indexer.rpc import (
     RpcError,
 )
 from ledger.anvil import ANVIL_CHAIN_ID, AnvilProcess, rpc_call
+from tests.conftest import wait_receipt
 from tests.support.faulty_node import Fault, FaultyNode
 
 FAST = RetryPolicy(attempts=4, initial_s=0.001, max_s=0.01)
@@ -322,7 +323,10 @@ def lag_chain() -> Iterator[str]:
     with AnvilProcess.ephemeral() as chain:
         sender = rpc_call(chain.url, "eth_accounts")[0]
         for _ in range(LAG_BLOCKS):
-            rpc_call(chain.url, "eth_sendTransaction", [{"from": sender, "data": LOG0_INIT_CODE}])
+            tx = rpc_call(
+                chain.url, "eth_sendTransaction", [{"from": sender, "data": LOG0_INIT_CODE}]
+            )
+            wait_receipt(chain.url, tx)  # automine answers before the block exists
         assert rpc_call(chain.url, "eth_blockNumber") == hex(LAG_BLOCKS)
         yield chain.url
 
