@@ -306,7 +306,8 @@ class Indexer:
         """Apply ``fetched`` and move the checkpoint to its end, in one transaction.
 
         Blocks at or below the checkpoint were applied already: a range delivered again, or
-        overlapping the checkpoint, only applies what lies above it (IX-2).
+        overlapping the checkpoint, only applies what lies above it (IX-2), and only if it saw
+        the checkpoint's block with the checkpoint's hash (else :class:`InconsistentChain`).
         """
         started = time.perf_counter()
         uow = self.uow
@@ -314,17 +315,30 @@ class Indexer:
         checkpoint = self._checkpoint
         if fetched.end <= checkpoint.block_number:
             return
-        if fetched.start != checkpoint.block_number + 1:
+        start, events = fetched.start, fetched.events
+        if start <= checkpoint.block_number:
+            # The range's own view of the checkpoint block: a header it fetched, or the
+            # block hash of a log in it (verified against that block's header).
+            seen = {h.number: h.hash for h in (*fetched.window_headers, fetched.last)}
+            seen.update((ev.block_number, ev.block_hash) for ev in events)
+            if seen.get(checkpoint.block_number) != checkpoint.block_hash:
+                raise InconsistentChain(
+                    f"range {fetched.start}-{fetched.end} overlaps the checkpoint "
+                    f"{checkpoint.block_number} but does not show its block hash"
+                )
+            start = checkpoint.block_number + 1
+            events = [ev for ev in events if ev.block_number >= start]
+        elif start != checkpoint.block_number + 1:
             raise InconsistentChain(
                 f"range {fetched.start}-{fetched.end} does not follow the checkpoint "
                 f"{checkpoint.block_number}"
             )
-        journal_from = fetched.window_from
+        journal_from = max(fetched.window_from, start)
         try:
             async with conn.begin():
                 uow.begin(conn, journal_from)
-                await uow.prefetch(prefetch_keys(fetched.events))
-                for ev in fetched.events:
+                await uow.prefetch(prefetch_keys(events))
+                for ev in events:
                     uow.block = ev.block_number
                     block_time = fetched.times[ev.block_number]
                     uow.append("events", event_row(ev, block_time))
@@ -332,11 +346,11 @@ class Indexer:
                     if handler is not None:
                         await handler(uow, ev, block_time)
                 await uow.flush()
-                contiguous = journal_from <= fetched.start
+                contiguous = journal_from <= start
                 journaled_from = (
                     checkpoint.journaled_from if contiguous else min(journal_from, fetched.end + 1)
                 )
-                kept = fetched.window_headers or [fetched.last]
+                kept = [h for h in fetched.window_headers if h.number >= start] or [fetched.last]
                 new = await store.advance(
                     conn, checkpoint, fetched.last, kept, journaled_from, self.config.window
                 )
@@ -345,9 +359,9 @@ class Indexer:
             raise
         self._checkpoint = new
         elapsed = time.perf_counter() - started
-        count = len(fetched.events)
+        count = len(events)
         self.stats.events += count
-        self.stats.blocks += fetched.end - fetched.start + 1
+        self.stats.blocks += fetched.end - start + 1
         self.stats.batches += 1
         metrics.EVENTS.inc(count)
         metrics.BATCH_SECONDS.observe(elapsed)

@@ -1,17 +1,28 @@
-"""Steps the indexer tests share: index a chain into a database, digest it, reconcile it."""
+"""Steps the indexer tests share: index a chain into a database, digest it, reconcile it;
+seeded scenario histories (one anvil each) and ways of indexing them in many small steps."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import contextlib
+import itertools
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from bench.indexer_load import LoadResult, scenario
 from indexer.config import IndexerConfig
 from indexer.db import create_engine
 from indexer.pipeline import Indexer, RunStats
 from indexer.reconcile import ReconciliationReport, reconcile
 from indexer.rpc import RpcClient
 from indexer.store import digest
+from ledger.anvil import AnvilProcess, rpc_call
+from ledger.deployment import Deployment
 from tests.contracts.helpers import apply, approve, finance
+from tests.indexer.conftest import PG_SERVER, create_pg_database, drop_pg_database
+from tests.support.faulty_node import FaultyNode
 from tests.support.platform import Platform
 
 
@@ -60,3 +71,122 @@ async def multi_tier(p: Platform) -> dict[str, int]:
 
 async def approve_pending(p: Platform, financing_id: int) -> None:
     await approve(p, p.bank2, financing_id)
+
+
+# -- seeded scenario histories (bench.indexer_load.scenario) ----------------------------------
+
+#: Many small batches: ranges of 1 to 3 blocks.
+TINY: dict[str, Any] = {"initial_range": 1, "max_range": 3, "target_logs": 50}
+#: The whole history in one range (whatever the defaults are): a rebuild in one pass.
+ONE_PASS: dict[str, Any] = {"initial_range": 10**6, "max_range": 10**6, "target_logs": 10**6}
+
+
+@dataclass
+class History:
+    """A fresh anvil holding one seeded scenario; read-only for the tests that share it."""
+
+    node: AnvilProcess
+    result: LoadResult
+
+    @property
+    def url(self) -> str:
+        return self.node.url
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.result.deployment
+
+    @property
+    def head(self) -> int:
+        return self.result.last_block
+
+    def config(self, database_url: str, **overrides: Any) -> IndexerConfig:
+        base = IndexerConfig(
+            rpc_url=self.url, database_url=database_url, deployment=self.deployment
+        )
+        return replace(base, **overrides) if overrides else base
+
+
+@contextlib.asynccontextmanager
+async def scenario_history(seed: int, operations: int = 60) -> AsyncIterator[History]:
+    with AnvilProcess.ephemeral() as node:
+        result = await scenario(node.url, seed=seed, operations=operations)
+        assert result.last_block == int(rpc_call(node.url, "eth_blockNumber"), 16)
+        yield History(node, result)
+
+
+class Histories:
+    """Scenario chains by seed, made on first use and kept until :meth:`close`."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        self._made: dict[int, History] = {}
+        self._digests: dict[int, str] = {}
+
+    async def get(self, seed: int) -> History:
+        if seed not in self._made:
+            self._made[seed] = await self._stack.enter_async_context(scenario_history(seed))
+        return self._made[seed]
+
+    async def clean_digest(self, seed: int, directory: Path) -> str:
+        """The digest of an uninterrupted one-pass mirror of ``seed``'s history (SQLite)."""
+        if seed not in self._digests:
+            history = await self.get(seed)
+            url = sqlite_url(directory, f"clean-{seed}")
+            await index_once(history.config(url, **ONE_PASS))
+            self._digests[seed] = await mirror_digest(url)
+        return self._digests[seed]
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+
+def sqlite_url(directory: Path, name: str) -> str:
+    return f"sqlite+aiosqlite:///{directory / name}.db"
+
+
+@contextlib.asynccontextmanager
+async def pg_database() -> AsyncIterator[str]:
+    """A new PostgreSQL database (its async URL), dropped afterwards."""
+    name = await create_pg_database()
+    try:
+        base = PG_SERVER.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        yield f"{base}/{name}"
+    finally:
+        await drop_pg_database(name)
+
+
+async def logs_up_to(url: str, deployment: Deployment, head: int) -> list[int]:
+    """``counts[n]``: how many logs the deployment's contracts emitted in blocks 0..n."""
+    addresses = [record.address for record in deployment.contracts.values()]
+    async with RpcClient(url) as rpc:
+        logs = await rpc.call(
+            "eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": addresses}]
+        )
+    per_block = [0] * (head + 1)
+    for entry in logs:
+        per_block[int(entry["blockNumber"], 16)] += 1
+    return list(itertools.accumulate(per_block))
+
+
+async def index_growing(
+    config: IndexerConfig, proxy: FaultyNode, head: int, rng: random.Random, max_step: int = 6
+) -> RunStats:
+    """Index as if the chain grew a few blocks at a time, with one indexer following it.
+
+    ``proxy`` (in front of a node at ``head``) hides the top blocks and reveals 1 to
+    ``max_step`` more before each catch-up; after each one the checkpoint must be exactly the
+    head the node showed, never past it.
+    """
+    shown = config.deployment.start_block
+    proxy.set_head_lag(head - shown)
+    async with Indexer.open(replace(config, rpc_url=proxy.url)) as indexer:
+        while True:
+            await indexer.run(once=True)
+            assert indexer.checkpoint.block_number == shown
+            if shown == head:
+                break
+            shown = min(head, shown + rng.randint(1, max_step))
+            proxy.set_head_lag(head - shown)
+        proxy.set_head_lag(0)
+        return indexer.stats

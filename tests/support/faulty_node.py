@@ -28,6 +28,13 @@ entries are treated one by one and the rest goes upstream as one batch.
 ``node.range_error`` is the error object ``Fault.RANGE_TOO_LARGE`` answers;
 ``node.reorder_batches = True`` answers batches in reverse order.
 
+Overlapping and repeated delivery (for consumers that must not apply a log twice):
+``node.widen_logs = k`` forwards every ``eth_getLogs`` over numeric blocks with ``fromBlock``
+lowered and ``toBlock`` raised by ``k`` (``fromBlock`` not below 0), so the answer holds logs
+outside the range asked for; ``node.duplicate_logs = True`` answers every ``eth_getLogs``
+with each log twice (the list, then the list reversed). Both apply after the head lag (a
+lagging node still drops the logs above its head).
+
 Counters: ``requests`` (HTTP requests), ``faults_injected``, ``methods`` (a ``Counter`` of
 JSON-RPC methods, batch entries counted one by one).
 """
@@ -119,6 +126,10 @@ class FaultyNode:
         self.range_error: dict[str, Any] = dict(RANGE_TOO_LARGE_ERROR)
         #: Answer batches in reverse order (JSON-RPC allows any order; some nodes do it).
         self.reorder_batches = False
+        #: eth_getLogs also answers the logs of this many blocks either side of the range.
+        self.widen_logs = 0
+        #: eth_getLogs answers every log twice.
+        self.duplicate_logs = False
         self.requests = 0
         self.faults_injected = 0
         self.methods: Counter[str] = Counter()
@@ -203,6 +214,8 @@ class FaultyNode:
         self._rules.clear()
         self._random = None
         self._head_lag = 0
+        self.widen_logs = 0
+        self.duplicate_logs = False
         self.requests = 0
         self.faults_injected = 0
         self.methods.clear()
@@ -283,8 +296,9 @@ class FaultyNode:
         """The answer to ``body`` (parsed: ``doc``): lag and per-entry ``errors`` applied."""
         batch = isinstance(doc, list)
         entries: list[Any] = doc if batch else [doc]
+        noisy = bool(self.widen_logs or self.duplicate_logs)
         if (
-            not self._head_lag and not errors and not (batch and self.reorder_batches)
+            not self._head_lag and not errors and not noisy and not (batch and self.reorder_batches)
         ) or not entries:
             return await self._forward(body)
         if not all(isinstance(e, dict) for e in entries):
@@ -300,6 +314,8 @@ class FaultyNode:
             if isinstance(plan, _Local):
                 answers[index] = _reply(entry, result=plan.result, error=plan.error)
             else:
+                if noisy:
+                    plan = _noisy_logs(plan, self.widen_logs, self.duplicate_logs)
                 forwards.append((index, plan))
         if forwards:
             upstream = [plan.entry for _, plan in forwards]
@@ -334,6 +350,31 @@ class FaultyNode:
         if status != 200:
             raise web.HTTPBadGateway(text="upstream eth_blockNumber failed")
         return max(0, int(json.loads(data)["result"], 16) - self._head_lag)
+
+
+def _noisy_logs(plan: _Forward, widen: int, duplicate: bool) -> _Forward:
+    """``plan`` for an ``eth_getLogs`` widened by ``widen`` blocks and/or answered twice."""
+    entry = plan.entry
+    params = entry.get("params")
+    if entry.get("method") != "eth_getLogs" or not isinstance(params, list) or not params:
+        return plan
+    query = params[0]
+    if not isinstance(query, dict):
+        return plan
+    start, end = _number(query.get("fromBlock")), _number(query.get("toBlock"))
+    if widen and start is not None and end is not None:
+        query = {**query, "fromBlock": hex(max(0, start - widen)), "toBlock": hex(end + widen)}
+        entry = {**entry, "params": [query, *params[1:]]}
+    inner = plan.post
+
+    def post(result: Any) -> Any:
+        if inner is not None:
+            result = inner(result)
+        if duplicate and isinstance(result, list):
+            result = result + result[::-1]
+        return result
+
+    return _Forward(entry, post)
 
 
 def _method(entry: Any) -> Any:
