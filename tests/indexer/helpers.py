@@ -17,7 +17,7 @@ from indexer.db import create_engine
 from indexer.pipeline import Indexer, RunStats
 from indexer.reconcile import ReconciliationReport, reconcile
 from indexer.rpc import RpcClient
-from indexer.store import digest
+from indexer.store import CheckpointState, digest, read_checkpoint
 from ledger.anvil import AnvilProcess, rpc_call
 from ledger.deployment import Deployment
 from tests.contracts.helpers import apply, approve, finance
@@ -35,6 +35,16 @@ async def mirror_digest(database_url: str) -> str:
     engine = create_engine(database_url)
     try:
         return await digest(engine)
+    finally:
+        await engine.dispose()
+
+
+async def stored_checkpoint(database_url: str) -> CheckpointState | None:
+    """The checkpoint as committed in the database (None before the first run)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return await read_checkpoint(conn)
     finally:
         await engine.dispose()
 
