@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,7 +46,7 @@ TRANSIENT = [
     Fault.DROP,
 ]
 #: Short enough to keep the tests fast; the proxy hangs a TIMEOUT longer than the client waits.
-FAST = {"rpc_timeout_s": 0.3, "max_backoff_s": 0.1, "poll_interval_s": 0.05}
+FAST: dict[str, Any] = {"rpc_timeout_s": 0.3, "max_backoff_s": 0.1, "poll_interval_s": 0.05}
 
 
 @pytest.fixture(scope="module")
