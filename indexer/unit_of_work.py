@@ -1,7 +1,7 @@
 """The unit of work a batch of events is applied through, then written in one go.
 
 Handlers read and change rows as plain dicts held in memory; :meth:`UnitOfWork.flush` then
-writes the batch with one ``executemany`` per table and kind (insert, update, delete, append).
+writes the batch in a few multi-row statements per table (:mod:`indexer.bulk`).
 Rows stay cached between batches (the indexer is the only writer), so a backfill mostly
 touches the database to write. Rows are loaded in bulk before a batch (:meth:`prefetch`),
 one at a time only on a rare miss.
@@ -20,10 +20,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indexer import models
+from indexer.bulk import BulkWriter
 from indexer.errors import MirrorError
 from indexer.models import table_of
 
@@ -74,9 +75,11 @@ class UnitOfWork:
         self._stored: dict[str, set[Key]] = defaultdict(set)  # keys present in the database
         self._dirty: dict[str, set[Key]] = defaultdict(set)
         self._appends: dict[str, list[Row]] = defaultdict(list)
+        self._tuples: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self._journal: list[Row] = []
         self._journaled: set[tuple[str, Key, int]] = set()
         self._conn: AsyncConnection | None = None
+        self._writer: BulkWriter | None = None
         self.journal_from = 0
         self.block = 0
 
@@ -84,7 +87,7 @@ class UnitOfWork:
 
     def begin(self, conn: AsyncConnection, journal_from: int) -> None:
         """Start a batch on ``conn`` (inside its transaction)."""
-        if self._dirty or self._appends or self._journal:
+        if self._dirty or self._appends or self._tuples or self._journal:
             raise RuntimeError("previous batch neither flushed nor discarded")
         self._conn = conn
         self.journal_from = journal_from
@@ -95,6 +98,7 @@ class UnitOfWork:
         self._stored.clear()
         self._dirty.clear()
         self._appends.clear()
+        self._tuples.clear()
         self._journal.clear()
         self._journaled.clear()
         self._conn = None
@@ -202,55 +206,59 @@ class UnitOfWork:
         """Add a row to an append-only table."""
         self._appends[name].append(row)
 
+    def append_tuple(self, name: str, row: tuple[Any, ...]) -> None:
+        """Add a row, given in the table's column order, to an append-only table."""
+        self._tuples[name].append(row)
+
     # -- flush ---------------------------------------------------------------------------------
 
     async def flush(self) -> int:
-        """Write everything changed since :meth:`begin`; returns the number of rows written."""
+        """Write everything changed since :meth:`begin`; returns the number of rows written.
+
+        New rows are inserted, changed ones written whole over the stored ones (an upsert on
+        the primary key), removed ones deleted: a few multi-row statements per table
+        (:class:`~indexer.bulk.BulkWriter`).
+        """
         conn = self.conn
+        bulk = self._bulk(conn)
         written = 0
         for name, keys in self._dirty.items():
             if not keys:
                 continue
             table = STATE_TABLES[name]
-            pk = _PK[name]
             stored = self._stored[name]
             rows = self._rows[name]
             inserts: list[Row] = []
             updates: list[Row] = []
-            deletes: list[Row] = []
+            deletes: list[Key] = []
             for key in keys:
                 row = rows.get(key)
                 if row is None:
                     if key in stored:
-                        deletes.append({f"k_{c}": v for c, v in zip(pk, key, strict=True)})
+                        deletes.append(key)
                         stored.discard(key)
                 elif key in stored:
-                    updates.append(
-                        {f"u_{c}": v for c, v in row.items()}
-                        | {f"k_{c}": v for c, v in zip(pk, key, strict=True)}
-                    )
+                    updates.append(row)
                 else:
                     inserts.append(row)
                     stored.add(key)
-            match = and_(*(table.c[c] == bindparam(f"k_{c}") for c in pk))
-            if deletes:
-                await conn.execute(delete(table).where(match), deletes)
-            if updates:
-                values: dict[str, Any] = {
-                    c.name: bindparam(f"u_{c.name}") for c in table.columns if c.name not in pk
-                }
-                await conn.execute(update(table).where(match).values(values), updates)
-            if inserts:
-                await conn.execute(insert(table), inserts)
+            await bulk.delete(conn, table, deletes)
+            await bulk.upsert(conn, table, updates)
+            await bulk.insert(conn, table, inserts)
             written += len(inserts) + len(updates) + len(deletes)
         for name, appended in self._appends.items():
             if appended:
-                await conn.execute(insert(APPEND_TABLES[name]), appended)
+                await bulk.insert(conn, APPEND_TABLES[name], appended)
                 written += len(appended)
+        for name, tuples in self._tuples.items():
+            if tuples:
+                await bulk.insert_tuples(conn, APPEND_TABLES[name], tuples)
+                written += len(tuples)
         if self._journal:
-            await conn.execute(insert(table_of(models.JournalEntry)), self._journal)
+            await bulk.insert(conn, table_of(models.JournalEntry), self._journal)
         self._dirty.clear()
         self._appends.clear()
+        self._tuples.clear()
         self._journal.clear()
         self._journaled.clear()
         self._conn = None
@@ -258,3 +266,8 @@ class UnitOfWork:
             self._rows.clear()
             self._stored.clear()
         return written
+
+    def _bulk(self, conn: AsyncConnection) -> BulkWriter:
+        if self._writer is None or self._writer.dialect is not conn.dialect:
+            self._writer = BulkWriter(conn.dialect)
+        return self._writer
