@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -210,21 +211,35 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("block_hash", "log_index"),
         Index("ix_events_event_block", "event", "block_number"),
+        # The feed's filters, each in chain order; partial (most events lack most ids), and
+        # none on tx_hash: random keys were the costliest index of a backfill, and a
+        # transaction's events are found from its receipt's block number instead.
+        *(
+            Index(
+                f"ix_events_{column}",
+                column,
+                "block_number",
+                "log_index",
+                sqlite_where=text(f"{column} IS NOT NULL"),
+                postgresql_where=text(f"{column} IS NOT NULL"),
+            )
+            for column in ("claim_id", "payable_id", "financing_id", "invoice_id", "account")
+        ),
     )
     block_number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     log_index: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     block_hash: Mapped[str] = mapped_column(HASH)
     block_time: Mapped[int] = mapped_column(BigInteger)
-    tx_hash: Mapped[str] = mapped_column(HASH, index=True)
+    tx_hash: Mapped[str] = mapped_column(HASH)
     tx_index: Mapped[int] = mapped_column(Integer)
     contract: Mapped[str] = mapped_column(String(32))
     event: Mapped[str] = mapped_column(String(64))
     args: Mapped[str] = mapped_column(Text)  # JSON; integers exact
-    claim_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    payable_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    financing_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    invoice_id: Mapped[str | None] = mapped_column(HASH, index=True)
-    account: Mapped[str | None] = mapped_column(ADDRESS, index=True)
+    claim_id: Mapped[int | None] = mapped_column(BigInteger)
+    payable_id: Mapped[int | None] = mapped_column(BigInteger)
+    financing_id: Mapped[int | None] = mapped_column(BigInteger)
+    invoice_id: Mapped[str | None] = mapped_column(HASH)
+    account: Mapped[str | None] = mapped_column(ADDRESS)
 
 
 class BlockHeader(Base):
