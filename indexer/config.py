@@ -22,9 +22,11 @@ class IndexerConfig:
     #: rolled back. A deeper one stops the indexer (ReorgTooDeep).
     window: int = 128
     #: Block ranges of eth_getLogs: first size, bounds, and the log count aimed at per range.
-    initial_range: int = 1_000
+    initial_range: int = 16
     max_range: int = 50_000
     target_logs: int = 5_000
+    #: Ranges fetched and decoded ahead of the one being written.
+    prefetch_ranges: int = 3
     #: Seconds between polls of the head once caught up.
     poll_interval_s: float = 0.5
     rpc_timeout_s: float = 10.0

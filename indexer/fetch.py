@@ -10,6 +10,7 @@ our feet and the range is fetched again (:class:`~indexer.errors.InconsistentCha
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from indexer.decode import DecodedEvent, Decoder
 from indexer.errors import InconsistentChain, NodeBehind
 from indexer.rpc import RangeTooLarge, RpcClient
 from indexer.store import Header
+
+#: Logs decoded between two yields to the event loop.
+YIELD_EVERY = 256
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,16 @@ class Fetcher:
         window_from = max(start, head - self.config.window + 1)
         # A node may answer with logs outside the range asked for: those are not ours to
         # apply now (below: applied already; above: not verified yet).
-        logs = [log for log in logs if start <= int(log["blockNumber"], 16) <= end]
-        log_blocks = {int(log["blockNumber"], 16) for log in logs}
+        numbers_of: dict[str, int] = {}
+        in_range: list[tuple[int, dict[str, Any]]] = []
+        for log in logs:
+            hex_number = log["blockNumber"]
+            number = numbers_of.get(hex_number)
+            if number is None:
+                number = numbers_of[hex_number] = int(hex_number, 16)
+            if start <= number <= end:
+                in_range.append((number, log))
+        log_blocks = {n for n in numbers_of.values() if start <= n <= end}
         numbers = {start - 1, end} | log_blocks
         if window_from <= end:
             numbers.update(range(window_from, end + 1))
@@ -133,17 +145,22 @@ class Fetcher:
 
         seen: set[tuple[str, int]] = set()
         events: list[DecodedEvent] = []
-        for log in logs:
+        decode = self.decoder.decode
+        for position, (number, log) in enumerate(in_range):
+            if position % YIELD_EVERY == YIELD_EVERY - 1:
+                # Decoding a range takes long enough to starve the batch being written:
+                # let its next statement go out to the database's thread now and then.
+                await asyncio.sleep(0)
             if log.get("removed"):
                 raise InconsistentChain("the node returned a removed log")
-            number = int(log["blockNumber"], 16)
             if log["blockHash"] != got[number].hash:
                 raise InconsistentChain(f"log of block {number} from another fork")
-            ident = (log["blockHash"], int(log["logIndex"], 16))
+            event = decode(log)
+            ident = (event.block_hash, event.log_index)
             if ident in seen:
                 continue  # a node that repeats a log: (block hash, log index) is unique
             seen.add(ident)
-            events.append(self.decoder.decode(log))
+            events.append(event)
         events.sort(key=lambda e: e.position)
 
         window_headers: list[Header] = []

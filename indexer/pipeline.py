@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from indexer import metrics, store
 from indexer.config import IndexerConfig
 from indexer.db import create_engine, migrate, sqlite_path
-from indexer.decode import DecodedEvent, Decoder
+from indexer.decode import Decoder
 from indexer.errors import (
     InconsistentChain,
     IndexerError,
@@ -43,6 +42,7 @@ from indexer.errors import (
 from indexer.fetch import FetchedRange, Fetcher
 from indexer.handlers import HANDLERS, prefetch_keys
 from indexer.lock import WriterLock
+from indexer.rows import event_row
 from indexer.rpc import NodeUnavailable, RetryPolicy, RpcClient
 from indexer.store import CheckpointState, Header
 from indexer.unit_of_work import UnitOfWork
@@ -54,44 +54,6 @@ log = structlog.get_logger("tierflow.indexer")
 TRANSIENT = (NodeUnavailable, InconsistentChain, NodeBehind)
 #: Ranges at least this many blocks behind get a progress bar (when asked for).
 PROGRESS_MIN_BLOCKS = 2_000
-
-_ID_ARGS = {"claimId": "claim_id", "payableId": "payable_id", "financingId": "financing_id"}
-_ACCOUNT_ARGS = ("account", "holder", "applicant", "seller", "obligor", "financier", "to")
-
-
-def event_row(ev: DecodedEvent, block_time: int) -> dict[str, Any]:
-    """The ``events`` row of a decoded log, with the ids the API filters on pulled out."""
-    a = ev.args
-    row: dict[str, Any] = {
-        "block_number": ev.block_number,
-        "log_index": ev.log_index,
-        "block_hash": ev.block_hash,
-        "block_time": block_time,
-        "tx_hash": ev.tx_hash,
-        "tx_index": ev.tx_index,
-        "contract": ev.contract,
-        "event": ev.name,
-        "args": json.dumps(a, separators=(",", ":")),
-        "claim_id": None,
-        "payable_id": None,
-        "financing_id": None,
-        "invoice_id": None,
-        "account": None,
-    }
-    for arg, column in _ID_ARGS.items():
-        value = a.get(arg)
-        if value:
-            row[column] = value
-    if row["claim_id"] is None:
-        row["claim_id"] = a.get("parentId") or a.get("financedClaimId") or a.get("rootClaimId")
-    invoice = a.get("invoiceId")
-    if invoice and int(invoice, 16):
-        row["invoice_id"] = invoice
-    for arg in _ACCOUNT_ARGS:
-        if arg in a and isinstance(a[arg], str):
-            row["account"] = a[arg]
-            break
-    return row
 
 
 @dataclass
@@ -134,7 +96,7 @@ class Indexer:
         }
         self.fetcher = Fetcher(rpc, Decoder(contracts), config)
         self.uow = UnitOfWork()
-        self._pending: asyncio.Task[FetchedRange] | None = None
+        self._pending: asyncio.Task[None] | None = None
         self._first_seen: dict[int, float] = {}
         self.stats = RunStats()
 
@@ -266,28 +228,51 @@ class Indexer:
             return True
         if bar is not None:
             bar.start(checkpoint.block_number, target)
-        while self._checkpoint.block_number < target:
-            checkpoint = self._checkpoint
-            if self._pending is not None:
-                fetched = await self._pending
-                self._pending = None
-            else:
-                fetched = await self.fetcher.fetch(checkpoint.block_number + 1, target, head)
-            if fetched.start != checkpoint.block_number + 1:
-                continue  # a stale prefetch (after a rollback)
-            if fetched.previous.hash != checkpoint.block_hash:
-                await self._cancel_pending()
-                await self._reorganise()
-                return False
-            if fetched.end < target:
-                self._pending = asyncio.create_task(
-                    self.fetcher.fetch(fetched.end + 1, target, head)
-                )
-            await self._commit(fetched)
-            if bar is not None:
-                bar.update(self._checkpoint.block_number, self.stats.events)
-            self._record_lag(head)
+        ahead: asyncio.Queue[FetchedRange | BaseException] = asyncio.Queue(
+            maxsize=max(1, self.config.prefetch_ranges)
+        )
+        self._pending = asyncio.create_task(
+            self._fetch_ahead(checkpoint.block_number + 1, target, head, ahead)
+        )
+        try:
+            while self._checkpoint.block_number < target:
+                item = await ahead.get()
+                if isinstance(item, BaseException):
+                    raise item
+                fetched = item
+                if fetched.previous.hash != self._checkpoint.block_hash:
+                    await self._cancel_pending()
+                    await self._reorganise()
+                    return False
+                await self._commit(fetched)
+                if bar is not None:
+                    bar.update(self._checkpoint.block_number, self.stats.events)
+                self._record_lag(head)
+        finally:
+            await self._cancel_pending()
         return False
+
+    async def _fetch_ahead(
+        self,
+        start: int,
+        target: int,
+        head: int,
+        out: asyncio.Queue[FetchedRange | BaseException],
+    ) -> None:
+        """Fetch consecutive ranges up to ``target`` into ``out``, a few ahead of the commits.
+
+        Decoding the next ranges overlaps with the database writing the current one. A
+        failure is handed over in the queue, for the committing side to raise.
+        """
+        try:
+            while start <= target:
+                fetched = await self.fetcher.fetch(start, target, head)
+                await out.put(fetched)
+                start = fetched.end + 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await out.put(exc)
 
     async def _verify_checkpoint(self, head: int) -> None:
         """Caught up: make sure the checkpoint block is still on the node's chain."""
@@ -341,7 +326,7 @@ class Indexer:
                 for ev in events:
                     uow.block = ev.block_number
                     block_time = fetched.times[ev.block_number]
-                    uow.append("events", event_row(ev, block_time))
+                    uow.append_tuple("events", event_row(ev, block_time))
                     handler = HANDLERS.get(ev.key)
                     if handler is not None:
                         await handler(uow, ev, block_time)
