@@ -15,13 +15,16 @@ and reads through the ORM and Core give the same Python values back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+#: A row's values in column order, converted for the driver.
+Values = tuple[Any, ...]
 
 #: Rows per statement at most (fewer when the table is wide: see ``_rows_per_chunk``).
 MAX_ROWS_PER_STATEMENT = 1_000
@@ -134,32 +137,31 @@ class BulkWriter:
             writer = self._tables[table.name] = _TableWriter(table, self.dialect, self._preparer)
         return writer
 
-    async def insert(
-        self, conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Insert ``rows`` (none may exist: a duplicate key fails the batch)."""
+    def from_dicts(self, table: Table, rows: Iterable[Mapping[str, Any]]) -> list[Values]:
+        """``rows`` as value tuples ready to write (column order, bind processors applied).
+
+        Converting is what fixes a batch's values: the dicts may change afterwards.
+        """
+        writer = self._writer(table)
+        return [writer.values(row) for row in rows]
+
+    def from_tuples(self, table: Table, rows: Iterable[tuple[Any, ...]]) -> list[Values]:
+        """Rows already in column order, with the bind processors applied."""
+        writer = self._writer(table)
+        width = len(writer.columns)
+        out = []
+        for row in rows:
+            if len(row) != width:
+                raise ValueError(f"{table.name}: a row of {len(row)} values, not {width}")
+            out.append(writer.processed(row))
+        return out
+
+    async def insert(self, conn: AsyncConnection, table: Table, rows: Sequence[Values]) -> None:
+        """Insert prepared ``rows`` (none may exist: a duplicate key fails the batch)."""
         await self._write(conn, self._writer(table), "insert", rows)
 
-    async def insert_tuples(
-        self, conn: AsyncConnection, table: Table, rows: Sequence[tuple[Any, ...]]
-    ) -> None:
-        """Insert rows given as tuples in the table's column order (the hot path)."""
-        writer = self._writer(table)
-        size = writer.rows_per_chunk
-        width = len(writer.columns)
-        for start in range(0, len(rows), size):
-            chunk = rows[start : start + size]
-            params: list[Any] = []
-            for row in chunk:
-                if len(row) != width:
-                    raise ValueError(f"{table.name}: a row of {len(row)} values, not {width}")
-                params.extend(writer.processed(row))
-            await conn.exec_driver_sql(writer.statement("insert", len(chunk)), tuple(params))
-
-    async def upsert(
-        self, conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Write ``rows`` whole, replacing the stored row with the same primary key."""
+    async def upsert(self, conn: AsyncConnection, table: Table, rows: Sequence[Values]) -> None:
+        """Write prepared ``rows`` whole, replacing stored rows with the same primary key."""
         await self._write(conn, self._writer(table), "upsert", rows)
 
     async def delete(
@@ -171,16 +173,12 @@ class BulkWriter:
             await conn.exec_driver_sql(writer.delete_statement(), [tuple(k) for k in keys])
 
     async def _write(
-        self,
-        conn: AsyncConnection,
-        writer: _TableWriter,
-        kind: str,
-        rows: Sequence[Mapping[str, Any]],
+        self, conn: AsyncConnection, writer: _TableWriter, kind: str, rows: Sequence[Values]
     ) -> None:
         size = writer.rows_per_chunk
         for start in range(0, len(rows), size):
             chunk = rows[start : start + size]
             params: list[Any] = []
             for row in chunk:
-                params.extend(writer.values(row))
+                params.extend(row)
             await conn.exec_driver_sql(writer.statement(kind, len(chunk)), tuple(params))

@@ -39,13 +39,13 @@ from indexer.errors import (
     NodeBehind,
     ReorgTooDeep,
 )
-from indexer.fetch import FetchedRange, Fetcher
+from indexer.fetch import YIELD_EVERY, FetchedRange, Fetcher
 from indexer.handlers import HANDLERS, prefetch_keys
 from indexer.lock import WriterLock
 from indexer.rows import event_row
 from indexer.rpc import NodeUnavailable, RetryPolicy, RpcClient
 from indexer.store import CheckpointState, Header
-from indexer.unit_of_work import UnitOfWork
+from indexer.unit_of_work import SealedBatch, UnitOfWork
 from ledger.artifacts import load_artifact
 
 log = structlog.get_logger("tierflow.indexer")
@@ -54,6 +54,20 @@ log = structlog.get_logger("tierflow.indexer")
 TRANSIENT = (NodeUnavailable, InconsistentChain, NodeBehind)
 #: Ranges at least this many blocks behind get a progress bar (when asked for).
 PROGRESS_MIN_BLOCKS = 2_000
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A batch applied in memory and sealed, waiting for its transaction."""
+
+    fetched: FetchedRange
+    start: int  # first block applied (above the checkpoint it follows)
+    events: int
+    batch: SealedBatch
+    before: CheckpointState  # the checkpoint it follows
+    after: CheckpointState  # the checkpoint once it is written
+    kept: list[Header]  # headers of the reorg window it adds
+    started: float
 
 
 @dataclass
@@ -234,22 +248,50 @@ class Indexer:
         self._pending = asyncio.create_task(
             self._fetch_ahead(checkpoint.block_number + 1, target, head, ahead)
         )
+        # One batch is written (its own transaction) while the next is applied in memory.
+        writing: asyncio.Task[None] | None = None
+        expected = self._checkpoint  # the checkpoint once ``writing`` has committed
+
+        async def written() -> None:
+            nonlocal writing
+            if writing is not None:
+                task, writing = writing, None
+                await task
+
+        self.uow.bind(self._conn, written)
+        if not self.uow.warm:
+            await self.uow.warm_up()
         try:
-            while self._checkpoint.block_number < target:
+            while expected.block_number < target:
                 item = await ahead.get()
                 if isinstance(item, BaseException):
                     raise item
                 fetched = item
-                if fetched.previous.hash != self._checkpoint.block_hash:
+                if fetched.previous.hash != expected.block_hash:
+                    await written()
                     await self._cancel_pending()
                     await self._reorganise()
                     return False
-                await self._commit(fetched)
+                prepared = await self._apply(fetched, expected)
+                if prepared is None:
+                    continue
+                await written()
                 if bar is not None:
                     bar.update(self._checkpoint.block_number, self.stats.events)
                 self._record_lag(head)
+                writing = asyncio.create_task(self._write(prepared))
+                expected = prepared.after
+            await written()
+            if bar is not None:
+                bar.update(self._checkpoint.block_number, self.stats.events)
+            self._record_lag(head)
         finally:
             await self._cancel_pending()
+            if writing is not None:
+                # Leaving on another error: a batch already sealed is still written whole
+                # (or not at all); its own failure, if any, was logged with the batch.
+                with contextlib.suppress(Exception):
+                    await writing
         return False
 
     async def _fetch_ahead(
@@ -288,18 +330,24 @@ class Indexer:
     # -- one batch -----------------------------------------------------------------------------
 
     async def _commit(self, fetched: FetchedRange) -> None:
-        """Apply ``fetched`` and move the checkpoint to its end, in one transaction.
+        """Apply ``fetched`` and move the checkpoint to its end, in one transaction."""
+        self.uow.bind(self._conn)
+        prepared = await self._apply(fetched, self._checkpoint)
+        if prepared is not None:
+            await self._write(prepared)
+
+    async def _apply(self, fetched: FetchedRange, checkpoint: CheckpointState) -> _Prepared | None:
+        """Apply ``fetched`` to the rows in memory, as the batch after ``checkpoint``.
 
         Blocks at or below the checkpoint were applied already: a range delivered again, or
         overlapping the checkpoint, only applies what lies above it (IX-2), and only if it saw
         the checkpoint's block with the checkpoint's hash (else :class:`InconsistentChain`).
+        ``None`` when nothing lies above the checkpoint.
         """
         started = time.perf_counter()
         uow = self.uow
-        conn = self._conn
-        checkpoint = self._checkpoint
         if fetched.end <= checkpoint.block_number:
-            return
+            return None
         start, events = fetched.start, fetched.events
         if start <= checkpoint.block_number:
             # The range's own view of the checkpoint block: a header it fetched, or the
@@ -320,33 +368,51 @@ class Indexer:
             )
         journal_from = max(fetched.window_from, start)
         try:
-            async with conn.begin():
-                uow.begin(conn, journal_from)
-                await uow.prefetch(prefetch_keys(events))
-                for ev in events:
-                    uow.block = ev.block_number
-                    block_time = fetched.times[ev.block_number]
-                    uow.append_tuple("events", event_row(ev, block_time))
-                    handler = HANDLERS.get(ev.key)
-                    if handler is not None:
-                        await handler(uow, ev, block_time)
-                await uow.flush()
-                contiguous = journal_from <= start
-                journaled_from = (
-                    checkpoint.journaled_from if contiguous else min(journal_from, fetched.end + 1)
-                )
-                kept = [h for h in fetched.window_headers if h.number >= start] or [fetched.last]
-                new = await store.advance(
-                    conn, checkpoint, fetched.last, kept, journaled_from, self.config.window
-                )
+            uow.begin(journal_from)
+            await uow.prefetch(prefetch_keys(events))
+            times = fetched.times
+            for position, ev in enumerate(events):
+                if position % YIELD_EVERY == YIELD_EVERY - 1:
+                    # Handlers rarely wait for anything: let the batch being written send
+                    # its next statement now and then, or the database's thread sits idle.
+                    await asyncio.sleep(0)
+                uow.block = ev.block_number
+                block_time = times[ev.block_number]
+                uow.append_tuple("events", event_row(ev, block_time))
+                handler = HANDLERS.get(ev.key)
+                if handler is not None:
+                    await handler(uow, ev, block_time)
+            batch = uow.seal(self._conn.dialect)
         except BaseException:
             uow.discard()
             raise
+        contiguous = journal_from <= start
+        journaled_from = (
+            checkpoint.journaled_from if contiguous else min(journal_from, fetched.end + 1)
+        )
+        kept = [h for h in fetched.window_headers if h.number >= start] or [fetched.last]
+        after = store.next_checkpoint(checkpoint, fetched.last, journaled_from, self.config.window)
+        return _Prepared(fetched, start, len(events), batch, checkpoint, after, kept, started)
+
+    async def _write(self, p: _Prepared) -> None:
+        """Write a sealed batch with its headers and checkpoint, in one transaction (IX-3)."""
+        conn = self._conn
+        try:
+            async with conn.begin():
+                await p.batch.write(conn)
+                new = await store.advance(conn, p.before, p.after, p.kept)
+        except BaseException as exc:
+            self.uow.discard()
+            if not isinstance(exc, asyncio.CancelledError):
+                log.warning(
+                    "indexer.batch_failed", start=p.start, end=p.fetched.end, error=repr(exc)
+                )
+            raise
         self._checkpoint = new
-        elapsed = time.perf_counter() - started
-        count = len(events)
+        elapsed = time.perf_counter() - p.started
+        count = p.events
         self.stats.events += count
-        self.stats.blocks += fetched.end - start + 1
+        self.stats.blocks += p.fetched.end - p.start + 1
         self.stats.batches += 1
         metrics.EVENTS.inc(count)
         metrics.BATCH_SECONDS.observe(elapsed)
@@ -355,9 +421,10 @@ class Indexer:
         metrics.CHECKPOINT_BLOCK.set(new.block_number)
         log.debug(
             "indexer.batch",
-            start=fetched.start,
-            end=fetched.end,
+            start=p.start,
+            end=p.fetched.end,
             events=count,
+            rows=p.batch.rows,
             seconds=round(elapsed, 4),
             range_size=self.fetcher.range_size,
         )

@@ -79,16 +79,29 @@ async def create_checkpoint(
     return state
 
 
+def next_checkpoint(
+    current: CheckpointState, end: Header, journaled_from: int, window: int
+) -> CheckpointState:
+    """The checkpoint after a batch ending at ``end`` (journals kept for ``window`` blocks)."""
+    return CheckpointState(
+        current.chain_id,
+        current.deployment,
+        end.number,
+        end.hash,
+        max(journaled_from, end.number - window + 1),
+    )
+
+
 async def advance(
     conn: AsyncConnection,
     current: CheckpointState,
-    end: Header,
+    new: CheckpointState,
     headers: Sequence[Header],
-    journaled_from: int,
-    window: int,
 ) -> CheckpointState:
-    """Move the checkpoint to ``end``, store ``headers`` and prune below the window."""
-    journaled_from = max(journaled_from, end.number - window + 1)
+    """Move the checkpoint from ``current`` to ``new``, store ``headers``, prune the window.
+
+    Fenced: only if the checkpoint is still ``current`` (else :class:`CheckpointMoved`).
+    """
     result = await conn.execute(
         update(_CHECKPOINT)
         .where(
@@ -96,7 +109,11 @@ async def advance(
             _CHECKPOINT.c.block_number == current.block_number,
             _CHECKPOINT.c.block_hash == current.block_hash,
         )
-        .values(block_number=end.number, block_hash=end.hash, journaled_from=journaled_from)
+        .values(
+            block_number=new.block_number,
+            block_hash=new.block_hash,
+            journaled_from=new.journaled_from,
+        )
     )
     if result.rowcount != 1:
         raise CheckpointMoved(
@@ -105,11 +122,9 @@ async def advance(
     if headers:
         await conn.execute(insert(_HEADERS), [h.__dict__ for h in headers])
     # The header just below the journaled blocks stays: it is the deepest possible ancestor.
-    await conn.execute(delete(_HEADERS).where(_HEADERS.c.number < journaled_from - 1))
-    await conn.execute(delete(_JOURNAL).where(_JOURNAL.c.block_number < journaled_from))
-    return CheckpointState(
-        current.chain_id, current.deployment, end.number, end.hash, journaled_from
-    )
+    await conn.execute(delete(_HEADERS).where(_HEADERS.c.number < new.journaled_from - 1))
+    await conn.execute(delete(_JOURNAL).where(_JOURNAL.c.block_number < new.journaled_from))
+    return new
 
 
 async def kept_headers(conn: AsyncConnection, from_number: int) -> list[tuple[int, str]]:

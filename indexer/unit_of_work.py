@@ -1,7 +1,9 @@
 """The unit of work a batch of events is applied through, then written in one go.
 
-Handlers read and change rows as plain dicts held in memory; :meth:`UnitOfWork.flush` then
-writes the batch in a few multi-row statements per table (:mod:`indexer.bulk`).
+Handlers read and change rows as plain dicts held in memory; :meth:`UnitOfWork.seal` then
+fixes the batch's writes (values copied out of the dicts) as a :class:`SealedBatch`, which
+goes out in a few multi-row statements per table (:mod:`indexer.bulk`) while the next batch
+is already being applied to the same rows in memory.
 Rows stay cached between batches (the indexer is the only writer), so a backfill mostly
 touches the database to write. Rows are loaded in bulk before a batch (:meth:`prefetch`),
 one at a time only on a rare miss.
@@ -17,10 +19,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from indexer import models
@@ -72,6 +75,8 @@ class UnitOfWork:
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[Key, Row | None]] = defaultdict(dict)
+        #: Tables wholly cached: a key not in the cache is in no row of the database either.
+        self._complete: set[str] = set()
         self._stored: dict[str, set[Key]] = defaultdict(set)  # keys present in the database
         self._dirty: dict[str, set[Key]] = defaultdict(set)
         self._appends: dict[str, list[Row]] = defaultdict(list)
@@ -79,41 +84,82 @@ class UnitOfWork:
         self._journal: list[Row] = []
         self._journaled: set[tuple[str, Key, int]] = set()
         self._conn: AsyncConnection | None = None
+        self._before_read: Callable[[], Awaitable[None]] | None = None
         self._writer: BulkWriter | None = None
         self.journal_from = 0
         self.block = 0
 
     # -- batch lifecycle ---------------------------------------------------------------------
 
-    def begin(self, conn: AsyncConnection, journal_from: int) -> None:
-        """Start a batch on ``conn`` (inside its transaction)."""
-        if self._dirty or self._appends or self._tuples or self._journal:
-            raise RuntimeError("previous batch neither flushed nor discarded")
+    def bind(
+        self, conn: AsyncConnection, before_read: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Read missing rows through ``conn``, after awaiting ``before_read`` (the indexer
+        passes "the batch being written is committed": one connection, one thing at a time).
+        """
         self._conn = conn
+        self._before_read = before_read
+
+    def begin(self, journal_from: int) -> None:
+        """Start applying a batch whose blocks from ``journal_from`` on are journaled."""
+        if self._dirty or self._appends or self._tuples or self._journal:
+            raise RuntimeError("previous batch neither sealed nor discarded")
         self.journal_from = journal_from
 
     def discard(self) -> None:
-        """Forget everything (the batch's transaction rolled back, or a reorg)."""
+        """Forget everything cached and pending (a batch failed to commit, or a reorg)."""
         self._rows.clear()
+        self._complete.clear()
         self._stored.clear()
         self._dirty.clear()
         self._appends.clear()
         self._tuples.clear()
         self._journal.clear()
         self._journaled.clear()
-        self._conn = None
 
     @property
     def conn(self) -> AsyncConnection:
         if self._conn is None:
-            raise RuntimeError("no batch begun")
+            raise RuntimeError("unit of work not bound to a connection")
         return self._conn
 
     # -- reads ---------------------------------------------------------------------------------
 
+    @property
+    def warm(self) -> bool:
+        """Every table is wholly cached (no batch needs to read the database)."""
+        return self._complete == set(STATE_TABLES)
+
+    async def warm_up(self, limit: int = CACHE_LIMIT) -> None:
+        """Cache every table whole while they hold ``limit`` rows or fewer in all.
+
+        A backfill from an empty mirror then never reads, so the next batch is applied in
+        memory while the last one is being written. Bigger mirrors are read as needed.
+        """
+        conn = self.conn
+        async with conn.begin():
+            counts = {
+                name: (await conn.execute(select(func.count()).select_from(t))).scalar_one()
+                for name, t in STATE_TABLES.items()
+            }
+            if sum(counts.values()) > limit:
+                return
+            for name, table in STATE_TABLES.items():
+                pk = _PK[name]
+                cached = self._rows[name]
+                stored = self._stored[name]
+                for record in (await conn.execute(select(table))).mappings():
+                    row = dict(record)
+                    key = tuple(row[c] for c in pk)
+                    cached[key] = row
+                    stored.add(key)
+                self._complete.add(name)
+
     async def prefetch(self, wanted: Mapping[str, Iterable[Key]]) -> None:
         """Load the rows of ``wanted`` (table → keys) not cached yet, in bulk."""
         for name, keys in wanted.items():
+            if name in self._complete:
+                continue
             cached = self._rows[name]
             missing = [k for k in set(keys) if k not in cached]
             for start in range(0, len(missing), _CHUNK):
@@ -126,7 +172,14 @@ class UnitOfWork:
             where = table.c[pk[0]].in_([k[0] for k in keys])
         else:
             where = tuple_(*(table.c[c] for c in pk)).in_(keys)
-        result = await self.conn.execute(select(table).where(where))
+        if self._before_read is not None:
+            await self._before_read()
+        conn = self.conn
+        if conn.in_transaction():
+            result = await conn.execute(select(table).where(where))
+        else:
+            async with conn.begin():
+                result = await conn.execute(select(table).where(where))
         cached = self._rows[name]
         stored = self._stored[name]
         for k in keys:
@@ -141,6 +194,8 @@ class UnitOfWork:
         """The row (a dict to read, not to change) or ``None`` if it does not exist."""
         cached = self._rows[name]
         if key not in cached:
+            if name in self._complete:
+                return None
             await self._load(name, [key])
         return cached[key]
 
@@ -210,18 +265,17 @@ class UnitOfWork:
         """Add a row, given in the table's column order, to an append-only table."""
         self._tuples[name].append(row)
 
-    # -- flush ---------------------------------------------------------------------------------
+    # -- seal --------------------------------------------------------------------------------
 
-    async def flush(self) -> int:
-        """Write everything changed since :meth:`begin`; returns the number of rows written.
+    def seal(self, dialect: Dialect) -> SealedBatch:
+        """Fix everything changed since :meth:`begin` as the writes of one batch.
 
         New rows are inserted, changed ones written whole over the stored ones (an upsert on
-        the primary key), removed ones deleted: a few multi-row statements per table
-        (:class:`~indexer.bulk.BulkWriter`).
+        the primary key), removed ones deleted. Values are copied out now, so the next batch
+        may change the same rows in memory while this one is being written.
         """
-        conn = self.conn
-        bulk = self._bulk(conn)
-        written = 0
+        bulk = self._bulk(dialect)
+        batch = SealedBatch(bulk)
         for name, keys in self._dirty.items():
             if not keys:
                 continue
@@ -242,32 +296,58 @@ class UnitOfWork:
                 else:
                     inserts.append(row)
                     stored.add(key)
-            await bulk.delete(conn, table, deletes)
-            await bulk.upsert(conn, table, updates)
-            await bulk.insert(conn, table, inserts)
-            written += len(inserts) + len(updates) + len(deletes)
+            batch.add("delete", table, deletes)
+            batch.add("upsert", table, bulk.from_dicts(table, updates))
+            batch.add("insert", table, bulk.from_dicts(table, inserts))
         for name, appended in self._appends.items():
-            if appended:
-                await bulk.insert(conn, APPEND_TABLES[name], appended)
-                written += len(appended)
+            table = APPEND_TABLES[name]
+            batch.add("insert", table, bulk.from_dicts(table, appended))
         for name, tuples in self._tuples.items():
-            if tuples:
-                await bulk.insert_tuples(conn, APPEND_TABLES[name], tuples)
-                written += len(tuples)
-        if self._journal:
-            await bulk.insert(conn, table_of(models.JournalEntry), self._journal)
+            table = APPEND_TABLES[name]
+            batch.add("insert", table, bulk.from_tuples(table, tuples))
+        journal = table_of(models.JournalEntry)
+        batch.add("insert", journal, bulk.from_dicts(journal, self._journal))
         self._dirty.clear()
         self._appends.clear()
         self._tuples.clear()
         self._journal.clear()
         self._journaled.clear()
-        self._conn = None
         if sum(len(r) for r in self._rows.values()) > CACHE_LIMIT:
             self._rows.clear()
+            self._complete.clear()
             self._stored.clear()
-        return written
+        return batch
 
-    def _bulk(self, conn: AsyncConnection) -> BulkWriter:
-        if self._writer is None or self._writer.dialect is not conn.dialect:
-            self._writer = BulkWriter(conn.dialect)
+    def _bulk(self, dialect: Dialect) -> BulkWriter:
+        if self._writer is None or self._writer.dialect is not dialect:
+            self._writer = BulkWriter(dialect)
         return self._writer
+
+
+class SealedBatch:
+    """The writes of one batch, values fixed, to run inside the batch's transaction."""
+
+    def __init__(self, bulk: BulkWriter) -> None:
+        self._bulk = bulk
+        self._steps: list[tuple[str, Table, Sequence[Any]]] = []
+        self.rows = 0
+
+    def add(self, kind: str, table: Table, rows: Sequence[Any]) -> None:
+        if rows:
+            self._steps.append((kind, table, rows))
+            self.rows += len(rows)
+
+    @property
+    def writes(self) -> list[tuple[str, str, int]]:
+        """``(kind, table, rows)`` of each step: what this batch does to the database."""
+        return [(kind, table.name, len(rows)) for kind, table, rows in self._steps]
+
+    async def write(self, conn: AsyncConnection) -> None:
+        """Send every statement (the caller holds the transaction and commits)."""
+        for kind, table, rows in self._steps:
+            if kind == "delete":
+                await self._bulk.delete(conn, table, rows)
+            elif kind == "upsert":
+                await self._bulk.upsert(conn, table, rows)
+            else:
+                await self._bulk.insert(conn, table, rows)
