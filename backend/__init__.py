@@ -1,1 +1,2 @@
-"""Tierflow backend: the HTTP API over the ledger and the indexed database."""
+"""Tierflow's HTTP API: suppliers apply for financing, core enterprises confirm payables,
+financiers decide, auditors query the ledger (SPEC §4)."""

@@ -276,7 +276,7 @@ class Checkpoint(Base):
     journaled_from: Mapped[int] = mapped_column(BigInteger)
 
 
-def table_of(model: type[Base]) -> Table:
+def table_of(model: type[DeclarativeBase]) -> Table:
     """The Core ``Table`` of a model (typed: ``__table__`` is a ``FromClause`` to mypy)."""
     return cast(Table, model.__table__)
 

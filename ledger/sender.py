@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 
 Receipt = TxReceipt
 T = TypeVar("T")
+#: ``before_broadcast(tx_hash, raw, nonce)``: see :meth:`TransactionSender.send`.
+BeforeBroadcast = Callable[[str, bytes, int], Awaitable[None]]
 
 GAS_MARGIN = 1.2
 MAX_NONCE_ATTEMPTS = 50
@@ -346,12 +348,19 @@ class TransactionSender:
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send(self, tx: Mapping[str, Any]) -> PendingTx:
-        """Prepare, sign and broadcast one transaction; return once the node accepted it."""
+    async def send(
+        self, tx: Mapping[str, Any], before_broadcast: BeforeBroadcast | None = None
+    ) -> PendingTx:
+        """Prepare, sign and broadcast one transaction; return once the node accepted it.
+
+        ``before_broadcast(tx_hash, raw, nonce)`` is awaited after each signing and before
+        those bytes first leave: a caller that records it durably can, after a crash, find
+        the transaction (or re-send the same bytes) instead of sending a second one.
+        """
         prepared = await self.prepare(tx)
         state = await self._state()
         async with state.lock:
-            return await self._send_locked(state, prepared)
+            return await self._send_locked(state, prepared, before_broadcast)
 
     async def send_many(self, txs: Sequence[Mapping[str, Any]]) -> list[PendingTx]:
         """Broadcast several transactions in nonce order without waiting for receipts.
@@ -364,14 +373,37 @@ class TransactionSender:
         async with state.lock:
             return [await self._send_locked(state, p) for p in prepared]
 
-    async def transact(self, fn: Any, tx: Mapping[str, Any] | None = None) -> TxReceipt:
+    async def transact(
+        self,
+        fn: Any,
+        tx: Mapping[str, Any] | None = None,
+        before_broadcast: BeforeBroadcast | None = None,
+    ) -> TxReceipt:
         """Send a contract function call, wait for it, raise :class:`ContractRevert` on failure.
 
         ``fn`` is a bound contract function (``contract.functions.name(args)``); ``tx`` may
-        add ``value``, ``gas`` or fee fields.
+        add ``value``, ``gas`` or fee fields; ``before_broadcast`` as for :meth:`send`.
         """
-        pending = await self.send({**(tx or {}), **self._encode_call(fn)})
+        pending = await self.send({**(tx or {}), **self._encode_call(fn)}, before_broadcast)
         return await self.wait(pending)
+
+    def encode_call(self, fn: Any, tx: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The transaction fields of a bound contract function call (``to``, ``data``)."""
+        return {**(tx or {}), **self._encode_call(fn)}
+
+    async def rebroadcast(self, raw: bytes, tx_hash: str) -> bool:
+        """Send bytes signed earlier (found in a record after a crash) once more.
+
+        True when the node has them now (accepted, or already known); False when their nonce
+        was consumed by another transaction, so they can never be mined.
+        """
+        try:
+            await self._broadcast(raw, tx_hash, maybe_sent=True)
+        except Web3RPCError as exc:
+            if is_nonce_conflict(exc):
+                return await self._known(tx_hash)
+            raise self._broadcast_error(exc) from exc
+        return True
 
     async def deploy(
         self, abi: Sequence[Mapping[str, Any]], bytecode: str, *args: Any, **tx: Any
@@ -402,7 +434,12 @@ class TransactionSender:
             raise TransactionError(f"cannot encode call data for {fn!r}")
         return {"to": to_checksum_address(address), "data": encode()}
 
-    async def _send_locked(self, state: _Account, tx: dict[str, Any]) -> PendingTx:
+    async def _send_locked(
+        self,
+        state: _Account,
+        tx: dict[str, Any],
+        before_broadcast: BeforeBroadcast | None = None,
+    ) -> PendingTx:
         """Allocate a nonce, sign, broadcast; re-sign with a fresh nonce on conflicts."""
         chain_id = await self.chain_id()
         for attempt in range(MAX_NONCE_ATTEMPTS):
@@ -414,6 +451,12 @@ class TransactionSender:
                 chain_id, self.address, await self.pending_nonce()
             )
             raw, tx_hash = self._sign(tx, nonce)
+            if before_broadcast is not None:
+                try:
+                    await before_broadcast(tx_hash, raw, nonce)
+                except BaseException:
+                    await self.nonce_store.release(chain_id, self.address, nonce)
+                    raise
             try:
                 await self._broadcast(raw, tx_hash)
             except Web3RPCError as exc:

@@ -12,6 +12,7 @@ Commands so far:
 - ``tierflow besu-config --out DIR``: generate a Besu QBFT network configuration.
 - ``tierflow index [--once] [--wait]``: mirror the chain into SQL (follow the head, or catch
   up and exit); Prometheus metrics on ``$TIERFLOW_METRICS_PORT``.
+- ``tierflow serve``: the HTTP API (FastAPI under uvicorn).
 - ``tierflow reconcile``: compare the mirror with the contracts' views at its checkpoint;
   exit status 1 when anything differs.
 """
@@ -220,6 +221,30 @@ def index_command(
         f"indexed {stats.events:,} events in {stats.blocks:,} blocks "
         f"({stats.events_per_second:,.0f} events/s); checkpoint block {stats.checkpoint}; "
         f"{stats.reorgs} reorganisations rolled back"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address ($TIERFLOW_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port ($TIERFLOW_API_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes ($TIERFLOW_API_WORKERS).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs); the indexer runs as its own process."""
+    import uvicorn
+
+    settings = TierflowSettings()
+    uvicorn.run(
+        "backend.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers or settings.api_workers,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=True,
     )
 
 

@@ -13,13 +13,24 @@
 ``TIERFLOW_REORG_WINDOW``      deepest reorganisation the indexer rolls back (default 128)
 ``TIERFLOW_METRICS_PORT``      Prometheus port of ``tierflow index`` (default 9108, 0: off)
 ``TIERFLOW_LOG_LEVEL``         debug, info (default), warning, error
+``TIERFLOW_API_HOST``          address the API listens on (default 127.0.0.1)
+``TIERFLOW_API_RATE_LIMIT``    requests per minute per API key (default 1200)
+``TIERFLOW_API_MAX_BODY``      largest request body in bytes (default 65536)
+``TIERFLOW_API_MIRROR_WAIT_S`` how long a write waits for the mirror to show it (default 15)
+``TIERFLOW_API_WORKERS``       uvicorn worker processes of ``tierflow serve`` (default 1)
 =============================  ==========================================================
+
+The keystore password has no default outside the local chain: ``tierflow serve`` refuses to
+start without ``TIERFLOW_KEYSTORE_PASSWORD`` there. On the local chain (id 31337), when it is
+unset, a random one is generated once into ``<data_dir>/keystore.password`` (mode 0600).
 
 Command-line flags override them by passing keyword arguments to :class:`TierflowSettings`.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -44,6 +55,11 @@ class TierflowSettings(BaseSettings):
     reorg_window: int = Field(default=128, ge=2)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_level: str = "info"
+    api_host: str = "127.0.0.1"
+    api_rate_limit: int = Field(default=1200, ge=1)
+    api_max_body: int = Field(default=65_536, ge=1024)
+    api_mirror_wait_s: float = Field(default=15.0, ge=0)
+    api_workers: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _defaults(self) -> TierflowSettings:
@@ -61,6 +77,37 @@ class TierflowSettings(BaseSettings):
     def nonce_dir(self) -> Path:
         """Where the file nonce store lives (``<data_dir>/nonces``)."""
         return self.data_dir / "nonces"
+
+    @property
+    def keystore_password_file(self) -> Path:
+        return self.data_dir / "keystore.password"
+
+    def keystore_secret(self, chain_id: int) -> SecretStr:
+        """The members' keystore password (see the module docstring); refuses to invent one
+        outside the local chain."""
+        if self.keystore_password is not None:
+            if len(self.keystore_password.get_secret_value()) < 12:
+                raise ValueError("TIERFLOW_KEYSTORE_PASSWORD must be at least 12 characters")
+            return self.keystore_password
+        if chain_id != ANVIL_CHAIN_ID:
+            raise ValueError(
+                "TIERFLOW_KEYSTORE_PASSWORD is required outside the local chain: it encrypts "
+                "the members' chain keys"
+            )
+        path = self.keystore_password_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            try:
+                os.link(tmp, path)  # atomic, and never replaces one another worker made
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return SecretStr(path.read_text().strip())
 
     def deployer_key(self, chain_id: int) -> SecretStr | None:
         """The deployer key: the configured one, else anvil's first dev key on chain 31337."""

@@ -12,9 +12,11 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection
 
-from indexer.models import Base
+from backend.models import Base as ApiBase
+from indexer.models import Base as MirrorBase
 
-target_metadata = Base.metadata
+#: One history for both: the mirror's tables (the indexer's) and the API's own.
+target_metadata = [MirrorBase.metadata, ApiBase.metadata]
 
 
 def _run(connection: Connection) -> None:

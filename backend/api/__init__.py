@@ -1,0 +1,1 @@
+"""The HTTP layer: routes (one module per resource), dependencies, middleware, problems."""

@@ -1,0 +1,193 @@
+"""Dependencies of the routes, as ``Annotated`` aliases: the context, a session, the caller,
+the idempotent-write runner, pagination."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.api.middleware import CURRENT_AUDIT
+from backend.auth import Caller, authenticate
+from backend.context import AppContext
+from backend.errors import ApiError, Forbidden, Invalid, TooManyRequests
+from ledger.roles import Role
+
+#: Largest page a list returns.
+MAX_PAGE = 200
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.context
+    return ctx
+
+
+ContextDep = Annotated[AppContext, Depends(get_context)]
+
+
+async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
+    async with ctx.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_caller(
+    ctx: ContextDep,
+    session: SessionDep,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Caller:
+    caller = await authenticate(session, authorization)
+    audit = CURRENT_AUDIT.get()
+    if audit is not None:
+        audit.member = caller.address
+        audit.api_key_id = caller.key_id
+    wait = ctx.limiter.take(caller.key_id)
+    if wait:
+        raise TooManyRequests(wait)
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+
+def require(*roles: Role) -> Callable[[Caller], Awaitable[Caller]]:
+    """A dependency admitting callers that hold one of ``roles`` (on chain)."""
+    names = " or ".join(r.value for r in roles)
+
+    async def check(caller: CurrentCaller) -> Caller:
+        if not caller.has(*roles):
+            raise Forbidden(f"this needs the {names} role", code="role_missing")
+        return caller
+
+    return check
+
+
+def writer(*roles: Role) -> Any:
+    """``Depends`` for a write route: the caller must hold one of ``roles``; auditors never
+    write (AP-2)."""
+
+    async def check(caller: CurrentCaller) -> Caller:
+        if caller.is_auditor and not caller.has(*(r for r in roles if r != Role.AUDITOR)):
+            raise Forbidden("auditors read; they change nothing", code="auditor_read_only")
+        if roles and not caller.has(*roles):
+            names = " or ".join(r.value for r in roles)
+            raise Forbidden(f"this needs the {names} role", code="role_missing")
+        return caller
+
+    return Depends(check)
+
+
+@dataclass
+class Writes:
+    """Runs a write under the request's Idempotency-Key (see :mod:`backend.idempotency`)."""
+
+    ctx: AppContext
+    request: Request
+    key: str | None
+
+    async def run(
+        self,
+        caller: Caller,
+        handler: Callable[[], Awaitable[Any]],
+        model: type[BaseModel],
+        status: int = 200,
+    ) -> JSONResponse:
+        """Run ``handler`` once for this key; its result is serialised through ``model`` (the
+        route's response model) and stored, so a replay returns the very same bytes."""
+        if self.key is None:
+            raise ApiError(
+                "this request needs an Idempotency-Key header",
+                code="idempotency_key_required",
+                status=400,
+            )
+        body = await self.request.body()
+
+        async def execute() -> tuple[int, Any]:
+            return status, model.model_validate(await handler()).model_dump(mode="json")
+
+        stored = await self.ctx.idempotency.run(
+            caller.address,
+            self.key,
+            self.request.method,
+            self.request.url.path,
+            body,
+            execute,
+        )
+        headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+        if stored.status >= 400:
+            audit = CURRENT_AUDIT.get()
+            if audit is not None and isinstance(stored.body, dict):
+                audit.code = stored.body.get("code")
+            return JSONResponse(
+                stored.body,
+                status_code=stored.status,
+                media_type="application/problem+json",
+                headers=headers,
+            )
+        return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+
+
+def get_writes(
+    ctx: ContextDep,
+    request: Request,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Unique per intended effect: a retry with the same key and body "
+            "returns the first response and causes no second transaction.",
+        ),
+    ],
+) -> Writes:
+    return Writes(ctx, request, idempotency_key)
+
+
+WritesDep = Annotated[Writes, Depends(get_writes)]
+
+
+@dataclass(frozen=True)
+class Page:
+    """``limit`` rows after ``cursor`` (the last key of the previous page, opaque)."""
+
+    limit: int
+    after: Any
+
+    def next_cursor(self, rows: list[Any], key: Callable[[Any], Any]) -> str | None:
+        if len(rows) < self.limit or not rows:
+            return None
+        return encode_cursor(key(rows[-1]))
+
+
+def encode_cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("the cursor is not one this API gave out", code="cursor_invalid") from exc
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="`next_cursor` of the page before.")
+    ] = None,
+) -> Page:
+    return Page(limit, decode_cursor(cursor) if cursor else None)
+
+
+PageDep = Annotated[Page, Depends(get_page)]

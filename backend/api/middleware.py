@@ -1,0 +1,145 @@
+"""ASGI middleware: the request size limit and the audit record of every mutating request.
+
+Pure ASGI (not ``BaseHTTPMiddleware``), so the endpoint runs in the same context: the
+:class:`RequestAudit` set here is filled by the authentication dependency (who), the
+exception handlers (the problem code) and the gateway (transactions mined), and written by
+:func:`backend.audit_log.append` once the response has started.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend import audit_log
+from backend.chain import REQUEST_TXS
+from backend.errors import PROBLEM_JSON
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class RequestAudit:
+    member: str | None = None
+    api_key_id: str | None = None
+    code: str | None = None
+    txs: list[str] = field(default_factory=list)
+
+
+CURRENT_AUDIT: contextvars.ContextVar[RequestAudit | None] = contextvars.ContextVar(
+    "tierflow_request_audit", default=None
+)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def problem_bytes(status: int, code: str, detail: str) -> bytes:
+    return json.dumps(
+        {
+            "type": f"https://tierflow.dev/problems/{code.replace('_', '-')}",
+            "title": "Request too large" if status == 413 else "Bad request",
+            "status": status,
+            "code": code,
+            "detail": detail,
+        }
+    ).encode()
+
+
+class GuardMiddleware:
+    """Refuses bodies over ``max_body`` bytes (413) and audits mutating requests."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int, engine_of: Any) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.engine_of = engine_of  # app → AsyncEngine, resolved per request (after startup)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length")
+        audited = method in MUTATING
+        audit = RequestAudit()
+        token = CURRENT_AUDIT.set(audit)
+        tx_token = REQUEST_TXS.set(audit.txs)
+        digest = hashlib.sha256()
+        seen = 0
+        status = 500
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                seen += len(chunk)
+                if seen > self.max_body:
+                    raise _TooLarge
+                digest.update(chunk)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+                status = 413
+                audit.code = "request_too_large"
+                await _send_problem(
+                    send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
+                )
+                return
+            try:
+                await self.app(scope, limited_receive, tracking_send)
+            except _TooLarge:
+                status = 413
+                audit.code = "request_too_large"
+                await _send_problem(
+                    send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
+                )
+        finally:
+            CURRENT_AUDIT.reset(token)
+            REQUEST_TXS.reset(tx_token)
+            if audited:
+                engine = self.engine_of(scope["app"])
+                if engine is not None:
+                    await audit_log.append(
+                        engine,
+                        audit_log.Entry(
+                            method=method,
+                            path=scope["path"],
+                            status=status,
+                            request_sha256=digest.hexdigest(),
+                            member=audit.member,
+                            api_key_id=audit.api_key_id,
+                            code=audit.code,
+                            idempotency_key=headers.get("idempotency-key"),
+                            tx_hashes=tuple(audit.txs),
+                        ),
+                    )
+
+
+async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
+    body = problem_bytes(status, code, detail)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,59 @@
+"""The FastAPI application: ``create_app(settings)`` builds it, ``tierflow serve`` runs it.
+
+Routes are thin (one module per resource under :mod:`backend.api.routes`); the use cases are
+in :mod:`backend.services`; reads come from the SQL mirror, writes go through
+:class:`backend.chain.Gateway`. OpenAPI is served at ``/docs`` and ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from backend.api import problems
+from backend.api.middleware import GuardMiddleware
+from backend.api.routes import members, system
+from backend.context import open_context
+from tierflow.settings import TierflowSettings
+
+DESCRIPTION = """
+Supply-chain finance on a permissioned ledger: core enterprises confirm payables, suppliers
+split and pass the claims down their own supply chain or sell them for cash, financiers
+decide, auditors trace every piece back to its invoice.
+
+Authenticate with `Authorization: Bearer <api key>`. Every POST takes an `Idempotency-Key`.
+Errors are RFC 9457 problem details with a stable `code`.
+"""
+
+
+def _engine_of(app: Any) -> Any:
+    ctx = getattr(app.state, "context", None)
+    return None if ctx is None else ctx.engine
+
+
+def create_app(settings: TierflowSettings | None = None) -> FastAPI:
+    settings = settings or TierflowSettings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_context(settings) as ctx:
+            app.state.context = ctx
+            try:
+                yield
+            finally:
+                app.state.context = None
+
+    app = FastAPI(
+        title="Tierflow",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.add_middleware(GuardMiddleware, max_body=settings.api_max_body, engine_of=_engine_of)
+    for module in (system, members):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,139 @@
+"""API keys and who is calling.
+
+A key is ``tf_<id>_<secret>``: ``id`` (12 hex digits) finds the row, ``secret`` (32 random
+bytes, URL-safe) is checked against its SHA-256 in constant time. Keys are shown once, when
+made (member creation, rotation), and can be revoked. ``TIERFLOW_OPERATOR_API_KEY``, when
+set at first start, becomes the operator's key (it must have this form, or any 32+ character
+secret, which is then given an id).
+
+The caller's roles and status come from the mirror (``members``), that is from the chain:
+the API never grants a role the chain does not record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.db import now_s
+from backend.errors import Unauthorized
+from backend.models import ApiKey
+from indexer import models as mirror
+from ledger.roles import Role
+
+PREFIX = "tf"
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_key() -> tuple[str, str, str]:
+    """``(key id, full key to hand out once, digest to store)``."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return key_id, f"{PREFIX}_{key_id}_{secret}", _digest(secret)
+
+
+def split_key(presented: str) -> tuple[str, str] | None:
+    parts = presented.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or len(parts[1]) != 12 or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def seeded_key(presented: str) -> tuple[str, str]:
+    """``(key id, digest)`` of an operator key given in the settings."""
+    split = split_key(presented)
+    if split is not None:
+        return split[0], _digest(split[1])
+    if len(presented) < 32:
+        raise ValueError("TIERFLOW_OPERATOR_API_KEY must be at least 32 characters")
+    return hashlib.sha256(presented.encode()).hexdigest()[:12], _digest(presented)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated member: its address, roles (from the chain) and the key used."""
+
+    address: str
+    roles: frozenset[Role]
+    status: str
+    key_id: str
+
+    def has(self, *roles: Role) -> bool:
+        return any(r in self.roles for r in roles)
+
+    @property
+    def is_auditor(self) -> bool:
+        return Role.AUDITOR in self.roles
+
+    @property
+    def is_operator(self) -> bool:
+        return Role.OPERATOR in self.roles
+
+    @property
+    def sees_everything(self) -> bool:
+        """Auditors and the operator read every object; others what they are party to."""
+        return self.is_auditor or self.is_operator
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
+    """The member behind ``Authorization: Bearer <key>``, or :class:`Unauthorized`."""
+    if not authorization:
+        raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+    scheme, _, presented = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise Unauthorized("use Authorization: Bearer <key>")
+    presented = presented.strip()
+    split = split_key(presented)
+    key_id, secret = split if split is not None else (None, presented)
+    if key_id is None:
+        key_id, _ = seeded_key(presented) if len(presented) >= 32 else (None, "")
+    row = (
+        None
+        if key_id is None
+        else (await session.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one_or_none()
+    )
+    expected = row.secret_sha256 if row is not None else _digest("no such key")
+    ok = hmac.compare_digest(expected, _digest(secret))
+    if row is None or not ok or row.revoked_at is not None:
+        raise Unauthorized("the API key is not valid", code="invalid_api_key")
+    return Caller(
+        address=row.member,
+        roles=await roles_of(session, row.member),
+        status=await status_of(session, row.member),
+        key_id=row.id,
+    )
+
+
+_ROLE_BY_ID = {"0x" + role.role_id.hex(): role for role in Role}
+
+
+async def roles_of(session: AsyncSession, address: str) -> frozenset[Role]:
+    """The roles the chain grants ``address`` (the mirror's ``role_grants``): for members as
+    for the deployer, which holds the operator role without being a registered member."""
+    granted = await session.execute(
+        select(mirror.RoleGrant.role).where(mirror.RoleGrant.account == address)
+    )
+    return frozenset(_ROLE_BY_ID[r] for r in granted.scalars() if r in _ROLE_BY_ID)
+
+
+async def status_of(session: AsyncSession, address: str) -> str:
+    status = (
+        await session.execute(select(mirror.Member.status).where(mirror.Member.address == address))
+    ).scalar_one_or_none()
+    return status or "active"
+
+
+async def store_key(session: AsyncSession, member: str, label: str) -> tuple[ApiKey, str]:
+    """Make a key for ``member`` (in the caller's transaction); returns the row and the key."""
+    key_id, full, digest = new_key()
+    row = ApiKey(id=key_id, member=member, secret_sha256=digest, label=label, created_at=now_s())
+    session.add(row)
+    return row, full

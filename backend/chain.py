@@ -1,0 +1,246 @@
+"""The API's way to the chain: send as a member, wait until mined and mirrored, resume.
+
+:class:`Gateway` signs with the member's own key (from the :class:`~backend.keystore.Keystore`)
+through a :class:`~ledger.sender.TransactionSender` per member sharing the SQL nonce store,
+waits for the receipt (a revert raises the decoded :class:`~ledger.errors.ContractRevert`),
+decodes the receipt's logs with the indexer's decoder (the ids a write created come from its
+events) and then waits, bounded, until the mirror's checkpoint has passed the block, so a
+read that follows sees the write.
+
+Idempotency. Inside a request that carries an ``Idempotency-Key`` the request's
+:class:`TxJournal` is current (a context variable): every transaction the request signs is
+recorded *before* its bytes are broadcast. When a request is run again after its worker
+died, step ``i`` first looks at the ``i``-th recorded transaction: mined → its receipt is
+used; known to the node → waited for; unknown → the same bytes are broadcast again; only if
+its nonce was consumed by another transaction (so it can never be mined) is a new one signed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_typing import HexStr
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from web3.exceptions import TransactionNotFound
+from web3.types import TxReceipt
+
+from backend.keystore import Keystore
+from backend.nonces import SqlNonceStore
+from indexer import models as mirror
+from indexer.decode import DecodedEvent, Decoder
+from ledger.artifacts import load_artifact
+from ledger.chain import Web3Client
+from ledger.deployment import Deployment
+from ledger.errors import revert_for_failed_transaction
+from ledger.sender import TransactionSender
+from ledger.suite import Suite
+
+
+@dataclass
+class RecordedTx:
+    """A transaction signed for a request, recorded before it was broadcast."""
+
+    hash: str
+    raw: str  # 0x-hex of the signed bytes
+    nonce: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"hash": self.hash, "raw": self.raw, "nonce": self.nonce}
+
+
+@dataclass
+class TxJournal:
+    """The transactions of one idempotent request (and a little state), and how to keep
+    them: ``persist`` stores both durably."""
+
+    recorded: list[RecordedTx]
+    persist: Callable[[TxJournal], Awaitable[None]]
+    state: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+
+    async def remember(self, **values: Any) -> None:
+        """Keep ``values`` (JSON) with the record, for a run that resumes this request."""
+        self.state.update(values)
+        await self.persist(self)
+
+
+#: The journal of the request being handled (None outside idempotent requests).
+CURRENT_JOURNAL: contextvars.ContextVar[TxJournal | None] = contextvars.ContextVar(
+    "tierflow_tx_journal", default=None
+)
+#: Hashes of the transactions the current request got mined (for its audit record).
+REQUEST_TXS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "tierflow_request_txs", default=None
+)
+
+
+@dataclass(frozen=True)
+class Mined:
+    """A mined, successful transaction and the events it emitted (decoded)."""
+
+    tx_hash: str
+    block_number: int
+    events: tuple[DecodedEvent, ...]
+    mirrored: bool
+
+    def event(self, key: str) -> DecodedEvent:
+        """The first event ``"Contract:Event"`` (it must be there)."""
+        for ev in self.events:
+            if ev.key == key:
+                return ev
+        raise LookupError(f"transaction {self.tx_hash} emitted no {key}")
+
+    def all(self, key: str) -> list[DecodedEvent]:
+        return [ev for ev in self.events if ev.key == key]
+
+
+@dataclass
+class Gateway:
+    """Sends members' transactions; one per API worker."""
+
+    w3: Web3Client
+    deployment: Deployment
+    keystore: Keystore
+    engine: AsyncEngine
+    mirror_wait_s: float = 15.0
+    _senders: dict[str, TransactionSender] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.suite = Suite(self.w3, self.deployment)
+        self.decoder = Decoder(
+            {
+                name: (rec.address, load_artifact(name).abi)
+                for name, rec in self.deployment.contracts.items()
+            }
+        )
+        self.nonces = SqlNonceStore(self.engine)
+
+    async def sender(self, session: AsyncSession, address: str) -> TransactionSender:
+        sender = self._senders.get(address)
+        if sender is None:
+            account = await self.keystore.account(session, address)
+            sender = self._senders[address] = TransactionSender(self.w3, account, self.nonces)
+        return sender
+
+    async def transact(
+        self, session: AsyncSession, actor: str, fn: Any, tx: dict[str, Any] | None = None
+    ) -> Mined:
+        """Send ``fn`` (a bound contract call) as ``actor``; see the module docstring."""
+        sender = await self.sender(session, actor)
+        # End the session's transaction: what the service wrote so far is kept, and its
+        # reads after the write see the mirror as it is then (SQLite reads a snapshot).
+        await session.commit()
+        receipt = await self._send(sender, sender.encode_call(fn, tx))
+        return await self._mined(receipt)
+
+    async def send_value(self, session: AsyncSession, actor: str, to: str, value: int) -> Mined:
+        """A plain transfer (gas money for a new member where gas has a price)."""
+        sender = await self.sender(session, actor)
+        await session.commit()
+        receipt = await self._send(sender, {"to": to, "value": value, "gas": 21_000})
+        return await self._mined(receipt, wait_for_mirror=False)
+
+    async def _send(self, sender: TransactionSender, tx: dict[str, Any]) -> TxReceipt:
+        journal = CURRENT_JOURNAL.get()
+        if journal is None:
+            pending = await sender.send(tx)
+            return await sender.wait(pending)
+        step = journal.step
+        journal.step += 1
+        if step < len(journal.recorded):
+            receipt = await self._resume(sender, journal.recorded[step])
+            if receipt is not None:
+                return receipt
+            del journal.recorded[step:]  # it can never be mined: sign anew from here
+
+        async def record(tx_hash: str, raw: bytes, nonce: int) -> None:
+            del journal.recorded[step:]
+            journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
+            await journal.persist(journal)
+
+        pending = await sender.send(tx, before_broadcast=record)
+        return await sender.wait(pending)
+
+    async def _resume(self, sender: TransactionSender, recorded: RecordedTx) -> TxReceipt | None:
+        """The receipt of a transaction recorded by an earlier run, or None if it is dead."""
+        w3 = self.w3
+        try:
+            receipt: TxReceipt = await w3.eth.get_transaction_receipt(HexStr(recorded.hash))
+        except TransactionNotFound:
+            receipt = None  # type: ignore[assignment]
+        if receipt is None:
+            if not await sender.rebroadcast(bytes.fromhex(recorded.raw[2:]), recorded.hash):
+                return None
+            receipt = await w3.eth.wait_for_transaction_receipt(
+                HexStr(recorded.hash), timeout=sender.receipt_timeout_s
+            )
+        if receipt["status"] == 0:
+            raise await revert_for_failed_transaction(w3, recorded.hash)
+        return receipt
+
+    async def _mined(self, receipt: TxReceipt, wait_for_mirror: bool = True) -> Mined:
+        tx_hash = receipt["transactionHash"].to_0x_hex()
+        block = int(receipt["blockNumber"])
+        events = tuple(
+            self.decoder.decode(_log_json(log)) for log in receipt["logs"] if self._ours(log)
+        )
+        txs = REQUEST_TXS.get()
+        if txs is not None:
+            txs.append(tx_hash)
+        mirrored = await self.wait_for_mirror(block) if wait_for_mirror else False
+        return Mined(tx_hash, block, events, mirrored)
+
+    def _ours(self, log: Any) -> bool:
+        return str(log["address"]).lower() in self.decoder.addresses
+
+    async def wait_for_mirror(self, block: int) -> bool:
+        """Wait (at most ``mirror_wait_s``) until the mirror's checkpoint reaches ``block``."""
+        deadline = time.monotonic() + self.mirror_wait_s
+        delay = 0.02
+        while True:
+            async with self.engine.connect() as conn:
+                reached = (
+                    await conn.execute(select(mirror.Checkpoint.block_number))
+                ).scalar_one_or_none()
+            if reached is not None and reached >= block:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    async def mirrored_block(self) -> int | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(mirror.Checkpoint.block_number))).scalar_one_or_none()
+
+    async def chain_time(self) -> int:
+        """The latest block's timestamp: the chain's own clock (due dates, tenors)."""
+        block = await self.w3.eth.get_block("latest")
+        return int(block["timestamp"])
+
+    async def gas_price(self) -> int:
+        return int(await self.w3.eth.gas_price)
+
+
+def _log_json(log: Any) -> dict[str, Any]:
+    """A receipt log (web3 types) in the JSON-RPC shape the decoder reads."""
+
+    def hx(value: Any) -> str:
+        return value.to_0x_hex() if hasattr(value, "to_0x_hex") else str(value)
+
+    return {
+        "address": str(log["address"]),
+        "topics": [hx(t) for t in log["topics"]],
+        "data": hx(log["data"]),
+        "blockNumber": hex(int(log["blockNumber"])),
+        "blockHash": hx(log["blockHash"]),
+        "transactionHash": hx(log["transactionHash"]),
+        "transactionIndex": hex(int(log["transactionIndex"])),
+        "logIndex": hex(int(log["logIndex"])),
+    }

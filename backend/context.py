@@ -1,0 +1,134 @@
+"""What one API worker holds for its whole life: settings, database, chain, keystore.
+
+:func:`open_context` connects to the node, finds the deployment of its chain, migrates the
+database, opens the keystore and seeds the operator (the deployer account, which holds the
+operator role on chain): its key goes into the keystore and ``TIERFLOW_OPERATOR_API_KEY``
+becomes its API key, or, when unset and the operator has no key yet, one is generated and
+printed once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from eth_utils.address import to_checksum_address
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from backend.auth import seeded_key, store_key
+from backend.chain import Gateway
+from backend.db import create_engine, now_s, sessions
+from backend.idempotency import Idempotency
+from backend.keystore import Keystore
+from backend.models import ApiKey, KeystoreEntry, MemberProfile
+from backend.ratelimit import RateLimiter
+from indexer.db import migrate
+from ledger.chain import Web3Client, close_web3, make_web3
+from ledger.deployment import Deployment, load_deployment, record_path
+from ledger.errors import ConfigurationError
+from tierflow.settings import TierflowSettings
+
+
+@dataclass
+class AppContext:
+    settings: TierflowSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    w3: Web3Client
+    chain_id: int
+    deployment: Deployment
+    keystore: Keystore
+    gateway: Gateway
+    idempotency: Idempotency
+    limiter: RateLimiter
+    operator: str
+
+
+@contextlib.asynccontextmanager
+async def open_context(settings: TierflowSettings) -> AsyncIterator[AppContext]:
+    w3 = make_web3(settings.rpc_url)
+    engine = create_engine(settings.database_url)
+    try:
+        chain_id = int(await w3.eth.chain_id)
+        deployment = load_deployment(chain_id)
+        if deployment is None or not deployment.complete:
+            raise ConfigurationError(
+                f"no complete deployment recorded for chain {chain_id} "
+                f"({record_path(chain_id)}): run `tierflow deploy` first"
+            )
+        await migrate(engine)
+        try:
+            password = settings.keystore_secret(chain_id)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        keystore = Keystore(password)
+        session_factory = sessions(engine)
+        operator = await _seed_operator(settings, chain_id, keystore, session_factory)
+        gateway = Gateway(w3, deployment, keystore, engine, settings.api_mirror_wait_s)
+        yield AppContext(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory,
+            w3=w3,
+            chain_id=chain_id,
+            deployment=deployment,
+            keystore=keystore,
+            gateway=gateway,
+            idempotency=Idempotency(engine),
+            limiter=RateLimiter(settings.api_rate_limit),
+            operator=operator,
+        )
+    finally:
+        await engine.dispose()
+        await close_web3(w3)
+
+
+async def _seed_operator(
+    settings: TierflowSettings,
+    chain_id: int,
+    keystore: Keystore,
+    session_factory: async_sessionmaker[AsyncSession],
+) -> str:
+    key = settings.deployer_key(chain_id)
+    if key is None:
+        raise ConfigurationError("TIERFLOW_DEPLOYER_PRIVATE_KEY is needed: it is the operator")
+    async with session_factory() as session, session.begin():
+        account, keyfile = keystore.import_key(key.get_secret_value())
+        address = to_checksum_address(account.address)
+        if await session.get(KeystoreEntry, address) is None:
+            session.add(KeystoreEntry(address=address, keyfile=keyfile))
+        if await session.get(MemberProfile, address) is None:
+            session.add(
+                MemberProfile(address=address, name="Platform operator", created_at=now_s())
+            )
+        presented = settings.operator_api_key
+        if presented is not None:
+            try:
+                key_id, digest = seeded_key(presented.get_secret_value())
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from exc
+            if await session.get(ApiKey, key_id) is None:
+                session.add(
+                    ApiKey(
+                        id=key_id,
+                        member=address,
+                        secret_sha256=digest,
+                        label="TIERFLOW_OPERATOR_API_KEY",
+                        created_at=now_s(),
+                    )
+                )
+        else:
+            existing = (
+                await session.execute(select(ApiKey.id).where(ApiKey.member == address))
+            ).first()
+            if existing is None:
+                _, full = await store_key(session, address, "generated at first start")
+                print(
+                    f"tierflow: the operator's API key (shown once, keep it): {full}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return address

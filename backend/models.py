@@ -1,0 +1,163 @@
+"""The API's own tables (the mirror's are :mod:`indexer.models`, written by the indexer only).
+
+- ``member_profiles``: what the platform knows of a member off chain (its name).
+- ``api_keys``: each member's keys, stored as SHA-256 of the secret (keys are 256-bit random,
+  so a plain hash is enough and lookups stay constant-time by id).
+- ``keystore``: members' chain keys as eth-account encrypted keyfiles (scrypt), password from
+  settings; never returned, never logged.
+- ``invoice_details``: the invoice fields that stay off chain (tax id, code, number).
+- ``idempotency_records``: one per (member, Idempotency-Key): the request's hash, the
+  transactions signed for it (hash and raw bytes, recorded before they are broadcast) and,
+  once done, the response.
+- ``audit_log``: every mutating request, accepted or refused; each record carries the hash of
+  the one before it, so a changed or removed record breaks the chain.
+- ``credit_lines``: a financier's credit line per obligor (its exposure limit is on chain; the
+  programme's registration number in the national registry is kept here).
+- ``financing_policies``: a financier's auto-approval policy.
+- ``nonces``: the next nonce per account, shared by every API worker (``SqlNonceStore``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from indexer.models import ADDRESS, HASH, NAMING
+from indexer.types import Amount
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class MemberProfile(Base):
+    __tablename__ = "member_profiles"
+    address: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(ADDRESS, index=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class KeystoreEntry(Base):
+    __tablename__ = "keystore"
+    address: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    keyfile: Mapped[str] = mapped_column(Text)  # eth-account keyfile JSON (encrypted)
+
+
+class InvoiceDetails(Base):
+    __tablename__ = "invoice_details"
+    id: Mapped[str] = mapped_column(HASH, primary_key=True)
+    seller_tax_id: Mapped[str] = mapped_column(String(64))
+    invoice_code: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(64))
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_records"
+    member: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16))  # "pending" or "done"
+    #: Until then the worker that took it is taken to be alive; later a retry may resume it.
+    locked_until_ms: Mapped[int] = mapped_column(BigInteger)
+    #: JSON list of {"hash", "raw", "nonce"}: what was signed, in order, before broadcast.
+    transactions: Mapped[str] = mapped_column(Text)
+    #: JSON object a write keeps for its own resumption (the account a member creation made).
+    memo: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit_log"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(32))  # ISO 8601, UTC
+    member: Mapped[str | None] = mapped_column(ADDRESS, index=True)
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(300))
+    status: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    tx_hashes: Mapped[str] = mapped_column(Text)  # JSON list
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHead(Base):
+    """The newest audit record's number and hash: appends lock this one row, in order."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class CreditLine(Base):
+    __tablename__ = "credit_lines"
+    financier: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    obligor: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    limit: Mapped[int] = mapped_column(Amount)
+    registration_no: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class FinancingPolicy(Base):
+    __tablename__ = "financing_policies"
+    financier: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    max_amount: Mapped[int] = mapped_column(Amount)
+    max_tenor_days: Mapped[int] = mapped_column(Integer)
+    allowed_obligors: Mapped[str] = mapped_column(Text)  # JSON list of addresses
+    annual_rate_bps: Mapped[int] = mapped_column(Integer)
+    fee_bps: Mapped[int] = mapped_column(Integer)
+    recourse: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class NonceRow(Base):
+    __tablename__ = "nonces"
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    address: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(BigInteger)
+
+
+class AutoDecision(Base):
+    """One auto-approval attempt per financing: whichever API worker claims it acts."""
+
+    __tablename__ = "auto_decisions"
+    financing_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    financier: Mapped[str] = mapped_column(ADDRESS)
+    outcome: Mapped[str] = mapped_column(String(32))  # claimed, approved, declined, failed
+    detail: Mapped[str | None] = mapped_column(Text)
+    tx_hash: Mapped[str | None] = mapped_column(HASH)
+    decided_at: Mapped[int] = mapped_column(BigInteger)
+
+
+__all__ = [
+    "ApiKey",
+    "AuditHead",
+    "AuditRecord",
+    "AutoDecision",
+    "Base",
+    "CreditLine",
+    "FinancingPolicy",
+    "IdempotencyRecord",
+    "InvoiceDetails",
+    "KeystoreEntry",
+    "MemberProfile",
+    "NonceRow",
+]

@@ -1,0 +1,1 @@
+"""Pydantic representations of SPEC §4, named ``XCreate`` / ``XPublic`` / ``XsPublic``."""

@@ -1,0 +1,89 @@
+"""Field types every representation shares (SPEC §4): addresses, amounts, hashes, times.
+
+Inputs refuse unknown fields (``extra="forbid"``: no mass assignment), so a client cannot
+slip ``holder`` or ``status`` into a request. Amounts are integers in minor units up to the
+on-chain maximum (2^128 − 1); times are ISO 8601 in UTC; addresses 0x-checksummed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
+
+from eth_utils.address import is_address, to_checksum_address
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+
+from ledger.suite import MAX_AMOUNT
+
+
+def _address(value: str) -> str:
+    if not isinstance(value, str) or not is_address(value) or not value.startswith("0x"):
+        raise ValueError("not a 0x address of 20 bytes")
+    return to_checksum_address(value)
+
+
+def _hash32(value: str) -> str:
+    if (
+        not isinstance(value, str)
+        or len(value) != 66
+        or not value.startswith("0x")
+        or any(c not in "0123456789abcdefABCDEF" for c in value[2:])
+    ):
+        raise ValueError("not a 0x-prefixed 32-byte hex string")
+    return value.lower()
+
+
+Address = Annotated[
+    str,
+    AfterValidator(_address),
+    Field(examples=["0x5FbDB2315678afecb367f032d93F642f64180aa3"], pattern=r"^0x[0-9a-fA-F]{40}$"),
+]
+Hash32 = Annotated[
+    str,
+    AfterValidator(_hash32),
+    Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32]),
+]
+Sha256Hex = Annotated[
+    str, Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 as 64 hex digits")
+]
+#: An amount in minor units (fen), as the chain takes it.
+Amount = Annotated[int, Field(ge=0, le=MAX_AMOUNT, description="minor units (fen)")]
+PositiveAmount = Annotated[int, Field(ge=1, le=MAX_AMOUNT, description="minor units (fen)")]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+def iso(seconds: int | None) -> datetime | None:
+    """A UNIX time as an aware UTC datetime (serialised as ISO 8601)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+Timestamp = Annotated[
+    datetime, PlainSerializer(lambda d: d.isoformat().replace("+00:00", "Z"), return_type=str)
+]
+
+
+class Input(BaseModel):
+    """A request body: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class WriteResult(Output):
+    """What every write answers with, besides the objects it made or changed."""
+
+    tx_hash: Hash32 = Field(description="the (last) transaction of this write")
+    block_number: int = Field(ge=0, description="the block it was mined in")
+
+
+T = TypeVar("T")
+
+
+class PageOf(BaseModel, Generic[T]):
+    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next."""
+
+    items: list[T]
+    next_cursor: str | None = None
