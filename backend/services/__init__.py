@@ -1,0 +1,1 @@
+"""Use cases of the API: plain async functions over a session and the gateway (no FastAPI)."""

@@ -1,0 +1,145 @@
+"""Who may see what (AP-2): a member sees what it is a party to; auditors and the operator see
+everything. Objects a caller may not see are answered 404, as if they did not exist.
+
+Parties, by object:
+
+- invoice: its seller and its buyer;
+- claim piece: whoever holds it or ever held it, whoever held its parent piece when it was
+  split off (the supplier that passed it down), its payable's obligor, supplier and clearing
+  agent, and financiers with a financing request on it;
+- payable: its obligor, supplier and clearing agent, and whoever holds or held a piece of it;
+  the whole lineage tree only the obligor, the supplier, the clearing agent (and auditors);
+- financing request: its applicant and its financier.
+
+Every rule is a SQL clause (:func:`claims_clause` …) so lists are filtered in the database,
+and a per-object check (:func:`require_claim` …) for single reads and writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select, true, union
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth import Caller
+from backend.errors import NotFound
+from indexer import models as m
+
+#: The events that give a piece a (new) holder: its ``account`` column is the recipient.
+HOLDING_EVENTS = ("ClaimSplit", "ClaimTransferred")
+
+
+def ever_held(member: str) -> Any:
+    """Ids of the pieces ``member`` holds or ever held (a subquery)."""
+    received = select(m.Event.claim_id).where(
+        m.Event.account == member, m.Event.event.in_(HOLDING_EVENTS), m.Event.claim_id.is_not(None)
+    )
+    roots = select(m.Payable.root_claim_id).where(m.Payable.supplier == member)
+    current = select(m.Claim.id).where(m.Claim.holder == member)
+    return union(received, roots, current).subquery()
+
+
+def _payables_of(member: str) -> Any:
+    return select(m.Payable.id).where(
+        or_(
+            m.Payable.obligor == member,
+            m.Payable.supplier == member,
+            m.Payable.clearing_agent == member,
+        )
+    )
+
+
+def invoices_clause(caller: Caller) -> ColumnElement[bool]:
+    if caller.sees_everything:
+        return true()
+    return or_(m.Invoice.seller == caller.address, m.Invoice.buyer == caller.address)
+
+
+def claims_clause(caller: Caller) -> ColumnElement[bool]:
+    if caller.sees_everything:
+        return true()
+    me = caller.address
+    held = ever_held(me)
+    return or_(
+        m.Claim.holder == me,
+        m.Claim.id.in_(select(held.c[0])),
+        m.Claim.parent_id.in_(select(held.c[0])),
+        m.Claim.payable_id.in_(_payables_of(me)),
+        m.Claim.id.in_(select(m.Financing.claim_id).where(m.Financing.financier == me)),
+    )
+
+
+def payables_clause(caller: Caller) -> ColumnElement[bool]:
+    if caller.sees_everything:
+        return true()
+    me = caller.address
+    held = ever_held(me)
+    return or_(
+        m.Payable.obligor == me,
+        m.Payable.supplier == me,
+        m.Payable.clearing_agent == me,
+        m.Payable.id.in_(select(m.Claim.payable_id).where(m.Claim.id.in_(select(held.c[0])))),
+    )
+
+
+def financings_clause(caller: Caller) -> ColumnElement[bool]:
+    if caller.sees_everything:
+        return true()
+    return or_(m.Financing.applicant == caller.address, m.Financing.financier == caller.address)
+
+
+def tree_visible(caller: Caller, payable: m.Payable) -> bool:
+    """The whole lineage tree: the payable's own parties and auditors only."""
+    return caller.sees_everything or caller.address in (
+        payable.obligor,
+        payable.supplier,
+        payable.clearing_agent,
+    )
+
+
+async def _visible(session: AsyncSession, query: Any) -> bool:
+    return (await session.execute(query.limit(1))).first() is not None
+
+
+async def require_invoice(session: AsyncSession, caller: Caller, invoice_id: str) -> m.Invoice:
+    row = await session.get(m.Invoice, invoice_id)
+    if row is None or not (caller.sees_everything or caller.address in (row.seller, row.buyer)):
+        raise NotFound("no such invoice", code="invoice_not_found")
+    return row
+
+
+async def require_claim(session: AsyncSession, caller: Caller, claim_id: int) -> m.Claim:
+    row = await session.get(m.Claim, claim_id)
+    if row is None or not (
+        caller.sees_everything
+        or row.holder == caller.address
+        or await _visible(
+            session, select(m.Claim.id).where(m.Claim.id == claim_id, claims_clause(caller))
+        )
+    ):
+        raise NotFound("no such claim piece", code="claim_not_found")
+    return row
+
+
+async def require_payable(session: AsyncSession, caller: Caller, payable_id: int) -> m.Payable:
+    row = await session.get(m.Payable, payable_id)
+    if row is None or not (
+        caller.sees_everything
+        or await _visible(
+            session, select(m.Payable.id).where(m.Payable.id == payable_id, payables_clause(caller))
+        )
+    ):
+        raise NotFound("no such payable", code="payable_not_found")
+    return row
+
+
+async def require_financing(
+    session: AsyncSession, caller: Caller, financing_id: int
+) -> m.Financing:
+    row = await session.get(m.Financing, financing_id)
+    if row is None or not (
+        caller.sees_everything or caller.address in (row.applicant, row.financier)
+    ):
+        raise NotFound("no such financing request", code="financing_not_found")
+    return row
