@@ -9,12 +9,14 @@ the schema to the head of the project's single Alembic history (``tierflow/migra
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event
+from filelock import FileLock
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -72,14 +74,29 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+#: pg_advisory_xact_lock key of migrations ("tfmigrat").
+MIGRATION_LOCK = int.from_bytes(b"tfmigrat", "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Upgrade the schema to ``revision`` (idempotent)."""
+    """Upgrade the schema to ``revision`` (idempotent, and safe when the indexer and API
+    workers start together: one migrates, the others wait and find it done)."""
 
     def upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(upgrade)
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    lock = FileLock(str(path) + ".migrate.lock") if path is not None else None
+    if lock is not None:
+        await asyncio.to_thread(lock.acquire, timeout=120)
+    try:
+        async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            await conn.run_sync(upgrade)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

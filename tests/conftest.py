@@ -135,3 +135,21 @@ def thrower(anvil_url: str, thrower_artifact: Artifact) -> Deployed:
     receipt = wait_receipt(anvil_url, tx_hash)
     assert receipt["status"] == "0x1", receipt
     return Deployed(receipt["contractAddress"], thrower_artifact)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--runslow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (the long budgets; see docs/testing.md)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -20,7 +20,10 @@ Commands so far:
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -102,15 +105,53 @@ def run(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Discard the saved chain state and start anew.")
     ] = False,
+    chain_only: Annotated[
+        bool, typer.Option("--chain-only", help="Only the chain and the deployment.")
+    ] = False,
 ) -> None:
-    """Run the platform on its embedded defaults: the local chain with the suite deployed."""
+    """Run the platform on its embedded defaults: the local chain with the suite deployed, the
+    indexer mirroring it into SQLite, and the HTTP API (Ctrl-C stops them all)."""
     settings = TierflowSettings()
-    _run_chain(
-        settings,
-        AnvilConfig.load(),
-        fresh,
-        then=lambda url: _print_deployment(_deploy(settings, url)),
-    )
+    children: list[subprocess.Popen[bytes]] = []
+
+    def start(url: str) -> None:
+        _print_deployment(_deploy(settings, url))
+        if chain_only:
+            return
+        env = {**os.environ, "TIERFLOW_RPC_URL": url}
+        logs = settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for name, args in (("indexer", ["index"]), ("api", ["serve"])):
+            log = (logs / f"{name}.log").open("ab")
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tierflow.cli", *args],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        table = Table(show_header=False, box=None)
+        table.add_row("API", f"{base}  (OpenAPI: {base}/docs)")
+        table.add_row("database", settings.database_url)
+        table.add_row("logs", str(logs))
+        if settings.operator_api_key is None:
+            table.add_row("operator key", f"printed once at first start in {logs / 'api.log'}")
+        console.print("[bold green]indexer and API started[/bold green]")
+        console.print(table)
+
+    try:
+        _run_chain(settings, AnvilConfig.load(), fresh, then=start, children=children)
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 @app.command()
@@ -139,6 +180,7 @@ def _run_chain(
     config: AnvilConfig,
     fresh: bool,
     then: Callable[[str], None] | None = None,
+    children: list[subprocess.Popen[bytes]] | None = None,
 ) -> None:
     """Start anvil with its state on disk, run ``then(url)``, wait for a signal, stop."""
     state = settings.chain_dir / STATE_FILE
@@ -179,6 +221,13 @@ def _run_chain(
             if not node.running:
                 console.print("[red]anvil exited unexpectedly[/red]; see " + str(node.log_path))
                 raise typer.Exit(1)
+            for child in children or ():
+                if child.poll() is not None:
+                    console.print(
+                        f"[red]a platform process exited (status {child.returncode})[/red]; "
+                        f"see {settings.data_dir / 'logs'}"
+                    )
+                    raise typer.Exit(1)
     finally:
         code = node.stop()
         for sig, handler in previous.items():
