@@ -89,11 +89,23 @@ class Fetcher:
                 )
             except RangeTooLarge:
                 if end == start:
-                    raise
+                    return end, await self._block_logs_by_contract(start)
                 self.range_size = max(1, (end - start + 1) // 2)
                 end = start + self.range_size - 1
                 continue
             return end, logs
+
+    async def _block_logs_by_contract(self, block: int) -> list[dict[str, Any]]:
+        """One block's logs, one contract at a time: a node that will not serve all of a
+        block's logs in one answer may still serve each contract's. If even that is refused
+        the range cannot be split further and :class:`RangeTooLarge` stops the indexer."""
+        logs: list[dict[str, Any]] = []
+        for address in self._addresses:
+            logs += await self.rpc.call(
+                "eth_getLogs",
+                [{"fromBlock": hex(block), "toBlock": hex(block), "address": address}],
+            )
+        return logs
 
     def _adapt(self, span: int, count: int) -> None:
         target = self.config.target_logs

@@ -128,6 +128,10 @@ class FaultyNode:
         self.reorder_batches = False
         #: eth_getLogs also answers the logs of this many blocks either side of the range.
         self.widen_logs = 0
+        #: eth_getLogs asking for this many addresses or more is refused as too large (0: off),
+        #: as a provider capping answer sizes refuses a busy block over all contracts.
+        self.refuse_logs_over_addresses = 0
+        self.refused_log_queries = 0
         #: eth_getLogs answers every log twice.
         self.duplicate_logs = False
         self.requests = 0
@@ -216,6 +220,8 @@ class FaultyNode:
         self._head_lag = 0
         self.widen_logs = 0
         self.duplicate_logs = False
+        self.refuse_logs_over_addresses = 0
+        self.refused_log_queries = 0
         self.requests = 0
         self.faults_injected = 0
         self.methods.clear()
@@ -232,12 +238,25 @@ class FaultyNode:
         entries = doc if isinstance(doc, list) else [doc]
         methods = [e["method"] for e in entries if isinstance(e, dict) and "method" in e]
         self.methods.update(m for m in methods if isinstance(m, str))
+        if self._refuses(doc):
+            self.refused_log_queries += 1
+            status, data = await self._respond(body, doc, {0: self.range_error})
+            return _json_response(status, data)
         fault = self._pick_fault(methods[0] if methods else None)
         if fault is None:
             status, data = await self._respond(body, doc)
             return _json_response(status, data)
         self.faults_injected += 1
         return await self._inject(fault, request, body, doc)
+
+    def _refuses(self, doc: Any) -> bool:
+        if not self.refuse_logs_over_addresses or not isinstance(doc, dict):
+            return False
+        if doc.get("method") != "eth_getLogs" or not doc.get("params"):
+            return False
+        query = doc["params"][0]
+        addresses = query.get("address") if isinstance(query, dict) else None
+        return isinstance(addresses, list) and len(addresses) >= self.refuse_logs_over_addresses
 
     def _pick_fault(self, method: str | None) -> Fault | None:
         for rule in self._rules:

@@ -136,7 +136,7 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         indexer: bool = True,
     ) -> AsyncIterator[Stack]:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         node = AnvilProcess.ephemeral()
         node.start()
         try:
