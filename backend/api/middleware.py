@@ -73,7 +73,6 @@ class GuardMiddleware:
         tx_token = REQUEST_TXS.set(audit.txs)
         digest = hashlib.sha256()
         seen = 0
-        status = 500
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -86,16 +85,41 @@ class GuardMiddleware:
                 digest.update(chunk)
             return message
 
+        recorded = False
+
+        async def record(final_status: int) -> None:
+            # Written before the response leaves: a client that has its answer finds the record.
+            nonlocal recorded
+            if not audited or recorded:
+                return
+            recorded = True
+            engine = self.engine_of(scope["app"])
+            if engine is None:
+                return
+            await audit_log.append(
+                engine,
+                audit_log.Entry(
+                    method=method,
+                    path=scope["path"],
+                    status=final_status,
+                    request_sha256=digest.hexdigest(),
+                    member=audit.member,
+                    api_key_id=audit.api_key_id,
+                    code=audit.code,
+                    idempotency_key=headers.get("idempotency-key"),
+                    tx_hashes=tuple(audit.txs),
+                ),
+            )
+
         async def tracking_send(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                await record(message["status"])
             await send(message)
 
         try:
             if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-                status = 413
                 audit.code = "request_too_large"
+                await record(413)
                 await _send_problem(
                     send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
                 )
@@ -103,31 +127,19 @@ class GuardMiddleware:
             try:
                 await self.app(scope, limited_receive, tracking_send)
             except _TooLarge:
-                status = 413
                 audit.code = "request_too_large"
+                await record(413)
                 await _send_problem(
                     send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
                 )
+            except BaseException:
+                # An unhandled error: the outer error middleware answers 500 after this.
+                audit.code = audit.code or "internal_error"
+                await record(500)
+                raise
         finally:
             CURRENT_AUDIT.reset(token)
             REQUEST_TXS.reset(tx_token)
-            if audited:
-                engine = self.engine_of(scope["app"])
-                if engine is not None:
-                    await audit_log.append(
-                        engine,
-                        audit_log.Entry(
-                            method=method,
-                            path=scope["path"],
-                            status=status,
-                            request_sha256=digest.hexdigest(),
-                            member=audit.member,
-                            api_key_id=audit.api_key_id,
-                            code=audit.code,
-                            idempotency_key=headers.get("idempotency-key"),
-                            tx_hashes=tuple(audit.txs),
-                        ),
-                    )
 
 
 async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
