@@ -141,8 +141,11 @@ def run(
         console.print("[bold green]indexer and API started[/bold green]")
         console.print(table)
 
+    config = AnvilConfig.load()
+    if settings.chain_port is not None:
+        config = config.replace(port=settings.chain_port)
     try:
-        _run_chain(settings, AnvilConfig.load(), fresh, then=start, children=children)
+        _run_chain(settings, config, fresh, then=start, children=children)
     finally:
         for child in reversed(children):
             if child.poll() is None:
@@ -157,7 +160,10 @@ def run(
 @app.command()
 def chain(
     port: Annotated[
-        int | None, typer.Option(help="JSON-RPC port (default: chain/anvil.json's).")
+        int | None,
+        typer.Option(
+            help="JSON-RPC port (default: $TIERFLOW_CHAIN_PORT, else chain/anvil.json's)."
+        ),
     ] = None,
     data_dir: Annotated[
         Path | None,
@@ -170,6 +176,7 @@ def chain(
     """Run the local anvil chain in the foreground until Ctrl-C or SIGTERM."""
     settings = TierflowSettings() if data_dir is None else TierflowSettings(data_dir=data_dir)
     config = AnvilConfig.load()
+    port = port or settings.chain_port
     if port is not None:
         config = config.replace(port=port)
     _run_chain(settings, config, fresh)

@@ -18,6 +18,8 @@
 ``TIERFLOW_API_MAX_BODY``      largest request body in bytes (default 65536)
 ``TIERFLOW_API_MIRROR_WAIT_S`` how long a write waits for the mirror to show it (default 15)
 ``TIERFLOW_API_WORKERS``       uvicorn worker processes of ``tierflow serve`` (default 1)
+``TIERFLOW_CHAIN_PORT``        JSON-RPC port of the local chain of ``tierflow run`` / ``chain``
+                               (default: chain/anvil.json's, 8545)
 =============================  ==========================================================
 
 The keystore password has no default outside the local chain: ``tierflow serve`` refuses to
@@ -60,6 +62,7 @@ class TierflowSettings(BaseSettings):
     api_max_body: int = Field(default=65_536, ge=1024)
     api_mirror_wait_s: float = Field(default=15.0, ge=0)
     api_workers: int = Field(default=1, ge=1)
+    chain_port: int | None = Field(default=None, ge=1, le=65535)
 
     @model_validator(mode="after")
     def _defaults(self) -> TierflowSettings:
