@@ -1,0 +1,1 @@
+"""End-to-end tests: the README's run command, and the whole scenario of ``tierflow demo``."""
