@@ -1,6 +1,9 @@
 """Child process for the cross-process nonce test: sends N transactions for one account.
 
-Usage: python nonce_worker.py RPC_URL PRIVATE_KEY NONCE_DIR COUNT TO DATA_HEX
+Usage: python nonce_worker.py RPC_URL PRIVATE_KEY NONCE_STORE COUNT TO DATA_HEX
+
+NONCE_STORE is a directory (:class:`~ledger.nonces.FileNonceStore`) or ``sql:<database URL>``
+(:class:`backend.nonces.SqlNonceStore`, the API workers' store).
 Prints ``{"nonces": [...], "conflicts": n}``: the nonces its mined transactions used and
 how many broadcasts the node refused for a taken nonce (the store should make that 0).
 """
@@ -15,7 +18,7 @@ import sys
 from eth_account import Account
 
 from ledger.chain import close_web3, make_web3
-from ledger.nonces import FileNonceStore
+from ledger.nonces import FileNonceStore, NonceStore
 from ledger.sender import TransactionSender
 
 
@@ -31,8 +34,18 @@ class ConflictCounter(logging.Handler):
 
 async def main(url: str, key: str, nonce_dir: str, count: int, to: str, data: str) -> list[int]:
     w3 = make_web3(url)
+    engine = None
+    store: NonceStore
+    if nonce_dir.startswith("sql:"):
+        from backend.db import create_engine
+        from backend.nonces import SqlNonceStore
+
+        engine = create_engine(nonce_dir[4:])
+        store = SqlNonceStore(engine)
+    else:
+        store = FileNonceStore(nonce_dir)
     try:
-        sender = TransactionSender(w3, Account.from_key(key), FileNonceStore(nonce_dir))
+        sender = TransactionSender(w3, Account.from_key(key), store)
         # Gas given: every process fires at once, no need to estimate 90 identical calls.
         txs = [{"to": to, "data": data, "gas": 100_000} for _ in range(count)]
         pendings = await asyncio.gather(*(sender.send(tx) for tx in txs))
@@ -41,6 +54,8 @@ async def main(url: str, key: str, nonce_dir: str, count: int, to: str, data: st
         return [p.nonce for p in pendings]
     finally:
         await close_web3(w3)
+        if engine is not None:
+            await engine.dispose()
 
 
 if __name__ == "__main__":
