@@ -1,0 +1,237 @@
+"""Auto-approval: financiers' policies decide matching requests within seconds, no person.
+
+Every API worker runs :func:`run` (started in the app's lifespan by :func:`running`). Every
+:data:`POLL_INTERVAL_S` it reads the mirror for Applied requests addressed to a financier with
+an enabled policy and no decision yet, and assesses each (:func:`backend.services.quotes.assess`:
+amount, tenor, obligor, a credit line with a registration number, room under the exposure
+limit):
+
+- it does not match: an ``auto_decisions`` row ``declined`` with the reason, for the financier
+  and the applicant to see; nothing happens on chain, a person decides;
+- it matches: the worker *claims* it by inserting the ``claimed`` row — the primary key is the
+  financing id, so of several workers exactly one insert succeeds and only that worker signs
+  ``approveFinancing`` as the financier, with the policy's rate and fees and the credit line's
+  registration number; the row becomes ``approved`` (with the transaction) or ``failed``
+  (with the chain's refusal). The desk itself refuses a second approval, so even a worker that
+  took over a stale claim (:data:`STALE_CLAIM_S`, its first owner died) cannot finance twice.
+
+A decision is final until the financier changes its policy or a credit line, which forgets the
+declined and failed ones of its pending requests (:func:`backend.services.financing.reconsider`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.context import AppContext
+from backend.db import now_s
+from backend.errors import from_revert
+from backend.models import AutoDecision, FinancingPolicy
+from backend.services import quotes
+from backend.services.financing import encode_registration
+from indexer import models as m
+from ledger.errors import ContractRevert
+from ledger.suite import ZERO_HASH
+
+log = logging.getLogger("tierflow.auto_approval")
+
+POLL_INTERVAL_S = 0.5
+#: Requests assessed per poll (the rest wait for the next one).
+BATCH = 50
+#: A claim older than this whose request is still Applied belongs to a worker that died.
+STALE_CLAIM_S = 120
+
+
+async def _candidates(session: AsyncSession) -> list[m.Financing]:
+    decided = exists().where(AutoDecision.financing_id == m.Financing.id)
+    query = (
+        select(m.Financing)
+        .join(FinancingPolicy, FinancingPolicy.financier == m.Financing.financier)
+        .where(m.Financing.status == "applied", FinancingPolicy.enabled.is_(True), ~decided)
+        .order_by(m.Financing.id)
+        .limit(BATCH)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def _stale_claims(session: AsyncSession) -> list[tuple[int, int]]:
+    rows = await session.execute(
+        select(AutoDecision.financing_id, AutoDecision.decided_at)
+        .join(m.Financing, m.Financing.id == AutoDecision.financing_id)
+        .where(
+            AutoDecision.outcome == "claimed",
+            AutoDecision.decided_at < now_s() - STALE_CLAIM_S,
+            m.Financing.status == "applied",
+        )
+        .limit(BATCH)
+    )
+    return [(int(r[0]), int(r[1])) for r in rows]
+
+
+async def _record(session: AsyncSession, financing: m.Financing, outcome: str, detail: str) -> bool:
+    """Insert this request's decision; False when another worker decided first."""
+    session.add(
+        AutoDecision(
+            financing_id=financing.id,
+            financier=financing.financier,
+            outcome=outcome,
+            detail=detail,
+            tx_hash=None,
+            decided_at=now_s(),
+        )
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        return False
+    return True
+
+
+async def _set(session: AsyncSession, financing_id: int, **values: Any) -> None:
+    await session.execute(
+        update(AutoDecision)
+        .where(AutoDecision.financing_id == financing_id)
+        .values(decided_at=now_s(), **values)
+    )
+    await session.commit()
+
+
+async def decide(ctx: AppContext, session: AsyncSession, financing: m.Financing, now: int) -> None:
+    """Assess one Applied request and, if it matches and this worker claims it, approve it."""
+    claim = await session.get(m.Claim, financing.claim_id)
+    policy = await session.get(FinancingPolicy, financing.financier, populate_existing=True)
+    if claim is None or policy is None:
+        return
+    if now >= financing.expires_at:
+        await _record(session, financing, "declined", "the request has expired")
+        return
+    fees = quotes.fees_for(financing.amount, policy.fee_bps)
+    pricing = quotes.price(
+        financing.amount,
+        policy.annual_rate_bps,
+        fees,
+        claim.due_date,
+        now + quotes.APPROVAL_MARGIN_S,
+        term_days=None,
+    )
+    outlook = await quotes.assess(
+        session,
+        policy,
+        financing.financier,
+        financing.obligor,
+        financing.amount,
+        pricing.term_days,
+    )
+    if outlook.approve and pricing.advance <= 0:
+        outlook = quotes.Assessment(False, "the discount and fees would take the whole amount")
+    if not outlook.approve:
+        await _record(session, financing, "declined", outlook.reason or "does not match")
+        return
+    if not await _record(session, financing, "claimed", "being approved automatically"):
+        return  # another worker has it
+    await _approve(ctx, session, financing, pricing, policy.recourse, outlook.registration_no)
+
+
+async def _approve(
+    ctx: AppContext,
+    session: AsyncSession,
+    financing: m.Financing,
+    pricing: quotes.Pricing,
+    recourse: bool,
+    registration_no: str | None,
+) -> None:
+    terms = pricing.terms(recourse, encode_registration(registration_no), ZERO_HASH)
+    fn = ctx.gateway.suite.desk.functions.approveFinancing(financing.id, terms)
+    try:
+        mined = await ctx.gateway.transact(session, financing.financier, fn)
+    except ContractRevert as revert:
+        problem = from_revert(revert)
+        if problem.code == "financing_not_pending":
+            # Decided meanwhile (a person, or the mirror was behind): no decision of ours.
+            await session.execute(
+                delete(AutoDecision).where(AutoDecision.financing_id == financing.id)
+            )
+            await session.commit()
+            return
+        await _set(
+            session, financing.id, outcome="failed", detail=f"{problem.code}: {problem.detail}"
+        )
+        return
+    except Exception:
+        # Not a refusal (node or database trouble): let a later poll try again.
+        log.exception("auto-approval of financing %s did not complete", financing.id)
+        await session.rollback()
+        await session.execute(delete(AutoDecision).where(AutoDecision.financing_id == financing.id))
+        await session.commit()
+        return
+    detail = (
+        f"approved automatically: {pricing.annual_rate_bps} bps a year over "
+        f"{pricing.term_days} days, fees {pricing.fees}"
+    )
+    await _set(session, financing.id, outcome="approved", detail=detail, tx_hash=mined.tx_hash)
+    log.info("financing %s approved automatically in %s", financing.id, mined.tx_hash)
+
+
+async def _release_stale(session: AsyncSession, financing_id: int, seen: int) -> None:
+    """Drop a dead worker's claim (only if it is still the one seen), so the next pass
+    assesses the request afresh; the desk refuses it if the dead worker did approve."""
+    await session.execute(
+        delete(AutoDecision).where(
+            AutoDecision.financing_id == financing_id,
+            AutoDecision.outcome == "claimed",
+            AutoDecision.decided_at == seen,
+        )
+    )
+    await session.commit()
+
+
+async def poll_once(ctx: AppContext) -> int:
+    """One pass over the undecided requests; returns how many were looked at."""
+    async with ctx.sessions() as session:
+        pending = await _candidates(session)
+        stale = await _stale_claims(session)
+        await session.commit()
+    if not pending and not stale:
+        return 0
+    now = await ctx.gateway.chain_time()
+    for financing in pending:
+        async with ctx.sessions() as session:
+            await decide(ctx, session, financing, now)
+    for financing_id, seen in stale:
+        async with ctx.sessions() as session:
+            await _release_stale(session, financing_id, seen)
+    return len(pending) + len(stale)
+
+
+async def run(ctx: AppContext, interval_s: float = POLL_INTERVAL_S) -> None:
+    """Poll until cancelled; a failing pass is logged and the next one tries again."""
+    while True:
+        try:
+            await poll_once(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("auto-approval pass failed")
+        await asyncio.sleep(interval_s)
+
+
+@contextlib.asynccontextmanager
+async def running(ctx: AppContext) -> AsyncIterator[None]:
+    """Run :func:`run` in the background for the life of the block."""
+    task = asyncio.create_task(run(ctx), name="tierflow-auto-approval")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
