@@ -15,8 +15,9 @@ from fastapi import FastAPI
 
 from backend.api import problems
 from backend.api.middleware import GuardMiddleware
-from backend.api.routes import members, system
+from backend.api.routes import financiers, financing, members, system
 from backend.context import open_context
+from backend.services import auto_approval
 from tierflow.settings import TierflowSettings
 
 DESCRIPTION = """
@@ -39,7 +40,7 @@ def create_app(settings: TierflowSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_context(settings) as ctx:
+        async with open_context(settings) as ctx, auto_approval.running(ctx):
             app.state.context = ctx
             try:
                 yield
@@ -54,6 +55,6 @@ def create_app(settings: TierflowSettings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(GuardMiddleware, max_body=settings.api_max_body, engine_of=_engine_of)
-    for module in (system, members):
+    for module in (system, members, financing, financiers):
         app.include_router(module.router)
     return app
