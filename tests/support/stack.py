@@ -92,14 +92,16 @@ class Stack:
 
     def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> Proc:
         log = self.data_dir / f"{name}.log"
-        handle = log.open("ab")
-        popen = subprocess.Popen(
-            [str(BIN / "tierflow"), *args],
-            cwd=ROOT,
-            env={**self.env, **(extra_env or {})},
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
+        # The child keeps its own descriptor; ours is closed at once (an unclosed file is a
+        # ResourceWarning, an error under the test run's warning filter).
+        with log.open("ab") as handle:
+            popen = subprocess.Popen(
+                [str(BIN / "tierflow"), *args],
+                cwd=ROOT,
+                env={**self.env, **(extra_env or {})},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
         proc = Proc(name, popen, log)
         self.procs[name] = proc
         return proc
