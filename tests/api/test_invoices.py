@@ -1,0 +1,274 @@
+"""Invoices through the HTTP API on a real platform (anvil, indexer, API server).
+
+Registration answers the fingerprint the chain holds (recomputed here from the documented
+normalisation), the identifiers stay off chain and are shown to the parties only; the same
+invoice typed differently is ``invoice_duplicate``, a reused document
+``invoice_document_duplicate``; only the buyer confirms (``not_buyer``), only the seller or the
+operator voids (``not_seller``); non-parties get 404; lists filter, page and export CSV;
+unknown fields are refused (no mass assignment); a replayed Idempotency-Key gives the same
+answer and one transaction.
+
+The helpers at the top are shared by the payable and claim tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+import unicodedata
+from typing import Any
+
+import httpx
+import pytest
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
+
+from tests.api.conftest import Api, Member, unique
+
+
+DAY = 86_400
+
+
+def normalised(identifier: str) -> str:
+    """The documented normalisation, written out again independently of the service."""
+    folded = unicodedata.normalize("NFKC", identifier).strip().upper()
+    for dash in "-‐‑‒–—―−":
+        folded = folded.replace(dash, "")
+    return "".join(folded.split())
+
+
+def expected_id(tax_id: str, code: str, number: str) -> str:
+    parts = [normalised(tax_id), normalised(code), normalised(number)]
+    return "0x" + keccak(abi_encode(["string", "string", "string"], parts)).hex()
+
+
+def invoice_body(buyer: Member, amount: int, issue_date: int, **over: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "buyer": buyer.address,
+        "seller_tax_id": "91310000" + unique().upper()[:10],
+        "invoice_code": "031001900111",
+        "number": unique("N-"),
+        "amount": amount,
+        "issue_date": issue_date,
+        "document_sha256": secrets.token_hex(32),
+    }
+    body.update(over)
+    return body
+
+
+async def register(api: Api, seller: Member, buyer: Member, amount: int, **over: Any) -> Any:
+    """Register an invoice from ``seller`` to ``buyer`` issued an hour ago (chain time)."""
+    issued = await api.chain_time() - 3600
+    return await seller.post("/v1/invoices", invoice_body(buyer, amount, issued, **over))
+
+
+async def confirmed_invoice(api: Api, seller: Member, buyer: Member, amount: int) -> str:
+    """A Confirmed invoice from ``seller`` to ``buyer``: its id."""
+    r = await register(api, seller, buyer, amount)
+    assert r.status_code == 201, r.text
+    invoice_id: str = r.json()["id"]
+    c = await buyer.post(f"/v1/invoices/{invoice_id}/confirm")
+    assert c.status_code == 200, c.text
+    return invoice_id
+
+
+def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code, body
+    return body
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+
+async def test_register_answers_the_fingerprint_and_keeps_identifiers_off_chain(
+    api: Api,
+) -> None:
+    seller = await api.member("seller", ["supplier"])
+    buyer = await api.member("buyer", ["core_enterprise"])
+    issued = await api.chain_time() - DAY
+    doc = secrets.token_hex(32)
+    tax_id, code, number = " 9131 0000-ma1f l0xx1x ", "０３１００１９００１１１", "0012-3456 "
+    r = await seller.post(
+        "/v1/invoices",
+        invoice_body(
+            buyer,
+            123_456,
+            issued,
+            seller_tax_id=tax_id,
+            invoice_code=code,
+            number=number,
+            document_sha256=doc.upper(),
+        ),
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["id"] == expected_id(tax_id, code, number)
+    assert body["id"] == expected_id("91310000MA1FL0XX1X", "031001900111", "00123456")
+    assert body["seller"] == seller.address and body["buyer"] == buyer.address
+    assert body["amount"] == 123_456 and body["status"] == "registered"
+    assert body["document_sha256"] == doc
+    assert body["issue_date"].endswith("Z")
+    assert body["tx_hash"].startswith("0x") and body["block_number"] > 0
+    # As given (trimmed), not as normalised: the parties see what they typed.
+    assert body["seller_tax_id"] == tax_id.strip() and body["number"] == number.strip()
+
+    # The chain has the fingerprint, not the identifiers: the mirror's row has only hashes.
+    got = await buyer.get(f"/v1/invoices/{body['id']}")
+    assert got.status_code == 200
+    assert {k: got.json()[k] for k in body if k not in ("tx_hash", "block_number")} == {
+        k: v for k, v in body.items() if k not in ("tx_hash", "block_number")
+    }
+
+    # The same invoice typed in its normalised form is the same fingerprint: refused.
+    again = await seller.post(
+        "/v1/invoices",
+        invoice_body(
+            buyer,
+            123_456,
+            issued,
+            seller_tax_id="91310000MA1FL0XX1X",
+            invoice_code="031001900111",
+            number="00123456",
+        ),
+    )
+    problem(again, 409, "invoice_duplicate")
+    # A new invoice with the same document: refused too.
+    reused = await seller.post("/v1/invoices", invoice_body(buyer, 5, issued, document_sha256=doc))
+    problem(reused, 409, "invoice_document_duplicate")
+
+
+async def test_visibility_parties_only(api: Api) -> None:
+    seller = await api.member("seller", ["supplier"])
+    buyer = await api.member("buyer", ["core_enterprise"])
+    outsider = await api.member("outsider", ["supplier"])
+    auditor = await api.member("auditor", ["auditor"])
+    r = await register(api, seller, buyer, 1_000)
+    assert r.status_code == 201, r.text
+    invoice_id = r.json()["id"]
+    problem(await outsider.get(f"/v1/invoices/{invoice_id}"), 404, "invoice_not_found")
+    problem(await outsider.post(f"/v1/invoices/{invoice_id}/confirm"), 404, "invoice_not_found")
+    seen = await auditor.get(f"/v1/invoices/{invoice_id}")
+    assert seen.status_code == 200 and seen.json()["number"] == r.json()["number"]
+    assert invoice_id not in [i["id"] for i in (await outsider.get("/v1/invoices")).json()["items"]]
+    problem(await auditor.post(f"/v1/invoices/{invoice_id}/void"), 403, "auditor_read_only")
+    unknown = "0x" + "ab" * 32
+    problem(await seller.get(f"/v1/invoices/{unknown}"), 404, "invoice_not_found")
+    problem(await seller.get("/v1/invoices/0x1234"), 422, "invalid_request")
+
+
+async def test_confirm_by_the_buyer_only_and_void_by_seller_or_operator(api: Api) -> None:
+    seller = await api.member("seller", ["supplier"])
+    buyer = await api.member("buyer", ["core_enterprise"])
+    r = await register(api, seller, buyer, 2_000)
+    invoice_id = r.json()["id"]
+
+    problem(await seller.post(f"/v1/invoices/{invoice_id}/confirm"), 403, "not_buyer")
+    ok = await buyer.post(f"/v1/invoices/{invoice_id}/confirm")
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["status"] == "confirmed" and ok.json()["tx_hash"] != r.json()["tx_hash"]
+    assert (await seller.get(f"/v1/invoices/{invoice_id}")).json()["status"] == "confirmed"
+    problem(
+        await buyer.post(f"/v1/invoices/{invoice_id}/confirm"), 409, "invoice_status_invalid"
+    )
+
+    problem(await buyer.post(f"/v1/invoices/{invoice_id}/void"), 403, "not_seller")
+    voided = await seller.post(f"/v1/invoices/{invoice_id}/void")
+    assert voided.status_code == 200 and voided.json()["status"] == "voided"
+    problem(await seller.post(f"/v1/invoices/{invoice_id}/void"), 409, "invoice_status_invalid")
+
+    other = (await register(api, seller, buyer, 3_000)).json()["id"]
+    by_operator = await api.operator.post(f"/v1/invoices/{other}/void")
+    assert by_operator.status_code == 200 and by_operator.json()["status"] == "voided"
+
+
+async def test_bad_input_is_a_clear_4xx(api: Api) -> None:
+    seller = await api.member("seller", ["supplier"])
+    buyer = await api.member("buyer", ["core_enterprise"])
+    now = await api.chain_time()
+    cases: list[tuple[dict[str, Any], int, str]] = [
+        ({"status": "confirmed"}, 422, "invalid_request"),  # mass assignment
+        ({"seller": buyer.address}, 422, "invalid_request"),
+        ({"amount": 0}, 422, "invalid_request"),
+        ({"amount": 2**128}, 422, "invalid_request"),
+        ({"amount": "12.5"}, 422, "invalid_request"),
+        ({"buyer": "0x123"}, 422, "invalid_request"),
+        ({"document_sha256": "zz" * 32}, 422, "invalid_request"),
+        ({"issue_date": "1969-12-31T00:00:00Z"}, 422, "invalid_request"),
+        ({"issue_date": "not a date"}, 422, "invalid_request"),
+        ({"seller_tax_id": " -- "}, 422, "seller_tax_id_invalid"),
+        ({"number": "x" * 65}, 422, "invalid_request"),
+        ({"issue_date": now + 30 * DAY}, 422, "issue_date_invalid"),
+        ({"buyer": seller.address}, 422, "buyer_invalid"),
+    ]
+    for over, status, code in cases:
+        body = {**invoice_body(buyer, 10, now - 60), **over}
+        problem(await seller.post("/v1/invoices", body), status, code)
+    problem(
+        await buyer.post("/v1/invoices", invoice_body(seller, 10, now - 60)), 403, "role_missing"
+    )
+    missing_key = await seller.http.post("/v1/invoices", json=invoice_body(buyer, 10, now - 60))
+    problem(missing_key, 422, "invalid_request")
+
+
+async def test_lists_filter_page_and_export_csv(api: Api) -> None:
+    seller = await api.member("lister", ["supplier"])
+    buyer = await api.member("list-buyer", ["core_enterprise"])
+    other_buyer = await api.member("list-buyer-2", ["core_enterprise", "supplier"])
+    made = [(await register(api, seller, buyer, 100 + i)).json()["id"] for i in range(3)]
+    to_other = (await register(api, seller, other_buyer, 7)).json()["id"]
+    confirmed = (await buyer.post(f"/v1/invoices/{made[0]}/confirm")).json()
+    assert confirmed["status"] == "confirmed"
+
+    as_seller = (await seller.get("/v1/invoices", role="seller")).json()["items"]
+    assert [i["id"] for i in as_seller] == [*made, to_other]  # chain order
+    assert (await seller.get("/v1/invoices", role="buyer")).json()["items"] == []
+    cp = (await seller.get("/v1/invoices", counterparty=other_buyer.address)).json()["items"]
+    assert [i["id"] for i in cp] == [to_other]
+    regd = (await buyer.get("/v1/invoices", role="buyer", status="registered")).json()["items"]
+    assert [i["id"] for i in regd] == made[1:]
+
+    pages: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, "role": "seller"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await seller.get("/v1/invoices", **params)).json()
+        pages += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [*made, to_other]
+    problem(await seller.get("/v1/invoices", cursor="bm9wZQ"), 422, "cursor_invalid")
+    problem(await seller.get("/v1/invoices", role="owner"), 422, "invalid_request")
+
+    exported = await seller.get("/v1/invoices", role="seller", format="csv")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert "attachment" in exported.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [r["id"] for r in rows] == [*made, to_other]
+    assert rows[0]["status"] == "confirmed" and rows[0]["amount"] == "100"
+    assert rows[0]["number"] == as_seller[0]["number"]
+    assert {"id", "seller", "buyer", "number", "amount", "issue_date", "status"} <= set(rows[0])
+    limited = await seller.get("/v1/invoices", role="seller", format="csv", limit=1)
+    assert len(list(csv.DictReader(io.StringIO(limited.text)))) == 1
+    assert limited.headers["x-next-cursor"]
+
+
+async def test_replayed_key_gives_the_same_answer_and_one_transaction(api: Api) -> None:
+    seller = await api.member("seller", ["supplier"])
+    buyer = await api.member("buyer", ["core_enterprise"])
+    body = invoice_body(buyer, 77, await api.chain_time() - 60)
+    key = unique("idem-")
+    first = await seller.post("/v1/invoices", body, key=key)
+    second = await seller.post("/v1/invoices", body, key=key)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers.get("idempotent-replayed") == "true"
+    changed = await seller.post("/v1/invoices", {**body, "amount": 78}, key=key)
+    assert changed.status_code >= 400 and changed.status_code < 500
