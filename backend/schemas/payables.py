@@ -1,0 +1,136 @@
+"""Payables: a core enterprise's confirmed debt to a supplier, its lineage tree of pieces and
+their settlement at maturity (SPEC §2, §4)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from backend.schemas.common import (
+    Address,
+    Hash32,
+    Id,
+    Input,
+    Output,
+    PositiveAmount,
+    Timestamp,
+    WriteResult,
+)
+from backend.schemas.invoices import ChainTime
+
+PayableStatus = Literal["issued", "overdue", "settled", "cancelled"]
+ClaimStatus = Literal["active", "locked", "financed", "settled", "frozen", "cancelled"]
+#: ``ClaimLedger.MAX_SETTLEMENT_BATCH``: the longest list one settlement may carry (the test
+#: suite checks it against the deployed contract).
+MAX_SETTLEMENT_BATCH = 100
+#: Levels of the tree one answer nests (deeper pieces: ask again from a piece at the cut).
+MAX_TREE_LEVELS = 64
+
+
+class PayableCreate(Input):
+    """The caller (a core enterprise, the obligor) issues a payable to ``supplier``."""
+
+    supplier: Address
+    face_value: PositiveAmount
+    due_date: ChainTime = Field(description="maturity; at most the term cap after issue")
+    invoice_ids: list[Hash32] = Field(
+        min_length=1,
+        max_length=100,
+        description="confirmed invoices from the supplier to the caller, totalling at least "
+        "the face value (the contract takes at most 20)",
+    )
+    clearing_agent: Address | None = Field(
+        default=None, description="the clearing agent that may record its settlement"
+    )
+
+
+class PayablePublic(Output):
+    id: int
+    obligor: Address
+    supplier: Address
+    face_value: int
+    settled_value: int
+    outstanding_value: int = Field(description="face value not yet settled")
+    due_date: Timestamp
+    issued_at: Timestamp
+    invoice_ids: list[Hash32]
+    clearing_agent: Address | None
+    status: PayableStatus
+    root_claim_id: int
+    long_term: bool = Field(description="the term is longer than the long-term threshold")
+    issued_block: int
+
+
+class PayablesPublic(Output):
+    items: list[PayablePublic]
+    next_cursor: str | None = None
+
+
+class PayableWrite(PayablePublic, WriteResult):
+    """A payable after a write (issue, overdue, cancel)."""
+
+
+class PayableOverdueWrite(PayableWrite):
+    unsettled_value: int = Field(description="what was still unpaid when it was marked")
+
+
+class SettlementItem(Input):
+    claim_id: Id
+    payment_ref: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the bank payment's reference; the chain keeps its SHA-256",
+    )
+
+
+class SettlementCreate(Input):
+    """Pieces of this payable whose holders were paid, each with its payment's reference."""
+
+    items: list[SettlementItem] = Field(min_length=1, max_length=MAX_SETTLEMENT_BATCH)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SettlementCreate:
+        ids = [item.claim_id for item in self.items]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a piece is listed twice")
+        return self
+
+
+class SettlementPublic(Output):
+    claim_id: int
+    holder: Address = Field(description="the holder that was paid")
+    amount: int
+    payment_ref_sha256: Hash32
+
+
+class SettlementsWrite(WriteResult):
+    payable: PayablePublic
+    settlements: list[SettlementPublic]
+    payable_settled: bool = Field(description="this write settled the payable's last piece")
+
+
+class TreeNode(Output):
+    """A piece in its payable's lineage tree."""
+
+    id: int
+    parent_id: int | None
+    depth: int
+    holder: Address
+    amount: int
+    locked_amount: int
+    status: ClaimStatus
+    invoice_id: Hash32 | None = Field(description="the trade background of its creation")
+    child_count: int
+    truncated: bool = Field(
+        description="its children are left out (the answer's level limit): ask for the tree "
+        "from this piece"
+    )
+    children: list[TreeNode]
+
+
+class PayableTree(Output):
+    payable_id: int
+    from_claim_id: int = Field(description="the piece the tree starts at (the root by default)")
+    node_count: int = Field(description="pieces in this answer")
+    root: TreeNode

@@ -1,0 +1,313 @@
+"""Payables: issue (the obligor), cancel (the supplier declines), mark overdue (anyone),
+settlement of pieces (the obligor or its clearing agent), reads and the lineage tree.
+
+Settlement. The body lists pieces of this payable with the text of each bank payment's
+reference; the chain keeps the reference's SHA-256. One piece goes as ``settleClaim``, several
+as one ``settleClaims`` (all or nothing, at most ``MAX_SETTLEMENT_BATCH``). Piece ids are
+global on chain, so a piece of another payable in the list is refused here (422
+``claim_not_in_payable``) rather than settled under the wrong URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.auth import Caller
+from backend.chain import Mined
+from backend.context import AppContext
+from backend.errors import Forbidden, Invalid, NotFound
+from backend.schemas.common import iso
+from backend.schemas.invoices import seconds
+from backend.schemas.payables import (
+    MAX_TREE_LEVELS,
+    PayableCreate,
+    SettlementItem,
+)
+from backend.services.visibility import payables_clause, require_payable, tree_visible
+from indexer import models as m
+from ledger.suite import ZERO_ADDRESS
+
+
+def payment_ref_hash(reference: str) -> bytes:
+    """What the chain keeps of a payment reference: the SHA-256 of its UTF-8 text."""
+    return hashlib.sha256(reference.encode()).digest()
+
+
+def _written(mined: Mined) -> dict[str, Any]:
+    return {"tx_hash": mined.tx_hash, "block_number": mined.block_number}
+
+
+async def _invoice_ids(session: AsyncSession, payable_ids: list[int]) -> dict[int, list[str]]:
+    if not payable_ids:
+        return {}
+    rows = await session.execute(
+        select(m.PayableInvoice.payable_id, m.PayableInvoice.invoice_id)
+        .where(m.PayableInvoice.payable_id.in_(payable_ids))
+        .order_by(m.PayableInvoice.payable_id, m.PayableInvoice.position)
+    )
+    out: dict[int, list[str]] = defaultdict(list)
+    for payable_id, invoice_id in rows.tuples():
+        out[payable_id].append(invoice_id)
+    return out
+
+
+def _view(row: m.Payable, invoice_ids: list[str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "obligor": row.obligor,
+        "supplier": row.supplier,
+        "face_value": row.face_value,
+        "settled_value": row.settled_value,
+        "outstanding_value": row.face_value - row.settled_value,
+        "due_date": iso(row.due_date),
+        "issued_at": iso(row.issued_at),
+        "invoice_ids": invoice_ids,
+        "clearing_agent": row.clearing_agent,
+        "status": row.status,
+        "root_claim_id": row.root_claim_id,
+        "long_term": row.long_term,
+        "issued_block": row.issued_block,
+    }
+
+
+async def payable_view(session: AsyncSession, row: m.Payable) -> dict[str, Any]:
+    return _view(row, (await _invoice_ids(session, [row.id])).get(row.id, []))
+
+
+def _after_id(after: Any) -> int | None:
+    if after is None:
+        return None
+    if isinstance(after, int) and not isinstance(after, bool):
+        return after
+    raise Invalid("the cursor is not one this list gave out", code="cursor_invalid")
+
+
+async def list_payables(
+    session: AsyncSession,
+    caller: Caller,
+    after: Any,
+    limit: int,
+    status: str | None = None,
+    obligor: str | None = None,
+    supplier: str | None = None,
+) -> list[dict[str, Any]]:
+    """The payables the caller may see, in issue order."""
+    query = select(m.Payable).where(payables_clause(caller)).order_by(m.Payable.id).limit(limit)
+    last = _after_id(after)
+    if last is not None:
+        query = query.where(m.Payable.id > last)
+    if status:
+        query = query.where(m.Payable.status == status)
+    if obligor:
+        query = query.where(m.Payable.obligor == obligor)
+    if supplier:
+        query = query.where(m.Payable.supplier == supplier)
+    rows = list((await session.execute(query)).scalars())
+    invoices = await _invoice_ids(session, [r.id for r in rows])
+    return [_view(r, invoices.get(r.id, [])) for r in rows]
+
+
+async def get_payable(session: AsyncSession, caller: Caller, payable_id: int) -> dict[str, Any]:
+    return await payable_view(session, await require_payable(session, caller, payable_id))
+
+
+async def _after_write(
+    session: AsyncSession, caller: Caller, payable_id: int, mined: Mined, status: str | None
+) -> dict[str, Any]:
+    # The session still holds the row as read before the write: forget it, read it again.
+    session.expire_all()
+    view = await get_payable(session, caller, payable_id)
+    if status is not None and not mined.mirrored:
+        view["status"] = status  # what the mined event says, while the mirror catches up
+    return {**view, **_written(mined)}
+
+
+async def issue(
+    ctx: AppContext, session: AsyncSession, caller: Caller, body: PayableCreate
+) -> dict[str, Any]:
+    """Issue a payable from the caller to ``body.supplier``; the ids come from PayableIssued."""
+    fn = ctx.gateway.suite.ledger.functions.issuePayable(
+        body.supplier,
+        body.face_value,
+        seconds(body.due_date),
+        [bytes.fromhex(i[2:]) for i in body.invoice_ids],
+        body.clearing_agent or ZERO_ADDRESS,
+    )
+    mined = await ctx.gateway.transact(session, caller.address, fn)
+    issued = mined.event("ClaimLedger:PayableIssued").args
+    row = await session.get(m.Payable, issued["payableId"])
+    if row is not None:
+        return {**await payable_view(session, row), **_written(mined)}
+    # The mirror is late (its bounded wait passed): answer from the event itself.
+    agent = issued["clearingAgent"]
+    block = await ctx.w3.eth.get_block(mined.block_number)
+    return {
+        "id": issued["payableId"],
+        "obligor": issued["obligor"],
+        "supplier": issued["supplier"],
+        "face_value": issued["faceValue"],
+        "settled_value": 0,
+        "outstanding_value": issued["faceValue"],
+        "due_date": iso(issued["dueDate"]),
+        "issued_at": iso(int(block["timestamp"])),
+        "invoice_ids": list(issued["invoiceIds"]),
+        "clearing_agent": None if int(agent, 16) == 0 else to_checksum_address(agent),
+        "status": "issued",
+        "root_claim_id": issued["rootClaimId"],
+        "long_term": issued["longTerm"],
+        "issued_block": mined.block_number,
+        **_written(mined),
+    }
+
+
+async def cancel(
+    ctx: AppContext, session: AsyncSession, caller: Caller, payable_id: int
+) -> dict[str, Any]:
+    """The supplier declines a payable whose root piece it still holds untouched."""
+    await require_payable(session, caller, payable_id)
+    fn = ctx.gateway.suite.ledger.functions.cancelPayable(payable_id)
+    mined = await ctx.gateway.transact(session, caller.address, fn)
+    return await _after_write(session, caller, payable_id, mined, "cancelled")
+
+
+async def mark_overdue(
+    ctx: AppContext, session: AsyncSession, caller: Caller, payable_id: int
+) -> dict[str, Any]:
+    """Mark the payable Overdue (the chain allows it once due date + grace has passed)."""
+    await require_payable(session, caller, payable_id)
+    fn = ctx.gateway.suite.ledger.functions.markOverdue(payable_id)
+    mined = await ctx.gateway.transact(session, caller.address, fn)
+    out = await _after_write(session, caller, payable_id, mined, "overdue")
+    out["unsettled_value"] = mined.event("ClaimLedger:PayableOverdue").args["unsettledValue"]
+    return out
+
+
+async def settle(
+    ctx: AppContext,
+    session: AsyncSession,
+    caller: Caller,
+    payable_id: int,
+    items: list[SettlementItem],
+) -> dict[str, Any]:
+    """Record that the holders of the listed pieces were paid (see the module docstring)."""
+    await require_payable(session, caller, payable_id)
+    ids = [item.claim_id for item in items]
+    found = set(
+        (
+            await session.execute(
+                select(m.Claim.id).where(m.Claim.id.in_(ids), m.Claim.payable_id == payable_id)
+            )
+        ).scalars()
+    )
+    strangers = [i for i in ids if i not in found]
+    if strangers:
+        raise Invalid(
+            f"not pieces of payable {payable_id}: {', '.join(map(str, strangers[:10]))}",
+            code="claim_not_in_payable",
+            extra={"claim_ids": strangers},
+        )
+    refs = [payment_ref_hash(item.payment_ref) for item in items]
+    functions = ctx.gateway.suite.ledger.functions
+    fn = (
+        functions.settleClaim(ids[0], refs[0])
+        if len(ids) == 1
+        else functions.settleClaims(ids, refs)
+    )
+    mined = await ctx.gateway.transact(session, caller.address, fn)
+    settled = [
+        {
+            "claim_id": ev.args["claimId"],
+            "holder": ev.args["holder"],
+            "amount": ev.args["value"],
+            "payment_ref_sha256": ev.args["paymentRef"],
+        }
+        for ev in mined.all("ClaimLedger:ClaimSettled")
+    ]
+    done = bool(mined.all("ClaimLedger:PayableSettled"))
+    session.expire_all()  # re-read the payable as the write left it
+    view = await get_payable(session, caller, payable_id)
+    if done and not mined.mirrored:
+        view["status"] = "settled"
+    return {
+        "payable": view,
+        "settlements": settled,
+        "payable_settled": done,
+        **_written(mined),
+    }
+
+
+# -- the lineage tree ------------------------------------------------------------------------
+
+
+def _node(row: m.Claim, child_count: int) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "parent_id": row.parent_id,
+        "depth": row.depth,
+        "holder": row.holder,
+        "amount": row.amount,
+        "locked_amount": row.locked_amount,
+        "status": row.status,
+        "invoice_id": row.invoice_id,
+        "child_count": child_count,
+        "truncated": False,
+        "children": [],
+    }
+
+
+async def tree(
+    session: AsyncSession,
+    caller: Caller,
+    payable_id: int,
+    from_claim_id: int | None = None,
+    levels: int = MAX_TREE_LEVELS,
+) -> dict[str, Any]:
+    """The payable's pieces nested under their parents, from ``from_claim_id`` (the root by
+    default) down ``levels`` levels; a node at the cut is ``truncated`` (its ``child_count``
+    says what is left out). Only the payable's own parties and auditors see it."""
+    payable = await require_payable(session, caller, payable_id)
+    if not tree_visible(caller, payable):
+        raise Forbidden(
+            "the whole lineage tree is for the payable's obligor, supplier, clearing agent "
+            "and auditors: see your own pieces under /v1/claims",
+            code="tree_not_visible",
+        )
+    rows = (
+        await session.execute(
+            select(m.Claim).where(m.Claim.payable_id == payable_id).order_by(m.Claim.id)
+        )
+    ).scalars()
+    children: dict[int, list[m.Claim]] = defaultdict(list)
+    by_id: dict[int, m.Claim] = {}
+    for row in rows:
+        by_id[row.id] = row
+        if row.parent_id is not None:
+            children[row.parent_id].append(row)
+    start_id = payable.root_claim_id if from_claim_id is None else from_claim_id
+    start = by_id.get(start_id)
+    if start is None:
+        raise NotFound(f"payable {payable_id} has no piece {start_id}", code="claim_not_found")
+    # Built without recursion: a chain of splits may be far deeper than Python's stack.
+    root = _node(start, len(children[start.id]))
+    stack: list[tuple[m.Claim, dict[str, Any], int]] = [(start, root, 0)]
+    count = 1
+    while stack:
+        row, node, level = stack.pop()
+        kids = children.get(row.id, [])
+        if not kids:
+            continue
+        if level >= levels:
+            node["truncated"] = True
+            continue
+        for kid in kids:
+            child = _node(kid, len(children.get(kid.id, [])))
+            node["children"].append(child)
+            stack.append((kid, child, level + 1))
+            count += 1
+    return {"payable_id": payable_id, "from_claim_id": start.id, "node_count": count, "root": root}
