@@ -12,6 +12,7 @@ Text fields that go on chain as ``bytes32``:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -62,6 +63,18 @@ RegistrationText = Annotated[
 ]
 
 
+def _chain_time(value: datetime) -> datetime:
+    """A time the chain can take (a naive one is read as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if not 0 < value.timestamp() < 2**40:
+        raise ValueError("the time is outside what the ledger records")
+    return value
+
+
+ChainTime = Annotated[datetime, AfterValidator(_chain_time)]
+
+
 # -- requests ---------------------------------------------------------------------------------
 
 
@@ -69,7 +82,7 @@ class FinancingApply(Input):
     claim_id: Id = Field(description="the piece to finance part of (the caller holds it)")
     financier: Address
     amount: PositiveAmount
-    expires_at: Timestamp | None = Field(
+    expires_at: ChainTime | None = Field(
         default=None,
         description="when the application lapses; default: 7 days from now, or an hour "
         "before the due date if that is sooner (it must lie before the due date)",

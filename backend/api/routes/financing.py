@@ -83,10 +83,13 @@ async def list_financing_requests(
     claim_id: Annotated[Id | None, Query(description="only on this piece")] = None,
 ) -> Any:
     """The financing requests the caller is party to, in id order."""
-    if page.after is not None and (not isinstance(page.after, int) or isinstance(page.after, bool)):
+    after = page.after
+    if after is not None and (
+        not isinstance(after, int) or isinstance(after, bool) or not 0 <= after < 2**63
+    ):
         raise Invalid("the cursor is not one this API gave out", code="cursor_invalid")
     items = await service.list_financings(
-        session, caller, page.after, page.limit, status, role, claim_id
+        session, caller, after, page.limit, status, role, claim_id
     )
     return {"items": items, "next_cursor": page.next_cursor(items, lambda f: f["id"])}
 

@@ -1,0 +1,477 @@
+"""Financing through the HTTP API on a real platform (anvil, indexer, API server).
+
+The quote is what the desk accepts (approving with it succeeds, one unit off is refused
+``discount_invalid``); applying locks the value (a second application over the rest is
+``amount_exceeds_available``); approval moves the amount to the financier; rejection and
+withdrawal unlock; an approval over the exposure limit is ``limit_exceeded``; parties see a
+request, others get 404, auditors never write.
+
+Payables are issued directly on chain as the members (their keys from the platform's own
+keystore, through the same :class:`~backend.chain.Gateway` the API signs with), standing in
+for the invoice and payable routes; everything about financing goes through HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from backend.chain import Gateway, Mined
+from backend.db import create_engine, sessions
+from backend.keystore import Keystore
+from ledger.anvil import ANVIL_CHAIN_ID
+from ledger.chain import close_web3, make_web3
+from ledger.deployment import DAY, load_deployment
+from ledger.suite import ZERO_ADDRESS, ClaimStatus, Suite
+from tests.api.conftest import Api, Member
+from tests.support.stack import Stack
+
+RATE_BPS = 600
+REGISTRATION = "ZD-2026-0000456"
+
+
+def days_to_maturity(due: int, now: int) -> int:
+    return -(-(due - now) // DAY)
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+@dataclass
+class DirectLedger:
+    """Members' own chain calls for what other routes do (invoices, payables)."""
+
+    gateway: Gateway
+    api: Api
+
+    @property
+    def suite(self) -> Suite:
+        return self.gateway.suite
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, stack: Stack, api: Api) -> AsyncIterator[DirectLedger]:
+        password = (stack.data_dir / "keystore.password").read_text().strip()
+        deployment = load_deployment(ANVIL_CHAIN_ID, stack.data_dir / "deployments")
+        assert deployment is not None
+        w3 = make_web3(stack.rpc_url)
+        engine = create_engine(stack.database_url)
+        try:
+            yield cls(Gateway(w3, deployment, Keystore(SecretStr(password)), engine), api)
+        finally:
+            await engine.dispose()
+            await close_web3(w3)
+
+    async def send(self, actor: str, fn: Any) -> Mined:
+        async with sessions(self.gateway.engine)() as session:
+            return await self.gateway.transact(session, actor, fn)
+
+    async def payable(
+        self, core: Member, supplier: Member, face: int, due_in_s: int = 60 * DAY
+    ) -> tuple[int, int]:
+        """Issue a payable of ``face`` from ``core`` to ``supplier``: its root piece's id and
+        its due date."""
+        now = await self.api.chain_time()
+        invoice_id, document = os.urandom(32), os.urandom(32)
+        invoices = self.suite.invoices.functions
+        await self.send(
+            supplier.address,
+            invoices.registerInvoice(invoice_id, core.address, face, now - 60, document),
+        )
+        await self.send(core.address, invoices.confirmInvoice(invoice_id))
+        due = now + due_in_s
+        mined = await self.send(
+            core.address,
+            self.suite.ledger.functions.issuePayable(
+                supplier.address, face, due, [invoice_id], ZERO_ADDRESS
+            ),
+        )
+        return int(mined.event("ClaimLedger:PayableIssued").args["rootClaimId"]), due
+
+
+@dataclass
+class Cast:
+    api: Api
+    chain: DirectLedger
+    core: Member
+    supplier: Member
+    other: Member
+    bank: Member
+    bank2: Member
+    auditor: Member
+
+
+async def onboard(api: Api, chain: DirectLedger, program_limit: int = 10**15) -> Cast:
+    """The members of a financing scenario, with a program limit and credit lines."""
+    core = await api.member("core", ["core_enterprise"])
+    cast = Cast(
+        api,
+        chain,
+        core,
+        await api.member("supplier", ["supplier"]),
+        await api.member("other", ["supplier"]),
+        await api.member("bank", ["financier"]),
+        await api.member("bank2", ["financier"]),
+        await api.member("auditor", ["auditor"]),
+    )
+    r = await api.operator.put(
+        f"/v1/members/{core.address}/program-limit", {"program_limit": program_limit}
+    )
+    assert r.status_code == 200, r.text
+    return cast
+
+
+@pytest.fixture(scope="module")
+async def cast(stack: Stack, api: Api) -> AsyncIterator[Cast]:
+    async with DirectLedger.open(stack, api) as chain:
+        made = await onboard(api, chain)
+        r = await made.bank.put(
+            f"/v1/credit-lines/{made.core.address}",
+            {"limit": 10**12, "registration_no": REGISTRATION},
+        )
+        assert r.status_code == 200, r.text
+        r = await made.bank2.put(f"/v1/credit-lines/{made.core.address}", {"limit": 1_000})
+        assert r.status_code == 200, r.text
+        yield made
+
+
+async def apply(cast: Cast, claim_id: int, amount: int, financier: Member | None = None) -> Any:
+    r = await cast.supplier.post(
+        "/v1/financing-requests",
+        {
+            "claim_id": claim_id,
+            "financier": (financier or cast.bank).address,
+            "amount": amount,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def problem(r: Any, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code, r.text
+
+
+# -- quotes ---------------------------------------------------------------------------------
+
+
+async def test_quote_is_what_the_desk_accepts(cast: Cast) -> None:
+    root, due = await cast.chain.payable(cast.core, cast.supplier, 1_000_000_00, 45 * DAY)
+    amount = 600_000_00
+    r = await cast.supplier.get(
+        "/v1/financing-quotes",
+        claim_id=root,
+        amount=amount,
+        financier=cast.bank.address,
+        annual_rate_bps=RATE_BPS,
+        fee_bps=15,
+    )
+    assert r.status_code == 200, r.text
+    quote = r.json()
+    now = await cast.api.chain_time()
+    assert quote["term_days"] == days_to_maturity(due, now) == 45
+    assert quote["discount"] == await cast.chain.suite.discount_for(amount, RATE_BPS, 45)
+    assert quote["discount"] == -(-(amount * RATE_BPS * 45) // 3_600_000)
+    assert quote["fees"] == -(-(amount * 15) // 10_000)
+    assert quote["advance"] == amount - quote["discount"] - quote["fees"]
+    assert quote["available"] == 1_000_000_00
+    assert quote["auto_approval"]["would_approve"] is False  # bank has no policy
+    assert datetime.fromisoformat(quote["due_date"]).timestamp() == due
+
+    financing = await apply(cast, root, amount)
+    assert financing["status"] == "applied"
+    assert financing["advance"] is None
+    assert financing["obligor"] == cast.core.address
+    path = f"/v1/financing-requests/{financing['id']}/approve"
+    terms = {
+        "advance": quote["advance"],
+        "discount": quote["discount"],
+        "fees": quote["fees"],
+        "annual_rate_bps": RATE_BPS,
+        "disbursement_ref": "BANK-TX-0001",
+    }
+    for delta in (1, -1):  # one unit either way is not the convention
+        off = {**terms, "discount": terms["discount"] + delta, "advance": terms["advance"] - delta}
+        problem(await cast.bank.post(path, off), 422, "discount_invalid")
+    r = await cast.bank.post(path, terms)
+    assert r.status_code == 200, r.text
+    approved = r.json()
+    assert approved["status"] == "approved"
+    assert (approved["advance"], approved["discount"], approved["fees"]) == (
+        quote["advance"],
+        quote["discount"],
+        quote["fees"],
+    )
+    assert approved["annual_rate_bps"] == RATE_BPS
+    assert approved["recourse"] is False
+    # The credit line's registration number, as text; the disbursement reference as SHA-256.
+    assert approved["registration_no"] == REGISTRATION
+    assert approved["disbursement_ref"] == "0x" + hashlib.sha256(b"BANK-TX-0001").hexdigest()
+    assert approved["tx_hash"].startswith("0x")
+    assert approved["block_number"] > 0
+
+    # The amount moved to the financier in the same transaction.
+    financed = await cast.chain.suite.claim(approved["financed_claim_id"])
+    assert financed.holder == cast.bank.address
+    assert financed.amount == amount
+    assert financed.status == ClaimStatus.FINANCED
+    source = await cast.chain.suite.claim(root)
+    assert (source.amount, source.locked_amount) == (1_000_000_00 - amount, 0)
+    on_chain = await cast.chain.suite.financing(financing["id"])
+    assert on_chain.registration_no == REGISTRATION.encode().ljust(32, b"\0")
+
+    r = await cast.bank.get("/v1/credit-lines")
+    assert r.status_code == 200, r.text
+    (line,) = r.json()["items"]
+    assert line["obligor"] == cast.core.address
+    assert line["outstanding"] == amount
+    assert line["limit"] == 10**12
+    assert line["available"] == 10**12 - amount
+    assert line["registration_no"] == REGISTRATION
+
+
+async def test_rate_and_fees_alone_give_the_terms(cast: Cast) -> None:
+    root, due = await cast.chain.payable(cast.core, cast.supplier, 50_000_00, 30 * DAY)
+    financing = await apply(cast, root, 50_000_00)
+    r = await cast.bank.post(
+        f"/v1/financing-requests/{financing['id']}/approve",
+        {"annual_rate_bps": 450, "fees": 1_00, "recourse": True, "registration_no": "登记-0001"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    days = days_to_maturity(due, await cast.api.chain_time())
+    assert body["discount"] == await cast.chain.suite.discount_for(50_000_00, 450, days)
+    assert body["advance"] == 50_000_00 - body["discount"] - 1_00
+    assert body["recourse"] is True
+    assert body["registration_no"] == "登记-0001"
+
+
+# -- locks, decisions, limits ---------------------------------------------------------------
+
+
+async def test_apply_locks_the_value(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 10_000, 30 * DAY)
+    first = await apply(cast, root, 7_000)
+    r = await cast.supplier.post(
+        "/v1/financing-requests",
+        {"claim_id": root, "financier": cast.bank2.address, "amount": 3_001},
+    )
+    problem(r, 409, "amount_exceeds_available")
+    quote = await cast.supplier.get(
+        "/v1/financing-quotes",
+        claim_id=root,
+        amount=3_000,
+        financier=cast.bank.address,
+        annual_rate_bps=RATE_BPS,
+    )
+    assert quote.json()["available"] == 3_000
+    claim = await cast.chain.suite.claim(root)
+    assert (claim.locked_amount, claim.status) == (7_000, ClaimStatus.LOCKED)
+
+    # Listing: the applicant's and the financier's views, filtered.
+    mine = await cast.supplier.get("/v1/financing-requests", claim_id=root, role="applicant")
+    assert [f["id"] for f in mine.json()["items"]] == [first["id"]]
+    theirs = await cast.bank.get("/v1/financing-requests", status="applied", role="financier")
+    assert first["id"] in [f["id"] for f in theirs.json()["items"]]
+    none = await cast.bank2.get("/v1/financing-requests", claim_id=root)
+    assert none.json()["items"] == []
+
+
+async def test_reject_and_withdraw_unlock(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 20_000, 30 * DAY)
+    financing = await apply(cast, root, 20_000)
+    base = f"/v1/financing-requests/{financing['id']}"
+    problem(await cast.supplier.post(f"{base}/reject", {"reason": "x"}), 403, "role_missing")
+    problem(await cast.bank.post(f"{base}/withdraw"), 403, "not_applicant")
+    r = await cast.bank.post(f"{base}/reject", {"reason": "outside our sector"})
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "rejected"
+    assert r.json()["reason_hash"] == "0x" + hashlib.sha256(b"outside our sector").hexdigest()
+    problem(
+        await cast.bank.post(f"{base}/reject", {"reason": "again"}), 409, "financing_not_pending"
+    )
+
+    again = await apply(cast, root, 20_000)  # the whole value is free again
+    r = await cast.supplier.post(f"/v1/financing-requests/{again['id']}/withdraw")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "withdrawn"
+    claim = await cast.chain.suite.claim(root)
+    assert (claim.locked_amount, claim.status) == (0, ClaimStatus.ACTIVE)
+
+
+async def test_expiry(cast: Cast) -> None:
+    root, due = await cast.chain.payable(cast.core, cast.supplier, 5_000, 30 * DAY)
+    now = await cast.api.chain_time()
+    r = await cast.supplier.post(
+        "/v1/financing-requests",
+        {"claim_id": root, "financier": cast.bank.address, "amount": 5_000, "expires_at": iso(due)},
+    )
+    problem(r, 422, "expiry_invalid")  # it must lapse before the due date
+    r = await cast.supplier.post(
+        "/v1/financing-requests",
+        {"claim_id": root, "financier": cast.bank.address, "amount": 5_000},
+    )
+    assert r.status_code == 201, r.text
+    default = datetime.fromisoformat(r.json()["expires_at"]).timestamp()
+    assert now + 7 * DAY - 60 <= default <= now + 7 * DAY + 60  # a week by default
+    await cast.supplier.post(f"/v1/financing-requests/{r.json()['id']}/withdraw")
+
+    r = await cast.supplier.post(
+        "/v1/financing-requests",
+        {
+            "claim_id": root,
+            "financier": cast.bank.address,
+            "amount": 5_000,
+            "expires_at": iso(now + 120),
+        },
+    )
+    assert r.status_code == 201, r.text
+    path = f"/v1/financing-requests/{r.json()['id']}/expire"
+    problem(await cast.other.post(path), 404, "financing_not_found")
+    problem(await cast.core.post(path), 409, "financing_not_expired")
+    cast.api.advance_time(180)
+    r = await cast.core.post(path)  # the obligor clears the lock (it settles later)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "expired"
+    assert (await cast.chain.suite.claim(root)).locked_amount == 0
+
+
+async def test_exposure_limit_is_the_chains(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 5_000, 30 * DAY)
+    financing = await apply(cast, root, 5_000, financier=cast.bank2)  # bank2's limit: 1,000
+    r = await cast.bank2.post(
+        f"/v1/financing-requests/{financing['id']}/approve",
+        {"annual_rate_bps": RATE_BPS, "registration_no": "ZD-1"},
+    )
+    problem(r, 409, "limit_exceeded")
+    assert r.json()["chain_error"] == "FinancingExposureExceeded"
+    assert (await cast.chain.suite.financing(financing["id"])).status == 1  # still Applied
+
+
+async def test_registration_is_required_by_the_deployment(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 5_000, 30 * DAY)
+    financing = await apply(cast, root, 500, financier=cast.bank2)  # no number on its line
+    r = await cast.bank2.post(
+        f"/v1/financing-requests/{financing['id']}/approve", {"annual_rate_bps": RATE_BPS}
+    )
+    problem(r, 422, "registration_required")
+
+
+# -- who sees and who writes ----------------------------------------------------------------
+
+
+async def test_parties_see_a_request_others_do_not(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 3_000, 30 * DAY)
+    financing = await apply(cast, root, 1_000)
+    path = f"/v1/financing-requests/{financing['id']}"
+    for member in (cast.supplier, cast.bank, cast.auditor, cast.api.operator):
+        r = await member.get(path)
+        assert r.status_code == 200, (member.name, r.text)
+        assert r.json()["claim_id"] == root
+    for member in (cast.other, cast.bank2, cast.core):
+        problem(await member.get(path), 404, "financing_not_found")
+    problem(
+        await cast.bank2.post(f"{path}/approve", {"annual_rate_bps": 1}), 404, "financing_not_found"
+    )
+    problem(await cast.other.post(f"{path}/withdraw"), 404, "financing_not_found")
+    problem(
+        await cast.auditor.post(f"{path}/approve", {"annual_rate_bps": 1}), 403, "auditor_read_only"
+    )
+    problem(await cast.auditor.post(f"{path}/withdraw"), 403, "auditor_read_only")
+    problem(
+        await cast.auditor.put(f"/v1/credit-lines/{cast.core.address}", {"limit": 1}),
+        403,
+        "auditor_read_only",
+    )
+    r = await cast.other.get(
+        "/v1/financing-quotes", claim_id=root, amount=1, financier=cast.bank.address
+    )
+    problem(r, 404, "claim_not_found")
+    everything = await cast.auditor.get("/v1/financing-requests", claim_id=root)
+    assert [f["id"] for f in everything.json()["items"]] == [financing["id"]]
+    problem(await cast.supplier.get("/v1/credit-lines"), 403, "role_missing")
+    problem(
+        await cast.bank2.get("/v1/credit-lines", financier=cast.bank.address), 403, "not_allowed"
+    )
+    r = await cast.auditor.get("/v1/credit-lines", financier=cast.bank.address)
+    assert r.status_code == 200
+    assert r.json()["items"][0]["obligor"] == cast.core.address
+
+
+async def test_bad_input_is_a_clear_4xx(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 3_000, 30 * DAY)
+    quote = "/v1/financing-quotes"
+    for params in (
+        {"claim_id": root, "amount": 0, "financier": cast.bank.address},
+        {"claim_id": root, "amount": 10, "financier": "0x123"},
+        {"claim_id": "x", "amount": 10, "financier": cast.bank.address},
+        {"claim_id": root, "amount": 10, "financier": cast.bank.address, "annual_rate_bps": -1},
+    ):
+        r = await cast.supplier.get(quote, **params)
+        assert r.status_code == 422, r.text
+    # No policy and no rate; a financier that is not one.
+    problem(
+        await cast.supplier.get(quote, claim_id=root, amount=10, financier=cast.bank.address),
+        422,
+        "annual_rate_required",
+    )
+    problem(
+        await cast.supplier.get(
+            quote, claim_id=root, amount=10, financier=cast.other.address, annual_rate_bps=1
+        ),
+        422,
+        "financier_invalid",
+    )
+    problem(
+        await cast.supplier.get(
+            quote,
+            claim_id=root,
+            amount=1,
+            financier=cast.bank.address,
+            annual_rate_bps=1,
+            fee_bps=10_000,
+        ),
+        422,
+        "terms_invalid",
+    )
+    requests = "/v1/financing-requests"
+    body = {"claim_id": root, "financier": cast.bank.address, "amount": 10}
+    for bad in (
+        {**body, "status": "approved"},
+        {**body, "amount": -1},
+        {**body, "amount": 2**128},
+        {**body, "expires_at": "1960-01-01T00:00:00Z"},
+        {**body, "expires_at": "not a time"},
+    ):
+        r = await cast.supplier.post(requests, bad)
+        assert r.status_code == 422, r.text
+    r = await cast.supplier.http.post(requests, json=body)  # no Idempotency-Key
+    assert r.status_code == 422, r.text
+    assert "Idempotency-Key" in r.text
+    problem(await cast.supplier.get(f"{requests}/999999"), 404, "financing_not_found")
+    problem(await cast.supplier.get(requests, cursor="Im5vdCBhbiBpZCI"), 422, "cursor_invalid")
+    financing = await apply(cast, root, 10)
+    path = f"{requests}/{financing['id']}/approve"
+    bad_terms: list[dict[str, Any]] = [
+        {"annual_rate_bps": 1, "advance": 5},  # advance without discount
+        {"annual_rate_bps": 1, "registration_no": "x" * 33},
+        {"annual_rate_bps": 1, "holder": cast.bank.address},
+        {"annual_rate_bps": 10**12},
+    ]
+    for terms in bad_terms:
+        r = await cast.bank.post(path, terms)
+        assert r.status_code == 422, r.text
+    # A rate whose discount exceeds the amount: nothing left to advance.
+    r = await cast.bank.post(path, {"annual_rate_bps": 10_000_000, "registration_no": "ZD"})
+    problem(r, 422, "terms_invalid")
