@@ -6,7 +6,8 @@ invoice typed differently is ``invoice_duplicate``, a reused document
 ``invoice_document_duplicate``; only the buyer confirms (``not_buyer``), only the seller or the
 operator voids (``not_seller``); non-parties get 404; lists filter, page and export CSV;
 unknown fields are refused (no mass assignment); a replayed Idempotency-Key gives the same
-answer and one transaction.
+answer and one transaction. One test runs the invoice, payable and claim reads (cursors,
+tree, history, CSV) on PostgreSQL.
 
 The helpers at the top are shared by the payable and claim tests.
 """
@@ -20,10 +21,12 @@ import unicodedata
 from typing import Any
 
 import httpx
+import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-from tests.api.conftest import Api, Member, unique
+from tests.api.conftest import Api, Member, make_api, unique
+from tests.support.stack import Stack
 
 DAY = 86_400
 
@@ -281,3 +284,42 @@ async def test_replayed_key_gives_the_same_answer_and_one_transaction(api: Api) 
     # One registration: the seller's list holds the invoice once.
     listed = (await seller.get("/v1/invoices", role="seller", limit=200)).json()["items"]
     assert [i["id"] for i in listed].count(first.json()["id"]) == 1
+
+
+@pytest.mark.postgres
+async def test_the_same_reads_on_postgresql(pg_stack: Stack) -> None:
+    """Invoices, payables, pieces, their cursors, tree, history and CSV on PostgreSQL too."""
+    # The payable and claim helpers import this module's: import them here, not at the top.
+    from tests.api.test_claims import transfer
+    from tests.api.test_payables import core_with_limit, issue
+
+    api = await make_api(pg_stack)
+    try:
+        core = await core_with_limit(api, "core", 1_000_000)
+        s1 = await api.member("s1", ["supplier"])
+        s2 = await api.member("s2", ["supplier"])
+        p = await issue(api, core, s1, 9_000)
+        split = await transfer(s1, p["root_claim_id"], s2, 4_000)
+        assert split.status_code == 201, split.text
+        whole = await transfer(s2, split.json()["claim_id"], s1, 4_000)
+        assert whole.json()["kind"] == "transfer"
+
+        invoices = (await s1.get("/v1/invoices", role="seller", limit=1)).json()
+        assert invoices["items"][0]["status"] == "used"
+        after = await s1.get("/v1/invoices", role="seller", cursor=invoices["next_cursor"])
+        assert after.json() == {"items": [], "next_cursor": None}
+        claims = (await core.get("/v1/claims", payable_id=p["id"], limit=1)).json()
+        rest = await core.get("/v1/claims", payable_id=p["id"], cursor=claims["next_cursor"])
+        ids = [c["id"] for c in claims["items"] + rest.json()["items"]]
+        assert ids == [p["root_claim_id"], split.json()["claim_id"]]
+        assert [
+            c["holder"] for c in (await s1.get("/v1/claims", holder=s1.address)).json()["items"]
+        ] == [s1.address, s1.address]
+        tree = (await core.get(f"/v1/payables/{p['id']}/tree")).json()
+        assert [n["id"] for n in tree["root"]["children"]] == [split.json()["claim_id"]]
+        history = (await s1.get(f"/v1/claims/{split.json()['claim_id']}/history")).json()
+        assert [e["event"] for e in history["items"]] == ["ClaimSplit", "ClaimTransferred"]
+        exported = await core.get("/v1/payables", format="csv")
+        assert [int(r["id"]) for r in csv.DictReader(io.StringIO(exported.text))] == [p["id"]]
+    finally:
+        await api.close()
