@@ -20,7 +20,7 @@ import pytest
 from ledger.anvil import rpc_call
 from ledger.deployment import DAY
 from tests.api.conftest import Api, Member
-from tests.api.test_financing import DirectLedger, problem
+from tests.api.test_financing import Ledger, problem
 from tests.indexer.conftest import create_pg_database, drop_pg_database
 from tests.support.stack import Stack
 
@@ -57,7 +57,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 @dataclass
 class Cast:
     api: Api
-    chain: DirectLedger
+    chain: Ledger
     core: Member
     supplier: Member
     bank: Member
@@ -65,7 +65,7 @@ class Cast:
 
 @pytest.fixture(scope="module")
 async def cast(stack: Stack, api: Api) -> AsyncIterator[Cast]:
-    async with DirectLedger.open(stack, api) as chain:
+    async with Ledger.open(stack, api) as chain:
         core = await api.member("core", ["core_enterprise"])
         made = Cast(
             api,

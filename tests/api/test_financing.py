@@ -6,9 +6,8 @@ The quote is what the desk accepts (approving with it succeeds, one unit off is 
 withdrawal unlock; an approval over the exposure limit is ``limit_exceeded``; parties see a
 request, others get 404, auditors never write.
 
-Payables are issued directly on chain as the members (their keys from the platform's own
-keystore, through the same :class:`~backend.chain.Gateway` the API signs with), standing in
-for the invoice and payable routes; everything about financing goes through HTTP.
+Everything goes through HTTP; the results are checked against the contracts' own views
+(:class:`~ledger.suite.Suite`), read directly from the node.
 """
 
 from __future__ import annotations
@@ -22,15 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from backend.chain import Gateway, Mined
-from backend.db import create_engine, sessions
-from backend.keystore import Keystore
 from ledger.anvil import ANVIL_CHAIN_ID
 from ledger.chain import close_web3, make_web3
 from ledger.deployment import DAY, load_deployment
-from ledger.suite import ZERO_ADDRESS, ClaimStatus, Suite
+from ledger.suite import ClaimStatus, Suite
 from tests.api.conftest import Api, Member
 from tests.support.stack import Stack
 
@@ -47,61 +42,63 @@ def iso(seconds: int) -> str:
 
 
 @dataclass
-class DirectLedger:
-    """Members' own chain calls for what other routes do (invoices, payables)."""
+class Ledger:
+    """The contracts' views (the source of truth the API's answers are checked against) and
+    payables issued through the invoice and payable routes."""
 
-    gateway: Gateway
+    suite: Suite
     api: Api
-
-    @property
-    def suite(self) -> Suite:
-        return self.gateway.suite
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, stack: Stack, api: Api) -> AsyncIterator[DirectLedger]:
-        password = (stack.data_dir / "keystore.password").read_text().strip()
+    async def open(cls, stack: Stack, api: Api) -> AsyncIterator[Ledger]:
         deployment = load_deployment(ANVIL_CHAIN_ID, stack.data_dir / "deployments")
         assert deployment is not None
         w3 = make_web3(stack.rpc_url)
-        engine = create_engine(stack.database_url)
         try:
-            yield cls(Gateway(w3, deployment, Keystore(SecretStr(password)), engine), api)
+            yield cls(Suite(w3, deployment), api)
         finally:
-            await engine.dispose()
             await close_web3(w3)
-
-    async def send(self, actor: str, fn: Any) -> Mined:
-        async with sessions(self.gateway.engine)() as session:
-            return await self.gateway.transact(session, actor, fn)
 
     async def payable(
         self, core: Member, supplier: Member, face: int, due_in_s: int = 60 * DAY
     ) -> tuple[int, int]:
-        """Issue a payable of ``face`` from ``core`` to ``supplier``: its root piece's id and
-        its due date."""
+        """Issue a payable of ``face`` from ``core`` to ``supplier`` through the invoice and
+        payable routes: its root piece's id and its due date."""
         now = await self.api.chain_time()
-        invoice_id, document = os.urandom(32), os.urandom(32)
-        invoices = self.suite.invoices.functions
-        await self.send(
-            supplier.address,
-            invoices.registerInvoice(invoice_id, core.address, face, now - 60, document),
+        r = await supplier.post(
+            "/v1/invoices",
+            {
+                "buyer": core.address,
+                "seller_tax_id": "91310000MA1FL0XX1X",
+                "number": os.urandom(8).hex(),
+                "amount": face,
+                "issue_date": iso(now - 60),
+                "document_sha256": os.urandom(32).hex(),
+            },
         )
-        await self.send(core.address, invoices.confirmInvoice(invoice_id))
+        assert r.status_code == 201, r.text
+        invoice_id = r.json()["id"]
+        r = await core.post(f"/v1/invoices/{invoice_id}/confirm")
+        assert r.status_code == 200, r.text
         due = now + due_in_s
-        mined = await self.send(
-            core.address,
-            self.suite.ledger.functions.issuePayable(
-                supplier.address, face, due, [invoice_id], ZERO_ADDRESS
-            ),
+        r = await core.post(
+            "/v1/payables",
+            {
+                "supplier": supplier.address,
+                "face_value": face,
+                "due_date": iso(due),
+                "invoice_ids": [invoice_id],
+            },
         )
-        return int(mined.event("ClaimLedger:PayableIssued").args["rootClaimId"]), due
+        assert r.status_code == 201, r.text
+        return int(r.json()["root_claim_id"]), due
 
 
 @dataclass
 class Cast:
     api: Api
-    chain: DirectLedger
+    chain: Ledger
     core: Member
     supplier: Member
     other: Member
@@ -110,7 +107,7 @@ class Cast:
     auditor: Member
 
 
-async def onboard(api: Api, chain: DirectLedger, program_limit: int = 10**15) -> Cast:
+async def onboard(api: Api, chain: Ledger, program_limit: int = 10**15) -> Cast:
     """The members of a financing scenario, with a program limit and credit lines."""
     core = await api.member("core", ["core_enterprise"])
     cast = Cast(
@@ -132,7 +129,7 @@ async def onboard(api: Api, chain: DirectLedger, program_limit: int = 10**15) ->
 
 @pytest.fixture(scope="module")
 async def cast(stack: Stack, api: Api) -> AsyncIterator[Cast]:
-    async with DirectLedger.open(stack, api) as chain:
+    async with Ledger.open(stack, api) as chain:
         made = await onboard(api, chain)
         r = await made.bank.put(
             f"/v1/credit-lines/{made.core.address}",
