@@ -39,8 +39,7 @@ async def set_credit_line(
     session: SessionDep,
     writes: WritesDep,
 ) -> Any:
-    """Set the caller's exposure limit for an obligor on chain and keep the programme's
-    registration number with it (replaces the credit line)."""
+    """Set the exposure limit for an obligor on chain and keep its registration number."""
     return await writes.run(
         caller,
         lambda: service.set_credit_line(

@@ -48,8 +48,7 @@ async def get_quote(
         int | None, Query(ge=0, le=10_000, description="default: the financier's policy fees")
     ] = None,
 ) -> Any:
-    """What financing would cost before applying: advance, discount, fees, term and whether
-    the financier's auto-approval would take it. Writes nothing."""
+    """The cost of financing before applying, and whether auto-approval would take it."""
     return await quotes.quote(
         ctx, session, caller, claim_id, amount, financier, annual_rate_bps, fee_bps
     )
