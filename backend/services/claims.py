@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import Caller
 from backend.chain import Mined
 from backend.context import AppContext
-from backend.errors import Invalid
 from backend.schemas.claims import TransferCreate
 from backend.schemas.common import iso
+from backend.services.invoices import cursor_parts
 from backend.services.visibility import claims_clause, require_claim
 from indexer import models as m
 from ledger.suite import ZERO_HASH
@@ -58,14 +58,6 @@ async def claim_view(session: AsyncSession, row: m.Claim) -> dict[str, Any]:
     return _view(row, payable.obligor if payable else None)
 
 
-def _after_id(after: Any) -> int | None:
-    if after is None:
-        return None
-    if isinstance(after, int) and not isinstance(after, bool):
-        return after
-    raise Invalid("the cursor is not one this list gave out", code="cursor_invalid")
-
-
 async def list_claims(
     session: AsyncSession,
     caller: Caller,
@@ -83,9 +75,9 @@ async def list_claims(
         .order_by(m.Claim.id)
         .limit(limit)
     )
-    last = _after_id(after)
-    if last is not None:
-        query = query.where(m.Claim.id > last)
+    cursor = cursor_parts(after, int)
+    if cursor is not None:
+        query = query.where(m.Claim.id > cursor[0])
     if payable_id is not None:
         query = query.where(m.Claim.payable_id == payable_id)
     if holder:
@@ -211,18 +203,6 @@ def event_key(item: dict[str, Any]) -> list[int]:
     return [item["block_number"], item["log_index"]]
 
 
-def _after_event(after: Any) -> tuple[int, int] | None:
-    if after is None:
-        return None
-    if (
-        isinstance(after, list)
-        and len(after) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in after)
-    ):
-        return after[0], after[1]
-    raise Invalid("the cursor is not one this list gave out", code="cursor_invalid")
-
-
 async def history(
     session: AsyncSession, caller: Caller, claim_id: int, after: Any, limit: int
 ) -> list[dict[str, Any]]:
@@ -240,7 +220,7 @@ async def history(
         .order_by(m.Event.block_number, m.Event.log_index)
         .limit(limit)
     )
-    cursor = _after_event(after)
+    cursor = cursor_parts(after, int, int)
     if cursor is not None:
         block, index = cursor
         query = query.where(

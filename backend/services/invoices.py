@@ -83,16 +83,25 @@ def invoice_key(item: dict[str, Any]) -> list[Any]:
     return [item["registered_block"], item["id"]]
 
 
-def _after(after: Any) -> tuple[int, str] | None:
+#: Keys are BIGINT columns: a cursor outside them is not one this API gave out (and the
+#: database drivers would refuse it with an error, not an empty page).
+_MAX_KEY = 2**63 - 1
+
+
+def _part_ok(value: Any, kind: type) -> bool:
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_KEY
+    return isinstance(value, str) and len(value) <= 66
+
+
+def cursor_parts(after: Any, *kinds: type) -> tuple[Any, ...] | None:
+    """The parts of a list cursor (one value, or a list of them, of ``kinds``), or None for
+    the first page; anything else is 422 ``cursor_invalid``."""
     if after is None:
         return None
-    if (
-        isinstance(after, list)
-        and len(after) == 2
-        and isinstance(after[0], int)
-        and isinstance(after[1], str)
-    ):
-        return after[0], after[1]
+    parts = after if isinstance(after, list) else [after]
+    if len(parts) == len(kinds) and all(map(_part_ok, parts, kinds)):
+        return tuple(parts)
     raise Invalid("the cursor is not one this list gave out", code="cursor_invalid")
 
 
@@ -116,7 +125,7 @@ async def list_invoices(
         .order_by(m.Invoice.registered_block, m.Invoice.id)
         .limit(limit)
     )
-    cursor = _after(after)
+    cursor = cursor_parts(after, int, str)
     if cursor is not None:
         block, last = cursor
         query = query.where(

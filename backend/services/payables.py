@@ -29,6 +29,7 @@ from backend.schemas.payables import (
     PayableCreate,
     SettlementItem,
 )
+from backend.services.invoices import cursor_parts
 from backend.services.visibility import payables_clause, require_payable, tree_visible
 from indexer import models as m
 from ledger.suite import ZERO_ADDRESS
@@ -80,14 +81,6 @@ async def payable_view(session: AsyncSession, row: m.Payable) -> dict[str, Any]:
     return _view(row, (await _invoice_ids(session, [row.id])).get(row.id, []))
 
 
-def _after_id(after: Any) -> int | None:
-    if after is None:
-        return None
-    if isinstance(after, int) and not isinstance(after, bool):
-        return after
-    raise Invalid("the cursor is not one this list gave out", code="cursor_invalid")
-
-
 async def list_payables(
     session: AsyncSession,
     caller: Caller,
@@ -99,9 +92,9 @@ async def list_payables(
 ) -> list[dict[str, Any]]:
     """The payables the caller may see, in issue order."""
     query = select(m.Payable).where(payables_clause(caller)).order_by(m.Payable.id).limit(limit)
-    last = _after_id(after)
-    if last is not None:
-        query = query.where(m.Payable.id > last)
+    cursor = cursor_parts(after, int)
+    if cursor is not None:
+        query = query.where(m.Payable.id > cursor[0])
     if status:
         query = query.where(m.Payable.status == status)
     if obligor:

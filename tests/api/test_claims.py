@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from backend.api.deps import encode_cursor
 from tests.api.conftest import Api, Member
 from tests.api.test_invoices import confirmed_invoice, problem
 from tests.api.test_payables import core_with_limit, issue
@@ -263,3 +264,10 @@ async def test_lists_filter_and_export_csv(tiers: dict[str, Any]) -> None:
     assert rows[1]["parent_id"] == str(tiers["root"])
     assert {"holder", "amount", "locked_amount", "status", "due_date", "depth"} <= set(rows[0])
     problem(await core.get("/v1/claims", format="xml"), 422, "invalid_request")
+    # Cursors beyond the key columns' range, or of another list's shape: 422, not a 500.
+    for bad in (2**70, -1, True, [1, 2], "x"):
+        r = await core.get("/v1/claims", cursor=encode_cursor(bad))
+        problem(r, 422, "cursor_invalid")
+    history = f"/v1/claims/{tiers['root']}/history"
+    for bad in ([2**70, 0], [1, -1], 5):
+        problem(await core.get(history, cursor=encode_cursor(bad)), 422, "cursor_invalid")
