@@ -2,6 +2,10 @@
 
 No handler echoes an exception's text for errors it does not know: a 500 says only that it
 happened and the request id to quote, never a stack trace, SQL or the node's URL.
+
+The OpenAPI document says so too (:func:`document_problems`): every operation's client errors
+(``4XX``) and ``503`` are ``application/problem+json`` bodies of the ``Problem`` schema, in
+place of FastAPI's default ``422`` ``HTTPValidationError``, which this API never sends.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.api.middleware import CURRENT_AUDIT
@@ -50,7 +56,61 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+class Problem(BaseModel):
+    """RFC 9457 problem details: how every error of this API answers."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    instance: str | None = None
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": ref}}}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make ``app.openapi()`` describe the error bodies the API really sends."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components["Problem"] = Problem.model_json_schema()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                responses["4XX"] = _problem_response(
+                    "Refused: problem details with a stable `code` (401 no or bad API key, "
+                    "403 role or party, 404 not found or not visible, 409 state, 413 body too "
+                    "large, 422 invalid, 429 rate limited with Retry-After)"
+                )
+                responses["503"] = _problem_response(
+                    "The ledger node is unavailable, or a transaction was not mined in time"
+                )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
+    document_problems(app)
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return problem_response(exc, request)
