@@ -148,7 +148,11 @@ async def reinstate(
 async def renew_kyc(
     ctx: AppContext, session: AsyncSession, caller: Caller, address: str, expires: datetime
 ) -> dict[str, Any]:
-    fn = ctx.gateway.suite.members.functions.renewKyc(address, int(expires.timestamp()))
+    kyc = int(expires.timestamp())
+    # Before 1970 fits no uint64: refuse it as the chain refuses any past expiry.
+    if kyc <= await ctx.gateway.chain_time():
+        raise Invalid("kyc_expires_at must be in the future", code="kyc_expiry_invalid")
+    fn = ctx.gateway.suite.members.functions.renewKyc(address, kyc)
     mined = await ctx.gateway.transact(session, caller.address, fn)
     return {**await get_member(session, address), **_written(mined)}
 
