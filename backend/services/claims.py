@@ -3,8 +3,11 @@
 Split or whole transfer. ``POST /v1/claims/{id}/transfers`` carries an ``amount``: equal to the
 piece's amount as the mirror shows it → ``transferClaim`` (the piece keeps its id and gets a
 new holder); anything else → ``split`` (a new piece for the recipient; the id comes from the
-``ClaimSplit`` event). The mirror is current for this purpose: every write waits for it before
-answering, financing approvals included. Whatever the chain then finds wrong (more than the
+``ClaimSplit`` event). Every write waits for the mirror before answering, so it is current for
+the caller's own writes; in case another write has changed the piece an instant before (a
+concurrent split, a financing approval), the chain's own view at the pending block must show
+the same amount, else 409 ``claim_changed`` (read again, retry) — a whole transfer must never
+move a piece smaller than the caller saw. Whatever the chain then finds wrong (more than the
 unlocked value, locked value on a whole transfer, past the due date, frozen, not the holder)
 it refuses, and that refusal is the answer.
 
@@ -25,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import Caller
 from backend.chain import Mined
 from backend.context import AppContext
+from backend.errors import Conflict
 from backend.schemas.claims import TransferCreate
 from backend.schemas.common import iso
 from backend.services.invoices import cursor_parts
@@ -107,6 +111,16 @@ async def transfer(
 ) -> dict[str, Any]:
     """Pass ``body.amount`` of the piece to ``body.to`` (see the module docstring)."""
     source = await require_claim(session, caller, claim_id)
+    # The choice between a whole transfer and a split rests on the mirror's amount: make sure
+    # the chain, pending transactions included, still agrees, or a whole transfer could move
+    # a piece another write has just made smaller (a value the caller never asked to move).
+    on_chain = await ctx.gateway.suite.claim(claim_id, "pending")
+    if on_chain.amount != source.amount:
+        raise Conflict(
+            "the piece changed since the platform last showed it: read it again and retry",
+            code="claim_changed",
+            extra={"amount": on_chain.amount},
+        )
     invoice = bytes.fromhex(body.invoice_id[2:]) if body.invoice_id else ZERO_HASH
     functions = ctx.gateway.suite.ledger.functions
     whole = body.amount == source.amount

@@ -6,22 +6,33 @@ as their codes (``amount_exceeds_available``, ``not_holder``, ``recipient_invali
 ``claim_frozen``); the lineage tree nests the pieces for the payable's parties while a tier-3
 supplier gets 403 and an outsider 404; the history lists a piece's events in chain order with
 the transaction hashes the writes answered; the operator freezes and unfreezes; lists filter
-and export CSV; unknown fields are refused.
+and export CSV; unknown fields are refused; a piece changed on chain behind the mirror is
+never moved whole (``claim_changed``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import datetime
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from backend.api.deps import encode_cursor
+from backend.chain import Gateway
+from backend.db import create_engine, sessions
+from backend.keystore import Keystore
+from ledger.anvil import ANVIL_CHAIN_ID
+from ledger.chain import close_web3, make_web3
+from ledger.deployment import load_deployment
+from ledger.suite import ZERO_HASH
 from tests.api.conftest import Api, Member
 from tests.api.test_invoices import confirmed_invoice, problem
 from tests.api.test_payables import core_with_limit, issue
+from tests.support.stack import Stack
 
 
 async def transfer(sender: Member, claim_id: int, to: Member, amount: int, **over: Any) -> Any:
@@ -271,3 +282,39 @@ async def test_lists_filter_and_export_csv(tiers: dict[str, Any]) -> None:
     history = f"/v1/claims/{tiers['root']}/history"
     for bad in ([2**70, 0], [1, -1], 5):
         problem(await core.get(history, cursor=encode_cursor(bad)), 422, "cursor_invalid")
+
+
+async def test_a_piece_changed_behind_the_mirror_is_not_moved_whole(
+    api: Api, stack: Stack, tiers: dict[str, Any]
+) -> None:
+    """With the indexer stopped, the holder splits a unit off on chain directly: a transfer of
+    the amount the mirror still shows is refused ``claim_changed`` instead of moving the whole,
+    smaller piece; once the mirror caught up, transfers go through again."""
+    s1, s2 = tiers["s1"], tiers["s2"]
+    root = tiers["root"]
+    seen = (await s1.get(f"/v1/claims/{root}")).json()["amount"]
+    password = SecretStr((stack.data_dir / "keystore.password").read_text().strip())
+    deployment = load_deployment(ANVIL_CHAIN_ID, stack.data_dir / "deployments")
+    assert deployment is not None
+    w3 = make_web3(stack.rpc_url)
+    engine = create_engine(stack.database_url)
+    stack.procs["indexer"].stop()
+    try:
+        gateway = Gateway(w3, deployment, Keystore(password), engine, mirror_wait_s=0)
+        split = gateway.suite.ledger.functions.split(root, s2.address, 1, ZERO_HASH)
+        async with sessions(engine)() as session:
+            await gateway.transact(session, s1.address, split)
+        assert (await s1.get(f"/v1/claims/{root}")).json()["amount"] == seen  # the mirror lags
+        body = problem(await transfer(s1, root, s2, seen), 409, "claim_changed")
+        assert body["amount"] == seen - 1
+    finally:
+        stack.start_indexer()
+        await engine.dispose()
+        await close_web3(w3)
+    for _ in range(200):
+        if (await s1.get(f"/v1/claims/{root}")).json()["amount"] == seen - 1:
+            break
+        await asyncio.sleep(0.1)
+    r = await transfer(s1, root, s2, 1)
+    assert r.status_code == 201, r.text
+    assert r.json()["source"]["amount"] == seen - 2
