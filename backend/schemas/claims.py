@@ -15,6 +15,7 @@ from backend.schemas.common import (
     Timestamp,
     WriteResult,
 )
+from backend.schemas.invoices import PlainText
 from backend.schemas.payables import ClaimStatus
 
 
@@ -70,7 +71,7 @@ class TransferWrite(WriteResult):
 
 
 class FreezeRequest(Input):
-    reason: str = Field(
+    reason: PlainText = Field(
         min_length=1,
         max_length=500,
         description="e.g. the court order; the chain keeps its SHA-256",

@@ -8,6 +8,7 @@ made from them: :func:`backend.services.invoices.fingerprint`.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -46,6 +47,20 @@ def _chain_time(value: datetime) -> datetime:
 ChainTime = Annotated[Timestamp, AfterValidator(_chain_time)]
 
 
+def _plain_text(value: str) -> str:
+    # Control characters have no place in a reference or an identifier, and PostgreSQL
+    # refuses NUL in text: refuse them as input, not later as a 500. (Lone surrogates, which
+    # UTF-8 cannot encode for hashing, pydantic refuses itself.)
+    for c in value:
+        if unicodedata.category(c) == "Cc" and c != "\t":
+            raise ValueError("must be text without control characters")
+    return value
+
+
+#: Free text from a client that is hashed for the chain or stored (references, reasons, ids).
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+
+
 def seconds(value: datetime) -> int:
     """A validated :data:`ChainTime` as the chain's UNIX seconds (sub-seconds dropped)."""
     return int(value.timestamp())
@@ -55,20 +70,20 @@ class InvoiceCreate(Input):
     """A supplier (the seller) registers an invoice it issued to ``buyer``."""
 
     buyer: Address
-    seller_tax_id: str = Field(
+    seller_tax_id: PlainText = Field(
         min_length=1,
         max_length=64,
         description="the seller's tax id (统一社会信用代码); normalised for the fingerprint",
         examples=["91310000-MA1FL0XX1X"],
     )
-    invoice_code: str = Field(
+    invoice_code: PlainText = Field(
         default="",
         max_length=64,
         description="the invoice code (发票代码); empty for fully digital invoices (数电票), "
         "which have a number only",
         examples=["031001900111"],
     )
-    number: str = Field(
+    number: PlainText = Field(
         min_length=1, max_length=64, description="the invoice number", examples=["12345678"]
     )
     amount: PositiveAmount

@@ -17,7 +17,7 @@ from backend.schemas.common import (
     Timestamp,
     WriteResult,
 )
-from backend.schemas.invoices import ChainTime
+from backend.schemas.invoices import ChainTime, PlainText
 
 PayableStatus = Literal["issued", "overdue", "settled", "cancelled"]
 ClaimStatus = Literal["active", "locked", "financed", "settled", "frozen", "cancelled"]
@@ -77,7 +77,7 @@ class PayableOverdueWrite(PayableWrite):
 
 class SettlementItem(Input):
     claim_id: Id
-    payment_ref: str = Field(
+    payment_ref: PlainText = Field(
         min_length=1,
         max_length=200,
         description="the bank payment's reference; the chain keeps its SHA-256",

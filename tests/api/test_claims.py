@@ -30,7 +30,7 @@ from ledger.chain import close_web3, make_web3
 from ledger.deployment import load_deployment
 from ledger.suite import ZERO_HASH
 from tests.api.conftest import Api, Member
-from tests.api.test_invoices import confirmed_invoice, problem
+from tests.api.test_invoices import confirmed_invoice, post_json, problem
 from tests.api.test_payables import core_with_limit, issue
 from tests.support.stack import Stack
 
@@ -232,6 +232,10 @@ async def test_operator_freezes_and_unfreezes(api: Api, tiers: dict[str, Any]) -
     piece = tiers["writes"][0]["claim_id"]
     problem(await s2.post(f"/v1/claims/{piece}/freeze", {"reason": "x"}), 403, "role_missing")
     problem(await api.operator.post(f"/v1/claims/{piece}/freeze", {}), 422, "invalid_request")
+    bad = {"reason": "order \ud800"}
+    problem(
+        await post_json(api.operator, f"/v1/claims/{piece}/freeze", bad), 422, "invalid_request"
+    )
     r = await api.operator.post(f"/v1/claims/{piece}/freeze", {"reason": "court order 2026-17"})
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "frozen"

@@ -20,7 +20,7 @@ from eth_utils.crypto import keccak
 
 from ledger.anvil import rpc_call
 from tests.api.conftest import Api, Member
-from tests.api.test_invoices import DAY, confirmed_invoice, problem
+from tests.api.test_invoices import DAY, confirmed_invoice, post_json, problem
 
 GRACE_DAYS = 7  # the local deployment's grace period (DeploymentParameters)
 
@@ -184,6 +184,9 @@ async def test_settlement_piece_by_piece_and_in_a_batch(api: Api) -> None:
     twice = {"items": [one["items"][0], one["items"][0]]}
     problem(await core.post(path, twice), 422, "invalid_request")
     problem(await core.post(path, {"items": []}), 422, "invalid_request")
+    for ref in ("", "\ud800", "ref\x00"):
+        bad_ref = {"items": [{"claim_id": pieces[1], "payment_ref": ref}]}
+        problem(await post_json(core, path, bad_ref), 422, "invalid_request")
     problem(await core.post(path, {"items": one["items"], "payer": "x"}), 422, "invalid_request")
 
     r = await core.post(path, one)
