@@ -46,6 +46,10 @@ async def get_caller(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
     caller = await authenticate(session, authorization)
+    # End the read transaction: its connection goes back to the pool rather than staying
+    # with the request while it waits (a duplicate waiting for its Idempotency-Key, a write
+    # waiting for its receipt), so a burst of requests cannot exhaust the pool.
+    await session.commit()
     audit = CURRENT_AUDIT.get()
     if audit is not None:
         audit.member = caller.address
