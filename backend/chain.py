@@ -13,12 +13,18 @@ recorded *before* its bytes are broadcast. When a request is run again after its
 died, step ``i`` first looks at the ``i``-th recorded transaction: mined → its receipt is
 used; known to the node → waited for; unknown → the same bytes are broadcast again; only if
 its nonce was consumed by another transaction (so it can never be mined) is a new one signed.
+
+Test hook (never set it in production): with ``TIERFLOW_TEST_CRASH_AFTER_BROADCAST`` set to a
+contract function's name, the worker process dies (``os._exit``, status
+:data:`CRASH_EXIT_STATUS`) right after an idempotent request has broadcast a call of that
+function, before its outcome is recorded: the crash the idempotency tests resume from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,6 +46,10 @@ from ledger.deployment import Deployment
 from ledger.errors import revert_for_failed_transaction
 from ledger.sender import TransactionSender
 from ledger.suite import Suite
+
+#: Test only (see the module docstring): the function whose broadcast kills the worker.
+CRASH_AFTER_BROADCAST_ENV = "TIERFLOW_TEST_CRASH_AFTER_BROADCAST"
+CRASH_EXIT_STATUS = 97
 
 
 @dataclass
@@ -136,7 +146,10 @@ class Gateway:
         # End the session's transaction: what the service wrote so far is kept, and its
         # reads after the write see the mirror as it is then (SQLite reads a snapshot).
         await session.commit()
-        receipt = await self._send(sender, sender.encode_call(fn, tx))
+        crash = os.environ.get(CRASH_AFTER_BROADCAST_ENV)
+        receipt = await self._send(
+            sender, sender.encode_call(fn, tx), crash=bool(crash) and crash == fn.fn_name
+        )
         return await self._mined(receipt)
 
     async def send_value(self, session: AsyncSession, actor: str, to: str, value: int) -> Mined:
@@ -146,7 +159,9 @@ class Gateway:
         receipt = await self._send(sender, {"to": to, "value": value, "gas": 21_000})
         return await self._mined(receipt, wait_for_mirror=False)
 
-    async def _send(self, sender: TransactionSender, tx: dict[str, Any]) -> TxReceipt:
+    async def _send(
+        self, sender: TransactionSender, tx: dict[str, Any], crash: bool = False
+    ) -> TxReceipt:
         journal = CURRENT_JOURNAL.get()
         if journal is None:
             pending = await sender.send(tx)
@@ -165,6 +180,8 @@ class Gateway:
             await journal.persist(journal)
 
         pending = await sender.send(tx, before_broadcast=record)
+        if crash:  # the test hook: die between the broadcast and recording the outcome
+            os._exit(CRASH_EXIT_STATUS)
         return await sender.wait(pending)
 
     async def _resume(self, sender: TransactionSender, recorded: RecordedTx) -> TxReceipt | None:

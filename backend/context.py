@@ -77,7 +77,7 @@ async def open_context(settings: TierflowSettings) -> AsyncIterator[AppContext]:
             deployment=deployment,
             keystore=keystore,
             gateway=gateway,
-            idempotency=Idempotency(engine),
+            idempotency=Idempotency(engine, lease_ms=int(settings.api_idempotency_lease_s * 1000)),
             limiter=RateLimiter(settings.api_rate_limit),
             operator=operator,
         )

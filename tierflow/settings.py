@@ -17,6 +17,9 @@
 ``TIERFLOW_API_RATE_LIMIT``    requests per minute per API key (default 1200)
 ``TIERFLOW_API_MAX_BODY``      largest request body in bytes (default 65536)
 ``TIERFLOW_API_MIRROR_WAIT_S`` how long a write waits for the mirror to show it (default 15)
+``TIERFLOW_API_IDEMPOTENCY_LEASE_S``  how long a claimed Idempotency-Key belongs to a worker
+                               that stopped renewing it (it died) before a retry takes it
+                               over (default 30)
 ``TIERFLOW_API_WORKERS``       uvicorn worker processes of ``tierflow serve`` (default 1)
 ``TIERFLOW_CHAIN_PORT``        JSON-RPC port of the local chain of ``tierflow run`` / ``chain``
                                (default: chain/anvil.json's, 8545)
@@ -61,6 +64,7 @@ class TierflowSettings(BaseSettings):
     api_rate_limit: int = Field(default=1200, ge=1)
     api_max_body: int = Field(default=65_536, ge=1024)
     api_mirror_wait_s: float = Field(default=15.0, ge=0)
+    api_idempotency_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
     api_workers: int = Field(default=1, ge=1)
     chain_port: int | None = Field(default=None, ge=1, le=65535)
 
