@@ -17,17 +17,15 @@ refused and leave it as it was.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from eth_utils.address import to_checksum_address
 
 from tests.api.conftest import Api, Member
 from tests.support import openapi
-from tests.support.openapi import Operation
+from tests.support.openapi import NO_ID, Operation, absent_path_values, call
 from tests.support.scenario import Scenario, build
 from tests.support.stack import Stack
 
@@ -66,8 +64,6 @@ GATES: dict[str, frozenset[str]] = {
     "GET /v1/financing-policy": frozenset({"financier", "auditor", "operator"}),
 }
 GATE_CODES = frozenset({"role_missing", "auditor_read_only"})
-#: An id no object has.
-NO_ID = 2**62
 
 
 @dataclass
@@ -97,39 +93,6 @@ async def revoked_key(api: Api, stack: Stack) -> str:
     assert r.status_code == 200, r.text
     assert r.json()["revoked_at"] is not None
     return member.key
-
-
-def absent_path_values(op: Operation) -> dict[str, Any]:
-    """Path values naming nothing that exists: a fresh address, unused ids and hashes."""
-    values: dict[str, Any] = {}
-    for p in op.params("path"):
-        pattern = p.schema.get("pattern")
-        if p.schema.get("type") == "integer":
-            values[p.name] = NO_ID
-        elif pattern == r"^0x[0-9a-fA-F]{40}$" or p.schema.get("title") == "Address":
-            values[p.name] = to_checksum_address("0x" + secrets.token_hex(20))
-        elif pattern == r"^0x[0-9a-fA-F]{64}$":
-            values[p.name] = "0x" + "ee" * 32
-        else:
-            values[p.name] = openapi.sample(p.schema)
-    return values
-
-
-async def call(
-    http: httpx.AsyncClient,
-    op: Operation,
-    path_values: dict[str, Any],
-    body: Any = None,
-    query: dict[str, Any] | None = None,
-) -> httpx.Response:
-    headers = Stack.idem() if op.takes_idempotency_key else {}
-    return await http.request(
-        op.method,
-        op.url(path_values),
-        json=body if op.body_schema is not None else None,
-        params=query or op.required_query(),
-        headers=headers,
-    )
 
 
 def gate_refusal(r: httpx.Response) -> str | None:

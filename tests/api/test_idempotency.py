@@ -1,0 +1,221 @@
+"""Idempotency-Key (AP-1) on a real platform: one effect per key, the first answer replayed.
+
+Transactions are counted on chain: the operator's nonce (every transaction it signs) and the
+``registerMember`` calls naming the new member's address in the blocks mined meanwhile.
+
+- The same key and body ten times: ten identical answers (status and bytes), the replays
+  marked ``Idempotent-Replayed``, the transactions of one creation and one registration.
+- The same key with another body: 422 ``idempotency_key_reused``, nothing sent.
+- Twenty concurrent duplicates on PostgreSQL, against two API worker processes: one effect;
+  every other answer is the identical replay or 409 ``idempotency_in_progress``.
+- A crash between broadcasting and recording the outcome: the API process dies right after
+  ``registerMember`` left (``TIERFLOW_TEST_CRASH_AFTER_BROADCAST``, see backend/chain.py);
+  after a restart and the key's lease (``TIERFLOW_API_IDEMPOTENCY_LEASE_S``, short here), the
+  retry finds the first transaction: the same member, one registration, no new transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_utils.crypto import keccak
+
+from backend.chain import CRASH_AFTER_BROADCAST_ENV, CRASH_EXIT_STATUS
+from ledger.anvil import ANVIL_FIRST_KEY, rpc_call
+from tests.api.conftest import Api, make_api
+from tests.indexer.conftest import create_pg_database, drop_pg_database
+from tests.support.stack import Stack
+
+OPERATOR_ADDRESS: str = Account.from_key(ANVIL_FIRST_KEY).address
+REGISTER_MEMBER = "0x" + keccak(text="registerMember(address,uint256,uint64)")[:4].hex()
+LEASE_S = 2
+KYC = (datetime.now(UTC) + timedelta(days=400)).isoformat()
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """This module's platform: idempotency leases of two seconds (the crash test waits one)."""
+    extra = {"TIERFLOW_API_IDEMPOTENCY_LEASE_S": str(LEASE_S)}
+    async with Stack.start(tmp_path_factory.mktemp("idem"), extra_env=extra) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def pg_workers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """The platform on PostgreSQL with two API worker processes."""
+    name = await create_pg_database()
+    try:
+        url = f"postgresql+asyncpg://root@127.0.0.1:5432/{name}"
+        async with Stack.start(
+            tmp_path_factory.mktemp("idem-pg"),
+            database_url=url,
+            extra_env={"TIERFLOW_API_WORKERS": "2"},
+        ) as running:
+            yield running
+    finally:
+        await drop_pg_database(name)
+
+
+def nonce(stack: Stack) -> int:
+    return int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [OPERATOR_ADDRESS, "latest"]), 16)
+
+
+def head(stack: Stack) -> int:
+    return int(rpc_call(stack.rpc_url, "eth_blockNumber"), 16)
+
+
+def registrations(stack: Stack, since_block: int) -> list[str]:
+    """The addresses ``registerMember`` was called for in blocks after ``since_block``."""
+    found = []
+    for number in range(since_block + 1, head(stack) + 1):
+        block = rpc_call(stack.rpc_url, "eth_getBlockByNumber", [hex(number), True])
+        for tx in block["transactions"]:
+            data: str = tx["input"]
+            if data.startswith(REGISTER_MEMBER):
+                found.append("0x" + data[10 + 24 : 10 + 64].lower())
+    return found
+
+
+def member_body(name: str) -> dict[str, Any]:
+    return {"name": name, "roles": ["supplier"], "kyc_expires_at": KYC}
+
+
+async def test_ten_times_the_same_request_is_one_effect(stack: Stack, api: Api) -> None:
+    key = "idem-ten-" + Stack.idem()["Idempotency-Key"]
+    body = member_body("ten times")
+    block, sent = head(stack), nonce(stack)
+    answers = [await api.operator.post("/v1/members", body, key=key) for _ in range(10)]
+    first = answers[0]
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    for again in answers[1:]:
+        assert again.status_code == first.status_code
+        assert again.content == first.content
+        assert again.headers["idempotent-replayed"] == "true"
+    address = first.json()["address"]
+    assert registrations(stack, block) == [address.lower()]
+    # One creation: its gas money (where gas has a price) and its registration, nothing more.
+    spent = nonce(stack) - sent
+    assert spent in (1, 2)
+    # A new key for the same body is a second, separate effect (the control).
+    other = await api.operator.post("/v1/members", body)
+    assert other.status_code == 201, other.text
+    assert other.json()["address"] != address
+    assert nonce(stack) - sent == 2 * spent
+
+
+async def test_same_key_other_body_is_refused(stack: Stack, api: Api) -> None:
+    key = "idem-reused-" + Stack.idem()["Idempotency-Key"]
+    first = await api.operator.post("/v1/members", member_body("first body"), key=key)
+    assert first.status_code == 201, first.text
+    block, sent = head(stack), nonce(stack)
+    for other in (
+        member_body("second body"),
+        {**member_body("first body"), "roles": ["financier"]},
+    ):
+        r = await api.operator.post("/v1/members", other, key=key)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == "idempotency_key_reused"
+    # Another path with the same key is another request too.
+    address = first.json()["address"]
+    r = await api.operator.post(f"/v1/members/{address}/suspend", {"reason": "x"}, key=key)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "idempotency_key_reused"
+    assert (nonce(stack), head(stack)) == (sent, block)
+    # The first answer is still what the key gives.
+    again = await api.operator.post("/v1/members", member_body("first body"), key=key)
+    assert again.content == first.content
+
+
+async def test_a_key_belongs_to_its_member(stack: Stack, api: Api) -> None:
+    """Two members may use the same key string: each gets its own effect."""
+    supplier = await api.member("key-owner", ["supplier"])
+    key = "idem-shared-" + Stack.idem()["Idempotency-Key"]
+    mine = await supplier.post(f"/v1/members/{supplier.address}/api-keys", {"label": "a"}, key)
+    theirs = await api.operator.post(
+        f"/v1/members/{supplier.address}/api-keys", {"label": "a"}, key
+    )
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"]
+
+
+@pytest.mark.postgres
+async def test_twenty_concurrent_duplicates_one_effect(pg_workers: Stack) -> None:
+    api = await make_api(pg_workers)
+    try:
+        warm = await api.operator.post("/v1/members", member_body("warm-up"))
+        assert warm.status_code == 201, warm.text
+        key = "idem-20-" + Stack.idem()["Idempotency-Key"]
+        body = member_body("twenty at once")
+        block, sent = head(pg_workers), nonce(pg_workers)
+        clients = [pg_workers.client(pg_workers.operator_key) for _ in range(20)]
+        try:
+            headers = {"Idempotency-Key": key}
+            answers = await asyncio.gather(
+                *(c.post("/v1/members", json=body, headers=headers) for c in clients)
+            )
+        finally:
+            for c in clients:
+                await c.aclose()
+        created = [r for r in answers if r.status_code == 201]
+        busy = [r for r in answers if r.status_code == 409]
+        assert len(created) + len(busy) == 20, [(r.status_code, r.text) for r in answers]
+        assert created, "no request completed"
+        assert len({r.content for r in created}) == 1
+        assert all(r.json()["code"] == "idempotency_in_progress" for r in busy)
+        address = created[0].json()["address"]
+        assert registrations(pg_workers, block) == [address.lower()]
+        assert nonce(pg_workers) - sent == (
+            2 if int(rpc_call(pg_workers.rpc_url, "eth_gasPrice"), 16) else 1
+        )
+        later = await api.operator.post("/v1/members", body, key=key)
+        assert later.status_code == 201
+        assert later.content == created[0].content
+    finally:
+        await api.close()
+
+
+async def test_crash_after_broadcast_resumes_without_a_second_transaction(
+    stack: Stack, api: Api
+) -> None:
+    stack.procs["api"].stop()
+    stack.start_api(extra_env={CRASH_AFTER_BROADCAST_ENV: "registerMember"})
+    await stack.wait_ready()
+    crashing = stack.procs["api"]
+    key = "idem-crash-" + Stack.idem()["Idempotency-Key"]
+    body = member_body("crashed once")
+    block, sent = head(stack), nonce(stack)
+    async with stack.client(stack.operator_key) as client:
+        with pytest.raises(httpx.TransportError):
+            await client.post("/v1/members", json=body, headers={"Idempotency-Key": key})
+    assert await asyncio.to_thread(crashing.popen.wait, 30) == CRASH_EXIT_STATUS
+    # The registration left before the process died, and was mined.
+    registered = registrations(stack, block)
+    assert len(registered) == 1
+    spent = nonce(stack) - sent
+
+    stack.start_api()
+    await stack.wait_ready()
+    async with stack.client(stack.operator_key) as client:
+        r = await client.post("/v1/members", json=body, headers={"Idempotency-Key": key})
+        assert r.status_code == 201, r.text
+        assert r.json()["address"].lower() == registered[0]
+        again = await client.post("/v1/members", json=body, headers={"Idempotency-Key": key})
+        assert again.content == r.content
+        # Its API key works: the resumed run finished the creation.
+        made = stack.client(r.json()["api_key"])
+        try:
+            me = await made.get(f"/v1/members/{r.json()['address']}")
+            assert me.status_code == 200
+            assert me.json()["roles"] == ["supplier"]
+        finally:
+            await made.aclose()
+    assert registrations(stack, block) == registered
+    assert nonce(stack) - sent == spent
