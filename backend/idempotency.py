@@ -35,9 +35,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.chain import CURRENT_JOURNAL, RecordedTx, TxJournal
 from backend.db import now_ms, now_s
-from backend.errors import ApiError, Conflict, Invalid
+from backend.errors import ApiError, Conflict, Invalid, from_revert
 from backend.models import IdempotencyRecord
 from indexer.models import table_of
+from ledger.errors import ContractRevert
 
 _RECORDS = table_of(IdempotencyRecord)
 #: How long a claimed key is taken to belong to a live request without renewal.
@@ -95,10 +96,15 @@ class Idempotency:
         try:
             try:
                 status, response = await handler()
+            except ContractRevert as revert:
+                # The chain's refusal is this request's answer: a retry gets it again.
+                error = from_revert(revert)
+                await self._finish(member, key, error.status, error.problem(path))
+                raise error from revert
             except ApiError as exc:
                 if exc.status >= 500:
                     raise
-                await self._finish(member, key, exc.status, exc.problem())
+                await self._finish(member, key, exc.status, exc.problem(path))
                 raise
             await self._finish(member, key, status, response)
             return StoredResponse(status, response, replayed=False)
