@@ -15,7 +15,16 @@ from fastapi import FastAPI
 
 from backend.api import problems
 from backend.api.middleware import GuardMiddleware
-from backend.api.routes import claims, financiers, financing, invoices, members, payables, system
+from backend.api.routes import (
+    audit,
+    claims,
+    financiers,
+    financing,
+    invoices,
+    members,
+    payables,
+    system,
+)
 from backend.context import open_context
 from backend.services import auto_approval
 from tierflow.settings import TierflowSettings
@@ -55,6 +64,6 @@ def create_app(settings: TierflowSettings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(GuardMiddleware, max_body=settings.api_max_body, engine_of=_engine_of)
-    for module in (system, members, invoices, payables, claims, financing, financiers):
+    for module in (system, members, invoices, payables, claims, financing, financiers, audit):
         app.include_router(module.router)
     return app
