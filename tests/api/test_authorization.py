@@ -62,6 +62,10 @@ GATES: dict[str, frozenset[str]] = {
     "PUT /v1/financing-policy": frozenset({"financier"}),
     "GET /v1/credit-lines": frozenset({"financier", "auditor", "operator"}),
     "GET /v1/financing-policy": frozenset({"financier", "auditor", "operator"}),
+    "GET /v1/audit/exposure": frozenset({"core_enterprise", "financier", "auditor", "operator"}),
+    "GET /v1/audit/reconciliation": frozenset({"auditor", "operator"}),
+    "GET /v1/audit/log": frozenset({"auditor", "operator"}),
+    "GET /v1/audit/log/verify": frozenset({"auditor", "operator"}),
 }
 GATE_CODES = frozenset({"role_missing", "auditor_read_only"})
 
