@@ -14,12 +14,14 @@ import logging
 import uuid
 from typing import Any
 
+import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from web3.exceptions import ProviderConnectionError
 
 from backend.api.middleware import CURRENT_AUDIT
 from backend.errors import PROBLEM_JSON, ApiError, TooManyRequests, from_revert
@@ -141,8 +143,12 @@ def install(app: FastAPI) -> None:
             response.headers.update(exc.headers)
         return response
 
+    # A plain read of the node (its clock, gas price, a balance) that cannot reach it fails
+    # with the HTTP client's error, not ChainUnavailableError: the same answer.
     @app.exception_handler(ChainUnavailableError)
-    async def chain_down(request: Request, exc: ChainUnavailableError) -> JSONResponse:
+    @app.exception_handler(ProviderConnectionError)
+    @app.exception_handler(aiohttp.ClientConnectionError)
+    async def chain_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("chain unavailable: %s", exc)
         return problem_response(
             ApiError(
