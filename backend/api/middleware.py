@@ -73,14 +73,16 @@ class GuardMiddleware:
         tx_token = REQUEST_TXS.set(audit.txs)
         digest = hashlib.sha256()
         seen = 0
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 chunk = message.get("body", b"")
                 seen += len(chunk)
                 if seen > self.max_body:
+                    too_large = True
                     raise _TooLarge
                 digest.update(chunk)
             return message
@@ -112,6 +114,10 @@ class GuardMiddleware:
             )
 
         async def tracking_send(message: Message) -> None:
+            if too_large:
+                # The app caught _TooLarge while reading the body (FastAPI answers any error
+                # there with 400): its answer is replaced by the 413 below.
+                return
             if message["type"] == "http.response.start":
                 await record(message["status"])
             await send(message)
@@ -127,16 +133,19 @@ class GuardMiddleware:
             try:
                 await self.app(scope, limited_receive, tracking_send)
             except _TooLarge:
+                pass
+            except BaseException as exc:
+                if not too_large or not isinstance(exc, Exception):
+                    # An unhandled error: the outer error middleware answers 500 after this.
+                    audit.code = audit.code or "internal_error"
+                    await record(500)
+                    raise
+            if too_large:
                 audit.code = "request_too_large"
                 await record(413)
                 await _send_problem(
                     send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
                 )
-            except BaseException:
-                # An unhandled error: the outer error middleware answers 500 after this.
-                audit.code = audit.code or "internal_error"
-                await record(500)
-                raise
         finally:
             CURRENT_AUDIT.reset(token)
             REQUEST_TXS.reset(tx_token)
