@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eth_abi.exceptions import DecodingError
-from sqlalchemy import ColumnElement, and_, or_, select, union
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_, type_coerce, union
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from backend import audit_log
@@ -31,6 +31,7 @@ from indexer import models as m
 from indexer.errors import IndexerError
 from indexer.reconcile import reconcile
 from indexer.rpc import NodeUnavailable, RpcClient, RpcError
+from indexer.types import Amount
 from ledger.roles import Role
 
 #: Events about a payable as a whole: whoever may see the payable sees these (its GET shows
@@ -129,7 +130,11 @@ async def _member_scope(session: AsyncSession, caller: Caller, f: EventFilter) -
 
 
 def _visible_events(caller: Caller) -> ColumnElement[bool]:
-    """The rows a member may read: about itself, or about an object visible to it."""
+    """The rows a member may read: about itself, or about an object visible to it.
+
+    ``IN`` the objects visible to it: PostgreSQL hashes each set once. (Correlated ``EXISTS``
+    per row measured worse: 2.7 s against 25 ms for a page of 200 of a member's own events
+    among 300k.) The claims set costs a scan of ``claims`` (60 ms at 60k pieces)."""
     me = caller.address
     e = m.Event
     tree_parties = select(m.Payable.id).where(
@@ -179,11 +184,10 @@ async def list_events(
         clauses.append(_visible_events(caller))
     position = cursor_parts(after, int, int)
     if position is not None:
-        block, log_index = position
-        e = m.Event
-        clauses.append(
-            or_(e.block_number > block, and_(e.block_number == block, e.log_index > log_index))
-        )
+        # A row comparison, so PostgreSQL walks the primary key from the cursor on (the
+        # spelled-out OR of the two columns made it filter from the start: 61 ms vs 11 ms
+        # for a page of 200 in the middle of 300k events).
+        clauses.append(tuple_(m.Event.block_number, m.Event.log_index) > tuple_(*position))
     query = (
         select(m.Event)
         .where(*clauses)
@@ -210,6 +214,46 @@ async def _names(session: AsyncSession, addresses: Iterable[str]) -> dict[str, s
     return {a: n for a, n in rows.tuples()}
 
 
+async def _payable_sums(
+    session: AsyncSession, obligors: list[str]
+) -> list[tuple[str, int, int, int]]:
+    """``(obligor, issued, outstanding, overdue)`` of the obligors that have payables."""
+    p = m.Payable
+    if session.get_bind().dialect.name == "postgresql":
+        # NUMERIC sums are exact there, and the database does the work (20k payables: 190 ms
+        # summed in Python, a few ms in SQL).
+        unsettled = p.face_value - p.settled_value
+
+        def total(value: Any, when: ColumnElement[bool]) -> Any:
+            return type_coerce(func.coalesce(func.sum(case((when, value))), 0), Amount())
+
+        rows = await session.execute(
+            select(
+                p.obligor,
+                total(p.face_value, p.status != "cancelled"),
+                total(unsettled, p.status.in_(OWED)),
+                total(unsettled, p.status == "overdue"),
+            )
+            .where(p.obligor.in_(obligors))
+            .group_by(p.obligor)
+        )
+        return [(o, int(a), int(b), int(c)) for o, a, b, c in rows.tuples()]
+    # SQLite keeps amounts as text: exact only once they are Python ints.
+    sums: dict[str, list[int]] = {}
+    rows = await session.execute(
+        select(p.obligor, p.face_value, p.settled_value, p.status).where(p.obligor.in_(obligors))
+    )
+    for obligor, face, settled, status in rows.tuples():
+        entry = sums.setdefault(obligor, [0, 0, 0])
+        if status != "cancelled":
+            entry[0] += face
+        if status in OWED:
+            entry[1] += face - settled
+            if status == "overdue":
+                entry[2] += face - settled
+    return [(o, v[0], v[1], v[2]) for o, v in sums.items()]
+
+
 async def _obligor_rows(session: AsyncSession, obligors: list[str]) -> list[dict[str, Any]]:
     """The aggregate row of each obligor, in the order given."""
     if not obligors:
@@ -218,20 +262,8 @@ async def _obligor_rows(session: AsyncSession, obligors: list[str]) -> list[dict
         o: {"issued": 0, "outstanding": 0, "overdue": 0, "financed": 0, "program_limit": 0}
         for o in obligors
     }
-    # Amounts are summed here, not in SQL: on SQLite they are exact only as Python ints.
-    payables = await session.execute(
-        select(
-            m.Payable.obligor, m.Payable.face_value, m.Payable.settled_value, m.Payable.status
-        ).where(m.Payable.obligor.in_(obligors))
-    )
-    for obligor, face, settled, status in payables.tuples():
-        entry = book[obligor]
-        if status != "cancelled":
-            entry["issued"] += face
-        if status in OWED:
-            entry["outstanding"] += face - settled
-            if status == "overdue":
-                entry["overdue"] += face - settled
+    for obligor, issued, outstanding, overdue in await _payable_sums(session, obligors):
+        book[obligor].update(issued=issued, outstanding=outstanding, overdue=overdue)
     exposures = await session.execute(
         select(m.Exposure.obligor, m.Exposure.outstanding).where(m.Exposure.obligor.in_(obligors))
     )

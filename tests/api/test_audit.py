@@ -712,10 +712,26 @@ async def test_the_audit_reads_on_postgresql(pg_stack: Stack) -> None:
         seen = await all_pages(sup2, "/v1/audit/events", payable_id=p["id"])
         assert {e["event"] for e in seen} == {"PayableIssued", "ClaimSplit"}
         problem(await sup2.get("/v1/audit/events"), 403, "audit_scope_required")
+        # Exposure is summed in SQL on PostgreSQL: a declined payable, and one overdue with a
+        # piece paid, exercise every branch of the sums.
+        declined = await issue(api, core, sup, 5_000)
+        r = await sup.post(f"/v1/payables/{declined['id']}/cancel")
+        assert r.status_code == 200, r.text
+        late = await issue(api, core, sup, 1_000, due_in_s=DAY)
+        piece = await transfer(sup, late["root_claim_id"], sup2, 400)
+        assert piece.status_code == 201, piece.text
+        api.advance_time(DAY + GRACE_DAYS * DAY + 120)
+        await mirror_caught_up(pg_stack, api)
+        r = await sup.post(f"/v1/payables/{late['id']}/overdue")
+        assert r.status_code == 200, r.text
+        paid = {"items": [{"claim_id": piece.json()["claim_id"], "payment_ref": "PAY-PG"}]}
+        r = await core.post(f"/v1/payables/{late['id']}/settlements", paid)
+        assert r.status_code == 200, r.text
         exposure = (await core.get("/v1/audit/exposure")).json()["items"]
-        assert [(e["issued"], e["outstanding"], e["program_limit"]) for e in exposure] == [
-            (9_000, 9_000, BIG_LIMIT)
-        ]
+        assert [
+            (e["issued"], e["outstanding"], e["overdue"], e["program_limit"]) for e in exposure
+        ] == [(10_000, 9_600, 600, BIG_LIMIT)]
+        assert (await auditor.get("/v1/audit/exposure")).json()["items"] == exposure
         report = (await auditor.get("/v1/audit/reconciliation")).json()
         assert (report["ok"], report["differences_total"]) == (True, 0)
         await concurrent_writes(api, sup2, auditor)
