@@ -30,13 +30,15 @@ from backend.services.invoices import cursor_parts
 from indexer import models as m
 from indexer.errors import IndexerError
 from indexer.reconcile import reconcile
-from indexer.rpc import NodeUnavailable, RpcClient, RpcError
+from indexer.rpc import NodeUnavailable, RetryPolicy, RpcClient, RpcError
 from indexer.types import Amount
 from ledger.roles import Role
 
 #: Events about a payable as a whole: whoever may see the payable sees these (its GET shows
 #: the same facts); the events of its pieces follow the pieces' own visibility.
 PAYABLE_EVENTS = ("PayableIssued", "PayableCancelled", "PayableOverdue", "PayableSettled")
+#: The reconciliation's node calls: each batch of 400 views gets 30 s and three tries.
+RECONCILE_RETRY = RetryPolicy(attempts=3, initial_s=0.1, max_s=1.0)
 #: Payable statuses whose unsettled face value is still owed.
 OWED = ("issued", "overdue")
 
@@ -378,7 +380,9 @@ async def list_exposure(
 async def reconciliation(engine: AsyncEngine, rpc_url: str, limit: int) -> dict[str, Any]:
     """IX-5 against the node at the mirror's checkpoint; the first ``limit`` differences."""
     try:
-        async with RpcClient(rpc_url) as rpc:
+        # A client waits on this answer: a few quick retries, not the indexer's patient eight
+        # (a node that hangs would hold the request for minutes).
+        async with RpcClient(rpc_url, timeout_s=30.0, retry=RECONCILE_RETRY) as rpc:
             report = await reconcile(engine, rpc)
     except NodeUnavailable as exc:
         raise ApiError(

@@ -19,8 +19,9 @@ partly settled. Then:
   filters and CSV; ``verify`` is ok, and points at a record whose status was changed or that
   was deleted; 20 concurrent mutating requests leave an intact chain.
 
-One test runs the audit log's concurrency and the feed on PostgreSQL (several workers share
-the chain's head row there).
+One test runs the audit log's concurrency, the feed and exposure on PostgreSQL (several
+workers share the chain's head row there; exposure is summed in SQL). The last one stops the
+node: reconciliation answers 503 ``chain_unavailable`` within seconds, the other reads go on.
 """
 
 from __future__ import annotations
@@ -737,3 +738,19 @@ async def test_the_audit_reads_on_postgresql(pg_stack: Stack) -> None:
         await concurrent_writes(api, sup2, auditor)
     finally:
         await api.close()
+
+
+async def test_without_the_node_reconciliation_is_503_and_the_rest_still_reads(
+    stack: Stack, book: Book
+) -> None:
+    """Last on this module's stack: it stops the node."""
+    stack.node.stop()
+    started = time.monotonic()
+    r = await book.auditor.get("/v1/audit/reconciliation")
+    body = problem(r, 503, "chain_unavailable")
+    assert time.monotonic() - started < 20  # a few quick retries, not the indexer's patience
+    assert stack.rpc_url not in r.text
+    assert "127.0.0.1" not in json.dumps(body)
+    # Everything else reads the mirror and the log: auditors keep their view of the past.
+    for path in ("/v1/audit/events", "/v1/audit/exposure", "/v1/audit/log", "/v1/audit/log/verify"):
+        assert (await book.auditor.get(path)).status_code == 200, path
