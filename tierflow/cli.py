@@ -15,6 +15,8 @@ Commands so far:
 - ``tierflow serve``: the HTTP API (FastAPI under uvicorn).
 - ``tierflow reconcile``: compare the mirror with the contracts' views at its checkpoint;
   exit status 1 when anything differs.
+- ``tierflow demo [--base-url URL] [--operator-key KEY] [--rpc-url URL]``: a full scenario
+  through the HTTP API of a running platform (:mod:`tierflow.demo`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ledger.deployment import Deployment
 from ledger.errors import LedgerError
 from tierflow import index as indexing
 from tierflow.besu import besu_command
+from tierflow.demo import demo_command
 from tierflow.deploy import deploy as deploy_suite_to
 from tierflow.logs import configure_logging
 from tierflow.settings import TierflowSettings
@@ -61,6 +64,7 @@ def main() -> None:
 
 
 app.command("besu-config")(besu_command)
+app.command("demo")(demo_command)
 
 
 def _deploy(settings: TierflowSettings, rpc_url: str) -> Deployment:
