@@ -444,10 +444,12 @@ async def finance_by_hand(story: Story) -> str:
 
 async def snapshot_exposure(story: Story) -> str:
     auditor, bank = story["auditor"], story["bank"]
-    story.exposure_before = (await auditor.get("/v1/audit/exposure"))["items"]
-    story.bank_exposure_before = (await auditor.get("/v1/audit/exposure", financier=bank.address))[
-        "items"
-    ]
+    # This story's obligor only: a platform that ran the demo before has other books.
+    core = story["core"].address
+    story.exposure_before = (await auditor.get("/v1/audit/exposure", obligor=core))["items"]
+    story.bank_exposure_before = (
+        await auditor.get("/v1/audit/exposure", obligor=core, financier=bank.address)
+    )["items"]
     financed = sum(int(r["financed"]) for r in story.bank_exposure_before)
     return f"exposure before maturity: {bank.name} has financed {yuan(financed)}"
 
@@ -589,8 +591,11 @@ async def audit(story: Story) -> DemoResult:
     payable_id = story.payable["id"]
     tree = await auditor.get(f"/v1/payables/{payable_id}/tree")
     payable = await auditor.get(f"/v1/payables/{payable_id}")
-    exposure = (await auditor.get("/v1/audit/exposure"))["items"]
-    bank_exposure = (await auditor.get("/v1/audit/exposure", financier=bank.address))["items"]
+    core = story["core"].address
+    exposure = (await auditor.get("/v1/audit/exposure", obligor=core))["items"]
+    bank_exposure = (await auditor.get("/v1/audit/exposure", obligor=core, financier=bank.address))[
+        "items"
+    ]
     reconciliation = await auditor.get("/v1/audit/reconciliation")
     log = await auditor.get("/v1/audit/log/verify")
     if story.auto is None or story.manual is None:
