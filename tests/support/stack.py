@@ -112,7 +112,7 @@ class Stack:
     def start_api(self, extra_env: dict[str, str] | None = None) -> Proc:
         return self.spawn("api", "serve", extra_env=extra_env)
 
-    async def wait_ready(self, within_s: float = 60.0) -> None:
+    async def wait_ready(self, within_s: float = 180.0) -> None:
         deadline = time.monotonic() + within_s
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
             while True:
