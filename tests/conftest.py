@@ -26,7 +26,7 @@ import pytest
 
 from ledger import errors
 from ledger.anvil import AnvilProcess, dev_private_keys, rpc_call
-from ledger.artifacts import Artifact, load_artifact
+from ledger.artifacts import Artifact, ensure_artifacts, load_artifact
 from ledger.chain import Web3Client, close_web3, make_web3
 from ledger.compiler import build
 
@@ -135,6 +135,13 @@ def thrower(anvil_url: str, thrower_artifact: Artifact) -> Deployed:
     receipt = wait_receipt(anvil_url, tx_hash)
     assert receipt["status"] == "0x1", receipt
     return Deployed(receipt["contractAddress"], thrower_artifact)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Some test modules read the contracts' ABIs at import (parametrising over their events):
+    # build the artifacts before collection. The build is fingerprinted and file-locked, so the
+    # xdist workers and the controller build once between them.
+    ensure_artifacts()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -30,6 +30,10 @@ from tests.support.faulty_node import Fault, FaultyNode
 FAST = RetryPolicy(attempts=4, initial_s=0.001, max_s=0.01)
 #: Client timeout for TIMEOUT faults; the proxy hangs longer (PROXY_DELAY_S) before closing.
 CLIENT_TIMEOUT_S = 0.3
+#: Client timeout everywhere else: a loaded CI machine can take longer than CLIENT_TIMEOUT_S
+#: to answer a plain request, and an attempt timed out client-side may never reach the proxy's
+#: counters (which the tests assert exactly).
+PATIENT_TIMEOUT_S = 10.0
 PROXY_DELAY_S = 1.0
 #: Init code that emits one empty LOG0 and deploys nothing: PUSH1 0 PUSH1 0 LOG0 STOP.
 LOG0_INIT_CODE = "0x60006000a000"
@@ -58,9 +62,18 @@ async def node(anvil_url: str) -> AsyncIterator[FaultyNode]:
 
 
 def client(
-    node: FaultyNode, errors: Errors | None = None, *, retry: RetryPolicy = FAST
+    node: FaultyNode,
+    errors: Errors | None = None,
+    *,
+    retry: RetryPolicy = FAST,
+    timeout_s: float = PATIENT_TIMEOUT_S,
 ) -> RpcClient:
-    return RpcClient(node.url, timeout_s=CLIENT_TIMEOUT_S, retry=retry, on_error=errors)
+    return RpcClient(node.url, timeout_s=timeout_s, retry=retry, on_error=errors)
+
+
+def timeout_for(fault: Fault) -> float:
+    """Short only where the test injects a hang, so its retries are quick."""
+    return CLIENT_TIMEOUT_S if fault is Fault.TIMEOUT else PATIENT_TIMEOUT_S
 
 
 # -- round trips ------------------------------------------------------------------------------
@@ -131,7 +144,7 @@ TRANSIENT: dict[Fault, type[BaseException] | tuple[type[BaseException], ...]] = 
 async def test_transient_fault_is_retried_then_succeeds(node: FaultyNode, fault: Fault) -> None:
     errors = Errors()
     node.fail_next(2, fault)
-    async with client(node, errors) as rpc:
+    async with client(node, errors, timeout_s=timeout_for(fault)) as rpc:
         assert await rpc.call("eth_chainId", []) == CHAIN_ID
     assert node.requests == 3
     assert node.faults_injected == 2
@@ -143,7 +156,7 @@ async def test_transient_fault_is_retried_then_succeeds(node: FaultyNode, fault:
 async def test_transient_fault_on_a_batch_retries_the_batch(node: FaultyNode, fault: Fault) -> None:
     errors = Errors()
     node.fail_next(1, fault, method="eth_getBlockByNumber")
-    async with client(node, errors) as rpc:
+    async with client(node, errors, timeout_s=timeout_for(fault)) as rpc:
         assert await rpc.batch([("eth_chainId", [])]) == [CHAIN_ID]  # not the rule's method
         blocks = await rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in (0, 0)])
     assert [block["number"] for block in blocks] == ["0x0", "0x0"]
@@ -177,7 +190,7 @@ async def test_persistent_timeout_gives_up_after_attempts_times_timeout(
     node.fail_next(3, Fault.TIMEOUT)
     retry = RetryPolicy(attempts=3, initial_s=0.001, max_s=0.001)
     started = time.monotonic()
-    async with client(node, errors, retry=retry) as rpc:
+    async with client(node, errors, retry=retry, timeout_s=CLIENT_TIMEOUT_S) as rpc:
         with pytest.raises(NodeUnavailable) as caught:
             await rpc.call("eth_blockNumber", [])
         elapsed = time.monotonic() - started
