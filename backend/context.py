@@ -9,6 +9,7 @@ printed once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator
@@ -25,11 +26,15 @@ from backend.idempotency import Idempotency
 from backend.keystore import Keystore
 from backend.models import ApiKey, KeystoreEntry, MemberProfile
 from backend.ratelimit import RateLimiter
-from indexer.db import migrate
+from indexer.db import exclusive, migrate
 from ledger.chain import Web3Client, close_web3, make_web3
 from ledger.deployment import Deployment, load_deployment, record_path
 from ledger.errors import ConfigurationError
 from tierflow.settings import TierflowSettings
+
+#: The advisory lock (PostgreSQL) / lock file (SQLite) under which a starting worker seeds the
+#: operator ("tfseedop").
+SEED_LOCK = int.from_bytes(b"tfseedop", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 @dataclass
@@ -66,7 +71,7 @@ async def open_context(settings: TierflowSettings) -> AsyncIterator[AppContext]:
             raise ConfigurationError(str(exc)) from exc
         keystore = Keystore(password)
         session_factory = sessions(engine)
-        operator = await _seed_operator(settings, chain_id, keystore, session_factory)
+        operator = await _seed_operator(settings, chain_id, keystore, engine)
         gateway = Gateway(w3, deployment, keystore, engine, settings.api_mirror_wait_s)
         yield AppContext(
             settings=settings,
@@ -90,14 +95,18 @@ async def _seed_operator(
     settings: TierflowSettings,
     chain_id: int,
     keystore: Keystore,
-    session_factory: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
 ) -> str:
     key = settings.deployer_key(chain_id)
     if key is None:
         raise ConfigurationError("TIERFLOW_DEPLOYER_PRIVATE_KEY is needed: it is the operator")
-    async with session_factory() as session, session.begin():
-        account, keyfile = keystore.import_key(key.get_secret_value())
-        address = to_checksum_address(account.address)
+    account, keyfile = await asyncio.to_thread(keystore.import_key, key.get_secret_value())
+    address = to_checksum_address(account.address)
+    # Several workers start at once and each seeds: one at a time, so the later ones find the
+    # rows (and a generated key) the first made, and no key is generated twice.
+    generated: str | None = None
+    async with exclusive(engine, SEED_LOCK) as conn:
+        session = AsyncSession(bind=conn, expire_on_commit=False)
         if await session.get(KeystoreEntry, address) is None:
             session.add(KeystoreEntry(address=address, keyfile=keyfile))
         if await session.get(MemberProfile, address) is None:
@@ -125,10 +134,13 @@ async def _seed_operator(
                 await session.execute(select(ApiKey.id).where(ApiKey.member == address))
             ).first()
             if existing is None:
-                _, full = await store_key(session, address, "generated at first start")
-                print(
-                    f"tierflow: the operator's API key (shown once, keep it): {full}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+                _, generated = await store_key(session, address, "generated at first start")
+        await session.flush()
+        await session.close()
+    if generated is not None:  # once it is committed
+        print(
+            f"tierflow: the operator's API key (shown once, keep it): {generated}",
+            file=sys.stderr,
+            flush=True,
+        )
     return address

@@ -10,6 +10,8 @@ the schema to the head of the project's single Alembic history (``tierflow/migra
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from alembic.config import Config
 from filelock import FileLock
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "tierflow" / "migrations"
 
@@ -78,6 +80,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
 MIGRATION_LOCK = int.from_bytes(b"tfmigrat", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+@contextlib.asynccontextmanager
+async def exclusive(engine: AsyncEngine, key: int) -> AsyncIterator[AsyncConnection]:
+    """A transaction that runs alone among the processes (and engines) asking for ``key``:
+    on PostgreSQL under ``pg_advisory_xact_lock(key)``, on SQLite under a file lock beside
+    the database (SQLite would let two check-then-insert transactions interleave)."""
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    lock = FileLock(f"{path}.{key:016x}.lock") if path is not None else None
+    if lock is not None:
+        await asyncio.to_thread(lock.acquire, timeout=120)
+    try:
+        async with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            yield conn
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` (idempotent, and safe when the indexer and API
     workers start together: one migrates, the others wait and find it done)."""
@@ -85,18 +106,8 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     def upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    path = sqlite_path(engine.url.render_as_string(hide_password=False))
-    lock = FileLock(str(path) + ".migrate.lock") if path is not None else None
-    if lock is not None:
-        await asyncio.to_thread(lock.acquire, timeout=120)
-    try:
-        async with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
-            await conn.run_sync(upgrade)
-    finally:
-        if lock is not None:
-            lock.release()
+    async with exclusive(engine, MIGRATION_LOCK) as conn:
+        await conn.run_sync(upgrade)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
