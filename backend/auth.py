@@ -17,8 +17,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backend.db import now_s
 from backend.errors import Unauthorized
@@ -83,7 +83,24 @@ class Caller:
         return self.is_auditor or self.is_operator
 
 
-async def authenticate(session: AsyncSession, authorization: str | None) -> Caller:
+#: The key, its member's status and every role the chain grants the member, in one round trip
+#: (a row per role). Built once: SQLAlchemy derives a statement's cache key on every execution,
+#: and for a statement object that lives on, that work is memoised.
+_KEY_LOOKUP = (
+    select(
+        ApiKey.member,
+        ApiKey.secret_sha256,
+        ApiKey.revoked_at,
+        mirror.Member.status,
+        mirror.RoleGrant.role,
+    )
+    .outerjoin(mirror.Member, mirror.Member.address == ApiKey.member)
+    .outerjoin(mirror.RoleGrant, mirror.RoleGrant.account == ApiKey.member)
+    .where(ApiKey.id == bindparam("key_id"))
+)
+
+
+async def authenticate(conn: AsyncConnection, authorization: str | None) -> Caller:
     """The member behind ``Authorization: Bearer <key>``, or :class:`Unauthorized`."""
     if not authorization:
         raise Unauthorized("an API key is required: Authorization: Bearer <key>")
@@ -95,20 +112,17 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Call
     key_id, secret = split if split is not None else (None, presented)
     if key_id is None:
         key_id, _ = seeded_key(presented) if len(presented) >= 32 else (None, "")
-    row = (
-        None
-        if key_id is None
-        else (await session.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar_one_or_none()
-    )
-    expected = row.secret_sha256 if row is not None else _digest("no such key")
+    rows = [] if key_id is None else (await conn.execute(_KEY_LOOKUP, {"key_id": key_id})).all()
+    expected = rows[0].secret_sha256 if rows else _digest("no such key")
     ok = hmac.compare_digest(expected, _digest(secret))
-    if row is None or not ok or row.revoked_at is not None:
+    if key_id is None or not rows or not ok or rows[0].revoked_at is not None:
         raise Unauthorized("the API key is not valid", code="invalid_api_key")
+    first = rows[0]
     return Caller(
-        address=row.member,
-        roles=await roles_of(session, row.member),
-        status=await status_of(session, row.member),
-        key_id=row.id,
+        address=first.member,
+        roles=frozenset(_ROLE_BY_ID[r.role] for r in rows if r.role in _ROLE_BY_ID),
+        status=first.status or "active",
+        key_id=key_id,
     )
 
 
@@ -122,13 +136,6 @@ async def roles_of(session: AsyncSession, address: str) -> frozenset[Role]:
         select(mirror.RoleGrant.role).where(mirror.RoleGrant.account == address)
     )
     return frozenset(_ROLE_BY_ID[r] for r in granted.scalars() if r in _ROLE_BY_ID)
-
-
-async def status_of(session: AsyncSession, address: str) -> str:
-    status = (
-        await session.execute(select(mirror.Member.status).where(mirror.Member.address == address))
-    ).scalar_one_or_none()
-    return status or "active"
 
 
 async def store_key(session: AsyncSession, member: str, label: str) -> tuple[ApiKey, str]:

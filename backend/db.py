@@ -15,8 +15,12 @@ from indexer.db import create_engine as create_mirror_engine
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """The API's engine: pooled (several requests at once), SQLite in WAL mode."""
-    return create_mirror_engine(url, pool_pre_ping=True)
+    """The API's engine: pooled (several requests at once), SQLite in WAL mode.
+
+    A PostgreSQL connection is pinged when taken from the pool (the server may have restarted
+    or a proxy dropped it); a SQLite file needs no such round trip on every request.
+    """
+    return create_mirror_engine(url, pool_pre_ping=not url.startswith("sqlite"))
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

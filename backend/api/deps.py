@@ -42,14 +42,13 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 async def get_caller(
     ctx: ContextDep,
-    session: SessionDep,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
-    caller = await authenticate(session, authorization)
-    # End the read transaction: its connection goes back to the pool rather than staying
-    # with the request while it waits (a duplicate waiting for its Idempotency-Key, a write
-    # waiting for its receipt), so a burst of requests cannot exhaust the pool.
-    await session.commit()
+    # A connection of its own, back in the pool at once rather than staying with the request
+    # while it waits (a duplicate waiting for its Idempotency-Key, a write waiting for its
+    # receipt), so a burst of requests cannot exhaust the pool.
+    async with ctx.engine.connect() as conn:
+        caller = await authenticate(conn, authorization)
     audit = CURRENT_AUDIT.get()
     if audit is not None:
         audit.member = caller.address

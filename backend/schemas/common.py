@@ -7,6 +7,8 @@ on-chain maximum (2^128 − 1); times are ISO 8601 in UTC; addresses 0x-checksum
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
@@ -16,19 +18,27 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 from ledger.suite import MAX_AMOUNT
 
 
-def _address(value: str) -> str:
-    if not isinstance(value, str) or not is_address(value) or not value.startswith("0x"):
-        raise ValueError("not a 0x address of 20 bytes")
+@functools.lru_cache(maxsize=65_536)
+def _checksummed(value: str) -> str | None:
+    if not value.startswith("0x") or not is_address(value):
+        return None
     return to_checksum_address(value)
 
 
+def _address(value: str) -> str:
+    # Cached: the checksum is a keccak in Python, and the same few members' addresses are in
+    # every response (a tree of 50 pieces spent a fifth of its time checksumming them).
+    checksummed = _checksummed(value) if isinstance(value, str) and len(value) == 42 else None
+    if checksummed is None:
+        raise ValueError("not a 0x address of 20 bytes")
+    return checksummed
+
+
+_HASH32 = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
 def _hash32(value: str) -> str:
-    if (
-        not isinstance(value, str)
-        or len(value) != 66
-        or not value.startswith("0x")
-        or any(c not in "0123456789abcdefABCDEF" for c in value[2:])
-    ):
+    if not isinstance(value, str) or _HASH32.fullmatch(value) is None:
         raise ValueError("not a 0x-prefixed 32-byte hex string")
     return value.lower()
 

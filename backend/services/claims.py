@@ -32,7 +32,7 @@ from backend.errors import Conflict
 from backend.schemas.claims import TransferCreate
 from backend.schemas.common import iso
 from backend.services.invoices import cursor_parts
-from backend.services.visibility import claims_clause, require_claim
+from backend.services.visibility import claims_clause, require_claim, visible_claim
 from indexer import models as m
 from ledger.suite import ZERO_HASH
 
@@ -93,7 +93,7 @@ async def list_claims(
 
 
 async def get_claim(session: AsyncSession, caller: Caller, claim_id: int) -> dict[str, Any]:
-    return await claim_view(session, await require_claim(session, caller, claim_id))
+    return _view(*await visible_claim(session, caller, claim_id))
 
 
 def _written(mined: Mined) -> dict[str, Any]:

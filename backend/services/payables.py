@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from eth_utils.address import to_checksum_address
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
@@ -238,7 +238,25 @@ async def settle(
 # -- the lineage tree ------------------------------------------------------------------------
 
 
-def _node(row: m.Claim, child_count: int) -> dict[str, Any]:
+#: The tree's rows: the columns a node shows, not whole ORM objects (a tree may be thousands
+#: of pieces); built once, so its cache key is memoised.
+_TREE_ROWS = (
+    select(
+        m.Claim.id,
+        m.Claim.parent_id,
+        m.Claim.depth,
+        m.Claim.holder,
+        m.Claim.amount,
+        m.Claim.locked_amount,
+        m.Claim.status,
+        m.Claim.invoice_id,
+    )
+    .where(m.Claim.payable_id == bindparam("payable_id"))
+    .order_by(m.Claim.id)
+)
+
+
+def _node(row: Row[Any], child_count: int) -> dict[str, Any]:
     return {
         "id": row.id,
         "parent_id": row.parent_id,
@@ -271,13 +289,9 @@ async def tree(
             "and auditors: see your own pieces under /v1/claims",
             code="tree_not_visible",
         )
-    rows = (
-        await session.execute(
-            select(m.Claim).where(m.Claim.payable_id == payable_id).order_by(m.Claim.id)
-        )
-    ).scalars()
-    children: dict[int, list[m.Claim]] = defaultdict(list)
-    by_id: dict[int, m.Claim] = {}
+    rows: list[Row[Any]] = list(await session.execute(_TREE_ROWS, {"payable_id": payable_id}))
+    children: dict[int, list[Row[Any]]] = defaultdict(list)
+    by_id: dict[int, Row[Any]] = {}
     for row in rows:
         by_id[row.id] = row
         if row.parent_id is not None:
@@ -288,7 +302,7 @@ async def tree(
         raise NotFound(f"payable {payable_id} has no piece {start_id}", code="claim_not_found")
     # Built without recursion: a chain of splits may be far deeper than Python's stack.
     root = _node(start, len(children[start.id]))
-    stack: list[tuple[m.Claim, dict[str, Any], int]] = [(start, root, 0)]
+    stack: list[tuple[Row[Any], dict[str, Any], int]] = [(start, root, 0)]
     count = 1
     while stack:
         row, node, level = stack.pop()
