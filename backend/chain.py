@@ -230,7 +230,7 @@ class Gateway:
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+            delay = min(delay * 1.5, 0.05)
 
     async def mirrored_block(self) -> int | None:
         async with self.engine.connect() as conn:

@@ -27,8 +27,9 @@ class IndexerConfig:
     target_logs: int = 5_000
     #: Ranges fetched and decoded ahead of the one being written.
     prefetch_ranges: int = 3
-    #: Seconds between polls of the head once caught up.
-    poll_interval_s: float = 0.5
+    #: Seconds between polls of the head once caught up (an ``eth_blockNumber`` each: cheap
+    #: on the platform's own node, and every write through the API waits for the mirror).
+    poll_interval_s: float = 0.1
     rpc_timeout_s: float = 10.0
     #: Longest pause between retries of a failing node.
     max_backoff_s: float = 30.0

@@ -417,8 +417,17 @@ async def finance_by_hand(story: Story) -> str:
     quote, made, applied_at = await _apply(story, role, amount)
     bank = story["bank"]
     # Above the policy's limit the request waits for a person: the bank's officer reads it
-    # (the policy's note says why it was left), then approves at the quoted rate.
+    # once the policy has looked at it (its note says why it was left), then approves at the
+    # quoted rate.
+    deadline = applied_at + AUTO_DECISION_WAIT_S
     pending = await bank.get(f"/v1/financing-requests/{made['id']}")
+    while (
+        pending["status"] == "applied"
+        and pending.get("auto_decision") is None
+        and time.monotonic() < deadline
+    ):
+        await asyncio.sleep(0.1)
+        pending = await bank.get(f"/v1/financing-requests/{made['id']}")
     if pending["status"] != "applied":
         raise DemoError(
             f"request #{made['id']} was decided without the officer: {pending['status']}"

@@ -44,6 +44,7 @@ async def config_from(settings: TierflowSettings, wait_for_lock: bool = False) -
         deployment=await find_deployment(settings.rpc_url),
         confirmations=settings.confirmations,
         window=settings.reorg_window,
+        poll_interval_s=settings.indexer_poll_s,
         wait_for_lock=wait_for_lock,
     )
 

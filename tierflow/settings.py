@@ -11,6 +11,9 @@
                                first dev account is used when unset
 ``TIERFLOW_CONFIRMATIONS``     blocks the indexer stays behind the head (default 0)
 ``TIERFLOW_REORG_WINDOW``      deepest reorganisation the indexer rolls back (default 128)
+``TIERFLOW_INDEXER_POLL_S``    seconds between the indexer's polls of the head once caught
+                               up (default 0.1: a write through the API answers once the
+                               mirror shows it, so this is latency every write pays)
 ``TIERFLOW_METRICS_PORT``      Prometheus port of ``tierflow index`` (default 9108, 0: off)
 ``TIERFLOW_LOG_LEVEL``         debug, info (default), warning, error
 ``TIERFLOW_API_HOST``          address the API listens on (default 127.0.0.1)
@@ -58,6 +61,7 @@ class TierflowSettings(BaseSettings):
     deployer_private_key: SecretStr | None = None
     confirmations: int = Field(default=0, ge=0)
     reorg_window: int = Field(default=128, ge=2)
+    indexer_poll_s: float = Field(default=0.1, gt=0, le=60)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     log_level: str = "info"
     api_host: str = "127.0.0.1"
