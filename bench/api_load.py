@@ -48,10 +48,12 @@ import contextlib
 import math
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -84,11 +86,15 @@ from tierflow.settings import TierflowSettings
 
 DOC = repo_root() / "docs" / "api.md"
 P99_AIM_S = 0.025
-TIMEOUT_S = 60.0  # a read not answered by then counts as infinitely slow
+#: A read not answered by then counts as infinitely slow. Long, so that even a server far
+#: behind answers every request: one the client gave up on would still be worked off after
+#: its run, and the next endpoint's figures would pay for it.
+TIMEOUT_S = 300.0
 YUAN = 100
 FACE = 10_000_000 * YUAN
 KYC = (datetime.now(UTC) + timedelta(days=365)).isoformat()
 TREE_SUPPLIERS = 7  # plus the payable's supplier: eight holders in the tree
+HISTORY = 24  # financing applications on the piece whose events are read
 APPLICATION_AMOUNT = 1 * YUAN
 NO_MIRROR_WAIT = "through the API, answering once mined (TIERFLOW_API_MIRROR_WAIT_S=0)"
 
@@ -103,7 +109,7 @@ class Seed:
     applicants: list[tuple[Actor, int]]  # (supplier, the piece it applies on)
     payable_id: int
     claim_id: int  # a depth-2 piece of the tree
-    events_claim_id: int  # the root piece: the one with the most events
+    events_claim_id: int  # the depth-2 piece, with a history of financing applications
     pieces: int
     payables: int
     events: int
@@ -174,7 +180,7 @@ class Seeder:
 async def seed(stack: Stack, applicants: int, progress: Progress) -> Seed:
     s = Seeder(stack)
     tree_splits = TREE_SUPPLIERS * (1 + 3 + 3)
-    total = 4 + TREE_SUPPLIERS + applicants + 3 + tree_splits + applicants
+    total = 4 + TREE_SUPPLIERS + applicants + 3 + tree_splits + HISTORY + applicants
     task = progress.add_task("seeding through the API", total=total)
 
     def step(n: int = 1) -> None:
@@ -220,8 +226,20 @@ async def seed(stack: Stack, applicants: int, progress: Progress) -> Seed:
     level3 = await asyncio.gather(
         *(fan_out(i, received[i], share // 64) for i in range(TREE_SUPPLIERS))
     )
-    depth2 = level2[0][0][1]
+    holder, depth2 = suppliers[level2[0][0][0]], level2[0][0][1]
     assert level3
+
+    # A history for the events read: its holder applies for financing on the depth-2 piece
+    # again and again (each application is one more event about the piece).
+    async def applications(n: int) -> None:
+        for _ in range(n):
+            await holder.post(
+                "/v1/financing-requests",
+                {"claim_id": depth2, "financier": financier.address, "amount": YUAN},
+            )
+            step()
+
+    await asyncio.gather(*(applications(HISTORY // 4) for _ in range(4)))
 
     # Each applicant gets a piece of the second payable to apply on.
     pieces = []
@@ -235,7 +253,7 @@ async def seed(stack: Stack, applicants: int, progress: Progress) -> Seed:
         applicants=pieces,
         payable_id=int(tree["id"]),
         claim_id=depth2,
-        events_claim_id=root,
+        events_claim_id=depth2,
         pieces=int(tree_now["node_count"]),
         payables=3,
         events=0,
@@ -262,6 +280,7 @@ class ReadRun:
     latencies: list[float] = field(default_factory=list)  # from the scheduled time, s
     dispatch_lags: list[float] = field(default_factory=list)  # send − scheduled, s
     errors: int = 0  # failed or timed out: counted as infinitely slow in the quantiles
+    failures: Counter[str] = field(default_factory=Counter)  # why, warm-up included
     wall: float = 0.0
     cpu: float = 0.0  # the generator process's CPU seconds over the run
     cpu_wall: float = 0.0  # the wall seconds those were spent in (warm-up and drain included)
@@ -310,8 +329,11 @@ async def open_loop(
             async with client.get(path) as r:
                 await r.read()
                 ok = r.status == 200
-        except (aiohttp.ClientError, TimeoutError):
+                if not ok:
+                    run.failures[f"HTTP {r.status}"] += 1
+        except (aiohttp.ClientError, TimeoutError) as exc:
             ok = False
+            run.failures[type(exc).__name__] += 1
         done = time.perf_counter()
         progress.advance(task)
         if i < skip:
@@ -335,6 +357,36 @@ async def open_loop(
     run.cpu = time.process_time() - cpu0
     run.cpu_wall = time.perf_counter() - wall0
     return run
+
+
+async def wait_idle(client: aiohttp.ClientSession, within_s: float = 120.0) -> None:
+    """Wait until the floor route answers promptly five times in a row: the server has worked
+    off whatever the previous run left queued."""
+    deadline = time.perf_counter() + within_s
+    prompt = 0
+    while prompt < 5:
+        t0 = time.perf_counter()
+        async with client.get("/v1/deployment") as r:
+            await r.read()
+        prompt = prompt + 1 if time.perf_counter() - t0 < 0.025 else 0
+        if time.perf_counter() > deadline:
+            raise SystemExit("the server stayed busy after a run")
+        await asyncio.sleep(0.05)
+
+
+#: The last line of a logged traceback: ``package.module.SomeError: message``.
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Timeout)): (.{0,90})")
+
+
+def server_errors(log: Path) -> Counter[str]:
+    """Unhandled exceptions the API logged (the causes of its 500s), by type and message."""
+    found: Counter[str] = Counter()
+    if log.exists():
+        for line in log.read_text(errors="replace").splitlines():
+            match = _EXCEPTION_LINE.match(line)
+            if match:
+                found[f"{match.group(1)}: {match.group(2)}"] += 1
+    return found
 
 
 async def service_time(client: aiohttp.ClientSession, path: str, seconds: float) -> float:
@@ -467,6 +519,7 @@ class Figures:
     api_writes: WriteRun
     unmirrored_writes: WriteRun
     direct_writes: WriteRun
+    server_errors: Counter[str]  # what the API logged behind its 500s during the reads
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
 
 
@@ -489,7 +542,9 @@ async def bench(args: argparse.Namespace, progress: Progress) -> Figures:
         ):
             s = await seed(stack, args.suppliers, progress)
             try:
-                events = await s.reader.get("/v1/audit/events", claim_id=s.events_claim_id)
+                events = await s.reader.get(
+                    "/v1/audit/events", claim_id=s.events_claim_id, limit=200
+                )
                 s.events = len(events["items"])
                 headers = {"Authorization": f"Bearer {s.reader.key}"}
                 # aiohttp, not httpx: measured here, httpx spends ~3 ms of CPU per request
@@ -497,7 +552,9 @@ async def bench(args: argparse.Namespace, progress: Progress) -> Figures:
                 async with aiohttp.ClientSession(
                     base_url=stack.base_url,
                     headers=headers,
-                    connector=aiohttp.TCPConnector(limit=512),
+                    # Idle connections are dropped before uvicorn's 5 s keep-alive closes
+                    # them: reusing one the server is closing fails the request.
+                    connector=aiohttp.TCPConnector(limit=512, keepalive_timeout=2.0),
                     timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
                 ) as client:
                     endpoints = [
@@ -505,13 +562,14 @@ async def bench(args: argparse.Namespace, progress: Progress) -> Figures:
                         ("GET /v1/payables/{id}/tree", f"/v1/payables/{s.payable_id}/tree"),
                         (
                             "GET /v1/audit/events?claim_id=…",
-                            f"/v1/audit/events?claim_id={s.events_claim_id}",
+                            f"/v1/audit/events?claim_id={s.events_claim_id}&limit=200",
                         ),
                     ]
 
                     async def go(
                         name: str, path: str, rate: float, seconds: float, alone: bool = True
                     ) -> ReadRun:
+                        await wait_idle(client)
                         service = await service_time(client, path, 3.0) if alone else math.nan
                         run = await open_loop(
                             client, name, path, rate, seconds, args.warmup, progress
@@ -522,7 +580,6 @@ async def bench(args: argparse.Namespace, progress: Progress) -> Figures:
                     floor = await go(
                         "GET /v1/deployment (floor)", "/v1/deployment", args.rate, args.seconds
                     )
-                    reads = [await go(n, p, args.rate, args.seconds) for n, p in endpoints]
                     headroom = None
                     if args.headroom_seconds > 0:
                         headroom = await go(
@@ -532,6 +589,9 @@ async def bench(args: argparse.Namespace, progress: Progress) -> Figures:
                             args.headroom_seconds,
                             alone=False,
                         )
+                    reads = [await go(n, p, args.rate, args.seconds) for n, p in endpoints]
+                    await wait_idle(client)
+                    errors = await asyncio.to_thread(server_errors, stack.procs["api"].log)
                 api_writes = await apply_through_api(s, args.applications, progress)
                 # The same again with an API that answers once mined, without waiting for the
                 # mirror: what the wait for the indexer costs.
@@ -543,7 +603,7 @@ async def bench(args: argparse.Namespace, progress: Progress) -> Figures:
             finally:
                 await s.close()
     seeded = {"payables": s.payables, "pieces": s.pieces, "events": s.events}
-    return Figures(seeded, floor, reads, headroom, api_writes, unmirrored, direct)
+    return Figures(seeded, floor, reads, headroom, api_writes, unmirrored, direct, errors)
 
 
 def ms(seconds: float) -> str:
@@ -556,6 +616,33 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+def failed(r: ReadRun) -> str:
+    why = ", ".join(f"{n} {k}" for k, n in r.failures.most_common())
+    return f"{r.errors} failed: {why}"
+
+
+def capacity_verdict(f: Figures, args: argparse.Namespace) -> str:
+    """What the *alone* times say about the rate asked for."""
+    parts = [f"{r.name.split(' ')[1]} ≈ {1 / r.service:,.0f}/s" for r in f.reads if r.service > 0]
+    short = [r for r in f.reads if r.service > 0 and 1 / r.service < args.rate]
+    verdict = f"one worker serving the reads one at a time would manage at most {', '.join(parts)}"
+    if short:
+        return (
+            f"From *alone*, {verdict} (more with the CPU of the second core, which anvil, the "
+            f"indexer and the generator share): below {args.rate:g}/s, so at that rate the "
+            "queue grows for as long as the load lasts and the p99 is set by the run's length."
+        )
+    return f"From *alone*, {verdict}: above {args.rate:g}/s."
+
+
+def error_lines(f: Figures) -> list[str]:
+    if not f.server_errors:
+        return []
+    return ["The API logged, behind its 500s:"] + [
+        f"- {n} × `{what}`" for what, n in f.server_errors.most_common(5)
+    ]
+
+
 def read_rows(f: Figures) -> list[tuple[str, ...]]:
     """(endpoint, alone, achieved, p50, p99, p99 / floor p99, aim met)."""
     out: list[tuple[str, ...]] = []
@@ -565,7 +652,7 @@ def read_rows(f: Figures) -> list[tuple[str, ...]]:
             (
                 r.name,
                 ms(r.service),
-                f"{r.achieved:,.0f}/s" + (f" ({r.errors} failed)" if r.errors else ""),
+                f"{r.achieved:,.0f}/s" + (f" ({failed(r)})" if r.errors else ""),
                 ms(r.p50),
                 ms(r.p99),
                 "1.00" if r is f.floor else ("∞" if math.isinf(ratio) else f"{ratio:,.1f}"),
@@ -615,6 +702,9 @@ def show(console: Console, f: Figures, args: argparse.Namespace) -> None:
     for row in read_rows(f):
         t.add_row(*row)
     console.print(t)
+    console.print(capacity_verdict(f, args).replace("*", ""))
+    for line in error_lines(f):
+        console.print(line)
     g = Table(title="the generator (is it the bottleneck?)")
     for col in ("run", "scheduled", "dispatch lag p99", "generator CPU", "achieved", "p99"):
         g.add_column(col, justify="left" if col == "run" else "right")
@@ -673,7 +763,9 @@ def render(f: Figures, args: argparse.Namespace) -> str:
         f"{'PostgreSQL' if args.database == 'postgres' else 'SQLite'} and the load generator; "
         f"load average {f.load[0]:.1f} before the run, {f.load[1]:.1f} after). Seeded through "
         f"the API: {f.seed['payables']} payables, one a tree of {f.seed['pieces']} pieces over "
-        f"eight holders; the events read are the {f.seed['events']} of the tree's root piece. "
+        f"eight holders; the events read (one page of up to 200) are the {f.seed['events']} the "
+        f"feed holds about one of its depth-2 pieces, on which {HISTORY} financing applications "
+        "were made. "
         "The per-key rate limit is lifted for the run.",
         "",
         f"**Reads, open loop**: {args.rate:g} requests/s for {args.seconds:g} s per endpoint "
@@ -689,6 +781,9 @@ def render(f: Figures, args: argparse.Namespace) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     lines += ["| " + " | ".join(r) + " |" for r in read_rows(f)]
+    lines += ["", capacity_verdict(f, args)]
+    if f.server_errors:
+        lines += ["", *error_lines(f)]
     lines += [
         "",
         "Is the generator the bottleneck? It is asyncio on uvloop with one pooled aiohttp "
@@ -711,7 +806,7 @@ def render(f: Figures, args: argparse.Namespace) -> str:
         "estimate, send, receipt), in the same run. The middle row restarts the API with "
         "`TIERFLOW_API_MIRROR_WAIT_S=0` (it answers once mined, from the receipt's events): "
         "the difference to the last row is the wait for the indexer, which polls the head "
-        "every 0.5 s once caught up (`IndexerConfig.poll_interval_s`).",
+        "every `TIERFLOW_INDEXER_POLL_S` (0.1 s) once caught up.",
         "",
         "| path | applications/s | p50 | p99 | ratio to direct |",
         "| --- | ---: | ---: | ---: | ---: |",
