@@ -16,6 +16,7 @@ and reads through the ORM and Core give the same Python values back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -175,10 +176,27 @@ class BulkWriter:
     async def _write(
         self, conn: AsyncConnection, writer: _TableWriter, kind: str, rows: Sequence[Values]
     ) -> None:
-        size = writer.rows_per_chunk
-        for start in range(0, len(rows), size):
-            chunk = rows[start : start + size]
-            params: list[Any] = []
-            for row in chunk:
-                params.extend(row)
-            await conn.exec_driver_sql(writer.statement(kind, len(chunk)), tuple(params))
+        for start, count in _chunks(len(rows), writer.rows_per_chunk):
+            params = tuple(chain.from_iterable(rows[start : start + count]))
+            await conn.exec_driver_sql(writer.statement(kind, count), params)
+
+
+def _chunks(total: int, size: int) -> list[tuple[int, int]]:
+    """``(start, rows)`` of the statements writing ``total`` rows: full chunks of ``size``,
+    then the rest in powers of two. So a table has a few statement texts, each built once,
+    rather than one per remainder ever seen (a multi-row statement of a few hundred rows is
+    itself costly to build, and the remainders would pile up in the cache)."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    while total - start >= size:
+        out.append((start, size))
+        start += size
+    rest = total - start
+    bit = 1 << max(0, rest.bit_length() - 1)
+    while rest:
+        if rest & bit:
+            out.append((start, bit))
+            start += bit
+            rest -= bit
+        bit >>= 1
+    return out
