@@ -1,15 +1,14 @@
 """Several API workers starting together on one fresh database each seed the operator: all
 start, and the operator ends up with one keystore entry, one profile and one API key.
 
-Found on CI: with two workers on PostgreSQL, the second worker's insert of the same operator
-rows failed with a unique-key violation, its startup failed, and uvicorn's supervisor then
-stopped the whole server.
-"""
+On CI a two-worker server on PostgreSQL went away under the auto-approval tests: a worker
+whose startup fails (here, a duplicate insert of the operator's rows racing the other
+worker's) makes uvicorn's supervisor stop the whole server. Without the lock, this test also
+finds a generated operator key made once per worker."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,23 +21,12 @@ from backend.keystore import Keystore
 from backend.models import ApiKey, KeystoreEntry, MemberProfile
 from indexer.db import migrate
 from ledger.anvil import ANVIL_CHAIN_ID
-from tests.indexer.conftest import _pg_url, create_pg_database, drop_pg_database
+from tests.indexer.conftest import database_url
 from tests.support.stack import OPERATOR_KEY
 from tierflow.settings import TierflowSettings
 
 WORKERS = 4
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'api.db'}"
-        return
-    name = await create_pg_database()
-    try:
-        yield _pg_url(name).replace("postgresql://", "postgresql+asyncpg://")
-    finally:
-        await drop_pg_database(name)
+__all__ = ["database_url"]  # the indexer tests' fixture: SQLite, and PostgreSQL on the server
 
 
 @pytest.mark.parametrize("operator_key", [OPERATOR_KEY, None], ids=["given", "generated"])
