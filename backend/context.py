@@ -27,7 +27,7 @@ from backend.keystore import Keystore
 from backend.models import ApiKey, KeystoreEntry, MemberProfile
 from backend.ratelimit import RateLimiter
 from indexer.db import exclusive, migrate
-from ledger.chain import Web3Client, close_web3, make_web3
+from ledger.chain import Web3Client, close_web3, keep_alive, make_web3
 from ledger.deployment import Deployment, load_deployment, record_path
 from ledger.errors import ConfigurationError
 from tierflow.settings import TierflowSettings
@@ -57,6 +57,7 @@ async def open_context(settings: TierflowSettings) -> AsyncIterator[AppContext]:
     w3 = make_web3(settings.rpc_url)
     engine = create_engine(settings.database_url)
     try:
+        await keep_alive(w3)
         chain_id = int(await w3.eth.chain_id)
         deployment = load_deployment(chain_id)
         if deployment is None or not deployment.complete:

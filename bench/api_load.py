@@ -73,7 +73,7 @@ from backend.keystore import Keystore
 from bench.indexer_backfill import postgres_database
 from bench.indexer_backfill import record as record_section
 from ledger.anvil import ANVIL_CHAIN_ID, rpc_call
-from ledger.chain import close_web3, make_web3
+from ledger.chain import close_web3, keep_alive, make_web3
 from ledger.deployment import DAY, Deployment, load_deployment
 from ledger.nonces import MemoryNonceStore
 from ledger.paths import repo_root
@@ -470,7 +470,7 @@ async def apply_directly(
     task = progress.add_task(
         "applyForFinancing directly", total=per_supplier * len(seed.applicants)
     )
-    w3 = make_web3(stack.rpc_url)
+    w3 = await keep_alive(make_web3(stack.rpc_url))  # as the API's own
     try:
         desk = Suite(w3, deployment).desk
         expires = int(
