@@ -106,7 +106,7 @@ async def _seed_operator(
     # Several workers start at once and each seeds: one at a time, so the later ones find the
     # rows (and a generated key) the first made, and no key is generated twice.
     generated: str | None = None
-    async with exclusive(engine, SEED_LOCK) as conn:
+    async with exclusive(engine, SEED_LOCK, "seed") as conn:
         session = AsyncSession(bind=conn, expire_on_commit=False)
         if await session.get(KeystoreEntry, address) is None:
             session.add(KeystoreEntry(address=address, keyfile=keyfile))

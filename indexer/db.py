@@ -81,12 +81,13 @@ MIGRATION_LOCK = int.from_bytes(b"tfmigrat", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 @contextlib.asynccontextmanager
-async def exclusive(engine: AsyncEngine, key: int) -> AsyncIterator[AsyncConnection]:
+async def exclusive(engine: AsyncEngine, key: int, name: str) -> AsyncIterator[AsyncConnection]:
     """A transaction that runs alone among the processes (and engines) asking for ``key``:
-    on PostgreSQL under ``pg_advisory_xact_lock(key)``, on SQLite under a file lock beside
-    the database (SQLite would let two check-then-insert transactions interleave)."""
+    on PostgreSQL under ``pg_advisory_xact_lock(key)``, on SQLite under the lock file
+    ``<database>.<name>.lock`` (SQLite would let two check-then-insert transactions
+    interleave)."""
     path = sqlite_path(engine.url.render_as_string(hide_password=False))
-    lock = FileLock(f"{path}.{key:016x}.lock") if path is not None else None
+    lock = FileLock(f"{path}.{name}.lock") if path is not None else None
     if lock is not None:
         await asyncio.to_thread(lock.acquire, timeout=120)
     try:
@@ -106,7 +107,7 @@ async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
     def upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    async with exclusive(engine, MIGRATION_LOCK) as conn:
+    async with exclusive(engine, MIGRATION_LOCK, "migrate") as conn:
         await conn.run_sync(upgrade)
 
 
