@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import RPCEndpoint
 
 #: ``AsyncWeb3`` as the ledger layer uses it. web3.py 8 made it generic over its provider,
 #: web3.py 7 (still resolved next to slither-analyzer) is not: this alias types on both.
@@ -34,6 +35,12 @@ else:
     Web3Client = AsyncWeb3
 
 DEFAULT_TIMEOUT_S = 30.0
+#: JSON-RPC answers fixed for the life of a node: cached by the provider.
+NEVER_CHANGING: set[RPCEndpoint] = {
+    RPCEndpoint("eth_chainId"),
+    RPCEndpoint("net_version"),
+    RPCEndpoint("web3_clientVersion"),
+}
 
 
 def make_web3(rpc_url: str, timeout: float = DEFAULT_TIMEOUT_S) -> Web3Client:
@@ -41,6 +48,10 @@ def make_web3(rpc_url: str, timeout: float = DEFAULT_TIMEOUT_S) -> Web3Client:
     provider = AsyncHTTPProvider(
         rpc_url,
         request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)},
+        # web3.py checks the chain id before every call and transaction it validates: the
+        # answers that never change are kept (nothing that depends on a block is).
+        cache_allowed_requests=True,
+        cacheable_requests=NEVER_CHANGING,
     )
     w3: Web3Client = AsyncWeb3(provider)
     w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
