@@ -5,11 +5,14 @@ piece's amount as the mirror shows it → ``transferClaim`` (the piece keeps its
 new holder); anything else → ``split`` (a new piece for the recipient; the id comes from the
 ``ClaimSplit`` event). Every write waits for the mirror before answering, so it is current for
 the caller's own writes; in case another write has changed the piece an instant before (a
-concurrent split, a financing approval), the chain's own view at the pending block must show
-the same amount, else 409 ``claim_changed`` (read again, retry) — a whole transfer must never
-move a piece smaller than the caller saw. Whatever the chain then finds wrong (more than the
-unlocked value, locked value on a whole transfer, past the due date, frozen, not the holder)
-it refuses, and that refusal is the answer.
+concurrent split, a financing approval), a whole transfer goes ahead only if the chain's own
+view at the pending block shows the same amount, else 409 ``claim_changed`` (read again,
+retry): it must never move a piece smaller than the caller saw. A split moves exactly its
+amount or is refused, so a holder may split one piece several times at once (paying several
+suppliers). Whatever the chain then finds wrong (more than the unlocked value, locked value
+on a whole transfer, past the due date, frozen, not the holder) it refuses, and that refusal
+is the answer. One race is left to the holder: a whole transfer sent while its own split of
+the same piece is not yet broadcast moves what the split leaves.
 
 History. A piece's events are those the mirror files under its id (its creation split or,
 for a root, the PayableIssued; transfers, freezes, financing, settlement, a cancellation) and
@@ -111,20 +114,21 @@ async def transfer(
 ) -> dict[str, Any]:
     """Pass ``body.amount`` of the piece to ``body.to`` (see the module docstring)."""
     source = await require_claim(session, caller, claim_id)
-    # The choice between a whole transfer and a split rests on the mirror's amount: make sure
-    # the chain, pending transactions included, still agrees, or a whole transfer could move
-    # a piece another write has just made smaller (a value the caller never asked to move).
-    on_chain = await ctx.gateway.suite.claim(claim_id, "pending")
-    if on_chain.amount != source.amount:
-        raise Conflict(
-            "the piece changed since the platform last showed it: read it again and retry",
-            code="claim_changed",
-            extra={"amount": on_chain.amount},
-        )
     invoice = bytes.fromhex(body.invoice_id[2:]) if body.invoice_id else ZERO_HASH
     functions = ctx.gateway.suite.ledger.functions
     whole = body.amount == source.amount
     if whole:
+        # The choice of a whole transfer rests on the mirror's amount: make sure the chain,
+        # pending transactions included, still agrees, or it could move a piece another write
+        # has just made smaller (a value the caller never asked to move). A split needs no
+        # such check: it moves exactly ``amount``, or the chain refuses it.
+        on_chain = await ctx.gateway.suite.claim(claim_id, "pending")
+        if on_chain.amount != source.amount:
+            raise Conflict(
+                "the piece changed since the platform last showed it: read it again and retry",
+                code="claim_changed",
+                extra={"amount": on_chain.amount},
+            )
         fn = functions.transferClaim(claim_id, body.to, invoice)
     else:
         fn = functions.split(claim_id, body.to, body.amount, invoice)
