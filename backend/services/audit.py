@@ -106,8 +106,9 @@ async def _member_scope(session: AsyncSession, caller: Caller, f: EventFilter) -
 
     True when the filter alone keeps the page within what the member may read: its own
     account, or a piece, request or invoice it may see (every event about an object it may
-    see is visible, :func:`_visible_events`). A payable is not enough: a piece's holder sees
-    the payable but not every branch of its tree."""
+    see is visible, :func:`_visible_events`), or a payable whose whole tree it may see (its
+    obligor, supplier, clearing agent). For anyone else a payable is not enough: a piece's
+    holder sees the payable but not every branch of its tree."""
     scoped = covered = False
     if f.account is not None:
         if f.account != caller.address:
@@ -120,8 +121,9 @@ async def _member_scope(session: AsyncSession, caller: Caller, f: EventFilter) -
         await visibility.require_claim(session, caller, f.claim_id)
         scoped = covered = True
     if f.payable_id is not None:
-        await visibility.require_payable(session, caller, f.payable_id)
+        payable = await visibility.require_payable(session, caller, f.payable_id)
         scoped = True
+        covered = covered or visibility.tree_visible(caller, payable)
     if f.financing_id is not None:
         await visibility.require_financing(session, caller, f.financing_id)
         scoped = covered = True
