@@ -113,7 +113,7 @@ async def transfer(
     ctx: AppContext, session: AsyncSession, caller: Caller, claim_id: int, body: TransferCreate
 ) -> dict[str, Any]:
     """Pass ``body.amount`` of the piece to ``body.to`` (see the module docstring)."""
-    source = await require_claim(session, caller, claim_id)
+    source, obligor = await visible_claim(session, caller, claim_id)
     invoice = bytes.fromhex(body.invoice_id[2:]) if body.invoice_id else ZERO_HASH
     functions = ctx.gateway.suite.ledger.functions
     whole = body.amount == source.amount
@@ -141,8 +141,6 @@ async def transfer(
         received_id = moved["claimId"]
     received = await _fresh(session, received_id)
     after = await _fresh(session, claim_id)
-    payable = await session.get(m.Payable, source.payable_id)
-    obligor = payable.obligor if payable else None
     if received is None or after is None:  # the mirror is late: answer from the event
         received_view = {
             **_view(source, obligor),
