@@ -1,0 +1,144 @@
+"""What the command line's ``tierflow signer`` and ``tierflow demo`` call, as plain async
+functions (the CLI itself lives in the ``tierflow`` package).
+
+- :func:`sign_open_intents` signs, once, every open intent of the client's member that
+  verifies and that ``policy`` accepts; :func:`run_signer` does so until stopped. This is
+  the signer a ``self`` bank runs beside its HSM so that auto-approval keeps working without
+  the platform holding the bank's key: the platform prepares the approvals its policy
+  matches as intents, and the bank's own policy (``policy``) re-checks each before signing.
+- :func:`open_signer` opens a key file or an HSM key from plain settings;
+  :func:`ensure_pkcs11_key` finds or makes a member's key on a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from client.client import TierflowClient
+from client.errors import IntentRejected, ProblemError, SigningDeclined, TierflowError
+from client.intents import DecodedAction
+from client.signing import (
+    DEFAULT_PKCS11_MODULE,
+    KeyfileSigner,
+    Pkcs11Signer,
+    Signer,
+    generate_pkcs11_key,
+    pkcs11_key_address,
+)
+
+__all__ = [
+    "SignerOutcome",
+    "ensure_pkcs11_key",
+    "open_signer",
+    "run_signer",
+    "sign_open_intents",
+]
+
+log = logging.getLogger("tierflow.client.signer")
+
+#: ``policy(action) -> bool``: whether the member signs this decoded action.
+Policy = Callable[[DecodedAction], bool | Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class SignerOutcome:
+    """What the signer did with one intent."""
+
+    intent_id: str
+    outcome: Literal["signed", "declined", "rejected", "failed"]
+    detail: str | None = None
+    answer: dict[str, Any] | None = None
+
+
+async def sign_open_intents(
+    client: TierflowClient, *, policy: Policy | None = None, skip: set[str] | None = None
+) -> list[SignerOutcome]:
+    """Go once through the member's open intents: verify each, ask ``policy`` (default: the
+    client's ``confirm``, else accept), sign and post. An intent that fails verification or
+    is declined is left unsigned (it expires and blocks nothing); ids in ``skip`` are not
+    looked at again."""
+    outcomes: list[SignerOutcome] = []
+    async for intent in client.intents.list():
+        if skip is not None and intent.id in skip:
+            continue
+        if intent.status not in (None, "open", "awaiting_signature"):
+            continue
+        try:
+            answer = await client.sign_intent(intent, confirm=policy)
+        except IntentRejected as exc:
+            log.warning("intent %s refused: %s", intent.id, exc.reason)
+            outcomes.append(SignerOutcome(intent.id, "rejected", exc.reason))
+        except SigningDeclined:
+            log.info("intent %s declined by the policy", intent.id)
+            outcomes.append(SignerOutcome(intent.id, "declined"))
+        except ProblemError as exc:
+            log.warning("intent %s: the API refused the signature: %s", intent.id, exc)
+            outcomes.append(SignerOutcome(intent.id, "failed", str(exc)))
+        else:
+            outcomes.append(SignerOutcome(intent.id, "signed", answer=answer))
+    return outcomes
+
+
+async def run_signer(
+    client: TierflowClient,
+    *,
+    policy: Policy | None = None,
+    interval_s: float = 1.0,
+    stop: asyncio.Event | None = None,
+    on_outcome: Callable[[SignerOutcome], Any] | None = None,
+) -> None:
+    """:func:`sign_open_intents` every ``interval_s`` until ``stop`` is set. An intent that
+    was refused or declined is not asked about again; the API being down is logged and
+    waited out."""
+    stop = stop or asyncio.Event()
+    settled: set[str] = set()
+    while not stop.is_set():
+        try:
+            outcomes = await sign_open_intents(client, policy=policy, skip=settled)
+        except TierflowError as exc:
+            log.warning("listing intents failed: %s", exc)
+            outcomes = []
+        for outcome in outcomes:
+            if outcome.outcome in ("rejected", "declined"):
+                settled.add(outcome.intent_id)
+            if on_outcome is not None:
+                result = on_outcome(outcome)
+                if inspect.isawaitable(result):
+                    await result
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+
+
+def open_signer(
+    *,
+    keyfile: str | None = None,
+    password: str | None = None,
+    hsm_token: str | None = None,
+    hsm_pin: str | None = None,
+    hsm_key: str | None = None,
+    hsm_module: str = DEFAULT_PKCS11_MODULE,
+) -> Signer:
+    """A signer from command-line style settings: a key file (and its password), or an HSM
+    token, PIN and key label."""
+    if keyfile is not None:
+        return KeyfileSigner.from_file(keyfile, password)
+    if hsm_token is None or hsm_pin is None or hsm_key is None:
+        raise ValueError("give a key file, or an HSM token, PIN and key label")
+    return Pkcs11Signer(hsm_token, hsm_pin, hsm_key, module=hsm_module)
+
+
+def ensure_pkcs11_key(
+    token_label: str, pin: str, key_label: str, *, module: str = DEFAULT_PKCS11_MODULE
+) -> str:
+    """The address of the secp256k1 key ``key_label`` on the token, generated there first if
+    the token has none of that label."""
+    found = pkcs11_key_address(token_label, pin, key_label, module=module)
+    if found is not None:
+        return found
+    return generate_pkcs11_key(token_label, pin, key_label, module=module)
