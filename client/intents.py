@@ -443,7 +443,7 @@ def _check_call(
         plain = _plain(intent.action.args[key], entry, key)
         if plain != decoded[key]:
             raise IntentRejected(
-                f"{key} is {decoded[key]!r} in what would be signed, {plain!r} in the plain fields",
+                f"{key} is {decoded[key]} in what would be signed, {plain} in the plain fields",
                 intent_id=intent.id,
             )
     return name, fn, decoded
@@ -460,6 +460,22 @@ def verify_intent(
 ) -> DecodedAction:
     """Check ``intent`` as the module docstring says; the action it would authorise, or
     :class:`~client.errors.IntentRejected` naming the first check that failed."""
+    try:
+        return _verify(intent, deployment, signer_address, abis, now, max_validity_s)
+    except IntentRejected as exc:
+        if exc.intent_id is None:
+            raise IntentRejected(exc.reason, intent_id=intent.id) from exc
+        raise
+
+
+def _verify(
+    intent: Intent,
+    deployment: TrustedDeployment,
+    signer_address: str,
+    abis: ContractAbis | None,
+    now: datetime | None,
+    max_validity_s: int,
+) -> DecodedAction:
     abis = abis or ContractAbis.shipped()
     now = now or datetime.now(UTC)
     signer = to_checksum_address(signer_address)

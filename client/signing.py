@@ -267,6 +267,9 @@ def _open_session(module: str, token_label: str, pin: str, rw: bool = False) -> 
 
     try:
         lib = pkcs11.lib(module)
+    except (pkcs11.exceptions.PKCS11Error, OSError, RuntimeError) as exc:
+        raise SignerError(f"cannot load the PKCS#11 module {module}: {exc}") from exc
+    try:
         token = lib.get_token(token_label=token_label)
         try:
             return token.open(rw=rw, user_pin=pin)
@@ -280,8 +283,6 @@ def _open_session(module: str, token_label: str, pin: str, rw: bool = False) -> 
         raise SignerError(f"the PIN of token {token_label!r} is wrong") from exc
     except pkcs11.exceptions.PKCS11Error as exc:
         raise SignerError(f"cannot open token {token_label!r}: {exc!r}") from exc
-    except (OSError, RuntimeError) as exc:
-        raise SignerError(f"cannot load the PKCS#11 module {module}: {exc}") from exc
 
 
 def _find(session: Any, object_class: Any, key_label: str) -> Any:

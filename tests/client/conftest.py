@@ -1,0 +1,41 @@
+"""Fixtures of the client's tests.
+
+- ``hsm`` (session): a SoftHSM2 token of its own in a temporary directory (``SOFTHSM2_CONF``
+  points at it before the PKCS#11 module is first loaded in the process; SoftHSM reads it
+  once), Debian's module ``/usr/lib/softhsm/libsofthsm2.so``. Tests give their keys labels of
+  their own (:func:`key_label`).
+- ``stack`` (module): the whole platform as processes (:class:`tests.support.stack.Stack`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from client.signing import DEFAULT_PKCS11_MODULE
+from client.softhsm import SoftHsmToken, init_softhsm_token
+from tests.support.stack import Stack
+
+PIN = "246810"
+SO_PIN = "13579111"
+
+
+def key_label(prefix: str = "key") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def hsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsmToken:
+    if shutil.which("softhsm2-util") is None or not Path(DEFAULT_PKCS11_MODULE).exists():
+        pytest.fail("SoftHSM2 is not installed: run scripts/bootstrap (it installs softhsm2)")
+    return init_softhsm_token(tmp_path_factory.mktemp("softhsm"), "tierflow-test", PIN, SO_PIN)
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    async with Stack.start(tmp_path_factory.mktemp("stack")) as running:
+        yield running
