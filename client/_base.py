@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import inspect
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ class BaseClient:
         headers: Mapping[str, str] | None = None,
         abis: ContractAbis | None = None,
         max_intent_validity_s: int = DEFAULT_MAX_VALIDITY_S,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         sent = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         if api_key:
@@ -134,6 +136,7 @@ class BaseClient:
         self.confirm = confirm
         self.retry = retry or RetryPolicy()
         self.max_intent_validity_s = max_intent_validity_s
+        self.clock = clock or time.time
         self._trusted = deployment
         self._abis = abis
         self._trusted_lock = asyncio.Lock()
@@ -370,6 +373,7 @@ class BaseClient:
             await self.trusted_deployment(),
             self.signer.address,
             abis=self._contract_abis(),
+            now=datetime.fromtimestamp(self.clock(), UTC),
             max_validity_s=self.max_intent_validity_s,
         )
 

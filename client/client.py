@@ -19,6 +19,7 @@ otherwise) and answers the model of what it changed, with ``tx_hash`` and ``bloc
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -858,23 +859,66 @@ class TierflowClient(BaseClient):
 
     ``signer`` signs the intents of a ``self`` member's writes, after checking them against
     ``deployment`` (pinned; otherwise ``GET /v1/deployment`` is read once) and asking
-    ``confirm(action)`` (default: accept). ``retry`` bounds the retries that reuse one
-    ``Idempotency-Key``; ``transport`` is httpx's (tests pass a ``MockTransport``).
+    ``confirm(action)`` (default: accept). A signature stays usable at most
+    ``max_intent_validity_s`` past ``clock()`` (default: this machine's clock; a test that moves
+    a local chain's clock passes one that reads the chain's). ``retry`` bounds the retries that
+    reuse one ``Idempotency-Key``; ``transport`` is httpx's (tests pass a ``MockTransport``).
     """
 
-    def __init__(self, base_url: str, api_key: str | None = None, **options: Any) -> None:
-        super().__init__(base_url, api_key, **options)
-        self.members = Members(self)
-        self.invoices = Invoices(self)
-        self.payables = Payables(self)
-        self.claims = Claims(self)
-        self.financing = FinancingRequests(self)
-        self.credit_lines = CreditLines(self)
-        self.financing_policy = FinancingPolicy(self)
-        self.audit = Audit(self)
-        self.intents = Intents(self)
-        self.approvals = Approvals(self)
-        self.webhooks = Webhooks(self)
+    @functools.cached_property
+    def members(self) -> Members:
+        """Members, API keys, organisation users."""
+        return Members(self)
+
+    @functools.cached_property
+    def invoices(self) -> Invoices:
+        """Invoices."""
+        return Invoices(self)
+
+    @functools.cached_property
+    def payables(self) -> Payables:
+        """Payables, their trees and settlements."""
+        return Payables(self)
+
+    @functools.cached_property
+    def claims(self) -> Claims:
+        """Claim pieces, transfers, history."""
+        return Claims(self)
+
+    @functools.cached_property
+    def financing(self) -> FinancingRequests:
+        """Financing requests and quotes."""
+        return FinancingRequests(self)
+
+    @functools.cached_property
+    def credit_lines(self) -> CreditLines:
+        """A financier's credit lines."""
+        return CreditLines(self)
+
+    @functools.cached_property
+    def financing_policy(self) -> FinancingPolicy:
+        """A financier's auto-approval policy."""
+        return FinancingPolicy(self)
+
+    @functools.cached_property
+    def audit(self) -> Audit:
+        """Events, exposure, reconciliation, the audit log."""
+        return Audit(self)
+
+    @functools.cached_property
+    def intents(self) -> Intents:
+        """What a ``self`` member signs."""
+        return Intents(self)
+
+    @functools.cached_property
+    def approvals(self) -> Approvals:
+        """Dual control: a checker's decisions."""
+        return Approvals(self)
+
+    @functools.cached_property
+    def webhooks(self) -> Webhooks:
+        """Webhook endpoints and deliveries."""
+        return Webhooks(self)
 
     async def __aenter__(self) -> TierflowClient:
         return self

@@ -74,6 +74,9 @@ _DOMAIN_FIELDS: tuple[tuple[str, str], ...] = (
 )
 #: The longest a signature may stay usable, by default (a deadline further out is refused).
 DEFAULT_MAX_VALIDITY_S = 24 * 3600
+#: The most an ``unsigned_tx`` may cost its signer in fees (gas × fee per gas): 0.1 ether. The
+#: platform's chains charge nothing; a transaction that could cost more is not the platform's.
+MAX_TX_FEE_WEI = 10**17
 
 
 # -- the API's representation --------------------------------------------------------------------
@@ -616,6 +619,11 @@ def _verify_transaction(
         )
     if _uint(tx.get("value", 0), "value", iid) != 0:
         raise IntentRejected("the transaction sends value", intent_id=iid)
+    fee_per_gas = max(_uint(tx.get(name, 0), name, iid) for name in ("gasPrice", "maxFeePerGas"))
+    if _uint(tx.get("gas", 0), "gas", iid) * fee_per_gas > MAX_TX_FEE_WEI:
+        raise IntentRejected(
+            f"the transaction may cost more than {MAX_TX_FEE_WEI} wei in fees", intent_id=iid
+        )
     to = _address(tx.get("to"), "to", iid)
     data = _bytes(tx.get("data", "0x"), "data", iid)
     name, fn, decoded = _check_call(intent, deployment, abis, to, data)

@@ -113,6 +113,7 @@ class FakeApi:
     requests: list[httpx.Request] = field(default_factory=list)
     deployment_reads: int = 0
     nonce: int = 0
+    clock_offset: int = 0  # the chain's clock ahead of this machine's (a moved local chain)
     stored: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
     @property
@@ -125,7 +126,7 @@ class FakeApi:
         self, contract: str, function: str, args: dict[str, Any], values: list[Any], answer: Any
     ) -> dict[str, Any]:
         data = calldata(contract, function, values)
-        deadline = int(time.time()) + 600
+        deadline = int(time.time()) + self.clock_offset + 600
         intent_id = uuid.uuid4().hex
         self.nonce += 1
         intent: dict[str, Any] = {

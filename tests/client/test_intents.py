@@ -418,6 +418,36 @@ async def test_sign_open_intents_applies_the_members_policy(
     assert {o.intent_id for o in again} == {large["id"], lying["id"]}
 
 
+async def test_a_chain_whose_clock_was_moved_needs_a_client_reading_that_clock(
+    fake: FakeApi, signer: Signer
+) -> None:
+    fake.clock_offset = 30 * 86400  # as after evm_increaseTime on a local chain
+    async with make_client(fake, signer) as tf:
+        with pytest.raises(IntentRejected, match="more than 86400"):
+            await tf.claims.transfer(7, to=random_address(), amount=3)
+    chain_clock = lambda: time.time() + fake.clock_offset  # noqa: E731
+    async with make_client(fake, signer, clock=chain_clock) as tf:
+        assert (await tf.claims.transfer(7, to=random_address(), amount=3)).amount == 3
+
+
+async def test_a_transaction_that_could_cost_fees_is_refused(
+    fake: FakeApi, tf: TierflowClient
+) -> None:
+    fake.mode = "unsigned_tx"
+
+    def expensive(intent: dict[str, Any]) -> None:
+        intent["unsigned_tx"]["maxFeePerGas"] = 10**12  # × 500,000 gas = 0.5 ether
+        tx = {k: v for k, v in intent["unsigned_tx"].items() if k != "from"}
+        intent["digest"] = (
+            "0x" + bytes(serializable_unsigned_transaction_from_dict(tx).hash()).hex()
+        )
+
+    fake.tamper = expensive
+    with pytest.raises(IntentRejected, match="fees"):
+        await tf.claims.transfer(7, to=random_address(), amount=3)
+    assert fake.signatures == []
+
+
 def test_calldata_helper_matches_an_independent_encoding() -> None:
     to = random_address()
     data = calldata("ClaimLedger", "split", [1, to, 2, b"\0" * 32])
