@@ -113,6 +113,7 @@ class FakeApi:
     requests: list[httpx.Request] = field(default_factory=list)
     deployment_reads: int = 0
     nonce: int = 0
+    on_request: Any = None  # callable(request): a test's observer
     clock_offset: int = 0  # the chain's clock ahead of this machine's (a moved local chain)
     stored: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
@@ -264,6 +265,8 @@ class FakeApi:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        if self.on_request is not None:
+            self.on_request(request)
         path = request.url.path
         parts = path.strip("/").split("/")
         if request.method == "GET" and path == "/v1/deployment":

@@ -10,11 +10,13 @@ Any tampering with the typed data or the plain fields is refused before anything
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from eth_abi.abi import encode
 from eth_account import Account
@@ -33,7 +35,7 @@ from client import (
     TierflowClient,
     TrustedDeployment,
 )
-from client.commands import sign_open_intents
+from client.commands import SignerOutcome, run_signer, sign_open_intents
 from client.models import FinancingWrite, TransferWrite
 from client.signing import generate_pkcs11_key, recover_address
 from client.softhsm import SoftHsmToken
@@ -446,6 +448,37 @@ async def test_a_transaction_that_could_cost_fees_is_refused(
     with pytest.raises(IntentRejected, match="fees"):
         await tf.claims.transfer(7, to=random_address(), amount=3)
     assert fake.signatures == []
+
+
+async def test_run_signer_signs_until_stopped_and_asks_about_a_refusal_once(
+    fake: FakeApi, tf: TierflowClient
+) -> None:
+    fake.transfer(1, {"to": random_address(), "amount": 100})
+    fake.transfer(2, {"to": random_address(), "amount": 10**9})
+    outcomes: list[SignerOutcome] = []
+    stop = asyncio.Event()
+    asked: list[int] = []
+
+    def policy(action: DecodedAction) -> bool:
+        asked.append(action.args["value"])
+        return bool(action.args["value"] <= 1_000)
+
+    polls: list[httpx.Request] = []
+
+    def count(request: httpx.Request) -> None:
+        if request.url.path == "/v1/intents":
+            polls.append(request)
+            if len(polls) >= 5:
+                stop.set()
+
+    fake.on_request = count
+    await asyncio.wait_for(
+        run_signer(tf, policy=policy, interval_s=0.01, stop=stop, on_outcome=outcomes.append),
+        10,
+    )
+    assert sorted(o.outcome for o in outcomes) == ["declined", "signed"]
+    assert sorted(asked) == [100, 10**9]  # the declined one is not asked about again
+    assert len(fake.signatures) == 1
 
 
 def test_calldata_helper_matches_an_independent_encoding() -> None:
