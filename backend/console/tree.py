@@ -7,7 +7,7 @@ The whole tree may hold 10,000 pieces and more; the page only ever draws a windo
 - ``levels`` levels below the focus piece (4 by default);
 - at most ``page_size`` children of a piece (50): the focus piece's children are paged
   (``page``), any other piece shows its first page and a "next" box that refocuses on it;
-- at most ``max_nodes`` pieces (400): a level that would go past it is not drawn, the level
+- at most ``max_nodes`` pieces (200): a level that would go past it is not drawn, the level
   above ends in "+k more" boxes instead (the first level below the focus is always drawn);
 - a piece whose descendants are not drawn ends in a "+k more" box linking to the tree
   refocused on it (k: its hidden descendants, or its children when the API's answer was cut).
@@ -47,7 +47,7 @@ STATUS_LABELS = {
 STATUS_SYMBOLS = {"settled": "✓", "frozen": "❄", "financed": "◆", "locked": "▲"}
 
 PAGE_SIZE = 50
-MAX_NODES = 400
+MAX_NODES = 200
 MAX_LEVELS = 8
 
 # Geometry of the picture, in SVG user units (CSS pixels at zoom 1).

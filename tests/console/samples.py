@@ -8,6 +8,8 @@ import hashlib
 import random
 from typing import Any
 
+from backend.console import Console
+
 PAYABLE_ID = 7
 DUE = "2026-09-30T00:00:00Z"
 
@@ -446,4 +448,47 @@ def member_home() -> dict[str, Any]:
                 },
             },
         ],
+    }
+
+
+def all_pages(console: Console, members: dict[str, Any] | None = None) -> dict[str, str]:
+    members = members or MEMBERS
+    viewer = AUDITOR
+    home = member_home()
+    return {
+        "tree": console.tree_page(
+            demo_tree(), payable=demo_payable(), viewer=viewer, members=members
+        ),
+        "claim": console.claim_page(
+            home["claims"][0], events()[1:3], viewer=viewer, members=members
+        ),
+        "tx": console.tx_page(tx_hash(31), events()[1:2], viewer=viewer, members=members),
+        "exposure": console.exposure_page(exposure_rows(), viewer=viewer, members=members),
+        "events": console.events_page(
+            events(),
+            filters={"payable_id": 7},
+            next_cursor="c1",
+            viewer=viewer,
+            members=members,
+        ),
+        "reconciliation": console.reconciliation_page(
+            reconciliation(), checked_at="2026-03-09T10:00:00Z", viewer=viewer
+        ),
+        "audit": console.audit_log_page(
+            audit_records(),
+            verification={"ok": False, "records": 3, "first_bad_seq": 4, "reason": "bad hash"},
+            viewer=viewer,
+            members=members,
+        ),
+        "home": console.home_page(
+            home["member"],
+            claims=home["claims"],
+            financing=home["financing"],
+            intents=home["intents"],
+            viewer=home["member"],
+            members=members,
+        ),
+        "sign-in": console.sign_in_page(error="That key is not valid."),
+        "404": console.error_page(404, viewer=viewer),
+        "403": console.error_page(403, viewer=viewer),
     }

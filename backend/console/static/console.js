@@ -54,11 +54,14 @@
       else if (ev.key === "-") apply(scale / 1.25);
       else if (ev.key === "0") apply(1);
     });
+    /* a picture a little wider than the frame is shown whole, still legible */
+    var fitWidth = (canvas.clientWidth - 12) / w;
+    if (fitWidth < 1 && fitWidth >= 0.7) apply(fitWidth, 0, 0);
     var focus = svg.querySelector(".node.focus");
     if (focus && focus.getBBox) {
       var box = focus.getBBox();
       var m = /translate\(([-\d.]+),([-\d.]+)\)/.exec(focus.getAttribute("transform") || "");
-      if (m) canvas.scrollTop = Math.max(0, Number(m[2]) + box.height / 2 - canvas.clientHeight / 2);
+      if (m) canvas.scrollTop = Math.max(0, (Number(m[2]) + box.height / 2) * scale - canvas.clientHeight / 2);
     }
   }
   document.addEventListener("DOMContentLoaded", function () {
