@@ -36,6 +36,13 @@ class ObligorExposure:
         return percent(self.outstanding or 0, self.program_limit)
 
     @property
+    def near_limit(self) -> bool:
+        """At least 90 % of the program limit is outstanding (and not over it)."""
+        if not self.program_limit or self.outstanding is None:
+            return False
+        return 10 * self.outstanding >= 9 * self.program_limit
+
+    @property
     def over_limit(self) -> bool:
         return (
             self.program_limit is not None

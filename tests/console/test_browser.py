@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from backend.console import STATIC_DIR, Console, tree
 from backend.console.fmt import yuan
@@ -34,9 +35,8 @@ CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 's
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
     assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/bootstrap"
-    with sync_api.sync_playwright() as pw:
+    with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             yield chromium

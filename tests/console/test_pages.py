@@ -122,6 +122,8 @@ def test_exposure_charts_and_tables_carry_the_input(console: Console, parse: Par
     assert "has-overdue" in hangzhou.classes
     assert "overdue ¥3,100,000.00" in hangzhou.text()
     assert "Limit used 94.0%" in hangzhou.text()
+    assert "90% or more of its limit used" in hangzhou.text()
+    assert "90% or more" not in cards[0].text()
     # a financier over its limit on an obligor says so in words
     bullets = doc.find_all("g", cls="bullet")
     assert len(bullets) == 3
