@@ -25,9 +25,9 @@ from backend.api.routes import (
     payables,
     system,
 )
+from backend.config import ApiSettings
 from backend.context import open_context
 from backend.services import auto_approval
-from tierflow.settings import TierflowSettings
 
 DESCRIPTION = """
 Supply-chain finance on a permissioned ledger: core enterprises confirm payables, suppliers
@@ -44,8 +44,8 @@ def _engine_of(app: Any) -> Any:
     return None if ctx is None else ctx.engine
 
 
-def create_app(settings: TierflowSettings | None = None) -> FastAPI:
-    settings = settings or TierflowSettings()
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -39,13 +39,13 @@ from web3.types import TxReceipt
 from backend.keystore import Keystore
 from backend.nonces import SqlNonceStore
 from indexer import models as mirror
-from indexer.decode import DecodedEvent, Decoder
 from ledger.artifacts import load_artifact
-from ledger.chain import Web3Client
+from ledger.bindings import Suite
+from ledger.codec import DecodedEvent, Decoder
 from ledger.deployment import Deployment
 from ledger.errors import revert_for_failed_transaction
+from ledger.node import Web3Client
 from ledger.sender import TransactionSender
-from ledger.suite import Suite
 
 #: Test only (see the module docstring): the function whose broadcast kills the worker.
 CRASH_AFTER_BROADCAST_ENV = "TIERFLOW_TEST_CRASH_AFTER_BROADCAST"

@@ -34,10 +34,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.chain import CURRENT_JOURNAL, RecordedTx, TxJournal
-from backend.db import now_ms, now_s
 from backend.errors import ApiError, Conflict, Invalid, from_revert
 from backend.models import IdempotencyRecord
-from indexer.models import table_of
+from db.engine import now_ms, now_s
+from db.types import table_of
 from ledger.errors import ContractRevert
 
 _RECORDS = table_of(IdempotencyRecord)

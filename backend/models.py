@@ -1,4 +1,5 @@
-"""The API's own tables (the mirror's are :mod:`indexer.models`, written by the indexer only).
+"""The API's own tables (the mirror's are :mod:`indexer.models`, written by the indexer only),
+and their Alembic history (``backend/migrations``, version table ``alembic_version_api``).
 
 - ``member_profiles``: what the platform knows of a member off chain (its name).
 - ``api_keys``: each member's keys, stored as SHA-256 of the secret (keys are 256-bit random,
@@ -19,11 +20,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import BigInteger, Boolean, Integer, MetaData, String, Text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from indexer.models import ADDRESS, HASH, NAMING
-from indexer.types import Amount
+from db.migrate import History, upgrade
+from db.types import ADDRESS, HASH, NAMING, Amount
+from indexer.models import migrate as migrate_mirror
+
+#: The API's own tables' Alembic history (``backend/migrations``).
+API_HISTORY = History("api", Path(__file__).resolve().parent / "migrations", "alembic_version_api")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the mirror's tables (the API reads them) and the API's own to their heads."""
+    await migrate_mirror(engine)
+    await upgrade(engine, API_HISTORY)
 
 
 class Base(DeclarativeBase):
@@ -148,6 +162,7 @@ class AutoDecision(Base):
 
 
 __all__ = [
+    "API_HISTORY",
     "ApiKey",
     "AuditHead",
     "AuditRecord",
@@ -160,4 +175,5 @@ __all__ = [
     "KeystoreEntry",
     "MemberProfile",
     "NonceRow",
+    "migrate",
 ]

@@ -69,20 +69,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from backend.config import ApiSettings
 from backend.keystore import Keystore
 from bench.indexer_backfill import postgres_database
 from bench.indexer_backfill import record as record_section
 from ledger.anvil import ANVIL_CHAIN_ID, rpc_call
-from ledger.chain import close_web3, keep_alive, make_web3
+from ledger.bindings import Suite
 from ledger.deployment import DAY, Deployment, load_deployment
+from ledger.logs import configure_logging
+from ledger.node import close_web3, keep_alive, make_web3
 from ledger.nonces import MemoryNonceStore
 from ledger.paths import repo_root
 from ledger.sender import TransactionSender
-from ledger.suite import Suite
 from tests.support.stack import Stack
 from tierflow.demo import Actor
-from tierflow.logs import configure_logging
-from tierflow.settings import TierflowSettings
 
 DOC = repo_root() / "docs" / "api.md"
 P99_AIM_S = 0.025
@@ -449,7 +449,7 @@ async def apply_through_api(
 
 async def member_accounts(stack: Stack, addresses: list[str]) -> dict[str, LocalAccount]:
     """The members' chain keys, unlocked from the API's own keystore (the same accounts)."""
-    password = TierflowSettings(data_dir=stack.data_dir).keystore_secret(ANVIL_CHAIN_ID)
+    password = ApiSettings(data_dir=stack.data_dir).keystore_secret(ANVIL_CHAIN_ID)
     keystore = Keystore(password)
     engine = create_async_engine(stack.database_url)
     try:

@@ -16,8 +16,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from indexer.decode import DecodedEvent
 from indexer.unit_of_work import Key, Row, UnitOfWork
+from ledger.codec import DecodedEvent
 from ledger.roles import Role
 
 Handler = Callable[[UnitOfWork, DecodedEvent, int], Awaitable[None]]

@@ -29,10 +29,9 @@ from rich.progress import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.engine import create_engine, sqlite_path
 from indexer import metrics, store
 from indexer.config import IndexerConfig
-from indexer.db import create_engine, migrate, sqlite_path
-from indexer.decode import Decoder
 from indexer.errors import (
     InconsistentChain,
     IndexerError,
@@ -42,11 +41,13 @@ from indexer.errors import (
 from indexer.fetch import YIELD_EVERY, FetchedRange, Fetcher
 from indexer.handlers import HANDLERS, prefetch_keys
 from indexer.lock import WriterLock
+from indexer.models import migrate
 from indexer.rows import event_row
-from indexer.rpc import NodeUnavailable, RetryPolicy, RpcClient
 from indexer.store import CheckpointState, Header
 from indexer.unit_of_work import SealedBatch, UnitOfWork
 from ledger.artifacts import load_artifact
+from ledger.codec import Decoder
+from ledger.jsonrpc import NodeUnavailable, RetryPolicy, RpcClient
 
 log = structlog.get_logger("tierflow.indexer")
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from db.types import table_of
 from indexer import models
-from indexer.decode import DecodedEvent
-from indexer.models import table_of
+from ledger.codec import DecodedEvent
 
 EVENT_COLUMNS = (
     "block_number",

@@ -26,10 +26,10 @@ from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.types import table_of
 from indexer import models
 from indexer.bulk import BulkWriter
 from indexer.errors import MirrorError
-from indexer.models import table_of
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]

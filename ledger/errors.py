@@ -9,7 +9,11 @@ Every error raised on purpose by ``ledger`` (and by the code built on it) derive
     ├── ArtifactNotFoundError        no compiled artifact with that contract name
     ├── ChainError                   talking to the node failed
     │   ├── ChainUnavailableError    node unreachable after retries
+    │   │   └── NodeUnavailable      the same, from the JSON-RPC client (ledger.jsonrpc)
+    │   ├── RpcError                 the node answered with a JSON-RPC error (ledger.jsonrpc)
+    │   │   └── RangeTooLarge        eth_getLogs refused the range: the fetcher splits it
     │   └── AnvilError               the local anvil process would not start or stop
+    ├── UndecodableLog               a log the codec cannot decode (ledger.codec)
     └── TransactionError             a transaction could not be sent or did not succeed
         ├── ContractRevert           the EVM reverted: decoded name, args, raw data, tx hash
         ├── TransactionTimeoutError  not mined within the allotted time
@@ -46,7 +50,7 @@ from eth_utils.crypto import keccak
 if TYPE_CHECKING:
     from web3.types import TxParams
 
-    from ledger.chain import Web3Client
+    from ledger.node import Web3Client
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,11 @@ class ChainError(LedgerError):
 
 class ChainUnavailableError(ChainError):
     """The node could not be reached, even after retrying."""
+
+
+class UndecodableLog(LedgerError):
+    """A log of the deployment's contracts that the codec cannot decode: an unknown event
+    (the ABI snapshot is stale) or a malformed one."""
 
 
 class AnvilError(ChainError):

@@ -57,7 +57,6 @@ from eth_utils.address import to_checksum_address
 from web3.exceptions import ProviderConnectionError, TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from ledger.chain import Web3Client
 from ledger.errors import (
     ChainUnavailableError,
     TransactionError,
@@ -65,6 +64,7 @@ from ledger.errors import (
     revert_for_failed_transaction,
     revert_from_exception,
 )
+from ledger.node import Web3Client
 from ledger.nonces import MemoryNonceStore, NonceStore
 
 log = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ import pytest
 from ledger import errors
 from ledger.anvil import AnvilProcess, dev_private_keys, rpc_call
 from ledger.artifacts import Artifact, ensure_artifacts, load_artifact
-from ledger.chain import Web3Client, close_web3, make_web3
 from ledger.compiler import build
+from ledger.node import Web3Client, close_web3, make_web3
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -47,8 +47,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from backend.config import ApiSettings
 from ledger.anvil import ANVIL_CHAIN_ID, rpc_call
-from tierflow.settings import TierflowSettings
 
 DAY = 86_400
 YUAN = 100  # fen per yuan: amounts are minor units
@@ -803,7 +803,7 @@ def demo_command(
 ) -> None:
     """Run a full scenario through the HTTP API of a running platform (`tierflow run`):
     onboarding, invoices, a payable passed down three tiers, financing, settlement, audit."""
-    settings = TierflowSettings()
+    settings = ApiSettings()
     console = Console(stderr=True)
     key = operator_key
     if key is None and settings.operator_api_key is not None:

@@ -27,11 +27,11 @@ from backend.errors import ApiError, Forbidden, Invalid
 from backend.models import AuditRecord, MemberProfile
 from backend.services import visibility
 from backend.services.invoices import cursor_parts
+from db.types import Amount
 from indexer import models as m
 from indexer.errors import IndexerError
 from indexer.reconcile import reconcile
-from indexer.rpc import NodeUnavailable, RetryPolicy, RpcClient, RpcError
-from indexer.types import Amount
+from ledger.jsonrpc import NodeUnavailable, RetryPolicy, RpcClient, RpcError
 from ledger.roles import Role
 
 #: Events about a payable as a whole: whoever may see the payable sees these (its GET shows

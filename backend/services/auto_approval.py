@@ -32,14 +32,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.context import AppContext
-from backend.db import now_s
 from backend.errors import from_revert
 from backend.models import AutoDecision, FinancingPolicy
 from backend.services import quotes
 from backend.services.financing import encode_registration
+from db.engine import now_s
 from indexer import models as m
+from ledger.bindings import ZERO_HASH
 from ledger.errors import ContractRevert
-from ledger.suite import ZERO_HASH
 
 log = logging.getLogger("tierflow.auto_approval")
 

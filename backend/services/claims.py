@@ -37,7 +37,7 @@ from backend.schemas.common import iso
 from backend.services.invoices import cursor_parts
 from backend.services.visibility import claims_clause, require_claim, visible_claim
 from indexer import models as m
-from ledger.suite import ZERO_HASH
+from ledger.bindings import ZERO_HASH
 
 
 def _view(row: m.Claim, obligor: str | None) -> dict[str, Any]:
@@ -115,7 +115,7 @@ async def transfer(
     """Pass ``body.amount`` of the piece to ``body.to`` (see the module docstring)."""
     source, obligor = await visible_claim(session, caller, claim_id)
     invoice = bytes.fromhex(body.invoice_id[2:]) if body.invoice_id else ZERO_HASH
-    functions = ctx.gateway.suite.ledger.functions
+    functions = ctx.gateway.suite.claim_ledger.functions
     whole = body.amount == source.amount
     if whole:
         # The choice of a whole transfer rests on the mirror's amount: make sure the chain,
@@ -197,7 +197,7 @@ async def freeze(
 ) -> dict[str, Any]:
     """Freeze a live piece (a court order): nothing moves it until it is unfrozen."""
     await require_claim(session, caller, claim_id)
-    fn = ctx.gateway.suite.ledger.functions.freezeClaim(claim_id, reason_hash(reason))
+    fn = ctx.gateway.suite.claim_ledger.functions.freezeClaim(claim_id, reason_hash(reason))
     mined = await ctx.gateway.transact(session, caller.address, fn)
     return await _after_write(session, caller, claim_id, mined, True)
 
@@ -207,7 +207,7 @@ async def unfreeze(
 ) -> dict[str, Any]:
     """Lift a piece's freeze."""
     await require_claim(session, caller, claim_id)
-    fn = ctx.gateway.suite.ledger.functions.unfreezeClaim(claim_id)
+    fn = ctx.gateway.suite.claim_ledger.functions.unfreezeClaim(claim_id)
     mined = await ctx.gateway.transact(session, caller.address, fn)
     return await _after_write(session, caller, claim_id, mined, False)
 

@@ -26,17 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import Caller
 from backend.chain import Mined
 from backend.context import AppContext
-from backend.db import now_s
 from backend.errors import Forbidden, Invalid, NotFound
 from backend.models import AutoDecision, CreditLine, FinancingPolicy
 from backend.schemas.common import iso
 from backend.schemas.financing import FinancingApprove, PolicyRequest
 from backend.services import quotes
 from backend.services.visibility import financings_clause, require_claim, require_financing
+from db.engine import now_s
+from db.types import table_of
 from indexer import models as m
-from indexer.models import table_of
+from ledger.bindings import ZERO_HASH
 from ledger.deployment import DAY
-from ledger.suite import ZERO_HASH
 
 #: An application's default life: a week, but never closer than an hour to the due date.
 DEFAULT_EXPIRY_S = 7 * DAY

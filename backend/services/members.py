@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import Caller, roles_of, store_key
 from backend.chain import CURRENT_JOURNAL, Mined
 from backend.context import AppContext
-from backend.db import now_s
 from backend.errors import Forbidden, Invalid, NotFound
 from backend.models import ApiKey, KeystoreEntry, MemberProfile
 from backend.schemas.common import iso
+from db.engine import now_s
 from indexer import models as mirror
 from ledger.roles import Role, roles_to_mask
 
@@ -160,7 +160,7 @@ async def renew_kyc(
 async def set_program_limit(
     ctx: AppContext, session: AsyncSession, caller: Caller, obligor: str, limit: int
 ) -> dict[str, Any]:
-    fn = ctx.gateway.suite.ledger.functions.setProgramLimit(obligor, limit)
+    fn = ctx.gateway.suite.claim_ledger.functions.setProgramLimit(obligor, limit)
     mined = await ctx.gateway.transact(session, caller.address, fn)
     account = await session.get(mirror.ObligorAccount, obligor)
     return {

@@ -32,7 +32,7 @@ from backend.schemas.payables import (
 from backend.services.invoices import cursor_parts
 from backend.services.visibility import payables_clause, require_payable, tree_visible
 from indexer import models as m
-from ledger.suite import ZERO_ADDRESS
+from ledger.bindings import ZERO_ADDRESS
 
 
 def payment_ref_hash(reference: str) -> bytes:
@@ -125,7 +125,7 @@ async def issue(
     ctx: AppContext, session: AsyncSession, caller: Caller, body: PayableCreate
 ) -> dict[str, Any]:
     """Issue a payable from the caller to ``body.supplier``; the ids come from PayableIssued."""
-    fn = ctx.gateway.suite.ledger.functions.issuePayable(
+    fn = ctx.gateway.suite.claim_ledger.functions.issuePayable(
         body.supplier,
         body.face_value,
         seconds(body.due_date),
@@ -164,7 +164,7 @@ async def cancel(
 ) -> dict[str, Any]:
     """The supplier declines a payable whose root piece it still holds untouched."""
     await require_payable(session, caller, payable_id)
-    fn = ctx.gateway.suite.ledger.functions.cancelPayable(payable_id)
+    fn = ctx.gateway.suite.claim_ledger.functions.cancelPayable(payable_id)
     mined = await ctx.gateway.transact(session, caller.address, fn)
     return await _after_write(session, caller, payable_id, mined, "cancelled")
 
@@ -174,7 +174,7 @@ async def mark_overdue(
 ) -> dict[str, Any]:
     """Mark the payable Overdue (the chain allows it once due date + grace has passed)."""
     await require_payable(session, caller, payable_id)
-    fn = ctx.gateway.suite.ledger.functions.markOverdue(payable_id)
+    fn = ctx.gateway.suite.claim_ledger.functions.markOverdue(payable_id)
     mined = await ctx.gateway.transact(session, caller.address, fn)
     out = await _after_write(session, caller, payable_id, mined, "overdue")
     out["unsettled_value"] = mined.event("ClaimLedger:PayableOverdue").args["unsettledValue"]
@@ -206,7 +206,7 @@ async def settle(
             extra={"claim_ids": strangers},
         )
     refs = [payment_ref_hash(item.payment_ref) for item in items]
-    functions = ctx.gateway.suite.ledger.functions
+    functions = ctx.gateway.suite.claim_ledger.functions
     fn = (
         functions.settleClaim(ids[0], refs[0])
         if len(ids) == 1

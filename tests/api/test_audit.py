@@ -44,9 +44,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.api.deps import encode_cursor
 from backend.models import AuditRecord
+from db.engine import create_engine
+from db.types import table_of
 from indexer import models as m
-from indexer.db import create_engine
-from indexer.models import table_of
 from ledger.anvil import dev_private_keys
 from tests.api.conftest import KYC_UNTIL, Api, Member, make_api
 from tests.api.test_claims import transfer

@@ -23,12 +23,13 @@ from pydantic import SecretStr
 
 from backend.api.deps import encode_cursor
 from backend.chain import Gateway
-from backend.db import create_engine, sessions
 from backend.keystore import Keystore
+from db.engine import create_pooled_engine as create_engine
+from db.engine import sessions
 from ledger.anvil import ANVIL_CHAIN_ID
-from ledger.chain import close_web3, make_web3
+from ledger.bindings import ZERO_HASH
 from ledger.deployment import load_deployment
-from ledger.suite import ZERO_HASH
+from ledger.node import close_web3, make_web3
 from tests.api.conftest import Api, Member
 from tests.api.test_invoices import confirmed_invoice, post_json, problem
 from tests.api.test_payables import core_with_limit, issue
@@ -306,7 +307,7 @@ async def test_a_piece_changed_behind_the_mirror_is_not_moved_whole(
     stack.procs["indexer"].stop()
     try:
         gateway = Gateway(w3, deployment, Keystore(password), engine, mirror_wait_s=0)
-        split = gateway.suite.ledger.functions.split(root, s2.address, 1, ZERO_HASH)
+        split = gateway.suite.claim_ledger.functions.split(root, s2.address, 1, ZERO_HASH)
         async with sessions(engine)() as session:
             await gateway.transact(session, s1.address, split)
         assert (await s1.get(f"/v1/claims/{root}")).json()["amount"] == seen  # the mirror lags

@@ -7,7 +7,7 @@ withdrawal unlock; an approval over the exposure limit is ``limit_exceeded``; pa
 request, others get 404, auditors never write.
 
 Everything goes through HTTP; the results are checked against the contracts' own views
-(:class:`~ledger.suite.Suite`), read directly from the node.
+(:class:`~ledger.bindings.Suite`), read directly from the node.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from ledger.anvil import ANVIL_CHAIN_ID
-from ledger.chain import close_web3, make_web3
+from ledger.bindings import ClaimStatus, Suite
 from ledger.deployment import DAY, load_deployment
-from ledger.suite import ClaimStatus, Suite
+from ledger.node import close_web3, make_web3
 from tests.api.conftest import Api, Member
 from tests.support.stack import Stack
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from backend.db import create_engine
-from indexer.db import migrate
-from ledger.chain import Web3Client
+from backend.models import migrate
+from db.engine import create_pooled_engine as create_engine
+from ledger.node import Web3Client
 from ledger.paths import package_root
 from tests.conftest import Deployed
 from tests.indexer.conftest import create_pg_database, drop_pg_database

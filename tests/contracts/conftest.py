@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from ledger.anvil import AnvilProcess, dev_private_keys
-from ledger.chain import close_web3, make_web3
+from ledger.node import close_web3, make_web3
 from tests.support.platform import Platform, build_platform
 
 

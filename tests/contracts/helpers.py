@@ -21,11 +21,11 @@ from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from web3.types import TxReceipt
 
-from ledger.chain import rpc
+from ledger.node import rpc
 from ledger.deployment import DAY
 from ledger.errors import ContractRevert, revert_for_failed_transaction, revert_from_exception
 from ledger.sender import PendingTx
-from ledger.suite import ClaimView
+from ledger.bindings import ClaimView
 from tests.support.platform import Actor, Platform
 
 #: Gas for transactions sent without estimation (time-exact or pipelined ones).
@@ -194,7 +194,7 @@ async def read_claims(platform: Platform, ids: Sequence[int]) -> list[ClaimView]
         return []
     async with platform.w3.batch_requests() as batch:
         for claim_id in ids:
-            batch.add(platform.ledger.functions.claim(claim_id).call())
+            batch.add(platform.claim_ledger.functions.claim(claim_id).call())
         rows: list[Any] = list(await batch.async_execute())
     return [ClaimView.from_row(i, row) for i, row in zip(ids, rows, strict=True)]
 

@@ -20,7 +20,7 @@ import pytest
 
 from indexer.config import IndexerConfig
 from ledger.anvil import AnvilProcess, dev_private_keys
-from ledger.chain import close_web3, make_web3
+from ledger.node import close_web3, make_web3
 from tests.support.platform import Platform, build_platform
 
 #: The PostgreSQL server of the machine (and CI's): trust auth, database ``test``.

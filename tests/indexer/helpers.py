@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.indexer_load import LoadResult, scenario
+from db.engine import create_engine
 from indexer.config import IndexerConfig
-from indexer.db import create_engine
 from indexer.pipeline import Indexer, RunStats
 from indexer.reconcile import ReconciliationReport, reconcile
-from indexer.rpc import RpcClient
 from indexer.store import CheckpointState, digest, read_checkpoint
 from ledger.anvil import AnvilProcess, rpc_call
 from ledger.deployment import Deployment
+from ledger.jsonrpc import RpcClient
 from tests.contracts.helpers import apply, approve, finance
 from tests.indexer.conftest import PG_SERVER, create_pg_database, drop_pg_database
 from tests.support.faulty_node import FaultyNode
@@ -63,12 +63,12 @@ async def multi_tier(p: Platform) -> dict[str, int]:
     payable, root, _due = await p.issue(p.core, p.sup1, 1_000_000, agent=p.agent)
     tier2 = await p.split(p.sup1, root, p.sup2, 400_000)
     tier3 = await p.split(p.sup2, tier2, p.sup3, 150_000)
-    await p.sup3.transact(p.ledger.functions.transferClaim(tier3, p.sup4.address, b"\0" * 32))
+    await p.sup3.transact(p.claim_ledger.functions.transferClaim(tier3, p.sup4.address, b"\0" * 32))
     financed = await finance(p, p.sup2, tier2, p.bank, 100_000)
     pending = await apply(p, p.sup1, root, p.bank2, 50_000)
     rejected = await apply(p, p.sup1, root, p.bank, 20_000)
     await p.bank.transact(p.desk.functions.rejectFinancing(rejected, b"\1" * 32))
-    await p.operator.transact(p.ledger.functions.freezeClaim(tier3, b"\2" * 32))
+    await p.operator.transact(p.claim_ledger.functions.freezeClaim(tier3, b"\2" * 32))
     return {
         "payable": payable,
         "root": root,

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.db import create_engine
+from db.engine import create_engine
 from indexer.errors import InconsistentChain
 from indexer.pipeline import Indexer
-from indexer.rpc import RpcClient
 from indexer.store import read_checkpoint
+from ledger.jsonrpc import RpcClient
 from tests.indexer.helpers import (
     ONE_PASS,
     TINY,

@@ -8,8 +8,8 @@ import pytest
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from ledger.chain import Web3Client
 from ledger.errors import ContractRevert, decode_revert, revert_from_exception
+from ledger.node import Web3Client
 from tests.conftest import Deployed
 
 

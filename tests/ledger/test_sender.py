@@ -9,8 +9,8 @@ import pytest
 from eth_account import Account
 
 from ledger.anvil import rpc_call
-from ledger.chain import Web3Client
 from ledger.errors import ContractRevert
+from ledger.node import Web3Client
 from ledger.nonces import MemoryNonceStore
 from ledger.sender import TransactionSender, _Account
 from tests.conftest import Deployed

@@ -16,9 +16,9 @@ from typing import TypeVar
 import pytest
 
 from ledger.anvil import AnvilProcess, dev_private_keys
-from ledger.chain import close_web3, make_web3
+from ledger.bindings import ZERO_ADDRESS
 from ledger.deployment import DAY
-from ledger.suite import ZERO_ADDRESS
+from ledger.node import close_web3, make_web3
 from tests.model import rules
 from tests.support.platform import CAST, EXPOSURE_LIMIT, PROGRAM_LIMIT, Platform, build_platform
 

@@ -1,6 +1,6 @@
 """A deployed Tierflow suite on a real anvil with a cast of members, for tests.
 
-``Platform`` wraps the :class:`ledger.suite.Suite` with one :class:`Actor` per member role
+``Platform`` wraps the :class:`ledger.bindings.Suite` with one :class:`Actor` per member role
 and the small steps tests repeat (register and confirm an invoice, issue a payable, split,
 move time). Amount and id arithmetic stays in the tests; this only saves typing.
 """
@@ -15,11 +15,12 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from ledger.chain import Web3Client, rpc
+from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, Suite
+from ledger.deploy import deploy_suite
 from ledger.deployment import DAY, Deployment, DeploymentParameters
+from ledger.node import Web3Client, rpc
 from ledger.roles import Role, roles_to_mask
 from ledger.sender import TransactionSender
-from ledger.suite import ZERO_ADDRESS, ZERO_HASH, Suite, deploy_suite
 
 #: Cast: name → roles. Order fixes which anvil dev account each gets (0 is the deployer,
 #: default admin and operator).
@@ -80,8 +81,8 @@ class Platform:
         return self.suite.invoices
 
     @property
-    def ledger(self) -> Any:
-        return self.suite.ledger
+    def claim_ledger(self) -> Any:
+        return self.suite.claim_ledger
 
     @property
     def desk(self) -> Any:
@@ -150,19 +151,21 @@ class Platform:
         invoice_id = await self.invoice(supplier, core, invoice_amount or face)
         due = await self.now() + due_in
         await core.transact(
-            self.ledger.functions.issuePayable(
+            self.claim_ledger.functions.issuePayable(
                 supplier.address, face, due, [invoice_id], agent.address if agent else ZERO_ADDRESS
             )
         )
-        payable_id = int(await self.ledger.functions.payableCount().call())
-        root = int(await self.ledger.functions.claimCount().call())
+        payable_id = int(await self.claim_ledger.functions.payableCount().call())
+        root = int(await self.claim_ledger.functions.claimCount().call())
         return payable_id, root, due
 
     async def split(
         self, holder: Actor, claim_id: int, to: Actor, value: int, invoice: bytes = ZERO_HASH
     ) -> int:
-        await holder.transact(self.ledger.functions.split(claim_id, to.address, value, invoice))
-        return int(await self.ledger.functions.claimCount().call())
+        await holder.transact(
+            self.claim_ledger.functions.split(claim_id, to.address, value, invoice)
+        )
+        return int(await self.claim_ledger.functions.claimCount().call())
 
 
 async def build_platform(
@@ -188,7 +191,7 @@ async def build_platform(
             )
     for core in ("core", "core2"):
         await operator.transact(
-            suite.ledger.functions.setProgramLimit(actors[core].address, PROGRAM_LIMIT)
+            suite.claim_ledger.functions.setProgramLimit(actors[core].address, PROGRAM_LIMIT)
         )
         for bank in ("bank", "bank2"):
             await actors[bank].transact(

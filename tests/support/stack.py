@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from ledger.anvil import AnvilProcess, free_port
-from tierflow.deploy import deploy
+from ledger.deploy import deploy
 
 OPERATOR_KEY = "tf_0123456789ab_" + "operator-secret-for-tests-only-0123456789"
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,16 +1,15 @@
-"""The deployed contract suite: handles, typed views and idempotent deployment.
+"""Bindings of the deployed contract suite: handles, typed views, the contracts' enums.
 
 :class:`Suite` binds the four contracts of a :class:`~ledger.deployment.Deployment` to an
 ``AsyncWeb3`` and reads their views into frozen dataclasses whose field names are the
 domain words used by the indexer's tables and the API (``holder``, ``locked_amount`` …).
-:func:`deploy_suite` deploys what is missing, wires the contracts together and records the
-deployment after every step, so a re-run (or a run after a crash) finishes the job instead
-of starting a second suite.
+The ClaimLedger contract is ``suite.claim_ledger`` (``ledger`` is this package). Deployment
+is :mod:`ledger.deploy`; calls to send are built by :mod:`ledger.calls`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -18,19 +17,10 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 from web3.types import BlockIdentifier
 
-from ledger.artifacts import ensure_artifacts, load_artifact
-from ledger.chain import Web3Client
-from ledger.deployment import (
-    SUITE,
-    ContractRecord,
-    Deployment,
-    DeploymentParameters,
-    load_deployment,
-    save_deployment,
-)
-from ledger.errors import ConfigurationError
-from ledger.roles import LEDGER_ROLE, Role, mask_to_roles
-from ledger.sender import TransactionSender
+from ledger.artifacts import load_artifact
+from ledger.deployment import Deployment
+from ledger.node import Web3Client
+from ledger.roles import Role, mask_to_roles
 
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 ZERO_HASH = b"\x00" * 32
@@ -184,7 +174,7 @@ class Suite:
         self.deployment = deployment
         self.members = self._bind("MemberRegistry")
         self.invoices = self._bind("InvoiceRegistry")
-        self.ledger = self._bind("ClaimLedger")
+        self.claim_ledger = self._bind("ClaimLedger")
         self.desk = self._bind("FinancingDesk")
 
     def _bind(self, name: str) -> Any:
@@ -197,7 +187,7 @@ class Suite:
         return {
             "MemberRegistry": self.members,
             "InvoiceRegistry": self.invoices,
-            "ClaimLedger": self.ledger,
+            "ClaimLedger": self.claim_ledger,
             "FinancingDesk": self.desk,
         }
 
@@ -234,7 +224,7 @@ class Suite:
             root,
             face,
             settled,
-        ) = await self.ledger.functions.getPayable(payable_id).call(block_identifier=block)
+        ) = await self.claim_ledger.functions.getPayable(payable_id).call(block_identifier=block)
         return PayableView(
             payable_id,
             to_checksum_address(obligor),
@@ -252,11 +242,13 @@ class Suite:
         self, payable_id: int, block: BlockIdentifier = "latest"
     ) -> list[bytes]:
         return list(
-            await self.ledger.functions.payableInvoices(payable_id).call(block_identifier=block)
+            await self.claim_ledger.functions.payableInvoices(payable_id).call(
+                block_identifier=block
+            )
         )
 
     async def claim(self, claim_id: int, block: BlockIdentifier = "latest") -> ClaimView:
-        row = await self.ledger.functions.claim(claim_id).call(block_identifier=block)
+        row = await self.claim_ledger.functions.claim(claim_id).call(block_identifier=block)
         return ClaimView.from_row(claim_id, row)
 
     async def financing(
@@ -299,7 +291,7 @@ class Suite:
     async def obligor_account(
         self, obligor: str, block: BlockIdentifier = "latest"
     ) -> ObligorAccountView:
-        limit, outstanding, prev, last = await self.ledger.functions.obligorAccount(
+        limit, outstanding, prev, last = await self.claim_ledger.functions.obligorAccount(
             to_checksum_address(obligor)
         ).call(block_identifier=block)
         return ObligorAccountView(limit, outstanding, prev, last)
@@ -316,125 +308,3 @@ class Suite:
     async def discount_for(self, amount: int, annual_rate_bps: int, term_days: int) -> int:
         """The contract's own discount convention (ceil(amount × bps × days / 3 600 000))."""
         return int(await self.desk.functions.discountFor(amount, annual_rate_bps, term_days).call())
-
-
-async def _has_code(w3: Web3Client, address: str) -> bool:
-    return len(await w3.eth.get_code(to_checksum_address(address))) > 0
-
-
-async def _linked(
-    w3: Web3Client, name: str, address: str, deployed: dict[str, ContractRecord]
-) -> bool:
-    """True when the contract at ``address`` was built against the recorded upstream ones."""
-    if not await _has_code(w3, address):
-        return False
-    contract = w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
-    expected: dict[str, str] = {
-        "InvoiceRegistry": "MemberRegistry",
-        "ClaimLedger": "InvoiceRegistry",
-        "FinancingDesk": "ClaimLedger",
-    }
-    upstream = expected.get(name)
-    if upstream is None:
-        return True
-    getter = {"MemberRegistry": "MEMBERS", "InvoiceRegistry": "INVOICES", "ClaimLedger": "LEDGER"}[
-        upstream
-    ]
-    try:
-        linked = await getattr(contract.functions, getter)().call()
-    except Exception:  # a different contract sits at that address
-        return False
-    return upstream in deployed and to_checksum_address(linked) == deployed[upstream].address
-
-
-async def deploy_suite(
-    w3: Web3Client,
-    sender: TransactionSender,
-    parameters: DeploymentParameters | None = None,
-    *,
-    directory: Any = None,
-    record: bool = True,
-    on_step: Callable[[str], None] | None = None,
-) -> Deployment:
-    """Deploy and wire the suite, reusing what the record shows is already on chain.
-
-    A contract is reused when its record exists, code is at the address and it was built
-    against the recorded upstream contracts; once one is (re)deployed, everything after it is
-    too. Each step is recorded as it completes. ``on_step`` is told each step's name (for a
-    progress bar).
-    """
-    parameters = parameters or DeploymentParameters()
-    ensure_artifacts()
-    chain_id = int(await w3.eth.chain_id)
-    previous = load_deployment(chain_id, directory) if record else None
-    reuse = previous is not None and previous.parameters == parameters
-    deployment = Deployment(chain_id=chain_id, parameters=parameters)
-    admin = sender.address
-
-    def step(name: str) -> None:
-        if on_step is not None:
-            on_step(name)
-
-    for name in SUITE:
-        rec = previous.contracts.get(name) if (previous is not None and reuse) else None
-        if rec is not None and await _linked(w3, name, rec.address, deployment.contracts):
-            deployment.contracts[name] = rec
-            step(f"{name} (kept)")
-            continue
-        reuse = False
-        args = _constructor_args(name, deployment, parameters, admin)
-        artifact = load_artifact(name)
-        address, receipt = await sender.deploy(artifact.abi, artifact.bytecode, *args)
-        deployment.contracts[name] = ContractRecord(address, int(receipt["blockNumber"]))
-        if record:
-            save_deployment(deployment, directory)
-        step(name)
-
-    suite = Suite(w3, deployment)
-    default_admin = await suite.members.functions.defaultAdmin().call()
-    for contract_name in ("ClaimLedger", "FinancingDesk"):
-        address = deployment.address(contract_name)
-        if not await suite.members.functions.hasRole(LEDGER_ROLE, address).call():
-            if to_checksum_address(default_admin) != admin:
-                raise ConfigurationError(
-                    f"wiring needs the default admin {default_admin}, deploying as {admin}"
-                )
-            await sender.transact(suite.members.functions.grantRole(LEDGER_ROLE, address))
-        step(f"LEDGER_ROLE → {contract_name}")
-    bound = await suite.ledger.functions.financingDesk().call()
-    if int(bound, 16) == 0:
-        await sender.transact(
-            suite.ledger.functions.bindFinancingDesk(deployment.address("FinancingDesk"))
-        )
-    elif to_checksum_address(bound) != deployment.address("FinancingDesk"):
-        raise ConfigurationError(f"ClaimLedger is bound to another financing desk ({bound})")
-    step("bind FinancingDesk")
-    if record:
-        save_deployment(deployment, directory)
-    return deployment
-
-
-def _constructor_args(
-    name: str, deployment: Deployment, parameters: DeploymentParameters, admin: str
-) -> tuple[Any, ...]:
-    if name == "MemberRegistry":
-        return (parameters.admin_delay_s, admin)
-    if name == "InvoiceRegistry":
-        return (deployment.address("MemberRegistry"),)
-    if name == "ClaimLedger":
-        return (
-            deployment.address("MemberRegistry"),
-            deployment.address("InvoiceRegistry"),
-            parameters.ledger_config(),
-        )
-    if name == "FinancingDesk":
-        return (
-            deployment.address("MemberRegistry"),
-            deployment.address("ClaimLedger"),
-            parameters.registration_required,
-        )
-    raise ConfigurationError(f"unknown contract {name}")
-
-
-#: Steps :func:`deploy_suite` reports, for sizing a progress bar.
-DEPLOY_STEPS = len(SUITE) + 3

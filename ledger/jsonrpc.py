@@ -1,4 +1,6 @@
-"""The indexer's JSON-RPC client: one HTTP/1.1 keep-alive connection pool, batches, retries.
+"""The lean JSON-RPC client: one HTTP/1.1 keep-alive connection pool, batches, retries.
+
+Used by the indexer and by the API's reconciliation.
 
 The indexer talks to the node through :class:`RpcClient` rather than web3.py: it needs
 batches (one HTTP POST carrying many calls), cheap decoding on the hot path (``json.dumps``
@@ -54,7 +56,7 @@ from typing import Any, Final
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from indexer.errors import IndexerError
+from ledger.errors import ChainError, ChainUnavailableError
 
 __all__ = [
     "MalformedResponse",
@@ -66,7 +68,7 @@ __all__ = [
 ]
 
 
-class NodeUnavailable(IndexerError):
+class NodeUnavailable(ChainUnavailableError):
     """Transient faults (network, timeouts, HTTP 5xx/429, broken bodies) outlasted the retries.
 
     ``__cause__`` is the last fault; ``method`` the call (a batch's first call).
@@ -82,7 +84,7 @@ class NodeUnavailable(IndexerError):
         )
 
 
-class RpcError(IndexerError):
+class RpcError(ChainError):
     """The node answered with a JSON-RPC error object; deterministic, so not retried."""
 
     def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:

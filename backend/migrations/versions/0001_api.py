@@ -1,7 +1,7 @@
 """api: keys, keystore, idempotency, audit log, credit lines, policies, nonces
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: api_0001
+Revises:
 Create Date: 2026-12-01 22:28:39.917285
 """
 
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from indexer.types import Amount
+from db.types import Amount
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "api_0001"
+down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """mirror: domain objects, raw events, header window, journal, checkpoint
 
-Revision ID: 0001
+Revision ID: mirror_0001
 Revises:
 Create Date: 2026-11-22 15:27:13.449644
 """
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from indexer.types import Amount
+from db.types import Amount
 
-revision: str = "0001"
+revision: str = "mirror_0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

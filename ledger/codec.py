@@ -26,7 +26,7 @@ from eth_abi.exceptions import DecodingError
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from indexer.errors import MirrorError
+from ledger.errors import UndecodableLog
 
 
 @functools.lru_cache(maxsize=65536)
@@ -263,14 +263,14 @@ class Decoder:
         topics: list[str] = log["topics"]
         spec = self._specs.get((address, topics[0].lower())) if topics else None
         if spec is None:
-            raise MirrorError(
+            raise UndecodableLog(
                 f"unknown event at {address} (topic {topics[0] if topics else None}) in block "
                 f"{int(log['blockNumber'], 16)}: is the ABI snapshot current?"
             )
         try:
             args, args_json = spec.decode(topics, log["data"])
         except ValueError as exc:
-            raise MirrorError(
+            raise UndecodableLog(
                 f"{spec.contract}.{spec.name} in block {int(log['blockNumber'], 16)} "
                 f"(transaction {log.get('transactionHash')}): malformed log: {exc}"
             ) from exc

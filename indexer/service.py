@@ -1,4 +1,5 @@
-"""``tierflow index`` and ``tierflow reconcile``: the indexer and its check, from settings.
+"""The indexer as a service: run it, or check the mirror, from :class:`IndexerSettings`
+(``tierflow index`` and ``tierflow reconcile`` call these).
 
 Both find the deployment of the node's chain in ``chain/deployments/<chainId>.json`` and the
 database from ``TIERFLOW_DATABASE_URL`` (default: SQLite in the data directory).
@@ -14,14 +15,13 @@ from prometheus_client import start_http_server
 from rich.console import Console
 from rich.table import Table
 
-from indexer.config import IndexerConfig
-from indexer.db import create_engine
+from db.engine import create_engine
+from indexer.config import IndexerConfig, IndexerSettings
 from indexer.errors import IndexerError
 from indexer.pipeline import Indexer, RunStats
 from indexer.reconcile import ReconciliationReport, reconcile
-from indexer.rpc import RpcClient
 from ledger.deployment import Deployment, load_deployment, record_path
-from tierflow.settings import TierflowSettings
+from ledger.jsonrpc import RpcClient
 
 
 async def find_deployment(rpc_url: str) -> Deployment:
@@ -37,7 +37,7 @@ async def find_deployment(rpc_url: str) -> Deployment:
     return deployment
 
 
-async def config_from(settings: TierflowSettings, wait_for_lock: bool = False) -> IndexerConfig:
+async def config_from(settings: IndexerSettings, wait_for_lock: bool = False) -> IndexerConfig:
     return IndexerConfig(
         rpc_url=settings.rpc_url,
         database_url=settings.database_url,
@@ -69,7 +69,7 @@ async def index(
         return await indexer.run(once=once, progress=progress, stop=stop)
 
 
-async def reconcile_mirror(settings: TierflowSettings) -> ReconciliationReport:
+async def reconcile_mirror(settings: IndexerSettings) -> ReconciliationReport:
     engine = create_engine(settings.database_url)
     try:
         async with RpcClient(settings.rpc_url) as rpc:
