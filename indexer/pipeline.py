@@ -44,7 +44,7 @@ from indexer.lock import WriterLock
 from indexer.models import migrate
 from indexer.rows import event_row
 from indexer.store import CheckpointState, Header
-from indexer.unit_of_work import SealedBatch, UnitOfWork
+from indexer.unit_of_work import BatchUnitOfWork, SealedBatch
 from ledger.artifacts import load_artifact
 from ledger.codec import Decoder
 from ledger.jsonrpc import NodeUnavailable, RetryPolicy, RpcClient
@@ -110,7 +110,7 @@ class Indexer:
             for name, record in config.deployment.contracts.items()
         }
         self.fetcher = Fetcher(rpc, Decoder(contracts), config)
-        self.uow = UnitOfWork()
+        self.uow = BatchUnitOfWork()
         self._pending: asyncio.Task[None] | None = None
         self._first_seen: dict[int, float] = {}
         self.stats = RunStats()
