@@ -2,7 +2,8 @@
 
 Routes are thin (one module per resource under :mod:`backend.api.routes`); the use cases are
 in :mod:`backend.services`; reads come from the SQL mirror, writes go through
-:class:`backend.chain.Gateway`. OpenAPI is served at ``/docs`` and ``/openapi.json``.
+:class:`backend.gateway.Gateway` (the :class:`~backend.ports.LedgerPort` the services
+are given). OpenAPI is served at ``/docs`` and ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_context(settings) as ctx, auto_approval.running(ctx):
+        async with open_context(settings) as ctx, auto_approval.running(ctx.ports):
             app.state.context = ctx
             try:
                 yield

@@ -1,4 +1,5 @@
-"""What one API worker holds for its whole life: settings, database, chain, keystore.
+"""What one API worker holds for its whole life: settings, database, chain, keystore, and
+the :class:`~backend.ports.Ports` its services are given.
 
 :func:`open_context` connects to the node, finds the deployment of its chain, migrates the
 database, opens the keystore and seeds the operator (the deployer account, which holds the
@@ -20,11 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.auth import seeded_key, store_key
-from backend.chain import Gateway
 from backend.config import ApiSettings
+from backend.gateway import Gateway
 from backend.idempotency import Idempotency
 from backend.keystore import Keystore
 from backend.models import ApiKey, KeystoreEntry, MemberProfile, migrate
+from backend.ports import Ports
 from backend.ratelimit import RateLimiter
 from db.engine import create_pooled_engine, now_s, sessions
 from db.locks import exclusive, lock_key
@@ -50,6 +52,7 @@ class AppContext:
     idempotency: Idempotency
     limiter: RateLimiter
     operator: str
+    ports: Ports
 
 
 @contextlib.asynccontextmanager
@@ -86,6 +89,7 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
             idempotency=Idempotency(engine, lease_ms=int(settings.api_idempotency_lease_s * 1000)),
             limiter=RateLimiter(settings.api_rate_limit),
             operator=operator,
+            ports=Ports(session_factory, gateway),
         )
     finally:
         await engine.dispose()

@@ -7,9 +7,9 @@ and their Alembic history (``backend/migrations``, version table ``alembic_versi
 - ``keystore``: members' chain keys as eth-account encrypted keyfiles (scrypt), password from
   settings; never returned, never logged.
 - ``invoice_details``: the invoice fields that stay off chain (tax id, code, number).
-- ``idempotency_records``: one per (member, Idempotency-Key): the request's hash, the
-  transactions signed for it (hash and raw bytes, recorded before they are broadcast) and,
-  once done, the response.
+- ``idempotency_records``: one per (member, Idempotency-Key): the request's hash, the write
+  as a command (operation, arguments, the caller's key), the transactions signed for it
+  (hash and raw bytes, recorded before they are broadcast) and, once done, the response.
 - ``audit_log``: every mutating request, accepted or refused; each record carries the hash of
   the one before it, so a changed or removed record breaks the chain.
 - ``credit_lines``: a financier's credit line per obligor (its exposure limit is on chain; the
@@ -82,6 +82,11 @@ class IdempotencyRecord(Base):
     request_sha256: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(String(300))
+    #: The write as a command (backend.services.commands): its operation, its JSON arguments
+    #: and the API key of its caller (``member``), so it can be run again from storage alone.
+    operation: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[str] = mapped_column(Text)
+    caller_key_id: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16))  # "pending" or "done"
     #: Until then the worker that took it is taken to be alive; later a retry may resume it.
     locked_until_ms: Mapped[int] = mapped_column(BigInteger)

@@ -67,10 +67,10 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend.config import ApiSettings
-from backend.keystore import Keystore
+from backend.keystore import Keystore, keyfiles
 from bench.indexer_backfill import postgres_database
 from bench.indexer_backfill import record as record_section
 from ledger.anvil import ANVIL_CHAIN_ID, rpc_call
@@ -453,8 +453,7 @@ async def member_accounts(stack: Stack, addresses: list[str]) -> dict[str, Local
     keystore = Keystore(password)
     engine = create_async_engine(stack.database_url)
     try:
-        async with async_sessionmaker(engine)() as session:
-            return {a: await keystore.account(session, a) for a in addresses}
+        return {a: await keystore.account(keyfiles(engine), a) for a in addresses}
     finally:
         await engine.dispose()
 

@@ -22,12 +22,13 @@ import pytest
 from pydantic import SecretStr
 
 from backend.api.deps import encode_cursor
-from backend.chain import Gateway
+from backend.auth import Caller
+from backend.gateway import Gateway
 from backend.keystore import Keystore
+from backend.ports import WriteContext
 from db.engine import create_pooled_engine as create_engine
-from db.engine import sessions
+from ledger import calls
 from ledger.anvil import ANVIL_CHAIN_ID
-from ledger.bindings import ZERO_HASH
 from ledger.deployment import load_deployment
 from ledger.node import close_web3, make_web3
 from tests.api.conftest import Api, Member
@@ -307,9 +308,8 @@ async def test_a_piece_changed_behind_the_mirror_is_not_moved_whole(
     stack.procs["indexer"].stop()
     try:
         gateway = Gateway(w3, deployment, Keystore(password), engine, mirror_wait_s=0)
-        split = gateway.suite.claim_ledger.functions.split(root, s2.address, 1, ZERO_HASH)
-        async with sessions(engine)() as session:
-            await gateway.transact(session, s1.address, split)
+        holder = WriteContext(Caller(s1.address, frozenset(), "active", "test"))
+        await gateway.submit(holder, calls.split(root, s2.address, 1, None))
         assert (await s1.get(f"/v1/claims/{root}")).json()["amount"] == seen  # the mirror lags
         body = problem(await transfer(s1, root, s2, seen), 409, "claim_changed")
         assert body["amount"] == seen - 1

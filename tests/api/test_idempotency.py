@@ -26,7 +26,7 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from backend.chain import CRASH_AFTER_BROADCAST_ENV, CRASH_EXIT_STATUS
+from backend.gateway import CRASH_AFTER_BROADCAST_ENV, CRASH_EXIT_STATUS
 from ledger.anvil import ANVIL_FIRST_KEY, rpc_call
 from tests.api.conftest import Api, make_api
 from tests.indexer.conftest import create_pg_database, drop_pg_database

@@ -1,47 +1,50 @@
-"""The API's way to the chain: send as a member, wait until mined and mirrored, resume.
+"""The ledger port's implementation: send as a member, wait until mined and mirrored, resume.
 
-:class:`Gateway` signs with the member's own key (from the :class:`~backend.keystore.Keystore`)
-through a :class:`~ledger.sender.TransactionSender` per member sharing the SQL nonce store,
-waits for the receipt (a revert raises the decoded :class:`~ledger.errors.ContractRevert`),
-decodes the receipt's logs with the indexer's decoder (the ids a write created come from its
+:class:`Gateway` implements :class:`backend.ports.LedgerPort` over web3. It signs with the
+member's own key (from the :class:`~backend.keystore.Keystore`) through a
+:class:`~ledger.sender.TransactionSender` per member sharing the SQL nonce store, waits for
+the receipt (a revert raises the decoded :class:`~ledger.errors.ContractRevert`), decodes the
+receipt's logs with :class:`ledger.codec.Decoder` (the ids a write created come from its
 events) and then waits, bounded, until the mirror's checkpoint has passed the block, so a
-read that follows sees the write.
+read that follows sees the write. It holds no session of the service's: it reads keys, nonces
+and the checkpoint through short connections of its own.
 
-Idempotency. Inside a request that carries an ``Idempotency-Key`` the request's
-:class:`TxJournal` is current (a context variable): every transaction the request signs is
-recorded *before* its bytes are broadcast. When a request is run again after its worker
-died, step ``i`` first looks at the ``i``-th recorded transaction: mined → its receipt is
-used; known to the node → waited for; unknown → the same bytes are broadcast again; only if
-its nonce was consumed by another transaction (so it can never be mined) is a new one signed.
+Idempotency. A write that carries an ``Idempotency-Key`` has a :class:`~backend.ports.TxJournal`
+in its :class:`~backend.ports.WriteContext`: every transaction it signs is recorded *before*
+its bytes are broadcast. When a write is run again after its worker died, step ``i`` first
+looks at the ``i``-th recorded transaction: mined → its receipt is used; known to the node →
+waited for; unknown → the same bytes are broadcast again; only if its nonce was consumed by
+another transaction (so it can never be mined) is a new one signed.
 
 Test hook (never set it in production): with ``TIERFLOW_TEST_CRASH_AFTER_BROADCAST`` set to a
 contract function's name, the worker process dies (``os._exit``, status
-:data:`CRASH_EXIT_STATUS`) right after an idempotent request has broadcast a call of that
+:data:`CRASH_EXIT_STATUS`) right after an idempotent write has broadcast a call of that
 function, before its outcome is recorded: the crash the idempotency tests resume from.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import os
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from backend.keystore import Keystore
+from backend.keystore import Keystore, keyfiles
 from backend.nonces import SqlNonceStore
+from backend.ports import HostedAccount, Mined, RecordedTx, WriteContext
 from indexer import models as mirror
 from ledger.artifacts import load_artifact
-from ledger.bindings import Suite
-from ledger.codec import DecodedEvent, Decoder
+from ledger.bindings import ClaimView, Suite
+from ledger.calls import ContractCall
+from ledger.codec import Decoder
 from ledger.deployment import Deployment
 from ledger.errors import revert_for_failed_transaction
 from ledger.node import Web3Client
@@ -53,66 +56,8 @@ CRASH_EXIT_STATUS = 97
 
 
 @dataclass
-class RecordedTx:
-    """A transaction signed for a request, recorded before it was broadcast."""
-
-    hash: str
-    raw: str  # 0x-hex of the signed bytes
-    nonce: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {"hash": self.hash, "raw": self.raw, "nonce": self.nonce}
-
-
-@dataclass
-class TxJournal:
-    """The transactions of one idempotent request (and a little state), and how to keep
-    them: ``persist`` stores both durably."""
-
-    recorded: list[RecordedTx]
-    persist: Callable[[TxJournal], Awaitable[None]]
-    state: dict[str, Any] = field(default_factory=dict)
-    step: int = 0
-
-    async def remember(self, **values: Any) -> None:
-        """Keep ``values`` (JSON) with the record, for a run that resumes this request."""
-        self.state.update(values)
-        await self.persist(self)
-
-
-#: The journal of the request being handled (None outside idempotent requests).
-CURRENT_JOURNAL: contextvars.ContextVar[TxJournal | None] = contextvars.ContextVar(
-    "tierflow_tx_journal", default=None
-)
-#: Hashes of the transactions the current request got mined (for its audit record).
-REQUEST_TXS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
-    "tierflow_request_txs", default=None
-)
-
-
-@dataclass(frozen=True)
-class Mined:
-    """A mined, successful transaction and the events it emitted (decoded)."""
-
-    tx_hash: str
-    block_number: int
-    events: tuple[DecodedEvent, ...]
-    mirrored: bool
-
-    def event(self, key: str) -> DecodedEvent:
-        """The first event ``"Contract:Event"`` (it must be there)."""
-        for ev in self.events:
-            if ev.key == key:
-                return ev
-        raise LookupError(f"transaction {self.tx_hash} emitted no {key}")
-
-    def all(self, key: str) -> list[DecodedEvent]:
-        return [ev for ev in self.events if ev.key == key]
-
-
-@dataclass
 class Gateway:
-    """Sends members' transactions; one per API worker."""
+    """Sends members' transactions; one per API worker (a :class:`~backend.ports.LedgerPort`)."""
 
     w3: Web3Client
     deployment: Deployment
@@ -131,38 +76,64 @@ class Gateway:
         )
         self.nonces = SqlNonceStore(self.engine)
 
-    async def sender(self, session: AsyncSession, address: str) -> TransactionSender:
+    async def sender(self, address: str) -> TransactionSender:
         sender = self._senders.get(address)
         if sender is None:
-            account = await self.keystore.account(session, address)
+            account = await self.keystore.account(keyfiles(self.engine), address)
             sender = self._senders[address] = TransactionSender(self.w3, account, self.nonces)
         return sender
 
-    async def transact(
-        self, session: AsyncSession, actor: str, fn: Any, tx: dict[str, Any] | None = None
-    ) -> Mined:
-        """Send ``fn`` (a bound contract call) as ``actor``; see the module docstring."""
-        sender = await self.sender(session, actor)
-        # End the session's transaction: what the service wrote so far is kept, and its
-        # reads after the write see the mirror as it is then (SQLite reads a snapshot).
-        await session.commit()
-        crash = os.environ.get(CRASH_AFTER_BROADCAST_ENV)
-        receipt = await self._send(
-            sender, sender.encode_call(fn, tx), crash=bool(crash) and crash == fn.fn_name
-        )
-        return await self._mined(receipt)
+    # -- LedgerPort ----------------------------------------------------------------------------
 
-    async def send_value(self, session: AsyncSession, actor: str, to: str, value: int) -> Mined:
+    async def submit(self, write: WriteContext, call: ContractCall) -> Mined:
+        """Send ``call`` as the write's caller; see the module docstring."""
+        sender = await self.sender(write.caller.address)
+        crash = os.environ.get(CRASH_AFTER_BROADCAST_ENV)
+        tx = sender.encode_call(call.bind(self.suite))
+        receipt = await self._send(write, sender, tx, crash=bool(crash) and crash == call.function)
+        return await self._mined(write, receipt)
+
+    async def send_value(self, write: WriteContext, to: str, value: int) -> Mined:
         """A plain transfer (gas money for a new member where gas has a price)."""
-        sender = await self.sender(session, actor)
-        await session.commit()
-        receipt = await self._send(sender, {"to": to, "value": value, "gas": 21_000})
-        return await self._mined(receipt, wait_for_mirror=False)
+        sender = await self.sender(write.caller.address)
+        receipt = await self._send(write, sender, {"to": to, "value": value, "gas": 21_000})
+        return await self._mined(write, receipt, wait_for_mirror=False)
+
+    def new_account(self) -> HostedAccount:
+        account, keyfile = self.keystore.new_account()
+        return HostedAccount(to_checksum_address(account.address), keyfile)
+
+    async def chain_time(self) -> int:
+        """The latest block's timestamp: the chain's own clock (due dates, tenors)."""
+        block = await self.w3.eth.get_block("latest")
+        return int(block["timestamp"])
+
+    async def block_time(self, block_number: int) -> int:
+        block = await self.w3.eth.get_block(block_number)
+        return int(block["timestamp"])
+
+    async def gas_price(self) -> int:
+        return int(await self.w3.eth.gas_price)
+
+    async def balance(self, address: str) -> int:
+        return int(await self.w3.eth.get_balance(to_checksum_address(address)))
+
+    async def pending_claim(self, claim_id: int) -> ClaimView:
+        return await self.suite.claim(claim_id, "pending")
+
+    async def head_block(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    # -- sending -------------------------------------------------------------------------------
 
     async def _send(
-        self, sender: TransactionSender, tx: dict[str, Any], crash: bool = False
+        self,
+        write: WriteContext,
+        sender: TransactionSender,
+        tx: dict[str, Any],
+        crash: bool = False,
     ) -> TxReceipt:
-        journal = CURRENT_JOURNAL.get()
+        journal = write.journal
         if journal is None:
             pending = await sender.send(tx)
             return await sender.wait(pending)
@@ -201,15 +172,15 @@ class Gateway:
             raise await revert_for_failed_transaction(w3, recorded.hash)
         return receipt
 
-    async def _mined(self, receipt: TxReceipt, wait_for_mirror: bool = True) -> Mined:
+    async def _mined(
+        self, write: WriteContext, receipt: TxReceipt, wait_for_mirror: bool = True
+    ) -> Mined:
         tx_hash = receipt["transactionHash"].to_0x_hex()
         block = int(receipt["blockNumber"])
         events = tuple(
             self.decoder.decode(_log_json(log)) for log in receipt["logs"] if self._ours(log)
         )
-        txs = REQUEST_TXS.get()
-        if txs is not None:
-            txs.append(tx_hash)
+        write.tx_hashes.append(tx_hash)
         mirrored = await self.wait_for_mirror(block) if wait_for_mirror else False
         return Mined(tx_hash, block, events, mirrored)
 
@@ -235,14 +206,6 @@ class Gateway:
     async def mirrored_block(self) -> int | None:
         async with self.engine.connect() as conn:
             return (await conn.execute(select(mirror.Checkpoint.block_number))).scalar_one_or_none()
-
-    async def chain_time(self) -> int:
-        """The latest block's timestamp: the chain's own clock (due dates, tenors)."""
-        block = await self.w3.eth.get_block("latest")
-        return int(block["timestamp"])
-
-    async def gas_price(self) -> int:
-        return int(await self.w3.eth.gas_price)
 
 
 def _log_json(log: Any) -> dict[str, Any]:
