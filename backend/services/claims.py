@@ -93,7 +93,7 @@ async def list_claims(
     if status:
         query = query.where(m.Claim.status == status)
     rows = await session.execute(query)
-    return [_view(claim, obligor) for claim, obligor in rows.tuples()]
+    return [_view(claim, obligor) for claim, obligor in rows]
 
 
 async def get_claim(session: AsyncSession, caller: Caller, claim_id: int) -> dict[str, Any]:

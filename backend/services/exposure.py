@@ -34,7 +34,7 @@ async def _names(session: AsyncSession, addresses: Iterable[str]) -> dict[str, s
     rows = await session.execute(
         select(MemberProfile.address, MemberProfile.name).where(MemberProfile.address.in_(wanted))
     )
-    return {a: n for a, n in rows.tuples()}
+    return {a: n for a, n in rows}
 
 
 async def _payable_sums(
@@ -60,13 +60,13 @@ async def _payable_sums(
             .where(p.obligor.in_(obligors))
             .group_by(p.obligor)
         )
-        return [(o, int(a), int(b), int(c)) for o, a, b, c in rows.tuples()]
+        return [(o, int(a), int(b), int(c)) for o, a, b, c in rows]
     # SQLite keeps amounts as text: exact only once they are Python ints.
     sums: dict[str, list[int]] = {}
     rows = await session.execute(
         select(p.obligor, p.face_value, p.settled_value, p.status).where(p.obligor.in_(obligors))
     )
-    for obligor, face, settled, status in rows.tuples():
+    for obligor, face, settled, status in rows:
         entry = sums.setdefault(obligor, [0, 0, 0])
         if status != "cancelled":
             entry[0] += face
@@ -90,14 +90,14 @@ async def _obligor_rows(session: AsyncSession, obligors: list[str]) -> list[dict
     exposures = await session.execute(
         select(m.Exposure.obligor, m.Exposure.outstanding).where(m.Exposure.obligor.in_(obligors))
     )
-    for obligor, outstanding in exposures.tuples():
+    for obligor, outstanding in exposures:
         book[obligor]["financed"] += outstanding
     accounts = await session.execute(
         select(m.ObligorAccount.obligor, m.ObligorAccount.program_limit).where(
             m.ObligorAccount.obligor.in_(obligors)
         )
     )
-    for obligor, limit in accounts.tuples():
+    for obligor, limit in accounts:
         book[obligor]["program_limit"] = limit
     names = await _names(session, obligors)
     return [

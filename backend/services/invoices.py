@@ -127,7 +127,7 @@ async def list_invoices(
     elif counterparty:
         query = query.where(or_(m.Invoice.seller == counterparty, m.Invoice.buyer == counterparty))
     rows = await session.execute(query)
-    return [_view(invoice, details) for invoice, details in rows.tuples()]
+    return [_view(invoice, details) for invoice, details in rows]
 
 
 async def get_invoice(session: AsyncSession, caller: Caller, invoice_id: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ async def _invoice_ids(session: AsyncSession, payable_ids: list[int]) -> dict[in
         .order_by(m.PayableInvoice.payable_id, m.PayableInvoice.position)
     )
     out: dict[int, list[str]] = defaultdict(list)
-    for payable_id, invoice_id in rows.tuples():
+    for payable_id, invoice_id in rows:
         out[payable_id].append(invoice_id)
     return out
 

@@ -299,7 +299,7 @@ async def test_RevertWhen_application_expiry_out_of_range(platform: Platform, ex
 async def test_kyc_expiry_blocks_new_business_until_renewed(platform: Platform) -> None:
     _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE, due_in=100 * DAY)
     sup2_piece = await platform.split(platform.sup1, root, platform.sup2, 10_000)
-    members, ledger = platform.members.functions, platform.claim_ledger.functions
+    members, claim_ledger = platform.members.functions, platform.claim_ledger.functions
     kyc = await platform.now() + DAY
     await platform.operator.transact(members.renewKyc(platform.sup1.address, kyc))
 

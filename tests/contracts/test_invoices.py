@@ -357,7 +357,7 @@ async def test_trade_invoice_required_by_deployment(platform: Platform) -> None:
     )
     assert await strict.claim_ledger.functions.TRADE_INVOICE_REQUIRED().call() is True
     _pid, root, _due = await strict.issue(strict.core, strict.sup1, FACE)
-    ledger = strict.claim_ledger.functions
+    claim_ledger = strict.claim_ledger.functions
     await expect_revert(
         strict.sup1.transact(claim_ledger.split(root, strict.sup2.address, 1_000, ZERO_HASH)),
         "ClaimTradeInvoiceRequired",

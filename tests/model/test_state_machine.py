@@ -43,7 +43,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ledger import suite as views
+from ledger import bindings as views
 from ledger.errors import ContractRevert
 from ledger.roles import mask_to_roles
 from tests.model import rules as R
