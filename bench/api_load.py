@@ -4,7 +4,7 @@ applications per second end to end against the transaction layer's ceiling.
 Usage: ``python -m bench.api_load [--rate 200] [--seconds 15] [--database sqlite|postgres]
 [--workers 1] [--record]``.
 
-A fresh :class:`tests.support.stack.Stack` (anvil, the suite, ``tierflow index`` and
+A fresh :class:`bench.stack.Stack` (anvil, the suite, ``tierflow index`` and
 ``--workers`` ``tierflow serve`` workers on SQLite by default, as ``tierflow run`` has them)
 is seeded through the API: three payables, one of them split into a tree of 50 pieces over
 eight suppliers, and pieces for the applicants of the write test. The per-key rate limit is
@@ -71,8 +71,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from backend.config import ApiSettings
 from backend.keystore import Keystore, keyfiles
+from bench.http_actor import Actor
 from bench.indexer_backfill import postgres_database
 from bench.indexer_backfill import record as record_section
+from bench.stack import Stack
 from ledger.anvil import ANVIL_CHAIN_ID, rpc_call
 from ledger.bindings import Suite
 from ledger.deployment import DAY, Deployment, load_deployment
@@ -81,8 +83,6 @@ from ledger.node import close_web3, keep_alive, make_web3
 from ledger.nonces import MemoryNonceStore
 from ledger.paths import repo_root
 from ledger.sender import TransactionSender
-from tests.support.stack import Stack
-from tierflow.demo import Actor
 
 DOC = repo_root() / "docs" / "api.md"
 P99_AIM_S = 0.025

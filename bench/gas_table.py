@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from bench.cast import build_platform
 from ledger.anvil import AnvilProcess, dev_private_keys
 from ledger.bindings import ZERO_HASH
 from ledger.deployment import DAY
 from ledger.node import close_web3, make_web3
-from tests.support.platform import build_platform
 
 SPLIT_CEILING = 150_000
 

@@ -26,21 +26,21 @@ from backend.auth import Caller
 from backend.gateway import Gateway
 from backend.keystore import Keystore
 from backend.ports import WriteContext
+from bench.stack import Stack
 from db.engine import create_pooled_engine as create_engine
 from ledger import calls
 from ledger.anvil import ANVIL_CHAIN_ID
 from ledger.deployment import load_deployment
 from ledger.node import close_web3, make_web3
-from tests.api.conftest import Api, Member
-from tests.api.test_invoices import confirmed_invoice, post_json, problem
-from tests.api.test_payables import core_with_limit, issue
-from tests.support.stack import Stack
-
-
-async def transfer(sender: Member, claim_id: int, to: Member, amount: int, **over: Any) -> Any:
-    return await sender.post(
-        f"/v1/claims/{claim_id}/transfers", {"to": to.address, "amount": amount, **over}
-    )
+from tests.support.api import (
+    Api,
+    confirmed_invoice,
+    core_with_limit,
+    issue,
+    post_json,
+    problem,
+    transfer,
+)
 
 
 @pytest.fixture(scope="module")

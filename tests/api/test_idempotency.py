@@ -27,10 +27,10 @@ from eth_account import Account
 from eth_utils.crypto import keccak
 
 from backend.gateway import CRASH_AFTER_BROADCAST_ENV, CRASH_EXIT_STATUS
+from bench.stack import Stack
 from ledger.anvil import ANVIL_FIRST_KEY, rpc_call
-from tests.api.conftest import Api, make_api
-from tests.indexer.conftest import create_pg_database, drop_pg_database
-from tests.support.stack import Stack
+from tests.support.api import Api, make_api
+from tests.support.databases import create_pg_database, drop_pg_database
 
 OPERATOR_ADDRESS: str = Account.from_key(ANVIL_FIRST_KEY).address
 REGISTER_MEMBER = "0x" + keccak(text="registerMember(address,uint256,uint64)")[:4].hex()

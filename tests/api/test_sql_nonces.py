@@ -20,8 +20,8 @@ from backend.models import migrate
 from db.engine import create_pooled_engine as create_engine
 from ledger.node import Web3Client
 from ledger.paths import package_root
-from tests.conftest import Deployed
-from tests.indexer.conftest import create_pg_database, drop_pg_database
+from tests.support.chain import Deployed
+from tests.support.databases import create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.usefixtures("chain_snapshot")
 

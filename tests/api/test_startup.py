@@ -19,14 +19,12 @@ from backend.config import ApiSettings
 from backend.context import _seed_operator
 from backend.keystore import Keystore
 from backend.models import ApiKey, KeystoreEntry, MemberProfile, migrate
+from bench.stack import OPERATOR_KEY
 from db.engine import create_pooled_engine as create_engine
 from db.engine import sessions
 from ledger.anvil import ANVIL_CHAIN_ID
-from tests.indexer.conftest import database_url
-from tests.support.stack import OPERATOR_KEY
 
 WORKERS = 4
-__all__ = ["database_url"]  # the indexer tests' fixture: SQLite, and PostgreSQL on the server
 
 
 @pytest.mark.parametrize("operator_key", [OPERATOR_KEY, None], ids=["given", "generated"])

@@ -9,7 +9,7 @@ import pytest
 
 from ledger.anvil import AnvilProcess, dev_private_keys
 from ledger.node import close_web3, make_web3
-from tests.support.platform import Platform, build_platform
+from bench.cast import Platform, build_platform
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from web3.exceptions import MismatchedABI, Web3ValidationError
 
 from ledger.deployment import DAY
 from ledger.bindings import MAX_AMOUNT, ZERO_ADDRESS, ZERO_HASH, ClaimStatus, InvoiceStatus
-from tests.contracts.helpers import (
+from tests.support.contracts import (
     EXPLICIT_GAS,
     RATE_BPS,
     REG_NO,
@@ -29,7 +29,7 @@ from tests.contracts.helpers import (
     terms_for,
     transact_at,
 )
-from tests.support.platform import Platform
+from bench.cast import Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")

@@ -24,8 +24,8 @@ from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
 from ledger.bindings import ZERO_HASH, ClaimStatus, FinancingStatus, PayableStatus
-from tests.contracts.helpers import apply, read_claims, terms_for
-from tests.support.platform import Actor, Platform
+from tests.support.contracts import apply, read_claims, terms_for
+from bench.cast import Actor, Platform
 
 SEEDS = [int(s) for s in os.environ.get("TIERFLOW_CONSERVATION_SEEDS", "3525,1729").split(",")]
 OPERATIONS = 40

@@ -16,7 +16,7 @@ from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, ClaimStatus, FinancingStatus, PayableStatus
-from tests.contracts.helpers import (
+from tests.support.contracts import (
     GRACE,
     LONG_TERM,
     TERM_CAP,
@@ -26,7 +26,7 @@ from tests.contracts.helpers import (
     terms_for,
     transact_at,
 )
-from tests.support.platform import Platform
+from bench.cast import Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")

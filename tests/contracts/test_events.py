@@ -24,7 +24,7 @@ from web3.types import TxReceipt
 from ledger.deployment import DAY
 from ledger.roles import Role, roles_to_mask
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
-from tests.contracts.helpers import (
+from tests.support.contracts import (
     EXPLICIT_GAS,
     GRACE,
     EventDecoder,
@@ -34,7 +34,7 @@ from tests.contracts.helpers import (
     terms_for,
     transact_at,
 )
-from tests.support.platform import Actor, Platform
+from bench.cast import Actor, Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")

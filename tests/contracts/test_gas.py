@@ -19,8 +19,8 @@ from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
-from tests.contracts.helpers import apply, finance, pipeline, terms_for
-from tests.support.platform import Actor, Platform
+from tests.support.contracts import apply, finance, pipeline, terms_for
+from bench.cast import Actor, Platform
 
 SIZES = (1, 10, 100, 1_000)
 EXTRA_PAYABLES = 200

@@ -14,8 +14,8 @@ from eth_utils.crypto import keccak
 
 from ledger.roles import Role
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, ClaimStatus
-from tests.contracts.helpers import apply, expect_revert, finance
-from tests.support.platform import Platform
+from tests.support.contracts import apply, expect_revert, finance
+from bench.cast import Platform
 
 FACE = 1_000_000
 #: Active members that do not hold the root piece (sup1 does), the obligor included.

@@ -13,8 +13,8 @@ import pytest
 from ledger.anvil import dev_private_keys
 from ledger.deployment import DAY, DeploymentParameters
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, ClaimStatus, InvoiceStatus, PayableStatus
-from tests.contracts.helpers import EventDecoder, expect_revert, finance
-from tests.support.platform import Actor, Platform, build_platform
+from tests.support.contracts import EventDecoder, expect_revert, finance
+from bench.cast import Actor, Platform, build_platform
 
 FACE = 1_000_000
 

@@ -25,7 +25,7 @@ from ledger.bindings import (
     MemberStatus,
     PayableStatus,
 )
-from tests.contracts.helpers import (
+from tests.support.contracts import (
     GRACE,
     OVERDUE_WINDOW,
     EventDecoder,
@@ -34,7 +34,7 @@ from tests.contracts.helpers import (
     terms_for,
     transact_at,
 )
-from tests.support.platform import Platform
+from bench.cast import Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")

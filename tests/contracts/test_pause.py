@@ -15,8 +15,8 @@ from ledger.artifacts import load_artifact
 from ledger.deployment import DAY
 from ledger.roles import Role
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, FinancingStatus, PayableStatus
-from tests.contracts.helpers import GRACE, apply, expect_revert, terms_for
-from tests.support.platform import Actor, Platform
+from tests.support.contracts import GRACE, apply, expect_revert, terms_for
+from bench.cast import Actor, Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")

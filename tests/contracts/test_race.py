@@ -15,8 +15,8 @@ from web3.types import TxReceipt
 from ledger.deployment import DAY
 from ledger.errors import ContractRevert, revert_for_failed_transaction
 from ledger.bindings import ClaimStatus, FinancingStatus
-from tests.contracts.helpers import apply, send_in_one_block, terms_for
-from tests.support.platform import Platform
+from tests.support.contracts import apply, send_in_one_block, terms_for
+from bench.cast import Platform
 
 FACE = 1_000_000
 

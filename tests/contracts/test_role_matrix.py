@@ -27,8 +27,8 @@ from eth_utils.crypto import keccak
 from ledger.deployment import DAY
 from ledger.roles import LEDGER_ROLE, Role
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
-from tests.contracts.helpers import GRACE, OK, apply, expect_revert, finance, terms_for
-from tests.support.platform import Actor, Platform
+from tests.support.contracts import GRACE, OK, apply, expect_revert, finance, terms_for
+from bench.cast import Actor, Platform
 
 # ---- error names, abbreviated so the table stays readable -----------------------------------
 ACU = "AccessControlUnauthorizedAccount"  # OpenZeppelin onlyRole (MemberRegistry)

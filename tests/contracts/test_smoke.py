@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ledger.bindings import ClaimStatus, PayableStatus
-from tests.support.platform import Platform
+from bench.cast import Platform
 
 
 async def test_issue_and_split_roundtrip(platform: Platform) -> None:

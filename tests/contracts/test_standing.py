@@ -7,8 +7,8 @@ from __future__ import annotations
 from ledger.deployment import DAY
 from ledger.roles import Role, roles_to_mask
 from ledger.bindings import ZERO_HASH, FinancingStatus, PayableStatus
-from tests.contracts.helpers import apply, approve, expect_revert
-from tests.support.platform import Platform
+from tests.support.contracts import apply, approve, expect_revert
+from bench.cast import Platform
 
 
 async def test_cancelPayable_RevertWhen_root_came_back_whole(platform: Platform) -> None:

@@ -1,7 +1,7 @@
 """The whole story of ``tierflow demo`` on a fresh platform, judged from the auditor's view.
 
 :func:`tierflow.demo.run_demo` (the very code the command runs) goes through the HTTP API of
-a :class:`~tests.support.stack.Stack` — anvil, the deployed suite, ``tierflow index`` and
+a :class:`~bench.stack.Stack` — anvil, the deployed suite, ``tierflow index`` and
 ``tierflow serve`` as real processes — once on SQLite (module-scoped: each test below checks
 one aspect of the same outcome) and once on PostgreSQL (every check, one test). The checks
 read what the auditor reads: the lineage tree, the chain's event feed, exposure, the
@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tests.indexer.conftest import create_pg_database, drop_pg_database
-from tests.support.stack import Stack
+from bench.stack import Stack
+from tests.support.databases import create_pg_database, drop_pg_database
 from tierflow import demo
 from tierflow.demo import DemoResult, run_demo
 

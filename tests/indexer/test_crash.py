@@ -32,7 +32,7 @@ from db.types import table_of
 from indexer import models
 from indexer.models import migrate
 from ledger.jsonrpc import RpcClient
-from tests.indexer.helpers import (
+from tests.support.mirror import (
     ONE_PASS,
     History,
     index_once,

@@ -12,8 +12,9 @@ from db.types import table_of
 from indexer import models
 from indexer.config import IndexerConfig
 from ledger.bindings import MAX_AMOUNT
-from tests.indexer.conftest import Chain, create_pg_database, drop_pg_database
-from tests.indexer.helpers import (
+from tests.support.chain import Chain
+from tests.support.databases import create_pg_database, drop_pg_database
+from tests.support.mirror import (
     approve_pending,
     index_once,
     mirror_digest,

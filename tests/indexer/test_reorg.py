@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bench.cast import Actor, Platform
 from db.engine import create_engine
 from db.types import table_of
 from indexer import models
@@ -21,9 +22,8 @@ from indexer.config import IndexerConfig
 from indexer.errors import ReorgTooDeep
 from indexer.pipeline import Indexer
 from ledger.node import rpc
-from tests.indexer.conftest import Chain
-from tests.indexer.helpers import index_once, mirror_digest, reconcile_mirror
-from tests.support.platform import Actor, Platform
+from tests.support.chain import Chain
+from tests.support.mirror import index_once, mirror_digest, reconcile_mirror
 
 
 def _split_request(p: Platform, holder: Actor, claim_id: int, to: Actor, value: int) -> Any:

@@ -23,7 +23,8 @@ from indexer.errors import InconsistentChain
 from indexer.pipeline import Indexer
 from indexer.store import read_checkpoint
 from ledger.jsonrpc import RpcClient
-from tests.indexer.helpers import (
+from tests.support.faulty_node import FaultyNode
+from tests.support.mirror import (
     ONE_PASS,
     TINY,
     Histories,
@@ -34,7 +35,6 @@ from tests.indexer.helpers import (
     reconcile_mirror,
     sqlite_url,
 )
-from tests.support.faulty_node import FaultyNode
 
 SEEDS = (3, 11)
 #: The seed of the history the delivery tests share.

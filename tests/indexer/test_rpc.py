@@ -24,7 +24,7 @@ from ledger.jsonrpc import (
     RpcClient,
     RpcError,
 )
-from tests.conftest import wait_receipt
+from tests.support.chain import wait_receipt
 from tests.support.faulty_node import Fault, FaultyNode
 
 FAST = RetryPolicy(attempts=4, initial_s=0.001, max_s=0.01)

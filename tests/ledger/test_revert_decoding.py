@@ -10,7 +10,7 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 
 from ledger.errors import ContractRevert, decode_revert, revert_from_exception
 from ledger.node import Web3Client
-from tests.conftest import Deployed
+from tests.support.chain import Deployed
 
 
 def contract(w3: Web3Client, thrower: Deployed) -> Any:

@@ -13,7 +13,7 @@ from ledger.errors import ContractRevert
 from ledger.node import Web3Client
 from ledger.nonces import MemoryNonceStore
 from ledger.sender import TransactionSender, _Account
-from tests.conftest import Deployed
+from tests.support.chain import Deployed
 
 pytestmark = pytest.mark.usefixtures("chain_snapshot")
 

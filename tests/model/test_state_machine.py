@@ -3,7 +3,7 @@
 A Hypothesis state machine drives random operations (right and wrong callers, existing and
 nonexistent ids, amounts at their bounds, time across due dates and expiries) through the
 real client against the deployed contracts, and runs each one in the plain Python model of
-the rules (``tests/model/rules.py``) too. After every call: success on chain ⇔ success in
+the rules (``tests/support/model_rules.py``) too. After every call: success on chain ⇔ success in
 the model, and a revert's decoded custom error is the one the model names. After every step
 the chain's typed views (``ledger.bindings``) of everything the step touched equal the model's,
 and the model keeps the SPEC §3 invariants (conservation, limits, locks and exposure, terminal
@@ -43,13 +43,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from bench.cast import CAST, EXPOSURE_LIMIT, PROGRAM_LIMIT
 from ledger import bindings as views
 from ledger.errors import ContractRevert
 from ledger.roles import mask_to_roles
-from tests.model import rules as R
-from tests.model.conftest import ModelEnv
-from tests.model.rules import DAY, ZERO, ZERO_HASH, ModelRevert
-from tests.support.platform import CAST, EXPOSURE_LIMIT, PROGRAM_LIMIT
+from tests.support import model_rules as R
+from tests.support.model_env import ModelEnv
+from tests.support.model_rules import DAY, ZERO, ZERO_HASH, ModelRevert
 
 T = TypeVar("T")
 

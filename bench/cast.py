@@ -1,4 +1,5 @@
-"""A deployed Tierflow suite on a real anvil with a cast of members, for tests.
+"""A deployed Tierflow suite on a real anvil with a cast of members, for benchmarks (the gas
+table) and the contract, indexer and model tests.
 
 ``Platform`` wraps the :class:`ledger.bindings.Suite` with one :class:`Actor` per member role
 and the small steps tests repeat (register and confirm an invoice, issue a payable, split,

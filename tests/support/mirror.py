@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.cast import Platform
 from bench.indexer_load import LoadResult, scenario
 from db.engine import create_engine
 from indexer.config import IndexerConfig
@@ -20,10 +21,9 @@ from indexer.store import CheckpointState, digest, read_checkpoint
 from ledger.anvil import AnvilProcess, rpc_call
 from ledger.deployment import Deployment
 from ledger.jsonrpc import RpcClient
-from tests.contracts.helpers import apply, approve, finance
-from tests.indexer.conftest import PG_SERVER, create_pg_database, drop_pg_database
+from tests.support.contracts import apply, approve, finance
+from tests.support.databases import PG_SERVER, create_pg_database, drop_pg_database
 from tests.support.faulty_node import FaultyNode
-from tests.support.platform import Platform
 
 
 async def index_once(config: IndexerConfig, **overrides: Any) -> RunStats:

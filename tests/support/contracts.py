@@ -21,12 +21,12 @@ from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from web3.types import TxReceipt
 
-from ledger.node import rpc
+from bench.cast import Actor, Platform
+from ledger.bindings import ClaimView
 from ledger.deployment import DAY
 from ledger.errors import ContractRevert, revert_for_failed_transaction, revert_from_exception
+from ledger.node import rpc
 from ledger.sender import PendingTx
-from ledger.bindings import ClaimView
-from tests.support.platform import Actor, Platform
 
 #: Gas for transactions sent without estimation (time-exact or pipelined ones).
 EXPLICIT_GAS = 1_000_000

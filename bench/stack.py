@@ -1,5 +1,6 @@
-"""The whole platform for API tests: anvil, the deployed suite, the indexer and the API server,
-each a real process on 127.0.0.1, in a temporary data directory.
+"""The whole platform as processes, for benchmarks and the API and end-to-end tests: anvil, the
+deployed suite, the indexer and the API server, each a real process on 127.0.0.1, in a
+temporary data directory.
 
 ::
 
@@ -33,7 +34,7 @@ from ledger.anvil import AnvilProcess, free_port
 from ledger.deploy import deploy
 
 OPERATOR_KEY = "tf_0123456789ab_" + "operator-secret-for-tests-only-0123456789"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 
 
