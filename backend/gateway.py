@@ -46,8 +46,8 @@ from ledger.bindings import ClaimView, Suite
 from ledger.calls import ContractCall
 from ledger.codec import Decoder
 from ledger.deployment import Deployment
-from ledger.errors import revert_for_failed_transaction
 from ledger.node import Web3Client
+from ledger.reverts import revert_for_failed_transaction
 from ledger.sender import TransactionSender
 
 #: Test only (see the module docstring): the function whose broadcast kills the worker.

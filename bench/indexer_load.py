@@ -49,9 +49,9 @@ from rich.progress import Progress, TaskID
 
 from ledger.deploy import deploy_suite
 from ledger.deployment import DAY, Deployment
-from ledger.errors import revert_for_failed_transaction
 from ledger.node import close_web3, make_web3
 from ledger.paths import abi_dir
+from ledger.reverts import revert_for_failed_transaction
 from ledger.roles import Role, roles_to_mask
 from ledger.sender import TransactionSender
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import errors
+from ledger import reverts
 from ledger.anvil import AnvilProcess, dev_private_keys, rpc_call
 from ledger.artifacts import Artifact, ensure_artifacts, load_artifact
 from ledger.node import Web3Client, close_web3, make_web3
@@ -81,7 +81,7 @@ def thrower_artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
         shutil.rmtree(root, ignore_errors=True)
         directory = compile_fixture(root, "Thrower.sol")
     artifact = load_artifact("Thrower", directory)
-    errors.register_abi(artifact.abi)
+    reverts.register_abi(artifact.abi)
     return artifact
 
 

@@ -215,13 +215,7 @@ async def history(
     )
     cursor = cursor_parts(after, int, int)
     if cursor is not None:
-        block, index = cursor
-        query = query.where(
-            or_(
-                m.Event.block_number > block,
-                and_(m.Event.block_number == block, m.Event.log_index > index),
-            )
-        )
+        query = query.where(after(m.Event.block_number, m.Event.log_index, cursor))
     return [
         {
             "block_number": row.block_number,

@@ -18,7 +18,7 @@ from typing import Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,13 +107,7 @@ async def list_invoices(
     )
     cursor = cursor_parts(after, int, str)
     if cursor is not None:
-        block, last = cursor
-        query = query.where(
-            or_(
-                m.Invoice.registered_block > block,
-                and_(m.Invoice.registered_block == block, m.Invoice.id > last),
-            )
-        )
+        query = query.where(after(m.Invoice.registered_block, m.Invoice.id, cursor))
     if status:
         query = query.where(m.Invoice.status == status)
     if role == "seller":

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_, or_
+
 from backend.errors import Invalid
 
 #: Keys are BIGINT columns: a cursor outside them is not one this API gave out (and the
@@ -32,6 +34,12 @@ def cursor_parts(after: Any, *kinds: type) -> tuple[Any, ...] | None:
     if len(parts) == len(kinds) and all(map(_part_ok, parts, kinds)):
         return tuple(parts)
     raise Invalid("the cursor is not one this list gave out", code="cursor_invalid")
+
+
+def after(first: Any, second: Any, position: tuple[Any, ...]) -> ColumnElement[bool]:
+    """The rows after ``position`` in ``(first, second)`` order: a keyset page's condition."""
+    a, b = position
+    return or_(first > a, and_(first == a, second > b))
 
 
 def chain_position(item: dict[str, Any]) -> list[int]:

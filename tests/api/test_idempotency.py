@@ -9,7 +9,7 @@ Transactions are counted on chain: the operator's nonce (every transaction it si
 - Twenty concurrent duplicates on PostgreSQL, against two API worker processes: one effect;
   every other answer is the identical replay or 409 ``idempotency_in_progress``.
 - A crash between broadcasting and recording the outcome: the API process dies right after
-  ``registerMember`` left (``TIERFLOW_TEST_CRASH_AFTER_BROADCAST``, see backend/chain.py);
+  ``registerMember`` left (``TIERFLOW_TEST_CRASH_AFTER_BROADCAST``, see backend/gateway.py);
   after a restart and the key's lease (``TIERFLOW_API_IDEMPOTENCY_LEASE_S``, short here), the
   retry finds the first transaction: the same member, one registration, no new transaction.
 """

@@ -13,7 +13,8 @@ from eth_utils.crypto import keccak
 from web3.types import TxReceipt
 
 from ledger.deployment import DAY
-from ledger.errors import ContractRevert, revert_for_failed_transaction
+from ledger.errors import ContractRevert
+from ledger.reverts import revert_for_failed_transaction
 from ledger.bindings import ClaimStatus, FinancingStatus
 from tests.support.contracts import apply, send_in_one_block, terms_for
 from bench.cast import Platform

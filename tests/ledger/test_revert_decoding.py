@@ -8,8 +8,9 @@ import pytest
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from ledger.errors import ContractRevert, decode_revert, revert_from_exception
+from ledger.errors import ContractRevert
 from ledger.node import Web3Client
+from ledger.reverts import decode_revert, revert_from_exception
 from tests.support.chain import Deployed
 
 

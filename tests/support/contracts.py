@@ -24,9 +24,10 @@ from web3.types import TxReceipt
 from bench.cast import Actor, Platform
 from ledger.bindings import ClaimView
 from ledger.deployment import DAY
-from ledger.errors import ContractRevert, revert_for_failed_transaction, revert_from_exception
+from ledger.errors import ContractRevert
 from ledger.node import rpc
-from ledger.sender import PendingTx
+from ledger.pending import PendingTx
+from ledger.reverts import revert_for_failed_transaction, revert_from_exception
 
 #: Gas for transactions sent without estimation (time-exact or pipelined ones).
 EXPLICIT_GAS = 1_000_000

@@ -1,4 +1,4 @@
-"""Tests for the Besu QBFT network generator (``tierflow.besu``, SPEC §5).
+"""Tests for the Besu QBFT network generator (``ledger.network.besu``; SPEC §5).
 
 Besu itself cannot run here, so the generated network is checked structurally: keys, enodes,
 validator addresses and extra data are re-derived independently (eth-keys / eth-account rather
