@@ -32,7 +32,7 @@ from backend.errors import Conflict
 from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
 from backend.services.encodings import sha256_text
-from backend.services.lists import cursor_parts
+from backend.services.lists import cursor_parts, keyset_after
 from backend.services.visibility import claims_clause, require_claim, visible_claim
 from db.types import table_of
 from indexer import models as m
@@ -215,7 +215,7 @@ async def history(
     )
     cursor = cursor_parts(after, int, int)
     if cursor is not None:
-        query = query.where(after(m.Event.block_number, m.Event.log_index, cursor))
+        query = query.where(keyset_after(m.Event.block_number, m.Event.log_index, cursor))
     return [
         {
             "block_number": row.block_number,

@@ -27,7 +27,7 @@ from backend.errors import Invalid
 from backend.models import InvoiceDetails
 from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
-from backend.services.lists import cursor_parts
+from backend.services.lists import cursor_parts, keyset_after
 from backend.services.visibility import invoices_clause, require_invoice
 from indexer import models as m
 from indexer.handlers.invoices import invoice_from
@@ -107,7 +107,7 @@ async def list_invoices(
     )
     cursor = cursor_parts(after, int, str)
     if cursor is not None:
-        query = query.where(after(m.Invoice.registered_block, m.Invoice.id, cursor))
+        query = query.where(keyset_after(m.Invoice.registered_block, m.Invoice.id, cursor))
     if status:
         query = query.where(m.Invoice.status == status)
     if role == "seller":

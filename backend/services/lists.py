@@ -36,7 +36,7 @@ def cursor_parts(after: Any, *kinds: type) -> tuple[Any, ...] | None:
     raise Invalid("the cursor is not one this list gave out", code="cursor_invalid")
 
 
-def after(first: Any, second: Any, position: tuple[Any, ...]) -> ColumnElement[bool]:
+def keyset_after(first: Any, second: Any, position: tuple[Any, ...]) -> ColumnElement[bool]:
     """The rows after ``position`` in ``(first, second)`` order: a keyset page's condition."""
     a, b = position
     return or_(first > a, and_(first == a, second > b))

@@ -29,6 +29,7 @@ from backend.services import (
 )
 from backend.services.commands import Command
 from backend.services.encodings import encode_registration, sha256_text
+from backend.services.lists import chain_position
 from ledger import calls
 from ledger.deployment import DAY
 from ledger.errors import ContractRevert, DecodedRevert
@@ -442,3 +443,18 @@ def test_every_write_route_names_a_registered_command() -> None:
     }
     with pytest.raises(KeyError):
         Command("claims.teleport", {})
+
+
+async def test_lists_page_by_keyset(p: Ports, mirror: Mirror) -> None:
+    await mirror.apply([invoice_registered(hx(n)) for n in (1, 2, 3)])
+    await mirror.apply([payable_issued(), split_event(100), split_event(50, claim_id=3)])
+    sup1 = write("sup1").caller
+    async with mirror.sessions() as session:
+        first = await invoices.list_invoices(session, sup1, None, 2)
+        rest = await invoices.list_invoices(session, sup1, invoices.invoice_key(first[-1]), 2)
+        history = await claims.history(session, sup1, 1, None, 2)
+        later = await claims.history(session, sup1, 1, chain_position(history[-1]), 10)
+        with pytest.raises(Invalid):
+            await invoices.list_invoices(session, sup1, [1, 2, 3], 2)
+    assert [i["id"] for i in first + rest] == [hx(1), hx(2), hx(3)]
+    assert [e["event"] for e in history + later] == ["PayableIssued", "ClaimSplit", "ClaimSplit"]
