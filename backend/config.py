@@ -54,6 +54,7 @@ class ApiSettings(NodeSettings, DatabaseSettings):
 
     @property
     def base_url(self) -> str:
+        """Where the API answers (``http://<api_host>:<api_port>``)."""
         return f"http://{self.api_host}:{self.api_port}"
 
     @property

@@ -137,7 +137,7 @@ def run(
                     stderr=subprocess.STDOUT,
                 )
             )
-        base = f"http://{settings.api_host}:{settings.api_port}"
+        base = settings.base_url
         table = Table(show_header=False, box=None)
         table.add_row("API", f"{base}  (OpenAPI: {base}/docs)")
         table.add_row("database", settings.database_url)

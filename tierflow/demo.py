@@ -205,7 +205,7 @@ def demo_command(
             "[red]no operator key:[/red] pass --operator-key or set TIERFLOW_OPERATOR_API_KEY"
         )
         raise typer.Exit(2)
-    base = base_url or f"http://{settings.api_host}:{settings.api_port}"
+    base = base_url or settings.base_url
     try:
         result = asyncio.run(run_demo(base, key, rpc_url or settings.rpc_url, console))
     except DemoError as exc:
