@@ -2,7 +2,8 @@
 
 Routes are thin (one module per resource under :mod:`backend.api.routes`); the use cases are
 in :mod:`backend.services`; reads come from the SQL mirror, writes go through
-:class:`backend.chain.Gateway`. OpenAPI is served at ``/docs`` and ``/openapi.json``.
+:class:`backend.gateway.Gateway` (the :class:`~backend.ports.LedgerPort` the services
+are given). OpenAPI is served at ``/docs`` and ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from backend.api.routes import (
     payables,
     system,
 )
+from backend.config import ApiSettings
 from backend.context import open_context
 from backend.services import auto_approval
-from tierflow.settings import TierflowSettings
 
 DESCRIPTION = """
 Supply-chain finance on a permissioned ledger: core enterprises confirm payables, suppliers
@@ -44,12 +45,12 @@ def _engine_of(app: Any) -> Any:
     return None if ctx is None else ctx.engine
 
 
-def create_app(settings: TierflowSettings | None = None) -> FastAPI:
-    settings = settings or TierflowSettings()
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_context(settings) as ctx, auto_approval.running(ctx):
+        async with open_context(settings) as ctx, auto_approval.running(ctx.ports):
             app.state.context = ctx
             try:
                 yield

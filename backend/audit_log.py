@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.models import AuditHead, AuditRecord
-from indexer.models import table_of
+from db.types import table_of
 
 _LOG = table_of(AuditRecord)
 _HEAD = table_of(AuditHead)

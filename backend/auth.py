@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from backend.db import now_s
 from backend.errors import Unauthorized
 from backend.models import ApiKey
+from db.engine import now_s
 from indexer import models as mirror
 from ledger.roles import Role
 

@@ -1,4 +1,5 @@
-"""What one API worker holds for its whole life: settings, database, chain, keystore.
+"""What one API worker holds for its whole life: settings, database, chain, keystore, and
+the :class:`~backend.ports.Ports` its services are given.
 
 :func:`open_context` connects to the node, finds the deployment of its chain, migrates the
 database, opens the keystore and seeds the operator (the deployer account, which holds the
@@ -20,26 +21,27 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.auth import seeded_key, store_key
-from backend.chain import Gateway
-from backend.db import create_engine, now_s, sessions
+from backend.config import ApiSettings
+from backend.gateway import Gateway
 from backend.idempotency import Idempotency
 from backend.keystore import Keystore
-from backend.models import ApiKey, KeystoreEntry, MemberProfile
+from backend.models import ApiKey, KeystoreEntry, MemberProfile, migrate
+from backend.ports import Ports
 from backend.ratelimit import RateLimiter
-from indexer.db import exclusive, migrate
-from ledger.chain import Web3Client, close_web3, keep_alive, make_web3
+from db.engine import create_pooled_engine, now_s, sessions
+from db.locks import exclusive, lock_key
 from ledger.deployment import Deployment, load_deployment, record_path
 from ledger.errors import ConfigurationError
-from tierflow.settings import TierflowSettings
+from ledger.node import Web3Client, close_web3, keep_alive, make_web3
 
 #: The advisory lock (PostgreSQL) / lock file (SQLite) under which a starting worker seeds the
 #: operator ("tfseedop").
-SEED_LOCK = int.from_bytes(b"tfseedop", "big") & 0x7FFF_FFFF_FFFF_FFFF
+SEED_LOCK = lock_key(b"tfseedop")
 
 
 @dataclass
 class AppContext:
-    settings: TierflowSettings
+    settings: ApiSettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     w3: Web3Client
@@ -50,12 +52,13 @@ class AppContext:
     idempotency: Idempotency
     limiter: RateLimiter
     operator: str
+    ports: Ports
 
 
 @contextlib.asynccontextmanager
-async def open_context(settings: TierflowSettings) -> AsyncIterator[AppContext]:
+async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
     w3 = make_web3(settings.rpc_url)
-    engine = create_engine(settings.database_url)
+    engine = create_pooled_engine(settings.database_url)
     try:
         await keep_alive(w3)
         chain_id = int(await w3.eth.chain_id)
@@ -86,6 +89,7 @@ async def open_context(settings: TierflowSettings) -> AsyncIterator[AppContext]:
             idempotency=Idempotency(engine, lease_ms=int(settings.api_idempotency_lease_s * 1000)),
             limiter=RateLimiter(settings.api_rate_limit),
             operator=operator,
+            ports=Ports(session_factory, gateway),
         )
     finally:
         await engine.dispose()
@@ -93,7 +97,7 @@ async def open_context(settings: TierflowSettings) -> AsyncIterator[AppContext]:
 
 
 async def _seed_operator(
-    settings: TierflowSettings,
+    settings: ApiSettings,
     chain_id: int,
     keystore: Keystore,
     engine: AsyncEngine,

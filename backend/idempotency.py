@@ -4,15 +4,18 @@ A mutating request carries ``Idempotency-Key``. :meth:`Idempotency.run` claims t
 calling member with an insert (the primary key ``(member, key)`` makes concurrent duplicates
 collide in the database, whichever worker they reach):
 
-- the key is new: the request runs with a :class:`~backend.chain.TxJournal` current, so every
+- the key is new: the record keeps the write as a command (operation, JSON arguments, the
+  caller's key; :mod:`backend.services.commands`) and it runs with a
+  :class:`~backend.ports.TxJournal` in its :class:`~backend.ports.WriteContext`, so every
   transaction it signs is recorded before broadcast; its response (success, or the chain's
   refusal) is stored with the record;
 - the key is done: the stored response is returned as it was (``Idempotent-Replayed: true``);
 - the key is in use by a live request (its lease is fresh): the duplicate waits for it, up to
   :data:`WAIT_S`, then gets 409 ``idempotency_in_progress``;
 - the key's lease ran out (the worker died between broadcasting and recording the result):
-  this request takes it over and runs again with the recorded transactions, which are found
-  on chain (or re-sent as the same bytes) instead of being sent a second time;
+  this request takes it over and runs the *stored* command again with the recorded
+  transactions, which are found on chain (or re-sent as the same bytes) instead of being sent
+  a second time;
 - the same key with another body (method, path or bytes): 422 ``idempotency_key_reused``.
 
 Failures that say nothing about the request (the node unreachable, a timeout, a bug) store no
@@ -33,12 +36,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backend.chain import CURRENT_JOURNAL, RecordedTx, TxJournal
-from backend.db import now_ms, now_s
-from backend.errors import ApiError, Conflict, Invalid, from_revert
+from backend.errors import Conflict, Invalid
 from backend.models import IdempotencyRecord
-from indexer.models import table_of
-from ledger.errors import ContractRevert
+from backend.ports import RecordedTx, TxJournal
+from backend.services.commands import Command
+from db.engine import now_ms, now_s
+from db.types import table_of
 
 _RECORDS = table_of(IdempotencyRecord)
 #: How long a claimed key is taken to belong to a live request without renewal.
@@ -62,6 +65,23 @@ def request_digest(method: str, path: str, body: bytes) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A key this request now holds: the command to run (the stored one when it resumes a
+    write whose worker died) and what that write had recorded."""
+
+    command: Command
+    caller_key_id: str
+    recorded: list[RecordedTx]
+    memo: dict[str, Any]
+
+
+#: Runs the claimed command with its journal: ``(status, JSON body)``.
+Handler = Callable[[Claimed, TxJournal], Awaitable[tuple[int, Any]]]
+#: The stored answer for a refusal (``None``: not an answer, e.g. a dependency was down).
+Refusal = Callable[[BaseException], tuple[int, Any] | None]
+
+
 class Idempotency:
     """Claims keys, resumes abandoned ones, stores and replays responses."""
 
@@ -74,37 +94,40 @@ class Idempotency:
         self,
         member: str,
         key: str,
-        method: str,
-        path: str,
-        body: bytes,
-        handler: Callable[[], Awaitable[tuple[int, Any]]],
+        request: tuple[str, str, bytes],
+        command: Command,
+        caller_key_id: str,
+        handler: Handler,
+        refusal: Refusal,
     ) -> StoredResponse:
-        """Run ``handler`` (returning ``(status, JSON body)``) at most once for this key."""
+        """Run ``command`` through ``handler`` at most once for this key; ``request`` is
+        ``(method, path, body)``, ``refusal`` makes a refusal the request's stored answer."""
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise Invalid(
                 f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
                 code="idempotency_key_invalid",
             )
+        method, path, body = request
         digest = request_digest(method, path, body)
-        claimed = await self._claim(member, key, method, path, digest)
+        claimed = await self._claim(member, key, method, path, digest, command, caller_key_id)
         if isinstance(claimed, StoredResponse):
             return claimed
-        recorded, state = claimed
-        journal = TxJournal(recorded, lambda j: self._persist(member, key, j), state)
-        token = CURRENT_JOURNAL.set(journal)
+
+        async def persist(journal: TxJournal) -> None:
+            await self._persist(member, key, journal)
+
+        journal = TxJournal(claimed.recorded, persist, claimed.memo)
         renewing = asyncio.create_task(self._renew(member, key))
         try:
             try:
-                status, response = await handler()
-            except ContractRevert as revert:
-                # The chain's refusal is this request's answer: a retry gets it again.
-                error = from_revert(revert)
-                await self._finish(member, key, error.status, error.problem(path))
-                raise error from revert
-            except ApiError as exc:
-                if exc.status >= 500:
+                status, response = await handler(claimed, journal)
+            except Exception as exc:
+                # The chain's refusal (or the service's) is this request's answer: a retry
+                # gets it again. Anything else says nothing about the request.
+                answer = refusal(exc)
+                if answer is None:
                     raise
-                await self._finish(member, key, exc.status, exc.problem(path))
+                await self._finish(member, key, *answer)
                 raise
             await self._finish(member, key, status, response)
             return StoredResponse(status, response, replayed=False)
@@ -118,13 +141,19 @@ class Idempotency:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
-            CURRENT_JOURNAL.reset(token)
 
     # -- the record ----------------------------------------------------------------------------
 
     async def _claim(
-        self, member: str, key: str, method: str, path: str, digest: str
-    ) -> tuple[list[RecordedTx], dict[str, Any]] | StoredResponse:
+        self,
+        member: str,
+        key: str,
+        method: str,
+        path: str,
+        digest: str,
+        command: Command,
+        caller_key_id: str,
+    ) -> Claimed | StoredResponse:
         deadline = asyncio.get_running_loop().time() + self.wait_s
         while True:
             try:
@@ -136,6 +165,9 @@ class Idempotency:
                             request_sha256=digest,
                             method=method,
                             path=path,
+                            operation=command.operation,
+                            arguments=json.dumps(command.args),
+                            caller_key_id=caller_key_id,
                             state="pending",
                             locked_until_ms=now_ms() + self.lease_ms,
                             transactions="[]",
@@ -143,7 +175,7 @@ class Idempotency:
                             created_at=now_s(),
                         )
                     )
-                return [], {}
+                return Claimed(command, caller_key_id, [], {})
             except IntegrityError:
                 pass
             async with self.engine.begin() as conn:
@@ -172,8 +204,13 @@ class Idempotency:
                         .values(locked_until_ms=now_ms() + self.lease_ms)
                     )
                     if taken.rowcount == 1:
-                        txs = [RecordedTx(**t) for t in json.loads(row.transactions)]
-                        return txs, json.loads(row.memo)
+                        # Resume the write as it was stored, from storage alone.
+                        return Claimed(
+                            Command(row.operation, json.loads(row.arguments)),
+                            row.caller_key_id,
+                            [RecordedTx(**t) for t in json.loads(row.transactions)],
+                            json.loads(row.memo),
+                        )
                     continue
             if asyncio.get_running_loop().time() >= deadline:
                 raise Conflict(

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from pydantic import SecretStr
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.errors import NotFound
 from backend.models import KeystoreEntry
@@ -53,8 +54,11 @@ class Keystore:
         self._unlocked[to_checksum_address(account.address)] = account
         return account, json.dumps(keyfile)
 
-    async def account(self, session: AsyncSession, address: str) -> LocalAccount:
-        """The member's account, unlocked (from memory after the first time)."""
+    async def account(
+        self, keyfile_of: Callable[[str], Awaitable[str | None]], address: str
+    ) -> LocalAccount:
+        """The member's account, unlocked (from memory after the first time); ``keyfile_of``
+        reads its stored keyfile."""
         address = to_checksum_address(address)
         cached = self._unlocked.get(address)
         if cached is not None:
@@ -63,11 +67,7 @@ class Keystore:
             cached = self._unlocked.get(address)
             if cached is not None:
                 return cached
-            keyfile = (
-                await session.execute(
-                    select(KeystoreEntry.keyfile).where(KeystoreEntry.address == address)
-                )
-            ).scalar_one_or_none()
+            keyfile = await keyfile_of(address)
             if keyfile is None:
                 raise NotFound("no chain key is held for this member", code="member_key_missing")
             password = self._password.get_secret_value()
@@ -75,3 +75,19 @@ class Keystore:
             account: LocalAccount = Account.from_key(key)
             self._unlocked[address] = account
             return account
+
+
+def keyfiles(engine: AsyncEngine) -> Callable[[str], Awaitable[str | None]]:
+    """A reader of stored keyfiles for :meth:`Keystore.account`, each through a short
+    connection of its own."""
+
+    async def keyfile_of(address: str) -> str | None:
+        async with engine.connect() as conn:
+            keyfile: str | None = (
+                await conn.execute(
+                    select(KeystoreEntry.keyfile).where(KeystoreEntry.address == address)
+                )
+            ).scalar_one_or_none()
+        return keyfile
+
+    return keyfile_of

@@ -1,4 +1,5 @@
-"""The API's own tables (the mirror's are :mod:`indexer.models`, written by the indexer only).
+"""The API's own tables (the mirror's are :mod:`indexer.models`, written by the indexer only),
+and their Alembic history (``backend/migrations``, version table ``alembic_version_api``).
 
 - ``member_profiles``: what the platform knows of a member off chain (its name).
 - ``api_keys``: each member's keys, stored as SHA-256 of the secret (keys are 256-bit random,
@@ -6,9 +7,9 @@
 - ``keystore``: members' chain keys as eth-account encrypted keyfiles (scrypt), password from
   settings; never returned, never logged.
 - ``invoice_details``: the invoice fields that stay off chain (tax id, code, number).
-- ``idempotency_records``: one per (member, Idempotency-Key): the request's hash, the
-  transactions signed for it (hash and raw bytes, recorded before they are broadcast) and,
-  once done, the response.
+- ``idempotency_records``: one per (member, Idempotency-Key): the request's hash, the write
+  as a command (operation, arguments, the caller's key), the transactions signed for it
+  (hash and raw bytes, recorded before they are broadcast) and, once done, the response.
 - ``audit_log``: every mutating request, accepted or refused; each record carries the hash of
   the one before it, so a changed or removed record breaks the chain.
 - ``credit_lines``: a financier's credit line per obligor (its exposure limit is on chain; the
@@ -19,11 +20,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import BigInteger, Boolean, Integer, MetaData, String, Text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from indexer.models import ADDRESS, HASH, NAMING
-from indexer.types import Amount
+from db.migrate import History, upgrade
+from db.types import ADDRESS, HASH, NAMING, Amount
+from indexer.models import migrate as migrate_mirror
+
+#: The API's own tables' Alembic history (``backend/migrations``).
+API_HISTORY = History("api", Path(__file__).resolve().parent / "migrations", "alembic_version_api")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the mirror's tables (the API reads them) and the API's own to their heads."""
+    await migrate_mirror(engine)
+    await upgrade(engine, API_HISTORY)
 
 
 class Base(DeclarativeBase):
@@ -68,6 +82,11 @@ class IdempotencyRecord(Base):
     request_sha256: Mapped[str] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(String(300))
+    #: The write as a command (backend.services.commands): its operation, its JSON arguments
+    #: and the API key of its caller (``member``), so it can be run again from storage alone.
+    operation: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[str] = mapped_column(Text)
+    caller_key_id: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16))  # "pending" or "done"
     #: Until then the worker that took it is taken to be alive; later a retry may resume it.
     locked_until_ms: Mapped[int] = mapped_column(BigInteger)
@@ -148,6 +167,7 @@ class AutoDecision(Base):
 
 
 __all__ = [
+    "API_HISTORY",
     "ApiKey",
     "AuditHead",
     "AuditRecord",
@@ -160,4 +180,5 @@ __all__ = [
     "KeystoreEntry",
     "MemberProfile",
     "NonceRow",
+    "migrate",
 ]

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.models import NonceRow
-from indexer.models import table_of
+from db.types import table_of
 
 _NONCES = table_of(NonceRow)
 

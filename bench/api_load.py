@@ -4,7 +4,7 @@ applications per second end to end against the transaction layer's ceiling.
 Usage: ``python -m bench.api_load [--rate 200] [--seconds 15] [--database sqlite|postgres]
 [--workers 1] [--record]``.
 
-A fresh :class:`tests.support.stack.Stack` (anvil, the suite, ``tierflow index`` and
+A fresh :class:`bench.stack.Stack` (anvil, the suite, ``tierflow index`` and
 ``--workers`` ``tierflow serve`` workers on SQLite by default, as ``tierflow run`` has them)
 is seeded through the API: three payables, one of them split into a tree of 50 pieces over
 eight suppliers, and pieces for the applicants of the write test. The per-key rate limit is
@@ -67,22 +67,22 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from backend.keystore import Keystore
+from backend.config import ApiSettings
+from backend.keystore import Keystore, keyfiles
+from bench.http_actor import Actor
 from bench.indexer_backfill import postgres_database
 from bench.indexer_backfill import record as record_section
+from bench.stack import Stack
 from ledger.anvil import ANVIL_CHAIN_ID, rpc_call
-from ledger.chain import close_web3, keep_alive, make_web3
+from ledger.bindings import Suite
 from ledger.deployment import DAY, Deployment, load_deployment
+from ledger.logs import configure_logging
+from ledger.node import close_web3, keep_alive, make_web3
 from ledger.nonces import MemoryNonceStore
 from ledger.paths import repo_root
 from ledger.sender import TransactionSender
-from ledger.suite import Suite
-from tests.support.stack import Stack
-from tierflow.demo import Actor
-from tierflow.logs import configure_logging
-from tierflow.settings import TierflowSettings
 
 DOC = repo_root() / "docs" / "api.md"
 P99_AIM_S = 0.025
@@ -449,12 +449,11 @@ async def apply_through_api(
 
 async def member_accounts(stack: Stack, addresses: list[str]) -> dict[str, LocalAccount]:
     """The members' chain keys, unlocked from the API's own keystore (the same accounts)."""
-    password = TierflowSettings(data_dir=stack.data_dir).keystore_secret(ANVIL_CHAIN_ID)
+    password = ApiSettings(data_dir=stack.data_dir).keystore_secret(ANVIL_CHAIN_ID)
     keystore = Keystore(password)
     engine = create_async_engine(stack.database_url)
     try:
-        async with async_sessionmaker(engine)() as session:
-            return {a: await keystore.account(session, a) for a in addresses}
+        return {a: await keystore.account(keyfiles(engine), a) for a in addresses}
     finally:
         await engine.dispose()
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.console import Console, tree
-from tests.console import samples
+from bench import console_samples as samples
 
 BUDGET_S = 1.0
 SHAPES = ("deep", "wide", "bushy", "tiers")

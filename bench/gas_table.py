@@ -17,11 +17,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from bench.cast import build_platform
 from ledger.anvil import AnvilProcess, dev_private_keys
-from ledger.chain import close_web3, make_web3
+from ledger.bindings import ZERO_HASH
 from ledger.deployment import DAY
-from ledger.suite import ZERO_HASH
-from tests.support.platform import build_platform
+from ledger.node import close_web3, make_web3
 
 SPLIT_CEILING = 150_000
 
@@ -39,25 +39,31 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     core, sup1, sup2, sup3, bank, agent = p.core, p.sup1, p.sup2, p.sup3, p.bank, p.agent
     # warm-up payable so that every holder already holds a piece
     _, warm_root, _ = await p.issue(core, sup1, 10**9)
-    r = await sup1.transact(p.ledger.functions.split(warm_root, sup2.address, 1_000, ZERO_HASH))
+    r = await sup1.transact(
+        p.claim_ledger.functions.split(warm_root, sup2.address, 1_000, ZERO_HASH)
+    )
     row("split to a first-time holder", r, "its piece counter is written from zero")
     await p.split(sup1, warm_root, sup3, 1_000)
 
     invoice_id = await p.invoice(sup1, core, 10**9)
     due = await p.now() + 90 * DAY
     r = await core.transact(
-        p.ledger.functions.issuePayable(sup1.address, 10**9, due, [invoice_id], agent.address)
+        p.claim_ledger.functions.issuePayable(sup1.address, 10**9, due, [invoice_id], agent.address)
     )
     row("issue payable (1 invoice)", r, "mints the root piece")
-    root = int(await p.ledger.functions.claimCount().call())
+    root = int(await p.claim_ledger.functions.claimCount().call())
 
-    r = await sup1.transact(p.ledger.functions.split(root, sup2.address, 1_000_000, ZERO_HASH))
+    r = await sup1.transact(
+        p.claim_ledger.functions.split(root, sup2.address, 1_000_000, ZERO_HASH)
+    )
     row("split", r, f"ceiling {SPLIT_CEILING:,}")
-    piece = int(await p.ledger.functions.claimCount().call())
+    piece = int(await p.claim_ledger.functions.claimCount().call())
     trade_invoice = await p.invoice(sup3, sup1, 1_000_000)
-    r = await sup1.transact(p.ledger.functions.split(root, sup3.address, 1_000_000, trade_invoice))
+    r = await sup1.transact(
+        p.claim_ledger.functions.split(root, sup3.address, 1_000_000, trade_invoice)
+    )
     row("split citing a trade invoice", r)
-    r = await sup2.transact(p.ledger.functions.transferClaim(piece, sup3.address, ZERO_HASH))
+    r = await sup2.transact(p.claim_ledger.functions.transferClaim(piece, sup3.address, ZERO_HASH))
     row("whole transfer", r)
 
     expires = await p.now() + 30 * DAY
@@ -76,12 +82,12 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     # 51 more pieces to settle: one alone, then a batch of 50
     for _ in range(51):
         await p.split(sup1, root, sup2, 1_000)
-    last = int(await p.ledger.functions.claimCount().call())
+    last = int(await p.claim_ledger.functions.claimCount().call())
     await p.warp_to(due)
-    r = await core.transact(p.ledger.functions.settleClaim(last - 50, b"P" * 32))
+    r = await core.transact(p.claim_ledger.functions.settleClaim(last - 50, b"P" * 32))
     row("settle one piece", r)
     ids = list(range(last - 49, last + 1))
-    r = await agent.transact(p.ledger.functions.settleClaims(ids, [b"Q" * 32] * 50))
+    r = await agent.transact(p.claim_ledger.functions.settleClaims(ids, [b"Q" * 32] * 50))
     row("settle a batch of 50", r, f"{int(r['gasUsed']) // 50:,} per piece")
     progress.advance(task)
     await close_web3(w3)

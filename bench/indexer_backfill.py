@@ -8,7 +8,7 @@ Then, in the same run:
 
 1. fetch-only ceiling: the same logs fetched with ``eth_getLogs`` over the four contracts, in
    ranges sized the way the indexer's fetcher sizes them (aiming at ``target_logs`` per
-   range), through :class:`indexer.rpc.RpcClient`; logs per second, median of ``--runs``;
+   range), through :class:`ledger.jsonrpc.RpcClient`; logs per second, median of ``--runs``;
 2. mirrored rate: ``Indexer.run(once=True)`` from genesis into a fresh SQLite file and a fresh
    PostgreSQL database; events per second, median of ``--runs``, as a ratio to (1);
 3. lag: the indexer follows the chain while :func:`bench.indexer_load.write_at_rate` writes
@@ -43,10 +43,10 @@ from rich.table import Table
 from bench.indexer_load import LoadResult, WriterResult, generate, write_at_rate
 from indexer.config import IndexerConfig
 from indexer.pipeline import Indexer
-from indexer.rpc import RpcClient
 from ledger.anvil import AnvilProcess
+from ledger.jsonrpc import RpcClient
+from ledger.logs import configure_logging
 from ledger.paths import repo_root
-from tierflow.logs import configure_logging
 
 PG_ADMIN = "postgresql://root@127.0.0.1:5432/test"
 SQLITE_AIM = 3_000.0  # events/s into SQLite on two cores

@@ -47,13 +47,13 @@ from eth_hash.auto import keccak
 from eth_utils.abi import collapse_if_tuple
 from rich.progress import Progress, TaskID
 
-from ledger.chain import close_web3, make_web3
+from ledger.deploy import deploy_suite
 from ledger.deployment import DAY, Deployment
-from ledger.errors import revert_for_failed_transaction
+from ledger.node import close_web3, make_web3
 from ledger.paths import abi_dir
+from ledger.reverts import revert_for_failed_transaction
 from ledger.roles import Role, roles_to_mask
 from ledger.sender import TransactionSender
-from ledger.suite import deploy_suite
 
 CONTRACTS: tuple[str, ...] = ("MemberRegistry", "InvoiceRegistry", "ClaimLedger", "FinancingDesk")
 #: ERC-721 / ERC-3525 approval events: allowances are disabled, so no call can emit them.

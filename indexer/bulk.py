@@ -9,7 +9,7 @@ for rows that changed, chunked under the driver's parameter limit and sent with
 step, with the GIL released, so the next range is decoded while the last one is written.
 
 Values still go through each column type's own bind processor, so what is stored is exactly
-what SQLAlchemy would store (the :class:`~indexer.types.Amount` encoding, booleans on SQLite)
+what SQLAlchemy would store (the :class:`~db.types.Amount` encoding, booleans on SQLite)
 and reads through the ORM and Core give the same Python values back.
 """
 

@@ -1,11 +1,38 @@
-"""The indexer's settings for one run (built from :class:`tierflow.settings.TierflowSettings`
-by the command line, directly by tests and benchmarks)."""
+"""The indexer's settings: the process's (:class:`IndexerSettings`, from ``TIERFLOW_*``) and
+one run's (:class:`IndexerConfig`, built from them by :mod:`indexer.service`, directly by
+tests and benchmarks).
+
+==================================  =====================================================
+``TIERFLOW_CONFIRMATIONS``          blocks the indexer stays behind the head (default 0)
+``TIERFLOW_REORG_WINDOW``           deepest reorganisation rolled back (default 128)
+``TIERFLOW_INDEXER_POLL_S``         seconds between polls of the head once caught up
+                                    (default 0.1: a write through the API answers once the
+                                    mirror shows it, so this is latency every write pays)
+``TIERFLOW_METRICS_PORT``           Prometheus port of ``tierflow index`` (default 9108, 0: off)
+==================================  =====================================================
+
+plus the node's (:class:`ledger.config.NodeSettings`) and the database's
+(:class:`db.config.DatabaseSettings`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import Field
+
+from db.config import DatabaseSettings
+from ledger.config import NodeSettings
 from ledger.deployment import Deployment
+
+
+class IndexerSettings(NodeSettings, DatabaseSettings):
+    """The indexer process's settings; ``TIERFLOW_<FIELD>``."""
+
+    confirmations: int = Field(default=0, ge=0)
+    reorg_window: int = Field(default=128, ge=2)
+    indexer_poll_s: float = Field(default=0.1, gt=0, le=60)
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
 
 
 @dataclass(frozen=True)

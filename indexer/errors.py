@@ -3,9 +3,6 @@
 ::
 
     IndexerError
-    ├── NodeUnavailable        transient node faults, retries used up (indexer.rpc)
-    ├── RpcError               the node answered with a JSON-RPC error (indexer.rpc)
-    │   └── RangeTooLarge      eth_getLogs refused the range: the fetcher splits it
     ├── InconsistentChain      logs and headers disagree (a reorg under our feet): retry
     ├── NodeBehind             the node has not reached our checkpoint yet: wait
     ├── ReorgTooDeep           the common ancestor is older than the kept window: stop
@@ -13,9 +10,12 @@
     ├── CheckpointMoved        the checkpoint changed under us (a second writer): stop
     └── MirrorError            the mirror cannot apply an event (a bug or a foreign DB)
 
-The transient ones (``NodeUnavailable``, ``InconsistentChain``, ``NodeBehind``) are retried
-by the pipeline with backoff; it never advances past what it has verified. The others stop
-the indexer with the message shown to the operator.
+The node's own faults are the JSON-RPC client's (:mod:`ledger.jsonrpc`, under
+:class:`ledger.errors.LedgerError`): ``NodeUnavailable`` (retries used up), ``RpcError`` and
+its ``RangeTooLarge`` (the fetcher splits the range); a log the codec cannot decode is
+``UndecodableLog``. The transient ones (``NodeUnavailable``, ``InconsistentChain``,
+``NodeBehind``) are retried by the pipeline with backoff; it never advances past what it has
+verified. The others stop the indexer with the message shown to the operator.
 """
 
 from __future__ import annotations

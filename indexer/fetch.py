@@ -1,7 +1,7 @@
 """Fetching: logs of a block range and the headers that vouch for them.
 
 One ``eth_getLogs`` per range over all the deployment's contracts; the range grows while
-ranges are sparse and is halved when the node refuses it (:class:`~indexer.rpc.RangeTooLarge`)
+ranges are sparse and is halved when the node refuses it (:class:`~ledger.jsonrpc.RangeTooLarge`)
 or returns more logs than aimed at. The headers the range needs (the block before it, every
 block with a log, its last block, and every block of the reorg window) come in one JSON-RPC
 batch, and each log's block hash must equal its header's: otherwise the chain changed under
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from indexer.config import IndexerConfig
-from indexer.decode import DecodedEvent, Decoder
 from indexer.errors import InconsistentChain, NodeBehind
-from indexer.rpc import RangeTooLarge, RpcClient
 from indexer.store import Header
+from ledger.codec import DecodedEvent, Decoder
+from ledger.jsonrpc import RangeTooLarge, RpcClient
 
 #: Logs decoded between two yields to the event loop.
 YIELD_EVERY = 256

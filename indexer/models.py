@@ -2,7 +2,7 @@
 
 Names follow the contracts' vocabulary: a ``ClaimSplit`` event is applied by
 ``on_claim_split`` to ``claims`` (``parent_id``, ``depth``). Addresses are 0x-checksummed
-strings, hashes and ids of invoices 0x-hex strings, amounts :class:`~indexer.types.Amount`
+strings, hashes and ids of invoices 0x-hex strings, amounts :class:`~db.types.Amount`
 (exact on SQLite and PostgreSQL), times UNIX seconds, statuses the lower-case names of the
 contracts' enums. The indexer is the only writer of these tables; the API reads them.
 
@@ -13,7 +13,7 @@ reorganisation restores) and ``checkpoint`` (the last block wholly mirrored).
 
 from __future__ import annotations
 
-from typing import cast
+from pathlib import Path
 
 from sqlalchemy import (
     BigInteger,
@@ -27,21 +27,22 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from indexer.types import Amount
+from db.migrate import History, upgrade
+from db.types import ADDRESS, HASH, NAMING, STATUS, Amount, table_of
 
-ADDRESS = String(42)
-HASH = String(66)
-STATUS = String(16)
+#: The mirror's Alembic history (``indexer/migrations``).
+MIRROR_HISTORY = History(
+    "mirror", Path(__file__).resolve().parent / "migrations", "alembic_version_mirror"
+)
 
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the mirror's tables to the head of their history (the indexer at start; the API
+    too, since it reads them)."""
+    await upgrade(engine, MIRROR_HISTORY)
 
 
 class Base(DeclarativeBase):
@@ -276,11 +277,6 @@ class Checkpoint(Base):
     journaled_from: Mapped[int] = mapped_column(BigInteger)
 
 
-def table_of(model: type[DeclarativeBase]) -> Table:
-    """The Core ``Table`` of a model (typed: ``__table__`` is a ``FromClause`` to mypy)."""
-    return cast(Table, model.__table__)
-
-
 #: Domain tables, the ones a rebuild must reproduce (the digest covers these and ``events``).
 DOMAIN_TABLES: tuple[Table, ...] = tuple(
     table_of(m)
@@ -301,6 +297,7 @@ DOMAIN_TABLES: tuple[Table, ...] = tuple(
 
 __all__ = [
     "DOMAIN_TABLES",
+    "MIRROR_HISTORY",
     "Base",
     "BlockHeader",
     "Checkpoint",
@@ -317,5 +314,5 @@ __all__ = [
     "PlatformState",
     "RoleGrant",
     "Settlement",
-    "table_of",
+    "migrate",
 ]

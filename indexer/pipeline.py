@@ -17,22 +17,13 @@ import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.engine import create_engine, sqlite_path
 from indexer import metrics, store
 from indexer.config import IndexerConfig
-from indexer.db import create_engine, migrate, sqlite_path
-from indexer.decode import Decoder
 from indexer.errors import (
     InconsistentChain,
     IndexerError,
@@ -42,18 +33,19 @@ from indexer.errors import (
 from indexer.fetch import YIELD_EVERY, FetchedRange, Fetcher
 from indexer.handlers import HANDLERS, prefetch_keys
 from indexer.lock import WriterLock
+from indexer.models import migrate
+from indexer.progress import ProgressBar
 from indexer.rows import event_row
-from indexer.rpc import NodeUnavailable, RetryPolicy, RpcClient
 from indexer.store import CheckpointState, Header
-from indexer.unit_of_work import SealedBatch, UnitOfWork
+from indexer.unit_of_work import BatchUnitOfWork, SealedBatch
 from ledger.artifacts import load_artifact
+from ledger.codec import Decoder
+from ledger.jsonrpc import NodeUnavailable, RetryPolicy, RpcClient
 
 log = structlog.get_logger("tierflow.indexer")
 
 #: Faults the loop waits out: the node is down, lagging, or changed under our feet.
 TRANSIENT = (NodeUnavailable, InconsistentChain, NodeBehind)
-#: Ranges at least this many blocks behind get a progress bar (when asked for).
-PROGRESS_MIN_BLOCKS = 2_000
 
 
 @dataclass(frozen=True)
@@ -109,7 +101,7 @@ class Indexer:
             for name, record in config.deployment.contracts.items()
         }
         self.fetcher = Fetcher(rpc, Decoder(contracts), config)
-        self.uow = UnitOfWork()
+        self.uow = BatchUnitOfWork()
         self._pending: asyncio.Task[None] | None = None
         self._first_seen: dict[int, float] = {}
         self.stats = RunStats()
@@ -196,7 +188,7 @@ class Indexer:
         """Follow the chain (``once``: until caught up). Transient faults are waited out."""
         started = time.perf_counter()
         failures = 0
-        bar = _Bar(progress)
+        bar = ProgressBar(progress)
         try:
             while stop is None or not stop.is_set():
                 try:
@@ -229,7 +221,7 @@ class Indexer:
             self.stats.checkpoint = self._checkpoint.block_number
         return self.stats
 
-    async def catch_up(self, bar: _Bar | None = None) -> bool:
+    async def catch_up(self, bar: ProgressBar | None = None) -> bool:
         """Index up to the current head; True once caught up (nothing left to fetch)."""
         head = await self.fetcher.head()
         now = time.monotonic()
@@ -485,38 +477,3 @@ async def _sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
         return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-class _Bar:
-    """A rich progress bar over blocks, shown for long backfills only."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._origin = 0
-
-    def start(self, checkpoint: int, target: int) -> None:
-        if not self.enabled or self._progress is not None:
-            return
-        if target - checkpoint < PROGRESS_MIN_BLOCKS:
-            return
-        self._origin = checkpoint
-        self._progress = Progress(
-            TextColumn("indexing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("blocks · {task.fields[events]:,} events"),
-            TimeRemainingColumn(),
-        )
-        self._progress.start()
-        self._task = self._progress.add_task("index", total=target - checkpoint, events=0)
-
-    def update(self, checkpoint: int, events: int) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=checkpoint - self._origin, events=events)
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None

@@ -19,14 +19,14 @@ from eth_utils.crypto import keccak
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.types import table_of
 from indexer import models
-from indexer.decode import checksum
 from indexer.errors import IndexerError
-from indexer.models import table_of
-from indexer.rpc import RpcClient
 from indexer.store import read_checkpoint
 from ledger.artifacts import load_artifact
-from ledger.suite import ClaimStatus, FinancingStatus, InvoiceStatus, MemberStatus, PayableStatus
+from ledger.bindings import ClaimStatus, FinancingStatus, InvoiceStatus, MemberStatus, PayableStatus
+from ledger.codec import checksum
+from ledger.jsonrpc import RpcClient
 
 BATCH = 400
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"

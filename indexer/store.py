@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.types import table_of
 from indexer import models
 from indexer.errors import CheckpointMoved
-from indexer.models import table_of
 from indexer.unit_of_work import APPEND_TABLES, STATE_TABLES, primary_key
 
 _CHECKPOINT = table_of(models.Checkpoint)

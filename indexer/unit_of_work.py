@@ -1,6 +1,10 @@
 """The unit of work a batch of events is applied through, then written in one go.
 
-Handlers read and change rows as plain dicts held in memory; :meth:`UnitOfWork.seal` then
+:class:`UnitOfWork` is what handlers see (a protocol: rows by table and key, as dicts to read
+or change in place); :class:`BatchUnitOfWork` is the indexer's, and unit tests apply handlers
+to an in-memory one (``tests/support/fakes.py``).
+
+Handlers read and change rows as plain dicts held in memory; :meth:`BatchUnitOfWork.seal` then
 fixes the batch's writes (values copied out of the dicts) as a :class:`SealedBatch`, which
 goes out in a few multi-row statements per table (:mod:`indexer.bulk`) while the next batch
 is already being applied to the same rows in memory.
@@ -20,16 +24,16 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from db.types import table_of
 from indexer import models
 from indexer.bulk import BulkWriter
 from indexer.errors import MirrorError
-from indexer.models import table_of
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -70,7 +74,42 @@ def primary_key(table: Table) -> tuple[str, ...]:
 _PK = {name: primary_key(t) for name, t in STATE_TABLES.items()}
 
 
-class UnitOfWork:
+class UnitOfWork(Protocol):
+    """The rows a handler reads and changes (``name`` is a table, ``key`` its primary key)."""
+
+    #: The block of the event being applied.
+    block: int
+
+    async def get(self, name: str, key: Key) -> Row | None:
+        """The row (a dict to read, not to change) or ``None`` if it does not exist."""
+        ...
+
+    async def need(self, name: str, key: Key) -> Row:
+        """The row, which must exist."""
+        ...
+
+    async def edit(self, name: str, key: Key) -> Row:
+        """The row to change in place (it must exist)."""
+        ...
+
+    async def create(self, name: str, row: Row) -> Row:
+        """Add a row (it must not exist)."""
+        ...
+
+    async def upsert(self, name: str, row: Row) -> Row:
+        """Add the row or replace the existing one with the same key."""
+        ...
+
+    async def remove(self, name: str, key: Key) -> None:
+        """Delete the row if it exists."""
+        ...
+
+    def append(self, name: str, row: Row) -> None:
+        """Add a row to an append-only table."""
+        ...
+
+
+class BatchUnitOfWork:
     """Rows in memory for the batches of one indexer; see the module docstring."""
 
     def __init__(self) -> None:

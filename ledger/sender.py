@@ -35,7 +35,7 @@ Fees. The latest block's ``baseFeePerGas`` decides: absent (Besu QBFT with Londo
 pre-London forks) means legacy ``gasPrice`` from ``eth_gasPrice`` (often 0 there), present
 means EIP-1559 fields. Gas is ``eth_estimateGas`` plus 20% unless given; an estimation that
 reverts raises :class:`~ledger.errors.ContractRevert` (decoded through
-:func:`ledger.errors.decode_revert`) and nothing is broadcast.
+:func:`ledger.reverts.decode_revert`) and nothing is broadcast.
 """
 
 from __future__ import annotations
@@ -45,27 +45,26 @@ import contextlib
 import logging
 import random
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-import aiohttp
 from eth_account.signers.local import LocalAccount
-from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
-from web3.exceptions import ProviderConnectionError, TransactionNotFound, Web3RPCError
+from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from ledger.chain import Web3Client
-from ledger.errors import (
-    ChainUnavailableError,
-    TransactionError,
-    TransactionTimeoutError,
-    revert_for_failed_transaction,
-    revert_from_exception,
-)
+from ledger.errors import ChainUnavailableError, TransactionError
+from ledger.node import Web3Client
 from ledger.nonces import MemoryNonceStore, NonceStore
+from ledger.pending import (
+    CONNECTION_ERRORS,
+    AccountState,
+    PendingTx,
+    account_state,
+    is_nonce_conflict,
+    rpc_error_message,
+)
+from ledger.reverts import revert_for_failed_transaction, revert_from_exception
 
 log = logging.getLogger(__name__)
 
@@ -76,153 +75,6 @@ BeforeBroadcast = Callable[[str, bytes, int], Awaitable[None]]
 
 GAS_MARGIN = 1.2
 MAX_NONCE_ATTEMPTS = 50
-#: Messages (lower case, substrings) meaning "this nonce is not free any more".
-NONCE_CONFLICT_MESSAGES = (
-    "nonce too low",
-    "already known",
-    "known transaction",
-    "already imported",
-    "replacement transaction underpriced",
-    "replacement_underpriced",
-    "transaction underpriced",
-    "nonce_too_low",
-    "transaction_already_known",
-)
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectionError,
-    aiohttp.ClientPayloadError,
-    ConnectionError,
-    TimeoutError,
-    ProviderConnectionError,
-)
-
-
-def rpc_error_message(exc: BaseException) -> str:
-    """The node's error message for a JSON-RPC error (``str(exc)`` otherwise)."""
-    if isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, Mapping):
-        error = exc.rpc_response.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return str(error["message"])
-    if exc.args and isinstance(exc.args[0], Mapping) and "message" in exc.args[0]:
-        return str(exc.args[0]["message"])
-    return str(exc)
-
-
-def is_nonce_conflict(exc: BaseException) -> bool:
-    """True if a broadcast was refused because the nonce is (or looks) already used."""
-    message = rpc_error_message(exc).lower()
-    return any(m in message for m in NONCE_CONFLICT_MESSAGES)
-
-
-@dataclass
-class _Account:
-    """Per-account state shared by every sender of this process for that account."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    inflight: dict[int, PendingTx] = field(default_factory=dict)
-    recovering: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-# Per event loop (asyncio locks belong to one loop; a closed loop's entries go with it),
-# then per (chain id, address).
-_ACCOUNTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[int, str], _Account]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _account_state(chain_id: int, address: str, create: bool = True) -> _Account | None:
-    loop = asyncio.get_running_loop()
-    accounts = _ACCOUNTS.get(loop)
-    if accounts is None:
-        if not create:
-            return None
-        accounts = _ACCOUNTS[loop] = {}
-    key = (chain_id, address.lower())
-    state = accounts.get(key)
-    if state is None and create:
-        state = accounts[key] = _Account()
-    return state
-
-
-class PendingTx:
-    """A broadcast transaction; ``await pending.receipt()`` waits for it to be mined.
-
-    ``tx_hash`` and ``nonce`` may change if recovery had to re-sign the transaction.
-    """
-
-    def __init__(
-        self, sender: TransactionSender, tx: dict[str, Any], nonce: int, raw: bytes, tx_hash: str
-    ) -> None:
-        self.sender = sender
-        self.tx = tx
-        self.nonce = nonce
-        self.raw = raw
-        self.tx_hash = tx_hash
-        self.hashes: list[str] = [tx_hash]  # every hash this transaction was broadcast under
-        self.broadcast_at = time.monotonic()
-        self._receipt: TxReceipt | None = None
-
-    def __repr__(self) -> str:
-        return f"PendingTx(nonce={self.nonce}, hash={self.tx_hash})"
-
-    @property
-    def done(self) -> bool:
-        """Whether a receipt has been seen."""
-        return self._receipt is not None
-
-    def _resolve(self, receipt: TxReceipt) -> None:
-        self._receipt = receipt
-        self.sender._forget(self)
-
-    async def _poll_once(self) -> TxReceipt | None:
-        for h in reversed(self.hashes):
-            try:
-                receipt: TxReceipt = await self.sender.w3.eth.get_transaction_receipt(HexStr(h))
-            except TransactionNotFound:
-                continue
-            if receipt is not None:
-                if h != self.tx_hash:
-                    self.tx_hash = h
-                self._resolve(receipt)
-                return receipt
-        return None
-
-    async def receipt(
-        self, timeout_s: float | None = None, poll_interval_s: float | None = None
-    ) -> TxReceipt:
-        """Wait for the receipt (any status). Raises :class:`TransactionTimeoutError`."""
-        if self._receipt is not None:
-            return self._receipt
-        s = self.sender
-        timeout_s = s.receipt_timeout_s if timeout_s is None else timeout_s
-        interval = s.poll_interval_s if poll_interval_s is None else poll_interval_s
-        deadline = time.monotonic() + timeout_s
-        last_check = time.monotonic()
-        while True:
-            try:
-                receipt = await self._poll_once()
-            except CONNECTION_ERRORS as exc:
-                log.info("receipt poll for %s: node unreachable (%s)", self.tx_hash, exc)
-                receipt = None
-            if receipt is not None:
-                return receipt
-            now = time.monotonic()
-            if now >= deadline:
-                raise TransactionTimeoutError(
-                    f"transaction {self.tx_hash} (nonce {self.nonce}) not mined "
-                    f"within {timeout_s:.0f}s",
-                    tx_hash=self.tx_hash,
-                )
-            if now - last_check >= s.stuck_after_s:
-                last_check = now
-                try:
-                    await s.recover()
-                except CONNECTION_ERRORS as exc:
-                    log.info("recovery postponed, node unreachable: %s", exc)
-                if self._receipt is not None:
-                    return self._receipt
-            await asyncio.sleep(min(interval, max(0.0, deadline - now)))
-            interval = min(interval * 1.5, s.max_poll_interval_s)
 
 
 class TransactionSender:
@@ -265,8 +117,8 @@ class TransactionSender:
             self._chain_id = int(await self._retrying(lambda: self.w3.eth.chain_id))
         return self._chain_id
 
-    async def _state(self) -> _Account:
-        state = _account_state(await self.chain_id(), self.address)
+    async def _state(self) -> AccountState:
+        state = account_state(await self.chain_id(), self.address)
         assert state is not None
         return state
 
@@ -436,7 +288,7 @@ class TransactionSender:
 
     async def _send_locked(
         self,
-        state: _Account,
+        state: AccountState,
         tx: dict[str, Any],
         before_broadcast: BeforeBroadcast | None = None,
     ) -> PendingTx:
@@ -545,7 +397,7 @@ class TransactionSender:
     def _forget(self, pending: PendingTx) -> None:
         if self._chain_id is None:
             return
-        state = _account_state(self._chain_id, self.address, create=False)
+        state = account_state(self._chain_id, self.address, create=False)
         if state is not None and state.inflight.get(pending.nonce) is pending:
             del state.inflight[pending.nonce]
 
@@ -560,7 +412,7 @@ class TransactionSender:
         async with state.recovering, state.lock:
             await self._recover_locked(state)
 
-    async def _recover_locked(self, state: _Account) -> None:
+    async def _recover_locked(self, state: AccountState) -> None:
         chain_id = await self.chain_id()
         latest = int(
             await self._retrying(lambda: self.w3.eth.get_transaction_count(self.address, "latest"))
@@ -612,11 +464,11 @@ class TransactionSender:
             await self._fill_gap(state, latest, waiting[0])
 
     @staticmethod
-    def _forget_nonce(state: _Account, p: PendingTx) -> None:
+    def _forget_nonce(state: AccountState, p: PendingTx) -> None:
         if state.inflight.get(p.nonce) is p:
             del state.inflight[p.nonce]
 
-    async def _fill_gap(self, state: _Account, start: int, end: int) -> None:
+    async def _fill_gap(self, state: AccountState, start: int, end: int) -> None:
         """Fill nonces [start, end) that no transaction of ours holds with no-op transfers."""
         filler: dict[str, Any] = {
             "to": self.address,

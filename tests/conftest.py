@@ -5,6 +5,8 @@
 - ``w3``: an ``AsyncWeb3`` for that node (closed after the test).
 - ``chain_snapshot``: ``evm_snapshot`` before the test, ``evm_revert`` after it.
 - ``dev_keys``: the node's funded dev account keys.
+- ``database_url``: parametrised over SQLite (a temp file) and PostgreSQL (a new database on
+  the server at 127.0.0.1:5432, dropped after the test), so a test using it runs on both.
 - ``thrower``: the throwaway ``tests/fixtures/contracts/Thrower.sol`` compiled (into a temp
   tree shared by the workers, guarded by the build lock) and deployed once per session; its
   errors are registered with the revert decoder.
@@ -16,21 +18,17 @@ so session fixtures and tests share it.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ledger import errors
+from ledger import reverts
 from ledger.anvil import AnvilProcess, dev_private_keys, rpc_call
 from ledger.artifacts import Artifact, ensure_artifacts, load_artifact
-from ledger.chain import Web3Client, close_web3, make_web3
-from ledger.compiler import build
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from ledger.node import Web3Client, close_web3, make_web3
+from tests.support.chain import Deployed, compile_fixture, wait_receipt
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 
 
 @pytest.fixture(scope="session")
@@ -72,42 +70,6 @@ def dev_keys() -> list[str]:
     return dev_private_keys()
 
 
-@dataclass(frozen=True)
-class Deployed:
-    """A deployed fixture contract."""
-
-    address: str
-    artifact: Artifact
-
-    @property
-    def abi(self) -> list[dict[str, Any]]:
-        return self.artifact.abi
-
-
-def compile_fixture(tmp_root: Path, *names: str) -> Path:
-    """Copy fixture contracts into ``tmp_root/contracts/src`` and build them there."""
-    src = tmp_root / "contracts" / "src"
-    src.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        target = src / name
-        text = (FIXTURES / "contracts" / name).read_text()
-        if not target.exists() or target.read_text() != text:
-            tmp = target.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(target)
-    return build(root=tmp_root).directory
-
-
-def wait_receipt(url: str, tx_hash: str, within_s: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        receipt: dict[str, Any] | None = rpc_call(url, "eth_getTransactionReceipt", [tx_hash])
-        if receipt is not None:
-            return receipt
-        time.sleep(0.01)
-    raise AssertionError(f"no receipt for {tx_hash}")
-
-
 @pytest.fixture(scope="session")
 def thrower_artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
     # Shared by xdist workers (the parent of each worker's basetemp): the build lock makes one
@@ -119,7 +81,7 @@ def thrower_artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
         shutil.rmtree(root, ignore_errors=True)
         directory = compile_fixture(root, "Thrower.sol")
     artifact = load_artifact("Thrower", directory)
-    errors.register_abi(artifact.abi)
+    reverts.register_abi(artifact.abi)
     return artifact
 
 
@@ -160,3 +122,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'mirror.db'}"
+        return
+    name = await create_pg_database()
+    try:
+        yield pg_url(name).replace("postgresql://", "postgresql+asyncpg://")
+    finally:
+        await drop_pg_database(name)

@@ -36,17 +36,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from backend.config import ApiSettings
+from indexer import service as indexing
+from indexer.config import IndexerSettings
 from indexer.errors import IndexerError
 from indexer.pipeline import RunStats
 from ledger.anvil import STATE_FILE, AnvilConfig, AnvilProcess
+from ledger.config import NodeSettings
+from ledger.deploy import deploy as deploy_suite_to
 from ledger.deployment import Deployment
 from ledger.errors import LedgerError
-from tierflow import index as indexing
+from ledger.logs import configure_logging
 from tierflow.besu import besu_command
 from tierflow.demo import demo_command
-from tierflow.deploy import deploy as deploy_suite_to
-from tierflow.logs import configure_logging
-from tierflow.settings import TierflowSettings
 
 app = typer.Typer(
     name="tierflow",
@@ -60,14 +62,14 @@ console = Console(stderr=True)
 @app.callback()
 def main() -> None:
     """Tierflow: supply-chain finance on a permissioned EVM ledger."""
-    configure_logging(TierflowSettings().log_level)
+    configure_logging(NodeSettings().log_level)
 
 
 app.command("besu-config")(besu_command)
 app.command("demo")(demo_command)
 
 
-def _deploy(settings: TierflowSettings, rpc_url: str) -> Deployment:
+def _deploy(settings: NodeSettings, rpc_url: str) -> Deployment:
     key = settings.deployer_private_key
     try:
         return asyncio.run(
@@ -100,7 +102,7 @@ def deploy(
     ] = None,
 ) -> None:
     """Deploy (or complete) the contract suite and record chain/deployments/<chainId>.json."""
-    settings = TierflowSettings()
+    settings = NodeSettings()
     _print_deployment(_deploy(settings, rpc_url or settings.rpc_url))
 
 
@@ -115,7 +117,7 @@ def run(
 ) -> None:
     """Run the platform on its embedded defaults: the local chain with the suite deployed, the
     indexer mirroring it into SQLite, and the HTTP API (Ctrl-C stops them all)."""
-    settings = TierflowSettings()
+    settings = ApiSettings()
     children: list[subprocess.Popen[bytes]] = []
 
     def start(url: str) -> None:
@@ -135,7 +137,7 @@ def run(
                     stderr=subprocess.STDOUT,
                 )
             )
-        base = f"http://{settings.api_host}:{settings.api_port}"
+        base = settings.base_url
         table = Table(show_header=False, box=None)
         table.add_row("API", f"{base}  (OpenAPI: {base}/docs)")
         table.add_row("database", settings.database_url)
@@ -178,7 +180,7 @@ def chain(
     ] = False,
 ) -> None:
     """Run the local anvil chain in the foreground until Ctrl-C or SIGTERM."""
-    settings = TierflowSettings() if data_dir is None else TierflowSettings(data_dir=data_dir)
+    settings = NodeSettings() if data_dir is None else NodeSettings(data_dir=data_dir)
     config = AnvilConfig.load()
     port = port or settings.chain_port
     if port is not None:
@@ -187,7 +189,7 @@ def chain(
 
 
 def _run_chain(
-    settings: TierflowSettings,
+    settings: NodeSettings,
     config: AnvilConfig,
     fresh: bool,
     then: Callable[[str], None] | None = None,
@@ -264,7 +266,7 @@ def index_command(
         "database_url": database_url,
         "metrics_port": metrics_port,
     }
-    settings = TierflowSettings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = IndexerSettings(**{k: v for k, v in overrides.items() if v is not None})
 
     async def go() -> RunStats:
         config = await indexing.config_from(settings, wait_for_lock=wait)
@@ -274,7 +276,7 @@ def index_command(
 
     try:
         stats = asyncio.run(go())
-    except IndexerError as exc:
+    except (IndexerError, LedgerError) as exc:
         console.print(f"[red]indexer stopped:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(
@@ -295,7 +297,7 @@ def serve(
     """Serve the HTTP API (OpenAPI at /docs); the indexer runs as its own process."""
     import uvicorn
 
-    settings = TierflowSettings()
+    settings = ApiSettings()
     uvicorn.run(
         "backend.app:create_app",
         factory=True,
@@ -315,10 +317,10 @@ def reconcile(
 ) -> None:
     """Compare every mirrored object with the contracts' views; exit 1 on any difference."""
     overrides: dict[str, Any] = {"rpc_url": rpc_url, "database_url": database_url}
-    settings = TierflowSettings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = IndexerSettings(**{k: v for k, v in overrides.items() if v is not None})
     try:
         report = asyncio.run(indexing.reconcile_mirror(settings))
-    except IndexerError as exc:
+    except (IndexerError, LedgerError) as exc:
         console.print(f"[red]reconciliation failed:[/red] {exc}")
         raise typer.Exit(2) from exc
     indexing.print_report(report, Console())

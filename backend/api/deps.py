@@ -1,5 +1,5 @@
-"""Dependencies of the routes, as ``Annotated`` aliases: the context, a session, the caller,
-the idempotent-write runner, pagination."""
+"""Dependencies of the routes, as ``Annotated`` aliases: the context, the services' ports, a
+read session, the caller, the write runner (commands under an Idempotency-Key), pagination."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.api.middleware import CURRENT_AUDIT
+from backend.api.audit_state import request_audit
+from backend.api.problems import stored_refusal
 from backend.auth import Caller, authenticate
 from backend.context import AppContext
-from backend.errors import ApiError, Forbidden, Invalid, TooManyRequests
+from backend.errors import BadRequest, Forbidden, Invalid, RateLimited
+from backend.idempotency import Claimed
+from backend.ports import Ports, TxJournal, WriteContext
+from backend.services import commands
+from backend.services.commands import Command
 from ledger.roles import Role
 
 #: Largest page a list returns.
@@ -40,8 +44,16 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
+def get_ports(ctx: ContextDep) -> Ports:
+    return ctx.ports
+
+
+PortsDep = Annotated[Ports, Depends(get_ports)]
+
+
 async def get_caller(
     ctx: ContextDep,
+    request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Caller:
     # A connection of its own, back in the pool at once rather than staying with the request
@@ -49,13 +61,13 @@ async def get_caller(
     # receipt), so a burst of requests cannot exhaust the pool.
     async with ctx.engine.connect() as conn:
         caller = await authenticate(conn, authorization)
-    audit = CURRENT_AUDIT.get()
+    audit = request_audit(request)
     if audit is not None:
         audit.member = caller.address
         audit.api_key_id = caller.key_id
     wait = ctx.limiter.take(caller.key_id)
     if wait:
-        raise TooManyRequests(wait)
+        raise RateLimited(wait)
     return caller
 
 
@@ -89,45 +101,54 @@ def writer(*roles: Role) -> Any:
     return Depends(check)
 
 
+def _write_context(request: Request, caller: Caller) -> WriteContext:
+    """The write's context, sharing the audit record's list of mined transactions."""
+    audit = request_audit(request)
+    if audit is None:
+        return WriteContext(caller)
+    return WriteContext(caller, request_id=audit.request_id, tx_hashes=audit.txs)
+
+
 @dataclass
 class Writes:
-    """Runs a write under the request's Idempotency-Key (see :mod:`backend.idempotency`)."""
+    """Runs a write, a :class:`~backend.services.commands.Command`, under the request's
+    Idempotency-Key (see :mod:`backend.idempotency`)."""
 
     ctx: AppContext
     request: Request
     key: str | None
 
-    async def run(
-        self,
-        caller: Caller,
-        handler: Callable[[], Awaitable[Any]],
-        model: type[BaseModel],
-        status: int = 200,
-    ) -> JSONResponse:
-        """Run ``handler`` once for this key; its result is serialised through ``model`` (the
-        route's response model) and stored, so a replay returns the very same bytes."""
+    async def run(self, caller: Caller, command: Command) -> JSONResponse:
+        """Run ``command`` once for this key; its answer (serialised through the command's
+        answer model) is stored, so a replay returns the very same bytes."""
         if self.key is None:
-            raise ApiError(
-                "this request needs an Idempotency-Key header",
-                code="idempotency_key_required",
-                status=400,
+            raise BadRequest(
+                "this request needs an Idempotency-Key header", code="idempotency_key_required"
             )
         body = await self.request.body()
+        write = _write_context(self.request, caller)
+        ports = self.ctx.ports
 
-        async def execute() -> tuple[int, Any]:
-            return status, model.model_validate(await handler()).model_dump(mode="json")
+        async def execute(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
+            # A resumed write runs the command stored with the key, as its caller.
+            write.journal = journal
+            return status_of_command(claimed.command), await commands.execute(
+                ports, write, claimed.command
+            )
 
+        path = self.request.url.path
         stored = await self.ctx.idempotency.run(
             caller.address,
             self.key,
-            self.request.method,
-            self.request.url.path,
-            body,
+            (self.request.method, path, body),
+            command,
+            caller.key_id,
             execute,
+            stored_refusal(path),
         )
         headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
         if stored.status >= 400:
-            audit = CURRENT_AUDIT.get()
+            audit = request_audit(self.request)
             if audit is not None and isinstance(stored.body, dict):
                 audit.code = stored.body.get("code")
             return JSONResponse(
@@ -137,6 +158,16 @@ class Writes:
                 headers=headers,
             )
         return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+
+    async def run_once(self, caller: Caller, command: Command) -> Any:
+        """Run ``command`` without an Idempotency-Key (a PUT or DELETE that is idempotent by
+        itself); its answer as JSON."""
+        return await commands.execute(self.ctx.ports, _write_context(self.request, caller), command)
+
+
+def status_of_command(command: Command) -> int:
+    """A write that creates an object answers 201, any other 200."""
+    return 201 if commands.spec(command.operation).creates else 200
 
 
 def get_writes(
@@ -157,6 +188,14 @@ def get_writes(
 
 
 WritesDep = Annotated[Writes, Depends(get_writes)]
+
+
+def get_unkeyed_writes(ctx: ContextDep, request: Request) -> Writes:
+    return Writes(ctx, request, None)
+
+
+#: Writes of routes that take no Idempotency-Key (``Writes.run_once``).
+UnkeyedWritesDep = Annotated[Writes, Depends(get_unkeyed_writes)]
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,26 @@
 """ASGI middleware: the request size limit and the audit record of every mutating request.
 
-Pure ASGI (not ``BaseHTTPMiddleware``), so the endpoint runs in the same context: the
-:class:`RequestAudit` set here is filled by the authentication dependency (who), the
-exception handlers (the problem code) and the gateway (transactions mined), and written by
-:func:`backend.audit_log.append` once the response has started.
+Pure ASGI (not ``BaseHTTPMiddleware``): the :class:`~backend.api.audit_state.RequestAudit`
+put in the request's scope here is filled by the authentication dependency (who), the
+exception handlers (the problem code) and the write (transactions mined, through its
+:class:`~backend.ports.WriteContext`), and written by :func:`backend.audit_log.append` once
+the response has started.
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import audit_log
-from backend.chain import REQUEST_TXS
+from backend.api.audit_state import RequestAudit, attach
+from backend.api.problems import problem
 from backend.errors import PROBLEM_JSON
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-@dataclass
-class RequestAudit:
-    member: str | None = None
-    api_key_id: str | None = None
-    code: str | None = None
-    txs: list[str] = field(default_factory=list)
-
-
-CURRENT_AUDIT: contextvars.ContextVar[RequestAudit | None] = contextvars.ContextVar(
-    "tierflow_request_audit", default=None
-)
 
 
 class _TooLarge(Exception):
@@ -41,15 +28,7 @@ class _TooLarge(Exception):
 
 
 def problem_bytes(status: int, code: str, detail: str) -> bytes:
-    return json.dumps(
-        {
-            "type": f"https://tierflow.dev/problems/{code.replace('_', '-')}",
-            "title": "Request too large" if status == 413 else "Bad request",
-            "status": status,
-            "code": code,
-            "detail": detail,
-        }
-    ).encode()
+    return json.dumps(problem(status, code, detail, None)).encode()
 
 
 class GuardMiddleware:
@@ -69,8 +48,7 @@ class GuardMiddleware:
         declared = headers.get("content-length")
         audited = method in MUTATING
         audit = RequestAudit()
-        token = CURRENT_AUDIT.set(audit)
-        tx_token = REQUEST_TXS.set(audit.txs)
+        attach(scope, audit)
         digest = hashlib.sha256()
         seen = 0
         too_large = False
@@ -122,33 +100,29 @@ class GuardMiddleware:
                 await record(message["status"])
             await send(message)
 
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            audit.code = "request_too_large"
+            await record(413)
+            await _send_problem(
+                send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
+            )
+            return
         try:
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-                audit.code = "request_too_large"
-                await record(413)
-                await _send_problem(
-                    send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
-                )
-                return
-            try:
-                await self.app(scope, limited_receive, tracking_send)
-            except _TooLarge:
-                pass
-            except BaseException as exc:
-                if not too_large or not isinstance(exc, Exception):
-                    # An unhandled error: the outer error middleware answers 500 after this.
-                    audit.code = audit.code or "internal_error"
-                    await record(500)
-                    raise
-            if too_large:
-                audit.code = "request_too_large"
-                await record(413)
-                await _send_problem(
-                    send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
-                )
-        finally:
-            CURRENT_AUDIT.reset(token)
-            REQUEST_TXS.reset(tx_token)
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            pass
+        except BaseException as exc:
+            if not too_large or not isinstance(exc, Exception):
+                # An unhandled error: the outer error middleware answers 500 after this.
+                audit.code = audit.code or "internal_error"
+                await record(500)
+                raise
+        if too_large:
+            audit.code = "request_too_large"
+            await record(413)
+            await _send_problem(
+                send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
+            )
 
 
 async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:

@@ -1,4 +1,5 @@
-"""Exception handlers: every error leaves as ``application/problem+json`` with a stable code.
+"""The only place that knows HTTP for errors: a domain error's kind → its status, and every
+error leaves as ``application/problem+json`` (RFC 9457) with a stable code.
 
 No handler echoes an exception's text for errors it does not know: a 500 says only that it
 happened and the request id to quote, never a stack trace, SQL or the node's URL.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -23,26 +25,127 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from web3.exceptions import ProviderConnectionError
 
-from backend.api.middleware import CURRENT_AUDIT
-from backend.errors import PROBLEM_JSON, ApiError, TooManyRequests, from_revert
+from backend.api.audit_state import request_audit
+from backend.errors import (
+    PROBLEM_JSON,
+    BadRequest,
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthorized,
+    Unavailable,
+    from_revert,
+)
 from ledger.errors import ChainUnavailableError, ContractRevert, TransactionTimeoutError
 
 log = logging.getLogger("tierflow.api")
 
+#: A domain error's kind → the status it answers.
+STATUS: dict[type[DomainError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    Invalid: 422,
+    RateLimited: 429,
+    Unavailable: 503,
+}
 
-def problem_response(error: ApiError, request: Request) -> JSONResponse:
-    audit = CURRENT_AUDIT.get()
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Unprocessable request",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+def status_of(error: DomainError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 400
+
+
+def problem(
+    status: int, code: str, detail: str, instance: str | None, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """An RFC 9457 problem document."""
+    body: dict[str, Any] = {
+        "type": f"https://tierflow.dev/problems/{code.replace('_', '-')}",
+        "title": TITLES.get(status, "Bad request"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra or {})
+    return body
+
+
+def answer(error: DomainError, instance: str | None) -> tuple[int, dict[str, Any]]:
+    """``(status, problem document)`` of a domain error."""
+    status = status_of(error)
+    return status, problem(status, error.code, error.detail, instance, error.extra)
+
+
+def as_domain_error(exc: BaseException) -> DomainError | None:
+    """The domain error a refusal is (a contract's revert is translated), or ``None``."""
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, ContractRevert):
+        return from_revert(exc)
+    return None
+
+
+def stored_refusal(instance: str) -> Callable[[BaseException], tuple[int, Any] | None]:
+    """What an idempotent write stores as its answer when it is refused: the problem it
+    answers; nothing for a dependency that is down (a retry must run it again) or a bug."""
+
+    def refusal(exc: BaseException) -> tuple[int, Any] | None:
+        error = as_domain_error(exc)
+        if error is None or isinstance(error, Unavailable):
+            return None
+        return answer(error, instance)
+
+    return refusal
+
+
+def _record_code(request: Request, code: str) -> None:
+    audit = request_audit(request)
     if audit is not None:
-        audit.code = error.code
+        audit.code = code
+
+
+def problem_response(error: DomainError, request: Request) -> JSONResponse:
+    _record_code(request, error.code)
     headers: dict[str, str] = {}
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after_s)
-    return JSONResponse(
-        error.problem(request.url.path),
-        status_code=error.status,
-        media_type=PROBLEM_JSON,
-        headers=headers,
-    )
+    status, body = answer(error, request.url.path)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _status_response(
+    request: Request, status: int, code: str, detail: str, extra: dict[str, Any] | None = None
+) -> JSONResponse:
+    _record_code(request, code)
+    body = problem(status, code, detail, request.url.path, extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -113,8 +216,8 @@ def document_problems(app: FastAPI) -> None:
 def install(app: FastAPI) -> None:
     document_problems(app)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         return problem_response(exc, request)
 
     @app.exception_handler(ContractRevert)
@@ -123,10 +226,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        error = ApiError(
+        error = Invalid(
             "the request is not valid",
             code="invalid_request",
-            status=422,
             extra={"errors": _validation_errors(exc)},
         )
         return problem_response(error, request)
@@ -135,10 +237,9 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
         detail = exc.detail if isinstance(exc.detail, str) else "request refused"
-        error = ApiError(
-            detail, code=codes.get(exc.status_code, "http_error"), status=exc.status_code
+        response = _status_response(
+            request, exc.status_code, codes.get(exc.status_code, "http_error"), detail
         )
-        response = problem_response(error, request)
         if exc.headers:
             response.headers.update(exc.headers)
         return response
@@ -151,9 +252,7 @@ def install(app: FastAPI) -> None:
     async def chain_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("chain unavailable: %s", exc)
         return problem_response(
-            ApiError(
-                "the ledger node is unavailable; retry later", code="chain_unavailable", status=503
-            ),
+            Unavailable("the ledger node is unavailable; retry later", code="chain_unavailable"),
             request,
         )
 
@@ -161,11 +260,10 @@ def install(app: FastAPI) -> None:
     async def chain_slow(request: Request, exc: TransactionTimeoutError) -> JSONResponse:
         log.warning("transaction not mined in time: %s", exc)
         return problem_response(
-            ApiError(
+            Unavailable(
                 "the transaction was sent but not mined in time; retry with the same "
                 "Idempotency-Key to get its outcome",
                 code="transaction_pending",
-                status=503,
             ),
             request,
         )
@@ -174,11 +272,9 @@ def install(app: FastAPI) -> None:
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:12]
         log.exception("unhandled error (incident %s)", incident)
-        return problem_response(
-            ApiError(
-                f"an internal error occurred (incident {incident})",
-                code="internal_error",
-                status=500,
-            ),
+        return _status_response(
             request,
+            500,
+            "internal_error",
+            f"an internal error occurred (incident {incident})",
         )

@@ -15,7 +15,7 @@ from typing import Annotated, Generic, TypeVar
 from eth_utils.address import is_address, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
-from ledger.suite import MAX_AMOUNT
+from ledger.bindings import MAX_AMOUNT
 
 
 @functools.lru_cache(maxsize=65_536)

@@ -16,7 +16,7 @@ limit):
   took over a stale claim (:data:`STALE_CLAIM_S`, its first owner died) cannot finance twice.
 
 A decision is final until the financier changes its policy or a credit line, which forgets the
-declined and failed ones of its pending requests (:func:`backend.services.financing.reconsider`).
+declined and failed ones of its pending requests (:func:`backend.services.decisions.reconsider`).
 """
 
 from __future__ import annotations
@@ -31,15 +31,18 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.context import AppContext
-from backend.db import now_s
+from backend.auth import Caller
 from backend.errors import from_revert
 from backend.models import AutoDecision, FinancingPolicy
+from backend.ports import Ports, WriteContext
 from backend.services import quotes
-from backend.services.financing import encode_registration
+from backend.services.encodings import encode_registration
+from db.engine import now_s
 from indexer import models as m
+from ledger import calls
+from ledger.bindings import ZERO_HASH
 from ledger.errors import ContractRevert
-from ledger.suite import ZERO_HASH
+from ledger.roles import Role
 
 log = logging.getLogger("tierflow.auto_approval")
 
@@ -106,80 +109,96 @@ async def _set(session: AsyncSession, financing_id: int, **values: Any) -> None:
     await session.commit()
 
 
-async def decide(ctx: AppContext, session: AsyncSession, financing: m.Financing, now: int) -> None:
+def _system_caller(financier: str) -> Caller:
+    """The financier as auto-approval acts for it (its policy is its instruction)."""
+    return Caller(
+        address=financier,
+        roles=frozenset({Role.FINANCIER}),
+        status="active",
+        key_id="auto-approval",
+    )
+
+
+async def decide(ports: Ports, financing: m.Financing, now: int) -> None:
     """Assess one Applied request and, if it matches and this worker claims it, approve it."""
-    claim = await session.get(m.Claim, financing.claim_id)
-    policy = await session.get(FinancingPolicy, financing.financier, populate_existing=True)
-    if claim is None or policy is None:
-        return
-    if now >= financing.expires_at:
-        await _record(session, financing, "declined", "the request has expired")
-        return
-    fees = quotes.fees_for(financing.amount, policy.fee_bps)
-    pricing = quotes.price(
-        financing.amount,
-        policy.annual_rate_bps,
-        fees,
-        claim.due_date,
-        now + quotes.APPROVAL_MARGIN_S,
-        term_days=None,
-    )
-    outlook = await quotes.assess(
-        session,
-        policy,
-        financing.financier,
-        financing.obligor,
-        financing.amount,
-        pricing.term_days,
-    )
-    if outlook.approve and pricing.advance <= 0:
-        outlook = quotes.Assessment(False, "the discount and fees would take the whole amount")
-    if not outlook.approve:
-        await _record(session, financing, "declined", outlook.reason or "does not match")
-        return
-    if not await _record(session, financing, "claimed", "being approved automatically"):
-        return  # another worker has it
-    await _approve(ctx, session, financing, pricing, policy.recourse, outlook.registration_no)
+    async with ports.session() as session:
+        claim = await session.get(m.Claim, financing.claim_id)
+        policy = await session.get(FinancingPolicy, financing.financier)
+        if claim is None or policy is None:
+            return
+        if now >= financing.expires_at:
+            await _record(session, financing, "declined", "the request has expired")
+            return
+        fees = quotes.fees_for(financing.amount, policy.fee_bps)
+        pricing = quotes.price(
+            financing.amount,
+            policy.annual_rate_bps,
+            fees,
+            claim.due_date,
+            now + quotes.APPROVAL_MARGIN_S,
+            term_days=None,
+        )
+        outlook = await quotes.assess(
+            session,
+            policy,
+            financing.financier,
+            financing.obligor,
+            financing.amount,
+            pricing.term_days,
+        )
+        if outlook.approve and pricing.advance <= 0:
+            outlook = quotes.Assessment(False, "the discount and fees would take the whole amount")
+        if not outlook.approve:
+            await _record(session, financing, "declined", outlook.reason or "does not match")
+            return
+        if not await _record(session, financing, "claimed", "being approved automatically"):
+            return  # another worker has it
+    await _approve(ports, financing, pricing, policy.recourse, outlook.registration_no)
 
 
 async def _approve(
-    ctx: AppContext,
-    session: AsyncSession,
+    ports: Ports,
     financing: m.Financing,
     pricing: quotes.Pricing,
     recourse: bool,
     registration_no: str | None,
 ) -> None:
     terms = pricing.terms(recourse, encode_registration(registration_no), ZERO_HASH)
-    fn = ctx.gateway.suite.desk.functions.approveFinancing(financing.id, terms)
+    write = WriteContext(_system_caller(financing.financier), request_id="auto-approval")
     try:
-        mined = await ctx.gateway.transact(session, financing.financier, fn)
+        mined = await ports.ledger.submit(write, calls.approve_financing(financing.id, terms))
     except ContractRevert as revert:
         problem = from_revert(revert)
-        if problem.code == "financing_not_pending":
-            # Decided meanwhile (a person, or the mirror was behind): no decision of ours.
-            await session.execute(
-                delete(AutoDecision).where(AutoDecision.financing_id == financing.id)
+        async with ports.session() as session:
+            if problem.code == "financing_not_pending":
+                # Decided meanwhile (a person, or the mirror was behind): no decision of ours.
+                await _forget(session, financing.id)
+                return
+            await _set(
+                session,
+                financing.id,
+                outcome="failed",
+                detail=f"{problem.code}: {problem.detail}",
             )
-            await session.commit()
-            return
-        await _set(
-            session, financing.id, outcome="failed", detail=f"{problem.code}: {problem.detail}"
-        )
         return
     except Exception:
         # Not a refusal (node or database trouble): let a later poll try again.
         log.exception("auto-approval of financing %s did not complete", financing.id)
-        await session.rollback()
-        await session.execute(delete(AutoDecision).where(AutoDecision.financing_id == financing.id))
-        await session.commit()
+        async with ports.session() as session:
+            await _forget(session, financing.id)
         return
     detail = (
         f"approved automatically: {pricing.annual_rate_bps} bps a year over "
         f"{pricing.term_days} days, fees {pricing.fees}"
     )
-    await _set(session, financing.id, outcome="approved", detail=detail, tx_hash=mined.tx_hash)
+    async with ports.session() as session:
+        await _set(session, financing.id, outcome="approved", detail=detail, tx_hash=mined.tx_hash)
     log.info("financing %s approved automatically in %s", financing.id, mined.tx_hash)
+
+
+async def _forget(session: AsyncSession, financing_id: int) -> None:
+    await session.execute(delete(AutoDecision).where(AutoDecision.financing_id == financing_id))
+    await session.commit()
 
 
 async def _release_stale(session: AsyncSession, financing_id: int, seen: int) -> None:
@@ -195,29 +214,28 @@ async def _release_stale(session: AsyncSession, financing_id: int, seen: int) ->
     await session.commit()
 
 
-async def poll_once(ctx: AppContext) -> int:
+async def poll_once(ports: Ports) -> int:
     """One pass over the undecided requests; returns how many were looked at."""
-    async with ctx.sessions() as session:
+    async with ports.session() as session:
         pending = await _candidates(session)
         stale = await _stale_claims(session)
         await session.commit()
     if not pending and not stale:
         return 0
-    now = await ctx.gateway.chain_time()
+    now = await ports.ledger.chain_time()
     for financing in pending:
-        async with ctx.sessions() as session:
-            await decide(ctx, session, financing, now)
+        await decide(ports, financing, now)
     for financing_id, seen in stale:
-        async with ctx.sessions() as session:
+        async with ports.session() as session:
             await _release_stale(session, financing_id, seen)
     return len(pending) + len(stale)
 
 
-async def run(ctx: AppContext, interval_s: float = POLL_INTERVAL_S) -> None:
+async def run(ports: Ports, interval_s: float = POLL_INTERVAL_S) -> None:
     """Poll until cancelled; a failing pass is logged and the next one tries again."""
     while True:
         try:
-            await poll_once(ctx)
+            await poll_once(ports)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -226,9 +244,9 @@ async def run(ctx: AppContext, interval_s: float = POLL_INTERVAL_S) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(ctx: AppContext) -> AsyncIterator[None]:
+async def running(ports: Ports) -> AsyncIterator[None]:
     """Run :func:`run` in the background for the life of the block."""
-    task = asyncio.create_task(run(ctx), name="tierflow-auto-approval")
+    task = asyncio.create_task(run(ports), name="tierflow-auto-approval")
     try:
         yield
     finally:

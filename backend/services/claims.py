@@ -21,7 +21,6 @@ the splits that took value off it, in chain order.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -29,15 +28,17 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
-from backend.chain import Mined
-from backend.context import AppContext
 from backend.errors import Conflict
-from backend.schemas.claims import TransferCreate
+from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
-from backend.services.invoices import cursor_parts
+from backend.services.encodings import sha256_text
+from backend.services.lists import cursor_parts, keyset_after
 from backend.services.visibility import claims_clause, require_claim, visible_claim
+from db.types import table_of
 from indexer import models as m
-from ledger.suite import ZERO_HASH
+from indexer.handlers.claims import split_claim_from
+from indexer.rows import Row, as_record, transferred
+from ledger import calls
 
 
 def _view(row: m.Claim, obligor: str | None) -> dict[str, Any]:
@@ -92,131 +93,107 @@ async def list_claims(
     if status:
         query = query.where(m.Claim.status == status)
     rows = await session.execute(query)
-    return [_view(claim, obligor) for claim, obligor in rows.tuples()]
+    return [_view(claim, obligor) for claim, obligor in rows]
 
 
 async def get_claim(session: AsyncSession, caller: Caller, claim_id: int) -> dict[str, Any]:
     return _view(*await visible_claim(session, caller, claim_id))
 
 
-def _written(mined: Mined) -> dict[str, Any]:
-    return {"tx_hash": mined.tx_hash, "block_number": mined.block_number}
-
-
-async def _fresh(session: AsyncSession, claim_id: int) -> m.Claim | None:
-    # The session may hold the row as it was read before the write: read it again.
-    row = await session.get(m.Claim, claim_id, populate_existing=True)
-    return row
+async def _fresh_views(
+    ports: Ports, ids: tuple[int, ...], obligor: str | None
+) -> dict[int, dict[str, Any]]:
+    """The pieces ``ids`` as the mirror shows them now (absent: not mirrored yet)."""
+    async with ports.session() as session:
+        rows = await session.execute(select(m.Claim).where(m.Claim.id.in_(ids)))
+        return {row.id: _view(row, obligor) for row in rows.scalars()}
 
 
 async def transfer(
-    ctx: AppContext, session: AsyncSession, caller: Caller, claim_id: int, body: TransferCreate
+    ports: Ports,
+    write: WriteContext,
+    claim_id: int,
+    to: str,
+    amount: int,
+    invoice_id: str | None = None,
 ) -> dict[str, Any]:
-    """Pass ``body.amount`` of the piece to ``body.to`` (see the module docstring)."""
-    source, obligor = await visible_claim(session, caller, claim_id)
-    invoice = bytes.fromhex(body.invoice_id[2:]) if body.invoice_id else ZERO_HASH
-    functions = ctx.gateway.suite.ledger.functions
-    whole = body.amount == source.amount
+    """Pass ``amount`` of the piece to ``to`` (see the module docstring)."""
+    async with ports.session() as session:
+        source, obligor = await visible_claim(session, write.caller, claim_id)
+    whole = amount == source.amount
     if whole:
         # The choice of a whole transfer rests on the mirror's amount: make sure the chain,
         # pending transactions included, still agrees, or it could move a piece another write
         # has just made smaller (a value the caller never asked to move). A split needs no
         # such check: it moves exactly ``amount``, or the chain refuses it.
-        on_chain = await ctx.gateway.suite.claim(claim_id, "pending")
+        on_chain = await ports.ledger.pending_claim(claim_id)
         if on_chain.amount != source.amount:
             raise Conflict(
                 "the piece changed since the platform last showed it: read it again and retry",
                 code="claim_changed",
                 extra={"amount": on_chain.amount},
             )
-        fn = functions.transferClaim(claim_id, body.to, invoice)
+        call = calls.transfer_claim(claim_id, to, invoice_id)
     else:
-        fn = functions.split(claim_id, body.to, body.amount, invoice)
-    mined = await ctx.gateway.transact(session, caller.address, fn)
+        call = calls.split(claim_id, to, amount, invoice_id)
+    mined = await ports.ledger.submit(write, call)
     if whole:
-        moved = mined.event("ClaimLedger:ClaimTransferred").args
+        moved = mined.event("ClaimLedger:ClaimTransferred")
         received_id = claim_id
     else:
-        moved = mined.event("ClaimLedger:ClaimSplit").args
-        received_id = moved["claimId"]
-    received = await _fresh(session, received_id)
-    after = await _fresh(session, claim_id)
-    if received is None or after is None:  # the mirror is late: answer from the event
-        received_view = {
-            **_view(source, obligor),
-            "id": received_id,
-            "holder": moved["to"],
-            "amount": body.amount,
-            "available_amount": body.amount,
-        }
-        if not whole:
-            received_view.update(
-                parent_id=claim_id,
-                depth=moved["depth"],
-                locked_amount=0,
-                status="active",
-                frozen=False,
-                financed=False,
-                invoice_id=body.invoice_id,
-                created_block=mined.block_number,
-            )
-        source_view = received_view if whole else _view(source, obligor)
-    else:
-        received_view = _view(received, obligor)
-        source_view = _view(after, obligor)
+        moved = mined.event("ClaimLedger:ClaimSplit")
+        received_id = moved.args["claimId"]
+    fresh = await _fresh_views(ports, (received_id, claim_id), obligor)
+    if received_id in fresh and claim_id in fresh:
+        received_view, source_view = fresh[received_id], fresh[claim_id]
+    else:  # the mirror is late: answer what it will show, from the event
+        before = row_of(source)
+        if whole:
+            received_view = source_view = _view(as_record(transferred(before, to)), obligor)
+        else:
+            received_view = _view(as_record(split_claim_from(moved, source.due_date)), obligor)
+            source_view = _view(source, obligor)
     return {
         "kind": "transfer" if whole else "split",
         "claim_id": received_id,
         "from_claim_id": claim_id,
-        "to": moved["to"],
-        "amount": body.amount,
+        "to": moved.args["to"],
+        "amount": amount,
         "claim": received_view,
         "source": source_view,
-        **_written(mined),
+        **mined.written,
     }
 
 
-def reason_hash(reason: str) -> bytes:
-    """What the chain keeps of a freeze's reason: the SHA-256 of its UTF-8 text."""
-    return hashlib.sha256(reason.encode()).digest()
-
-
 async def _after_write(
-    session: AsyncSession, caller: Caller, claim_id: int, mined: Mined, frozen: bool
+    ports: Ports, caller: Caller, claim_id: int, mined: Mined, frozen: bool
 ) -> dict[str, Any]:
-    row = await _fresh(session, claim_id)
-    assert row is not None  # it was there before the write, and pieces are never deleted
-    view = await claim_view(session, row)
+    async with ports.session() as session:
+        row = await session.get(m.Claim, claim_id)
+        assert row is not None  # it was there before the write, and pieces are never deleted
+        view = await claim_view(session, row)
     if not mined.mirrored:
         view["frozen"] = frozen
-    return {**view, **_written(mined)}
+    return {**view, **mined.written}
 
 
-async def freeze(
-    ctx: AppContext, session: AsyncSession, caller: Caller, claim_id: int, reason: str
-) -> dict[str, Any]:
+async def freeze(ports: Ports, write: WriteContext, claim_id: int, reason: str) -> dict[str, Any]:
     """Freeze a live piece (a court order): nothing moves it until it is unfrozen."""
-    await require_claim(session, caller, claim_id)
-    fn = ctx.gateway.suite.ledger.functions.freezeClaim(claim_id, reason_hash(reason))
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    return await _after_write(session, caller, claim_id, mined, True)
+    async with ports.session() as session:
+        await require_claim(session, write.caller, claim_id)
+    mined = await ports.ledger.submit(write, calls.freeze_claim(claim_id, sha256_text(reason)))
+    return await _after_write(ports, write.caller, claim_id, mined, True)
 
 
-async def unfreeze(
-    ctx: AppContext, session: AsyncSession, caller: Caller, claim_id: int
-) -> dict[str, Any]:
+async def unfreeze(ports: Ports, write: WriteContext, claim_id: int) -> dict[str, Any]:
     """Lift a piece's freeze."""
-    await require_claim(session, caller, claim_id)
-    fn = ctx.gateway.suite.ledger.functions.unfreezeClaim(claim_id)
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    return await _after_write(session, caller, claim_id, mined, False)
+    async with ports.session() as session:
+        await require_claim(session, write.caller, claim_id)
+    mined = await ports.ledger.submit(write, calls.unfreeze_claim(claim_id))
+    return await _after_write(ports, write.caller, claim_id, mined, False)
 
 
 # -- history ---------------------------------------------------------------------------------
-
-
-def event_key(item: dict[str, Any]) -> list[int]:
-    return [item["block_number"], item["log_index"]]
 
 
 async def history(
@@ -238,13 +215,7 @@ async def history(
     )
     cursor = cursor_parts(after, int, int)
     if cursor is not None:
-        block, index = cursor
-        query = query.where(
-            or_(
-                m.Event.block_number > block,
-                and_(m.Event.block_number == block, m.Event.log_index > index),
-            )
-        )
+        query = query.where(keyset_after(m.Event.block_number, m.Event.log_index, cursor))
     return [
         {
             "block_number": row.block_number,
@@ -258,3 +229,11 @@ async def history(
         }
         for row in (await session.execute(query)).scalars()
     ]
+
+
+_CLAIM_COLUMNS = tuple(c.key for c in table_of(m.Claim).columns)
+
+
+def row_of(claim: m.Claim) -> Row:
+    """A mirrored piece as the row the indexer keeps (to apply a mined event to)."""
+    return {name: getattr(claim, name) for name in _CLAIM_COLUMNS}

@@ -18,19 +18,21 @@ from typing import Any
 
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
-from sqlalchemy import and_, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
-from backend.chain import Mined
-from backend.context import AppContext
 from backend.errors import Invalid
 from backend.models import InvoiceDetails
+from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
-from backend.schemas.invoices import InvoiceCreate, seconds
+from backend.services.lists import cursor_parts, keyset_after
 from backend.services.visibility import invoices_clause, require_invoice
 from indexer import models as m
+from indexer.handlers.invoices import invoice_from
+from indexer.rows import as_record
+from ledger import calls
 
 
 def normalise(identifier: str) -> str:
@@ -83,28 +85,6 @@ def invoice_key(item: dict[str, Any]) -> list[Any]:
     return [item["registered_block"], item["id"]]
 
 
-#: Keys are BIGINT columns: a cursor outside them is not one this API gave out (and the
-#: database drivers would refuse it with an error, not an empty page).
-_MAX_KEY = 2**63 - 1
-
-
-def _part_ok(value: Any, kind: type) -> bool:
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_KEY
-    return isinstance(value, str) and len(value) <= 66
-
-
-def cursor_parts(after: Any, *kinds: type) -> tuple[Any, ...] | None:
-    """The parts of a list cursor (one value, or a list of them, of ``kinds``), or None for
-    the first page; anything else is 422 ``cursor_invalid``."""
-    if after is None:
-        return None
-    parts = after if isinstance(after, list) else [after]
-    if len(parts) == len(kinds) and all(map(_part_ok, parts, kinds)):
-        return tuple(parts)
-    raise Invalid("the cursor is not one this list gave out", code="cursor_invalid")
-
-
 async def list_invoices(
     session: AsyncSession,
     caller: Caller,
@@ -127,13 +107,7 @@ async def list_invoices(
     )
     cursor = cursor_parts(after, int, str)
     if cursor is not None:
-        block, last = cursor
-        query = query.where(
-            or_(
-                m.Invoice.registered_block > block,
-                and_(m.Invoice.registered_block == block, m.Invoice.id > last),
-            )
-        )
+        query = query.where(keyset_after(m.Invoice.registered_block, m.Invoice.id, cursor))
     if status:
         query = query.where(m.Invoice.status == status)
     if role == "seller":
@@ -147,7 +121,7 @@ async def list_invoices(
     elif counterparty:
         query = query.where(or_(m.Invoice.seller == counterparty, m.Invoice.buyer == counterparty))
     rows = await session.execute(query)
-    return [_view(invoice, details) for invoice, details in rows.tuples()]
+    return [_view(invoice, details) for invoice, details in rows]
 
 
 async def get_invoice(session: AsyncSession, caller: Caller, invoice_id: str) -> dict[str, Any]:
@@ -155,11 +129,9 @@ async def get_invoice(session: AsyncSession, caller: Caller, invoice_id: str) ->
     return _view(row, await session.get(InvoiceDetails, invoice_id))
 
 
-def _written(mined: Mined) -> dict[str, Any]:
-    return {"tx_hash": mined.tx_hash, "block_number": mined.block_number}
-
-
-async def _keep_details(session: AsyncSession, invoice_id: str, body: InvoiceCreate) -> None:
+async def _keep_details(
+    session: AsyncSession, invoice_id: str, seller_tax_id: str, invoice_code: str, number: str
+) -> None:
     """Keep the off-chain identifiers before the chain sees the fingerprint, so a read right
     after the write shows them. A registered invoice's details are never replaced (a second
     registration of its fingerprint is refused by the chain anyway); those of an attempt the
@@ -170,16 +142,13 @@ async def _keep_details(session: AsyncSession, invoice_id: str, body: InvoiceCre
     if existing is None:
         session.add(
             InvoiceDetails(
-                id=invoice_id,
-                seller_tax_id=body.seller_tax_id,
-                invoice_code=body.invoice_code,
-                number=body.number,
+                id=invoice_id, seller_tax_id=seller_tax_id, invoice_code=invoice_code, number=number
             )
         )
     else:
-        existing.seller_tax_id = body.seller_tax_id
-        existing.invoice_code = body.invoice_code
-        existing.number = body.number
+        existing.seller_tax_id = seller_tax_id
+        existing.invoice_code = invoice_code
+        existing.number = number
     try:
         await session.commit()
     except IntegrityError:
@@ -189,69 +158,55 @@ async def _keep_details(session: AsyncSession, invoice_id: str, body: InvoiceCre
 
 
 async def register(
-    ctx: AppContext, session: AsyncSession, caller: Caller, body: InvoiceCreate
+    ports: Ports,
+    write: WriteContext,
+    buyer: str,
+    seller_tax_id: str,
+    invoice_code: str,
+    number: str,
+    amount: int,
+    issue_date: int,
+    document_sha256: str,
 ) -> dict[str, Any]:
-    """Register the caller's invoice to ``body.buyer``; answers the new invoice."""
-    invoice_id = fingerprint(body.seller_tax_id, body.invoice_code, body.number)
-    await _keep_details(session, invoice_id, body)
-    fn = ctx.gateway.suite.invoices.functions.registerInvoice(
-        bytes.fromhex(invoice_id[2:]),
-        body.buyer,
-        body.amount,
-        seconds(body.issue_date),
-        bytes.fromhex(body.document_sha256),
-    )
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    registered = mined.event("InvoiceRegistry:InvoiceRegistered").args
-    row = await session.get(m.Invoice, registered["invoiceId"])
-    details = await session.get(InvoiceDetails, registered["invoiceId"])
+    """Register the caller's invoice to ``buyer``; answers the new invoice."""
+    invoice_id = fingerprint(seller_tax_id, invoice_code, number)
+    async with ports.session() as session:
+        await _keep_details(session, invoice_id, seller_tax_id, invoice_code, number)
+    call = calls.register_invoice(invoice_id, buyer, amount, issue_date, document_sha256)
+    mined = await ports.ledger.submit(write, call)
+    registered = mined.event("InvoiceRegistry:InvoiceRegistered")
+    registered_id = registered.args["invoiceId"]
+    async with ports.session() as session:
+        row = await session.get(m.Invoice, registered_id)
+        details = await session.get(InvoiceDetails, registered_id)
     if row is None:  # the mirror is late (bounded wait passed): answer from the event
-        view = {
-            "id": registered["invoiceId"],
-            "seller": registered["seller"],
-            "buyer": registered["buyer"],
-            "seller_tax_id": body.seller_tax_id,
-            "invoice_code": body.invoice_code,
-            "number": body.number,
-            "amount": registered["amount"],
-            "issue_date": iso(registered["issueDate"]),
-            "document_sha256": registered["documentHash"][2:],
-            "status": "registered",
-            "payable_id": None,
-            "claim_id": None,
-            "registered_block": mined.block_number,
-        }
+        view = _view(as_record(invoice_from(registered)), details)
     else:
         view = _view(row, details)
-    return {**view, **_written(mined)}
+    return {**view, **mined.written}
 
 
 async def _changed(
-    session: AsyncSession, caller: Caller, invoice_id: str, mined: Mined, status: str
+    ports: Ports, caller: Caller, invoice_id: str, mined: Mined, status: str
 ) -> dict[str, Any]:
-    # The session still holds the row as read before the write: forget it, read it again.
-    session.expire_all()
-    view = await get_invoice(session, caller, invoice_id)
+    async with ports.session() as session:
+        view = await get_invoice(session, caller, invoice_id)
     if not mined.mirrored:
         view["status"] = status  # what the mined event says, while the mirror catches up
-    return {**view, **_written(mined)}
+    return {**view, **mined.written}
 
 
-async def confirm(
-    ctx: AppContext, session: AsyncSession, caller: Caller, invoice_id: str
-) -> dict[str, Any]:
+async def confirm(ports: Ports, write: WriteContext, invoice_id: str) -> dict[str, Any]:
     """The buyer confirms the invoice is genuine (the chain refuses anyone else)."""
-    await require_invoice(session, caller, invoice_id)
-    fn = ctx.gateway.suite.invoices.functions.confirmInvoice(bytes.fromhex(invoice_id[2:]))
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    return await _changed(session, caller, invoice_id, mined, "confirmed")
+    async with ports.session() as session:
+        await require_invoice(session, write.caller, invoice_id)
+    mined = await ports.ledger.submit(write, calls.confirm_invoice(invoice_id))
+    return await _changed(ports, write.caller, invoice_id, mined, "confirmed")
 
 
-async def void(
-    ctx: AppContext, session: AsyncSession, caller: Caller, invoice_id: str
-) -> dict[str, Any]:
+async def void(ports: Ports, write: WriteContext, invoice_id: str) -> dict[str, Any]:
     """The seller (or the operator) voids an unused invoice."""
-    await require_invoice(session, caller, invoice_id)
-    fn = ctx.gateway.suite.invoices.functions.voidInvoice(bytes.fromhex(invoice_id[2:]))
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    return await _changed(session, caller, invoice_id, mined, "voided")
+    async with ports.session() as session:
+        await require_invoice(session, write.caller, invoice_id)
+    mined = await ports.ledger.submit(write, calls.void_invoice(invoice_id))
+    return await _changed(ports, write.caller, invoice_id, mined, "voided")

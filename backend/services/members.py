@@ -1,11 +1,11 @@
 """Members: onboarding (key, chain account, roles on chain, first API key), suspension,
-reinstatement, KYC renewal, program limits and API keys. No FastAPI in here."""
+reinstatement, KYC renewal, program limits and API keys. No FastAPI in here: writes take
+the :class:`~backend.ports.Ports` and the :class:`~backend.ports.WriteContext`, reads a
+session."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from eth_utils.address import to_checksum_address
@@ -13,22 +13,19 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller, roles_of, store_key
-from backend.chain import CURRENT_JOURNAL, Mined
-from backend.context import AppContext
-from backend.db import now_s
 from backend.errors import Forbidden, Invalid, NotFound
 from backend.models import ApiKey, KeystoreEntry, MemberProfile
+from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
+from backend.services.encodings import sha256_text
+from db.engine import now_s
 from indexer import models as mirror
+from ledger import calls
 from ledger.roles import Role, roles_to_mask
 
 #: Gas money a new member gets where gas has a price (anvil); QBFT networks run at zero.
 GAS_ALLOWANCE_WEI = 10 * 10**18
 FIRST_KEY_LABEL = "first key"
-
-
-def reason_hash(reason: str) -> bytes:
-    return hashlib.sha256(reason.encode()).digest()
 
 
 async def member_view(session: AsyncSession, address: str) -> dict[str, Any] | None:
@@ -77,97 +74,82 @@ async def get_member(session: AsyncSession, address: str) -> dict[str, Any]:
     return view
 
 
-def _written(mined: Mined) -> dict[str, Any]:
-    return {"tx_hash": mined.tx_hash, "block_number": mined.block_number}
-
-
 async def create_member(
-    ctx: AppContext,
-    session: AsyncSession,
-    caller: Caller,
-    name: str,
-    roles: Sequence[str],
-    kyc_expires_at: datetime,
+    ports: Ports, write: WriteContext, name: str, roles: Sequence[str], kyc_expires_at: int
 ) -> dict[str, Any]:
     """Make the member's account and key, register it with its roles on chain, fund its gas
     where gas costs something, and make its first API key (returned once)."""
-    kyc = int(kyc_expires_at.timestamp())
-    if kyc <= await ctx.gateway.chain_time():
+    if kyc_expires_at <= await ports.ledger.chain_time():
         raise Invalid("kyc_expires_at must be in the future", code="kyc_expiry_invalid")
     mask = roles_to_mask(Role(r) for r in roles)
-    journal = CURRENT_JOURNAL.get()
-    address: str | None = journal.state.get("account") if journal is not None else None
+    address: str | None = write.remembered("account")
     if address is None:
-        account, keyfile = ctx.keystore.new_account()
-        address = to_checksum_address(account.address)
-        session.add(KeystoreEntry(address=address, keyfile=keyfile))
-        session.add(MemberProfile(address=address, name=name, created_at=now_s()))
-        await session.commit()
-        if journal is not None:
-            await journal.remember(account=address)
-    if await ctx.gateway.gas_price() > 0:
-        balance = await ctx.w3.eth.get_balance(address)  # type: ignore[arg-type]
-        if balance < GAS_ALLOWANCE_WEI // 2:
-            await ctx.gateway.send_value(session, caller.address, address, GAS_ALLOWANCE_WEI)
-    registry = ctx.gateway.suite.members
-    mined = await ctx.gateway.transact(
-        session, caller.address, registry.functions.registerMember(address, mask, kyc)
-    )
-    # A run that died after making a first key never handed it out: retire it.
-    await session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.member == address,
-            ApiKey.label == FIRST_KEY_LABEL,
-            ApiKey.revoked_at.is_(None),
+        account = ports.ledger.new_account()
+        address = account.address
+        async with ports.session() as session:
+            session.add(KeystoreEntry(address=address, keyfile=account.keyfile))
+            session.add(MemberProfile(address=address, name=name, created_at=now_s()))
+            await session.commit()
+        await write.remember(account=address)
+    if (
+        await ports.ledger.gas_price() > 0
+        and await ports.ledger.balance(address) < GAS_ALLOWANCE_WEI // 2
+    ):
+        await ports.ledger.send_value(write, address, GAS_ALLOWANCE_WEI)
+    mined = await ports.ledger.submit(write, calls.register_member(address, mask, kyc_expires_at))
+    async with ports.session() as session:
+        # A run that died after making a first key never handed it out: retire it.
+        await session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.member == address,
+                ApiKey.label == FIRST_KEY_LABEL,
+                ApiKey.revoked_at.is_(None),
+            )
+            .values(revoked_at=now_s())
         )
-        .values(revoked_at=now_s())
-    )
-    key_row, full = await store_key(session, address, FIRST_KEY_LABEL)
-    await session.commit()
-    view = await get_member(session, address)
-    return {**view, **_written(mined), "api_key": full, "api_key_id": key_row.id}
+        key_row, full = await store_key(session, address, FIRST_KEY_LABEL)
+        await session.commit()
+        view = await get_member(session, address)
+    return {**view, **mined.written, "api_key": full, "api_key_id": key_row.id}
 
 
-async def suspend(
-    ctx: AppContext, session: AsyncSession, caller: Caller, address: str, reason: str
-) -> dict[str, Any]:
-    fn = ctx.gateway.suite.members.functions.suspendMember(address, reason_hash(reason))
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    return {**await get_member(session, address), **_written(mined)}
+async def _member_after(ports: Ports, address: str, mined: Mined) -> dict[str, Any]:
+    async with ports.session() as session:
+        return {**await get_member(session, address), **mined.written}
 
 
-async def reinstate(
-    ctx: AppContext, session: AsyncSession, caller: Caller, address: str
-) -> dict[str, Any]:
-    fn = ctx.gateway.suite.members.functions.reinstateMember(address)
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    return {**await get_member(session, address), **_written(mined)}
+async def suspend(ports: Ports, write: WriteContext, address: str, reason: str) -> dict[str, Any]:
+    mined = await ports.ledger.submit(write, calls.suspend_member(address, sha256_text(reason)))
+    return await _member_after(ports, address, mined)
+
+
+async def reinstate(ports: Ports, write: WriteContext, address: str) -> dict[str, Any]:
+    mined = await ports.ledger.submit(write, calls.reinstate_member(address))
+    return await _member_after(ports, address, mined)
 
 
 async def renew_kyc(
-    ctx: AppContext, session: AsyncSession, caller: Caller, address: str, expires: datetime
+    ports: Ports, write: WriteContext, address: str, kyc_expires_at: int
 ) -> dict[str, Any]:
-    kyc = int(expires.timestamp())
     # Before 1970 fits no uint64: refuse it as the chain refuses any past expiry.
-    if kyc <= await ctx.gateway.chain_time():
+    if kyc_expires_at <= await ports.ledger.chain_time():
         raise Invalid("kyc_expires_at must be in the future", code="kyc_expiry_invalid")
-    fn = ctx.gateway.suite.members.functions.renewKyc(address, kyc)
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    return {**await get_member(session, address), **_written(mined)}
+    mined = await ports.ledger.submit(write, calls.renew_kyc(address, kyc_expires_at))
+    return await _member_after(ports, address, mined)
 
 
 async def set_program_limit(
-    ctx: AppContext, session: AsyncSession, caller: Caller, obligor: str, limit: int
+    ports: Ports, write: WriteContext, obligor: str, program_limit: int
 ) -> dict[str, Any]:
-    fn = ctx.gateway.suite.ledger.functions.setProgramLimit(obligor, limit)
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    account = await session.get(mirror.ObligorAccount, obligor)
+    mined = await ports.ledger.submit(write, calls.set_program_limit(obligor, program_limit))
+    async with ports.session() as session:
+        account = await session.get(mirror.ObligorAccount, obligor)
     return {
         "obligor": obligor,
-        "program_limit": account.program_limit if account else limit,
+        "program_limit": account.program_limit if account else program_limit,
         "outstanding": account.outstanding if account else 0,
-        **_written(mined),
+        **mined.written,
     }
 
 
@@ -196,19 +178,25 @@ async def list_keys(session: AsyncSession, caller: Caller, address: str) -> list
     return [_key_view(r) for r in rows.scalars()]
 
 
-async def rotate_key(
-    session: AsyncSession, caller: Caller, address: str, label: str
-) -> dict[str, Any]:
+async def rotate_key(ports: Ports, write: WriteContext, address: str, label: str) -> dict[str, Any]:
     """A new key for the member (the old ones stay valid until revoked)."""
-    _may_manage_keys(caller, address)
-    if await member_view(session, address) is None:
-        raise NotFound("no such member", code="member_not_found")
-    row, full = await store_key(session, address, label)
-    await session.commit()
+    _may_manage_keys(write.caller, address)
+    async with ports.session() as session:
+        if await member_view(session, address) is None:
+            raise NotFound("no such member", code="member_not_found")
+        row, full = await store_key(session, address, label)
+        await session.commit()
     return {**_key_view(row), "api_key": full}
 
 
 async def revoke_key(
+    ports: Ports, write: WriteContext, address: str, key_id: str
+) -> dict[str, Any]:
+    async with ports.session() as session:
+        return await _revoke_key(session, write.caller, address, key_id)
+
+
+async def _revoke_key(
     session: AsyncSession, caller: Caller, address: str, key_id: str
 ) -> dict[str, Any]:
     _may_manage_keys(caller, address)

@@ -10,38 +10,24 @@ global on chain, so a piece of another payable in the list is refused here (422
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from typing import Any
 
-from eth_utils.address import to_checksum_address
 from sqlalchemy import Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
-from backend.chain import Mined
-from backend.context import AppContext
 from backend.errors import Forbidden, Invalid, NotFound
+from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
-from backend.schemas.invoices import seconds
-from backend.schemas.payables import (
-    MAX_TREE_LEVELS,
-    PayableCreate,
-    SettlementItem,
-)
-from backend.services.invoices import cursor_parts
+from backend.schemas.payables import MAX_TREE_LEVELS
+from backend.services.encodings import sha256_text
+from backend.services.lists import cursor_parts
 from backend.services.visibility import payables_clause, require_payable, tree_visible
 from indexer import models as m
-from ledger.suite import ZERO_ADDRESS
-
-
-def payment_ref_hash(reference: str) -> bytes:
-    """What the chain keeps of a payment reference: the SHA-256 of its UTF-8 text."""
-    return hashlib.sha256(reference.encode()).digest()
-
-
-def _written(mined: Mined) -> dict[str, Any]:
-    return {"tx_hash": mined.tx_hash, "block_number": mined.block_number}
+from indexer.handlers.payables import payable_from
+from indexer.rows import as_record
+from ledger import calls
 
 
 async def _invoice_ids(session: AsyncSession, payable_ids: list[int]) -> dict[int, list[str]]:
@@ -53,7 +39,7 @@ async def _invoice_ids(session: AsyncSession, payable_ids: list[int]) -> dict[in
         .order_by(m.PayableInvoice.payable_id, m.PayableInvoice.position)
     )
     out: dict[int, list[str]] = defaultdict(list)
-    for payable_id, invoice_id in rows.tuples():
+    for payable_id, invoice_id in rows:
         out[payable_id].append(invoice_id)
     return out
 
@@ -111,93 +97,71 @@ async def get_payable(session: AsyncSession, caller: Caller, payable_id: int) ->
 
 
 async def _after_write(
-    session: AsyncSession, caller: Caller, payable_id: int, mined: Mined, status: str | None
+    ports: Ports, caller: Caller, payable_id: int, mined: Mined, status: str | None
 ) -> dict[str, Any]:
-    # The session still holds the row as read before the write: forget it, read it again.
-    session.expire_all()
-    view = await get_payable(session, caller, payable_id)
+    async with ports.session() as session:
+        view = await get_payable(session, caller, payable_id)
     if status is not None and not mined.mirrored:
         view["status"] = status  # what the mined event says, while the mirror catches up
-    return {**view, **_written(mined)}
+    return {**view, **mined.written}
 
 
 async def issue(
-    ctx: AppContext, session: AsyncSession, caller: Caller, body: PayableCreate
+    ports: Ports,
+    write: WriteContext,
+    supplier: str,
+    face_value: int,
+    due_date: int,
+    invoice_ids: list[str],
+    clearing_agent: str | None,
 ) -> dict[str, Any]:
-    """Issue a payable from the caller to ``body.supplier``; the ids come from PayableIssued."""
-    fn = ctx.gateway.suite.ledger.functions.issuePayable(
-        body.supplier,
-        body.face_value,
-        seconds(body.due_date),
-        [bytes.fromhex(i[2:]) for i in body.invoice_ids],
-        body.clearing_agent or ZERO_ADDRESS,
-    )
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    issued = mined.event("ClaimLedger:PayableIssued").args
-    row = await session.get(m.Payable, issued["payableId"])
-    if row is not None:
-        return {**await payable_view(session, row), **_written(mined)}
+    """Issue a payable from the caller to ``supplier``; the ids come from PayableIssued."""
+    call = calls.issue_payable(supplier, face_value, due_date, invoice_ids, clearing_agent)
+    mined = await ports.ledger.submit(write, call)
+    issued = mined.event("ClaimLedger:PayableIssued")
+    async with ports.session() as session:
+        row = await session.get(m.Payable, issued.args["payableId"])
+        if row is not None:
+            return {**await payable_view(session, row), **mined.written}
     # The mirror is late (its bounded wait passed): answer from the event itself.
-    agent = issued["clearingAgent"]
-    block = await ctx.w3.eth.get_block(mined.block_number)
-    return {
-        "id": issued["payableId"],
-        "obligor": issued["obligor"],
-        "supplier": issued["supplier"],
-        "face_value": issued["faceValue"],
-        "settled_value": 0,
-        "outstanding_value": issued["faceValue"],
-        "due_date": iso(issued["dueDate"]),
-        "issued_at": iso(int(block["timestamp"])),
-        "invoice_ids": list(issued["invoiceIds"]),
-        "clearing_agent": None if int(agent, 16) == 0 else to_checksum_address(agent),
-        "status": "issued",
-        "root_claim_id": issued["rootClaimId"],
-        "long_term": issued["longTerm"],
-        "issued_block": mined.block_number,
-        **_written(mined),
-    }
+    issued_at = await ports.ledger.block_time(mined.block_number)
+    record = as_record(payable_from(issued, issued_at))
+    return {**_view(record, list(issued.args["invoiceIds"])), **mined.written}
 
 
-async def cancel(
-    ctx: AppContext, session: AsyncSession, caller: Caller, payable_id: int
-) -> dict[str, Any]:
+async def cancel(ports: Ports, write: WriteContext, payable_id: int) -> dict[str, Any]:
     """The supplier declines a payable whose root piece it still holds untouched."""
-    await require_payable(session, caller, payable_id)
-    fn = ctx.gateway.suite.ledger.functions.cancelPayable(payable_id)
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    return await _after_write(session, caller, payable_id, mined, "cancelled")
+    async with ports.session() as session:
+        await require_payable(session, write.caller, payable_id)
+    mined = await ports.ledger.submit(write, calls.cancel_payable(payable_id))
+    return await _after_write(ports, write.caller, payable_id, mined, "cancelled")
 
 
-async def mark_overdue(
-    ctx: AppContext, session: AsyncSession, caller: Caller, payable_id: int
-) -> dict[str, Any]:
+async def mark_overdue(ports: Ports, write: WriteContext, payable_id: int) -> dict[str, Any]:
     """Mark the payable Overdue (the chain allows it once due date + grace has passed)."""
-    await require_payable(session, caller, payable_id)
-    fn = ctx.gateway.suite.ledger.functions.markOverdue(payable_id)
-    mined = await ctx.gateway.transact(session, caller.address, fn)
-    out = await _after_write(session, caller, payable_id, mined, "overdue")
+    async with ports.session() as session:
+        await require_payable(session, write.caller, payable_id)
+    mined = await ports.ledger.submit(write, calls.mark_overdue(payable_id))
+    out = await _after_write(ports, write.caller, payable_id, mined, "overdue")
     out["unsettled_value"] = mined.event("ClaimLedger:PayableOverdue").args["unsettledValue"]
     return out
 
 
 async def settle(
-    ctx: AppContext,
-    session: AsyncSession,
-    caller: Caller,
-    payable_id: int,
-    items: list[SettlementItem],
+    ports: Ports, write: WriteContext, payable_id: int, items: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Record that the holders of the listed pieces were paid (see the module docstring)."""
-    await require_payable(session, caller, payable_id)
-    ids = [item.claim_id for item in items]
-    found = set(
-        (
-            await session.execute(
-                select(m.Claim.id).where(m.Claim.id.in_(ids), m.Claim.payable_id == payable_id)
-            )
-        ).scalars()
-    )
+    """Record that the holders of the listed pieces were paid (see the module docstring);
+    ``items`` are ``{"claim_id", "payment_ref"}``."""
+    ids = [int(item["claim_id"]) for item in items]
+    async with ports.session() as session:
+        await require_payable(session, write.caller, payable_id)
+        found = set(
+            (
+                await session.execute(
+                    select(m.Claim.id).where(m.Claim.id.in_(ids), m.Claim.payable_id == payable_id)
+                )
+            ).scalars()
+        )
     strangers = [i for i in ids if i not in found]
     if strangers:
         raise Invalid(
@@ -205,14 +169,9 @@ async def settle(
             code="claim_not_in_payable",
             extra={"claim_ids": strangers},
         )
-    refs = [payment_ref_hash(item.payment_ref) for item in items]
-    functions = ctx.gateway.suite.ledger.functions
-    fn = (
-        functions.settleClaim(ids[0], refs[0])
-        if len(ids) == 1
-        else functions.settleClaims(ids, refs)
-    )
-    mined = await ctx.gateway.transact(session, caller.address, fn)
+    refs = [sha256_text(item["payment_ref"]) for item in items]
+    call = calls.settle_claim(ids[0], refs[0]) if len(ids) == 1 else calls.settle_claims(ids, refs)
+    mined = await ports.ledger.submit(write, call)
     settled = [
         {
             "claim_id": ev.args["claimId"],
@@ -223,15 +182,15 @@ async def settle(
         for ev in mined.all("ClaimLedger:ClaimSettled")
     ]
     done = bool(mined.all("ClaimLedger:PayableSettled"))
-    session.expire_all()  # re-read the payable as the write left it
-    view = await get_payable(session, caller, payable_id)
+    async with ports.session() as session:  # the payable as the write left it
+        view = await get_payable(session, write.caller, payable_id)
     if done and not mined.mirrored:
         view["status"] = "settled"
     return {
         "payable": view,
         "settlements": settled,
         "payable_settled": done,
-        **_written(mined),
+        **mined.written,
     }
 
 

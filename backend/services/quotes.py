@@ -26,12 +26,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
-from backend.context import AppContext
 from backend.errors import Conflict, Invalid
 from backend.models import CreditLine, FinancingPolicy
+from backend.ports import Ports
 from backend.schemas.common import iso
 from backend.services.visibility import require_claim
 from indexer import models as mirror
+from ledger.calls import Terms
 from ledger.deployment import DAY
 from ledger.roles import Role
 
@@ -80,11 +81,9 @@ class Pricing:
                 extra={"discount": self.discount, "fees": self.fees},
             )
 
-    def terms(
-        self, recourse: bool, registration_no: bytes, disbursement_ref: bytes
-    ) -> tuple[Any, ...]:
-        """The ``IFinancingDesk.Terms`` tuple."""
-        return (
+    def terms(self, recourse: bool, registration_no: bytes, disbursement_ref: bytes) -> Terms:
+        """The ``IFinancingDesk.Terms`` of this pricing."""
+        return Terms(
             self.advance,
             self.discount,
             self.fees,
@@ -177,8 +176,7 @@ async def _require_financier(session: AsyncSession, financier: str) -> None:
 
 
 async def quote(
-    ctx: AppContext,
-    session: AsyncSession,
+    ports: Ports,
     caller: Caller,
     claim_id: int,
     amount: int,
@@ -187,11 +185,12 @@ async def quote(
     fee_bps: int | None,
 ) -> dict[str, Any]:
     """What financing ``amount`` of piece ``claim_id`` with ``financier`` costs now. No write."""
-    claim = await require_claim(session, caller, claim_id)
-    payable = await session.get(mirror.Payable, claim.payable_id)
-    assert payable is not None  # the mirror writes a piece with its payable
-    await _require_financier(session, financier)
-    policy = await session.get(FinancingPolicy, financier)
+    async with ports.session() as session:
+        claim = await require_claim(session, caller, claim_id)
+        payable = await session.get(mirror.Payable, claim.payable_id)
+        assert payable is not None  # the mirror writes a piece with its payable
+        await _require_financier(session, financier)
+        policy = await session.get(FinancingPolicy, financier)
     rate = annual_rate_bps
     if rate is None and policy is not None:
         rate = policy.annual_rate_bps
@@ -201,7 +200,7 @@ async def quote(
             code="annual_rate_required",
         )
     fee_share = fee_bps if fee_bps is not None else (policy.fee_bps if policy else 0)
-    now = await ctx.gateway.chain_time()
+    now = await ports.ledger.chain_time()
     if now >= claim.due_date:
         raise Conflict("the payable is due: pieces no longer move", code="past_due_date")
     valid_until = min(now + QUOTE_VALIDITY_S, claim.due_date)
@@ -209,7 +208,10 @@ async def quote(
         amount, rate, fees_for(amount, fee_share), claim.due_date, valid_until, term_days=None
     )
     pricing.require_advance()
-    outlook = await assess(session, policy, financier, payable.obligor, amount, pricing.term_days)
+    async with ports.session() as session:
+        outlook = await assess(
+            session, policy, financier, payable.obligor, amount, pricing.term_days
+        )
     return {
         "claim_id": claim_id,
         "financier": financier,

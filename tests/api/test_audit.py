@@ -44,15 +44,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.api.deps import encode_cursor
 from backend.models import AuditRecord
+from bench.stack import Stack
+from db.engine import create_engine
+from db.types import table_of
 from indexer import models as m
-from indexer.db import create_engine
-from indexer.models import table_of
 from ledger.anvil import dev_private_keys
-from tests.api.conftest import KYC_UNTIL, Api, Member, make_api
-from tests.api.test_claims import transfer
-from tests.api.test_invoices import problem
-from tests.api.test_payables import GRACE_DAYS, issue
-from tests.support.stack import Stack
+from tests.support.api import GRACE_DAYS, KYC_UNTIL, Api, Member, issue, make_api, problem, transfer
 
 DAY = 86_400
 #: Above 2^53: a JSON reader using doubles would change it.

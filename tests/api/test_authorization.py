@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import Api, Member
+from bench.stack import Stack
 from tests.support import openapi
+from tests.support.api import Api, Member
 from tests.support.openapi import NO_ID, Operation, absent_path_values, call
 from tests.support.scenario import Scenario, build
-from tests.support.stack import Stack
 
 #: Operations anyone may call without a key.
 PUBLIC = frozenset({"GET /health", "GET /metrics", "GET /v1/deployment"})

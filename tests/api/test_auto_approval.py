@@ -17,12 +17,11 @@ from typing import Any
 
 import pytest
 
+from bench.stack import Stack
 from ledger.anvil import rpc_call
 from ledger.deployment import DAY
-from tests.api.conftest import Api, Member
-from tests.api.test_financing import Ledger, problem
-from tests.indexer.conftest import create_pg_database, drop_pg_database
-from tests.support.stack import Stack
+from tests.support.api import Api, Ledger, Member, problem
+from tests.support.databases import create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.postgres
 

@@ -22,23 +22,25 @@ import pytest
 from pydantic import SecretStr
 
 from backend.api.deps import encode_cursor
-from backend.chain import Gateway
-from backend.db import create_engine, sessions
+from backend.auth import Caller
+from backend.gateway import Gateway
 from backend.keystore import Keystore
+from backend.ports import WriteContext
+from bench.stack import Stack
+from db.engine import create_pooled_engine as create_engine
+from ledger import calls
 from ledger.anvil import ANVIL_CHAIN_ID
-from ledger.chain import close_web3, make_web3
 from ledger.deployment import load_deployment
-from ledger.suite import ZERO_HASH
-from tests.api.conftest import Api, Member
-from tests.api.test_invoices import confirmed_invoice, post_json, problem
-from tests.api.test_payables import core_with_limit, issue
-from tests.support.stack import Stack
-
-
-async def transfer(sender: Member, claim_id: int, to: Member, amount: int, **over: Any) -> Any:
-    return await sender.post(
-        f"/v1/claims/{claim_id}/transfers", {"to": to.address, "amount": amount, **over}
-    )
+from ledger.node import close_web3, make_web3
+from tests.support.api import (
+    Api,
+    confirmed_invoice,
+    core_with_limit,
+    issue,
+    post_json,
+    problem,
+    transfer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -306,9 +308,8 @@ async def test_a_piece_changed_behind_the_mirror_is_not_moved_whole(
     stack.procs["indexer"].stop()
     try:
         gateway = Gateway(w3, deployment, Keystore(password), engine, mirror_wait_s=0)
-        split = gateway.suite.ledger.functions.split(root, s2.address, 1, ZERO_HASH)
-        async with sessions(engine)() as session:
-            await gateway.transact(session, s1.address, split)
+        holder = WriteContext(Caller(s1.address, frozenset(), "active", "test"))
+        await gateway.submit(holder, calls.split(root, s2.address, 1, None))
         assert (await s1.get(f"/v1/claims/{root}")).json()["amount"] == seen  # the mirror lags
         body = problem(await transfer(s1, root, s2, seen), 409, "claim_changed")
         assert body["amount"] == seen - 1

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import Api
+from bench.stack import Stack
 from tests.support import openapi
+from tests.support.api import Api
 from tests.support.openapi import NO_ID, Operation, absent_path_values
-from tests.support.stack import Stack
 
 MAX_BODY = 8192
 LEAKS = [

@@ -7,27 +7,23 @@ withdrawal unlock; an approval over the exposure limit is ``limit_exceeded``; pa
 request, others get 404, auditors never write.
 
 Everything goes through HTTP; the results are checked against the contracts' own views
-(:class:`~ledger.suite.Suite`), read directly from the node.
+(:class:`~ledger.bindings.Suite`), read directly from the node.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from ledger.anvil import ANVIL_CHAIN_ID
-from ledger.chain import close_web3, make_web3
-from ledger.deployment import DAY, load_deployment
-from ledger.suite import ClaimStatus, Suite
-from tests.api.conftest import Api, Member
-from tests.support.stack import Stack
+from bench.stack import Stack
+from ledger.bindings import ClaimStatus
+from ledger.deployment import DAY
+from tests.support.api import Api, Ledger, Member, iso, problem
 
 RATE_BPS = 600
 REGISTRATION = "ZD-2026-0000456"
@@ -35,64 +31,6 @@ REGISTRATION = "ZD-2026-0000456"
 
 def days_to_maturity(due: int, now: int) -> int:
     return -(-(due - now) // DAY)
-
-
-def iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat()
-
-
-@dataclass
-class Ledger:
-    """The contracts' views (the source of truth the API's answers are checked against) and
-    payables issued through the invoice and payable routes."""
-
-    suite: Suite
-    api: Api
-
-    @classmethod
-    @contextlib.asynccontextmanager
-    async def open(cls, stack: Stack, api: Api) -> AsyncIterator[Ledger]:
-        deployment = load_deployment(ANVIL_CHAIN_ID, stack.data_dir / "deployments")
-        assert deployment is not None
-        w3 = make_web3(stack.rpc_url)
-        try:
-            yield cls(Suite(w3, deployment), api)
-        finally:
-            await close_web3(w3)
-
-    async def payable(
-        self, core: Member, supplier: Member, face: int, due_in_s: int = 60 * DAY
-    ) -> tuple[int, int]:
-        """Issue a payable of ``face`` from ``core`` to ``supplier`` through the invoice and
-        payable routes: its root piece's id and its due date."""
-        now = await self.api.chain_time()
-        r = await supplier.post(
-            "/v1/invoices",
-            {
-                "buyer": core.address,
-                "seller_tax_id": "91310000MA1FL0XX1X",
-                "number": os.urandom(8).hex(),
-                "amount": face,
-                "issue_date": iso(now - 60),
-                "document_sha256": os.urandom(32).hex(),
-            },
-        )
-        assert r.status_code == 201, r.text
-        invoice_id = r.json()["id"]
-        r = await core.post(f"/v1/invoices/{invoice_id}/confirm")
-        assert r.status_code == 200, r.text
-        due = now + due_in_s
-        r = await core.post(
-            "/v1/payables",
-            {
-                "supplier": supplier.address,
-                "face_value": face,
-                "due_date": iso(due),
-                "invoice_ids": [invoice_id],
-            },
-        )
-        assert r.status_code == 201, r.text
-        return int(r.json()["root_claim_id"]), due
 
 
 @dataclass
@@ -152,12 +90,6 @@ async def apply(cast: Cast, claim_id: int, amount: int, financier: Member | None
     )
     assert r.status_code == 201, r.text
     return r.json()
-
-
-def problem(r: Any, status: int, code: str) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["code"] == code, r.text
 
 
 # -- quotes ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Transactions are counted on chain: the operator's nonce (every transaction it si
 - Twenty concurrent duplicates on PostgreSQL, against two API worker processes: one effect;
   every other answer is the identical replay or 409 ``idempotency_in_progress``.
 - A crash between broadcasting and recording the outcome: the API process dies right after
-  ``registerMember`` left (``TIERFLOW_TEST_CRASH_AFTER_BROADCAST``, see backend/chain.py);
+  ``registerMember`` left (``TIERFLOW_TEST_CRASH_AFTER_BROADCAST``, see backend/gateway.py);
   after a restart and the key's lease (``TIERFLOW_API_IDEMPOTENCY_LEASE_S``, short here), the
   retry finds the first transaction: the same member, one registration, no new transaction.
 """
@@ -26,11 +26,11 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from backend.chain import CRASH_AFTER_BROADCAST_ENV, CRASH_EXIT_STATUS
+from backend.gateway import CRASH_AFTER_BROADCAST_ENV, CRASH_EXIT_STATUS
+from bench.stack import Stack
 from ledger.anvil import ANVIL_FIRST_KEY, rpc_call
-from tests.api.conftest import Api, make_api
-from tests.indexer.conftest import create_pg_database, drop_pg_database
-from tests.support.stack import Stack
+from tests.support.api import Api, make_api
+from tests.support.databases import create_pg_database, drop_pg_database
 
 OPERATOR_ADDRESS: str = Account.from_key(ANVIL_FIRST_KEY).address
 REGISTER_MEMBER = "0x" + keccak(text="registerMember(address,uint256,uint64)")[:4].hex()

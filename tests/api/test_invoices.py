@@ -16,79 +16,26 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import secrets
-import unicodedata
 from typing import Any
 
-import httpx
 import pytest
-from eth_abi.abi import encode as abi_encode
-from eth_utils.crypto import keccak
 
-from tests.api.conftest import Api, Member, make_api, unique
-from tests.support.stack import Stack
-
-DAY = 86_400
-
-
-def normalised(identifier: str) -> str:
-    """The documented normalisation, written out again independently of the service."""
-    folded = unicodedata.normalize("NFKC", identifier).strip().upper()
-    for dash in "-‐‑‒–—―−":
-        folded = folded.replace(dash, "")
-    return "".join(folded.split())
-
-
-def expected_id(tax_id: str, code: str, number: str) -> str:
-    parts = [normalised(tax_id), normalised(code), normalised(number)]
-    return "0x" + keccak(abi_encode(["string", "string", "string"], parts)).hex()
-
-
-def invoice_body(buyer: Member, amount: int, issue_date: int, **over: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "buyer": buyer.address,
-        "seller_tax_id": "91310000" + unique().upper()[:10],
-        "invoice_code": "031001900111",
-        "number": unique("N-"),
-        "amount": amount,
-        "issue_date": issue_date,
-        "document_sha256": secrets.token_hex(32),
-    }
-    body.update(over)
-    return body
-
-
-async def register(api: Api, seller: Member, buyer: Member, amount: int, **over: Any) -> Any:
-    """Register an invoice from ``seller`` to ``buyer`` issued an hour ago (chain time)."""
-    issued = await api.chain_time() - 3600
-    return await seller.post("/v1/invoices", invoice_body(buyer, amount, issued, **over))
-
-
-async def confirmed_invoice(api: Api, seller: Member, buyer: Member, amount: int) -> str:
-    """A Confirmed invoice from ``seller`` to ``buyer``: its id."""
-    r = await register(api, seller, buyer, amount)
-    assert r.status_code == 201, r.text
-    invoice_id: str = r.json()["id"]
-    c = await buyer.post(f"/v1/invoices/{invoice_id}/confirm")
-    assert c.status_code == 200, c.text
-    return invoice_id
-
-
-async def post_json(member: Member, path: str, body: Any) -> httpx.Response:
-    """POST ``body`` as ASCII JSON (escapes kept: a lone surrogate travels as ``\\ud800``,
-    which httpx's own UTF-8 encoding cannot send)."""
-    headers = {**Stack.idem(), "Content-Type": "application/json"}
-    return await member.http.post(path, content=json.dumps(body), headers=headers)
-
-
-def problem(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body: dict[str, Any] = r.json()
-    assert body["code"] == code, body
-    return body
-
+from bench.stack import Stack
+from tests.support.api import (
+    DAY,
+    Api,
+    core_with_limit,
+    expected_id,
+    invoice_body,
+    issue,
+    make_api,
+    post_json,
+    problem,
+    register,
+    transfer,
+    unique,
+)
 
 # -- the tests -------------------------------------------------------------------------------
 
@@ -300,8 +247,6 @@ async def test_replayed_key_gives_the_same_answer_and_one_transaction(api: Api) 
 async def test_the_same_reads_on_postgresql(pg_stack: Stack) -> None:
     """Invoices, payables, pieces, their cursors, tree, history and CSV on PostgreSQL too."""
     # The payable and claim helpers import this module's: import them here, not at the top.
-    from tests.api.test_claims import transfer
-    from tests.api.test_payables import core_with_limit, issue
 
     api = await make_api(pg_stack)
     try:

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.stack import Stack
 from ledger.anvil import rpc_call
-from tests.api.conftest import Api, Member
 from tests.support import openapi
+from tests.support.api import Api, Member
 from tests.support.openapi import Operation, absent_path_values, call
 from tests.support.scenario import Scenario, cast
-from tests.support.stack import Stack
 
 #: Fields a client might try to slip in, with values that would matter if applied.
 EXTRAS: dict[str, Any] = {

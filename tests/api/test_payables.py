@@ -19,42 +19,16 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from ledger.anvil import rpc_call
-from tests.api.conftest import Api, Member
-from tests.api.test_invoices import DAY, confirmed_invoice, post_json, problem
-
-GRACE_DAYS = 7  # the local deployment's grace period (DeploymentParameters)
-
-
-async def core_with_limit(api: Api, name: str, limit: int) -> Member:
-    core = await api.member(name, ["core_enterprise"])
-    r = await api.operator.put(
-        f"/v1/members/{core.address}/program-limit", {"program_limit": limit}
-    )
-    assert r.status_code == 200, r.text
-    return core
-
-
-async def issue(
-    api: Api,
-    core: Member,
-    supplier: Member,
-    face: int,
-    due_in_s: int = 30 * DAY,
-    **over: Any,
-) -> dict[str, Any]:
-    """Issue a payable of ``face`` against one fresh confirmed invoice of the same amount."""
-    invoice_id = await confirmed_invoice(api, supplier, core, face)
-    body = {
-        "supplier": supplier.address,
-        "face_value": face,
-        "due_date": await api.chain_time() + due_in_s,
-        "invoice_ids": [invoice_id],
-        **over,
-    }
-    r = await core.post("/v1/payables", body)
-    assert r.status_code == 201, r.text
-    made: dict[str, Any] = r.json()
-    return made
+from tests.support.api import (
+    DAY,
+    GRACE_DAYS,
+    Api,
+    confirmed_invoice,
+    core_with_limit,
+    issue,
+    post_json,
+    problem,
+)
 
 
 async def test_limit_then_issue_answers_ids_from_the_event(api: Api) -> None:

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.api.conftest import Api, Member
-from tests.support.stack import Stack
+from bench.stack import Stack
+from tests.support.api import Api, Member
 
 PER_MINUTE = 60
 BURST = 10  # max(10, PER_MINUTE // 10): see backend/ratelimit.py

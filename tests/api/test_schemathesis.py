@@ -39,10 +39,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.api.conftest import Api
+from bench.stack import Stack
 from tests.support import openapi
+from tests.support.api import Api
 from tests.support.scenario import Scenario, build
-from tests.support.stack import Stack
 
 CHECKS = [
     not_a_server_error,

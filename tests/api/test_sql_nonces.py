@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from backend.db import create_engine
-from indexer.db import migrate
-from ledger.chain import Web3Client
+from backend.models import migrate
+from db.engine import create_pooled_engine as create_engine
+from ledger.node import Web3Client
 from ledger.paths import package_root
-from tests.conftest import Deployed
-from tests.indexer.conftest import create_pg_database, drop_pg_database
+from tests.support.chain import Deployed
+from tests.support.databases import create_pg_database, drop_pg_database
 
 pytestmark = pytest.mark.usefixtures("chain_snapshot")
 

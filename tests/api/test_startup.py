@@ -15,25 +15,23 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from backend.config import ApiSettings
 from backend.context import _seed_operator
-from backend.db import create_engine, sessions
 from backend.keystore import Keystore
-from backend.models import ApiKey, KeystoreEntry, MemberProfile
-from indexer.db import migrate
+from backend.models import ApiKey, KeystoreEntry, MemberProfile, migrate
+from bench.stack import OPERATOR_KEY
+from db.engine import create_pooled_engine as create_engine
+from db.engine import sessions
 from ledger.anvil import ANVIL_CHAIN_ID
-from tests.indexer.conftest import database_url
-from tests.support.stack import OPERATOR_KEY
-from tierflow.settings import TierflowSettings
 
 WORKERS = 4
-__all__ = ["database_url"]  # the indexer tests' fixture: SQLite, and PostgreSQL on the server
 
 
 @pytest.mark.parametrize("operator_key", [OPERATOR_KEY, None], ids=["given", "generated"])
 async def test_workers_starting_together_seed_the_operator_once(
     database_url: str, tmp_path: Path, operator_key: str | None
 ) -> None:
-    settings = TierflowSettings(
+    settings = ApiSettings(
         data_dir=tmp_path,
         database_url=database_url,
         operator_api_key=SecretStr(operator_key) if operator_key else None,

@@ -4,7 +4,7 @@
   points at it before the PKCS#11 module is first loaded in the process; SoftHSM reads it
   once), Debian's module ``/usr/lib/softhsm/libsofthsm2.so``. Tests give their keys labels of
   their own (:func:`key_label`).
-- ``stack`` (module): the whole platform as processes (:class:`tests.support.stack.Stack`).
+- ``stack`` (module): the whole platform as processes (:class:`bench.stack.Stack`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from client.signing import DEFAULT_PKCS11_MODULE
 from client.softhsm import SoftHsmToken, init_softhsm_token
-from tests.support.stack import Stack
+from bench.stack import Stack
 
 PIN = "246810"
 SO_PIN = "13579111"

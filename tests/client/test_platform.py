@@ -33,7 +33,7 @@ from client.models import (
     TransferWrite,
 )
 from ledger.anvil import rpc_call
-from tests.support.stack import Stack
+from bench.stack import Stack
 
 DAY = 86_400
 KYC_UNTIL = datetime.now(UTC) + timedelta(days=3650)

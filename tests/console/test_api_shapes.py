@@ -16,7 +16,7 @@ from backend.schemas.audit import (
 )
 from backend.schemas.claims import ClaimEventPublic
 from backend.schemas.payables import PayablePublic, PayableTree
-from tests.console import samples
+from bench import console_samples as samples
 
 Parse = Any
 

@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 
 from backend.console import STATIC_DIR, Console, tree
 from backend.console.fmt import yuan
-from tests.console import samples
+from bench import console_samples as samples
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -9,7 +9,7 @@ import pytest
 
 from backend.console import Console, Urls
 from backend.console.fmt import yuan
-from tests.console import samples
+from bench import console_samples as samples
 
 Parse = Any
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'

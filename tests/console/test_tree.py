@@ -11,7 +11,7 @@ import pytest
 
 from backend.console import Console, PieceNotInTree, tree
 from backend.console.fmt import yuan
-from tests.console import samples
+from bench import console_samples as samples
 
 Parse = Any
 

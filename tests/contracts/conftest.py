@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from ledger.anvil import AnvilProcess, dev_private_keys
-from ledger.chain import close_web3, make_web3
-from tests.support.platform import Platform, build_platform
+from ledger.node import close_web3, make_web3
+from bench.cast import Platform, build_platform
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ from eth_utils.crypto import keccak
 from web3.exceptions import MismatchedABI, Web3ValidationError
 
 from ledger.deployment import DAY
-from ledger.suite import MAX_AMOUNT, ZERO_ADDRESS, ZERO_HASH, ClaimStatus, InvoiceStatus
-from tests.contracts.helpers import (
+from ledger.bindings import MAX_AMOUNT, ZERO_ADDRESS, ZERO_HASH, ClaimStatus, InvoiceStatus
+from tests.support.contracts import (
     EXPLICIT_GAS,
     RATE_BPS,
     REG_NO,
@@ -29,7 +29,7 @@ from tests.contracts.helpers import (
     terms_for,
     transact_at,
 )
-from tests.support.platform import Platform
+from bench.cast import Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")
@@ -41,7 +41,7 @@ PAY = keccak(b"bank-payment")
 async def test_RevertWhen_face_value_zero(platform: Platform) -> None:
     invoice_id = await platform.invoice(platform.sup1, platform.core, FACE)
     due = await platform.now() + 30 * DAY
-    fn = platform.ledger.functions.issuePayable(
+    fn = platform.claim_ledger.functions.issuePayable(
         platform.sup1.address, 0, due, [invoice_id], ZERO_ADDRESS
     )
     await expect_revert(platform.core.transact(fn), "PayableFaceValueInvalid", faceValue=0)
@@ -54,7 +54,7 @@ async def test_issuePayable_face_value_one(platform: Platform) -> None:
     # a piece of 1 cannot be split: 1 is its whole value
     await expect_revert(
         platform.sup1.transact(
-            platform.ledger.functions.split(root, platform.sup2.address, 1, ZERO_HASH)
+            platform.claim_ledger.functions.split(root, platform.sup2.address, 1, ZERO_HASH)
         ),
         "ClaimAmountInvalid",
         amount=1,
@@ -65,7 +65,7 @@ async def test_issuePayable_face_value_uint128_max_and_settles_without_overflow(
     platform: Platform,
 ) -> None:
     await platform.operator.transact(
-        platform.ledger.functions.setProgramLimit(platform.core.address, MAX_AMOUNT)
+        platform.claim_ledger.functions.setProgramLimit(platform.core.address, MAX_AMOUNT)
     )
     pid, root, due = await platform.issue(platform.core, platform.sup1, MAX_AMOUNT)
     assert (await platform.suite.payable(pid)).face_value == MAX_AMOUNT
@@ -82,7 +82,7 @@ async def test_issuePayable_face_value_uint128_max_and_settles_without_overflow(
         programLimit=MAX_AMOUNT,
     )
     await platform.warp_to(due)
-    await platform.core.transact(platform.ledger.functions.settleClaims([root, child], [PAY, PAY]))
+    await platform.core.transact(platform.claim_ledger.functions.settleClaims([root, child], [PAY, PAY]))
     payable = await platform.suite.payable(pid)
     assert payable.settled_value == MAX_AMOUNT
     assert (await platform.suite.obligor_account(platform.core.address)).outstanding == 0
@@ -90,8 +90,8 @@ async def test_issuePayable_face_value_uint128_max_and_settles_without_overflow(
 
 async def _state(platform: Platform, invoice_id: bytes) -> tuple[Any, ...]:
     return (
-        await platform.ledger.functions.payableCount().call(),
-        await platform.ledger.functions.claimCount().call(),
+        await platform.claim_ledger.functions.payableCount().call(),
+        await platform.claim_ledger.functions.claimCount().call(),
         await platform.suite.obligor_account(platform.core.address),
         (await platform.suite.invoice(invoice_id)).status,
     )
@@ -102,7 +102,7 @@ async def test_RevertWhen_face_value_above_uint128(platform: Platform, face: int
     """Refused by the client's ABI encoder; raw calldata that smuggles the word past it is
     refused by the contract's ABI decoder (an empty revert). Nothing changes either way."""
     await platform.operator.transact(
-        platform.ledger.functions.setProgramLimit(platform.core.address, MAX_AMOUNT)
+        platform.claim_ledger.functions.setProgramLimit(platform.core.address, MAX_AMOUNT)
     )
     invoice_id = await platform.invoice(platform.sup1, platform.core, MAX_AMOUNT)
     due = await platform.now() + 30 * DAY
@@ -110,11 +110,11 @@ async def test_RevertWhen_face_value_above_uint128(platform: Platform, face: int
     args = (platform.sup1.address, face, due, [invoice_id], ZERO_ADDRESS)
 
     with pytest.raises((MismatchedABI, Web3ValidationError)):
-        platform.ledger.functions.issuePayable(*args)
+        platform.claim_ledger.functions.issuePayable(*args)
 
     selector = keccak(text="issuePayable(address,uint128,uint64,bytes32[],address)")[:4]
     data = selector + encode(["address", "uint256", "uint64", "bytes32[]", "address"], list(args))
-    tx = {"to": platform.ledger.address, "data": data}
+    tx = {"to": platform.claim_ledger.address, "data": data}
     await expect_revert(platform.core.sender.send(tx), "EmptyRevert")  # estimation refuses
     pending = await platform.core.sender.send({**tx, "gas": EXPLICIT_GAS})
     receipt = await pending.receipt()
@@ -156,10 +156,10 @@ async def test_split_amount_bounds(
 ) -> None:
     _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
     value = 0 if delta is None else FACE + delta
-    fn = platform.ledger.functions.split(root, platform.sup2.address, value, ZERO_HASH)
+    fn = platform.claim_ledger.functions.split(root, platform.sup2.address, value, ZERO_HASH)
     if error is None:
         await platform.sup1.transact(fn)
-        child = int(await platform.ledger.functions.claimCount().call())
+        child = int(await platform.claim_ledger.functions.claimCount().call())
         assert (await platform.suite.claim(root)).amount == 1
         assert (await platform.suite.claim(child)).amount == FACE - 1
         return
@@ -175,22 +175,22 @@ async def test_split_amount_bounds(
 async def test_split_limited_to_unlocked_value(platform: Platform) -> None:
     _pid, root, _due = await platform.issue(platform.core, platform.sup1, 1_000)
     fid = await apply(platform, platform.sup1, root, platform.bank, 300)
-    ledger = platform.ledger.functions
+    claim_ledger = platform.claim_ledger.functions
     await expect_revert(
-        platform.sup1.transact(ledger.split(root, platform.sup2.address, 701, ZERO_HASH)),
+        platform.sup1.transact(claim_ledger.split(root, platform.sup2.address, 701, ZERO_HASH)),
         "ClaimAmountExceedsAvailable",
         claimId=root,
         amount=701,
         available=700,
     )
     await expect_revert(
-        platform.sup1.transact(ledger.transferClaim(root, platform.sup2.address, ZERO_HASH)),
+        platform.sup1.transact(claim_ledger.transferClaim(root, platform.sup2.address, ZERO_HASH)),
         "ClaimValueLocked",
         claimId=root,
         locked=300,
     )
     # the whole unlocked value may go: the piece keeps exactly its locked value
-    await platform.sup1.transact(ledger.split(root, platform.sup2.address, 700, ZERO_HASH))
+    await platform.sup1.transact(claim_ledger.split(root, platform.sup2.address, 700, ZERO_HASH))
     claim = await platform.suite.claim(root)
     assert (claim.amount, claim.locked_amount, claim.status) == (300, 300, ClaimStatus.LOCKED)
     expires = await platform.now() + DAY
@@ -229,7 +229,7 @@ async def test_split_limited_to_unlocked_value(platform: Platform) -> None:
 async def test_program_limit_exactly_reached_then_exceeded_by_one(platform: Platform) -> None:
     limit = 5_000_000
     core = platform.core.address
-    await platform.operator.transact(platform.ledger.functions.setProgramLimit(core, limit))
+    await platform.operator.transact(platform.claim_ledger.functions.setProgramLimit(core, limit))
     await platform.issue(platform.core, platform.sup1, 3_000_000)
     pid2, _root2, _ = await platform.issue(platform.core, platform.sup2, 2_000_000)
     assert (await platform.suite.obligor_account(core)).outstanding == limit
@@ -241,7 +241,7 @@ async def test_program_limit_exactly_reached_then_exceeded_by_one(platform: Plat
         programLimit=limit,
     )
     # cancelling a payable gives its face value back to the limit
-    await platform.sup2.transact(platform.ledger.functions.cancelPayable(pid2))
+    await platform.sup2.transact(platform.claim_ledger.functions.cancelPayable(pid2))
     assert (await platform.suite.obligor_account(core)).outstanding == 3_000_000
     await platform.issue(platform.core, platform.sup3, 2_000_000)
     # another obligor's limit is its own
@@ -251,7 +251,7 @@ async def test_program_limit_exactly_reached_then_exceeded_by_one(platform: Plat
 async def test_RevertWhen_single_payable_exceeds_program_limit_by_one(platform: Platform) -> None:
     limit = 5_000_000
     core = platform.core.address
-    await platform.operator.transact(platform.ledger.functions.setProgramLimit(core, limit))
+    await platform.operator.transact(platform.claim_ledger.functions.setProgramLimit(core, limit))
     await expect_revert(
         platform.issue(platform.core, platform.sup1, limit + 1),
         "PayableLimitExceeded",
@@ -264,11 +264,11 @@ async def test_RevertWhen_single_payable_exceeds_program_limit_by_one(platform: 
 
 async def test_settlement_frees_the_program_limit(platform: Platform) -> None:
     core = platform.core.address
-    await platform.operator.transact(platform.ledger.functions.setProgramLimit(core, FACE))
+    await platform.operator.transact(platform.claim_ledger.functions.setProgramLimit(core, FACE))
     _pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=DAY)
     child = await platform.split(platform.sup1, root, platform.sup2, 400_000)
     await platform.warp_to(due)
-    await platform.core.transact(platform.ledger.functions.settleClaim(child, PAY))
+    await platform.core.transact(platform.claim_ledger.functions.settleClaim(child, PAY))
     assert (await platform.suite.obligor_account(core)).outstanding == FACE - 400_000
     await platform.issue(platform.core, platform.sup3, 400_000)
     await expect_revert(
@@ -286,7 +286,7 @@ async def test_settlement_frees_the_program_limit(platform: Platform) -> None:
 async def _issue_with(platform: Platform, invoices: list[bytes], face: int) -> Any:
     due = await platform.now() + 30 * DAY
     return await platform.core.transact(
-        platform.ledger.functions.issuePayable(
+        platform.claim_ledger.functions.issuePayable(
             platform.sup1.address, face, due, invoices, ZERO_ADDRESS
         )
     )
@@ -359,7 +359,7 @@ async def test_exposure_limit_exactly_reached_then_exceeded_by_one(platform: Pla
     )
     # passing the financed piece on releases the exposure; then the approval fits
     await bank.transact(
-        platform.ledger.functions.transferClaim(financed, platform.sup2.address, ZERO_HASH)
+        platform.claim_ledger.functions.transferClaim(financed, platform.sup2.address, ZERO_HASH)
     )
     assert await platform.suite.exposure(bank.address, core) == (0, limit)
     await bank.transact(approve)
@@ -500,7 +500,7 @@ async def test_discount_convention_rounds_up_by_less_than_one_unit(platform: Pla
 async def test_settlement_batch_and_reference_bounds(platform: Platform) -> None:
     _pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=DAY)
     await platform.warp_to(due)
-    settle = platform.ledger.functions.settleClaims
+    settle = platform.claim_ledger.functions.settleClaims
     for ids, refs in (([], []), ([root] * 101, [PAY] * 101), ([root], [PAY, PAY])):
         await expect_revert(
             platform.core.transact(settle(ids, refs)),
@@ -509,7 +509,7 @@ async def test_settlement_batch_and_reference_bounds(platform: Platform) -> None
             maxLength=100,
         )
     await expect_revert(
-        platform.core.transact(platform.ledger.functions.settleClaim(root, ZERO_HASH)),
+        platform.core.transact(platform.claim_ledger.functions.settleClaim(root, ZERO_HASH)),
         "SettlementReferenceInvalid",
     )
     # the same piece twice in one batch: all or nothing

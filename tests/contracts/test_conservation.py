@@ -23,9 +23,9 @@ import pytest
 from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
-from ledger.suite import ZERO_HASH, ClaimStatus, FinancingStatus, PayableStatus
-from tests.contracts.helpers import apply, read_claims, terms_for
-from tests.support.platform import Actor, Platform
+from ledger.bindings import ZERO_HASH, ClaimStatus, FinancingStatus, PayableStatus
+from tests.support.contracts import apply, read_claims, terms_for
+from bench.cast import Actor, Platform
 
 SEEDS = [int(s) for s in os.environ.get("TIERFLOW_CONSERVATION_SEEDS", "3525,1729").split(",")]
 OPERATIONS = 40
@@ -69,7 +69,7 @@ class Model:
 
 async def check(platform: Platform, model: Model, step: str) -> None:
     """The chain equals the model, and the invariants hold."""
-    count = int(await platform.ledger.functions.claimCount().call())
+    count = int(await platform.claim_ledger.functions.claimCount().call())
     assert count == len(model.pieces), step
     claims = await read_claims(platform, range(1, count + 1))
     addr = {name: platform.actors[name].address for name in platform.actors}
@@ -132,7 +132,7 @@ class Scenario:
         amount = self.rng.randint(1, min(free, piece.value - 1))
         to = self.recipient(piece.holder)
         await self.actor(piece.holder).transact(
-            self.p.ledger.functions.split(cid, self.actor(to).address, amount, ZERO_HASH)
+            self.p.claim_ledger.functions.split(cid, self.actor(to).address, amount, ZERO_HASH)
         )
         new_id = len(self.m.pieces) + 1
         self.m.pieces[new_id] = Piece(piece.payable, to, amount, cid, piece.depth + 1)
@@ -143,7 +143,7 @@ class Scenario:
         piece = self.m.pieces[cid]
         to = self.recipient(piece.holder)
         await self.actor(piece.holder).transact(
-            self.p.ledger.functions.transferClaim(cid, self.actor(to).address, ZERO_HASH)
+            self.p.claim_ledger.functions.transferClaim(cid, self.actor(to).address, ZERO_HASH)
         )
         frm = piece.holder
         piece.holder, piece.financed = to, False
@@ -269,9 +269,9 @@ async def test_random_tree_conserves_value_through_settlement(
         settler = platform.actors[rng.choice(settlers)]
         refs = [keccak(text=f"payment-{cid}") for cid in ids]
         if len(ids) == 1 and rng.random() < 0.5:
-            await settler.transact(platform.ledger.functions.settleClaim(ids[0], refs[0]))
+            await settler.transact(platform.claim_ledger.functions.settleClaim(ids[0], refs[0]))
         else:
-            await settler.transact(platform.ledger.functions.settleClaims(ids, refs))
+            await settler.transact(platform.claim_ledger.functions.settleClaims(ids, refs))
         for cid in ids:
             model.pieces[cid].settled = True
             model.settled[pid] += model.pieces[cid].value

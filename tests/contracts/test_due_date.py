@@ -15,8 +15,8 @@ import pytest
 from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
-from ledger.suite import ZERO_ADDRESS, ZERO_HASH, ClaimStatus, FinancingStatus, PayableStatus
-from tests.contracts.helpers import (
+from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, ClaimStatus, FinancingStatus, PayableStatus
+from tests.support.contracts import (
     GRACE,
     LONG_TERM,
     TERM_CAP,
@@ -26,7 +26,7 @@ from tests.contracts.helpers import (
     terms_for,
     transact_at,
 )
-from tests.support.platform import Platform
+from bench.cast import Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")
@@ -36,18 +36,18 @@ Move = Callable[[Platform, int, int], Awaitable[Any]]
 
 async def _split(p: Platform, root: int, ts: int) -> Any:
     return await transact_at(
-        p, p.sup1, p.ledger.functions.split(root, p.sup2.address, 1_000, ZERO_HASH), ts
+        p, p.sup1, p.claim_ledger.functions.split(root, p.sup2.address, 1_000, ZERO_HASH), ts
     )
 
 
 async def _transfer(p: Platform, root: int, ts: int) -> Any:
     return await transact_at(
-        p, p.sup1, p.ledger.functions.transferClaim(root, p.sup2.address, ZERO_HASH), ts
+        p, p.sup1, p.claim_ledger.functions.transferClaim(root, p.sup2.address, ZERO_HASH), ts
     )
 
 
 async def _erc721_transfer(p: Platform, root: int, ts: int) -> Any:
-    fn = p.ledger.get_function_by_signature("transferFrom(address,address,uint256)")
+    fn = p.claim_ledger.get_function_by_signature("transferFrom(address,address,uint256)")
     return await transact_at(p, p.sup1, fn(p.sup1.address, p.sup2.address, root), ts)
 
 
@@ -123,7 +123,7 @@ async def test_RevertWhen_move_at_or_after_due(platform: Platform, move: str, of
 async def test_RevertWhen_cancel_at_due(platform: Platform) -> None:
     pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=10 * DAY)
     await expect_revert(
-        transact_at(platform, platform.sup1, platform.ledger.functions.cancelPayable(pid), due),
+        transact_at(platform, platform.sup1, platform.claim_ledger.functions.cancelPayable(pid), due),
         "ClaimPastDueDate",
         claimId=root,
         dueDate=due,
@@ -135,34 +135,34 @@ async def test_settleClaim_reverts_before_due_and_succeeds_exactly_at_due(
 ) -> None:
     pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=10 * DAY)
     child = await platform.split(platform.sup1, root, platform.sup2, 1_000)
-    ledger = platform.ledger.functions
+    claim_ledger = platform.claim_ledger.functions
     await expect_revert(
-        transact_at(platform, platform.core, ledger.settleClaim(root, PAY), due - 1),
+        transact_at(platform, platform.core, claim_ledger.settleClaim(root, PAY), due - 1),
         "PayableNotDue",
         payableId=pid,
         dueDate=due,
     )
     await expect_revert(
         transact_at(
-            platform, platform.core, ledger.settleClaims([root, child], [PAY, PAY]), due - 1
+            platform, platform.core, claim_ledger.settleClaims([root, child], [PAY, PAY]), due - 1
         ),
         "PayableNotDue",
         payableId=pid,
         dueDate=due,
     )
-    await transact_at(platform, platform.core, ledger.settleClaim(root, PAY), due)
+    await transact_at(platform, platform.core, claim_ledger.settleClaim(root, PAY), due)
     assert (await platform.suite.claim(root)).status is ClaimStatus.SETTLED
     # and later on, too
-    await transact_at(platform, platform.core, ledger.settleClaim(child, PAY), due + 400 * DAY)
+    await transact_at(platform, platform.core, claim_ledger.settleClaim(child, PAY), due + 400 * DAY)
     assert (await platform.suite.payable(pid)).status is PayableStatus.SETTLED
 
 
 async def test_settle_allowed_after_overdue(platform: Platform) -> None:
     pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=10 * DAY)
-    ledger = platform.ledger.functions
-    await transact_at(platform, platform.sup3, ledger.markOverdue(pid), due + GRACE + 1)
+    claim_ledger = platform.claim_ledger.functions
+    await transact_at(platform, platform.sup3, claim_ledger.markOverdue(pid), due + GRACE + 1)
     assert (await platform.suite.payable(pid)).status is PayableStatus.OVERDUE
-    await platform.core.transact(ledger.settleClaim(root, PAY))
+    await platform.core.transact(claim_ledger.settleClaim(root, PAY))
     assert (await platform.suite.payable(pid)).status is PayableStatus.SETTLED
 
 
@@ -170,7 +170,7 @@ async def test_markOverdue_reverts_at_due_plus_grace_and_succeeds_one_second_lat
     platform: Platform,
 ) -> None:
     pid, _root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=10 * DAY)
-    mark = platform.ledger.functions.markOverdue(pid)
+    mark = platform.claim_ledger.functions.markOverdue(pid)
     await expect_revert(
         transact_at(platform, platform.outsider, mark, due + GRACE),
         "PayableNotOverdueYet",
@@ -190,7 +190,7 @@ async def test_markOverdue_reverts_at_due_plus_grace_and_succeeds_one_second_lat
 
 async def _issue_at(platform: Platform, ts: int, due: int) -> Any:
     invoice_id = await platform.invoice(platform.sup1, platform.core, FACE)
-    fn = platform.ledger.functions.issuePayable(
+    fn = platform.claim_ledger.functions.issuePayable(
         platform.sup1.address, FACE, due, [invoice_id], ZERO_ADDRESS
     )
     return await transact_at(platform, platform.core, fn, ts)
@@ -203,7 +203,7 @@ async def test_issuePayable_accepts_due_within_term_cap(
     ts = await platform.now() + 100
     await _issue_at(platform, ts, ts + due_offset)
     payable = await platform.suite.payable(
-        int(await platform.ledger.functions.payableCount().call())
+        int(await platform.claim_ledger.functions.payableCount().call())
     )
     assert (payable.issued_at, payable.due_date) == (ts, ts + due_offset)
 
@@ -217,7 +217,7 @@ async def test_RevertWhen_issue_due_date_out_of_range(platform: Platform, due_of
         dueDate=ts + due_offset,
         latestDueDate=ts + TERM_CAP,
     )
-    assert await platform.ledger.functions.payableCount().call() == 0
+    assert await platform.claim_ledger.functions.payableCount().call() == 0
 
 
 @pytest.mark.parametrize(
@@ -299,13 +299,13 @@ async def test_RevertWhen_application_expiry_out_of_range(platform: Platform, ex
 async def test_kyc_expiry_blocks_new_business_until_renewed(platform: Platform) -> None:
     _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE, due_in=100 * DAY)
     sup2_piece = await platform.split(platform.sup1, root, platform.sup2, 10_000)
-    members, ledger = platform.members.functions, platform.ledger.functions
+    members, claim_ledger = platform.members.functions, platform.claim_ledger.functions
     kyc = await platform.now() + DAY
     await platform.operator.transact(members.renewKyc(platform.sup1.address, kyc))
 
     # one second before expiry the supplier still does business
     await transact_at(
-        platform, platform.sup1, ledger.split(root, platform.sup3.address, 1, ZERO_HASH), kyc - 1
+        platform, platform.sup1, claim_ledger.split(root, platform.sup3.address, 1, ZERO_HASH), kyc - 1
     )
     assert await members.isActive(platform.sup1.address).call() is True
 
@@ -314,12 +314,12 @@ async def test_kyc_expiry_blocks_new_business_until_renewed(platform: Platform) 
     expired = {"account": platform.sup1.address, "kycExpiresAt": kyc}
     sup1 = platform.sup1
     await expect_revert(
-        sup1.transact(ledger.split(root, platform.sup3.address, 1, ZERO_HASH)),
+        sup1.transact(claim_ledger.split(root, platform.sup3.address, 1, ZERO_HASH)),
         "MemberKycExpired",
         **expired,
     )
     await expect_revert(
-        sup1.transact(ledger.transferClaim(root, platform.sup3.address, ZERO_HASH)),
+        sup1.transact(claim_ledger.transferClaim(root, platform.sup3.address, ZERO_HASH)),
         "MemberKycExpired",
         **expired,
     )
@@ -343,14 +343,14 @@ async def test_kyc_expiry_blocks_new_business_until_renewed(platform: Platform) 
     )
     # nor can it receive a piece
     await expect_revert(
-        platform.sup2.transact(ledger.split(sup2_piece, sup1.address, 1, ZERO_HASH)),
+        platform.sup2.transact(claim_ledger.split(sup2_piece, sup1.address, 1, ZERO_HASH)),
         "MemberKycExpired",
         **expired,
     )
 
     await platform.operator.transact(members.renewKyc(sup1.address, now + 365 * DAY))
-    await sup1.transact(ledger.split(root, platform.sup3.address, 1, ZERO_HASH))
-    await platform.sup2.transact(ledger.split(sup2_piece, sup1.address, 1, ZERO_HASH))
+    await sup1.transact(claim_ledger.split(root, platform.sup3.address, 1, ZERO_HASH))
+    await platform.sup2.transact(claim_ledger.split(sup2_piece, sup1.address, 1, ZERO_HASH))
 
 
 async def test_RevertWhen_obligor_kyc_expired_issues(platform: Platform) -> None:
@@ -360,7 +360,7 @@ async def test_RevertWhen_obligor_kyc_expired_issues(platform: Platform) -> None
         platform.members.functions.renewKyc(platform.core.address, kyc)
     )
     await platform.warp_to(kyc)
-    fn = platform.ledger.functions.issuePayable(
+    fn = platform.claim_ledger.functions.issuePayable(
         platform.sup1.address, FACE, kyc + 30 * DAY, [invoice_id], ZERO_ADDRESS
     )
     await expect_revert(

@@ -23,8 +23,8 @@ from web3.types import TxReceipt
 
 from ledger.deployment import DAY
 from ledger.roles import Role, roles_to_mask
-from ledger.suite import ZERO_ADDRESS, ZERO_HASH
-from tests.contracts.helpers import (
+from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
+from tests.support.contracts import (
     EXPLICIT_GAS,
     GRACE,
     EventDecoder,
@@ -34,7 +34,7 @@ from tests.contracts.helpers import (
     terms_for,
     transact_at,
 )
-from tests.support.platform import Actor, Platform
+from bench.cast import Actor, Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")
@@ -123,7 +123,7 @@ async def _voidInvoice(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
 
 @case
 async def _setProgramLimit(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
-    r = await p.operator.transact(p.ledger.functions.setProgramLimit(p.core.address, 5))
+    r = await p.operator.transact(p.claim_ledger.functions.setProgramLimit(p.core.address, 5))
     return r, {"ProgramLimitSet": 1}
 
 
@@ -142,7 +142,7 @@ async def _issuePayable_two_invoices(p: Platform) -> tuple[TxReceipt, dict[str, 
     b = await p.invoice(p.sup1, p.core, FACE // 2)
     due = await p.now() + 30 * DAY
     r = await p.core.transact(
-        p.ledger.functions.issuePayable(p.sup1.address, FACE, due, [a, b], p.agent.address)
+        p.claim_ledger.functions.issuePayable(p.sup1.address, FACE, due, [a, b], p.agent.address)
     )
     events = EventDecoder(p)
     issued = events.one(r, "PayableIssued")
@@ -165,7 +165,7 @@ async def _issuePayable_two_invoices(p: Platform) -> tuple[TxReceipt, dict[str, 
 @case
 async def _split(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     pid, root, _due = await p.issue(p.core, p.sup1, FACE)
-    r = await p.sup1.transact(p.ledger.functions.split(root, p.sup2.address, 300, ZERO_HASH))
+    r = await p.sup1.transact(p.claim_ledger.functions.split(root, p.sup2.address, 300, ZERO_HASH))
     events = EventDecoder(p)
     split = events.one(r, "ClaimSplit")
     assert (split["parentId"], split["claimId"], split["payableId"], split["value"]) == (
@@ -184,14 +184,14 @@ async def _split(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
 async def _split_with_trade_invoice(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
     invoice_id = await p.invoice(p.sup2, p.sup1, 300)
-    r = await p.sup1.transact(p.ledger.functions.split(root, p.sup2.address, 300, invoice_id))
+    r = await p.sup1.transact(p.claim_ledger.functions.split(root, p.sup2.address, 300, invoice_id))
     return r, {"ClaimSplit": 1, "InvoiceUsed": 1, **MOVE}
 
 
 @case
 async def _transferClaim(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
-    r = await p.sup1.transact(p.ledger.functions.transferClaim(root, p.sup2.address, ZERO_HASH))
+    r = await p.sup1.transact(p.claim_ledger.functions.transferClaim(root, p.sup2.address, ZERO_HASH))
     moved = EventDecoder(p).one(r, "ClaimTransferred")
     assert (moved["claimId"], moved["from"], moved["to"]) == (root, p.sup1.address, p.sup2.address)
     return r, {"ClaimTransferred": 1, "Transfer": 1}
@@ -200,7 +200,7 @@ async def _transferClaim(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
 @case
 async def _erc721_transferFrom(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
-    fn = p.ledger.get_function_by_signature("transferFrom(address,address,uint256)")
+    fn = p.claim_ledger.get_function_by_signature("transferFrom(address,address,uint256)")
     r = await p.sup1.transact(fn(p.sup1.address, p.sup2.address, root))
     return r, {"ClaimTransferred": 1, "Transfer": 1}
 
@@ -208,7 +208,7 @@ async def _erc721_transferFrom(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
 @case
 async def _erc3525_transferFrom(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
-    fn = p.ledger.get_function_by_signature("transferFrom(uint256,address,uint256)")
+    fn = p.claim_ledger.get_function_by_signature("transferFrom(uint256,address,uint256)")
     r = await p.sup1.transact(fn(root, p.sup2.address, 5))
     return r, {"ClaimSplit": 1, **MOVE}
 
@@ -217,7 +217,7 @@ async def _erc3525_transferFrom(p: Platform) -> tuple[TxReceipt, dict[str, int]]
 async def _split_of_financed_piece(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
     piece = await finance(p, p.sup1, root, p.bank, 400_000)
-    r = await p.bank.transact(p.ledger.functions.split(piece, p.sup3.address, 1_000, ZERO_HASH))
+    r = await p.bank.transact(p.claim_ledger.functions.split(piece, p.sup3.address, 1_000, ZERO_HASH))
     return r, {"ClaimSplit": 1, "ExposureReleased": 1, **MOVE}
 
 
@@ -225,7 +225,7 @@ async def _split_of_financed_piece(p: Platform) -> tuple[TxReceipt, dict[str, in
 async def _transfer_of_financed_piece(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
     piece = await finance(p, p.sup1, root, p.bank, 400_000)
-    r = await p.bank.transact(p.ledger.functions.transferClaim(piece, p.sup3.address, ZERO_HASH))
+    r = await p.bank.transact(p.claim_ledger.functions.transferClaim(piece, p.sup3.address, ZERO_HASH))
     released = EventDecoder(p).one(r, "ExposureReleased")
     assert (released["financier"], released["claimId"], released["value"]) == (
         p.bank.address,
@@ -238,7 +238,7 @@ async def _transfer_of_financed_piece(p: Platform) -> tuple[TxReceipt, dict[str,
 @case
 async def _freezeClaim(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
-    return await p.operator.transact(p.ledger.functions.freezeClaim(root, REASON)), {
+    return await p.operator.transact(p.claim_ledger.functions.freezeClaim(root, REASON)), {
         "ClaimFrozen": 1
     }
 
@@ -246,14 +246,14 @@ async def _freezeClaim(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
 @case
 async def _unfreezeClaim(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
-    await p.operator.transact(p.ledger.functions.freezeClaim(root, REASON))
-    return await p.operator.transact(p.ledger.functions.unfreezeClaim(root)), {"ClaimUnfrozen": 1}
+    await p.operator.transact(p.claim_ledger.functions.freezeClaim(root, REASON))
+    return await p.operator.transact(p.claim_ledger.functions.unfreezeClaim(root)), {"ClaimUnfrozen": 1}
 
 
 @case
 async def _cancelPayable(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     pid, _root, _due = await p.issue(p.core, p.sup1, FACE)
-    r = await p.sup1.transact(p.ledger.functions.cancelPayable(pid))
+    r = await p.sup1.transact(p.claim_ledger.functions.cancelPayable(pid))
     return r, {"PayableCancelled": 1, "InvoiceReleased": 1, "TransferValue": 1, "Transfer": 1}
 
 
@@ -337,7 +337,7 @@ async def _settleClaim_not_last(p: Platform) -> tuple[TxReceipt, dict[str, int]]
     _pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=DAY)
     child = await p.split(p.sup1, root, p.sup2, 300)
     await p.warp_to(due)
-    r = await p.core.transact(p.ledger.functions.settleClaim(child, PAY))
+    r = await p.core.transact(p.claim_ledger.functions.settleClaim(child, PAY))
     settled = EventDecoder(p).one(r, "ClaimSettled")
     assert (settled["claimId"], settled["holder"], settled["value"], settled["paymentRef"]) == (
         child,
@@ -353,8 +353,8 @@ async def _settleClaim_last(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=DAY, agent=p.agent)
     child = await p.split(p.sup1, root, p.sup2, 300)
     await p.warp_to(due)
-    await p.core.transact(p.ledger.functions.settleClaim(child, PAY))
-    r = await p.agent.transact(p.ledger.functions.settleClaim(root, PAY))
+    await p.core.transact(p.claim_ledger.functions.settleClaim(child, PAY))
+    r = await p.agent.transact(p.claim_ledger.functions.settleClaim(root, PAY))
     return r, {"ClaimSettled": 1, "PayableSettled": 1}
 
 
@@ -363,7 +363,7 @@ async def _settleClaim_financed(p: Platform) -> tuple[TxReceipt, dict[str, int]]
     _pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=30 * DAY)
     piece = await finance(p, p.sup1, root, p.bank, 400_000)
     await p.warp_to(due)
-    r = await p.core.transact(p.ledger.functions.settleClaim(piece, PAY))
+    r = await p.core.transact(p.claim_ledger.functions.settleClaim(piece, PAY))
     return r, {"ClaimSettled": 1, "ExposureReleased": 1}
 
 
@@ -373,7 +373,7 @@ async def _settleClaims_batch_with_last(p: Platform) -> tuple[TxReceipt, dict[st
     a = await p.split(p.sup1, root, p.sup2, 300)
     b = await p.split(p.sup1, root, p.sup3, 300)
     await p.warp_to(due)
-    r = await p.core.transact(p.ledger.functions.settleClaims([a, root, b], [PAY, PAY, PAY]))
+    r = await p.core.transact(p.claim_ledger.functions.settleClaims([a, root, b], [PAY, PAY, PAY]))
     return r, {"ClaimSettled": 3, "PayableSettled": 1}
 
 
@@ -381,7 +381,7 @@ async def _settleClaims_batch_with_last(p: Platform) -> tuple[TxReceipt, dict[st
 async def _markOverdue(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     pid, _root, due = await p.issue(p.core, p.sup1, FACE, due_in=DAY)
     await p.warp_to(due + GRACE + 1)
-    return await p.outsider.transact(p.ledger.functions.markOverdue(pid)), {"PayableOverdue": 1}
+    return await p.outsider.transact(p.claim_ledger.functions.markOverdue(pid)), {"PayableOverdue": 1}
 
 
 @case
@@ -390,8 +390,8 @@ async def _markOverdue_third_suspends(p: Platform) -> tuple[TxReceipt, dict[str,
     due = (await p.suite.payable(pids[-1])).due_date
     await p.warp_to(due + GRACE + 1)
     for pid in pids[:2]:
-        await p.outsider.transact(p.ledger.functions.markOverdue(pid))
-    r = await p.outsider.transact(p.ledger.functions.markOverdue(pids[2]))
+        await p.outsider.transact(p.claim_ledger.functions.markOverdue(pid))
+    r = await p.outsider.transact(p.claim_ledger.functions.markOverdue(pids[2]))
     suspended = EventDecoder(p).one(r, "MemberSuspended")
     assert (suspended["account"], suspended["automatic"]) == (p.core.address, True)
     return r, {"PayableOverdue": 1, "MemberSuspended": 1}
@@ -421,20 +421,20 @@ async def test_reverted_calls_emit_nothing(platform: Platform) -> None:
     pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=30 * DAY)
     receipts: dict[str, TxReceipt] = {}
     receipts["split too much"] = await _mined_failure(
-        p.sup1, p.ledger.functions.split(root, p.sup2.address, FACE + 1, ZERO_HASH)
+        p.sup1, p.claim_ledger.functions.split(root, p.sup2.address, FACE + 1, ZERO_HASH)
     )
     receipts["settle before due"] = await _mined_failure(
-        p.core, p.ledger.functions.settleClaim(root, PAY)
+        p.core, p.claim_ledger.functions.settleClaim(root, PAY)
     )
     # reverts after events were already emitted in the same call frame tree
     short = await p.invoice(p.sup1, p.core, FACE - 1)
     receipts["issue: invoices short (after InvoiceUsed)"] = await _mined_failure(
         p.core,
-        p.ledger.functions.issuePayable(p.sup1.address, FACE, due, [short], ZERO_ADDRESS),
+        p.claim_ledger.functions.issuePayable(p.sup1.address, FACE, due, [short], ZERO_ADDRESS),
     )
     wrong = await p.invoice(p.sup1, p.sup2, 10)  # sold by the holder: wrong direction
     receipts["split: bad trade invoice (after mint)"] = await _mined_failure(
-        p.sup1, p.ledger.functions.split(root, p.sup2.address, 10, wrong)
+        p.sup1, p.claim_ledger.functions.split(root, p.sup2.address, 10, wrong)
     )
     fid = await apply(p, p.sup1, root, p.bank, 400_000)
     terms = await terms_for(p, fid)
@@ -442,7 +442,7 @@ async def test_reverted_calls_emit_nothing(platform: Platform) -> None:
     receipts["approve: wrong terms"] = await _mined_failure(
         p.bank, p.desk.functions.approveFinancing(fid, bad)
     )
-    await p.operator.transact(p.ledger.functions.freezeClaim(root, REASON))
+    await p.operator.transact(p.claim_ledger.functions.freezeClaim(root, REASON))
     receipts["approve: frozen (after exposure booked)"] = await _mined_failure(
         p.bank, p.desk.functions.approveFinancing(fid, terms.tuple())
     )
@@ -450,18 +450,18 @@ async def test_reverted_calls_emit_nothing(platform: Platform) -> None:
     for what, receipt in receipts.items():
         assert receipt["logs"] == [], f"{what}: a reverted call emitted {receipt['logs']}"
     # and nothing changed
-    assert await p.ledger.functions.claimCount().call() == root
+    assert await p.claim_ledger.functions.claimCount().call() == root
     assert (await p.suite.exposure(p.bank.address, p.core.address))[0] == 0
     assert (await p.suite.payable(pid)).settled_value == 0
-    assert await p.ledger.functions.payableCount().call() == pid
+    assert await p.claim_ledger.functions.payableCount().call() == pid
 
 
 async def test_time_exact_revert_emits_nothing(platform: Platform) -> None:
     pid, _root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=DAY)
     await platform.set_next_timestamp(due + GRACE)
-    receipt = await _mined_failure(platform.outsider, platform.ledger.functions.markOverdue(pid))
+    receipt = await _mined_failure(platform.outsider, platform.claim_ledger.functions.markOverdue(pid))
     assert receipt["logs"] == []
     ok = await transact_at(
-        platform, platform.outsider, platform.ledger.functions.markOverdue(pid), due + GRACE + 1
+        platform, platform.outsider, platform.claim_ledger.functions.markOverdue(pid), due + GRACE + 1
     )
     assert EventDecoder(platform).names(ok) == Counter({"PayableOverdue": 1})

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
-from ledger.suite import ZERO_ADDRESS, ZERO_HASH
-from tests.contracts.helpers import apply, finance, pipeline, terms_for
-from tests.support.platform import Actor, Platform
+from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
+from tests.support.contracts import apply, finance, pipeline, terms_for
+from bench.cast import Actor, Platform
 
 SIZES = (1, 10, 100, 1_000)
 EXTRA_PAYABLES = 200
@@ -44,9 +44,9 @@ class Measured:
 async def _issue(p: Platform, due: int, face: int = FACE) -> tuple[int, int]:
     invoice_id = await p.invoice(p.sup1, p.core, face)
     await p.core.transact(
-        p.ledger.functions.issuePayable(p.sup1.address, face, due, [invoice_id], ZERO_ADDRESS)
+        p.claim_ledger.functions.issuePayable(p.sup1.address, face, due, [invoice_id], ZERO_ADDRESS)
     )
-    payable = int(await p.ledger.functions.payableCount().call())
+    payable = int(await p.claim_ledger.functions.payableCount().call())
     return payable, (await p.suite.payable(payable)).root_claim_id
 
 
@@ -54,7 +54,7 @@ async def _grow(p: Platform, root: int, pieces: int) -> None:
     """Split ``pieces - 1`` one-unit pieces off ``root`` to sup2..sup5, pipelined."""
     recipients = [p.sup2, p.sup3, p.sup4, p.sup5]
     fns = [
-        p.ledger.functions.split(root, recipients[i % 4].address, 1, ZERO_HASH)
+        p.claim_ledger.functions.split(root, recipients[i % 4].address, 1, ZERO_HASH)
         for i in range(pieces - 1)
     ]
     await pipeline(p, p.sup1, fns, gas=200_000)
@@ -77,7 +77,7 @@ async def _extra_payables(p: Platform, count: int, due: int) -> None:
         p,
         p.core,
         [
-            p.ledger.functions.issuePayable(p.sup1.address, 1_000, due, [i], ZERO_ADDRESS)
+            p.claim_ledger.functions.issuePayable(p.sup1.address, 1_000, due, [i], ZERO_ADDRESS)
             for i in ids
         ],
         gas=500_000,
@@ -86,11 +86,11 @@ async def _extra_payables(p: Platform, count: int, due: int) -> None:
 
 async def _measure_moves(p: Platform, m: Measured) -> None:
     """Split, whole transfer and approval on ``m``'s payable (before the due date)."""
-    ledger = p.ledger.functions
-    r = await p.sup1.transact(ledger.split(m.root, p.sup4.address, 1_000, ZERO_HASH))
+    claim_ledger = p.claim_ledger.functions
+    r = await p.sup1.transact(claim_ledger.split(m.root, p.sup4.address, 1_000, ZERO_HASH))
     m.gas["split"] = int(r["gasUsed"])
-    m.moved = int(await ledger.claimCount().call())
-    r = await p.sup4.transact(ledger.transferClaim(m.moved, p.sup5.address, ZERO_HASH))
+    m.moved = int(await claim_ledger.claimCount().call())
+    r = await p.sup4.transact(claim_ledger.transferClaim(m.moved, p.sup5.address, ZERO_HASH))
     m.gas["transfer"] = int(r["gasUsed"])
     fid = await apply(p, p.sup1, m.root, p.bank, 5_000_000)
     terms = await terms_for(p, fid)
@@ -100,9 +100,9 @@ async def _measure_moves(p: Platform, m: Measured) -> None:
 
 
 async def _measure_settle(p: Platform, m: Measured) -> None:
-    ledger = p.ledger.functions
-    await p.core.transact(ledger.settleClaim(m.financed, PAY))  # settled value 0 → non-zero
-    r = await p.core.transact(ledger.settleClaim(m.moved, PAY))
+    claim_ledger = p.claim_ledger.functions
+    await p.core.transact(claim_ledger.settleClaim(m.financed, PAY))  # settled value 0 → non-zero
+    r = await p.core.transact(claim_ledger.settleClaim(m.moved, PAY))
     m.gas["settle"] = int(r["gasUsed"])
 
 
@@ -133,11 +133,11 @@ async def test_gas_is_flat_in_pieces_per_payable_and_payables_per_obligor(
         await _grow(p, root, size)
         rows.append(Measured(f"{size} piece(s) per payable", payable, root))
     for m in rows:
-        assert await p.ledger.functions.claimCount().call() >= m.root
+        assert await p.claim_ledger.functions.claimCount().call() >= m.root
         await _measure_moves(p, m)
 
     await _extra_payables(p, EXTRA_PAYABLES, due)
-    payables_before = int(await p.ledger.functions.payableCount().call())
+    payables_before = int(await p.claim_ledger.functions.payableCount().call())
     payable, root = await _issue(p, due)
     many = Measured(f"after {payables_before} payables", payable, root)
     await _measure_moves(p, many)
@@ -160,6 +160,6 @@ async def test_gas_is_flat_in_pieces_per_payable_and_payables_per_obligor(
     assert worst_split <= SPLIT_CEILING, f"split costs {worst_split} gas\n{table}"
     # the large payable really has its 1,000 pieces (plus the measured split and financing)
     big = rows[SIZES.index(1_000)]
-    pieces = await p.ledger.functions.balanceOf(p.sup2.address).call()
+    pieces = await p.claim_ledger.functions.balanceOf(p.sup2.address).call()
     assert pieces >= 250, f"sup2 holds only {pieces} pieces"
-    assert int(await p.ledger.functions.claimCount().call()) >= big.root + 999
+    assert int(await p.claim_ledger.functions.claimCount().call()) >= big.root + 999

@@ -13,9 +13,9 @@ import pytest
 from eth_utils.crypto import keccak
 
 from ledger.roles import Role
-from ledger.suite import ZERO_ADDRESS, ZERO_HASH, ClaimStatus
-from tests.contracts.helpers import apply, expect_revert, finance
-from tests.support.platform import Platform
+from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, ClaimStatus
+from tests.support.contracts import apply, expect_revert, finance
+from bench.cast import Platform
 
 FACE = 1_000_000
 #: Active members that do not hold the root piece (sup1 does), the obligor included.
@@ -25,7 +25,7 @@ NON_MEMBERS = ("operator", "outsider")
 
 
 def _erc(platform: Platform, signature: str) -> Any:
-    return platform.ledger.get_function_by_signature(signature)
+    return platform.claim_ledger.get_function_by_signature(signature)
 
 
 @pytest.mark.parametrize("who", NON_HOLDER_MEMBERS + NON_MEMBERS)
@@ -34,7 +34,7 @@ async def test_RevertWhen_non_holder_splits(platform: Platform, who: str) -> Non
     caller = platform.actors[who]
     to = platform.sup3.address
     await expect_revert(
-        caller.transact(platform.ledger.functions.split(root, to, 1_000, ZERO_HASH)),
+        caller.transact(platform.claim_ledger.functions.split(root, to, 1_000, ZERO_HASH)),
         "ClaimNotHolder",
         claimId=root,
         caller=caller.address,
@@ -55,7 +55,7 @@ async def test_RevertWhen_non_holder_transfers(platform: Platform, who: str) -> 
     caller = platform.actors[who]
     to = platform.sup3.address
     await expect_revert(
-        caller.transact(platform.ledger.functions.transferClaim(root, to, ZERO_HASH)),
+        caller.transact(platform.claim_ledger.functions.transferClaim(root, to, ZERO_HASH)),
         "ClaimNotHolder",
         claimId=root,
         caller=caller.address,
@@ -124,7 +124,7 @@ async def test_RevertWhen_operator_that_is_a_member_applies_for_a_piece_it_does_
         caller=op.address,
     )
     await expect_revert(
-        op.transact(platform.ledger.functions.split(root, op.address, 1_000, ZERO_HASH)),
+        op.transact(platform.claim_ledger.functions.split(root, op.address, 1_000, ZERO_HASH)),
         "ClaimNotHolder",
         claimId=root,
         caller=op.address,
@@ -134,11 +134,11 @@ async def test_RevertWhen_operator_that_is_a_member_applies_for_a_piece_it_does_
 async def test_former_holder_loses_control_after_transfer_and_financing(platform: Platform) -> None:
     _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
     await platform.sup1.transact(
-        platform.ledger.functions.transferClaim(root, platform.sup2.address, ZERO_HASH)
+        platform.claim_ledger.functions.transferClaim(root, platform.sup2.address, ZERO_HASH)
     )
     await expect_revert(
         platform.sup1.transact(
-            platform.ledger.functions.split(root, platform.sup3.address, 1, ZERO_HASH)
+            platform.claim_ledger.functions.split(root, platform.sup3.address, 1, ZERO_HASH)
         ),
         "ClaimNotHolder",
         claimId=root,
@@ -149,7 +149,7 @@ async def test_former_holder_loses_control_after_transfer_and_financing(platform
         actor = platform.actors[who]
         await expect_revert(
             actor.transact(
-                platform.ledger.functions.transferClaim(financed, platform.sup3.address, ZERO_HASH)
+                platform.claim_ledger.functions.transferClaim(financed, platform.sup3.address, ZERO_HASH)
             ),
             "ClaimNotHolder",
             claimId=financed,
@@ -157,7 +157,7 @@ async def test_former_holder_loses_control_after_transfer_and_financing(platform
         )
     # the financier now holds and controls the financed piece
     await platform.bank.transact(
-        platform.ledger.functions.split(financed, platform.sup3.address, 1, ZERO_HASH)
+        platform.claim_ledger.functions.split(financed, platform.sup3.address, 1, ZERO_HASH)
     )
 
 
@@ -185,7 +185,7 @@ async def test_erc721_transfer_with_right_from_moves_the_whole_piece(platform: P
             platform.sup1.address, platform.sup2.address, root
         )
     )
-    assert await platform.ledger.functions.ownerOf(root).call() == platform.sup2.address
+    assert await platform.claim_ledger.functions.ownerOf(root).call() == platform.sup2.address
     await platform.sup2.transact(
         _erc(platform, "transferFrom(address,address,uint256)")(
             platform.sup2.address, platform.sup3.address, root
@@ -200,14 +200,14 @@ async def test_RevertWhen_approvals_are_used(platform: Platform) -> None:
     for fn in (
         _erc(platform, "approve(address,uint256)")(other, root),
         _erc(platform, "approve(uint256,address,uint256)")(root, other, 1_000),
-        platform.ledger.functions.setApprovalForAll(other, True),
-        platform.ledger.functions.setApprovalForAll(other, False),
+        platform.claim_ledger.functions.setApprovalForAll(other, True),
+        platform.claim_ledger.functions.setApprovalForAll(other, False),
     ):
         await expect_revert(holder.transact(fn), "ClaimApprovalsDisabled")
-    ledger = platform.ledger.functions
-    assert await ledger.getApproved(root).call() == ZERO_ADDRESS
-    assert await ledger.isApprovedForAll(holder.address, other).call() is False
-    assert await ledger.allowance(root, other).call() == 0
+    claim_ledger = platform.claim_ledger.functions
+    assert await claim_ledger.getApproved(root).call() == ZERO_ADDRESS
+    assert await claim_ledger.isApprovedForAll(holder.address, other).call() is False
+    assert await claim_ledger.allowance(root, other).call() == 0
 
 
 async def test_RevertWhen_merging_pieces(platform: Platform) -> None:
@@ -226,7 +226,7 @@ async def test_RevertWhen_non_party_cancels_withdraws_approves_or_settles(
     pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, agent=platform.agent)
     # only the root's holder cancels — not the obligor
     await expect_revert(
-        platform.core.transact(platform.ledger.functions.cancelPayable(pid)),
+        platform.core.transact(platform.claim_ledger.functions.cancelPayable(pid)),
         "ClaimNotHolder",
         claimId=root,
         caller=platform.core.address,
@@ -249,28 +249,28 @@ async def test_RevertWhen_non_party_cancels_withdraws_approves_or_settles(
     # another obligor, or a clearing agent the payable does not name, cannot settle
     for other in (platform.core2, platform.sup1, platform.bank):
         await expect_revert(
-            other.transact(platform.ledger.functions.settleClaim(root, keccak(b"pay"))),
+            other.transact(platform.claim_ledger.functions.settleClaim(root, keccak(b"pay"))),
             "PayableNotSettler",
             payableId=pid,
             caller=other.address,
         )
-    await platform.agent.transact(platform.ledger.functions.settleClaim(root, keccak(b"pay")))
+    await platform.agent.transact(platform.claim_ledger.functions.settleClaim(root, keccak(b"pay")))
 
 
 async def test_RevertWhen_root_was_passed_on_and_its_holder_cancels(platform: Platform) -> None:
     pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
     await platform.sup1.transact(
-        platform.ledger.functions.transferClaim(root, platform.sup2.address, ZERO_HASH)
+        platform.claim_ledger.functions.transferClaim(root, platform.sup2.address, ZERO_HASH)
     )
     await expect_revert(
-        platform.sup1.transact(platform.ledger.functions.cancelPayable(pid)),
+        platform.sup1.transact(platform.claim_ledger.functions.cancelPayable(pid)),
         "ClaimNotHolder",
         claimId=root,
         caller=platform.sup1.address,
     )
     # the new holder is not the supplier the payable was issued to
     await expect_revert(
-        platform.sup2.transact(platform.ledger.functions.cancelPayable(pid)),
+        platform.sup2.transact(platform.claim_ledger.functions.cancelPayable(pid)),
         "PayableNotCancellable",
         payableId=pid,
     )
@@ -289,7 +289,7 @@ async def test_RevertWhen_root_was_passed_on_and_its_holder_cancels(platform: Pl
 async def test_supportsInterface_reports(
     platform: Platform, interface_id: str, supported: bool
 ) -> None:
-    answer = await platform.ledger.functions.supportsInterface(
+    answer = await platform.claim_ledger.functions.supportsInterface(
         bytes.fromhex(interface_id[2:])
     ).call()
     assert answer is supported

@@ -12,9 +12,9 @@ import pytest
 
 from ledger.anvil import dev_private_keys
 from ledger.deployment import DAY, DeploymentParameters
-from ledger.suite import ZERO_ADDRESS, ZERO_HASH, ClaimStatus, InvoiceStatus, PayableStatus
-from tests.contracts.helpers import EventDecoder, expect_revert, finance
-from tests.support.platform import Actor, Platform, build_platform
+from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, ClaimStatus, InvoiceStatus, PayableStatus
+from tests.support.contracts import EventDecoder, expect_revert, finance
+from bench.cast import Actor, Platform, build_platform
 
 FACE = 1_000_000
 
@@ -40,9 +40,9 @@ async def _issue(
 ) -> int:
     due = await platform.now() + 30 * DAY
     await platform.core.transact(
-        platform.ledger.functions.issuePayable(supplier.address, face, due, invoices, ZERO_ADDRESS)
+        platform.claim_ledger.functions.issuePayable(supplier.address, face, due, invoices, ZERO_ADDRESS)
     )
-    return int(await platform.ledger.functions.payableCount().call())
+    return int(await platform.claim_ledger.functions.payableCount().call())
 
 
 # ---- uniqueness -----------------------------------------------------------------------------
@@ -96,7 +96,7 @@ async def test_RevertWhen_reregistering_after_use_and_release(platform: Platform
     await _register(platform, platform.sup1, platform.core, invoice_id, doc)
     await platform.core.transact(platform.invoices.functions.confirmInvoice(invoice_id))
     pid = await _issue(platform, platform.sup1, [invoice_id])
-    await platform.sup1.transact(platform.ledger.functions.cancelPayable(pid))
+    await platform.sup1.transact(platform.claim_ledger.functions.cancelPayable(pid))
     await expect_revert(
         _register(platform, platform.sup1, platform.core, invoice_id, platform.unique("doc")),
         "InvoiceAlreadyRegistered",
@@ -136,7 +136,7 @@ async def test_RevertWhen_same_invoice_listed_twice(platform: Platform) -> None:
         status=InvoiceStatus.USED,
     )
     assert (await platform.suite.invoice(invoice_id)).status is InvoiceStatus.CONFIRMED
-    assert await platform.ledger.functions.payableCount().call() == 0
+    assert await platform.claim_ledger.functions.payableCount().call() == 0
 
 
 @pytest.mark.parametrize("state", ["registered", "voided"])
@@ -209,9 +209,9 @@ async def test_cancelPayable_releases_invoices_and_limit(platform: Platform) -> 
     pid = await _issue(platform, platform.sup1, [a, b])
     root = (await platform.suite.payable(pid)).root_claim_id
     assert (await platform.suite.obligor_account(platform.core.address)).outstanding == FACE
-    pieces_before = await platform.ledger.functions.balanceOf(platform.sup1.address).call()
+    pieces_before = await platform.claim_ledger.functions.balanceOf(platform.sup1.address).call()
 
-    receipt = await platform.sup1.transact(platform.ledger.functions.cancelPayable(pid))
+    receipt = await platform.sup1.transact(platform.claim_ledger.functions.cancelPayable(pid))
 
     released = [e for e in EventDecoder(platform).decode(receipt) if e.name == "InvoiceReleased"]
     assert [(e.args["invoiceId"], e.args["payableId"]) for e in released] == [(a, pid), (b, pid)]
@@ -220,22 +220,22 @@ async def test_cancelPayable_releases_invoices_and_limit(platform: Platform) -> 
     assert (await platform.suite.payable(pid)).status is PayableStatus.CANCELLED
     assert (await platform.suite.claim(root)).status is ClaimStatus.CANCELLED
     assert (await platform.suite.obligor_account(platform.core.address)).outstanding == 0
-    assert await platform.ledger.functions.balanceOf(platform.sup1.address).call() == (
+    assert await platform.claim_ledger.functions.balanceOf(platform.sup1.address).call() == (
         pieces_before - 1
     )
     await expect_revert(
-        platform.ledger.functions.ownerOf(root).call(), "ClaimNotFound", claimId=root
+        platform.claim_ledger.functions.ownerOf(root).call(), "ClaimNotFound", claimId=root
     )
     # Cancelled absorbs
     await expect_revert(
-        platform.sup1.transact(platform.ledger.functions.cancelPayable(pid)),
+        platform.sup1.transact(platform.claim_ledger.functions.cancelPayable(pid)),
         "PayableStatusInvalid",
         payableId=pid,
         status=PayableStatus.CANCELLED,
     )
     await expect_revert(
         platform.sup1.transact(
-            platform.ledger.functions.split(root, platform.sup2.address, 1, ZERO_HASH)
+            platform.claim_ledger.functions.split(root, platform.sup2.address, 1, ZERO_HASH)
         ),
         "ClaimNotLive",
         claimId=root,
@@ -250,7 +250,7 @@ async def test_RevertWhen_cancelling_a_touched_root(platform: Platform) -> None:
     pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
     child = await platform.split(platform.sup1, root, platform.sup2, 1)
     await expect_revert(
-        platform.sup1.transact(platform.ledger.functions.cancelPayable(pid)),
+        platform.sup1.transact(platform.claim_ledger.functions.cancelPayable(pid)),
         "PayableNotCancellable",
         payableId=pid,
     )
@@ -259,7 +259,7 @@ async def test_RevertWhen_cancelling_a_touched_root(platform: Platform) -> None:
     pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
     await finance(platform, platform.sup1, root, platform.bank, 1_000)
     await expect_revert(
-        platform.sup1.transact(platform.ledger.functions.cancelPayable(pid)),
+        platform.sup1.transact(platform.claim_ledger.functions.cancelPayable(pid)),
         "PayableNotCancellable",
         payableId=pid,
     )
@@ -279,9 +279,9 @@ async def test_split_citing_trade_invoice_marks_it_used(platform: Platform) -> N
     _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
     invoice_id = await _trade_invoice(platform, platform.sup2, platform.sup1, 250_000)
     receipt = await platform.sup1.transact(
-        platform.ledger.functions.split(root, platform.sup2.address, 250_000, invoice_id)
+        platform.claim_ledger.functions.split(root, platform.sup2.address, 250_000, invoice_id)
     )
-    child = int(await platform.ledger.functions.claimCount().call())
+    child = int(await platform.claim_ledger.functions.claimCount().call())
     events = EventDecoder(platform)
     used = events.one(receipt, "InvoiceUsed")
     assert (used["invoiceId"], used["payableId"], used["claimId"]) == (invoice_id, 0, child)
@@ -290,7 +290,7 @@ async def test_split_citing_trade_invoice_marks_it_used(platform: Platform) -> N
     # used once: it backs no second transfer
     await expect_revert(
         platform.sup1.transact(
-            platform.ledger.functions.split(root, platform.sup2.address, 1, invoice_id)
+            platform.claim_ledger.functions.split(root, platform.sup2.address, 1, invoice_id)
         ),
         "InvoiceStatusInvalid",
         invoiceId=invoice_id,
@@ -302,7 +302,7 @@ async def test_transferClaim_citing_trade_invoice_marks_it_used(platform: Platfo
     _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
     invoice_id = await _trade_invoice(platform, platform.sup2, platform.sup1, FACE)
     receipt = await platform.sup1.transact(
-        platform.ledger.functions.transferClaim(root, platform.sup2.address, invoice_id)
+        platform.claim_ledger.functions.transferClaim(root, platform.sup2.address, invoice_id)
     )
     used = EventDecoder(platform).one(receipt, "InvoiceUsed")
     assert (used["invoiceId"], used["payableId"], used["claimId"]) == (invoice_id, 0, root)
@@ -337,14 +337,14 @@ async def test_RevertWhen_trade_invoice_does_not_fit(
         inv = platform.unique("never-registered")
         error, expected = "InvoiceNotFound", {}
     fn = (
-        platform.ledger.functions.split(root, sup2.address, value, inv)
+        platform.claim_ledger.functions.split(root, sup2.address, value, inv)
         if move == "split"
-        else platform.ledger.functions.transferClaim(root, sup2.address, inv)
+        else platform.claim_ledger.functions.transferClaim(root, sup2.address, inv)
     )
     await expect_revert(sup1.transact(fn), error, invoiceId=inv, **expected)
     claim = await platform.suite.claim(root)
     assert (claim.holder, claim.amount) == (sup1.address, FACE)
-    assert await platform.ledger.functions.claimCount().call() == root
+    assert await platform.claim_ledger.functions.claimCount().call() == root
     if problem != "unknown":
         status = InvoiceStatus.REGISTERED if problem == "unconfirmed" else InvoiceStatus.CONFIRMED
         assert (await platform.suite.invoice(inv)).status is status
@@ -355,19 +355,19 @@ async def test_trade_invoice_required_by_deployment(platform: Platform) -> None:
     strict = await build_platform(
         platform.w3, dev_private_keys(), DeploymentParameters(trade_invoice_required=True)
     )
-    assert await strict.ledger.functions.TRADE_INVOICE_REQUIRED().call() is True
+    assert await strict.claim_ledger.functions.TRADE_INVOICE_REQUIRED().call() is True
     _pid, root, _due = await strict.issue(strict.core, strict.sup1, FACE)
-    ledger = strict.ledger.functions
+    claim_ledger = strict.claim_ledger.functions
     await expect_revert(
-        strict.sup1.transact(ledger.split(root, strict.sup2.address, 1_000, ZERO_HASH)),
+        strict.sup1.transact(claim_ledger.split(root, strict.sup2.address, 1_000, ZERO_HASH)),
         "ClaimTradeInvoiceRequired",
     )
     await expect_revert(
-        strict.sup1.transact(ledger.transferClaim(root, strict.sup2.address, ZERO_HASH)),
+        strict.sup1.transact(claim_ledger.transferClaim(root, strict.sup2.address, ZERO_HASH)),
         "ClaimTradeInvoiceRequired",
     )
     invoice_id = await strict.invoice(strict.sup2, strict.sup1, 1_000)
-    await strict.sup1.transact(ledger.split(root, strict.sup2.address, 1_000, invoice_id))
+    await strict.sup1.transact(claim_ledger.split(root, strict.sup2.address, 1_000, invoice_id))
     # a sale to a financier needs no trade invoice
     financed = await finance(strict, strict.sup1, root, strict.bank, 10_000)
     assert (await strict.suite.claim(financed)).financed is True

@@ -17,7 +17,7 @@ from eth_utils.crypto import keccak
 from web3.types import TxReceipt
 
 from ledger.deployment import DAY
-from ledger.suite import (
+from ledger.bindings import (
     ZERO_ADDRESS,
     ZERO_HASH,
     ClaimStatus,
@@ -25,7 +25,7 @@ from ledger.suite import (
     MemberStatus,
     PayableStatus,
 )
-from tests.contracts.helpers import (
+from tests.support.contracts import (
     GRACE,
     OVERDUE_WINDOW,
     EventDecoder,
@@ -34,7 +34,7 @@ from tests.contracts.helpers import (
     terms_for,
     transact_at,
 )
-from tests.support.platform import Platform
+from bench.cast import Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")
@@ -54,7 +54,7 @@ async def _payables(
 
 async def _mark(platform: Platform, payable_id: int, ts: int) -> TxReceipt:
     return await transact_at(
-        platform, platform.outsider, platform.ledger.functions.markOverdue(payable_id), ts
+        platform, platform.outsider, platform.claim_ledger.functions.markOverdue(payable_id), ts
     )
 
 
@@ -65,7 +65,7 @@ def _suspensions(platform: Platform, receipt: TxReceipt) -> list[dict[str, Any]]
 async def _issue_call(platform: Platform) -> Any:
     invoice_id = await platform.invoice(platform.sup2, platform.core, FACE)
     due = await platform.now() + 60 * DAY
-    return platform.ledger.functions.issuePayable(
+    return platform.claim_ledger.functions.issuePayable(
         platform.sup2.address, FACE, due, [invoice_id], ZERO_ADDRESS
     )
 
@@ -98,7 +98,7 @@ async def test_three_overdue_within_180_days_suspend_the_obligor(platform: Platf
     )
     # but it still settles what it owes, overdue or not
     for pid, root, _due in payables[:3]:
-        await p.core.transact(p.ledger.functions.settleClaim(root, PAY))
+        await p.core.transact(p.claim_ledger.functions.settleClaim(root, PAY))
         assert (await p.suite.payable(pid)).status is PayableStatus.SETTLED
     # the operator reinstates it; business resumes
     await p.operator.transact(p.members.functions.reinstateMember(p.core.address))
@@ -180,7 +180,7 @@ async def test_RevertWhen_marking_a_settled_or_overdue_payable(platform: Platfor
     p = platform
     (pid_a, root_a, due), (pid_b, _root_b, _due_b) = await _payables(p, 2, spacing=DAY)
     await p.warp_to(due)
-    await p.core.transact(p.ledger.functions.settleClaim(root_a, PAY))
+    await p.core.transact(p.claim_ledger.functions.settleClaim(root_a, PAY))
     ts = _due_b + GRACE + 1
     await expect_revert(
         _mark(p, pid_a, ts), "PayableStatusInvalid", payableId=pid_a, status=PayableStatus.SETTLED
@@ -193,7 +193,7 @@ async def test_RevertWhen_marking_a_settled_or_overdue_payable(platform: Platfor
         status=PayableStatus.OVERDUE,
     )
     await expect_revert(
-        p.outsider.transact(p.ledger.functions.markOverdue(999)), "PayableNotFound", payableId=999
+        p.outsider.transact(p.claim_ledger.functions.markOverdue(999)), "PayableNotFound", payableId=999
     )
 
 
@@ -204,64 +204,64 @@ async def test_freeze_blocks_moves_financing_and_settlement_until_unfrozen(
     platform: Platform,
 ) -> None:
     p = platform
-    ledger, desk = p.ledger.functions, p.desk.functions
+    claim_ledger, desk = p.claim_ledger.functions, p.desk.functions
     pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=30 * DAY, agent=p.agent)
     sibling = await p.split(p.sup1, root, p.sup2, 100_000)
     fid = await apply(p, p.sup1, root, p.bank, 200_000)
     terms = await terms_for(p, fid)
 
-    receipt = await p.operator.transact(ledger.freezeClaim(root, REASON))
+    receipt = await p.operator.transact(claim_ledger.freezeClaim(root, REASON))
     assert EventDecoder(p).one(receipt, "ClaimFrozen") == {"claimId": root, "reasonHash": REASON}
     claim = await p.suite.claim(root)
     assert (claim.status, claim.frozen, claim.locked_amount) == (ClaimStatus.FROZEN, True, 200_000)
 
     frozen = {"claimId": root}
-    erc721 = p.ledger.get_function_by_signature("transferFrom(address,address,uint256)")
+    erc721 = p.claim_ledger.get_function_by_signature("transferFrom(address,address,uint256)")
     expires = await p.now() + DAY
     for actor, fn in (
-        (p.sup1, ledger.split(root, p.sup3.address, 1, ZERO_HASH)),
-        (p.sup1, ledger.transferClaim(root, p.sup3.address, ZERO_HASH)),
+        (p.sup1, claim_ledger.split(root, p.sup3.address, 1, ZERO_HASH)),
+        (p.sup1, claim_ledger.transferClaim(root, p.sup3.address, ZERO_HASH)),
         (p.sup1, erc721(p.sup1.address, p.sup3.address, root)),
         (p.sup1, desk.applyForFinancing(root, p.bank2.address, 1_000, expires)),
         (p.bank, desk.approveFinancing(fid, terms.tuple())),
-        (p.operator, ledger.freezeClaim(root, REASON)),
+        (p.operator, claim_ledger.freezeClaim(root, REASON)),
     ):
         await expect_revert(actor.transact(fn), "ClaimIsFrozen", **frozen)
     await expect_revert(
-        p.sup1.transact(ledger.cancelPayable(pid)), "PayableNotCancellable", payableId=pid
+        p.sup1.transact(claim_ledger.cancelPayable(pid)), "PayableNotCancellable", payableId=pid
     )
     # the payable's other pieces are not frozen
-    await p.sup2.transact(ledger.split(sibling, p.sup3.address, 1, ZERO_HASH))
+    await p.sup2.transact(claim_ledger.split(sibling, p.sup3.address, 1, ZERO_HASH))
 
-    receipt = await p.operator.transact(ledger.unfreezeClaim(root))
+    receipt = await p.operator.transact(claim_ledger.unfreezeClaim(root))
     assert EventDecoder(p).names(receipt) == {"ClaimUnfrozen": 1}
     await expect_revert(
-        p.operator.transact(ledger.unfreezeClaim(root)), "ClaimNotFrozen", claimId=root
+        p.operator.transact(claim_ledger.unfreezeClaim(root)), "ClaimNotFrozen", claimId=root
     )
     claim = await p.suite.claim(root)
     assert (claim.status, claim.frozen) == (ClaimStatus.LOCKED, False)
     await p.bank.transact(desk.approveFinancing(fid, terms.tuple()))
     assert (await p.suite.financing(fid)).status is FinancingStatus.APPROVED
-    await p.sup1.transact(ledger.split(root, p.sup3.address, 1, ZERO_HASH))
+    await p.sup1.transact(claim_ledger.split(root, p.sup3.address, 1, ZERO_HASH))
 
     # settlement: a frozen piece is not paid, singly or in a batch, until unfrozen
-    await p.operator.transact(ledger.freezeClaim(sibling, REASON))
+    await p.operator.transact(claim_ledger.freezeClaim(sibling, REASON))
     await p.warp_to(due)
     for settler in (p.core, p.agent):
         await expect_revert(
-            settler.transact(ledger.settleClaim(sibling, PAY)), "ClaimIsFrozen", claimId=sibling
+            settler.transact(claim_ledger.settleClaim(sibling, PAY)), "ClaimIsFrozen", claimId=sibling
         )
         await expect_revert(
-            settler.transact(ledger.settleClaims([root, sibling], [PAY, PAY])),
+            settler.transact(claim_ledger.settleClaims([root, sibling], [PAY, PAY])),
             "ClaimIsFrozen",
             claimId=sibling,
         )
     assert (await p.suite.claim(root)).status is not ClaimStatus.SETTLED
-    await p.operator.transact(ledger.unfreezeClaim(sibling))
-    await p.agent.transact(ledger.settleClaims([root, sibling], [PAY, PAY]))
+    await p.operator.transact(claim_ledger.unfreezeClaim(sibling))
+    await p.agent.transact(claim_ledger.settleClaims([root, sibling], [PAY, PAY]))
     # a settled piece cannot be frozen: Settled absorbs
     await expect_revert(
-        p.operator.transact(ledger.freezeClaim(root, REASON)),
+        p.operator.transact(claim_ledger.freezeClaim(root, REASON)),
         "ClaimNotLive",
         claimId=root,
         status=ClaimStatus.SETTLED,

@@ -14,9 +14,9 @@ from eth_utils.crypto import keccak
 from ledger.artifacts import load_artifact
 from ledger.deployment import DAY
 from ledger.roles import Role
-from ledger.suite import ZERO_ADDRESS, ZERO_HASH, FinancingStatus, PayableStatus
-from tests.contracts.helpers import GRACE, apply, expect_revert, terms_for
-from tests.support.platform import Actor, Platform
+from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, FinancingStatus, PayableStatus
+from tests.support.contracts import GRACE, apply, expect_revert, terms_for
+from bench.cast import Actor, Platform
 
 FACE = 1_000_000
 PAY = keccak(b"bank-payment")
@@ -89,9 +89,9 @@ def mutators(
     p: Platform, w: World, now: int, approve_terms: tuple[Any, ...]
 ) -> list[tuple[str, Actor, Callable[[], Any]]]:
     """Every business mutator as (name, caller, call), in an order that succeeds unpaused."""
-    ledger, desk, invoices = p.ledger.functions, p.desk.functions, p.invoices.functions
-    erc721_transfer = p.ledger.get_function_by_signature("transferFrom(address,address,uint256)")
-    erc3525_split = p.ledger.get_function_by_signature("transferFrom(uint256,address,uint256)")
+    claim_ledger, desk, invoices = p.claim_ledger.functions, p.desk.functions, p.invoices.functions
+    erc721_transfer = p.claim_ledger.get_function_by_signature("transferFrom(address,address,uint256)")
+    erc3525_split = p.claim_ledger.get_function_by_signature("transferFrom(uint256,address,uint256)")
     new_invoice, new_doc = p.unique("inv"), p.unique("doc")
     return [
         (
@@ -104,12 +104,12 @@ def mutators(
         (
             "issuePayable",
             p.core,
-            lambda: ledger.issuePayable(
+            lambda: claim_ledger.issuePayable(
                 p.sup1.address, FACE, now + 30 * DAY, [w.inv_to_issue], ZERO_ADDRESS
             ),
         ),
-        ("cancelPayable", p.sup1, lambda: ledger.cancelPayable(w.p_cancel)),
-        ("split", p.sup1, lambda: ledger.split(w.r_moves, p.sup2.address, 1_000, ZERO_HASH)),
+        ("cancelPayable", p.sup1, lambda: claim_ledger.cancelPayable(w.p_cancel)),
+        ("split", p.sup1, lambda: claim_ledger.split(w.r_moves, p.sup2.address, 1_000, ZERO_HASH)),
         ("erc3525.transferFrom", p.sup1, lambda: erc3525_split(w.r_moves, p.sup3.address, 1_000)),
         (
             "applyForFinancing",
@@ -123,19 +123,19 @@ def mutators(
         (
             "transferClaim",
             p.sup1,
-            lambda: ledger.transferClaim(w.r_transfer, p.sup2.address, ZERO_HASH),
+            lambda: claim_ledger.transferClaim(w.r_transfer, p.sup2.address, ZERO_HASH),
         ),
         (
             "erc721.transferFrom",
             p.sup1,
             lambda: erc721_transfer(p.sup1.address, p.sup3.address, w.r_transfer_721),
         ),
-        ("markOverdue", p.outsider, lambda: ledger.markOverdue(w.p_settle)),
-        ("settleClaim", p.core, lambda: ledger.settleClaim(w.c_settle_a, PAY)),
+        ("markOverdue", p.outsider, lambda: claim_ledger.markOverdue(w.p_settle)),
+        ("settleClaim", p.core, lambda: claim_ledger.settleClaim(w.c_settle_a, PAY)),
         (
             "settleClaims",
             p.core,
-            lambda: ledger.settleClaims([w.c_settle_b, w.r_settle], [PAY, PAY]),
+            lambda: claim_ledger.settleClaims([w.c_settle_b, w.r_settle], [PAY, PAY]),
         ),
         ("setExposureLimit", p.bank, lambda: desk.setExposureLimit(p.core2.address, 7)),
     ]

@@ -13,10 +13,11 @@ from eth_utils.crypto import keccak
 from web3.types import TxReceipt
 
 from ledger.deployment import DAY
-from ledger.errors import ContractRevert, revert_for_failed_transaction
-from ledger.suite import ClaimStatus, FinancingStatus
-from tests.contracts.helpers import apply, send_in_one_block, terms_for
-from tests.support.platform import Platform
+from ledger.errors import ContractRevert
+from ledger.reverts import revert_for_failed_transaction
+from ledger.bindings import ClaimStatus, FinancingStatus
+from tests.support.contracts import apply, send_in_one_block, terms_for
+from bench.cast import Platform
 
 FACE = 1_000_000
 
@@ -33,7 +34,7 @@ async def _one_winner(platform: Platform, receipts: list[TxReceipt]) -> tuple[in
 
 async def _assert_conserved(platform: Platform, payable_id: int) -> None:
     payable = await platform.suite.payable(payable_id)
-    count = int(await platform.ledger.functions.claimCount().call())
+    count = int(await platform.claim_ledger.functions.claimCount().call())
     live = 0
     for claim_id in range(1, count + 1):
         claim = await platform.suite.claim(claim_id)
@@ -66,7 +67,7 @@ async def test_two_approvals_of_one_application_in_one_block(platform: Platform)
     financing = await platform.suite.financing(fid)
     assert financing.disbursement_ref == first.disbursement_ref
     # the value moved once
-    assert await platform.ledger.functions.claimCount().call() == root + 1
+    assert await platform.claim_ledger.functions.claimCount().call() == root + 1
     financed = await platform.suite.claim(financing.financed_claim_id or 0)
     assert (financed.holder, financed.amount, financed.financed) == (
         platform.bank.address,
@@ -122,7 +123,7 @@ async def test_application_and_split_of_the_same_value_in_one_block(platform: Pl
             ),
             (
                 platform.sup1,
-                platform.ledger.functions.split(root, platform.sup2.address, 600_000, b"\0" * 32),
+                platform.claim_ledger.functions.split(root, platform.sup2.address, 600_000, b"\0" * 32),
             ),
         ],
     )
@@ -130,7 +131,7 @@ async def test_application_and_split_of_the_same_value_in_one_block(platform: Pl
     assert winner == 0
     assert revert.name == "ClaimAmountExceedsAvailable"
     assert revert.args == {"claimId": root, "amount": 600_000, "available": 400_000}
-    assert await platform.ledger.functions.claimCount().call() == root
+    assert await platform.claim_ledger.functions.claimCount().call() == root
     await _assert_conserved(platform, pid)
 
 
@@ -193,7 +194,7 @@ async def test_two_settlements_of_one_piece_in_one_block(platform: Platform) -> 
     )
     child = await platform.split(platform.sup1, root, platform.sup2, 100_000)
     await platform.warp_to(due)
-    settle = platform.ledger.functions.settleClaim
+    settle = platform.claim_ledger.functions.settleClaim
     receipts = await send_in_one_block(
         platform,
         [

@@ -26,9 +26,9 @@ from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
 from ledger.roles import LEDGER_ROLE, Role
-from ledger.suite import ZERO_ADDRESS, ZERO_HASH
-from tests.contracts.helpers import GRACE, OK, apply, expect_revert, finance, terms_for
-from tests.support.platform import Actor, Platform
+from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
+from tests.support.contracts import GRACE, OK, apply, expect_revert, finance, terms_for
+from bench.cast import Actor, Platform
 
 # ---- error names, abbreviated so the table stays readable -----------------------------------
 ACU = "AccessControlUnauthorizedAccount"  # OpenZeppelin onlyRole (MemberRegistry)
@@ -164,7 +164,7 @@ def setup(*names: str) -> Callable[[Setup], Setup]:
 
 
 def _sig(p: Platform, signature: str) -> Any:
-    return p.ledger.get_function_by_signature(signature)
+    return p.claim_ledger.get_function_by_signature(signature)
 
 
 # ---- MemberRegistry -------------------------------------------------------------------------
@@ -227,20 +227,20 @@ async def _suspend_for_overdue(p: Platform, name: str) -> Cell:
 
 @setup("setProgramLimit")
 async def _program_limit(p: Platform, name: str) -> Cell:
-    return Cell(lambda a: p.ledger.functions.setProgramLimit(p.core2.address, 5_000))
+    return Cell(lambda a: p.claim_ledger.functions.setProgramLimit(p.core2.address, 5_000))
 
 
 @setup("freezeClaim")
 async def _freeze(p: Platform, name: str) -> Cell:
     _pid, root, _due = await p.issue(p.core, p.sup1, 1_000)
-    return Cell(lambda a: p.ledger.functions.freezeClaim(root, REASON))
+    return Cell(lambda a: p.claim_ledger.functions.freezeClaim(root, REASON))
 
 
 @setup("unfreezeClaim")
 async def _unfreeze(p: Platform, name: str) -> Cell:
     _pid, root, _due = await p.issue(p.core, p.sup1, 1_000)
-    await p.operator.transact(p.ledger.functions.freezeClaim(root, REASON))
-    return Cell(lambda a: p.ledger.functions.unfreezeClaim(root))
+    await p.operator.transact(p.claim_ledger.functions.freezeClaim(root, REASON))
+    return Cell(lambda a: p.claim_ledger.functions.unfreezeClaim(root))
 
 
 # ---- InvoiceRegistry ------------------------------------------------------------------------
@@ -277,7 +277,7 @@ async def _issue(p: Platform, name: str) -> Cell:
     invoice_id = await p.invoice(p.sup1, p.core, 1_000)
     due = await p.now() + 90 * DAY
     return Cell(
-        lambda a: p.ledger.functions.issuePayable(
+        lambda a: p.claim_ledger.functions.issuePayable(
             p.sup1.address, 1_000, due, [invoice_id], ZERO_ADDRESS
         ),
         {"role": Role.CORE_ENTERPRISE.role_id},
@@ -301,9 +301,9 @@ async def _root_piece(p: Platform, name: str) -> Cell:
     pid, root, _due = await p.issue(p.core, p.sup1, 1_000)
     sup1, sup2 = p.sup1.address, p.sup2.address
     calls: dict[str, Callable[[Actor], Any]] = {
-        "cancelPayable": lambda a: p.ledger.functions.cancelPayable(pid),
-        "split": lambda a: p.ledger.functions.split(root, sup2, 100, ZERO_HASH),
-        "transferClaim": lambda a: p.ledger.functions.transferClaim(root, sup2, ZERO_HASH),
+        "cancelPayable": lambda a: p.claim_ledger.functions.cancelPayable(pid),
+        "split": lambda a: p.claim_ledger.functions.split(root, sup2, 100, ZERO_HASH),
+        "transferClaim": lambda a: p.claim_ledger.functions.transferClaim(root, sup2, ZERO_HASH),
         "3525.transferFrom(id,to,v)": lambda a: _sig(p, "transferFrom(uint256,address,uint256)")(
             root, sup2, 100
         ),
@@ -322,7 +322,7 @@ async def _root_piece(p: Platform, name: str) -> Cell:
         ),
         "3525.approve": lambda a: _sig(p, "approve(uint256,address,uint256)")(root, sup2, 100),
         "721.approve": lambda a: _sig(p, "approve(address,uint256)")(sup2, root),
-        "setApprovalForAll": lambda a: p.ledger.functions.setApprovalForAll(sup2, True),
+        "setApprovalForAll": lambda a: p.claim_ledger.functions.setApprovalForAll(sup2, True),
     }
     return Cell(calls[name], {"claim": root, "payable": pid})
 
@@ -332,15 +332,15 @@ async def _settle(p: Platform, name: str) -> Cell:
     pid, root, due = await p.issue(p.core, p.sup1, 1_000, due_in=DAY, agent=p.agent)
     await p.warp_to(due)
     if name == "settleClaim":
-        return Cell(lambda a: p.ledger.functions.settleClaim(root, PAYMENT_REF), {"payable": pid})
-    return Cell(lambda a: p.ledger.functions.settleClaims([root], [PAYMENT_REF]), {"payable": pid})
+        return Cell(lambda a: p.claim_ledger.functions.settleClaim(root, PAYMENT_REF), {"payable": pid})
+    return Cell(lambda a: p.claim_ledger.functions.settleClaims([root], [PAYMENT_REF]), {"payable": pid})
 
 
 @setup("markOverdue")
 async def _overdue(p: Platform, name: str) -> Cell:
     pid, _root, due = await p.issue(p.core, p.sup1, 1_000, due_in=DAY)
     await p.warp_to(due + GRACE + 1)
-    return Cell(lambda a: p.ledger.functions.markOverdue(pid))
+    return Cell(lambda a: p.claim_ledger.functions.markOverdue(pid))
 
 
 # ---- FinancingDesk --------------------------------------------------------------------------
@@ -393,7 +393,7 @@ async def _exposure_limit(p: Platform, name: str) -> Cell:
 @setup("lockForFinancing")
 async def _lock(p: Platform, name: str) -> Cell:
     _pid, root, _due = await p.issue(p.core, p.sup1, 1_000)
-    return Cell(lambda a: p.ledger.functions.lockForFinancing(root, p.sup1.address, 1))
+    return Cell(lambda a: p.claim_ledger.functions.lockForFinancing(root, p.sup1.address, 1))
 
 
 @setup("unlockFromFinancing", "financeLocked")
@@ -401,13 +401,13 @@ async def _locked(p: Platform, name: str) -> Cell:
     _pid, root, _due = await p.issue(p.core, p.sup1, 1_000)
     await apply(p, p.sup1, root, p.bank, 400)
     if name == "unlockFromFinancing":
-        return Cell(lambda a: p.ledger.functions.unlockFromFinancing(root, 400))
-    return Cell(lambda a: p.ledger.functions.financeLocked(root, 400, p.bank.address))
+        return Cell(lambda a: p.claim_ledger.functions.unlockFromFinancing(root, 400))
+    return Cell(lambda a: p.claim_ledger.functions.financeLocked(root, 400, p.bank.address))
 
 
 @setup("bindFinancingDesk")
 async def _bind(p: Platform, name: str) -> Cell:
-    return Cell(lambda a: p.ledger.functions.bindFinancingDesk(a.address))
+    return Cell(lambda a: p.claim_ledger.functions.bindFinancingDesk(a.address))
 
 
 @setup("releaseExposure")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ledger.suite import ClaimStatus, PayableStatus
-from tests.support.platform import Platform
+from ledger.bindings import ClaimStatus, PayableStatus
+from bench.cast import Platform
 
 
 async def test_issue_and_split_roundtrip(platform: Platform) -> None:
@@ -18,4 +18,4 @@ async def test_issue_and_split_roundtrip(platform: Platform) -> None:
 
 
 async def test_snapshot_isolates_tests(platform: Platform) -> None:
-    assert await platform.ledger.functions.payableCount().call() == 0
+    assert await platform.claim_ledger.functions.payableCount().call() == 0

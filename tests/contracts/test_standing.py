@@ -6,20 +6,20 @@ from __future__ import annotations
 
 from ledger.deployment import DAY
 from ledger.roles import Role, roles_to_mask
-from ledger.suite import ZERO_HASH, FinancingStatus, PayableStatus
-from tests.contracts.helpers import apply, approve, expect_revert
-from tests.support.platform import Platform
+from ledger.bindings import ZERO_HASH, FinancingStatus, PayableStatus
+from tests.support.contracts import apply, approve, expect_revert
+from bench.cast import Platform
 
 
 async def test_cancelPayable_RevertWhen_root_came_back_whole(platform: Platform) -> None:
     p = platform
     payable_id, root, _ = await p.issue(p.core, p.sup1, 1_000)
-    await p.sup1.transact(p.ledger.functions.transferClaim(root, p.sup2.address, ZERO_HASH))
-    await p.sup2.transact(p.ledger.functions.transferClaim(root, p.sup1.address, ZERO_HASH))
+    await p.sup1.transact(p.claim_ledger.functions.transferClaim(root, p.sup2.address, ZERO_HASH))
+    await p.sup2.transact(p.claim_ledger.functions.transferClaim(root, p.sup1.address, ZERO_HASH))
     claim = await p.suite.claim(root)
     assert (claim.holder, claim.amount) == (p.sup1.address, 1_000)  # whole and back home
     await expect_revert(
-        p.sup1.transact(p.ledger.functions.cancelPayable(payable_id)),
+        p.sup1.transact(p.claim_ledger.functions.cancelPayable(payable_id)),
         "PayableNotCancellable",
         payableId=payable_id,
     )
@@ -32,14 +32,14 @@ async def test_cancelPayable_RevertWhen_root_was_locked_then_unlocked(platform: 
     await p.sup1.transact(p.desk.functions.withdrawFinancing(fid))
     assert (await p.suite.claim(root)).locked_amount == 0
     await expect_revert(
-        p.sup1.transact(p.ledger.functions.cancelPayable(payable_id)), "PayableNotCancellable"
+        p.sup1.transact(p.claim_ledger.functions.cancelPayable(payable_id)), "PayableNotCancellable"
     )
 
 
 async def test_cancelPayable_untouched_root_succeeds(platform: Platform) -> None:
     p = platform
     payable_id, _root, _ = await p.issue(p.core, p.sup1, 1_000)
-    await p.sup1.transact(p.ledger.functions.cancelPayable(payable_id))
+    await p.sup1.transact(p.claim_ledger.functions.cancelPayable(payable_id))
     assert (await p.suite.payable(payable_id)).status is PayableStatus.CANCELLED
 
 

@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.stack import BIN, ROOT
 from ledger.anvil import STATE_FILE, free_port, rpc_call
-from tests.support.stack import BIN, ROOT
 
 KEY_LINE = re.compile(r"operator's API key \(shown once, keep it\): (tf_[0-9a-f]{12}_\S+)")
 KYC_UNTIL = (datetime.now(UTC) + timedelta(days=365)).isoformat()

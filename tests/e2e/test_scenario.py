@@ -1,7 +1,7 @@
 """The whole story of ``tierflow demo`` on a fresh platform, judged from the auditor's view.
 
 :func:`tierflow.demo.run_demo` (the very code the command runs) goes through the HTTP API of
-a :class:`~tests.support.stack.Stack` — anvil, the deployed suite, ``tierflow index`` and
+a :class:`~bench.stack.Stack` — anvil, the deployed suite, ``tierflow index`` and
 ``tierflow serve`` as real processes — once on SQLite (module-scoped: each test below checks
 one aspect of the same outcome) and once on PostgreSQL (every check, one test). The checks
 read what the auditor reads: the lineage tree, the chain's event feed, exposure, the
@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from tests.indexer.conftest import create_pg_database, drop_pg_database
-from tests.support.stack import Stack
-from tierflow import demo
+from bench.stack import Stack
+from tests.support.databases import create_pg_database, drop_pg_database
+from tierflow import demo_story, demo_view
 from tierflow.demo import DemoResult, run_demo
 
-YUAN = demo.YUAN
-FINANCED = demo.AUTO_FINANCING[1] + demo.MANUAL_FINANCING[1]
+YUAN = demo_story.YUAN
+FINANCED = demo_story.AUTO_FINANCING[1] + demo_story.MANUAL_FINANCING[1]
 
 
 @dataclass
@@ -92,7 +92,7 @@ def events(o: Outcome, name: str) -> list[dict[str, Any]]:
 async def check_every_piece_settled(o: Outcome) -> None:
     p = o.result.payable
     assert p["status"] == "settled"
-    assert p["settled_value"] == p["face_value"] == demo.FACE_VALUE
+    assert p["settled_value"] == p["face_value"] == demo_story.FACE_VALUE
     assert p["outstanding_value"] == 0
     pieces = nodes(o.result)
     assert {n["status"] for n in pieces} == {"settled"}
@@ -102,7 +102,7 @@ async def check_every_piece_settled(o: Outcome) -> None:
     assert sorted(e["args"]["claimId"] for e in settled) == sorted(n["id"] for n in pieces)
     assert sorted(s["claim_id"] for s in o.result.settlements) == sorted(n["id"] for n in pieces)
     assert {e["args"]["holder"] for e in settled} == {n["holder"] for n in pieces}
-    assert sum(e["args"]["value"] for e in settled) == demo.FACE_VALUE
+    assert sum(e["args"]["value"] for e in settled) == demo_story.FACE_VALUE
     assert len(events(o, "PayableSettled")) == 1
     # The clearing agent recorded all but the last, which the core recorded itself.
     by = [s["by"] for s in o.result.settlements]
@@ -176,8 +176,8 @@ async def check_auto_approval_without_a_person(o: Outcome) -> None:
     assert auto.quote is not None
     assert auto.quote["auto_approval"]["would_approve"] is True
     r = auto.record
-    assert r["advance"] + r["discount"] + r["fees"] == r["amount"] == demo.AUTO_FINANCING[1]
-    assert r["annual_rate_bps"] == demo.RATE_BPS
+    assert r["advance"] + r["discount"] + r["fees"] == r["amount"] == demo_story.AUTO_FINANCING[1]
+    assert r["annual_rate_bps"] == demo_story.RATE_BPS
     assert r["registration_no"]  # the credit line's, put on by the policy
     # No request approved it: the transaction is in nobody's audit record.
     tx = _approved_tx(o, auto.id)
@@ -189,7 +189,7 @@ async def check_manual_approval(o: Outcome) -> None:
     manual = o.result.manual
     assert manual.status == "approved"
     r = manual.record
-    assert r["advance"] + r["discount"] + r["fees"] == r["amount"] == demo.MANUAL_FINANCING[1]
+    assert r["advance"] + r["discount"] + r["fees"] == r["amount"] == demo_story.MANUAL_FINANCING[1]
     assert r["registration_no"].startswith("ZD")
     assert manual.quote is not None
     # Above the policy's limit: the quote said so, and the policy left it for a person.
@@ -214,22 +214,22 @@ async def check_exposure(o: Outcome) -> None:
     core, bank = res.members["core"].address, res.members["bank"].address
     before = _row(res.exposure_before, core)
     assert before["financier"] is None
-    assert before["program_limit"] == demo.PROGRAM_LIMIT
-    assert before["issued"] == before["outstanding"] == demo.FACE_VALUE
+    assert before["program_limit"] == demo_story.PROGRAM_LIMIT
+    assert before["issued"] == before["outstanding"] == demo_story.FACE_VALUE
     assert before["overdue"] == 0
     assert before["financed"] == FINANCED
     bank_before = _row(res.bank_exposure_before, core)
     assert bank_before["financier"] == bank
     assert bank_before["financed"] == FINANCED
-    assert bank_before["exposure_limit"] == demo.CREDIT_LINE
+    assert bank_before["exposure_limit"] == demo_story.CREDIT_LINE
     # Paid at maturity: nothing outstanding, nothing financed, the limits unchanged.
     after = _row(res.exposure_after, core)
-    assert after["issued"] == demo.FACE_VALUE
+    assert after["issued"] == demo_story.FACE_VALUE
     assert after["outstanding"] == after["overdue"] == after["financed"] == 0
-    assert after["program_limit"] == demo.PROGRAM_LIMIT
+    assert after["program_limit"] == demo_story.PROGRAM_LIMIT
     bank_after = _row(res.bank_exposure_after, core)
     assert bank_after["financed"] == 0
-    assert bank_after["exposure_limit"] == demo.CREDIT_LINE
+    assert bank_after["exposure_limit"] == demo_story.CREDIT_LINE
     assert len(events(o, "ExposureReleased")) == 2  # the two financed pieces, when paid
 
 
@@ -239,7 +239,7 @@ async def check_reconciliation(o: Outcome) -> None:
     assert rec["differences_total"] == 0
     assert rec["differences"] == []
     assert rec["checked"]
-    assert sum(rec["checked"].values()) >= len(nodes(o.result)) + len(demo.CAST)
+    assert sum(rec["checked"].values()) >= len(nodes(o.result)) + len(demo_story.CAST)
     # Asked again now, still equal (and at a checkpoint at least as recent).
     again = await o.auditor_get("/v1/audit/reconciliation")
     assert again["ok"] is True
@@ -253,9 +253,9 @@ async def check_audit_log(o: Outcome) -> None:
     assert verified["records"] == len(o.log)
     # Every write of the story left one record (AP-3), all of them accepted.
     story_writes = (
-        len(demo.CAST) + 1  # members, the program limit
+        len(demo_story.CAST) + 1  # members, the program limit
         + 2 * 2 + 1  # two invoices registered and confirmed, the payable
-        + 3 * len(demo.SPLITS)  # a trade invoice registered and confirmed, the split
+        + 3 * len(demo_story.SPLITS)  # a trade invoice registered and confirmed, the split
         + 2 + 2 + 1  # credit line and policy, two applications, one approval by hand
         + len(o.result.settlements)
     )  # fmt: skip
@@ -292,14 +292,16 @@ async def test_the_demo_draws_the_tree_and_the_exposure(
 ) -> None:
     out = tmp_path / "picture.txt"
     with out.open("w") as handle:
-        Console(file=handle, width=140, color_system=None).print(demo.render(sqlite_outcome.result))
+        Console(file=handle, width=140, color_system=None).print(
+            demo_view.render(sqlite_outcome.result)
+        )
     text = out.read_text()
-    for role, name, _ in demo.CAST:
+    for role, name, _ in demo_story.CAST:
         if role not in ("auditor", "clearing"):
             assert name in text, name  # every holder of a piece appears in the tree
-    assert demo.money(demo.FACE_VALUE) in text
+    assert demo_view.money(demo_story.FACE_VALUE) in text
     assert "Exposure: before maturity → after settlement" in text
-    assert f"{demo.money(FINANCED)} → ¥0" in text  # the bank's exposure, paid off
+    assert f"{demo_view.money(FINANCED)} → ¥0" in text  # the bank's exposure, paid off
     assert "0 differences" in text
 
 

@@ -9,67 +9,15 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import asyncpg
 import pytest
 
+from bench.cast import build_platform
 from indexer.config import IndexerConfig
 from ledger.anvil import AnvilProcess, dev_private_keys
-from ledger.chain import close_web3, make_web3
-from tests.support.platform import Platform, build_platform
-
-#: The PostgreSQL server of the machine (and CI's): trust auth, database ``test``.
-PG_SERVER = os.environ.get("TIERFLOW_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/test")
-
-
-def _pg_url(database: str) -> str:
-    base = PG_SERVER.rsplit("/", 1)[0]
-    return f"{base}/{database}"
-
-
-async def create_pg_database() -> str:
-    name = f"tierflow_t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_SERVER)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_pg_database(name: str) -> None:
-    conn = await asyncpg.connect(PG_SERVER)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'mirror.db'}"
-        return
-    name = await create_pg_database()
-    try:
-        yield _pg_url(name).replace("postgresql://", "postgresql+asyncpg://")
-    finally:
-        await drop_pg_database(name)
-
-
-@dataclass
-class Chain:
-    node: AnvilProcess
-    platform: Platform
-
-    @property
-    def url(self) -> str:
-        return self.node.url
+from ledger.node import close_web3, make_web3
+from tests.support.chain import Chain
 
 
 @pytest.fixture

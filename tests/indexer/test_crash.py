@@ -27,11 +27,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.engine import create_engine
+from db.types import table_of
 from indexer import models
-from indexer.db import create_engine, migrate
-from indexer.models import table_of
-from indexer.rpc import RpcClient
-from tests.indexer.helpers import (
+from indexer.models import migrate
+from ledger.jsonrpc import RpcClient
+from tests.support.mirror import (
     ONE_PASS,
     History,
     index_once,

@@ -21,8 +21,9 @@ import pytest
 
 from indexer.config import IndexerConfig
 from indexer.pipeline import Indexer
-from tests.indexer.conftest import Chain
-from tests.indexer.helpers import (
+from tests.support.chain import Chain
+from tests.support.faulty_node import Fault, FaultyNode
+from tests.support.mirror import (
     ONE_PASS,
     Histories,
     approve_pending,
@@ -33,7 +34,6 @@ from tests.indexer.helpers import (
     sqlite_url,
     stored_checkpoint,
 )
-from tests.support.faulty_node import Fault, FaultyNode
 
 SEED = 9
 TRANSIENT = [

@@ -15,7 +15,7 @@ from eth_utils.address import to_checksum_address
 
 from bench.indexer_load import CONTRACTS, UNREACHABLE_EVENTS, scenario
 from ledger.anvil import AnvilProcess
-from ledger.chain import close_web3, make_web3
+from ledger.node import close_web3, make_web3
 from ledger.paths import abi_dir
 
 

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from db.engine import create_engine
+from db.types import table_of
 from indexer import models
 from indexer.config import IndexerConfig
-from indexer.db import create_engine
-from indexer.models import table_of
-from ledger.suite import MAX_AMOUNT
-from tests.indexer.conftest import Chain, create_pg_database, drop_pg_database
-from tests.indexer.helpers import (
+from ledger.bindings import MAX_AMOUNT
+from tests.support.chain import Chain
+from tests.support.databases import create_pg_database, drop_pg_database
+from tests.support.mirror import (
     approve_pending,
     index_once,
     mirror_digest,
@@ -51,7 +52,7 @@ async def test_incremental_equals_rebuild(
     ids = await multi_tier(p)
     await index_once(index_config)
     await approve_pending(p, ids["pending"])
-    await p.operator.transact(p.ledger.functions.unfreezeClaim(ids["tier3"]))
+    await p.operator.transact(p.claim_ledger.functions.unfreezeClaim(ids["tier3"]))
     await index_once(index_config)
     rebuilt = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
     await index_once(index_config, database_url=rebuilt)
@@ -80,7 +81,7 @@ AMOUNTS = [MAX_AMOUNT, 2**63, 2**53 + 1, 1]
 async def test_large_amounts_round_trip(chain: Chain, index_config: IndexerConfig) -> None:
     """0, 1, 2^53 + 1, 2^63 and the on-chain maximum come back exactly, on both databases."""
     p = chain.platform
-    await p.operator.transact(p.ledger.functions.setProgramLimit(p.core.address, MAX_AMOUNT))
+    await p.operator.transact(p.claim_ledger.functions.setProgramLimit(p.core.address, MAX_AMOUNT))
     _payable, root, _due = await p.issue(p.core, p.sup1, MAX_AMOUNT)
     pieces = {}
     for amount in AMOUNTS[1:]:

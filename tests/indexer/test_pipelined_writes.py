@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from indexer.config import IndexerConfig
 from indexer.errors import InconsistentChain
 from indexer.unit_of_work import SealedBatch
-from tests.indexer.conftest import Chain
-from tests.indexer.helpers import index_once, mirror_digest, multi_tier, reconcile_mirror
+from tests.support.chain import Chain
+from tests.support.mirror import index_once, mirror_digest, multi_tier, reconcile_mirror
 
 
 async def test_a_failed_batch_write_leaves_no_trace(

@@ -14,23 +14,23 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bench.cast import Actor, Platform
+from db.engine import create_engine
+from db.types import table_of
 from indexer import models
 from indexer.config import IndexerConfig
-from indexer.db import create_engine
 from indexer.errors import ReorgTooDeep
-from indexer.models import table_of
 from indexer.pipeline import Indexer
-from ledger.chain import rpc
-from tests.indexer.conftest import Chain
-from tests.indexer.helpers import index_once, mirror_digest, reconcile_mirror
-from tests.support.platform import Actor, Platform
+from ledger.node import rpc
+from tests.support.chain import Chain
+from tests.support.mirror import index_once, mirror_digest, reconcile_mirror
 
 
 def _split_request(p: Platform, holder: Actor, claim_id: int, to: Actor, value: int) -> Any:
-    fn = p.ledger.functions.split(claim_id, to.address, value, b"\0" * 32)
+    fn = p.claim_ledger.functions.split(claim_id, to.address, value, b"\0" * 32)
     return {
         "from": holder.address,
-        "to": p.ledger.address,
+        "to": p.claim_ledger.address,
         "data": fn._encode_transaction_data(),
         "gas": hex(400_000),
     }

@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from indexer.db import create_engine
+from db.engine import create_engine
 from indexer.errors import InconsistentChain
 from indexer.pipeline import Indexer
-from indexer.rpc import RpcClient
 from indexer.store import read_checkpoint
-from tests.indexer.helpers import (
+from ledger.jsonrpc import RpcClient
+from tests.support.faulty_node import FaultyNode
+from tests.support.mirror import (
     ONE_PASS,
     TINY,
     Histories,
@@ -34,7 +35,6 @@ from tests.indexer.helpers import (
     reconcile_mirror,
     sqlite_url,
 )
-from tests.support.faulty_node import FaultyNode
 
 SEEDS = (3, 11)
 #: The seed of the history the delivery tests share.

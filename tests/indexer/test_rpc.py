@@ -1,4 +1,4 @@
-"""indexer.rpc against a real anvil behind tests.support.faulty_node: round trips, batches,
+"""ledger.jsonrpc against a real anvil behind tests.support.faulty_node: round trips, batches,
 which faults are retried and which are not, eth_getLogs range errors, a lagging node.
 
 Read-only on the shared per-worker anvil; the head-lag tests mine blocks on a private anvil.
@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from indexer.errors import IndexerError
-from indexer.rpc import (
+from ledger.anvil import ANVIL_CHAIN_ID, AnvilProcess, rpc_call
+from ledger.errors import LedgerError
+from ledger.jsonrpc import (
     MalformedResponse,
     NodeUnavailable,
     RangeTooLarge,
@@ -23,8 +24,7 @@ from indexer.rpc import (
     RpcClient,
     RpcError,
 )
-from ledger.anvil import ANVIL_CHAIN_ID, AnvilProcess, rpc_call
-from tests.conftest import wait_receipt
+from tests.support.chain import wait_receipt
 from tests.support.faulty_node import Fault, FaultyNode
 
 FAST = RetryPolicy(attempts=4, initial_s=0.001, max_s=0.01)
@@ -174,7 +174,7 @@ async def test_persistent_fault_raises_node_unavailable_after_all_attempts(
             await rpc.call("eth_chainId", [])
         with pytest.raises(NodeUnavailable) as caught_batch:
             await rpc.batch([("eth_blockNumber", []), ("eth_chainId", [])])
-    assert isinstance(caught.value, IndexerError)
+    assert isinstance(caught.value, LedgerError)
     assert isinstance(caught.value.__cause__, httpx.HTTPStatusError)
     assert caught.value.__cause__.response.status_code == 502
     assert (caught.value.method, caught.value.attempts) == ("eth_chainId", 4)

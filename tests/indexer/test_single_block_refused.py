@@ -11,9 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from indexer.config import IndexerConfig
-from tests.indexer.conftest import Chain
-from tests.indexer.helpers import index_once, mirror_digest, multi_tier
+from tests.support.chain import Chain
 from tests.support.faulty_node import FaultyNode
+from tests.support.mirror import index_once, mirror_digest, multi_tier
 
 
 async def test_a_refused_single_block_is_fetched_per_contract(

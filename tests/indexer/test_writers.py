@@ -23,8 +23,8 @@ from indexer.config import IndexerConfig
 from indexer.errors import WriterLockHeld
 from indexer.pipeline import Indexer
 from ledger.deployment import save_deployment
-from tests.indexer.conftest import Chain
-from tests.indexer.helpers import (
+from tests.support.chain import Chain
+from tests.support.mirror import (
     ONE_PASS,
     approve_pending,
     index_once,

@@ -17,7 +17,7 @@ import sys
 
 from eth_account import Account
 
-from ledger.chain import close_web3, make_web3
+from ledger.node import close_web3, make_web3
 from ledger.nonces import FileNonceStore, NonceStore
 from ledger.sender import TransactionSender
 
@@ -37,8 +37,8 @@ async def main(url: str, key: str, nonce_dir: str, count: int, to: str, data: st
     engine = None
     store: NonceStore
     if nonce_dir.startswith("sql:"):
-        from backend.db import create_engine
         from backend.nonces import SqlNonceStore
+        from db.engine import create_pooled_engine as create_engine
 
         engine = create_engine(nonce_dir[4:])
         store = SqlNonceStore(engine)

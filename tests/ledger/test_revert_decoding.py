@@ -8,9 +8,10 @@ import pytest
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError
 
-from ledger.chain import Web3Client
-from ledger.errors import ContractRevert, decode_revert, revert_from_exception
-from tests.conftest import Deployed
+from ledger.errors import ContractRevert
+from ledger.node import Web3Client
+from ledger.reverts import decode_revert, revert_from_exception
+from tests.support.chain import Deployed
 
 
 def contract(w3: Web3Client, thrower: Deployed) -> Any:

@@ -9,11 +9,12 @@ import pytest
 from eth_account import Account
 
 from ledger.anvil import rpc_call
-from ledger.chain import Web3Client
 from ledger.errors import ContractRevert
+from ledger.node import Web3Client
 from ledger.nonces import MemoryNonceStore
-from ledger.sender import TransactionSender, _Account
-from tests.conftest import Deployed
+from ledger.pending import AccountState
+from ledger.sender import TransactionSender
+from tests.support.chain import Deployed
 
 pytestmark = pytest.mark.usefixtures("chain_snapshot")
 
@@ -113,7 +114,7 @@ async def test_two_uncoordinated_senders_resync_on_nonce_conflicts(
     a = TransactionSender(w3, account, MemoryNonceStore())
     b = TransactionSender(w3, account, MemoryNonceStore())
     # Different per-account locks too: pretend they live in different processes.
-    b_state = _Account()
+    b_state = AccountState()
     contract = thrower_contract(w3, thrower)
     data = contract.functions.bump()._encode_transaction_data()
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from ledger.chain import Web3Client
+from ledger.node import Web3Client
 from ledger.paths import package_root
-from tests.conftest import Deployed
+from tests.support.chain import Deployed
 
 pytestmark = pytest.mark.usefixtures("chain_snapshot")
 

@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 
 from ledger.anvil import AnvilProcess, rpc_call
-from ledger.chain import Web3Client, close_web3, make_web3
+from ledger.node import Web3Client, close_web3, make_web3
 from ledger.nonces import FileNonceStore
 from ledger.sender import TransactionSender
 

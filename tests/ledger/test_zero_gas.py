@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 
 from ledger.anvil import AnvilProcess
-from ledger.chain import Web3Client, close_web3, make_web3
+from ledger.node import Web3Client, close_web3, make_web3
 from ledger.sender import TransactionSender
 
 

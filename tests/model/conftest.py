@@ -9,49 +9,16 @@ set up; every Hypothesis example starts from an ``evm_snapshot`` of exactly that
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
 
+from bench.cast import CAST, Platform, build_platform
 from ledger.anvil import AnvilProcess, dev_private_keys
-from ledger.chain import close_web3, make_web3
 from ledger.deployment import DAY
-from ledger.suite import ZERO_ADDRESS
-from tests.model import rules
-from tests.support.platform import CAST, EXPOSURE_LIMIT, PROGRAM_LIMIT, Platform, build_platform
-
-T = TypeVar("T")
-
-
-@dataclass
-class ModelEnv:
-    """The deployed platform, the loop its coroutines run on and the model's genesis."""
-
-    loop: asyncio.AbstractEventLoop
-    platform: Platform
-    parameters: rules.Parameters
-    genesis_now: int
-    genesis_members: dict[str, rules.Member]
-
-    def run(self, awaitable: Awaitable[T]) -> T:
-        return self.loop.run_until_complete(awaitable)
-
-    def address(self, name: str) -> str:
-        return ZERO_ADDRESS if name == rules.ZERO else self.platform.actors[name].address
-
-    def fresh_model(self) -> rules.Tierflow:
-        """The rules' view of the freshly built platform."""
-        cores = [n for n, r in self.genesis_members.items() if rules.CORE_ENTERPRISE in r.roles]
-        banks = [n for n, r in self.genesis_members.items() if rules.FINANCIER in r.roles]
-        return rules.Tierflow(
-            self.parameters,
-            self.genesis_now,
-            self.genesis_members,
-            program_limits=dict.fromkeys(cores, PROGRAM_LIMIT),
-            exposure_limits={(b, c): EXPOSURE_LIMIT for b in banks for c in cores},
-        )
+from ledger.node import close_web3, make_web3
+from tests.support import model_rules as rules
+from tests.support.model_env import ModelEnv
 
 
 async def _genesis(platform: Platform) -> tuple[int, dict[str, rules.Member]]:

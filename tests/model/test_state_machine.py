@@ -3,9 +3,9 @@
 A Hypothesis state machine drives random operations (right and wrong callers, existing and
 nonexistent ids, amounts at their bounds, time across due dates and expiries) through the
 real client against the deployed contracts, and runs each one in the plain Python model of
-the rules (``tests/model/rules.py``) too. After every call: success on chain ⇔ success in
+the rules (``tests/support/model_rules.py``) too. After every call: success on chain ⇔ success in
 the model, and a revert's decoded custom error is the one the model names. After every step
-the chain's typed views (``ledger.suite``) of everything the step touched equal the model's,
+the chain's typed views (``ledger.bindings``) of everything the step touched equal the model's,
 and the model keeps the SPEC §3 invariants (conservation, limits, locks and exposure, terminal
 states absorb …). At the end of each example, and inside every pause window, every object,
 member, limit, exposure, counter and ERC-721 balance is compared and conservation is checked
@@ -43,13 +43,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from ledger import suite as views
+from bench.cast import CAST, EXPOSURE_LIMIT, PROGRAM_LIMIT
+from ledger import bindings as views
 from ledger.errors import ContractRevert
 from ledger.roles import mask_to_roles
-from tests.model import rules as R
-from tests.model.conftest import ModelEnv
-from tests.model.rules import DAY, ZERO, ZERO_HASH, ModelRevert
-from tests.support.platform import CAST, EXPOSURE_LIMIT, PROGRAM_LIMIT
+from tests.support import model_rules as R
+from tests.support.model_env import ModelEnv
+from tests.support.model_rules import DAY, ZERO, ZERO_HASH, ModelRevert
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ class TierflowMachine(RuleBasedStateMachine):
         p = self.platform
         # the previous example's teardown restored the freshly built platform
         assert await p.now() == self.env.genesis_now
-        assert await p.ledger.functions.claimCount().call() == 0
+        assert await p.claim_ledger.functions.claimCount().call() == 0
         assert not await p.members.functions.paused().call()
         return await p.snapshot()
 
@@ -253,7 +253,7 @@ class TierflowMachine(RuleBasedStateMachine):
 
     @property
     def L(self) -> Any:
-        return self.platform.ledger.functions
+        return self.platform.claim_ledger.functions
 
     # ================================================================ invoices
 
@@ -484,7 +484,7 @@ class TierflowMachine(RuleBasedStateMachine):
         )
         invoice_id = self._background(data, to, c.holder if c else None)
         if invoice_id == ZERO_HASH and data.draw(st.booleans(), label="via ERC-3525 transferFrom"):
-            fn = self.platform.ledger.get_function_by_signature(
+            fn = self.platform.claim_ledger.get_function_by_signature(
                 "transferFrom(uint256,address,uint256)"
             )(claim_id, self.a(to), value)
         else:
@@ -513,7 +513,9 @@ class TierflowMachine(RuleBasedStateMachine):
             )
             return
         from_ = self.pick(data, "from", [caller], ACTORS)
-        fn = self.platform.ledger.get_function_by_signature(f"{entry}(address,address,uint256)")
+        fn = self.platform.claim_ledger.get_function_by_signature(
+            f"{entry}(address,address,uint256)"
+        )
         self.call(
             entry,
             caller,
@@ -1339,7 +1341,7 @@ class TierflowMachine(RuleBasedStateMachine):
             for b, o in sorted(t.exposures)
         ]  # fmt: skip
         if everything:
-            balance_of = self.platform.ledger.get_function_by_signature("balanceOf(address)")
+            balance_of = self.platform.claim_ledger.get_function_by_signature("balanceOf(address)")
             checks += [
                 (f"balanceOf {n}", m.piece_count(n), balance_of(self.a(n)).call()) for n in ACTORS
             ]

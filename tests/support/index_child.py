@@ -25,7 +25,8 @@ from indexer.config import IndexerConfig
 from indexer.errors import IndexerError
 from indexer.pipeline import Indexer
 from ledger.deployment import Deployment
-from tierflow.logs import configure_logging
+from ledger.errors import LedgerError
+from ledger.logs import configure_logging
 
 
 def parse(argv: list[str]) -> IndexerConfig:
@@ -64,7 +65,7 @@ def main(argv: list[str]) -> int:
     config = parse(argv)
     try:
         return asyncio.run(run(config))
-    except IndexerError as exc:
+    except (IndexerError, LedgerError) as exc:
         print(f"indexer stopped: {exc}", file=sys.stderr, flush=True)
         return 2
 

@@ -3,7 +3,7 @@
 The API test families cover every operation the server describes at test time, so a route
 that lands later is covered without touching the tests:
 
-- :func:`fetch` reads ``/openapi.json`` from a running :class:`~tests.support.stack.Stack`;
+- :func:`fetch` reads ``/openapi.json`` from a running :class:`~bench.stack.Stack`;
 - :func:`operations` lists every operation as an :class:`Operation` (method, path, its
   parameters and its request body schema, ``$ref``\\ s resolved);
 - :func:`sample` makes the smallest *valid* instance of a JSON schema (the body a request
@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from eth_utils.address import to_checksum_address
 
-from tests.support.stack import Stack
+from bench.stack import Stack
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: A checksummed address that is no member (the OpenAPI's own example).

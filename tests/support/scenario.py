@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.api.conftest import Api, Member
+from tests.support.api import Api, Member
 
 DAY = 86_400
 FACE = 1_000_000

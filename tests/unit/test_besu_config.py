@@ -1,4 +1,4 @@
-"""Tests for the Besu QBFT network generator (``tierflow.besu``, SPEC §5).
+"""Tests for the Besu QBFT network generator (``ledger.network.besu``; SPEC §5).
 
 Besu itself cannot run here, so the generated network is checked structurally: keys, enodes,
 validator addresses and extra data are re-derived independently (eth-keys / eth-account rather
@@ -24,13 +24,12 @@ from eth_account import Account
 from eth_keys.datatypes import PrivateKey
 from typer.testing import CliRunner
 
-from tierflow.besu import (
+from ledger.network.besu import (
     BFT_MIX_HASH,
     RPC_HTTP_APIS,
     EvmFork,
     NetworkLayout,
     address_from_node_id,
-    besu_command,
     decode_qbft_extra_data,
     encode_qbft_extra_data,
     enode_url,
@@ -39,6 +38,7 @@ from tierflow.besu import (
     normalize_accounts,
     verify_network,
 )
+from tierflow.besu import besu_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_NETWORK = REPO_ROOT / "chain" / "besu" / "network"

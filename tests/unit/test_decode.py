@@ -4,7 +4,7 @@ For every event of the four contracts' ABIs, Hypothesis draws argument values, e
 with ``eth_abi`` (indexed values as topics, the rest as data), and the decoder must return
 the same values (normalised: checksummed addresses, 0x-hex bytes) and the same JSON text as
 ``json.dumps`` of them. Corrupted logs (non-zero padding, wrong length, wrong topic count)
-must raise :class:`~indexer.errors.MirrorError`, never return a value.
+must raise :class:`~ledger.errors.UndecodableLog`, never return a value.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from eth_utils.address import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.decode import Decoder, _canonical, _signature, _static_decoder
-from indexer.errors import MirrorError
 from ledger.artifacts import load_artifact
+from ledger.codec import Decoder, _canonical, _signature, _static_decoder
+from ledger.errors import UndecodableLog
 
 CONTRACTS = ("MemberRegistry", "InvoiceRegistry", "ClaimLedger", "FinancingDesk")
 ADDRESS = "0x" + "ab" * 20
@@ -144,26 +144,26 @@ def test_non_zero_padding_is_refused(word: int, digit: int) -> None:
     data = list(log["data"])
     data[2 + 64 * word + digit] = "f"
     log["data"] = "".join(data)
-    with pytest.raises(MirrorError, match="malformed"):
+    with pytest.raises(UndecodableLog, match="malformed"):
         _decoder().decode(log)
 
 
 def test_a_short_data_part_is_refused() -> None:
     log = _split_log()
     log["data"] = log["data"][:-2]
-    with pytest.raises(MirrorError, match="malformed"):
+    with pytest.raises(UndecodableLog, match="malformed"):
         _decoder().decode(log)
 
 
 def test_a_missing_topic_is_refused() -> None:
     log = _split_log()
     log["topics"] = log["topics"][:-1]
-    with pytest.raises(MirrorError, match="malformed"):
+    with pytest.raises(UndecodableLog, match="malformed"):
         _decoder().decode(log)
 
 
 def test_an_unknown_event_is_refused() -> None:
     log = _split_log()
     log["topics"][0] = "0x" + "99" * 32
-    with pytest.raises(MirrorError, match="unknown event"):
+    with pytest.raises(UndecodableLog, match="unknown event"):
         _decoder().decode(log)

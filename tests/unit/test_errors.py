@@ -9,14 +9,8 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
-from ledger.errors import (
-    ContractRevert,
-    DecodedRevert,
-    ErrorTable,
-    LedgerError,
-    TransactionError,
-    revert_from_exception,
-)
+from ledger.errors import ContractRevert, DecodedRevert, LedgerError, TransactionError
+from ledger.reverts import ErrorTable, revert_from_exception
 
 ABI: list[dict[str, Any]] = [
     {"type": "function", "name": "f", "inputs": [], "outputs": []},

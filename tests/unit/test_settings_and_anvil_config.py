@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from backend.config import ApiSettings
 from ledger.anvil import ANVIL_FIRST_KEY, AnvilConfig, AnvilProcess, dev_private_keys
 from ledger.errors import ConfigurationError
-from tierflow.settings import TierflowSettings
 
 
 def test_settings_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RPC_URL", "DATA_DIR", "DATABASE_URL", "API_PORT", "DEPLOYER_PRIVATE_KEY"):
         monkeypatch.delenv(f"TIERFLOW_{name}", raising=False)
     monkeypatch.chdir(tmp_path)
-    s = TierflowSettings()
+    s = ApiSettings()
     assert s.rpc_url == "http://127.0.0.1:8545"
     assert s.data_dir == tmp_path / "data"
     assert s.database_url == f"sqlite+aiosqlite:///{tmp_path}/data/tierflow.db"
@@ -35,7 +35,7 @@ def test_settings_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("TIERFLOW_API_PORT", "9000")
     monkeypatch.setenv("TIERFLOW_OPERATOR_API_KEY", "sekret")
     monkeypatch.setenv("TIERFLOW_DEPLOYER_PRIVATE_KEY", "0x" + "11" * 32)
-    s = TierflowSettings()
+    s = ApiSettings()
     assert (s.rpc_url, s.data_dir, s.api_port) == ("http://node:8545", tmp_path, 9000)
     assert s.database_url == "postgresql+asyncpg://localhost/test"
     assert s.operator_api_key is not None

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 
 from backend.api.csv import CSV_RESPONSES
 from backend.api.deps import ContextDep, CurrentCaller, PageDep, SessionDep, require
-from backend.api.routes.invoices import list_answer
+from backend.api.lists import list_answer
 from backend.auth import Caller
 from backend.schemas.audit import (
     AuditRecordsPublic,
@@ -22,7 +22,9 @@ from backend.schemas.audit import (
     ReconciliationPublic,
 )
 from backend.schemas.common import Address, Hash32, Id
-from backend.services import audit as service
+from backend.services import audit_records, events_feed, exposure
+from backend.services import reconciliation as reconciling
+from backend.services.lists import chain_position
 from ledger.roles import Role
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -55,7 +57,7 @@ async def list_events(
     fmt: Format = "json",
 ) -> Any:
     """The contracts' events in chain order (members: about an object of theirs or themselves)."""
-    filters = service.EventFilter(
+    filters = events_feed.EventFilter(
         event=event,
         contract=contract,
         claim_id=claim_id,
@@ -68,9 +70,9 @@ async def list_events(
         from_time=from_time,
         to_time=to_time,
     )
-    items = await service.list_events(session, caller, filters, page.after, page.limit)
+    items = await events_feed.list_events(session, caller, filters, page.after, page.limit)
     return list_answer(
-        items, page.next_cursor(items, service.event_key), fmt, EventsPublic, "events.csv"
+        items, page.next_cursor(items, chain_position), fmt, EventsPublic, "events.csv"
     )
 
 
@@ -86,9 +88,11 @@ async def list_exposure(
     fmt: Format = "json",
 ) -> Any:
     """Issued, outstanding, overdue and financed value per obligor, with its program limit."""
-    items = await service.list_exposure(session, caller, obligor, financier, page.after, page.limit)
+    items = await exposure.list_exposure(
+        session, caller, obligor, financier, page.after, page.limit
+    )
     return list_answer(
-        items, page.next_cursor(items, service.exposure_key), fmt, ExposuresPublic, "exposure.csv"
+        items, page.next_cursor(items, exposure.exposure_key), fmt, ExposuresPublic, "exposure.csv"
     )
 
 
@@ -99,7 +103,7 @@ async def reconciliation(
     limit: Annotated[int, Query(ge=0, le=1000, description="differences listed at most")] = 100,
 ) -> Any:
     """Compare every mirrored object with the contracts' views at the checkpoint (IX-5)."""
-    return await service.reconciliation(ctx.engine, ctx.settings.rpc_url, limit)
+    return await reconciling.reconciliation(ctx.engine, ctx.settings.rpc_url, limit)
 
 
 @router.get("/log", response_model=AuditRecordsPublic, responses=CSV_RESPONSES)
@@ -118,8 +122,8 @@ async def list_log(
     fmt: Format = "json",
 ) -> Any:
     """The API's audit log of mutating requests, accepted or refused, in sequence order."""
-    filters = service.LogFilter(member, method, status, code, from_time, to_time)
-    items = await service.list_log(session, filters, page.after, page.limit)
+    filters = audit_records.LogFilter(member, method, status, code, from_time, to_time)
+    items = await audit_records.list_log(session, filters, page.after, page.limit)
     return list_answer(
         items,
         page.next_cursor(items, lambda r: r["seq"]),
@@ -132,4 +136,4 @@ async def list_log(
 @router.get("/log/verify", response_model=AuditVerificationPublic)
 async def verify_log(caller: Auditor, ctx: ContextDep) -> Any:
     """Walk the audit log's hash chain: the first record changed, removed or out of place."""
-    return await service.verify_log(ctx.engine)
+    return await audit_records.verify_log(ctx.engine)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from backend.api.csv import CSV_RESPONSES
-from backend.api.deps import ContextDep, CurrentCaller, PageDep, SessionDep, WritesDep, writer
-from backend.api.routes.invoices import list_answer
+from backend.api.deps import CurrentCaller, PageDep, SessionDep, WritesDep, writer
+from backend.api.lists import list_answer
 from backend.auth import Caller
 from backend.schemas.claims import (
     ClaimHistory,
@@ -24,6 +24,8 @@ from backend.schemas.common import Address, Id
 from backend.schemas.invoices import ListFormat
 from backend.schemas.payables import ClaimStatus
 from backend.services import claims as service
+from backend.services.commands import Command
+from backend.services.lists import chain_position
 from ledger.roles import Role
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
@@ -60,18 +62,17 @@ async def transfer_claim(
     claim_id: ClaimPath,
     body: TransferCreate,
     caller: Annotated[Caller, writer()],
-    ctx: ContextDep,
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """The holder passes `amount` to `to`: the whole amount moves the piece, less splits a new
     piece off it."""
-    return await writes.run(
-        caller,
-        lambda: service.transfer(ctx, session, caller, claim_id, body),
-        TransferWrite,
-        status=201,
-    )
+    args = {
+        "claim_id": claim_id,
+        "to": body.to,
+        "amount": body.amount,
+        "invoice_id": body.invoice_id,
+    }
+    return await writes.run(caller, Command("claims.transfer", args))
 
 
 @router.get("/{claim_id}/history", response_model=ClaimHistory)
@@ -83,7 +84,7 @@ async def claim_history(
     return {
         "claim_id": claim_id,
         "items": items,
-        "next_cursor": page.next_cursor(items, service.event_key),
+        "next_cursor": page.next_cursor(items, chain_position),
     }
 
 
@@ -92,21 +93,14 @@ async def freeze_claim(
     claim_id: ClaimPath,
     body: FreezeRequest,
     caller: Operator,
-    ctx: ContextDep,
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """Freeze a live piece on court order (the operator; the chain keeps the reason's hash)."""
-    return await writes.run(
-        caller, lambda: service.freeze(ctx, session, caller, claim_id, body.reason), ClaimWrite
-    )
+    args = {"claim_id": claim_id, "reason": body.reason}
+    return await writes.run(caller, Command("claims.freeze", args))
 
 
 @router.post("/{claim_id}/unfreeze", response_model=ClaimWrite)
-async def unfreeze_claim(
-    claim_id: ClaimPath, caller: Operator, ctx: ContextDep, session: SessionDep, writes: WritesDep
-) -> Any:
+async def unfreeze_claim(claim_id: ClaimPath, caller: Operator, writes: WritesDep) -> Any:
     """Lift a piece's freeze (the operator)."""
-    return await writes.run(
-        caller, lambda: service.unfreeze(ctx, session, caller, claim_id), ClaimWrite
-    )
+    return await writes.run(caller, Command("claims.unfreeze", {"claim_id": claim_id}))

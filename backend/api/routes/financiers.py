@@ -7,7 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from backend.api.deps import ContextDep, PageDep, SessionDep, WritesDep, require, writer
+from backend.api.deps import (
+    PageDep,
+    SessionDep,
+    UnkeyedWritesDep,
+    WritesDep,
+    require,
+    writer,
+)
 from backend.auth import Caller
 from backend.errors import Invalid
 from backend.schemas.common import Address
@@ -18,7 +25,8 @@ from backend.schemas.financing import (
     PolicyPublic,
     PolicyRequest,
 )
-from backend.services import financing as service
+from backend.services import credit_lines, policy
+from backend.services.commands import Command
 from ledger.roles import Role
 
 router = APIRouter(tags=["financier settings"])
@@ -35,18 +43,11 @@ async def set_credit_line(
     obligor: Annotated[Address, Path(description="the obligor (core enterprise)")],
     body: CreditLineRequest,
     caller: Financier,
-    ctx: ContextDep,
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """Set the exposure limit for an obligor on chain and keep its registration number."""
-    return await writes.run(
-        caller,
-        lambda: service.set_credit_line(
-            ctx, session, caller, obligor, body.limit, body.registration_no
-        ),
-        CreditLineWrite,
-    )
+    args = {"obligor": obligor, "limit": body.limit, "registration_no": body.registration_no}
+    return await writes.run(caller, Command("credit_lines.set", args))
 
 
 @router.get("/v1/credit-lines", response_model=CreditLinesPublic)
@@ -56,14 +57,16 @@ async def list_credit_lines(
     """A financier's credit lines with the exposure outstanding on each, in obligor order."""
     if page.after is not None and not isinstance(page.after, str):
         raise Invalid("the cursor is not one this API gave out", code="cursor_invalid")
-    items = await service.list_credit_lines(session, caller, financier, page.after, page.limit)
+    items = await credit_lines.list_credit_lines(session, caller, financier, page.after, page.limit)
     return {"items": items, "next_cursor": page.next_cursor(items, lambda c: c["obligor"])}
 
 
 @router.put("/v1/financing-policy", response_model=PolicyPublic)
-async def put_financing_policy(body: PolicyRequest, caller: Financier, session: SessionDep) -> Any:
+async def put_financing_policy(
+    body: PolicyRequest, caller: Financier, writes: UnkeyedWritesDep
+) -> Any:
     """Replace the caller's auto-approval policy (pending requests are assessed again)."""
-    return await service.put_policy(session, caller, body)
+    return await writes.run_once(caller, Command("financing_policy.put", body.model_dump()))
 
 
 @router.get("/v1/financing-policy", response_model=PolicyPublic)
@@ -71,4 +74,4 @@ async def get_financing_policy(
     caller: Reader, session: SessionDep, financier: FinancierQuery = None
 ) -> Any:
     """A financier's auto-approval policy."""
-    return await service.get_policy(session, caller, financier)
+    return await policy.get_policy(session, caller, financier)

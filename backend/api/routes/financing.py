@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from backend.api.deps import ContextDep, CurrentCaller, PageDep, SessionDep, WritesDep, writer
+from backend.api.deps import CurrentCaller, PageDep, PortsDep, SessionDep, WritesDep, writer
 from backend.auth import Caller
 from backend.errors import Invalid
 from backend.schemas.common import Address, Id, PositiveAmount
@@ -24,6 +24,7 @@ from backend.schemas.financing import (
 )
 from backend.services import financing as service
 from backend.services import quotes
+from backend.services.commands import Command
 from ledger.roles import Role
 
 router = APIRouter(tags=["financing"])
@@ -35,8 +36,7 @@ Member = Annotated[Caller, writer()]
 @router.get("/v1/financing-quotes", response_model=QuotePublic)
 async def get_quote(
     caller: CurrentCaller,
-    ctx: ContextDep,
-    session: SessionDep,
+    ports: PortsDep,
     claim_id: Annotated[Id, Query(description="the piece to finance part of")],
     amount: Annotated[PositiveAmount, Query(description="minor units (fen)")],
     financier: Annotated[Address, Query(description="the financier to apply to")],
@@ -49,24 +49,19 @@ async def get_quote(
     ] = None,
 ) -> Any:
     """The cost of financing before applying, and whether auto-approval would take it."""
-    return await quotes.quote(
-        ctx, session, caller, claim_id, amount, financier, annual_rate_bps, fee_bps
-    )
+    return await quotes.quote(ports, caller, claim_id, amount, financier, annual_rate_bps, fee_bps)
 
 
 @router.post("/v1/financing-requests", status_code=201, response_model=FinancingWrite)
-async def apply_for_financing(
-    body: FinancingApply, caller: Member, ctx: ContextDep, session: SessionDep, writes: WritesDep
-) -> Any:
+async def apply_for_financing(body: FinancingApply, caller: Member, writes: WritesDep) -> Any:
     """Apply for financing part of a piece the caller holds: the amount is locked at once."""
-    return await writes.run(
-        caller,
-        lambda: service.apply(
-            ctx, session, caller, body.claim_id, body.financier, body.amount, body.expires_at
-        ),
-        FinancingWrite,
-        status=201,
-    )
+    args = {
+        "claim_id": body.claim_id,
+        "financier": body.financier,
+        "amount": body.amount,
+        "expires_at": None if body.expires_at is None else int(body.expires_at.timestamp()),
+    }
+    return await writes.run(caller, Command("financing.apply", args))
 
 
 @router.get("/v1/financing-requests", response_model=FinancingsPublic)
@@ -106,16 +101,11 @@ async def approve_financing_request(
     financing_id: FinancingId,
     body: FinancingApprove,
     caller: Financier,
-    ctx: ContextDep,
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """Approve as the named financier: the amount moves to it in the same transaction."""
-    return await writes.run(
-        caller,
-        lambda: service.approve(ctx, session, caller, financing_id, body),
-        FinancingWrite,
-    )
+    args = {"financing_id": financing_id, **body.model_dump()}
+    return await writes.run(caller, Command("financing.approve", args))
 
 
 @router.post("/v1/financing-requests/{financing_id}/reject", response_model=FinancingWrite)
@@ -123,45 +113,26 @@ async def reject_financing_request(
     financing_id: FinancingId,
     body: FinancingReject,
     caller: Financier,
-    ctx: ContextDep,
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """Reject as the named financier (the reason is kept as its SHA-256); the value unlocks."""
-    return await writes.run(
-        caller,
-        lambda: service.reject(ctx, session, caller, financing_id, body.reason),
-        FinancingWrite,
-    )
+    args = {"financing_id": financing_id, "reason": body.reason}
+    return await writes.run(caller, Command("financing.reject", args))
 
 
 @router.post("/v1/financing-requests/{financing_id}/withdraw", response_model=FinancingWrite)
 async def withdraw_financing_request(
-    financing_id: FinancingId,
-    caller: Member,
-    ctx: ContextDep,
-    session: SessionDep,
-    writes: WritesDep,
+    financing_id: FinancingId, caller: Member, writes: WritesDep
 ) -> Any:
     """Withdraw the caller's own pending application; the value unlocks."""
-    return await writes.run(
-        caller,
-        lambda: service.withdraw(ctx, session, caller, financing_id),
-        FinancingWrite,
-    )
+    args = {"financing_id": financing_id}
+    return await writes.run(caller, Command("financing.withdraw", args))
 
 
 @router.post("/v1/financing-requests/{financing_id}/expire", response_model=FinancingWrite)
 async def expire_financing_request(
-    financing_id: FinancingId,
-    caller: Member,
-    ctx: ContextDep,
-    session: SessionDep,
-    writes: WritesDep,
+    financing_id: FinancingId, caller: Member, writes: WritesDep
 ) -> Any:
     """Expire an application whose expiry has passed; the value unlocks."""
-    return await writes.run(
-        caller,
-        lambda: service.expire(ctx, session, caller, financing_id),
-        FinancingWrite,
-    )
+    args = {"financing_id": financing_id}
+    return await writes.run(caller, Command("financing.expire", args))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
 
-from backend.api.csv import CSV_RESPONSES, csv_response
-from backend.api.deps import ContextDep, CurrentCaller, PageDep, SessionDep, WritesDep, writer
+from backend.api.csv import CSV_RESPONSES
+from backend.api.deps import CurrentCaller, PageDep, SessionDep, WritesDep, writer
+from backend.api.lists import list_answer
 from backend.auth import Caller
 from backend.schemas.common import Address, Hash32
 from backend.schemas.invoices import (
@@ -18,30 +18,13 @@ from backend.schemas.invoices import (
     InvoiceStatus,
     InvoiceWrite,
     ListFormat,
+    seconds,
 )
 from backend.services import invoices as service
+from backend.services.commands import Command
 from ledger.roles import Role
 
 router = APIRouter(prefix="/v1/invoices", tags=["invoices"])
-
-
-def list_answer(
-    items: list[dict[str, Any]],
-    next_cursor: str | None,
-    fmt: ListFormat,
-    model: type[BaseModel],
-    filename: str,
-) -> Any:
-    """A list's answer: the JSON page, or (``format=csv``) the same items as CSV, one column
-    per field of the item model, the next page's cursor in ``X-Next-Cursor``."""
-    body = {"items": items, "next_cursor": next_cursor}
-    if fmt != "csv":
-        return body
-    dumped = model.model_validate(body).model_dump(mode="json")
-    item_model = model.model_fields["items"].annotation
-    columns = list(get_args(item_model)[0].model_fields)
-    headers = {"X-Next-Cursor": next_cursor} if next_cursor else None
-    return csv_response(dumped["items"], columns, filename, headers)
 
 
 InvoicePath = Annotated[Hash32, Path(description="the invoice's fingerprint (0x-hex)")]
@@ -52,16 +35,21 @@ Member = Annotated[Caller, writer()]
 async def register_invoice(
     body: InvoiceCreate,
     caller: Annotated[Caller, writer(Role.SUPPLIER)],
-    ctx: ContextDep,
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """Register an invoice the caller (a supplier) issued; its id is the fingerprint
     keccak256(abi.encode(tax id, code, number)) of the identifiers normalised (NFKC, upper
     case, no whitespace or dashes)."""
-    return await writes.run(
-        caller, lambda: service.register(ctx, session, caller, body), InvoiceWrite, status=201
-    )
+    args = {
+        "buyer": body.buyer,
+        "seller_tax_id": body.seller_tax_id,
+        "invoice_code": body.invoice_code,
+        "number": body.number,
+        "amount": body.amount,
+        "issue_date": seconds(body.issue_date),
+        "document_sha256": body.document_sha256,
+    }
+    return await writes.run(caller, Command("invoices.register", args))
 
 
 @router.get("", response_model=InvoicesPublic, responses=CSV_RESPONSES)
@@ -92,20 +80,12 @@ async def get_invoice(invoice_id: InvoicePath, caller: CurrentCaller, session: S
 
 
 @router.post("/{invoice_id}/confirm", response_model=InvoiceWrite)
-async def confirm_invoice(
-    invoice_id: InvoicePath, caller: Member, ctx: ContextDep, session: SessionDep, writes: WritesDep
-) -> Any:
+async def confirm_invoice(invoice_id: InvoicePath, caller: Member, writes: WritesDep) -> Any:
     """The buyer confirms the invoice is genuine (Registered → Confirmed)."""
-    return await writes.run(
-        caller, lambda: service.confirm(ctx, session, caller, invoice_id), InvoiceWrite
-    )
+    return await writes.run(caller, Command("invoices.confirm", {"invoice_id": invoice_id}))
 
 
 @router.post("/{invoice_id}/void", response_model=InvoiceWrite)
-async def void_invoice(
-    invoice_id: InvoicePath, caller: Member, ctx: ContextDep, session: SessionDep, writes: WritesDep
-) -> Any:
+async def void_invoice(invoice_id: InvoicePath, caller: Member, writes: WritesDep) -> Any:
     """The seller, or the operator, voids an invoice not yet used (→ Voided)."""
-    return await writes.run(
-        caller, lambda: service.void(ctx, session, caller, invoice_id), InvoiceWrite
-    )
+    return await writes.run(caller, Command("invoices.void", {"invoice_id": invoice_id}))

@@ -6,7 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from backend.api.deps import ContextDep, CurrentCaller, PageDep, SessionDep, WritesDep, writer
+from backend.api.deps import (
+    CurrentCaller,
+    PageDep,
+    SessionDep,
+    UnkeyedWritesDep,
+    WritesDep,
+    writer,
+)
 from backend.auth import Caller
 from backend.schemas.common import Address
 from backend.schemas.members import (
@@ -26,6 +33,7 @@ from backend.schemas.members import (
     SuspendRequest,
 )
 from backend.services import members as service
+from backend.services.commands import Command
 from ledger.roles import Role
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -34,18 +42,14 @@ Operator = Annotated[Caller, writer(Role.OPERATOR)]
 
 
 @router.post("", status_code=201, response_model=MemberCreated)
-async def create_member(
-    body: MemberCreate, caller: Operator, ctx: ContextDep, session: SessionDep, writes: WritesDep
-) -> Any:
+async def create_member(body: MemberCreate, caller: Operator, writes: WritesDep) -> Any:
     """Onboard a member: its chain account and key, its roles on chain, its first API key."""
-    return await writes.run(
-        caller,
-        lambda: service.create_member(
-            ctx, session, caller, body.name, body.roles, body.kyc_expires_at
-        ),
-        MemberCreated,
-        status=201,
-    )
+    args = {
+        "name": body.name,
+        "roles": list(body.roles),
+        "kyc_expires_at": int(body.kyc_expires_at.timestamp()),
+    }
+    return await writes.run(caller, Command("members.create", args))
 
 
 @router.get("", response_model=MembersPublic)
@@ -72,61 +76,35 @@ async def get_member(address: AddressPath, caller: CurrentCaller, session: Sessi
 
 @router.post("/{address}/suspend", response_model=MemberWrite)
 async def suspend_member(
-    address: AddressPath,
-    body: SuspendRequest,
-    caller: Operator,
-    ctx: ContextDep,
-    session: SessionDep,
-    writes: WritesDep,
+    address: AddressPath, body: SuspendRequest, caller: Operator, writes: WritesDep
 ) -> Any:
     """Suspend a member: it can do no new business until reinstated."""
-    return await writes.run(
-        caller, lambda: service.suspend(ctx, session, caller, address, body.reason), MemberWrite
-    )
+    args = {"address": address, "reason": body.reason}
+    return await writes.run(caller, Command("members.suspend", args))
 
 
 @router.post("/{address}/reinstate", response_model=MemberWrite)
-async def reinstate_member(
-    address: AddressPath, caller: Operator, ctx: ContextDep, session: SessionDep, writes: WritesDep
-) -> Any:
+async def reinstate_member(address: AddressPath, caller: Operator, writes: WritesDep) -> Any:
     """Reinstate a suspended member."""
-    return await writes.run(
-        caller, lambda: service.reinstate(ctx, session, caller, address), MemberWrite
-    )
+    return await writes.run(caller, Command("members.reinstate", {"address": address}))
 
 
 @router.post("/{address}/kyc", response_model=MemberWrite)
 async def renew_kyc(
-    address: AddressPath,
-    body: KycRenewal,
-    caller: Operator,
-    ctx: ContextDep,
-    session: SessionDep,
-    writes: WritesDep,
+    address: AddressPath, body: KycRenewal, caller: Operator, writes: WritesDep
 ) -> Any:
     """Renew a member's KYC until a new date."""
-    return await writes.run(
-        caller,
-        lambda: service.renew_kyc(ctx, session, caller, address, body.kyc_expires_at),
-        MemberWrite,
-    )
+    args = {"address": address, "kyc_expires_at": int(body.kyc_expires_at.timestamp())}
+    return await writes.run(caller, Command("members.renew_kyc", args))
 
 
 @router.put("/{address}/program-limit", response_model=ProgramLimitPublic)
 async def set_program_limit(
-    address: AddressPath,
-    body: ProgramLimitRequest,
-    caller: Operator,
-    ctx: ContextDep,
-    session: SessionDep,
-    writes: WritesDep,
+    address: AddressPath, body: ProgramLimitRequest, caller: Operator, writes: WritesDep
 ) -> Any:
     """Set a core enterprise's program limit: its outstanding face value never exceeds it."""
-    return await writes.run(
-        caller,
-        lambda: service.set_program_limit(ctx, session, caller, address, body.program_limit),
-        ProgramLimitPublic,
-    )
+    args = {"obligor": address, "program_limit": body.program_limit}
+    return await writes.run(caller, Command("members.set_program_limit", args))
 
 
 @router.get("/{address}/api-keys", response_model=ApiKeysPublic)
@@ -140,17 +118,12 @@ async def rotate_api_key(
     address: AddressPath,
     body: ApiKeyCreate,
     caller: Annotated[Caller, writer()],
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """Make a new API key (shown once; the member itself or the operator; an auditor's keys
     are the operator's to manage); revoke the old one when clients have moved."""
-    return await writes.run(
-        caller,
-        lambda: service.rotate_key(session, caller, address, body.label),
-        ApiKeyCreated,
-        status=201,
-    )
+    args = {"address": address, "label": body.label}
+    return await writes.run(caller, Command("api_keys.create", args))
 
 
 @router.delete("/{address}/api-keys/{key_id}", response_model=ApiKeyPublic)
@@ -158,7 +131,8 @@ async def revoke_api_key(
     address: AddressPath,
     key_id: Annotated[str, Path(pattern="^[0-9a-f]{12}$")],
     caller: Annotated[Caller, writer()],
-    session: SessionDep,
+    writes: UnkeyedWritesDep,
 ) -> Any:
     """Revoke an API key at once."""
-    return await service.revoke_key(session, caller, address, key_id)
+    args = {"address": address, "key_id": key_id}
+    return await writes.run_once(caller, Command("api_keys.revoke", args))

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from backend.api.csv import CSV_RESPONSES
-from backend.api.deps import ContextDep, CurrentCaller, PageDep, SessionDep, WritesDep, writer
-from backend.api.routes.invoices import list_answer
+from backend.api.deps import CurrentCaller, PageDep, SessionDep, WritesDep, writer
+from backend.api.lists import list_answer
 from backend.auth import Caller
 from backend.schemas.common import Address, Id
-from backend.schemas.invoices import ListFormat
+from backend.schemas.invoices import ListFormat, seconds
 from backend.schemas.payables import (
     MAX_TREE_LEVELS,
     PayableCreate,
@@ -26,6 +26,7 @@ from backend.schemas.payables import (
     SettlementsWrite,
 )
 from backend.services import payables as service
+from backend.services.commands import Command
 from ledger.roles import Role
 
 router = APIRouter(prefix="/v1/payables", tags=["payables"])
@@ -37,14 +38,17 @@ Member = Annotated[Caller, writer()]
 async def issue_payable(
     body: PayableCreate,
     caller: Annotated[Caller, writer(Role.CORE_ENTERPRISE)],
-    ctx: ContextDep,
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """Issue a payable to a supplier against confirmed invoices; mints its root piece."""
-    return await writes.run(
-        caller, lambda: service.issue(ctx, session, caller, body), PayableWrite, status=201
-    )
+    args = {
+        "supplier": body.supplier,
+        "face_value": body.face_value,
+        "due_date": seconds(body.due_date),
+        "invoice_ids": list(body.invoice_ids),
+        "clearing_agent": body.clearing_agent,
+    }
+    return await writes.run(caller, Command("payables.issue", args))
 
 
 @router.get("", response_model=PayablesPublic, responses=CSV_RESPONSES)
@@ -93,36 +97,22 @@ async def settle_pieces(
     payable_id: PayablePath,
     body: SettlementCreate,
     caller: Member,
-    ctx: ContextDep,
-    session: SessionDep,
     writes: WritesDep,
 ) -> Any:
     """Record that the holders of the listed pieces were paid, each with its bank payment
     reference (from the due date on; the obligor or the payable's clearing agent)."""
-    return await writes.run(
-        caller,
-        lambda: service.settle(ctx, session, caller, payable_id, body.items),
-        SettlementsWrite,
-    )
+    items = [{"claim_id": i.claim_id, "payment_ref": i.payment_ref} for i in body.items]
+    args = {"payable_id": payable_id, "items": items}
+    return await writes.run(caller, Command("payables.settle", args))
 
 
 @router.post("/{payable_id}/overdue", response_model=PayableOverdueWrite)
-async def mark_overdue(
-    payable_id: PayablePath, caller: Member, ctx: ContextDep, session: SessionDep, writes: WritesDep
-) -> Any:
+async def mark_overdue(payable_id: PayablePath, caller: Member, writes: WritesDep) -> Any:
     """Mark the payable Overdue once its due date and grace period have passed unpaid."""
-    return await writes.run(
-        caller,
-        lambda: service.mark_overdue(ctx, session, caller, payable_id),
-        PayableOverdueWrite,
-    )
+    return await writes.run(caller, Command("payables.mark_overdue", {"payable_id": payable_id}))
 
 
 @router.post("/{payable_id}/cancel", response_model=PayableWrite)
-async def cancel_payable(
-    payable_id: PayablePath, caller: Member, ctx: ContextDep, session: SessionDep, writes: WritesDep
-) -> Any:
+async def cancel_payable(payable_id: PayablePath, caller: Member, writes: WritesDep) -> Any:
     """The supplier declines a payable it has not touched: the invoices and limit are freed."""
-    return await writes.run(
-        caller, lambda: service.cancel(ctx, session, caller, payable_id), PayableWrite
-    )
+    return await writes.run(caller, Command("payables.cancel", {"payable_id": payable_id}))

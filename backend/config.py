@@ -1,0 +1,89 @@
+"""The API's settings, read from ``TIERFLOW_*`` variables (SPEC §5).
+
+==================================  =====================================================
+``TIERFLOW_API_HOST``               address the API listens on (default 127.0.0.1)
+``TIERFLOW_API_PORT``               HTTP API port (default 8000)
+``TIERFLOW_API_WORKERS``            uvicorn worker processes of ``tierflow serve`` (default 1)
+``TIERFLOW_API_RATE_LIMIT``         requests per minute per API key (default 1200)
+``TIERFLOW_API_MAX_BODY``           largest request body in bytes (default 65536)
+``TIERFLOW_API_MIRROR_WAIT_S``      how long a write waits for the mirror to show it
+                                    (default 15)
+``TIERFLOW_API_IDEMPOTENCY_LEASE_S``  how long a claimed Idempotency-Key belongs to a worker
+                                    that stopped renewing it (it died) before a retry takes
+                                    it over (default 30)
+``TIERFLOW_OPERATOR_API_KEY``       the operator's API key when set at first start
+``TIERFLOW_KEYSTORE_PASSWORD``      password of the members' keystore
+==================================  =====================================================
+
+plus the node's (:class:`ledger.config.NodeSettings`) and the database's
+(:class:`db.config.DatabaseSettings`).
+
+The keystore password has no default outside the local chain: the API refuses to start
+without ``TIERFLOW_KEYSTORE_PASSWORD`` there. On the local chain (id 31337), when it is
+unset, a random one is generated once into ``<data_dir>/keystore.password`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from db.config import DatabaseSettings
+from ledger.anvil import ANVIL_CHAIN_ID
+from ledger.config import NodeSettings
+
+
+class ApiSettings(NodeSettings, DatabaseSettings):
+    """The API process's settings; ``TIERFLOW_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TIERFLOW_", extra="ignore")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = Field(default=1, ge=1)
+    api_rate_limit: int = Field(default=1200, ge=1)
+    api_max_body: int = Field(default=65_536, ge=1024)
+    api_mirror_wait_s: float = Field(default=15.0, ge=0)
+    api_idempotency_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
+    operator_api_key: SecretStr | None = None
+    keystore_password: SecretStr | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where the API answers (``http://<api_host>:<api_port>``)."""
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def keystore_password_file(self) -> Path:
+        return self.data_dir / "keystore.password"
+
+    def keystore_secret(self, chain_id: int) -> SecretStr:
+        """The members' keystore password (see the module docstring); refuses to invent one
+        outside the local chain."""
+        if self.keystore_password is not None:
+            if len(self.keystore_password.get_secret_value()) < 12:
+                raise ValueError("TIERFLOW_KEYSTORE_PASSWORD must be at least 12 characters")
+            return self.keystore_password
+        if chain_id != ANVIL_CHAIN_ID:
+            raise ValueError(
+                "TIERFLOW_KEYSTORE_PASSWORD is required outside the local chain: it encrypts "
+                "the members' chain keys"
+            )
+        path = self.keystore_password_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32))
+            try:
+                os.link(tmp, path)  # atomic, and never replaces one another worker made
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return SecretStr(path.read_text().strip())

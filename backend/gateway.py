@@ -1,0 +1,226 @@
+"""The ledger port's implementation: send as a member, wait until mined and mirrored, resume.
+
+:class:`Gateway` implements :class:`backend.ports.LedgerPort` over web3. It signs with the
+member's own key (from the :class:`~backend.keystore.Keystore`) through a
+:class:`~ledger.sender.TransactionSender` per member sharing the SQL nonce store, waits for
+the receipt (a revert raises the decoded :class:`~ledger.errors.ContractRevert`), decodes the
+receipt's logs with :class:`ledger.codec.Decoder` (the ids a write created come from its
+events) and then waits, bounded, until the mirror's checkpoint has passed the block, so a
+read that follows sees the write. It holds no session of the service's: it reads keys, nonces
+and the checkpoint through short connections of its own.
+
+Idempotency. A write that carries an ``Idempotency-Key`` has a :class:`~backend.ports.TxJournal`
+in its :class:`~backend.ports.WriteContext`: every transaction it signs is recorded *before*
+its bytes are broadcast. When a write is run again after its worker died, step ``i`` first
+looks at the ``i``-th recorded transaction: mined → its receipt is used; known to the node →
+waited for; unknown → the same bytes are broadcast again; only if its nonce was consumed by
+another transaction (so it can never be mined) is a new one signed.
+
+Test hook (never set it in production): with ``TIERFLOW_TEST_CRASH_AFTER_BROADCAST`` set to a
+contract function's name, the worker process dies (``os._exit``, status
+:data:`CRASH_EXIT_STATUS`) right after an idempotent write has broadcast a call of that
+function, before its outcome is recorded: the crash the idempotency tests resume from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_typing import HexStr
+from eth_utils.address import to_checksum_address
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from web3.exceptions import TransactionNotFound
+from web3.types import TxReceipt
+
+from backend.keystore import Keystore, keyfiles
+from backend.nonces import SqlNonceStore
+from backend.ports import HostedAccount, Mined, RecordedTx, WriteContext
+from indexer import models as mirror
+from ledger.artifacts import load_artifact
+from ledger.bindings import ClaimView, Suite
+from ledger.calls import ContractCall
+from ledger.codec import Decoder
+from ledger.deployment import Deployment
+from ledger.node import Web3Client
+from ledger.reverts import revert_for_failed_transaction
+from ledger.sender import TransactionSender
+
+#: Test only (see the module docstring): the function whose broadcast kills the worker.
+CRASH_AFTER_BROADCAST_ENV = "TIERFLOW_TEST_CRASH_AFTER_BROADCAST"
+CRASH_EXIT_STATUS = 97
+
+
+@dataclass
+class Gateway:
+    """Sends members' transactions; one per API worker (a :class:`~backend.ports.LedgerPort`)."""
+
+    w3: Web3Client
+    deployment: Deployment
+    keystore: Keystore
+    engine: AsyncEngine
+    mirror_wait_s: float = 15.0
+    _senders: dict[str, TransactionSender] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.suite = Suite(self.w3, self.deployment)
+        self.decoder = Decoder(
+            {
+                name: (rec.address, load_artifact(name).abi)
+                for name, rec in self.deployment.contracts.items()
+            }
+        )
+        self.nonces = SqlNonceStore(self.engine)
+
+    async def sender(self, address: str) -> TransactionSender:
+        sender = self._senders.get(address)
+        if sender is None:
+            account = await self.keystore.account(keyfiles(self.engine), address)
+            sender = self._senders[address] = TransactionSender(self.w3, account, self.nonces)
+        return sender
+
+    # -- LedgerPort ----------------------------------------------------------------------------
+
+    async def submit(self, write: WriteContext, call: ContractCall) -> Mined:
+        """Send ``call`` as the write's caller; see the module docstring."""
+        sender = await self.sender(write.caller.address)
+        crash = os.environ.get(CRASH_AFTER_BROADCAST_ENV)
+        tx = sender.encode_call(call.bind(self.suite))
+        receipt = await self._send(write, sender, tx, crash=bool(crash) and crash == call.function)
+        return await self._mined(write, receipt)
+
+    async def send_value(self, write: WriteContext, to: str, value: int) -> Mined:
+        """A plain transfer (gas money for a new member where gas has a price)."""
+        sender = await self.sender(write.caller.address)
+        receipt = await self._send(write, sender, {"to": to, "value": value, "gas": 21_000})
+        return await self._mined(write, receipt, wait_for_mirror=False)
+
+    def new_account(self) -> HostedAccount:
+        account, keyfile = self.keystore.new_account()
+        return HostedAccount(to_checksum_address(account.address), keyfile)
+
+    async def chain_time(self) -> int:
+        """The latest block's timestamp: the chain's own clock (due dates, tenors)."""
+        block = await self.w3.eth.get_block("latest")
+        return int(block["timestamp"])
+
+    async def block_time(self, block_number: int) -> int:
+        block = await self.w3.eth.get_block(block_number)
+        return int(block["timestamp"])
+
+    async def gas_price(self) -> int:
+        return int(await self.w3.eth.gas_price)
+
+    async def balance(self, address: str) -> int:
+        return int(await self.w3.eth.get_balance(to_checksum_address(address)))
+
+    async def pending_claim(self, claim_id: int) -> ClaimView:
+        return await self.suite.claim(claim_id, "pending")
+
+    async def head_block(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        write: WriteContext,
+        sender: TransactionSender,
+        tx: dict[str, Any],
+        crash: bool = False,
+    ) -> TxReceipt:
+        journal = write.journal
+        if journal is None:
+            pending = await sender.send(tx)
+            return await sender.wait(pending)
+        step = journal.step
+        journal.step += 1
+        if step < len(journal.recorded):
+            receipt = await self._resume(sender, journal.recorded[step])
+            if receipt is not None:
+                return receipt
+            del journal.recorded[step:]  # it can never be mined: sign anew from here
+
+        async def record(tx_hash: str, raw: bytes, nonce: int) -> None:
+            del journal.recorded[step:]
+            journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
+            await journal.persist(journal)
+
+        pending = await sender.send(tx, before_broadcast=record)
+        if crash:  # the test hook: die between the broadcast and recording the outcome
+            os._exit(CRASH_EXIT_STATUS)
+        return await sender.wait(pending)
+
+    async def _resume(self, sender: TransactionSender, recorded: RecordedTx) -> TxReceipt | None:
+        """The receipt of a transaction recorded by an earlier run, or None if it is dead."""
+        w3 = self.w3
+        try:
+            receipt: TxReceipt = await w3.eth.get_transaction_receipt(HexStr(recorded.hash))
+        except TransactionNotFound:
+            receipt = None  # type: ignore[assignment]
+        if receipt is None:
+            if not await sender.rebroadcast(bytes.fromhex(recorded.raw[2:]), recorded.hash):
+                return None
+            receipt = await w3.eth.wait_for_transaction_receipt(
+                HexStr(recorded.hash), timeout=sender.receipt_timeout_s
+            )
+        if receipt["status"] == 0:
+            raise await revert_for_failed_transaction(w3, recorded.hash)
+        return receipt
+
+    async def _mined(
+        self, write: WriteContext, receipt: TxReceipt, wait_for_mirror: bool = True
+    ) -> Mined:
+        tx_hash = receipt["transactionHash"].to_0x_hex()
+        block = int(receipt["blockNumber"])
+        events = tuple(
+            self.decoder.decode(_log_json(log)) for log in receipt["logs"] if self._ours(log)
+        )
+        write.tx_hashes.append(tx_hash)
+        mirrored = await self.wait_for_mirror(block) if wait_for_mirror else False
+        return Mined(tx_hash, block, events, mirrored)
+
+    def _ours(self, log: Any) -> bool:
+        return str(log["address"]).lower() in self.decoder.addresses
+
+    async def wait_for_mirror(self, block: int) -> bool:
+        """Wait (at most ``mirror_wait_s``) until the mirror's checkpoint reaches ``block``."""
+        deadline = time.monotonic() + self.mirror_wait_s
+        delay = 0.02
+        while True:
+            async with self.engine.connect() as conn:
+                reached = (
+                    await conn.execute(select(mirror.Checkpoint.block_number))
+                ).scalar_one_or_none()
+            if reached is not None and reached >= block:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+
+    async def mirrored_block(self) -> int | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(mirror.Checkpoint.block_number))).scalar_one_or_none()
+
+
+def _log_json(log: Any) -> dict[str, Any]:
+    """A receipt log (web3 types) in the JSON-RPC shape the decoder reads."""
+
+    def hx(value: Any) -> str:
+        return value.to_0x_hex() if hasattr(value, "to_0x_hex") else str(value)
+
+    return {
+        "address": str(log["address"]),
+        "topics": [hx(t) for t in log["topics"]],
+        "data": hx(log["data"]),
+        "blockNumber": hex(int(log["blockNumber"])),
+        "blockHash": hx(log["blockHash"]),
+        "transactionHash": hx(log["transactionHash"]),
+        "transactionIndex": hex(int(log["transactionIndex"])),
+        "logIndex": hex(int(log["logIndex"])),
+    }

@@ -1,0 +1,165 @@
+"""What the services need from outside, as protocols, and the state a write carries.
+
+- :class:`LedgerPort`: the chain as services see it: submit a :class:`ledger.calls.ContractCall`
+  as a member and get back a :class:`Mined` with its decoded events; the chain's clock, gas
+  price, balances and funding; a piece as the chain sees it at ``pending``; waiting for the
+  mirror. :class:`backend.gateway.Gateway` implements it over web3; unit tests use
+  ``tests/support/fakes.py``.
+- :class:`WriteContext`: the state of one write, passed explicitly to the service and the
+  port (never a context variable): the caller, the request id, the idempotency journal of the
+  transactions recorded before broadcast, and the hashes of those mined (for the audit
+  record).
+- :class:`Ports`: what a service is given: short database sessions and the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.auth import Caller
+from ledger.bindings import ClaimView
+from ledger.calls import ContractCall
+from ledger.codec import DecodedEvent
+
+
+@dataclass
+class RecordedTx:
+    """A transaction signed for a write, recorded before it was broadcast."""
+
+    hash: str
+    raw: str  # 0x-hex of the signed bytes
+    nonce: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"hash": self.hash, "raw": self.raw, "nonce": self.nonce}
+
+
+@dataclass
+class TxJournal:
+    """The transactions of one idempotent write (and a little state), and how to keep them:
+    ``persist`` stores both durably. A write run again after its worker died finds the
+    transactions it had sent here (step ``i`` is the ``i``-th recorded transaction)."""
+
+    recorded: list[RecordedTx]
+    persist: Callable[[TxJournal], Awaitable[None]]
+    state: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+
+    async def remember(self, **values: Any) -> None:
+        """Keep ``values`` (JSON) with the record, for a run that resumes this write."""
+        self.state.update(values)
+        await self.persist(self)
+
+
+@dataclass
+class WriteContext:
+    """One write's state (see the module docstring)."""
+
+    caller: Caller
+    request_id: str = ""
+    journal: TxJournal | None = None
+    #: Hashes of the transactions mined for this write (its audit record cites them).
+    tx_hashes: list[str] = field(default_factory=list)
+
+    def remembered(self, name: str) -> Any:
+        """A value an earlier run of this write kept with :meth:`remember` (or ``None``)."""
+        return None if self.journal is None else self.journal.state.get(name)
+
+    async def remember(self, **values: Any) -> None:
+        if self.journal is not None:
+            await self.journal.remember(**values)
+
+
+@dataclass(frozen=True)
+class Mined:
+    """A mined, successful transaction and the events it emitted (decoded)."""
+
+    tx_hash: str
+    block_number: int
+    events: tuple[DecodedEvent, ...]
+    #: The mirror's checkpoint reached the block within the wait (reads show the write).
+    mirrored: bool
+
+    def event(self, key: str) -> DecodedEvent:
+        """The first event ``"Contract:Event"`` (it must be there)."""
+        for ev in self.events:
+            if ev.key == key:
+                return ev
+        raise LookupError(f"transaction {self.tx_hash} emitted no {key}")
+
+    def all(self, key: str) -> list[DecodedEvent]:
+        return [ev for ev in self.events if ev.key == key]
+
+    @property
+    def written(self) -> dict[str, Any]:
+        """The fields every write's answer carries."""
+        return {"tx_hash": self.tx_hash, "block_number": self.block_number}
+
+
+@dataclass(frozen=True)
+class HostedAccount:
+    """A chain account the platform made and keeps (hosted custody)."""
+
+    address: str
+    keyfile: str  # encrypted, to store with the member
+
+
+class LedgerPort(Protocol):
+    """The chain, as the services use it."""
+
+    async def submit(self, write: WriteContext, call: ContractCall) -> Mined:
+        """Send ``call`` as ``write.caller``, wait until mined and (bounded) mirrored; a
+        refusal raises :class:`ledger.errors.ContractRevert`."""
+        ...
+
+    async def send_value(self, write: WriteContext, to: str, value: int) -> Mined:
+        """A plain transfer of ``value`` wei from ``write.caller`` (gas money)."""
+        ...
+
+    def new_account(self) -> HostedAccount:
+        """A fresh hosted account (its key encrypted for the keystore table)."""
+        ...
+
+    async def chain_time(self) -> int:
+        """The latest block's timestamp: the chain's own clock."""
+        ...
+
+    async def block_time(self, block_number: int) -> int:
+        """The timestamp of block ``block_number``."""
+        ...
+
+    async def gas_price(self) -> int: ...
+
+    async def balance(self, address: str) -> int: ...
+
+    async def pending_claim(self, claim_id: int) -> ClaimView:
+        """The piece as the chain sees it with pending transactions applied."""
+        ...
+
+    async def wait_for_mirror(self, block: int) -> bool:
+        """Wait (bounded) until the mirror's checkpoint reaches ``block``."""
+        ...
+
+    async def mirrored_block(self) -> int | None:
+        """The mirror's checkpoint block (``None`` before the indexer ran)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What a service is given: short units of work on the database, and the ledger.
+
+    A service opens a session for its reads, closes it, then waits for the chain; it never
+    holds a session (or a pooled connection) across :meth:`LedgerPort.submit`.
+    """
+
+    sessions: async_sessionmaker[AsyncSession]
+    ledger: LedgerPort
+
+    def session(self) -> AsyncSession:
+        """A new session: ``async with ports.session() as session: …``."""
+        return self.sessions()

@@ -1,0 +1,89 @@
+"""Database engines: SQLite by default, PostgreSQL in production.
+
+:func:`create_engine` builds an ``AsyncEngine`` for a SQLAlchemy URL (``sqlite+aiosqlite``
+or ``postgresql+asyncpg``; plain ``sqlite://`` and ``postgresql://`` URLs get their async
+driver). SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed batch survives the
+process being killed, and readers (the API) never block the writer (the indexer).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+
+def async_url(url: str) -> str:
+    """``url`` with its async driver (``aiosqlite`` / ``asyncpg``) filled in."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.drivername != "sqlite+aiosqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend == "postgresql" and parsed.drivername != "postgresql+asyncpg":
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (``None`` for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).resolve()
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An ``AsyncEngine`` for ``url``; SQLite files are created with their directory."""
+    url = async_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"timeout": 30})
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_pooled_engine(url: str) -> AsyncEngine:
+    """An engine for a server answering many requests at once (the API).
+
+    A PostgreSQL connection is pinged when taken from the pool (the server may have restarted
+    or a proxy dropped it); a SQLite file needs no such round trip on every request.
+    """
+    return create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+
+
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose objects stay readable after commit (short units of work)."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def now_ms() -> int:
+    """The wall clock in milliseconds, for the platform's own records (chain time is the
+    block's)."""
+    return int(time.time() * 1000)
+
+
+def now_s() -> int:
+    """The wall clock in whole seconds."""
+    return int(time.time())

@@ -1,0 +1,62 @@
+"""The node's settings, read from ``TIERFLOW_*`` variables (SPEC §5).
+
+==================================  =====================================================
+``TIERFLOW_RPC_URL``                JSON-RPC endpoint (default ``http://127.0.0.1:8545``)
+``TIERFLOW_DATA_DIR``               chain state, nonce files, SQLite (default ``./data``)
+``TIERFLOW_DEPLOYER_PRIVATE_KEY``   deployer key; on the local chain (id 31337) anvil's
+                                    first dev account is used when unset
+``TIERFLOW_CHAIN_PORT``             JSON-RPC port of the local chain of ``tierflow run`` /
+                                    ``chain`` (default: chain/anvil.json's, 8545)
+``TIERFLOW_LOG_LEVEL``              debug, info (default), warning, error
+==================================  =====================================================
+
+Every process that talks to the node (the indexer, the API, the command line) composes
+these with its own (:class:`indexer.config.IndexerSettings`,
+:class:`backend.config.ApiSettings`); command-line flags override them by passing keyword
+arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ledger.anvil import ANVIL_CHAIN_ID, ANVIL_FIRST_KEY
+
+
+class NodeSettings(BaseSettings):
+    """How to reach the node and sign as the deployer; ``TIERFLOW_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="TIERFLOW_", extra="ignore")
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    data_dir: Path = Path("data")
+    deployer_private_key: SecretStr | None = None
+    chain_port: int | None = Field(default=None, ge=1, le=65535)
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _resolve_data_dir(self) -> NodeSettings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    @property
+    def chain_dir(self) -> Path:
+        """Where the local chain keeps its state (``<data_dir>/chain``)."""
+        return self.data_dir / "chain"
+
+    @property
+    def nonce_dir(self) -> Path:
+        """Where the file nonce store lives (``<data_dir>/nonces``)."""
+        return self.data_dir / "nonces"
+
+    def deployer_key(self, chain_id: int) -> SecretStr | None:
+        """The deployer key: the configured one, else anvil's first dev key on chain 31337
+        (never invented elsewhere)."""
+        if self.deployer_private_key is not None:
+            return self.deployer_private_key
+        if chain_id == ANVIL_CHAIN_ID:
+            return SecretStr(ANVIL_FIRST_KEY)
+        return None

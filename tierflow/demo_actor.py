@@ -1,0 +1,56 @@
+"""A member of the demo's story speaking to the HTTP API with its own key (the typed client,
+``client/``, replaces it when it lands; ``bench/http_actor.py`` is the benchmark's copy)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class DemoError(RuntimeError):
+    """A step of the story was refused (the message names the request and the problem)."""
+
+
+@dataclass
+class Actor:
+    """A member (or the operator) speaking to the API with its own key."""
+
+    name: str
+    roles: tuple[str, ...]
+    key: str
+    http: httpx.AsyncClient
+    address: str = ""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        expect: Iterable[int] = (200, 201),
+    ) -> Any:
+        """One call; a write carries a fresh ``Idempotency-Key``. Raises :class:`DemoError`
+        (with the problem's code and detail) on an unexpected status."""
+        headers = {"Idempotency-Key": uuid.uuid4().hex} if method != "GET" else {}
+        r = await self.http.request(method, path, json=body, params=params, headers=headers)
+        if r.status_code not in tuple(expect):
+            try:
+                problem = r.json()
+                why = f"{problem.get('code')}: {problem.get('detail') or problem.get('title')}"
+            except ValueError:
+                why = r.text[:300]
+            raise DemoError(f"{self.name}: {method} {path} → {r.status_code} {why}")
+        return r.json() if r.content else None
+
+    async def get(self, path: str, **params: Any) -> Any:
+        return await self.request("GET", path, params=params or None)
+
+    async def post(self, path: str, body: Any = None) -> Any:
+        return await self.request("POST", path, body)
+
+    async def put(self, path: str, body: Any = None) -> Any:
+        return await self.request("PUT", path, body)
