@@ -23,6 +23,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from backend.console import Console, tree
@@ -62,12 +63,10 @@ def main() -> None:
     for pieces in args.pieces:
         for shape in SHAPES:
             data = samples.big_tree(pieces, shape)
-            read_runs, read = _time(lambda d=data: tree.read_tree(d, samples.MEMBERS), args.repeat)
-            win_runs, win = _time(lambda r=read: tree.window(r), args.repeat)
+            read_runs, read = _time(partial(tree.read_tree, data, samples.MEMBERS), args.repeat)
+            win_runs, win = _time(partial(tree.window, read), args.repeat)
             page_runs, html = _time(
-                lambda d=data: console.tree_page(
-                    d, viewer=samples.AUDITOR, members=samples.MEMBERS
-                ),
+                partial(console.tree_page, data, viewer=samples.AUDITOR, members=samples.MEMBERS),
                 args.repeat,
             )
             worst = max(worst, max(page_runs))

@@ -10,22 +10,18 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bench.stack import Stack
 from client.signing import DEFAULT_PKCS11_MODULE
 from client.softhsm import SoftHsmToken, init_softhsm_token
-from bench.stack import Stack
+from tests.support.hsm import key_label  # noqa: F401  (re-exported for fixtures)
 
 PIN = "246810"
 SO_PIN = "13579111"
-
-
-def key_label(prefix: str = "key") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The client's handling of intents (SPEC §4), against a fake of the API's signing flow
-(tests/client/fake_api.py): the API side arrives later.
+(tests/support/fake_signing_api.py): the API side arrives later.
 
 A ``self`` member's write answers ``202 awaiting_signature``; the client verifies the intent
 (digest recomputed from the typed data, the call decoded with the shipped ABIs and compared
@@ -39,8 +39,8 @@ from client.commands import SignerOutcome, run_signer, sign_open_intents
 from client.models import FinancingWrite, TransferWrite
 from client.signing import generate_pkcs11_key, recover_address
 from client.softhsm import SoftHsmToken
-from tests.client.conftest import key_label
-from tests.client.fake_api import FakeApi, calldata, random_address
+from tests.support.fake_signing_api import FakeApi, calldata, random_address
+from tests.support.hsm import key_label
 
 ZERO32 = "0x" + "00" * 32
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.stack import Stack
 from client import (
     Conflict,
     Forbidden,
@@ -33,7 +34,6 @@ from client.models import (
     TransferWrite,
 )
 from ledger.anvil import rpc_call
-from bench.stack import Stack
 
 DAY = 86_400
 KYC_UNTIL = datetime.now(UTC) + timedelta(days=3650)

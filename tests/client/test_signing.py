@@ -29,7 +29,7 @@ from client.signing import (
     typed_data_digest,
 )
 from client.softhsm import SoftHsmToken
-from tests.client.conftest import key_label
+from tests.support.hsm import key_label
 
 CHAIN_ID = 31337
 

@@ -9,6 +9,7 @@ packages with one backwards import planted, the same check fails and names it.
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +34,9 @@ def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_layering_contract_holds() -> None:
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 2 kept, 0 broken." in result.stdout
+    kept = re.search(r"Contracts: (\d+) kept, 0 broken\.", result.stdout)
+    assert kept is not None, result.stdout
+    assert int(kept.group(1)) >= 3, result.stdout
 
 
 def _python_only(directory: str, names: list[str]) -> set[str]:
