@@ -264,6 +264,31 @@ class JournalEntry(Base):
     image: Mapped[str | None] = mapped_column(Text)  # JSON object of the row, or null
 
 
+class OutboxEntry(Base):
+    """A mirrored event waiting to be pushed to webhooks (:mod:`indexer.outbox`).
+
+    Written in the batch's own transaction, so an event is in the outbox iff it is mirrored.
+    A reorganisation never deletes an entry: it marks it ``reverted`` and appends a
+    ``reverted`` entry (``<Event>Reverted``) pointing back at it (``reverts``), so whoever
+    already received the event is told it is gone.
+    """
+
+    __tablename__ = "outbox"
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "event" or "reverted"
+    event: Mapped[str] = mapped_column(String(72))  # "ClaimSplit", "ClaimSplitReverted"
+    contract: Mapped[str] = mapped_column(String(32))
+    block_number: Mapped[int] = mapped_column(BigInteger, index=True)
+    log_index: Mapped[int] = mapped_column(Integer)
+    block_hash: Mapped[str] = mapped_column(HASH)
+    block_time: Mapped[int] = mapped_column(BigInteger)
+    object_key: Mapped[str] = mapped_column(String(80))  # "claim:12": deliveries ordered per key
+    data: Mapped[str] = mapped_column(Text)  # JSON: {"event": {...}, "object": {...} | null}
+    reverted: Mapped[bool] = mapped_column(Boolean)
+    reverts: Mapped[int | None] = mapped_column(BigInteger)  # seq of the entry it retracts
+
+
 class Checkpoint(Base):
     """The last block wholly mirrored, and which chain and deployment the mirror belongs to."""
 
@@ -309,6 +334,7 @@ __all__ = [
     "JournalEntry",
     "Member",
     "ObligorAccount",
+    "OutboxEntry",
     "Payable",
     "PayableInvoice",
     "PlatformState",

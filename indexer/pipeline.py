@@ -34,6 +34,7 @@ from indexer.fetch import YIELD_EVERY, FetchedRange, Fetcher
 from indexer.handlers import HANDLERS, prefetch_keys
 from indexer.lock import WriterLock
 from indexer.models import migrate
+from indexer.outbox import outbox_row
 from indexer.progress import ProgressBar
 from indexer.rows import event_row
 from indexer.store import CheckpointState, Header
@@ -370,10 +371,13 @@ class Indexer:
                     await asyncio.sleep(0)
                 uow.block = ev.block_number
                 block_time = times[ev.block_number]
-                uow.append_tuple("events", event_row(ev, block_time))
+                row = event_row(ev, block_time)
+                uow.append_tuple("events", row)
                 handler = HANDLERS.get(ev.key)
                 if handler is not None:
                     await handler(uow, ev, block_time)
+                    # Business events only (not the ERC-721/3525 compatibility logs).
+                    uow.outbox(await outbox_row(uow, ev, row))
             batch = uow.seal(self._conn.dialect)
         except BaseException:
             uow.discard()

@@ -17,7 +17,7 @@ from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.types import table_of
-from indexer import models
+from indexer import models, outbox
 from indexer.errors import CheckpointMoved
 from indexer.unit_of_work import APPEND_TABLES, STATE_TABLES, primary_key
 
@@ -162,6 +162,7 @@ async def rollback(
             await conn.execute(insert(table).values(**json.loads(entry.image)))
     for table in APPEND_TABLES.values():
         await conn.execute(delete(table).where(table.c.block_number > ancestor))
+    await outbox.retract(conn, ancestor)
     await conn.execute(delete(_JOURNAL).where(_JOURNAL.c.block_number > ancestor))
     await conn.execute(delete(_HEADERS).where(_HEADERS.c.number > ancestor))
     result = await conn.execute(

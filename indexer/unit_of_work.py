@@ -121,6 +121,7 @@ class BatchUnitOfWork:
         self._appends: dict[str, list[Row]] = defaultdict(list)
         self._tuples: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         self._journal: list[Row] = []
+        self._outbox: list[Row] = []
         self._journaled: set[tuple[str, Key, int]] = set()
         self._conn: AsyncConnection | None = None
         self._before_read: Callable[[], Awaitable[None]] | None = None
@@ -141,7 +142,7 @@ class BatchUnitOfWork:
 
     def begin(self, journal_from: int) -> None:
         """Start applying a batch whose blocks from ``journal_from`` on are journaled."""
-        if self._dirty or self._appends or self._tuples or self._journal:
+        if self._dirty or self._appends or self._tuples or self._journal or self._outbox:
             raise RuntimeError("previous batch neither sealed nor discarded")
         self.journal_from = journal_from
 
@@ -154,6 +155,7 @@ class BatchUnitOfWork:
         self._appends.clear()
         self._tuples.clear()
         self._journal.clear()
+        self._outbox.clear()
         self._journaled.clear()
 
     @property
@@ -300,6 +302,11 @@ class BatchUnitOfWork:
         """Add a row to an append-only table."""
         self._appends[name].append(row)
 
+    def outbox(self, row: Row) -> None:
+        """Add a webhook outbox entry (:mod:`indexer.outbox`): written with the batch, never
+        deleted by a rollback (it is retracted instead)."""
+        self._outbox.append(row)
+
     def append_tuple(self, name: str, row: tuple[Any, ...]) -> None:
         """Add a row, given in the table's column order, to an append-only table."""
         self._tuples[name].append(row)
@@ -346,7 +353,10 @@ class BatchUnitOfWork:
             batch.add("insert", table, bulk.from_tuples(table, tuples))
         journal = table_of(models.JournalEntry)
         batch.add("insert", journal, bulk.from_dicts(journal, self._journal))
+        outbox = table_of(models.OutboxEntry)
+        batch.add("insert", outbox, bulk.from_dicts(outbox, self._outbox))
         self._dirty.clear()
+        self._outbox.clear()
         self._appends.clear()
         self._tuples.clear()
         self._journal.clear()

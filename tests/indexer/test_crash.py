@@ -38,6 +38,7 @@ from tests.support.mirror import (
     index_once,
     logs_up_to,
     mirror_digest,
+    outbox_and_events,
     reconcile_mirror,
     scenario_history,
     sqlite_url,
@@ -199,3 +200,8 @@ async def test_sigkill_at_random_points_leaves_only_whole_batches(
     assert await mirror_digest(database_url) == await mirror_digest(uninterrupted)
     report = await reconcile_mirror(history.config(database_url))
     assert report.ok, report.differences
+    # The webhook outbox was written in the batches' transactions: exactly one entry per
+    # mirrored business event, none lost to a kill, none twice.
+    entries, events = await outbox_and_events(database_url)
+    assert len(entries) == len(events) > 0
+    assert {(b, i, h) for _, _, _, b, i, h, _, _ in entries} == events

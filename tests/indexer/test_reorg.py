@@ -23,7 +23,12 @@ from indexer.errors import ReorgTooDeep
 from indexer.pipeline import Indexer
 from ledger.node import rpc
 from tests.support.chain import Chain
-from tests.support.mirror import index_once, mirror_digest, reconcile_mirror
+from tests.support.mirror import (
+    index_once,
+    mirror_digest,
+    outbox_and_events,
+    reconcile_mirror,
+)
 
 
 def _split_request(p: Platform, holder: Actor, claim_id: int, to: Actor, value: int) -> Any:
@@ -107,6 +112,30 @@ async def test_reorgs_of_depth_1_to_5_while_following(
     await engine.dispose()
     assert p.sup2.address not in holders
     assert holders.count(p.sup3.address) == sum(range(1, 6))
+    await _outbox_follows_the_chain(config.database_url, orphaned_splits=sum(range(1, 6)))
+
+
+async def _outbox_follows_the_chain(database_url: str, orphaned_splits: int) -> None:
+    """Live outbox entries are exactly the mirrored events; every entry of an orphaned block
+    is marked reverted and followed (later seq) by one retraction, same block and log."""
+    entries, events = await outbox_and_events(database_url)
+    live = {
+        (b, i, h)
+        for _, kind, _, b, i, h, reverted, _ in entries
+        if kind == "event" and not reverted
+    }
+    assert live == events
+    by_seq = {e[0]: e for e in entries}
+    gone = [e for e in entries if e[1] == "event" and e[6]]
+    retractions = [e for e in entries if e[1] == "reverted"]
+    assert sorted(r[7] for r in retractions) == sorted(g[0] for g in gone)
+    for r in retractions:
+        original = by_seq[r[7]]
+        assert r[0] > original[0]
+        assert r[2] == original[2] + "Reverted"
+        assert (r[3], r[4], r[5]) == (original[3], original[4], original[5])
+        assert (original[3], original[4], original[5]) not in events
+    assert sum(1 for g in gone if g[2] == "ClaimSplit") == orphaned_splits
 
 
 async def test_reorg_at_the_same_height_is_caught_when_idle(
@@ -122,6 +151,7 @@ async def test_reorg_at_the_same_height_is_caught_when_idle(
     assert stats.reorgs == 1
     assert await _orphans(index_config, p) == []
     assert (await reconcile_mirror(index_config)).ok
+    await _outbox_follows_the_chain(index_config.database_url, orphaned_splits=1)
 
 
 async def test_reorg_deeper_than_the_window_stops_the_indexer(

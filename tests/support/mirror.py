@@ -39,6 +39,49 @@ async def mirror_digest(database_url: str) -> str:
         await engine.dispose()
 
 
+async def outbox_and_events(
+    database_url: str,
+) -> tuple[list[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    """The webhook outbox (``(seq, kind, event, block, log index, block hash, reverted,
+    reverts)`` in seq order) and the mirrored events' ``(block, log index, block hash)``."""
+    from sqlalchemy import select
+
+    from db.types import table_of
+    from indexer import models
+    from indexer.handlers import HANDLERS
+
+    o, e = table_of(models.OutboxEntry), table_of(models.Event)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            entries = [
+                tuple(r)
+                for r in await conn.execute(
+                    select(
+                        o.c.seq,
+                        o.c.kind,
+                        o.c.event,
+                        o.c.block_number,
+                        o.c.log_index,
+                        o.c.block_hash,
+                        o.c.reverted,
+                        o.c.reverts,
+                    ).order_by(o.c.seq)
+                )
+            ]
+            # Logs without a handler (ERC-721/3525 compatibility …) are never pushed.
+            events = {
+                (r.block_number, r.log_index, r.block_hash)
+                for r in await conn.execute(
+                    select(e.c.block_number, e.c.log_index, e.c.block_hash, e.c.contract, e.c.event)
+                )
+                if f"{r.contract}:{r.event}" in HANDLERS
+            }
+    finally:
+        await engine.dispose()
+    return entries, events
+
+
 async def stored_checkpoint(database_url: str) -> CheckpointState | None:
     """The checkpoint as committed in the database (None before the first run)."""
     engine = create_engine(database_url)
