@@ -13,12 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from backend.api import problems
 from backend.api.middleware import GuardMiddleware
 from backend.api.routes import (
     audit,
     claims,
+    console,
+    console_session,
     financiers,
     financing,
     invoices,
@@ -27,6 +30,7 @@ from backend.api.routes import (
     system,
 )
 from backend.config import ApiSettings
+from backend.console import STATIC_DIR
 from backend.context import open_context
 from backend.services import auto_approval
 
@@ -67,4 +71,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, max_body=settings.api_max_body, engine_of=_engine_of)
     for module in (system, members, invoices, payables, claims, financing, financiers, audit):
         app.include_router(module.router)
+    # The console (issue 12): server-rendered pages over the same services, and their
+    # committed CSS and JS.
+    app.include_router(console_session.router)
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     return app

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -127,6 +128,11 @@ async def authenticate(conn: AsyncConnection, authorization: str | None) -> Call
 
 
 _ROLE_BY_ID = {"0x" + role.role_id.hex(): role for role in Role}
+
+
+def roles_from_ids(role_ids: Iterable[str | None]) -> frozenset[Role]:
+    """The roles among the mirror's role ids (``role_grants.role``); unknown ids skipped."""
+    return frozenset(_ROLE_BY_ID[r] for r in role_ids if r in _ROLE_BY_ID)
 
 
 async def roles_of(session: AsyncSession, address: str) -> frozenset[Role]:

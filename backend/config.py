@@ -12,6 +12,8 @@
                                     that stopped renewing it (it died) before a retry takes
                                     it over (default 30)
 ``TIERFLOW_OPERATOR_API_KEY``       the operator's API key when set at first start
+``TIERFLOW_CONSOLE_SESSION_TTL_S``  how long a console sign-in lasts, in seconds (default
+                                    28800: a working day); then the browser signs in again
 ``TIERFLOW_KEYSTORE_PASSWORD``      password of the members' keystore
 ==================================  =====================================================
 
@@ -50,6 +52,7 @@ class ApiSettings(NodeSettings, DatabaseSettings):
     api_mirror_wait_s: float = Field(default=15.0, ge=0)
     api_idempotency_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
     operator_api_key: SecretStr | None = None
+    console_session_ttl_s: int = Field(default=28_800, ge=60, le=30 * 86_400)
     keystore_password: SecretStr | None = None
 
     @property

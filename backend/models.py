@@ -16,6 +16,9 @@ and their Alembic history (``backend/migrations``, version table ``alembic_versi
   programme's registration number in the national registry is kept here).
 - ``financing_policies``: a financier's auto-approval policy.
 - ``nonces``: the next nonce per account, shared by every API worker (``SqlNonceStore``).
+- ``console_sessions``: the console's signed-in browsers (:mod:`backend.console_sessions`):
+  the SHA-256 of the cookie's token, the member and the API key it signed in with (revoking
+  the key ends the session), the session's CSRF token and its expiry.
 """
 
 from __future__ import annotations
@@ -166,6 +169,16 @@ class AutoDecision(Base):
     decided_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class ConsoleSession(Base):
+    __tablename__ = "console_sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member: Mapped[str] = mapped_column(ADDRESS)
+    api_key_id: Mapped[str] = mapped_column(String(32))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 __all__ = [
     "API_HISTORY",
     "ApiKey",
@@ -173,6 +186,7 @@ __all__ = [
     "AuditRecord",
     "AutoDecision",
     "Base",
+    "ConsoleSession",
     "CreditLine",
     "FinancingPolicy",
     "IdempotencyRecord",

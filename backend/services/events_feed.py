@@ -185,3 +185,15 @@ async def list_events(
         .limit(limit)
     )
     return [_event_view(row) for row in await session.execute(query)]
+
+
+async def transaction_events(
+    session: AsyncSession, caller: Caller, tx_hash: str, block_number: int
+) -> list[dict[str, Any]]:
+    """The events one transaction (mined in ``block_number``: its receipt says) emitted that
+    the caller may read, in log order; an empty list when it may read none of them."""
+    clauses = [m.Event.block_number == block_number, m.Event.tx_hash == tx_hash.lower()]
+    if not caller.sees_everything:
+        clauses.append(_visible_events(caller))
+    query = select(*_EVENT_COLUMNS).where(*clauses).order_by(m.Event.log_index)
+    return [_event_view(row) for row in await session.execute(query)]

@@ -193,3 +193,16 @@ async def list_exposure(
     if position is not None:
         rows = [r for r in rows if tuple(exposure_key(r)) > position]
     return rows[:limit]
+
+
+async def book(session: AsyncSession, caller: Caller, limit: int) -> list[dict[str, Any]]:
+    """Everything the caller may read of exposure on one screen (the console's chart): its
+    obligor rows and the financiers' own rows (auditors and the operator: every obligor's
+    and every financier's, at most ``limit`` obligors)."""
+    if not caller.sees_everything:
+        return await list_exposure(session, caller, None, None, None, limit)
+    rows = await list_exposure(session, caller, None, None, None, limit)
+    query = select(m.Exposure.financier).distinct().order_by(m.Exposure.financier)
+    for financier in list((await session.execute(query)).scalars()):
+        rows += await _financier_rows(session, financier, None)
+    return rows

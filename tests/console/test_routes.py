@@ -1,0 +1,287 @@
+"""The console served by the real API (anvil, the suite, ``tierflow index`` and ``tierflow
+serve`` as processes) over the demo's payable: signing in and out (cookie flags, CSRF,
+Origin), the tree's nodes against the API's own answer, every link of a node, and the
+visibility rules of the API (AP-2) on every page: an outsider gets the 404 page the API's
+404 is, a page its roles do not open the 403 page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from http.cookies import SimpleCookie
+from typing import Any
+
+import httpx
+import pytest
+
+from backend.console.fmt import yuan
+from tests.support.console_demo import Demo, csrf_field, demo_platform, signed_in
+
+Parse = Callable[[str], Any]
+
+
+@pytest.fixture(scope="module")
+async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
+    async with demo_platform(tmp_path_factory.mktemp("console")) as made:
+        yield made
+
+
+@pytest.fixture
+async def auditor(demo: Demo) -> AsyncIterator[httpx.AsyncClient]:
+    http = await signed_in(demo, demo.key("auditor"))
+    yield http
+    await http.aclose()
+
+
+def _nodes(tree: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    todo = [tree["root"]]
+    while todo:
+        node = todo.pop()
+        out[node["id"]] = node
+        todo += node["children"]
+    return out
+
+
+def _cookie(r: httpx.Response, name: str) -> str:
+    for header in r.headers.get_list("set-cookie"):
+        if header.startswith(name + "="):
+            return header
+    raise AssertionError(f"no {name} cookie set: {r.headers.get_list('set-cookie')}")
+
+
+async def test_sign_in_sets_an_http_only_strict_cookie(demo: Demo, parse: Parse) -> None:
+    async with httpx.AsyncClient(base_url=demo.stack.base_url) as http:
+        form = await http.get("/console/sign-in")
+        assert form.status_code == 200
+        assert "default-src 'self'" in form.headers["content-security-policy"]
+        assert form.headers["x-frame-options"] == "DENY"
+        assert "httponly" in _cookie(form, "tf_csrf").lower()
+        r = await http.post(
+            "/console/sign-in",
+            data={
+                "api_key": demo.key("tier1"),
+                "csrf_token": csrf_field(form.text),
+                "next": "/console/payables/1",
+            },
+        )
+        assert r.status_code == 303
+        assert r.headers["location"] == "/console/payables/1"
+        header = _cookie(r, "tf_console")
+        attrs = {a.strip().lower() for a in header.split(";")}
+        assert "httponly" in attrs
+        assert "samesite=strict" in attrs
+        assert "path=/console" in attrs
+        token = SimpleCookie(header)["tf_console"].value
+        assert demo.key("tier1") not in header
+        assert len(token) >= 40
+        home = await http.get("/console")
+        assert home.status_code == 200
+        doc = parse(home.text)
+        assert "Anda Components" in doc.find("span", cls="who-name").text()
+
+
+async def test_sign_in_refuses_forged_forms_and_bad_keys(demo: Demo, parse: Parse) -> None:
+    async with httpx.AsyncClient(base_url=demo.stack.base_url) as http:
+        form = await http.get("/console/sign-in")
+        token = csrf_field(form.text)
+        good = {"api_key": demo.key("tier1"), "csrf_token": token}
+        # another site's page posting the form (its Origin, or the browser's Sec-Fetch-Site)
+        r = await http.post(
+            "/console/sign-in", data=good, headers={"Origin": "https://evil.example"}
+        )
+        assert r.status_code == 403
+        r = await http.post("/console/sign-in", data=good, headers={"Sec-Fetch-Site": "cross-site"})
+        assert r.status_code == 403
+        # a token that is not the cookie's (double submit)
+        r = await http.post("/console/sign-in", data={**good, "csrf_token": "x" * 43})
+        assert r.status_code == 403
+        assert "tf_console" not in http.cookies
+        # a wrong key: the form again, with the reason, and no session
+        r = await http.post("/console/sign-in", data={**good, "api_key": "tf_0123456789ab_nope"})
+        assert r.status_code == 401
+        assert "not valid" in parse(r.text).find("p", cls="alert").text()
+        assert "tf_console" not in http.cookies
+        # JSON is not the console's form encoding
+        r = await http.post("/console/sign-in", json=good)
+        assert r.status_code == 403
+        # next: only a path under /console
+        for bad in ("https://evil.example/", "//evil.example/console", "/v1/members"):
+            form = await http.get("/console/sign-in")
+            r = await http.post(
+                "/console/sign-in",
+                data={**good, "csrf_token": csrf_field(form.text), "next": bad},
+            )
+            assert r.status_code == 303
+            assert r.headers["location"] == "/console", bad
+            http.cookies.clear()
+
+
+async def test_pages_need_a_session(demo: Demo) -> None:
+    async with httpx.AsyncClient(base_url=demo.stack.base_url) as http:
+        r = await http.get(f"/console/payables/{demo.payable_id}?levels=2")
+        assert r.status_code == 303
+        assert r.headers["location"] == (
+            f"/console/sign-in?next=%2Fconsole%2Fpayables%2F{demo.payable_id}%3Flevels%3D2"
+        )
+        http.cookies.set("tf_console", "made-up", path="/console")
+        assert (await http.get("/console")).status_code == 303
+        # the API's bearer key does not open the console, nor the cookie the API
+        r = await http.get("/console", headers={"Authorization": f"Bearer {demo.key('auditor')}"})
+        assert r.status_code == 303
+
+
+async def test_the_tree_shows_the_apis_pieces(
+    demo: Demo, auditor: httpx.AsyncClient, parse: Parse
+) -> None:
+    api = await demo.api_get(demo.key("auditor"), f"/v1/payables/{demo.payable_id}/tree")
+    assert api.status_code == 200
+    pieces = _nodes(api.json())
+    r = await auditor.get(f"/console/payables/{demo.payable_id}")
+    assert r.status_code == 200, r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    doc = parse(r.text)
+    drawn = {int(g.attrs["data-id"]): g for g in doc.find_all("g", cls="node")}
+    assert set(drawn) == set(pieces)
+    for claim_id, node in pieces.items():
+        g = drawn[claim_id]
+        assert g.find("text", cls="amount").text() == yuan(node["amount"])
+        assert g.attrs["data-status"] == node["status"]
+        assert f"/console/claims/{claim_id}" in g.links()
+        assert any(link.startswith("/console/tx/0x") for link in g.links()), claim_id
+    # the holders by name, the bank's pieces marked financed
+    names = {g.find("text", cls="holder").text() for g in drawn.values()}
+    assert {"Anda Components", "Dongfang Steel", "Bank of Qiantang"} <= names
+    bank = demo.story["bank"].address
+    financed = [i for i, n in pieces.items() if n["holder"] == bank]
+    assert financed
+    for claim_id in financed:
+        assert "FINANCED" in drawn[claim_id].find("text", cls="status").text()
+
+
+async def test_a_nodes_links_open_its_history_and_transaction(
+    demo: Demo, auditor: httpx.AsyncClient, parse: Parse
+) -> None:
+    r = await auditor.get(f"/console/payables/{demo.payable_id}")
+    doc = parse(r.text)
+    root = demo.story.payable["root_claim_id"]
+    node = doc.find("g", id=f"piece-{root}")
+    tx = next(link for link in node.links() if link.startswith("/console/tx/"))
+    page = await auditor.get(tx)
+    assert page.status_code == 200, page.text
+    assert "PayableIssued" in parse(page.text).text()
+    history = await auditor.get(f"/console/claims/{root}")
+    assert history.status_code == 200
+    events = await demo.api_get(demo.key("auditor"), f"/v1/claims/{root}/history")
+    text = parse(history.text).text()
+    for e in events.json()["items"]:
+        assert e["event"] in text
+
+
+async def test_an_outsider_cannot_open_the_payable(demo: Demo, parse: Parse) -> None:
+    outsider = await signed_in(demo, demo.outsider_key)
+    try:
+        root = demo.story.payable["root_claim_id"]
+        api = await demo.api_get(demo.outsider_key, f"/v1/payables/{demo.payable_id}/tree")
+        assert api.status_code == 404
+        for path in (
+            f"/console/payables/{demo.payable_id}",
+            f"/console/claims/{root}",
+            f"/console/events?payable_id={demo.payable_id}",
+        ):
+            r = await outsider.get(path)
+            assert r.status_code in (404, 400), (path, r.status_code)
+            assert "Anda Components" not in r.text
+        r = await outsider.get(f"/console/payables/{demo.payable_id}")
+        assert r.status_code == 404
+        assert parse(r.text).find("h1").text() == "Not found"
+        # the root's transaction: exists, but nothing of it is the outsider's
+        auditor = await signed_in(demo, demo.key("auditor"))
+        doc = parse((await auditor.get(f"/console/payables/{demo.payable_id}")).text)
+        await auditor.aclose()
+        tx = next(
+            link
+            for link in doc.find("g", id=f"piece-{root}").links()
+            if link.startswith("/console/tx/")
+        )
+        assert (await outsider.get(tx)).status_code == 404
+        # and its own pages are open to it
+        assert (await outsider.get("/console")).status_code == 200
+        assert (await outsider.get("/console/events")).status_code == 200
+        assert (await outsider.get("/console/reconciliation")).status_code == 403
+        assert (await outsider.get("/console/audit-log")).status_code == 403
+    finally:
+        await outsider.aclose()
+
+
+async def test_a_holder_sees_its_piece_but_not_the_whole_tree(demo: Demo, parse: Parse) -> None:
+    http = await signed_in(demo, demo.key("tier3a"))
+    try:
+        r = await http.get(f"/console/payables/{demo.payable_id}")
+        assert r.status_code == 403  # as GET /v1/payables/{id}/tree answers it
+        home = parse((await http.get("/console")).text)
+        piece = demo.story.pieces["tier3a"]
+        assert f"/console/claims/{piece}" in home.links()
+        assert (await http.get(f"/console/claims/{piece}")).status_code == 200
+    finally:
+        await http.aclose()
+
+
+async def test_the_auditors_pages(demo: Demo, auditor: httpx.AsyncClient, parse: Parse) -> None:
+    exposure = await auditor.get("/console/exposure")
+    assert exposure.status_code == 200, exposure.text
+    assert "Huaxin Motors" in parse(exposure.text).text()
+    events = await auditor.get(f"/console/events?payable_id={demo.payable_id}&event=ClaimSplit")
+    assert events.status_code == 200, events.text
+    rows = [tr for tr in parse(events.text).find_all("tr") if "data-event" in tr.attrs]
+    assert rows
+    assert {tr.attrs["data-event"] for tr in rows} == {"ClaimSplit"}
+    bad = await auditor.get("/console/events?from_block=9&to_block=1")
+    assert bad.status_code == 400
+    rec = await auditor.get("/console/reconciliation")
+    assert rec.status_code == 200, rec.text
+    log = await auditor.get("/console/audit-log")
+    assert log.status_code == 200, log.text
+    assert parse(log.text).find_all("tr", cls="rec-ok")
+    assert (await auditor.get("/console/payables/999999")).status_code == 404
+    assert (await auditor.get("/console/payables/1?levels=99")).status_code == 400
+    missing = f"/console/payables/{demo.payable_id}?focus=999999"
+    assert (await auditor.get(missing)).status_code == 404
+
+
+async def test_sign_out_ends_the_session(demo: Demo, parse: Parse) -> None:
+    http = await signed_in(demo, demo.key("tier1"))
+    try:
+        home = await http.get("/console")
+        token = csrf_field(home.text)
+        copied = http.cookies["tf_console"]
+        r = await http.post("/console/sign-out", data={"csrf_token": "forged"})
+        assert r.status_code == 403
+        assert (await http.get("/console")).status_code == 200
+        r = await http.post("/console/sign-out", data={"csrf_token": token})
+        assert r.status_code == 303
+        assert r.headers["location"] == "/console/sign-in"
+        # a copy of the cookie no longer opens anything
+        async with httpx.AsyncClient(base_url=demo.stack.base_url) as other:
+            other.cookies.set("tf_console", copied, path="/console")
+            assert (await other.get("/console")).status_code == 303
+    finally:
+        await http.aclose()
+
+
+async def test_revoking_the_key_ends_its_sessions(demo: Demo) -> None:
+    async with demo.stack.client(demo.outsider_key) as api:
+        r = await api.post(
+            f"/v1/members/{demo.outsider_address}/api-keys",
+            json={"label": "console"},
+            headers={"Idempotency-Key": "console-key"},
+        )
+        assert r.status_code == 201, r.text
+        made = r.json()
+        http = await signed_in(demo, made["api_key"])
+        try:
+            assert (await http.get("/console")).status_code == 200
+            r = await api.delete(f"/v1/members/{demo.outsider_address}/api-keys/{made['id']}")
+            assert r.status_code == 200, r.text
+            assert (await http.get("/console")).status_code == 303
+        finally:
+            await http.aclose()
