@@ -59,7 +59,13 @@ async def index(
 ) -> RunStats:
     """Run the indexer until caught up (``once``), SIGINT/SIGTERM, or ``stop``."""
     if metrics_port:
-        start_http_server(metrics_port)
+        try:
+            start_http_server(metrics_port)
+        except OSError as exc:
+            raise IndexerError(
+                f"metrics port {metrics_port} (TIERFLOW_METRICS_PORT) is in use "
+                f"({exc.strerror}): choose another, or 0 for no metrics"
+            ) from exc
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

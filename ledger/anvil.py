@@ -27,6 +27,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -157,8 +158,11 @@ class AnvilProcess:
         state_path: Path | None = None,
         log_path: Path | None = None,
         binary: Path | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.config = config or AnvilConfig.load()
+        #: Run in the child before anvil starts (``tierflow run``: die with the supervisor).
+        self.preexec_fn = preexec_fn
         self.state_path = state_path
         self.log_path = log_path
         self.binary = binary or node_bin("anvil")
@@ -240,6 +244,7 @@ class AnvilProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -168,8 +168,10 @@ async def deploy(
     data_dir: Path,
     parameters: DeploymentParameters | None = None,
     console: Console | None = None,
+    directory: Path | None = None,
 ) -> Deployment:
-    """Deploy (or complete) the suite on ``rpc_url`` and record it; returns the deployment."""
+    """Deploy (or complete) the suite on ``rpc_url`` and record it (in ``directory``, default
+    ``$TIERFLOW_DEPLOYMENTS_DIR`` or chain/deployments); returns the deployment."""
     console = console or Console(stderr=True)
     w3 = make_web3(rpc_url)
     try:
@@ -195,9 +197,10 @@ async def deploy(
                 w3,
                 sender,
                 parameters,
+                directory=directory,
                 on_step=lambda name: progress.update(task, advance=1, description=name),
             )
-        console.print(f"deployment recorded in {record_path(chain_id)}")
+        console.print(f"deployment recorded in {record_path(chain_id, directory)}")
         return deployment
     finally:
         await close_web3(w3)

@@ -22,10 +22,8 @@ Commands so far:
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +47,7 @@ from ledger.errors import LedgerError
 from ledger.logs import configure_logging
 from tierflow.besu import besu_command
 from tierflow.demo import demo_command
+from tierflow.supervisor import run_instance
 
 app = typer.Typer(
     name="tierflow",
@@ -109,58 +108,22 @@ def deploy(
 @app.command()
 def run(
     fresh: Annotated[
-        bool, typer.Option("--fresh", help="Discard the saved chain state and start anew.")
+        bool,
+        typer.Option(
+            "--fresh",
+            help="Start anew: wipe this data directory's chain, nonces, deployment and database.",
+        ),
     ] = False,
     chain_only: Annotated[
         bool, typer.Option("--chain-only", help="Only the chain and the deployment.")
     ] = False,
 ) -> None:
-    """Run the platform on its embedded defaults: the local chain with the suite deployed, the
-    indexer mirroring it into SQLite, and the HTTP API (Ctrl-C stops them all)."""
-    settings = ApiSettings()
-    children: list[subprocess.Popen[bytes]] = []
-
-    def start(url: str) -> None:
-        _print_deployment(_deploy(settings, url))
-        if chain_only:
-            return
-        env = {**os.environ, "TIERFLOW_RPC_URL": url}
-        logs = settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for name, args in (("indexer", ["index"]), ("api", ["serve"])):
-            log = (logs / f"{name}.log").open("ab")
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tierflow.cli", *args],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        base = settings.base_url
-        table = Table(show_header=False, box=None)
-        table.add_row("API", f"{base}  (OpenAPI: {base}/docs)")
-        table.add_row("database", settings.database_url)
-        table.add_row("logs", str(logs))
-        if settings.operator_api_key is None:
-            table.add_row("operator key", f"printed once at first start in {logs / 'api.log'}")
-        console.print("[bold green]indexer and API started[/bold green]")
-        console.print(table)
-
-    config = AnvilConfig.load()
-    if settings.chain_port is not None:
-        config = config.replace(port=settings.chain_port)
-    try:
-        _run_chain(settings, config, fresh, then=start, children=children)
-    finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    """Run the platform of one data directory ($TIERFLOW_DATA_DIR): the local chain with the
+    suite deployed, the indexer mirroring it into SQLite, and the HTTP API (Ctrl-C stops them
+    all)."""
+    code = run_instance(fresh, chain_only, console)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

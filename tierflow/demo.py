@@ -28,11 +28,9 @@ The story:
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -163,18 +161,6 @@ async def audit(story: Story) -> DemoResult:
 
 # -- the command ---------------------------------------------------------------------------
 
-#: The line ``tierflow serve`` prints once when it generated the operator's key.
-_KEY_LINE = re.compile(r"operator's API key \(shown once, keep it\): (tf_[0-9a-f]{12}_\S+)")
-
-
-def operator_key_from_log(data_dir: Path) -> str | None:
-    """The operator key ``tierflow run`` printed into ``<data_dir>/logs/api.log``, if any."""
-    log = data_dir / "logs" / "api.log"
-    if not log.exists():
-        return None
-    found = _KEY_LINE.findall(log.read_text(errors="replace"))
-    return str(found[-1]) if found else None
-
 
 def demo_command(
     base_url: Annotated[
@@ -184,8 +170,8 @@ def demo_command(
     operator_key: Annotated[
         str | None,
         typer.Option(
-            help="The operator's API key (default: $TIERFLOW_OPERATOR_API_KEY, else the key "
-            "`tierflow run` printed into $TIERFLOW_DATA_DIR/logs/api.log)."
+            help="The operator's API key (default: $TIERFLOW_OPERATOR_API_KEY; `tierflow run` "
+            "shows it once, in its summary, when a data directory first starts)."
         ),
     ] = None,
     rpc_url: Annotated[
@@ -199,7 +185,6 @@ def demo_command(
     key = operator_key
     if key is None and settings.operator_api_key is not None:
         key = settings.operator_api_key.get_secret_value()
-    key = key or operator_key_from_log(settings.data_dir)
     if key is None:
         console.print(
             "[red]no operator key:[/red] pass --operator-key or set TIERFLOW_OPERATOR_API_KEY"
