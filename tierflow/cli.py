@@ -45,6 +45,7 @@ from ledger.deploy import deploy as deploy_suite_to
 from ledger.deployment import Deployment
 from ledger.errors import LedgerError
 from ledger.logs import configure_logging
+from tierflow.bench import bench_command
 from tierflow.besu import besu_command
 from tierflow.demo import demo_command
 from tierflow.supervisor import run_instance
@@ -64,6 +65,7 @@ def main() -> None:
     configure_logging(NodeSettings().log_level)
 
 
+app.command("bench")(bench_command)
 app.command("besu-config")(besu_command)
 app.command("demo")(demo_command)
 

@@ -1,0 +1,63 @@
+"""A bench-only chain: anvil on a free port, the suite deployed, a cast registered, and each
+supplier holding the root piece of a payable of its own (10^15 fen: room for many splits).
+
+``async with bench_chain(suppliers=16) as chain:`` yields a :class:`BenchChain` with automine
+on (or mining every ``block_time`` seconds), its :class:`~bench.indexer_load.Driver` (fast
+local signing, batches) and every supplier's root piece.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from bench.indexer_load import Cast, Driver, Key, setup
+from ledger.anvil import AnvilProcess
+from ledger.deployment import DAY, Deployment
+
+
+@dataclass
+class BenchChain:
+    node: AnvilProcess
+    driver: Driver
+    roots: dict[str, int]  # supplier address (lower case) → its root piece
+
+    @property
+    def url(self) -> str:
+        return self.node.url
+
+    @property
+    def suppliers(self) -> list[Key]:
+        return self.driver.cast.suppliers
+
+    @property
+    def deployment(self) -> Deployment:
+        assert self.driver.deployment is not None
+        return self.driver.deployment
+
+
+@contextlib.asynccontextmanager
+async def bench_chain(
+    suppliers: int = 16, block_time: float | None = None, label: str = "tierflow-bench"
+) -> AsyncIterator[BenchChain]:
+    """A fresh anvil with the cast; stopped on exit."""
+    node = AnvilProcess.ephemeral()
+    await asyncio.to_thread(node.start)
+    try:
+        cast = Cast.derive(label, suppliers=suppliers, financiers=2, cores=2)
+        driver = await setup(node.url, cast, payables_per_supplier=1, due_in=180 * DAY)
+        try:
+            roots = {
+                p.holder: p.id for p in driver.world.pieces.values() if p.depth == 0 and p.live
+            }
+            if block_time is None:
+                await driver.set_automine(True)
+            else:
+                await driver.rpc.call("evm_setIntervalMining", [block_time])
+            yield BenchChain(node, driver, roots)
+        finally:
+            await driver.rpc.aclose()
+    finally:
+        await asyncio.to_thread(node.stop)

@@ -1,0 +1,92 @@
+"""A run's outputs: ``bench/results/<name>.json`` (every figure, latencies summarised),
+``docs/performance.md`` (tables between markers, the prose around them kept) and
+``docs/performance.png`` (rates as ratios to the ceiling)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from bench.perf.figures import Rate
+from bench.perf.run import Results
+
+BEGIN = "<!-- bench:begin -->"
+END = "<!-- bench:end -->"
+
+
+def ms(seconds: float) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "—"
+    return f"{seconds * 1000:,.0f} ms" if seconds >= 0.01 else f"{seconds * 1000:.1f} ms"
+
+
+def write_rows(rates: list[Rate]) -> list[str]:
+    lines = [
+        "| figure | writes | rate/s | ratio to ceiling | p50 | p99 | load before → after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rates:
+        ratio = "1.00" if r.path == "ceiling" else (f"{r.ratio:.2f}" if r.ratio else "—")
+        offered = f" (offered {r.offered:g}/s)" if r.offered else ""
+        lines.append(
+            f"| {r.name}{' · ' + r.variant if r.variant else ''} | {r.count:,} "
+            f"| {r.rate:,.0f}{offered} | {ratio} | {ms(r.p50)} | {ms(r.p99)} "
+            f"| {r.load_before:.2f} → {r.load_after:.2f} |"
+        )
+    return lines
+
+
+def render(results: Results) -> str:
+    m = results.machine
+    o = results.options
+    size = "quick" if o.get("quick") else "full" if o.get("full") else "default"
+    lines = [
+        f"Run {results.started}, {m['cpus']} CPUs, Python {m['python']}, "
+        f"load average at start {m['load_at_start']:.2f}, "
+        f"{size} size, {results.seconds:,.0f} s in all.",
+        "",
+        "### Writes",
+        "",
+        *write_rows(results.writes),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def record_markdown(results: Results, path: Path) -> None:
+    """Replace the text between the markers of ``path`` (created if missing)."""
+    body = render(results)
+    text = path.read_text(encoding="utf-8") if path.exists() else f"{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{body}{END}{tail}", encoding="utf-8")
+
+
+def record_json(results: Results, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results.summary(), indent=2) + "\n", encoding="utf-8")
+
+
+def record_chart(results: Results, path: Path) -> None:
+    """A bar per write figure: its rate as a share of the ceiling measured in the same run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rated = [r for r in results.writes if r.ratio is not None]
+    if not rated:
+        return
+    fig, ax = plt.subplots(figsize=(9, 0.4 * len(rated) + 1.5))
+    labels = [f"{r.name}{' · ' + r.variant if r.variant else ''}" for r in rated]
+    ax.barh(labels, [r.ratio or 0.0 for r in rated], color="#3a6ea5")
+    ax.axvline(0.8, color="#c0392b", linestyle="--", linewidth=1, label="target 0.8")
+    ax.set_xlabel("rate / chain ceiling (same run)")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    ax.set_title(f"Tierflow writes against the chain's ceiling, {results.started}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

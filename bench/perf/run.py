@@ -1,0 +1,163 @@
+"""One benchmark run: every figure, in order, with progress bars; returns :class:`Results`.
+
+Sizes: ``quick`` (the CI smoke run, under a minute: a few dozen writes per figure),
+the default, and ``full`` (adds the scale figures that take minutes).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.progress import Progress
+
+from bench.perf.ceiling import measure_ceiling, split_plan
+from bench.perf.chain import BenchChain, bench_chain
+from bench.perf.figures import Rate, load_average
+from bench.perf.writes import closed_loop, open_loop, split_writes
+from ledger.node import Web3Client, close_web3, keep_alive, make_web3
+
+MANY = 16  # holders in the "many holders" figures
+
+
+@dataclass(frozen=True)
+class Options:
+    quick: bool = False
+    full: bool = False
+    block_time_rate: float = 200.0  # offered writes/s with a 1 s block time
+    block_time_seconds: float = 10.0
+
+    @property
+    def ceiling_count(self) -> int:
+        return 256 if self.quick else 2048
+
+    @property
+    def writes_per_figure(self) -> int:
+        return 48 if self.quick else 400
+
+    @property
+    def client_counts(self) -> tuple[int, ...]:
+        return (1, 16) if self.quick else (1, 16, 64)
+
+
+@dataclass
+class Results:
+    started: str
+    machine: dict[str, Any]
+    options: dict[str, Any]
+    writes: list[Rate] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "machine": self.machine,
+            "options": self.options,
+            "seconds": self.seconds,
+            "writes": [r.summary() for r in self.writes],
+        }
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_at_start": load_average(),
+    }
+
+
+async def _web3(url: str) -> Web3Client:
+    return await keep_alive(make_web3(url))
+
+
+async def sender_writes(
+    chain: BenchChain, opts: Options, progress: Progress, variant: str = ""
+) -> list[Rate]:
+    """Splits: ceiling for one holder and many, then the sender at each client count."""
+    out: list[Rate] = []
+    suppliers = chain.suppliers
+    shapes = {"one holder": suppliers[:1], "many holders": suppliers[:MANY]}
+    ceilings: dict[str, Rate] = {}
+    for label, holders in shapes.items():
+        ceilings[label] = await measure_ceiling(
+            chain.driver,
+            split_plan(chain.driver, chain.roots, holders),
+            opts.ceiling_count,
+            name=f"split · ceiling · {label}",
+            operation="split",
+            holders=len(holders),
+            progress=progress,
+        )
+        out.append(ceilings[label])
+    w3 = await _web3(chain.url)
+    try:
+        for label, holders in shapes.items():
+            for clients in opts.client_counts:
+                if label == "many holders" and clients == 1:
+                    continue  # one client writes for one holder at a time
+                used = holders[: min(len(holders), clients)]
+                write = split_writes(chain, w3, used)
+                r = await closed_loop(
+                    write,
+                    opts.writes_per_figure,
+                    clients,
+                    name=f"split · sender · {clients} clients · {label}",
+                    operation="split",
+                    path="sender",
+                    holders=len(used),
+                    progress=progress,
+                    warmup=1,
+                )
+                r.ceiling = ceilings[label].rate
+                r.variant = variant
+                out.append(r)
+    finally:
+        await close_web3(w3)
+    return out
+
+
+async def block_time_writes(opts: Options, progress: Progress) -> list[Rate]:
+    """At a 1 s block time (QBFT-like), writes offered at a fixed rate over many holders.
+
+    No pre-signed ceiling here: the chain's rate is the offered one as long as a block holds a
+    second's writes (200 splits use about half of anvil's 60M gas limit); what is measured is
+    whether the platform keeps up (achieved = offered) with p99 under block time + 1 s."""
+    async with bench_chain(suppliers=MANY, block_time=1) as chain:
+        holders = chain.suppliers[:MANY]
+        w3 = await _web3(chain.url)
+        try:
+            r = await open_loop(
+                split_writes(chain, w3, holders),
+                opts.block_time_rate,
+                opts.block_time_seconds,
+                len(holders),
+                name=f"split · sender · {opts.block_time_rate:g}/s offered · block time 1 s",
+                operation="split",
+                path="sender",
+                holders=len(holders),
+                progress=progress,
+            )
+        finally:
+            await close_web3(w3)
+        return [r]
+
+
+async def run(opts: Options, progress: Progress) -> Results:
+    results = Results(
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=machine(),
+        options={"quick": opts.quick, "full": opts.full},
+    )
+    t0 = time.perf_counter()
+    async with bench_chain(suppliers=MANY) as chain:
+        results.writes += await sender_writes(chain, opts, progress)
+    if not opts.quick:
+        results.writes += await block_time_writes(opts, progress)
+    results.seconds = time.perf_counter() - t0
+    return results

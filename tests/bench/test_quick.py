@@ -1,0 +1,42 @@
+"""``tierflow bench --quick``: the benchmark command runs end to end on its own chain (the
+smoke run CI keeps, well under a minute) and records figures that hang together. No timing is
+asserted: speed is what the benchmark reports, not what a test can hold on shared cores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ledger.paths import repo_root
+
+
+def test_quick_bench_records_every_write_figure_against_its_ceiling(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tierflow.cli", "bench", "--quick", "--results-dir", str(tmp_path)],
+        cwd=repo_root(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads((tmp_path / "quick.json").read_text())
+    writes = {w["name"]: w for w in doc["writes"]}
+    ceilings = [w for w in writes.values() if w["path"] == "ceiling"]
+    senders = [w for w in writes.values() if w["path"] == "sender"]
+    assert {c["holders"] for c in ceilings} == {1, 16}
+    assert {(s["clients"], s["holders"]) for s in senders} == {(1, 1), (16, 1), (16, 16)}
+    for w in writes.values():
+        assert w["count"] > 0
+        assert w["seconds"] > 0
+        assert w["p50"] <= w["p99"]
+        assert w["load_before"] >= 0
+    for s in senders:
+        ceiling = next(c for c in ceilings if c["holders"] == (1 if s["holders"] == 1 else 16))
+        assert s["ceiling"] == ceiling["rate"]
+        assert s["ratio"] == s["rate"] / ceiling["rate"]
+    # the quick run leaves the recorded document alone
+    assert "quick size" not in (repo_root() / "docs" / "performance.md").read_text()
+    assert "Writes" in done.stderr
