@@ -22,6 +22,7 @@ from backend.api.routes import (
     claims,
     console,
     console_session,
+    dev,
     financiers,
     financing,
     invoices,
@@ -69,7 +70,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     problems.install(app)
     app.add_middleware(GuardMiddleware, max_body=settings.api_max_body, engine_of=_engine_of)
-    for module in (system, members, invoices, payables, claims, financing, financiers, audit):
+    for module in (
+        system,
+        members,
+        invoices,
+        payables,
+        claims,
+        financing,
+        financiers,
+        audit,
+        dev,
+    ):
         app.include_router(module.router)
     # The console (issue 12): server-rendered pages over the same services, and their
     # committed CSS and JS.

@@ -41,12 +41,13 @@ from backend.keystore import Keystore, keyfiles
 from backend.nonces import SqlNonceStore
 from backend.ports import HostedAccount, Mined, RecordedTx, WriteContext
 from indexer import models as mirror
+from ledger.anvil import ANVIL_CHAIN_ID
 from ledger.artifacts import load_artifact
 from ledger.bindings import ClaimView, Suite
 from ledger.calls import ContractCall
 from ledger.codec import Decoder
 from ledger.deployment import Deployment
-from ledger.node import Web3Client
+from ledger.node import Web3Client, rpc
 from ledger.reverts import revert_for_failed_transaction
 from ledger.sender import TransactionSender
 
@@ -65,6 +66,7 @@ class Gateway:
     engine: AsyncEngine
     mirror_wait_s: float = 15.0
     _senders: dict[str, TransactionSender] = field(default_factory=dict)
+    _local_chain: bool | None = None
 
     def __post_init__(self) -> None:
         self.suite = Suite(self.w3, self.deployment)
@@ -122,6 +124,19 @@ class Gateway:
         return await self.suite.claim(claim_id, "pending")
 
     async def head_block(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    async def local_chain(self) -> bool:
+        if self._local_chain is None:
+            local = self.deployment.chain_id == ANVIL_CHAIN_ID
+            if local:  # a Besu network could use 31337 too: ask the node what it is
+                local = str(await rpc(self.w3, "web3_clientVersion")).lower().startswith("anvil")
+            self._local_chain = local
+        return self._local_chain
+
+    async def set_chain_time(self, until: int) -> int:
+        await rpc(self.w3, "anvil_setTime", until)
+        await rpc(self.w3, "evm_mine")
         return int(await self.w3.eth.block_number)
 
     # -- sending -------------------------------------------------------------------------------

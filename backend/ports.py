@@ -148,6 +148,16 @@ class LedgerPort(Protocol):
         """The mirror's checkpoint block (``None`` before the indexer ran)."""
         ...
 
+    async def local_chain(self) -> bool:
+        """Whether the node is the local development chain (anvil, chain id 31337), whose
+        clock may be moved."""
+        ...
+
+    async def set_chain_time(self, until: int) -> int:
+        """Local chain only: move the clock to ``until`` and mine a block dated then; the new
+        head's number."""
+        ...
+
 
 @dataclass(frozen=True)
 class Ports:

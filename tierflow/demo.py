@@ -2,10 +2,11 @@
 
 :func:`run_demo` is the scenario (the e2e test runs the very same function); the command
 line only opens a console and prints the picture at the end. Everything goes through the
-API with members' own keys, as a real deployment's clients would. The node's JSON-RPC is used
-for the clock only: to read the chain's time (due dates are chain time, and a chain that has
-run the demo before is ahead of the wall clock) and, on the local chain (id 31337) only, to
-move it past the due date with anvil's ``evm_increaseTime`` so the payable can be settled.
+API with members' own keys, as a real deployment's clients would, the clock too: the chain's
+time comes from ``GET /v1/deployment`` (due dates are chain time, and a chain that has run the
+demo before is ahead of the wall clock), and, on the local development chain only, the
+operator moves it past the due date with ``POST /v1/dev/advance-time`` so the payable can be
+settled. The demo never talks to the node: it cannot read or move another chain's clock.
 
 The story:
 
@@ -81,12 +82,10 @@ STEPS: tuple[tuple[str, Step], ...] = (
 )
 
 
-async def run_demo(
-    base_url: str, operator_key: str, rpc_url: str, console: Console | None = None
-) -> DemoResult:
+async def run_demo(base_url: str, operator_key: str, console: Console | None = None) -> DemoResult:
     """Run the whole story against a running platform; return what the auditor saw."""
     console = console or Console(stderr=True)
-    story = Story(base_url.rstrip("/"), operator_key, rpc_url, uuid.uuid4().hex[:8].upper())
+    story = Story(base_url.rstrip("/"), operator_key, uuid.uuid4().hex[:8].upper())
     timings: dict[str, float] = {}
     try:
         with Progress(
@@ -174,9 +173,6 @@ def demo_command(
             "shows it once, in its summary, when a data directory first starts)."
         ),
     ] = None,
-    rpc_url: Annotated[
-        str | None, typer.Option(help="JSON-RPC URL, for the clock (default: $TIERFLOW_RPC_URL).")
-    ] = None,
 ) -> None:
     """Run a full scenario through the HTTP API of a running platform (`tierflow run`):
     onboarding, invoices, a payable passed down three tiers, financing, settlement, audit."""
@@ -192,7 +188,7 @@ def demo_command(
         raise typer.Exit(2)
     base = base_url or settings.base_url
     try:
-        result = asyncio.run(run_demo(base, key, rpc_url or settings.rpc_url, console))
+        result = asyncio.run(run_demo(base, key, console))
     except DemoError as exc:
         console.print(f"[red]the demo stopped:[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 
-from ledger.anvil import ANVIL_CHAIN_ID, rpc_call
 from tierflow.demo_actor import Actor, DemoError
 
 DAY = 86_400
@@ -129,9 +128,8 @@ def _sha256(text: str) -> str:
 class Story:
     """The state the steps share."""
 
-    def __init__(self, base_url: str, operator_key: str, rpc_url: str, run: str) -> None:
+    def __init__(self, base_url: str, operator_key: str, run: str) -> None:
         self.base_url = base_url
-        self.rpc_url = rpc_url
         self.run = run  # makes invoice numbers unique when the demo runs again on one chain
         self._clients: list[httpx.AsyncClient] = []
         self.operator = Actor(
@@ -170,10 +168,9 @@ class Story:
         return out
 
     async def chain_time(self) -> int:
-        block = await asyncio.to_thread(
-            rpc_call, self.rpc_url, "eth_getBlockByNumber", ["latest", False]
-        )
-        return int(block["timestamp"], 16)
+        """The chain's clock, as the API gives it (a chain that ran the demo before is ahead
+        of the wall clock)."""
+        return int((await self.operator.get("/v1/deployment"))["chain_time"])
 
     # -- invoices ------------------------------------------------------------------------
 
@@ -387,21 +384,19 @@ async def snapshot_exposure(story: Story) -> str:
 
 
 async def mature(story: Story) -> str:
-    if story.chain_id != ANVIL_CHAIN_ID:
+    deployment = await story.operator.get("/v1/deployment")
+    if not deployment["local_chain"]:
         raise DemoError(
-            f"chain {story.chain_id} is not the local chain: the demo moves the clock only on "
-            f"anvil ({ANVIL_CHAIN_ID})"
+            f"chain {story.chain_id} is not the local development chain: the demo moves the "
+            "clock only there"
         )
     due = int(
         datetime.fromisoformat(str(story.payable["due_date"]).replace("Z", "+00:00")).timestamp()
     )
-    now = await story.chain_time()
-    if now < due:
-        await asyncio.to_thread(rpc_call, story.rpc_url, "evm_increaseTime", [due - now + 60])
-    await asyncio.to_thread(rpc_call, story.rpc_url, "evm_mine")
+    moved = await story.operator.post("/v1/dev/advance-time", {"until": due + 60})
+    head = int(moved["block_number"] or 0)
     # The mirror must have the new block before the API decides anything "after the due
     # date"; /health says how far behind it is.
-    head = int(await asyncio.to_thread(rpc_call, story.rpc_url, "eth_blockNumber"), 16)
     deadline = time.monotonic() + 30
     while True:
         health = await story.operator.get("/health")

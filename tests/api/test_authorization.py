@@ -66,6 +66,7 @@ GATES: dict[str, frozenset[str]] = {
     "GET /v1/audit/reconciliation": frozenset({"auditor", "operator"}),
     "GET /v1/audit/log": frozenset({"auditor", "operator"}),
     "GET /v1/audit/log/verify": frozenset({"auditor", "operator"}),
+    "POST /v1/dev/advance-time": frozenset({"operator"}),
 }
 GATE_CODES = frozenset({"role_missing", "auditor_read_only"})
 

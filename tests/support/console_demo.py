@@ -49,7 +49,7 @@ class Demo:
 @contextlib.asynccontextmanager
 async def demo_platform(root: Path) -> AsyncIterator[Demo]:
     async with Stack.start(root) as stack:
-        story = Story(stack.base_url, stack.operator_key, stack.rpc_url, "CONSOLE")
+        story = Story(stack.base_url, stack.operator_key, "CONSOLE")
         try:
             for step in BEFORE_MATURITY:
                 await step(story)

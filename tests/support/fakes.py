@@ -212,6 +212,7 @@ class FakeLedger:
 
     mirror: Mirror | None = None
     now: int = 1_000_000
+    local: bool = True
     gas_price_wei: int = 0
     balances: dict[str, int] = field(default_factory=dict)
     pending: dict[int, ClaimView] = field(default_factory=dict)
@@ -279,6 +280,14 @@ class FakeLedger:
         return self.mirrored
 
     async def mirrored_block(self) -> int | None:
+        return self._block
+
+    async def local_chain(self) -> bool:
+        return self.local
+
+    async def set_chain_time(self, until: int) -> int:
+        self.now = until
+        self._block += 1
         return self._block
 
 

@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from backend.api.deps import ContextDep
+from backend.api.deps import ContextDep, PortsDep
+from backend.services import chain_clock
 
 router = APIRouter(tags=["system"])
 
@@ -30,6 +31,13 @@ class DeploymentPublic(BaseModel):
     chain_id: int
     contracts: dict[str, ContractPublic]
     start_block: int
+    chain_time: int = Field(
+        description="the latest block's timestamp (UNIX seconds): the chain's own clock, "
+        "which due dates and tenors use"
+    )
+    local_chain: bool = Field(
+        description="the local development chain (anvil): POST /v1/dev/advance-time works"
+    )
 
 
 @router.get("/health", response_model=Health)
@@ -59,10 +67,12 @@ async def metrics() -> Response:
 
 
 @router.get("/v1/deployment", response_model=DeploymentPublic)
-async def deployment(ctx: ContextDep) -> Any:
-    """The chain id, the contracts' addresses and the block each was deployed in."""
+async def deployment(ctx: ContextDep, ports: PortsDep) -> Any:
+    """The chain id, the contracts' addresses and the block each was deployed in, the chain's
+    time, and whether it is the local development chain."""
     d = ctx.deployment
     return {
+        **await chain_clock.clock(ports),
         "chain_id": d.chain_id,
         "contracts": {
             n: {"address": r.address, "start_block": r.start_block} for n, r in d.contracts.items()

@@ -1,0 +1,89 @@
+"""What the first run's demo needs from the API, so it never talks to the node (issue 11):
+``GET /v1/deployment`` gives the chain's clock and says whether it is the local development
+chain; ``POST /v1/dev/advance-time`` moves that clock, for the operator only, idempotently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bench.stack import Stack
+from ledger.anvil import rpc_call
+from ledger.deployment import DAY
+from tests.support.api import Api, problem
+
+
+def head_time(stack: Stack) -> int:
+    block = rpc_call(stack.rpc_url, "eth_getBlockByNumber", ["latest", False])
+    return int(block["timestamp"], 16)
+
+
+async def deployment(api: Api) -> dict[str, Any]:
+    r = await api.operator.get("/v1/deployment")
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def test_deployment_gives_the_chain_clock_and_says_it_is_local(api: Api) -> None:
+    body = await deployment(api)
+    assert body["local_chain"] is True
+    assert body["chain_time"] == head_time(api.stack)
+    # Public, like the contracts' addresses.
+    async with api.stack.client() as anonymous:
+        r = await anonymous.get("/v1/deployment")
+    assert r.status_code == 200
+    assert r.json()["chain_time"] == body["chain_time"]
+
+
+async def test_the_operator_moves_the_local_clock_once(api: Api) -> None:
+    before = (await deployment(api))["chain_time"]
+    until = before + 90 * DAY
+    r = await api.operator.http.post("/v1/dev/advance-time", json={"until": until})
+    assert r.status_code == 200, r.text
+    moved = r.json()
+    assert moved["chain_time"] == until
+    assert moved["previous_chain_time"] == before
+    assert moved["advanced_by"] == until - before
+    block = moved["block_number"]
+    assert block == int(rpc_call(api.stack.rpc_url, "eth_blockNumber"), 16)
+    assert head_time(api.stack) == until
+    assert (await deployment(api))["chain_time"] == until
+
+    # A retry (or an earlier time) changes nothing: no block, no step back.
+    for again in (until, until - DAY):
+        r = await api.operator.http.post("/v1/dev/advance-time", json={"until": again})
+        assert r.status_code == 200, r.text
+        assert r.json()["advanced_by"] == 0
+        assert r.json()["block_number"] is None
+    assert int(rpc_call(api.stack.rpc_url, "eth_blockNumber"), 16) == block
+
+    # Later blocks are dated after it (the clock stays moved).
+    member = await api.member("clock watcher", ["supplier"])
+    assert member.address
+    assert head_time(api.stack) >= until
+
+
+async def test_advance_time_is_the_operators_and_checks_its_input(api: Api) -> None:
+    supplier = await api.member("clock mover", ["supplier"])
+    before = (await deployment(api))["chain_time"]
+    r = await supplier.http.post("/v1/dev/advance-time", json={"until": before + DAY})
+    problem(r, 403, "role_missing")
+    async with api.stack.client() as anonymous:
+        r = await anonymous.post("/v1/dev/advance-time", json={"until": before + DAY})
+    assert r.status_code == 401, r.text
+    for bad in ({"until": -1}, {"until": 2**64}, {}, {"until": before + DAY, "holder": "x"}):
+        r = await api.operator.http.post("/v1/dev/advance-time", json=bad)
+        assert r.status_code in (400, 422), (bad, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert (await deployment(api))["chain_time"] == before
+
+
+async def test_the_openapi_documents_the_clock(api: Api) -> None:
+    async with httpx.AsyncClient(base_url=api.stack.base_url) as client:
+        doc = (await client.get("/openapi.json")).json()
+    assert "/v1/dev/advance-time" in doc["paths"]
+    props = doc["components"]["schemas"]["DeploymentPublic"]["properties"]
+    assert {"chain_time", "local_chain"} <= set(props)
