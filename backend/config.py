@@ -44,16 +44,38 @@ class ApiSettings(NodeSettings, DatabaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TIERFLOW_", extra="ignore")
 
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    api_workers: int = Field(default=1, ge=1)
-    api_rate_limit: int = Field(default=1200, ge=1)
-    api_max_body: int = Field(default=65_536, ge=1024)
-    api_mirror_wait_s: float = Field(default=15.0, ge=0)
-    api_idempotency_lease_s: float = Field(default=30.0, ge=0.5, le=3600)
-    operator_api_key: SecretStr | None = None
-    console_session_ttl_s: int = Field(default=28_800, ge=60, le=30 * 86_400)
-    keystore_password: SecretStr | None = None
+    api_host: str = Field(default="127.0.0.1", description="address the API listens on")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="HTTP API port")
+    api_workers: int = Field(
+        default=1, ge=1, description="uvicorn worker processes of `tierflow serve`"
+    )
+    api_rate_limit: int = Field(default=1200, ge=1, description="requests per minute per API key")
+    api_max_body: int = Field(default=65_536, ge=1024, description="largest request body in bytes")
+    api_mirror_wait_s: float = Field(
+        default=15.0, ge=0, description="seconds a write waits for the mirror to show it"
+    )
+    api_idempotency_lease_s: float = Field(
+        default=30.0,
+        ge=0.5,
+        le=3600,
+        description="seconds before a retry takes over an Idempotency-Key whose worker "
+        "stopped renewing it",
+    )
+    operator_api_key: SecretStr | None = Field(
+        default=None,
+        description="the operator's API key when set at first start (unset: `tierflow run` "
+        "issues one and shows it once)",
+    )
+    console_session_ttl_s: int = Field(
+        default=28_800,
+        ge=60,
+        le=30 * 86_400,
+        description="seconds a console sign-in lasts",
+    )
+    keystore_password: SecretStr | None = Field(
+        default=None,
+        description="password of the members' keystore (required outside the local chain)",
+    )
 
     @property
     def base_url(self) -> str:

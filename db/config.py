@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,8 +13,15 @@ class DatabaseSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TIERFLOW_", extra="ignore")
 
-    data_dir: Path = Path("data")
-    database_url: str = ""
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="chain state, deployment record, nonces, SQLite database, logs",
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the mirror and the API's tables (unset: SQLite "
+        "<data dir>/tierflow.db)",
+    )
 
     @model_validator(mode="after")
     def _default_database(self) -> DatabaseSettings:

@@ -29,10 +29,18 @@ from ledger.deployment import Deployment
 class IndexerSettings(NodeSettings, DatabaseSettings):
     """The indexer process's settings; ``TIERFLOW_<FIELD>``."""
 
-    confirmations: int = Field(default=0, ge=0)
-    reorg_window: int = Field(default=128, ge=2)
-    indexer_poll_s: float = Field(default=0.1, gt=0, le=60)
-    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    confirmations: int = Field(
+        default=0, ge=0, description="blocks the indexer stays behind the head"
+    )
+    reorg_window: int = Field(
+        default=128, ge=2, description="deepest reorganisation rolled back, in blocks"
+    )
+    indexer_poll_s: float = Field(
+        default=0.1, gt=0, le=60, description="seconds between polls of the head once caught up"
+    )
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="Prometheus port of `tierflow index` (0: off)"
+    )
 
 
 @dataclass(frozen=True)

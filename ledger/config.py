@@ -8,6 +8,7 @@
 ``TIERFLOW_CHAIN_PORT``             JSON-RPC port of the local chain of ``tierflow run`` /
                                     ``chain`` (default: chain/anvil.json's, 8545)
 ``TIERFLOW_LOG_LEVEL``              debug, info (default), warning, error
+``TIERFLOW_LOG_FORMAT``             json or console (default: console on a terminal, else json)
 ==================================  =====================================================
 
 Every process that talks to the node (the indexer, the API, the command line) composes
@@ -19,6 +20,7 @@ arguments.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,11 +33,31 @@ class NodeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TIERFLOW_", extra="ignore")
 
-    rpc_url: str = "http://127.0.0.1:8545"
-    data_dir: Path = Path("data")
-    deployer_private_key: SecretStr | None = None
-    chain_port: int | None = Field(default=None, ge=1, le=65535)
-    log_level: str = "info"
+    rpc_url: str = Field(
+        default="http://127.0.0.1:8545", description="JSON-RPC endpoint of the node"
+    )
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="chain state, deployment record, nonces, SQLite database, logs",
+    )
+    deployer_private_key: SecretStr | None = Field(
+        default=None,
+        description="deployer and operator key; on the local chain anvil's first dev account "
+        "when unset",
+    )
+    chain_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="JSON-RPC port of the local chain of `tierflow run` and `tierflow chain` "
+        "(unset: chain/anvil.json's, 8545)",
+    )
+    log_level: str = Field(default="info", description="debug, info, warning or error")
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        description="json (one JSON object a line) or console (readable); unset: console on "
+        "a terminal, json otherwise",
+    )
 
     @model_validator(mode="after")
     def _resolve_data_dir(self) -> NodeSettings:

@@ -22,10 +22,12 @@ Commands so far:
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import threading
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -45,6 +47,7 @@ from ledger.deploy import deploy as deploy_suite_to
 from ledger.deployment import Deployment
 from ledger.errors import LedgerError
 from ledger.logs import configure_logging
+from tierflow import settings as settings_list
 from tierflow.bench import bench_command
 from tierflow.besu import besu_command
 from tierflow.demo import demo_command
@@ -59,10 +62,56 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        print(f"tierflow {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Tierflow: supply-chain finance on a permissioned EVM ledger."""
-    configure_logging(NodeSettings().log_level)
+    node = NodeSettings()
+    configure_logging(
+        node.log_level, None if node.log_format is None else node.log_format == "json"
+    )
+
+
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("tierflow")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+@app.command("settings")
+def settings_command(
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the README's table instead.")
+    ] = False,
+) -> None:
+    """Print every TIERFLOW_* setting: its value here (secrets hidden), default and meaning."""
+    if as_markdown:
+        print(settings_list.markdown(), end="")
+        return
+    values = settings_list.current_values()
+    table = Table(title="TIERFLOW_* settings")
+    table.add_column("variable", no_wrap=True)
+    table.add_column("value here")
+    table.add_column("default")
+    table.add_column("what it sets")
+    for s in settings_list.settings():
+        here = values.get(s.variable) or os.environ.get(s.variable) or s.default
+        table.add_row(s.variable, here, s.default, s.description)
+    Console().print(table)
 
 
 app.command("bench")(bench_command)
