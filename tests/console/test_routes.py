@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 
 from backend.console.fmt import yuan
 from tests.support.console_demo import Demo, csrf_field, demo_platform, signed_in
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 
 Parse = Callable[[str], Any]
 
@@ -133,6 +135,11 @@ async def test_pages_need_a_session(demo: Demo) -> None:
 async def test_the_tree_shows_the_apis_pieces(
     demo: Demo, auditor: httpx.AsyncClient, parse: Parse
 ) -> None:
+    await check_tree(demo, auditor, parse)
+
+
+async def check_tree(demo: Demo, auditor: httpx.AsyncClient, parse: Parse) -> None:
+    """Every piece of the API's tree drawn with its amount, status and links."""
     api = await demo.api_get(demo.key("auditor"), f"/v1/payables/{demo.payable_id}/tree")
     assert api.status_code == 200
     pieces = _nodes(api.json())
@@ -285,3 +292,33 @@ async def test_revoking_the_key_ends_its_sessions(demo: Demo) -> None:
             assert (await http.get("/console")).status_code == 303
         finally:
             await http.aclose()
+
+
+@pytest.mark.postgres
+async def test_on_postgresql(tmp_path: Path, parse: Parse) -> None:
+    """The same platform on PostgreSQL: the sessions table, the tree's joins, AP-2."""
+    name = await create_pg_database()
+    try:
+        url = pg_url(name).replace("postgresql://", "postgresql+asyncpg://")
+        async with demo_platform(tmp_path, database_url=url) as demo:
+            auditor = await signed_in(demo, demo.key("auditor"))
+            try:
+                await check_tree(demo, auditor, parse)
+                assert (await auditor.get("/console/exposure")).status_code == 200
+                assert (await auditor.get("/console/audit-log")).status_code == 200
+            finally:
+                await auditor.aclose()
+            outsider = await signed_in(demo, demo.outsider_key)
+            try:
+                r = await outsider.get(f"/console/payables/{demo.payable_id}")
+                assert r.status_code == 404
+                home = await outsider.get("/console")
+                r = await outsider.post(
+                    "/console/sign-out", data={"csrf_token": csrf_field(home.text)}
+                )
+                assert r.status_code == 303
+                assert (await outsider.get("/console")).status_code == 303
+            finally:
+                await outsider.aclose()
+    finally:
+        await drop_pg_database(name)

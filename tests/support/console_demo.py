@@ -47,8 +47,8 @@ class Demo:
 
 
 @contextlib.asynccontextmanager
-async def demo_platform(root: Path) -> AsyncIterator[Demo]:
-    async with Stack.start(root) as stack:
+async def demo_platform(root: Path, database_url: str | None = None) -> AsyncIterator[Demo]:
+    async with Stack.start(root, database_url=database_url) as stack:
         story = Story(stack.base_url, stack.operator_key, "CONSOLE")
         try:
             for step in BEFORE_MATURITY:
