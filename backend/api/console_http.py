@@ -16,14 +16,17 @@ answers a domain error with an HTML page instead of problem+json.
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+import aiohttp
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from web3.exceptions import ProviderConnectionError
 
 from backend.api.audit_state import request_audit
 from backend.api.problems import status_of
@@ -31,6 +34,8 @@ from backend.console import Console
 from backend.console_sessions import Signed
 from backend.errors import DomainError, Unavailable
 from ledger.errors import ChainUnavailableError
+
+log = logging.getLogger("tierflow.console")
 
 COOKIE = "tf_console"
 CSRF_COOKIE = "tf_csrf"
@@ -197,6 +202,18 @@ class ConsoleRoute(APIRoute):
                 if isinstance(exc, Unavailable):
                     status = 503
                 return error_page(request, status, detail)
+            except (aiohttp.ClientError, ProviderConnectionError):
+                _record(request, "chain_unavailable")
+                return error_page(request, 503, "The ledger node is unavailable; retry later.")
+            except Exception:
+                # As the API's handler: logged with the request id, never shown.
+                audit = request_audit(request)
+                request_id = audit.request_id if audit is not None else "-"
+                log.exception("console page failed (request %s)", request_id)
+                _record(request, "internal_error")
+                return error_page(
+                    request, 500, f"Something went wrong. Quote request id {request_id}."
+                )
 
         return run
 

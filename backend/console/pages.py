@@ -104,6 +104,8 @@ class Console:
         items: list[NavItem] = []
         if roles - {"auditor"}:
             items.append(NavItem("home", "My pieces", u.home()))
+        else:
+            items.append(NavItem("home", "Payables", u.home()))
         if roles & {"auditor", "operator", "core_enterprise", "financier"}:
             items.append(NavItem("exposure", "Exposure", u.exposure()))
         items.append(NavItem("events", "Events", u.events()))
@@ -379,15 +381,17 @@ class Console:
         claims: Sequence[Data] = (),
         financing: Sequence[Data] = (),
         intents: Sequence[Data] = (),
+        payables: Sequence[Data] = (),
         viewer: Data | None = None,
         members: Members | None = None,
         csrf_token: str | None = None,
     ) -> str:
         """A member's own page: ``member`` (``GET /v1/members/{address}``), the pieces it
         holds (``ClaimPublic`` items), its open financing requests (``FinancingPublic``, as
-        applicant or financier) and its intents awaiting signature (``GET /v1/intents``
+        applicant or financier), its intents awaiting signature (``GET /v1/intents``
         items: ``id``, ``expires_at``, ``action`` ``{contract, function, args}``, optionally
-        plain ``amount`` and ``counterparty``)."""
+        plain ``amount`` and ``counterparty``) and the payables it may see
+        (``PayablePublic`` items; ``tree_visible``: it may open the whole tree)."""
         address = str(member.get("address", ""))
         held = [c for c in claims if str(c.get("status")) != "cancelled"]
         total = sum(_amount(c, "amount") or 0 for c in held)
@@ -419,6 +423,7 @@ class Console:
             held_count=len(held),
             requests=requests,
             intents=rows,
+            payables=payables,
         )
 
     @staticmethod

@@ -75,12 +75,14 @@ async def list_payables(
     status: str | None = None,
     obligor: str | None = None,
     supplier: str | None = None,
+    newest_first: bool = False,
 ) -> list[dict[str, Any]]:
-    """The payables the caller may see, in issue order."""
-    query = select(m.Payable).where(payables_clause(caller)).order_by(m.Payable.id).limit(limit)
+    """The payables the caller may see, in issue order (the newest first if asked)."""
+    order = m.Payable.id.desc() if newest_first else m.Payable.id
+    query = select(m.Payable).where(payables_clause(caller)).order_by(order).limit(limit)
     cursor = cursor_parts(after, int)
     if cursor is not None:
-        query = query.where(m.Payable.id > cursor[0])
+        query = query.where(m.Payable.id < cursor[0] if newest_first else m.Payable.id > cursor[0])
     if status:
         query = query.where(m.Payable.status == status)
     if obligor:

@@ -99,11 +99,14 @@ def financings_clause(caller: Caller) -> ColumnElement[bool]:
 
 def tree_visible(caller: Caller, payable: m.Payable) -> bool:
     """The whole lineage tree: the payable's own parties and auditors only."""
-    return caller.sees_everything or caller.address in (
-        payable.obligor,
-        payable.supplier,
-        payable.clearing_agent,
-    )
+    return tree_parties_include(caller, payable.obligor, payable.supplier, payable.clearing_agent)
+
+
+def tree_parties_include(
+    caller: Caller, obligor: str, supplier: str, clearing_agent: str | None
+) -> bool:
+    """:func:`tree_visible` for a payable known by its parties (a list's item)."""
+    return caller.sees_everything or caller.address in (obligor, supplier, clearing_agent)
 
 
 async def require_invoice(session: AsyncSession, caller: Caller, invoice_id: str) -> m.Invoice:

@@ -254,6 +254,7 @@ def test_member_home(console: Console, parse: Parse) -> None:
 
 def test_navigation_follows_roles(console: Console) -> None:
     assert [n.key for n in console.nav(samples.AUDITOR)] == [
+        "home",
         "exposure",
         "events",
         "reconciliation",

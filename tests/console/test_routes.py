@@ -226,6 +226,9 @@ async def test_a_holder_sees_its_piece_but_not_the_whole_tree(demo: Demo, parse:
         r = await http.get(f"/console/payables/{demo.payable_id}")
         assert r.status_code == 403  # as GET /v1/payables/{id}/tree answers it
         home = parse((await http.get("/console")).text)
+        # the payable is listed (it holds a piece of it), without a link to the whole tree
+        row = home.find("tr", data_payable=str(demo.payable_id))
+        assert f"/console/payables/{demo.payable_id}" not in row.links()
         piece = demo.story.pieces["tier3a"]
         assert f"/console/claims/{piece}" in home.links()
         assert (await http.get(f"/console/claims/{piece}")).status_code == 200
@@ -234,6 +237,11 @@ async def test_a_holder_sees_its_piece_but_not_the_whole_tree(demo: Demo, parse:
 
 
 async def test_the_auditors_pages(demo: Demo, auditor: httpx.AsyncClient, parse: Parse) -> None:
+    home = parse((await auditor.get("/console")).text)
+    assert next(a.text() for a in home.find("nav").find_all("a")) == "Payables"
+    row = home.find("tr", data_payable=str(demo.payable_id))
+    assert f"/console/payables/{demo.payable_id}" in row.links()
+    assert "Huaxin Motors" in row.text()
     exposure = await auditor.get("/console/exposure")
     assert exposure.status_code == 200, exposure.text
     assert "Huaxin Motors" in parse(exposure.text).text()
@@ -292,6 +300,25 @@ async def test_revoking_the_key_ends_its_sessions(demo: Demo) -> None:
             assert (await http.get("/console")).status_code == 303
         finally:
             await http.aclose()
+
+
+async def test_node_outage_is_a_page_not_a_crash(
+    demo: Demo, auditor: httpx.AsyncClient, parse: Parse
+) -> None:
+    """Last of this module's platform: it stops the node for good. Pages of the mirror go
+    on; the ones that need the node answer the 503 page, not a stack trace."""
+    root = demo.story.payable["root_claim_id"]
+    doc = parse((await auditor.get(f"/console/payables/{demo.payable_id}")).text)
+    tx = next(link for link in doc.find("g", id=f"piece-{root}").links() if "/tx/" in link)
+    demo.stack.node.stop()
+    assert (await auditor.get(f"/console/payables/{demo.payable_id}")).status_code == 200
+    for path in (tx, "/console/reconciliation"):
+        r = await auditor.get(path)
+        assert r.status_code == 503, (path, r.text)
+        assert r.headers["content-type"].startswith("text/html")
+        assert "unavailable" in parse(r.text).find("main").text().lower()
+        assert demo.stack.rpc_url not in r.text
+        assert "Traceback" not in r.text
 
 
 @pytest.mark.postgres

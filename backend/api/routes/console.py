@@ -61,6 +61,7 @@ from backend.services import (
 )
 from backend.services import reconciliation as reconciling
 from backend.services.lists import chain_position
+from backend.services.visibility import tree_parties_include
 from ledger.roles import Role
 
 router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -69,6 +70,8 @@ router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schem
 PAGE = 50
 #: A member's pieces and requests on its home page.
 HOME_ROWS = 200
+#: The newest payables the home page lists.
+HOME_PAYABLES = 100
 
 
 async def signed_in(request: Request, ctx: ContextDep) -> Signed:
@@ -127,7 +130,8 @@ async def awaiting_signature(session: AsyncSession, caller: Caller) -> list[dict
 
 @router.get("")
 async def home(request: Request, signed: SignedIn, session: SessionDep) -> Response:
-    """The member's pieces, its open financing requests and intents awaiting its signature."""
+    """The member's pieces, its open financing requests, intents awaiting its signature and
+    the newest payables it may see (each linked to its tree where it may open the whole)."""
     caller = signed.caller
     me = await members.member_view(session, caller.address) or {
         "address": caller.address,
@@ -144,11 +148,22 @@ async def home(request: Request, signed: SignedIn, session: SessionDep) -> Respo
         ):
             requests[item["id"]] = item
     intents = await awaiting_signature(session, caller)
+    listed = await payables.list_payables(session, caller, None, HOME_PAYABLES, newest_first=True)
+    shown = [
+        {
+            **api_json(PayablePublic, p),
+            "tree_visible": tree_parties_include(
+                caller, p["obligor"], p["supplier"], p["clearing_agent"]
+            ),
+        }
+        for p in listed
+    ]
     people = await lineage.people(
         session,
         [caller.address]
         + [c["obligor"] for c in held if c.get("obligor")]
-        + [f[k] for f in requests.values() for k in ("applicant", "financier")],
+        + [f[k] for f in requests.values() for k in ("applicant", "financier")]
+        + [p[k] for p in listed for k in ("obligor", "supplier")],
     )
     return html(
         CONSOLE.home_page(
@@ -156,6 +171,7 @@ async def home(request: Request, signed: SignedIn, session: SessionDep) -> Respo
             claims=[api_json(ClaimPublic, c) for c in held],
             financing=[api_json(FinancingPublic, f) for f in sorted(requests.values(), key=_id)],
             intents=intents,
+            payables=shown,
             members=people,
             **page_args(request),
         )
