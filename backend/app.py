@@ -29,6 +29,7 @@ from backend.api.routes import (
     members,
     payables,
     system,
+    webhooks,
 )
 from backend.config import ApiSettings
 from backend.console import STATIC_DIR
@@ -80,6 +81,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         financiers,
         audit,
         dev,
+        webhooks,
     ):
         app.include_router(module.router)
     # The console (issue 12): server-rendered pages over the same services, and their

@@ -19,13 +19,15 @@ and their Alembic history (``backend/migrations``, version table ``alembic_versi
 - ``console_sessions``: the console's signed-in browsers (:mod:`backend.console_sessions`):
   the SHA-256 of the cookie's token, the member and the API key it signed in with (revoking
   the key ends the session), the session's CSRF token and its expiry.
+- ``webhook_endpoints``, ``webhook_deliveries``, ``webhook_attempts``, ``webhook_cursor``:
+  members' webhooks, what is queued for each and every attempt (:mod:`backend.webhooks`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Boolean, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, MetaData, String, Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -179,6 +181,77 @@ class ConsoleSession(Base):
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
+class WebhookEndpoint(Base):
+    """A member's webhook: where to push which events, its signing secret (sealed, AES-GCM
+    under the webhook key) and, during a rotation, the previous one until ``previous_until``."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(ADDRESS, index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    event_types: Mapped[str] = mapped_column(Text)  # JSON list of event names, or ["*"]
+    description: Mapped[str | None] = mapped_column(String(200))
+    secret: Mapped[str] = mapped_column(Text)  # sealed
+    previous_secret: Mapped[str | None] = mapped_column(Text)  # sealed
+    previous_until: Mapped[int | None] = mapped_column(BigInteger)  # seconds
+    status: Mapped[str] = mapped_column(String(16))  # active, failing, deleted
+    failing_reason: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[int | None] = mapped_column(BigInteger)
+    #: Outbox entries up to this one were mirrored before the endpoint existed: not for it.
+    from_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: its body fixed when queued (a redelivery sends the same
+    bytes), and where its attempts stand. Deliveries of one endpoint and one object key go
+    out in ``seq`` (chain) order, each once the one before it succeeded."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_queue", "endpoint_id", "object_key", "seq"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigInteger)  # the outbox entry (0 for a ping)
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(72))
+    object_key: Mapped[str] = mapped_column(String(80))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending, succeeded, failed, cancelled
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger)  # ms
+    lease_until: Mapped[int] = mapped_column(BigInteger)  # ms; a dispatcher holds it till then
+    lease_owner: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[int] = mapped_column(BigInteger)  # ms
+    block_time: Mapped[int | None] = mapped_column(BigInteger)  # s, the event's block
+    delivered_at: Mapped[int | None] = mapped_column(BigInteger)  # ms
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookAttempt(Base):
+    """Each attempt of a delivery, as its owner sees it."""
+
+    __tablename__ = "webhook_attempts"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempted_at: Mapped[int] = mapped_column(BigInteger)  # ms
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    ok: Mapped[bool] = mapped_column(Boolean)
+
+
+class WebhookCursor(Base):
+    """The last outbox entry queued for the endpoints (one row; fan-out locks it)."""
+
+    __tablename__ = "webhook_cursor"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
 __all__ = [
     "API_HISTORY",
     "ApiKey",
@@ -194,5 +267,9 @@ __all__ = [
     "KeystoreEntry",
     "MemberProfile",
     "NonceRow",
+    "WebhookAttempt",
+    "WebhookCursor",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "migrate",
 ]

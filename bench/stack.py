@@ -113,6 +113,10 @@ class Stack:
     def start_api(self, extra_env: dict[str, str] | None = None) -> Proc:
         return self.spawn("api", "serve", extra_env=extra_env)
 
+    def start_webhooks(self, name: str = "webhooks") -> Proc:
+        """A webhook dispatcher (``tierflow webhooks``); several may run at once."""
+        return self.spawn(name, "webhooks")
+
     async def wait_ready(self, within_s: float = 180.0) -> None:
         deadline = time.monotonic() + within_s
         async with httpx.AsyncClient(base_url=self.base_url, timeout=2.0) as client:
@@ -138,6 +142,7 @@ class Stack:
         database_url: str | None = None,
         extra_env: dict[str, str] | None = None,
         indexer: bool = True,
+        webhooks: bool = False,
     ) -> AsyncIterator[Stack]:
         await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         node = AnvilProcess.ephemeral()
@@ -160,6 +165,7 @@ class Stack:
                 "TIERFLOW_API_PORT": str(port),
                 "TIERFLOW_OPERATOR_API_KEY": OPERATOR_KEY,
                 "TIERFLOW_METRICS_PORT": "0",
+                "TIERFLOW_WEBHOOKS_METRICS_PORT": "0",
                 "TIERFLOW_LOG_LEVEL": "warning",
                 "PYTHONUNBUFFERED": "1",
                 # Tests send bursts from one key far above a person's pace; the limit itself is
@@ -173,6 +179,8 @@ class Stack:
                     stack.start_indexer()
                 stack.start_api()
                 await stack.wait_ready()
+                if webhooks:
+                    stack.start_webhooks()
                 yield stack
             finally:
                 for proc in reversed(list(stack.procs.values())):

@@ -13,6 +13,8 @@ Commands so far:
 - ``tierflow index [--once] [--wait]``: mirror the chain into SQL (follow the head, or catch
   up and exit); Prometheus metrics on ``$TIERFLOW_METRICS_PORT``.
 - ``tierflow serve``: the HTTP API (FastAPI under uvicorn).
+- ``tierflow webhooks``: the webhook dispatcher (the mirror's outbox → members' endpoints);
+  Prometheus metrics on ``$TIERFLOW_WEBHOOKS_METRICS_PORT``.
 - ``tierflow reconcile``: compare the mirror with the contracts' views at its checkpoint;
   exit status 1 when anything differs.
 - ``tierflow demo [--base-url URL] [--operator-key KEY] [--rpc-url URL]``: a full scenario
@@ -322,6 +324,26 @@ def serve(
         access_log=False,
         proxy_headers=True,
     )
+
+
+@app.command("webhooks")
+def webhooks_command() -> None:
+    """Deliver the mirror's events to members' webhooks (several may run at once)."""
+    from backend.webhooks.dispatcher import run_dispatcher
+
+    stop = asyncio.Event()
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_dispatcher(stop=stop)
+
+    try:
+        asyncio.run(go())
+    except (TimeoutError, ValueError) as exc:
+        console.print(f"[red]webhooks stopped:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 @app.command()

@@ -197,7 +197,7 @@ def child_env(instance: Instance, url: str, operator_key: str | None) -> dict[st
 
 def start_platform(instance: Instance, url: str, operator_key: str | None) -> None:
     env = child_env(instance, url, operator_key)
-    for name, args in (("indexer", ["index"]), ("api", ["serve"])):
+    for name, args in (("indexer", ["index"]), ("api", ["serve"]), ("webhooks", ["webhooks"])):
         proc = lifetime.spawn(
             [sys.executable, "-m", "tierflow.cli", *args],
             env=env,
@@ -259,6 +259,7 @@ def summary(instance: Instance, deployment: Deployment | None, url: str, issued:
             "indexer metrics",
             f"http://127.0.0.1:{metrics}/metrics  (TIERFLOW_METRICS_PORT)" if metrics else "off",
         )
+        table.add_row("webhooks", "tierflow webhooks (docs/webhooks.md)")
         table.add_row("database", s.database_url)
         table.add_row("logs", str(instance.logs))
         if issued:
@@ -275,8 +276,9 @@ def summary(instance: Instance, deployment: Deployment | None, url: str, issued:
 
 
 def stop_all(instance: Instance) -> int | None:
-    """The API, then the indexer, then the chain (SIGTERM: anvil writes its state)."""
-    for name in ("api", "indexer"):
+    """The webhook dispatcher, the API, the indexer, then the chain (SIGTERM: anvil writes its
+    state)."""
+    for name in ("webhooks", "api", "indexer"):
         proc = instance.children.get(name)
         if proc is not None:
             lifetime.stop_group(proc)

@@ -136,6 +136,11 @@ def _visible_events(caller: Caller) -> ColumnElement[bool]:
     )
 
 
+def visible_events(caller: Caller) -> ColumnElement[bool]:
+    """The ``events`` rows ``caller`` may read (a member's rule; the webhooks' too)."""
+    return _visible_events(caller)
+
+
 #: A feed row's columns (plain rows: no ORM objects for a page of 200 events).
 _EVENT_COLUMNS = (
     m.Event.block_number,

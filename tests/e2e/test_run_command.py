@@ -327,7 +327,7 @@ async def test_sigkill_of_the_supervisor_takes_its_children_along(tmp_path: Path
     with tierflow_run(inst, "--fresh") as proc:
         await wait_healthy(inst, proc)
         pids = recorded_pids(inst)
-        assert set(pids) == {"supervisor", "anvil", "indexer", "api"}, pids
+        assert set(pids) == {"supervisor", "anvil", "indexer", "api", "webhooks"}, pids
         assert pids["supervisor"] == proc.pid
         proc.kill()
         proc.wait(10)

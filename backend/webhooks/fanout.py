@@ -1,0 +1,201 @@
+"""Fan-out: the mirror's outbox entries become deliveries, one per endpoint that may see each.
+
+One transaction per step, holding the cursor row (``webhook_cursor``): dispatchers running
+at once take turns and never queue an entry twice. For each entry after the cursor, an
+endpoint gets a delivery when
+
+- it is not deleted and was registered before the entry was mirrored (``from_seq``);
+- it asked for the event's type (or ``*``; a retraction follows its event's type);
+- its owner may see the event, by the API's own rule (:func:`backend.services.events_feed.
+  visible_events`) evaluated on the mirror: an event a reorganisation removed before this
+  step is no longer there, so it is sent to no one;
+- for a retraction (``<Event>Reverted``): the endpoint had a delivery of the event. If that
+  delivery was never attempted it is cancelled instead, and the retraction not queued.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backend.auth import _ROLE_BY_ID, Caller
+from backend.models import WebhookCursor, WebhookDelivery, WebhookEndpoint
+from backend.services.events_feed import visible_events
+from db.engine import now_ms
+from db.types import table_of
+from indexer import models as m
+
+_O = table_of(m.OutboxEntry)
+_E = table_of(m.Event)
+_D = table_of(WebhookDelivery)
+_W = table_of(WebhookEndpoint)
+_C = table_of(WebhookCursor)
+
+
+def body_of(entry: Any) -> str:
+    """A delivery's JSON body: ``id``, ``type``, ``created_at`` (the block's time), ``data``."""
+    created = datetime.fromtimestamp(entry.block_time, UTC).isoformat().replace("+00:00", "Z")
+    return (
+        f'{{"id":"{entry.event_id}","type":{json.dumps(entry.event)},'
+        f'"created_at":"{created}","data":{entry.data}}}'
+    )
+
+
+def wants(event_types: list[str], entry: Any) -> bool:
+    if "*" in event_types:
+        return True
+    name = entry.event
+    if entry.kind == "reverted":
+        return name in event_types or name.removesuffix("Reverted") in event_types
+    return bool(name in event_types)
+
+
+async def _lock_cursor(conn: AsyncConnection) -> int:
+    """The cursor, locked for this transaction (made on first use)."""
+    if conn.dialect.name == "sqlite":
+        # Take SQLite's write lock now (a read first would let two dispatchers both read).
+        await conn.execute(update(_C).where(_C.c.id == 1).values(seq=_C.c.seq))
+        found = (await conn.execute(select(_C.c.seq).where(_C.c.id == 1))).first()
+    else:
+        found = (await conn.execute(select(_C.c.seq).where(_C.c.id == 1).with_for_update())).first()
+    if found is not None:
+        return int(found.seq)
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        await conn.execute(pg_insert(_C).values(id=1, seq=0).on_conflict_do_nothing())
+        found = (await conn.execute(select(_C.c.seq).where(_C.c.id == 1).with_for_update())).first()
+        return int(found.seq) if found is not None else 0
+    await conn.execute(insert(_C).values(id=1, seq=0))
+    return 0
+
+
+async def _callers(conn: AsyncConnection, owners: set[str]) -> dict[str, Caller]:
+    """Each owner as the API would see it calling (roles from the chain, via the mirror)."""
+    grants = await conn.execute(
+        select(m.RoleGrant.account, m.RoleGrant.role).where(m.RoleGrant.account.in_(owners))
+    )
+    roles: dict[str, set[Any]] = defaultdict(set)
+    for g in grants:
+        if g.role in _ROLE_BY_ID:
+            roles[g.account].add(_ROLE_BY_ID[g.role])
+    return {o: Caller(o, frozenset(roles[o]), "active", "webhook") for o in owners}
+
+
+async def _visible(
+    conn: AsyncConnection, caller: Caller, lo: int, hi: int
+) -> set[tuple[int, int, str]]:
+    """The mirrored events of blocks ``lo``–``hi`` the caller may read."""
+    query = select(_E.c.block_number, _E.c.log_index, _E.c.block_hash).where(
+        _E.c.block_number >= lo, _E.c.block_number <= hi
+    )
+    if not caller.sees_everything:
+        query = query.where(visible_events(caller))
+    return {(r.block_number, r.log_index, r.block_hash) for r in await conn.execute(query)}
+
+
+async def fan_out(engine: AsyncEngine, limit: int = 1000) -> int:
+    """Queue the next outbox entries (at most ``limit``); answers how many were consumed."""
+    async with engine.begin() as conn:
+        cursor = await _lock_cursor(conn)
+        entries = (
+            await conn.execute(select(_O).where(_O.c.seq > cursor).order_by(_O.c.seq).limit(limit))
+        ).all()
+        if not entries:
+            return 0
+        endpoints = (await conn.execute(select(_W).where(_W.c.status != "deleted"))).all()
+        rows: list[dict[str, Any]] = []
+        now = now_ms()
+        if endpoints:
+            rows = await _deliveries(conn, entries, endpoints, now)
+        if rows:
+            await conn.execute(insert(_D), rows)
+        await conn.execute(update(_C).where(_C.c.id == 1).values(seq=entries[-1].seq))
+        return len(entries)
+
+
+async def _deliveries(
+    conn: AsyncConnection, entries: Sequence[Any], endpoints: Sequence[Any], now: int
+) -> list[dict[str, Any]]:
+    callers = await _callers(conn, {e.owner for e in endpoints})
+    events = [e for e in entries if e.kind == "event" and not e.reverted]
+    lo = min((e.block_number for e in events), default=0)
+    hi = max((e.block_number for e in events), default=-1)
+    visible: dict[str, set[tuple[int, int, str]]] = {}
+    retractions = [e for e in entries if e.kind == "reverted"]
+    earlier: dict[tuple[str, int], Any] = {}
+    if retractions:
+        found = await conn.execute(
+            select(
+                _D.c.id, _D.c.endpoint_id, _D.c.seq, _D.c.attempts, _D.c.status, _D.c.lease_until
+            ).where(_D.c.seq.in_([r.reverts for r in retractions]))
+        )
+        earlier = {(d.endpoint_id, d.seq): d for d in found}
+    rows: list[dict[str, Any]] = []
+    for endpoint in endpoints:
+        types = json.loads(endpoint.event_types)
+        for entry in entries:
+            if entry.seq <= endpoint.from_seq or not wants(types, entry):
+                continue
+            if entry.kind == "reverted":
+                original = earlier.get((endpoint.id, entry.reverts))
+                if original is None or original.status == "cancelled":
+                    continue
+                never_sent = (
+                    original.status == "pending"
+                    and original.attempts == 0
+                    and original.lease_until < now
+                )
+                if never_sent and await _cancel(conn, original.id, now):
+                    continue
+            else:
+                if entry.reverted:
+                    continue  # removed by a reorganisation before it was queued
+                if endpoint.owner not in visible:
+                    visible[endpoint.owner] = await _visible(conn, callers[endpoint.owner], lo, hi)
+                if (entry.block_number, entry.log_index, entry.block_hash) not in visible[
+                    endpoint.owner
+                ]:
+                    continue
+            rows.append(
+                {
+                    "endpoint_id": endpoint.id,
+                    "seq": entry.seq,
+                    "event_id": entry.event_id,
+                    "event_type": entry.event,
+                    "object_key": entry.object_key,
+                    "body": body_of(entry),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "lease_until": 0,
+                    "lease_owner": None,
+                    "created_at": now,
+                    "block_time": entry.block_time,
+                    "delivered_at": None,
+                    "last_status_code": None,
+                    "last_error": None,
+                }
+            )
+    return rows
+
+
+async def _cancel(conn: AsyncConnection, delivery_id: int, now: int) -> bool:
+    """Cancel a delivery no dispatcher has started (False: one took it meanwhile)."""
+    result = await conn.execute(
+        update(_D)
+        .where(
+            _D.c.id == delivery_id,
+            _D.c.attempts == 0,
+            _D.c.status == "pending",
+            _D.c.lease_until < now,
+        )
+        .values(status="cancelled", last_error="removed by a chain reorganisation before sent")
+    )
+    return bool(result.rowcount == 1)
