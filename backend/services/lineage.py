@@ -10,6 +10,7 @@ a tree of 10,000 pieces costs the same few round trips as one of ten.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -77,11 +78,63 @@ async def _creations(session: AsyncSession, payable_id: int) -> dict[int, str]:
     return found
 
 
+Lineage = tuple[dict[str, Any], dict[str, dict[str, Any]]]
+
+
+class LineageCache:
+    """The last few trees read, per payable and mirror checkpoint (block number and hash).
+
+    The indexer commits a batch's rows and its checkpoint together (IX-3), so a tree read
+    between two reads of an unchanged checkpoint is the tree at that checkpoint, and stays
+    so: a new block, or a reorganisation rolling the mirror back, moves the checkpoint and
+    the key. Only such trees are kept. Entries are shared: callers must not change them."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[int, int, str], Lineage] = OrderedDict()
+        self.hits = 0
+
+    def get(self, key: tuple[int, int, str]) -> Lineage | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return found
+
+    def put(self, key: tuple[int, int, str], value: Lineage) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
+async def _checkpoint(session: AsyncSession) -> tuple[int, str] | None:
+    row = (
+        await session.execute(select(m.Checkpoint.block_number, m.Checkpoint.block_hash))
+    ).first()
+    return None if row is None else (int(row.block_number), str(row.block_hash))
+
+
 async def lineage(
-    session: AsyncSession, caller: Caller, payable_id: int
-) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    session: AsyncSession, caller: Caller, payable_id: int, cache: LineageCache | None = None
+) -> Lineage:
     """The payable's whole tree (the API's answer, every node with ``tx_hash``, ``financed``
-    and ``frozen`` added) and the holders' names and custody."""
+    and ``frozen`` added) and the holders' names and custody. The caller's right to the
+    whole tree is checked every time; the tree itself may come from ``cache``. The answer
+    is shared with the cache: read it, do not change it."""
+    await payables.require_tree(session, caller, payable_id)
+    before = await _checkpoint(session) if cache is not None else None
+    if cache is not None and before is not None:
+        found = cache.get((payable_id, *before))
+        if found is not None:
+            return found
+    made = await _read(session, caller, payable_id)
+    if cache is not None and before is not None and await _checkpoint(session) == before:
+        cache.put((payable_id, *before), made)
+    return made
+
+
+async def _read(session: AsyncSession, caller: Caller, payable_id: int) -> Lineage:
     answer = await payables.tree(session, caller, payable_id, None, ALL_LEVELS)
     flags_rows = await session.execute(
         select(m.Claim.id, m.Claim.financed, m.Claim.frozen).where(m.Claim.payable_id == payable_id)

@@ -233,6 +233,19 @@ def _node(row: Row[Any], child_count: int) -> dict[str, Any]:
     }
 
 
+async def require_tree(session: AsyncSession, caller: Caller, payable_id: int) -> m.Payable:
+    """The payable, if ``caller`` may see its whole tree (404 if it may not see the payable at
+    all, 403 if it sees the payable but not every branch of the tree)."""
+    payable = await require_payable(session, caller, payable_id)
+    if not tree_visible(caller, payable):
+        raise Forbidden(
+            "the whole lineage tree is for the payable's obligor, supplier, clearing agent "
+            "and auditors: see your own pieces under /v1/claims",
+            code="tree_not_visible",
+        )
+    return payable
+
+
 async def tree(
     session: AsyncSession,
     caller: Caller,
@@ -243,13 +256,7 @@ async def tree(
     """The payable's pieces nested under their parents, from ``from_claim_id`` (the root by
     default) down ``levels`` levels; a node at the cut is ``truncated`` (its ``child_count``
     says what is left out). Only the payable's own parties and auditors see it."""
-    payable = await require_payable(session, caller, payable_id)
-    if not tree_visible(caller, payable):
-        raise Forbidden(
-            "the whole lineage tree is for the payable's obligor, supplier, clearing agent "
-            "and auditors: see your own pieces under /v1/claims",
-            code="tree_not_visible",
-        )
+    payable = await require_tree(session, caller, payable_id)
     rows: list[Row[Any]] = list(await session.execute(_TREE_ROWS, {"payable_id": payable_id}))
     children: dict[int, list[Row[Any]]] = defaultdict(list)
     by_id: dict[int, Row[Any]] = {}

@@ -302,6 +302,27 @@ async def test_revoking_the_key_ends_its_sessions(demo: Demo) -> None:
             await http.aclose()
 
 
+async def test_a_new_split_shows_at_once(
+    demo: Demo, auditor: httpx.AsyncClient, parse: Parse
+) -> None:
+    """The tree drawn before (and kept in the worker's cache) gives way to the mirror's new
+    block: a split made now is on the next page."""
+    path = f"/console/payables/{demo.payable_id}"
+    before = {
+        int(g.attrs["data-id"])
+        for g in parse((await auditor.get(path)).text).find_all("g", cls="node")
+    }
+    piece = demo.story.pieces["tier3b"]
+    made = await demo.story["tier3b"].post(
+        f"/v1/claims/{piece}/transfers", {"to": demo.story["tier2a"].address, "amount": 123_45}
+    )
+    new_id = int(made["claim_id"])
+    after = parse((await auditor.get(path)).text)
+    drawn = {int(g.attrs["data-id"]): g for g in after.find_all("g", cls="node")}
+    assert set(drawn) == before | {new_id}
+    assert drawn[new_id].find("text", cls="amount").text() == yuan(123_45)
+
+
 async def test_node_outage_is_a_page_not_a_crash(
     demo: Demo, auditor: httpx.AsyncClient, parse: Parse
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.auth import Caller
@@ -19,6 +20,7 @@ from backend.services import lineage
 from bench import console_route
 from bench import console_samples as samples
 from db.engine import sessions
+from indexer import models as m
 from ledger.roles import Role
 
 
@@ -67,3 +69,30 @@ async def test_the_apis_visibility(filled: tuple[AsyncEngine, int]) -> None:
             await lineage.lineage(session, holder, pid)
         tree, _ = await lineage.lineage(session, supplier, pid)
     assert tree["node_count"] == 300
+
+
+async def test_the_cache_keeps_a_tree_per_checkpoint(filled: tuple[AsyncEngine, int]) -> None:
+    engine, pid = filled
+    cache = lineage.LineageCache()
+    outsider = Caller(samples.address(77), frozenset({Role.SUPPLIER}), "active", "k1")
+    async with sessions(engine)() as session:
+        first, _ = await lineage.lineage(session, console_route.AUDITOR, pid, cache)
+        again, _ = await lineage.lineage(session, console_route.AUDITOR, pid, cache)
+        assert again is first
+        assert cache.hits == 1
+        # the right to the tree is checked on every read, cached or not
+        with pytest.raises(NotFound):
+            await lineage.lineage(session, outsider, pid, cache)
+    # the mirror moves on (a piece changes hands in a new block): a new key, a fresh read
+    async with engine.begin() as conn:
+        await conn.execute(update(m.Claim).where(m.Claim.id == 2).values(holder=samples.CORE))
+        await conn.execute(
+            update(m.Checkpoint).values(
+                block_number=m.Checkpoint.block_number + 1, block_hash=samples.tx_hash(5)
+            )
+        )
+    async with sessions(engine)() as session:
+        moved, _ = await lineage.lineage(session, console_route.AUDITOR, pid, cache)
+    assert moved is not first
+    assert {n["id"]: n["holder"] for n in _walk(moved["root"])}[2] == samples.CORE
+    assert cache.hits == 1

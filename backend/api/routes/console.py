@@ -185,6 +185,15 @@ def _id(item: dict[str, Any]) -> int:
 # -- the lineage tree, a piece, a transaction -----------------------------------------------
 
 
+def trees(request: Request) -> lineage.LineageCache:
+    """This worker's cache of recently drawn trees (clicking through a large tree refocuses
+    and pages the same tree)."""
+    cache: lineage.LineageCache | None = getattr(request.app.state, "console_trees", None)
+    if cache is None:
+        cache = request.app.state.console_trees = lineage.LineageCache()
+    return cache
+
+
 @router.get("/payables/{payable_id}")
 async def payable_tree(
     request: Request,
@@ -196,13 +205,14 @@ async def payable_tree(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     """The payable's lineage tree as a picture (a window of it around ``focus``)."""
-    tree, people = await lineage.lineage(session, signed.caller, payable_id)
+    tree, holders = await lineage.lineage(session, signed.caller, payable_id, trees(request))
     payable = await payables.get_payable(session, signed.caller, payable_id)
-    people.update(
-        await lineage.people(
+    people = {
+        **holders,
+        **await lineage.people(
             session, [payable["obligor"], payable["supplier"], payable.get("clearing_agent")]
-        )
-    )
+        ),
+    }
     try:
         content = CONSOLE.tree_page(
             tree,
