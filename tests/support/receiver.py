@@ -12,7 +12,7 @@ import contextlib
 import json
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,8 +67,14 @@ class Receiver:
 
     async def wait_for(self, path: str, count: int, within_s: float = 30.0) -> list[Received]:
         """Until ``path`` has received ``count`` deliveries (answered 2xx)."""
+        return await self.wait_until(path, lambda got: len(got) >= count, within_s)
+
+    async def wait_until(
+        self, path: str, done: Callable[[list[Received]], bool], within_s: float = 30.0
+    ) -> list[Received]:
+        """Until what ``path`` received (answered 2xx) satisfies ``done``."""
         async with asyncio.timeout(within_s), self._arrived:
-            await self._arrived.wait_for(lambda: len(self.at(path)) >= count)
+            await self._arrived.wait_for(lambda: done(self.at(path)))
         return self.at(path)
 
 

@@ -9,41 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import httpx
 import pytest
 
 from bench.stack import Stack
 from client.webhooks import WebhookVerificationError, verify_webhook
-from tests.support.api import Api, Member, core_with_limit, issue, transfer
+from tests.support.api import Api, core_with_limit, issue, transfer
 from tests.support.receiver import Receiver
-
-
-async def register(member: Member, url: str, types: list[str] | None = None) -> dict[str, Any]:
-    r = await member.http.post("/v1/webhooks", json={"url": url, "event_types": types or ["*"]})
-    assert r.status_code == 201, r.text
-    made: dict[str, Any] = r.json()
-    assert made["secret"].startswith("whsec_")
-    assert made["status"] == "active"
-    return made
-
-
-async def deliveries(member: Member, webhook_id: str, **params: Any) -> list[dict[str, Any]]:
-    r = await member.http.get(f"/v1/webhooks/{webhook_id}/deliveries", params=params)
-    assert r.status_code == 200, r.text
-    items: list[dict[str, Any]] = r.json()["items"]
-    return items
-
-
-async def settled(member: Member, webhook_id: str, within_s: float = 30.0) -> list[dict[str, Any]]:
-    """The endpoint's deliveries once none is pending."""
-    async with asyncio.timeout(within_s):
-        while True:
-            items = await deliveries(member, webhook_id, limit=200)
-            if items and all(d["status"] != "pending" for d in items):
-                return items
-            await asyncio.sleep(0.1)
+from tests.support.webhooks import deliveries, register, settled
 
 
 async def test_signed_deliveries_in_chain_order_per_object(api: Api, receiver: Receiver) -> None:
