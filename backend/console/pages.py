@@ -1,8 +1,9 @@
 """The console's pages: plain data shaped like the API's JSON in, HTML out.
 
 :class:`Console` holds the Jinja2 environment (autoescaped, strict about undefined names) and
-renders each page. It reads nothing and decides no visibility: the caller (the routes of phase
-2) fetches what the signed-in member may see through the services and passes it in.
+renders each page. It reads nothing and decides no visibility: the caller (the routes,
+``backend/api/routes/console.py``) fetches what the signed-in member may see through the
+services and passes it in.
 
 Every page takes, besides its own data:
 

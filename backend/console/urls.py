@@ -1,5 +1,5 @@
-"""The console's addresses: every link a page draws is made here, so phase 2's routes and the
-templates agree on one set of paths."""
+"""The console's addresses: every link a page draws is made here, so the routes
+(``backend/api/routes/console.py``) and the templates agree on one set of paths."""
 
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from backend.api.console_http import (
     viewer_of,
 )
 from backend.api.deps import ContextDep, decode_cursor, encode_cursor
+from backend.api.problems import status_of
 from backend.auth import Caller
 from backend.console import PieceNotInTree
 from backend.console.pages import EVENT_FILTERS, LOG_FILTERS
@@ -371,6 +372,7 @@ async def events_page(request: Request, signed: SignedIn, session: SessionDep) -
     cursor = request.query_params.get("cursor")
     items: list[dict[str, Any]] = []
     error = None
+    status = 200
     next_cursor = None
     try:
         f = event_filter(raw)
@@ -381,6 +383,7 @@ async def events_page(request: Request, signed: SignedIn, session: SessionDep) -
             next_cursor = encode_cursor(chain_position(items[-1]))
     except (Invalid, Forbidden, NotFound) as exc:
         error = exc.detail
+        status = status_of(exc)
     people = await lineage.people(session, _event_accounts(items))
     return html(
         CONSOLE.events_page(
@@ -391,7 +394,7 @@ async def events_page(request: Request, signed: SignedIn, session: SessionDep) -
             members=people,
             **page_args(request),
         ),
-        200 if error is None else 400,
+        status,
     )
 
 
@@ -424,29 +427,22 @@ async def audit_log_page(
     _auditor(signed.caller)
     raw = {k: v.strip() for k, v in request.query_params.items() if k in LOG_FILTERS and v}
     cursor = request.query_params.get("cursor")
-    error = None
-    records: list[dict[str, Any]] = []
-    try:
-        method = raw.get("method")
-        if method is not None and method not in ("POST", "PUT", "PATCH", "DELETE"):
-            raise Invalid("method is POST, PUT, PATCH or DELETE", code="invalid_request")
-        f = audit_records.LogFilter(
-            raw.get("member"),
-            method,
-            _int("status", raw.get("status")),
-            raw.get("code"),
-            _time("from_time", raw.get("from_time")),
-            _time("to_time", raw.get("to_time")),
-        )
-        records = await audit_records.list_log(
-            session, f, _cursor(cursor) if cursor and len(cursor) < 500 else None, PAGE
-        )
-    except Invalid as exc:
-        error = exc.detail
+    method = raw.get("method")
+    if method is not None and method not in ("POST", "PUT", "PATCH", "DELETE"):
+        raise Invalid("method is POST, PUT, PATCH or DELETE", code="invalid_request")
+    f = audit_records.LogFilter(
+        raw.get("member"),
+        method,
+        _int("status", raw.get("status")),
+        raw.get("code"),
+        _time("from_time", raw.get("from_time")),
+        _time("to_time", raw.get("to_time")),
+    )
+    records = await audit_records.list_log(
+        session, f, _cursor(cursor) if cursor and len(cursor) < 500 else None, PAGE
+    )
     next_cursor = encode_cursor(records[-1]["seq"]) if len(records) == PAGE else None
     verification = await audit_records.verify_log(ctx.engine)
-    if error is not None:
-        raise Invalid(error, code="invalid_request")
     return html(
         CONSOLE.audit_log_page(
             [api_json(AuditRecordPublic, r) for r in records],
