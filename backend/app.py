@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from backend.api import problems
 from backend.api.middleware import GuardMiddleware
 from backend.api.routes import (
+    approvals,
     audit,
     claims,
     console,
@@ -82,6 +83,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         audit,
         dev,
         webhooks,
+        approvals,
     ):
         app.include_router(module.router)
     # The console (issue 12): server-rendered pages over the same services, and their

@@ -7,7 +7,9 @@ set at first start, becomes the operator's key (it must have this form, or any 3
 secret, which is then given an id).
 
 The caller's roles and status come from the mirror (``members``), that is from the chain:
-the API never grants a role the chain does not record.
+the API never grants a role the chain does not record. Inside the member, a key belongs to an
+organisation user (SPEC §1) whose role (``admin``, ``maker``, ``checker``) is the API's own:
+a key without a user (the operator's, keys older than organisation users) acts as the admin.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backend.errors import Unauthorized
-from backend.models import ApiKey
+from backend.models import ApiKey, OrgUser
 from db.engine import now_s
 from indexer import models as mirror
 from ledger.roles import Role
@@ -58,14 +60,21 @@ def seeded_key(presented: str) -> tuple[str, str]:
     return hashlib.sha256(presented.encode()).hexdigest()[:12], _digest(presented)
 
 
+#: Roles of a member organisation's users (the API's, not the chain's).
+ORG_ROLES = ("admin", "maker", "checker")
+
+
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated member: its address, roles (from the chain) and the key used."""
+    """An authenticated member: its address, roles (from the chain), the key used and the
+    organisation user holding it, with that user's role (``admin`` for a key of no user)."""
 
     address: str
     roles: frozenset[Role]
     status: str
     key_id: str
+    user_id: str | None = None
+    org_role: str = "admin"
 
     def has(self, *roles: Role) -> bool:
         return any(r in self.roles for r in roles)
@@ -94,8 +103,11 @@ _KEY_LOOKUP = (
         ApiKey.revoked_at,
         mirror.Member.status,
         mirror.RoleGrant.role,
+        ApiKey.user_id,
+        OrgUser.role.label("org_role"),
     )
     .outerjoin(mirror.Member, mirror.Member.address == ApiKey.member)
+    .outerjoin(OrgUser, OrgUser.id == ApiKey.user_id)
     .outerjoin(mirror.RoleGrant, mirror.RoleGrant.account == ApiKey.member)
     .where(ApiKey.id == bindparam("key_id"))
 )
@@ -124,6 +136,8 @@ async def authenticate(conn: AsyncConnection, authorization: str | None) -> Call
         roles=frozenset(_ROLE_BY_ID[r.role] for r in rows if r.role in _ROLE_BY_ID),
         status=first.status or "active",
         key_id=key_id,
+        user_id=first.user_id,
+        org_role=first.org_role or "admin",
     )
 
 
@@ -135,6 +149,22 @@ def roles_from_ids(role_ids: Iterable[str | None]) -> frozenset[Role]:
     return frozenset(_ROLE_BY_ID[r] for r in role_ids if r in _ROLE_BY_ID)
 
 
+async def caller_of_key(conn: AsyncConnection, key_id: str) -> Caller:
+    """The caller a stored key stood for (a maker's write run once a checker approved it)."""
+    rows = (await conn.execute(_KEY_LOOKUP, {"key_id": key_id})).all()
+    if not rows:
+        raise Unauthorized("the API key is not valid", code="invalid_api_key")
+    first = rows[0]
+    return Caller(
+        address=first.member,
+        roles=frozenset(_ROLE_BY_ID[r.role] for r in rows if r.role in _ROLE_BY_ID),
+        status=first.status or "active",
+        key_id=key_id,
+        user_id=first.user_id,
+        org_role=first.org_role or "admin",
+    )
+
+
 async def roles_of(session: AsyncSession, address: str) -> frozenset[Role]:
     """The roles the chain grants ``address`` (the mirror's ``role_grants``): for members as
     for the deployer, which holds the operator role without being a registered member."""
@@ -144,9 +174,19 @@ async def roles_of(session: AsyncSession, address: str) -> frozenset[Role]:
     return frozenset(_ROLE_BY_ID[r] for r in granted.scalars() if r in _ROLE_BY_ID)
 
 
-async def store_key(session: AsyncSession, member: str, label: str) -> tuple[ApiKey, str]:
-    """Make a key for ``member`` (in the caller's transaction); returns the row and the key."""
+async def store_key(
+    session: AsyncSession, member: str, label: str, user_id: str | None = None
+) -> tuple[ApiKey, str]:
+    """Make a key for ``member`` (of its user ``user_id``, in the caller's transaction);
+    returns the row and the key."""
     key_id, full, digest = new_key()
-    row = ApiKey(id=key_id, member=member, secret_sha256=digest, label=label, created_at=now_s())
+    row = ApiKey(
+        id=key_id,
+        member=member,
+        secret_sha256=digest,
+        label=label,
+        created_at=now_s(),
+        user_id=user_id,
+    )
     session.add(row)
     return row, full

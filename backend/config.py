@@ -14,15 +14,17 @@
 ``TIERFLOW_OPERATOR_API_KEY``       the operator's API key when set at first start
 ``TIERFLOW_CONSOLE_SESSION_TTL_S``  how long a console sign-in lasts, in seconds (default
                                     28800: a working day); then the browser signs in again
-``TIERFLOW_KEYSTORE_PASSWORD``      password of the members' keystore
+``TIERFLOW_KEYSTORE_SECRET``        secret the hosted members' keys are encrypted under
+                                    (``TIERFLOW_KEYSTORE_PASSWORD``: its older name)
 ==================================  =====================================================
 
 plus the node's (:class:`ledger.config.NodeSettings`) and the database's
 (:class:`db.config.DatabaseSettings`).
 
-The keystore password has no default outside the local chain: the API refuses to start
-without ``TIERFLOW_KEYSTORE_PASSWORD`` there. On the local chain (id 31337), when it is
-unset, a random one is generated once into ``<data_dir>/keystore.password`` (mode 0600).
+The keystore secret has no default outside the local chain: the API refuses to start without
+``TIERFLOW_KEYSTORE_SECRET`` there (the hosted keys are in the database, so their secret must
+never sit beside it). On the local chain (id 31337), when it is unset, a random one is
+generated once into ``<data_dir>/keystore.password`` (mode 0600).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from db.config import DatabaseSettings
@@ -72,9 +74,14 @@ class ApiSettings(NodeSettings, DatabaseSettings):
         le=30 * 86_400,
         description="seconds a console sign-in lasts",
     )
-    keystore_password: SecretStr | None = Field(
+    keystore_secret: SecretStr | None = Field(
         default=None,
-        description="password of the members' keystore (required outside the local chain)",
+        validation_alias=AliasChoices(
+            "TIERFLOW_KEYSTORE_SECRET", "TIERFLOW_KEYSTORE_PASSWORD", "keystore_secret"
+        ),
+        description="secret the hosted members' keys are encrypted under (older name "
+        "TIERFLOW_KEYSTORE_PASSWORD); required outside the local chain, never stored beside "
+        "the database",
     )
 
     @property
@@ -86,19 +93,19 @@ class ApiSettings(NodeSettings, DatabaseSettings):
     def keystore_password_file(self) -> Path:
         return self.data_dir / "keystore.password"
 
-    def keystore_secret(self, chain_id: int) -> SecretStr:
+    def hosted_keys_secret(self, chain_id: int) -> SecretStr:
         """The members' keystore password (see the module docstring); refuses to invent one
         outside the local chain."""
-        if self.keystore_password is not None:
-            if len(self.keystore_password.get_secret_value()) < 12:
-                raise ValueError("TIERFLOW_KEYSTORE_PASSWORD must be at least 12 characters")
-            return self.keystore_password
+        if self.keystore_secret is not None:
+            if len(self.keystore_secret.get_secret_value()) < 12:
+                raise ValueError("TIERFLOW_KEYSTORE_SECRET must be at least 12 characters")
+            return self.keystore_secret
         if chain_id != ANVIL_CHAIN_ID:
             raise ValueError(
-                "TIERFLOW_KEYSTORE_PASSWORD is required outside the local chain: it encrypts "
-                "the members' chain keys"
+                "TIERFLOW_KEYSTORE_SECRET is required outside the local chain: it encrypts "
+                "the hosted members' chain keys"
             )
-        path = self.keystore_password_file
+        path = self.keystore_secret_file
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -70,7 +70,7 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
             )
         await migrate(engine)
         try:
-            password = settings.keystore_secret(chain_id)
+            password = settings.hosted_keys_secret(chain_id)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
         keystore = Keystore(password)

@@ -1,7 +1,13 @@
 """The API's own tables (the mirror's are :mod:`indexer.models`, written by the indexer only),
 and their Alembic history (``backend/migrations``, version table ``alembic_version_api``).
 
-- ``member_profiles``: what the platform knows of a member off chain (its name).
+- ``member_profiles``: what the platform knows of a member off chain: its name, its custody
+  (``self``: it holds its key; ``hosted``: the keystore holds it) and whether its writes need
+  a checker's approval (dual control).
+- ``org_users``: the people of a member organisation (SPEC §1), each with a role (``admin``,
+  ``maker``, ``checker``) and API keys of its own (``api_keys.user_id``).
+- ``approvals``: a maker's write waiting for a checker under dual control: the request as it
+  came (to run it, under the maker's Idempotency-Key, once approved) and the decision.
 - ``api_keys``: each member's keys, stored as SHA-256 of the secret (keys are 256-bit random,
   so a plain hash is enough and lookups stay constant-time by id).
 - ``keystore``: members' chain keys as eth-account encrypted keyfiles (scrypt), password from
@@ -27,7 +33,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -54,6 +70,39 @@ class MemberProfile(Base):
     address: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    custody: Mapped[str] = mapped_column(String(8), default="hosted", server_default="hosted")
+    dual_control: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class OrgUser(Base):
+    __tablename__ = "org_users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(ADDRESS, index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))  # admin, maker, checker
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("member", "idempotency_key"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(ADDRESS)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)  # the request body as sent (UTF-8 text)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[str] = mapped_column(Text)
+    maker_key_id: Mapped[str] = mapped_column(String(32))
+    maker_user_id: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # pending, approved, declined
+    checker_key_id: Mapped[str | None] = mapped_column(String(32))
+    checker_user_id: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    decided_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ApiKey(Base):
@@ -64,6 +113,9 @@ class ApiKey(Base):
     label: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: The organisation user the key belongs to (``None``: the operator's, or a key older
+    #: than organisation users, which acts as the member's admin).
+    user_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class KeystoreEntry(Base):
@@ -255,6 +307,7 @@ class WebhookCursor(Base):
 __all__ = [
     "API_HISTORY",
     "ApiKey",
+    "Approval",
     "AuditHead",
     "AuditRecord",
     "AutoDecision",
@@ -267,6 +320,7 @@ __all__ = [
     "KeystoreEntry",
     "MemberProfile",
     "NonceRow",
+    "OrgUser",
     "WebhookAttempt",
     "WebhookCursor",
     "WebhookDelivery",

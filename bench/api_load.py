@@ -449,7 +449,7 @@ async def apply_through_api(
 
 async def member_accounts(stack: Stack, addresses: list[str]) -> dict[str, LocalAccount]:
     """The members' chain keys, unlocked from the API's own keystore (the same accounts)."""
-    password = ApiSettings(data_dir=stack.data_dir).keystore_secret(ANVIL_CHAIN_ID)
+    password = ApiSettings(data_dir=stack.data_dir).hosted_keys_secret(ANVIL_CHAIN_ID)
     keystore = Keystore(password)
     engine = create_async_engine(stack.database_url)
     try:

@@ -18,9 +18,10 @@ from backend.api.problems import stored_refusal
 from backend.auth import Caller, authenticate
 from backend.context import AppContext
 from backend.errors import BadRequest, Forbidden, Invalid, RateLimited
-from backend.idempotency import Claimed
+from backend.idempotency import Claimed, request_digest
 from backend.ports import Ports, TxJournal, WriteContext
-from backend.services import commands
+from backend.schemas.approvals import ApprovalPublic
+from backend.services import approvals, commands
 from backend.services.commands import Command
 from ledger.roles import Role
 
@@ -120,12 +121,33 @@ class Writes:
 
     async def run(self, caller: Caller, command: Command) -> JSONResponse:
         """Run ``command`` once for this key; its answer (serialised through the command's
-        answer model) is stored, so a replay returns the very same bytes."""
+        answer model) is stored, so a replay returns the very same bytes. Under dual control
+        a business write is held for a checker first (``202 awaiting_approval``)."""
         if self.key is None:
             raise BadRequest(
                 "this request needs an Idempotency-Key header", code="idempotency_key_required"
             )
         body = await self.request.body()
+        request = (self.request.method, self.request.url.path, body)
+        async with self.ctx.sessions() as session:
+            held = await approvals.needs_approval(session, caller, command)
+        if held:
+            digest = request_digest(*request)
+            approval = await approvals.hold(
+                self.ctx.sessions, caller, self.key, request, digest, command
+            )
+            if approval is not None and approval["status"] == "pending":
+                shown = ApprovalPublic.model_validate(approval).model_dump(mode="json")
+                return JSONResponse(
+                    {"status": "awaiting_approval", "approval": shown}, status_code=202
+                )
+        return await self.run_keyed(caller, self.key, request, command)
+
+    async def run_keyed(
+        self, caller: Caller, key: str, request: tuple[str, str, bytes], command: Command
+    ) -> JSONResponse:
+        """Run ``command`` as ``caller`` under its Idempotency-Key ``key`` for ``request``
+        (``(method, path, body)``): also a maker's write a checker approved."""
         write = _write_context(self.request, caller)
         ports = self.ctx.ports
 
@@ -136,11 +158,11 @@ class Writes:
                 ports, write, claimed.command
             )
 
-        path = self.request.url.path
+        path = request[1]
         stored = await self.ctx.idempotency.run(
             caller.address,
-            self.key,
-            (self.request.method, path, body),
+            key,
+            request,
             command,
             caller.key_id,
             execute,

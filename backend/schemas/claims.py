@@ -92,5 +92,10 @@ class ClaimEventPublic(Output):
 
 class ClaimHistory(Output):
     claim_id: int
+    holder: Address = Field(description="the piece's holder now")
+    holder_custody: Literal["self", "hosted"] = Field(
+        default="hosted",
+        description="who holds the holder's key: `self` (the holder) or `hosted` (the platform)",
+    )
     items: list[ClaimEventPublic]
     next_cursor: str | None = None

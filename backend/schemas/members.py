@@ -14,10 +14,20 @@ RoleName = Literal[
 BusinessRole = Literal["core_enterprise", "supplier", "financier", "clearing_agent", "auditor"]
 
 
+Custody = Literal["self", "hosted"]
+OrgRole = Literal["admin", "maker", "checker"]
+
+
 class MemberCreate(Input):
     name: str = Field(min_length=1, max_length=200)
     roles: list[BusinessRole] = Field(min_length=1, max_length=5)
     kyc_expires_at: Timestamp
+    address: Address | None = Field(
+        default=None,
+        description="the member's own account: `self` custody, the platform makes and keeps "
+        "no key for it (it signs its own actions); without it the platform makes and keeps "
+        "the key (`hosted`)",
+    )
 
 
 class MemberPublic(Output):
@@ -26,6 +36,10 @@ class MemberPublic(Output):
     roles: list[RoleName]
     status: Literal["active", "suspended"]
     kyc_expires_at: Timestamp | None
+    custody: Custody = Field(description="`self`: the member holds its key; `hosted`: the platform")
+    dual_control: bool = Field(
+        default=False, description="a maker's write waits for a checker of the member"
+    )
 
 
 class MembersPublic(Output):
@@ -77,3 +91,37 @@ class ApiKeyCreated(ApiKeyPublic):
 
 class ApiKeysPublic(Output):
     items: list[ApiKeyPublic]
+
+
+class OrgUserCreate(Input):
+    name: str = Field(min_length=1, max_length=200)
+    role: OrgRole
+
+
+class OrgUserPublic(Output):
+    """A person of a member organisation (SPEC §1) with a role of its own."""
+
+    id: str
+    member: Address
+    name: str
+    role: OrgRole
+    created_at: Timestamp
+
+
+class OrgUserCreated(OrgUserPublic):
+    api_key: str = Field(description="the user's first API key: shown this once only")
+    api_key_id: str
+
+
+class OrgUsersPublic(Output):
+    items: list[OrgUserPublic]
+    next_cursor: str | None = None
+
+
+class DualControlRequest(Input):
+    enabled: bool
+
+
+class DualControlPublic(Output):
+    address: Address
+    dual_control: bool

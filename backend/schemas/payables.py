@@ -117,6 +117,10 @@ class TreeNode(Output):
     parent_id: int | None
     depth: int
     holder: Address
+    holder_custody: Literal["self", "hosted"] = Field(
+        default="hosted",
+        description="who holds the holder's key: `self` (the holder) or `hosted` (the platform)",
+    )
     amount: int
     locked_amount: int
     status: ClaimStatus

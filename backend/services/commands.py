@@ -25,8 +25,10 @@ from backend.schemas.invoices import InvoiceWrite
 from backend.schemas.members import (
     ApiKeyCreated,
     ApiKeyPublic,
+    DualControlPublic,
     MemberCreated,
     MemberWrite,
+    OrgUserCreated,
     ProgramLimitPublic,
 )
 from backend.schemas.payables import PayableOverdueWrite, PayableWrite, SettlementsWrite
@@ -36,6 +38,7 @@ from backend.services import (
     financing,
     invoices,
     members,
+    org_users,
     payables,
     policy,
 )
@@ -71,6 +74,9 @@ COMMANDS: dict[str, CommandSpec] = {
     "members.set_program_limit": CommandSpec(members.set_program_limit, ProgramLimitPublic),
     "api_keys.create": CommandSpec(members.rotate_key, ApiKeyCreated, creates=True),
     "api_keys.revoke": CommandSpec(members.revoke_key, ApiKeyPublic),
+    # organisation users and settings (the member's admin users)
+    "users.create": CommandSpec(org_users.create_user, OrgUserCreated, creates=True),
+    "members.set_dual_control": CommandSpec(org_users.set_dual_control, DualControlPublic),
     # invoices
     "invoices.register": CommandSpec(invoices.register, InvoiceWrite, creates=True),
     "invoices.confirm": CommandSpec(invoices.confirm, InvoiceWrite),

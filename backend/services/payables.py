@@ -23,6 +23,7 @@ from backend.schemas.common import iso
 from backend.schemas.payables import MAX_TREE_LEVELS
 from backend.services.encodings import sha256_text
 from backend.services.lists import cursor_parts
+from backend.services.members import custody_of
 from backend.services.visibility import payables_clause, require_payable, tree_visible
 from indexer import models as m
 from indexer.handlers.payables import payable_from
@@ -217,12 +218,13 @@ _TREE_ROWS = (
 )
 
 
-def _node(row: Row[Any], child_count: int) -> dict[str, Any]:
+def _node(row: Row[Any], child_count: int, custody: dict[str, str]) -> dict[str, Any]:
     return {
         "id": row.id,
         "parent_id": row.parent_id,
         "depth": row.depth,
         "holder": row.holder,
+        "holder_custody": custody.get(row.holder, "hosted"),
         "amount": row.amount,
         "locked_amount": row.locked_amount,
         "status": row.status,
@@ -269,7 +271,8 @@ async def tree(
     if start is None:
         raise NotFound(f"payable {payable_id} has no piece {start_id}", code="claim_not_found")
     # Built without recursion: a chain of splits may be far deeper than Python's stack.
-    root = _node(start, len(children[start.id]))
+    custody = await custody_of(session, {row.holder for row in rows})
+    root = _node(start, len(children[start.id]), custody)
     stack: list[tuple[Row[Any], dict[str, Any], int]] = [(start, root, 0)]
     count = 1
     while stack:
@@ -281,7 +284,7 @@ async def tree(
             node["truncated"] = True
             continue
         for kid in kids:
-            child = _node(kid, len(children.get(kid.id, [])))
+            child = _node(kid, len(children.get(kid.id, [])), custody)
             node["children"].append(child)
             stack.append((kid, child, level + 1))
             count += 1

@@ -31,7 +31,7 @@ def test_the_readme_table_is_the_generated_one() -> None:
 
 def test_settings_command_shows_values_and_hides_secrets() -> None:
     runner = CliRunner()
-    env = {"TIERFLOW_API_PORT": "18123", "TIERFLOW_KEYSTORE_PASSWORD": "very-secret-password-1"}
+    env = {"TIERFLOW_API_PORT": "18123", "TIERFLOW_KEYSTORE_SECRET": "very-secret-password-1"}
     result = runner.invoke(app, ["settings"], env=env, terminal_width=250)
     assert result.exit_code == 0, result.output
     assert "18123" in result.output

@@ -26,6 +26,7 @@ from backend.schemas.payables import ClaimStatus
 from backend.services import claims as service
 from backend.services.commands import Command
 from backend.services.lists import chain_position
+from backend.services.members import custody_of
 from ledger.roles import Role
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
@@ -81,8 +82,12 @@ async def claim_history(
 ) -> Any:
     """The piece's chain events in order, with transaction hashes and block times."""
     items = await service.history(session, caller, claim_id, page.after, page.limit)
+    holder = (await service.get_claim(session, caller, claim_id))["holder"]
+    custody = await custody_of(session, {holder})
     return {
         "claim_id": claim_id,
+        "holder": holder,
+        "holder_custody": custody[holder],
         "items": items,
         "next_cursor": page.next_cursor(items, chain_position),
     }

@@ -21,18 +21,24 @@ from backend.schemas.members import (
     ApiKeyCreated,
     ApiKeyPublic,
     ApiKeysPublic,
+    DualControlPublic,
+    DualControlRequest,
     KycRenewal,
     MemberCreate,
     MemberCreated,
     MemberPublic,
     MembersPublic,
     MemberWrite,
+    OrgUserCreate,
+    OrgUserCreated,
+    OrgUsersPublic,
     ProgramLimitPublic,
     ProgramLimitRequest,
     RoleName,
     SuspendRequest,
 )
 from backend.services import members as service
+from backend.services import org_users
 from backend.services.commands import Command
 from ledger.roles import Role
 
@@ -43,11 +49,14 @@ Operator = Annotated[Caller, writer(Role.OPERATOR)]
 
 @router.post("", status_code=201, response_model=MemberCreated)
 async def create_member(body: MemberCreate, caller: Operator, writes: WritesDep) -> Any:
-    """Onboard a member: its chain account and key, its roles on chain, its first API key."""
+    """Onboard a member: its roles on chain and its first API key (its admin user's); with
+    `address`, `self` custody (the member's own account, no key kept here), otherwise
+    `hosted` (the account and its key made and kept here)."""
     args = {
         "name": body.name,
         "roles": list(body.roles),
         "kyc_expires_at": int(body.kyc_expires_at.timestamp()),
+        "address": body.address,
     }
     return await writes.run(caller, Command("members.create", args))
 
@@ -120,8 +129,8 @@ async def rotate_api_key(
     caller: Annotated[Caller, writer()],
     writes: WritesDep,
 ) -> Any:
-    """Make a new API key (shown once; the member itself or the operator; an auditor's keys
-    are the operator's to manage); revoke the old one when clients have moved."""
+    """Make a new API key (shown once) for the calling admin user of the member; the operator
+    makes none (`operator_cannot_make_keys`); revoke the old one when clients have moved."""
     args = {"address": address, "label": body.label}
     return await writes.run(caller, Command("api_keys.create", args))
 
@@ -133,6 +142,43 @@ async def revoke_api_key(
     caller: Annotated[Caller, writer()],
     writes: UnkeyedWritesDep,
 ) -> Any:
-    """Revoke an API key at once."""
+    """Revoke an API key at once (the member's admin, a user its own, or the operator for
+    security)."""
     args = {"address": address, "key_id": key_id}
     return await writes.run_once(caller, Command("api_keys.revoke", args))
+
+
+@router.get("/{address}/users", response_model=OrgUsersPublic)
+async def list_users(
+    address: AddressPath, caller: CurrentCaller, session: SessionDep, page: PageDep
+) -> Any:
+    """The member's organisation users (its own users, the operator and auditors)."""
+    after = page.after if isinstance(page.after, str) else None
+    items = await org_users.list_users(session, caller, address, after, page.limit)
+    return {"items": items, "next_cursor": page.next_cursor(items, lambda u: u["id"])}
+
+
+@router.post("/{address}/users", status_code=201, response_model=OrgUserCreated)
+async def create_user(
+    address: AddressPath,
+    body: OrgUserCreate,
+    caller: Annotated[Caller, writer()],
+    writes: WritesDep,
+) -> Any:
+    """A user of the member (`admin`, `maker` or `checker`) with its own API key (shown once);
+    the member's admin users only."""
+    args = {"address": address, "name": body.name, "role": body.role}
+    return await writes.run(caller, Command("users.create", args))
+
+
+@router.put("/{address}/dual-control", response_model=DualControlPublic)
+async def set_dual_control(
+    address: AddressPath,
+    body: DualControlRequest,
+    caller: Annotated[Caller, writer()],
+    writes: UnkeyedWritesDep,
+) -> Any:
+    """Dual control on or off: with it on, a business write waits for a checker of the member
+    (`202 awaiting_approval`); the member's admin users only."""
+    args = {"address": address, "enabled": body.enabled}
+    return await writes.run_once(caller, Command("members.set_dual_control", args))
