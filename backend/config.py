@@ -105,7 +105,7 @@ class ApiSettings(NodeSettings, DatabaseSettings):
                 "TIERFLOW_KEYSTORE_SECRET is required outside the local chain: it encrypts "
                 "the hosted members' chain keys"
             )
-        path = self.keystore_secret_file
+        path = self.keystore_password_file
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
