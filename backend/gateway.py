@@ -49,7 +49,7 @@ from ledger.codec import Decoder
 from ledger.deployment import Deployment
 from ledger.node import Web3Client, rpc
 from ledger.reverts import revert_for_failed_transaction
-from ledger.sender import TransactionSender
+from ledger.sender import CachedGasExhausted, GasEstimates, TransactionSender
 
 #: Test only (see the module docstring): the function whose broadcast kills the worker.
 CRASH_AFTER_BROADCAST_ENV = "TIERFLOW_TEST_CRASH_AFTER_BROADCAST"
@@ -77,12 +77,17 @@ class Gateway:
             }
         )
         self.nonces = SqlNonceStore(self.engine)
+        # One gas estimate per call shape for the worker's senders (ledger.sender.GasEstimates):
+        # a write that breaks a rule is then refused by its receipt rather than its estimate.
+        self.gas_estimates = GasEstimates()
 
     async def sender(self, address: str) -> TransactionSender:
         sender = self._senders.get(address)
         if sender is None:
             account = await self.keystore.account(keyfiles(self.engine), address)
-            sender = self._senders[address] = TransactionSender(self.w3, account, self.nonces)
+            sender = self._senders[address] = TransactionSender(
+                self.w3, account, self.nonces, gas_estimates=self.gas_estimates
+            )
         return sender
 
     # -- LedgerPort ----------------------------------------------------------------------------
@@ -150,8 +155,10 @@ class Gateway:
     ) -> TxReceipt:
         journal = write.journal
         if journal is None:
-            pending = await sender.send(tx)
-            return await sender.wait(pending)
+            try:
+                return await sender.wait(await sender.send(tx))
+            except CachedGasExhausted:
+                return await sender.wait(await sender.send_estimated(tx))
         step = journal.step
         journal.step += 1
         if step < len(journal.recorded):
@@ -168,7 +175,12 @@ class Gateway:
         pending = await sender.send(tx, before_broadcast=record)
         if crash:  # the test hook: die between the broadcast and recording the outcome
             os._exit(CRASH_EXIT_STATUS)
-        return await sender.wait(pending)
+        try:
+            return await sender.wait(pending)
+        except CachedGasExhausted:
+            # Out of gas on the cached estimate, nothing done: the same step again, estimated
+            # (the record replaces the failed one).
+            return await sender.wait(await sender.send_estimated(tx, before_broadcast=record))
 
     async def _resume(self, sender: TransactionSender, recorded: RecordedTx) -> TxReceipt | None:
         """The receipt of a transaction recorded by an earlier run, or None if it is dead."""

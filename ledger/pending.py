@@ -5,6 +5,7 @@ every :class:`~ledger.sender.TransactionSender` of a process shares, and how the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -18,6 +19,7 @@ from web3.exceptions import ProviderConnectionError, TransactionNotFound, Web3RP
 from web3.types import TxReceipt
 
 from ledger.errors import TransactionTimeoutError
+from ledger.receipts import block_receipts
 
 if TYPE_CHECKING:
     from ledger.sender import TransactionSender
@@ -109,6 +111,8 @@ class PendingTx:
         self.tx_hash = tx_hash
         self.hashes: list[str] = [tx_hash]  # every hash this transaction was broadcast under
         self.broadcast_at = time.monotonic()
+        #: The call shape whose cached gas estimate this was sent with (None: estimated).
+        self.gas_shape: tuple[str, bytes, int, bool] | None = None
         self._receipt: TxReceipt | None = None
 
     def __repr__(self) -> str:
@@ -139,20 +143,41 @@ class PendingTx:
     async def receipt(
         self, timeout_s: float | None = None, poll_interval_s: float | None = None
     ) -> TxReceipt:
-        """Wait for the receipt (any status). Raises :class:`TransactionTimeoutError`."""
+        """Wait for the receipt (any status). Raises :class:`TransactionTimeoutError`.
+
+        Waits through the node connection's :class:`~ledger.receipts.BlockReceipts` watcher
+        (receipts by block, shared by every waiter); every ``stuck_after_s`` without a receipt
+        the account's recovery pass runs (it may re-sign: the hashes watched are refreshed).
+        """
         if self._receipt is not None:
             return self._receipt
         s = self.sender
         timeout_s = s.receipt_timeout_s if timeout_s is None else timeout_s
         interval = s.poll_interval_s if poll_interval_s is None else poll_interval_s
+        watcher = block_receipts(s.w3, interval)
         deadline = time.monotonic() + timeout_s
         last_check = time.monotonic()
         while True:
+            # Registered before the direct check: nothing mined in between is missed.
+            future = watcher.watch(self.hashes)
             try:
-                receipt = await self._poll_once()
-            except CONNECTION_ERRORS as exc:
-                log.info("receipt poll for %s: node unreachable (%s)", self.tx_hash, exc)
-                receipt = None
+                try:
+                    receipt = await self._poll_once()
+                except CONNECTION_ERRORS as exc:
+                    log.info("receipt check for %s: node unreachable (%s)", self.tx_hash, exc)
+                    receipt = None
+                if receipt is None:
+                    watcher.follow()
+                    now = time.monotonic()
+                    wait_s = max(0.0, min(deadline, last_check + s.stuck_after_s) - now)
+                    with contextlib.suppress(TimeoutError):
+                        found_hash, found = await asyncio.wait_for(asyncio.shield(future), wait_s)
+                        if found_hash != self.tx_hash.lower():
+                            self.tx_hash = next(h for h in self.hashes if h.lower() == found_hash)
+                        self._resolve(found)
+                        receipt = found
+            finally:
+                watcher.unwatch(future)
             if receipt is not None:
                 return receipt
             now = time.monotonic()
@@ -170,5 +195,3 @@ class PendingTx:
                     log.info("recovery postponed, node unreachable: %s", exc)
                 if self._receipt is not None:
                     return self._receipt
-            await asyncio.sleep(min(interval, max(0.0, deadline - now)))
-            interval = min(interval * 1.5, s.max_poll_interval_s)

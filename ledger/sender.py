@@ -9,12 +9,18 @@ Usage::
     receipt = await sender.transact(contract.functions.bump())     # build, send, wait, check
     pendings = await sender.send_many([tx1, tx2, tx3])              # pipelined, nonce order
 
-Nonces. Within a process every task goes through one ``asyncio.Lock`` per account (the
-:class:`TransactionSender` instances for an account share it), held while a nonce is
-allocated, the transaction signed and broadcast, so broadcasts leave in nonce order. Across
+Nonces. Within a process the senders of an account share one ``asyncio.Lock`` (its
+:class:`~ledger.pending.AccountState`), held only while a nonce is allocated: signing, the
+caller's record (``before_broadcast``) and the broadcast run outside it, so one write's round
+trips overlap with the next one's (broadcasts may reach the node slightly out of nonce order;
+the node holds a later nonce until the earlier arrives). The chain's pending count is asked
+for the first time a sender allocates and after a conflict, not per transaction. Across
 processes the :class:`~ledger.nonces.NonceStore` allocates ``max(stored next, chain
 pending)`` under its own lock (:class:`~ledger.nonces.FileNonceStore` for processes on one
-host).
+host). A nonce whose transaction was never broadcast (the node refused it, the record
+failed) is given back to the store, or, when later ones were handed out meanwhile, filled at
+once with a zero-value self-transfer. :meth:`TransactionSender.send_many` holds the lock for
+its whole batch, which leaves in nonce order.
 
 Recovery.
 
@@ -35,7 +41,13 @@ Fees. The latest block's ``baseFeePerGas`` decides: absent (Besu QBFT with Londo
 pre-London forks) means legacy ``gasPrice`` from ``eth_gasPrice`` (often 0 there), present
 means EIP-1559 fields. Gas is ``eth_estimateGas`` plus 20% unless given; an estimation that
 reverts raises :class:`~ledger.errors.ContractRevert` (decoded through
-:func:`ledger.reverts.decode_revert`) and nothing is broadcast.
+:func:`ledger.reverts.decode_revert`) and nothing is broadcast. A sender given a shared
+:class:`GasEstimates` estimates each call shape once and then reuses the largest estimate
+seen (a revert then shows in the receipt, decoded by replay).
+
+Receipts. :meth:`PendingTx.receipt` waits through the connection's
+:class:`~ledger.receipts.BlockReceipts` watcher: receipts by block, one head poll for every
+waiter, rather than a receipt poll per transaction.
 """
 
 from __future__ import annotations
@@ -75,6 +87,50 @@ BeforeBroadcast = Callable[[str, bytes, int], Awaitable[None]]
 
 GAS_MARGIN = 1.2
 MAX_NONCE_ATTEMPTS = 50
+#: On a cached estimate (calls of one shape vary: a first-time holder, a longer name).
+CACHED_GAS_MARGIN = 1.5
+#: A failed transaction that used this share of its gas limit may have run out of gas.
+OUT_OF_GAS_SHARE = 0.95
+#: ``(to, selector, calldata length, pays value)``: calls of one shape cost about the same.
+GasShape = tuple[str, bytes, int, bool]
+
+
+class CachedGasExhausted(TransactionError):
+    """A transaction sent with a cached gas estimate ran out of gas (it changed nothing but its
+    nonce): send it again with :meth:`TransactionSender.send_estimated`."""
+
+    def __init__(self, message: str, tx_hash: str) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+
+
+class GasEstimates:
+    """The largest ``eth_estimateGas`` answer seen per call shape, shared by the senders of a
+    process that opt in: a call of a known shape is sent with that estimate plus the margin,
+    without asking the node again. The price: a call that would revert is no longer refused
+    before broadcast but mined as a failure (its receipt's status is checked and the revert
+    decoded by replay, as for any failed transaction); a failure that used nearly all its gas
+    forgets the shape, so the next call of it is estimated afresh."""
+
+    def __init__(self) -> None:
+        self._best: dict[GasShape, int] = {}
+
+    @staticmethod
+    def shape(tx: Mapping[str, Any]) -> GasShape:
+        data = tx.get("data") or b""
+        if isinstance(data, str):
+            data = bytes.fromhex(data.removeprefix("0x"))
+        return (str(tx.get("to") or "").lower(), bytes(data[:4]), len(data), bool(tx.get("value")))
+
+    def get(self, shape: GasShape) -> int | None:
+        return self._best.get(shape)
+
+    def record(self, shape: GasShape | None, estimate: int) -> None:
+        if shape is not None:
+            self._best[shape] = max(estimate, self._best.get(shape, 0))
+
+    def forget(self, shape: GasShape) -> None:
+        self._best.pop(shape, None)
 
 
 class TransactionSender:
@@ -93,6 +149,7 @@ class TransactionSender:
         stuck_after_s: float = 15.0,
         unavailable_timeout_s: float = 60.0,
         fee_cache_s: float = 1.0,
+        gas_estimates: GasEstimates | None = None,
     ) -> None:
         self.w3 = w3
         self.account = account
@@ -105,6 +162,8 @@ class TransactionSender:
         self.stuck_after_s = stuck_after_s
         self.unavailable_timeout_s = unavailable_timeout_s
         self.fee_cache_s = fee_cache_s
+        self.gas_estimates = gas_estimates
+        self._synced = False  # the store has seen the chain's pending nonce (see _allocate)
         self._chain_id: int | None = None
         self._fees: tuple[float, dict[str, int]] | None = None
         self._fee_lock: asyncio.Lock | None = None
@@ -160,6 +219,10 @@ class TransactionSender:
 
         Raises :class:`ContractRevert` if gas estimation reverts (nothing is broadcast).
         """
+        return (await self._prepare(tx))[0]
+
+    async def _prepare(self, tx: Mapping[str, Any]) -> tuple[dict[str, Any], GasShape | None]:
+        """:meth:`prepare`, and the call shape whose cached estimate gave the gas (if so)."""
         prepared: dict[str, Any] = {k: v for k, v in tx.items() if k not in ("nonce", "from")}
         prepared.setdefault("value", 0)
         prepared.setdefault("data", b"")
@@ -170,12 +233,27 @@ class TransactionSender:
         prepared["chainId"] = await self.chain_id()
         if not any(k in prepared for k in ("gasPrice", "maxFeePerGas")):
             prepared.update(await self.fee_fields())
+        shape = None
         if "gas" not in prepared:
-            prepared["gas"] = await self.estimate_gas(prepared)
-        return prepared
+            cached = None
+            if self.gas_estimates is not None:
+                shape = GasEstimates.shape(prepared)
+                cached = self.gas_estimates.get(shape)
+            if cached is None:
+                estimate = await self._estimate(prepared)
+                if self.gas_estimates is not None:
+                    self.gas_estimates.record(shape, estimate)
+                prepared["gas"] = int(estimate * self.gas_margin)
+                shape = None
+            else:
+                prepared["gas"] = int(cached * CACHED_GAS_MARGIN)
+        return prepared, shape
 
     async def estimate_gas(self, tx: Mapping[str, Any]) -> int:
         """``eth_estimateGas`` + margin; a revert becomes :class:`ContractRevert`."""
+        return int(await self._estimate(tx) * self.gas_margin)
+
+    async def _estimate(self, tx: Mapping[str, Any]) -> int:
         call: dict[str, Any] = {"from": self.address, "value": tx.get("value", 0)}
         if tx.get("to"):
             call["to"] = tx["to"]
@@ -192,7 +270,7 @@ class TransactionSender:
             if revert is not None:
                 raise revert from exc
             raise TransactionError(f"gas estimation failed: {exc}") from exc
-        return int(int(estimate) * self.gas_margin)
+        return int(estimate)
 
     def _sign(self, tx: dict[str, Any], nonce: int) -> tuple[bytes, str]:
         signed = self.account.sign_transaction({**tx, "nonce": nonce})
@@ -209,10 +287,63 @@ class TransactionSender:
         those bytes first leave: a caller that records it durably can, after a crash, find
         the transaction (or re-send the same bytes) instead of sending a second one.
         """
-        prepared = await self.prepare(tx)
+        prepared, shape = await self._prepare(tx)
+        state = await self._state()
+        chain_id = await self.chain_id()
+        for attempt in range(MAX_NONCE_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.005 * min(attempt, 20)))
+            # Only the allocation is serialised per account: signing, the caller's record
+            # and the broadcast of one send overlap with the next send's.
+            async with state.lock:
+                nonce = await self._allocate(chain_id, fresh=attempt > 0)
+            raw, tx_hash = self._sign(prepared, nonce)
+            if before_broadcast is not None:
+                try:
+                    await before_broadcast(tx_hash, raw, nonce)
+                except BaseException:
+                    await self._give_back(chain_id, nonce)
+                    raise
+            try:
+                await self._broadcast(raw, tx_hash)
+            except Web3RPCError as exc:
+                if is_nonce_conflict(exc):
+                    log.info(
+                        "nonce %d for %s refused (%s); re-signing (attempt %d)",
+                        nonce,
+                        self.address,
+                        rpc_error_message(exc),
+                        attempt + 1,
+                    )
+                    continue
+                await self._give_back(chain_id, nonce)
+                raise self._broadcast_error(exc) from exc
+            pending = PendingTx(self, prepared, nonce, raw, tx_hash)
+            pending.gas_shape = shape
+            state.inflight[nonce] = pending
+            return pending
+        raise TransactionError(
+            f"could not find a free nonce for {self.address} in {MAX_NONCE_ATTEMPTS} tries"
+        )
+
+    async def _allocate(self, chain_id: int, fresh: bool) -> int:
+        """The next nonce from the store; the chain's pending count is asked for only the first
+        time (per sender) and after a conflict: on the way, the store knows better."""
+        if fresh or not self._synced:
+            chain_next = await self.pending_nonce()
+            self._synced = True
+        else:
+            chain_next = 0
+        return await self.nonce_store.allocate(chain_id, self.address, chain_next)
+
+    async def _give_back(self, chain_id: int, nonce: int) -> None:
+        """Return a nonce that was never broadcast; if later ones were handed out meanwhile,
+        fill it with a zero-value self-transfer so they are not stuck behind a gap."""
+        if await self.nonce_store.release(chain_id, self.address, nonce):
+            return
         state = await self._state()
         async with state.lock:
-            return await self._send_locked(state, prepared, before_broadcast)
+            await self._fill_gap(state, nonce, nonce + 1)
 
     async def send_many(self, txs: Sequence[Mapping[str, Any]]) -> list[PendingTx]:
         """Broadcast several transactions in nonce order without waiting for receipts.
@@ -222,7 +353,7 @@ class TransactionSender:
         """
         prepared = list(await asyncio.gather(*(self.prepare(t) for t in txs)))
         state = await self._state()
-        async with state.lock:
+        async with state.lock:  # the whole batch in nonce order
             return [await self._send_locked(state, p) for p in prepared]
 
     async def transact(
@@ -236,8 +367,20 @@ class TransactionSender:
         ``fn`` is a bound contract function (``contract.functions.name(args)``); ``tx`` may
         add ``value``, ``gas`` or fee fields; ``before_broadcast`` as for :meth:`send`.
         """
-        pending = await self.send({**(tx or {}), **self._encode_call(fn)}, before_broadcast)
-        return await self.wait(pending)
+        fields = {**(tx or {}), **self._encode_call(fn)}
+        pending = await self.send(fields, before_broadcast)
+        try:
+            return await self.wait(pending)
+        except CachedGasExhausted:
+            return await self.wait(await self.send_estimated(fields, before_broadcast))
+
+    async def send_estimated(
+        self, tx: Mapping[str, Any], before_broadcast: BeforeBroadcast | None = None
+    ) -> PendingTx:
+        """:meth:`send` with gas from ``eth_estimateGas`` whatever the cache holds (the resend
+        after :class:`CachedGasExhausted`; a call that reverts is refused before broadcast)."""
+        gas = tx.get("gas") if "gas" in tx else await self.estimate_gas(tx)
+        return await self.send({**tx, "gas": gas}, before_broadcast)
 
     def encode_call(self, fn: Any, tx: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The transaction fields of a bound contract function call (``to``, ``data``)."""
@@ -274,6 +417,16 @@ class TransactionSender:
         """Wait for ``pending``; raise :class:`ContractRevert` if its status is 0."""
         receipt = await pending.receipt(timeout_s)
         if receipt["status"] == 0:
+            shape = pending.gas_shape
+            near_limit = receipt["gasUsed"] >= OUT_OF_GAS_SHARE * pending.tx["gas"]
+            if shape is not None and self.gas_estimates is not None and near_limit:
+                # Out of gas on a cached estimate: nothing happened on chain but the nonce; the
+                # shape is estimated afresh from now on, and the caller may send it again.
+                self.gas_estimates.forget(shape)
+                raise CachedGasExhausted(
+                    f"transaction {pending.tx_hash} ran out of its cached gas estimate",
+                    tx_hash=pending.tx_hash,
+                )
             raise await revert_for_failed_transaction(self.w3, pending.tx_hash)
         return receipt
 
@@ -299,9 +452,7 @@ class TransactionSender:
                 # Someone else keeps taking the nonce (a signer not sharing our store):
                 # back off a little, with jitter, so the race does not repeat in lockstep.
                 await asyncio.sleep(random.uniform(0, 0.005 * min(attempt, 20)))
-            nonce = await self.nonce_store.allocate(
-                chain_id, self.address, await self.pending_nonce()
-            )
+            nonce = await self._allocate(chain_id, fresh=attempt > 0)
             raw, tx_hash = self._sign(tx, nonce)
             if before_broadcast is not None:
                 try:

@@ -18,8 +18,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench.perf import report
-from bench.perf.run import Options, Results, run
 from ledger.logs import configure_logging
 from ledger.paths import repo_root
 
@@ -38,6 +36,10 @@ def bench_command(
     ] = None,
 ) -> None:
     """Measure the platform's writes against the chain's ceiling (same run) and record it."""
+    # Imported here: the benchmark's modules are heavy, and every other command starts faster.
+    from bench.perf import report
+    from bench.perf.run import Options, run
+
     configure_logging("warning")
     console = Console(stderr=True)
     opts = Options(quick=quick, full=full)
@@ -49,7 +51,7 @@ def bench_command(
         console=console,
         transient=False,
     ) as progress:
-        results: Results = asyncio.run(run(opts, progress))
+        results = asyncio.run(run(opts, progress))
     root = repo_root()
     name = "quick" if quick else "full" if full else "latest"
     report.record_json(results, (results_dir or root / "bench" / "results") / f"{name}.json")

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from eth_account import Account
 from rich.progress import Progress
 
+from bench.indexer_load import Key
+from bench.perf.baseline import BaselineSender
 from bench.perf.ceiling import measure_ceiling, split_plan
 from bench.perf.chain import BenchChain, bench_chain
 from bench.perf.figures import Rate, load_average
-from bench.perf.writes import closed_loop, open_loop, split_writes
+from bench.perf.writes import SenderFactory, closed_loop, open_loop, split_writes
 from ledger.node import Web3Client, close_web3, keep_alive, make_web3
+from ledger.sender import GasEstimates, TransactionSender
 
 MANY = 16  # holders in the "many holders" figures
 
@@ -76,10 +81,49 @@ async def _web3(url: str) -> Web3Client:
     return await keep_alive(make_web3(url))
 
 
-async def sender_writes(
-    chain: BenchChain, opts: Options, progress: Progress, variant: str = ""
-) -> list[Rate]:
-    """Splits: ceiling for one holder and many, then the sender at each client count."""
+#: The transaction layer's variants, each measured next to the others (same chain, same run):
+#: label → how a sender is made (``GasEstimates`` shared by the run).
+Variant = Callable[[Web3Client, Key, GasEstimates], TransactionSender]
+
+
+def _baseline(cache: bool = False, **kw: Any) -> Variant:
+    def make(w3: Web3Client, key: Key, gas: GasEstimates) -> TransactionSender:
+        account = Account.from_key(key.private_key)
+        return BaselineSender(w3, account, gas_estimates=gas if cache else None, **kw)
+
+    return make
+
+
+def _current(cache: bool = True) -> Variant:
+    def make(w3: Web3Client, key: Key, gas: GasEstimates) -> TransactionSender:
+        return TransactionSender(
+            w3, Account.from_key(key.private_key), gas_estimates=gas if cache else None
+        )
+
+    return make
+
+
+def _with(make: Variant, gas: GasEstimates) -> SenderFactory:
+    def factory(w3: Web3Client, key: Key) -> TransactionSender:
+        return make(w3, key, gas)
+
+    return factory
+
+
+BEFORE = "before (823f713)"
+AFTER = "after"
+VARIANTS: dict[str, Variant] = {BEFORE: _baseline(), AFTER: _current()}
+#: Each change taken back alone from "after", for the configurations in ABLATED.
+ABLATIONS: dict[str, Variant] = {
+    "after, but the lock held over round trips": _baseline(poll=False, cache=True),
+    "after, but a receipt poll per transaction": _baseline(serial=False, cache=True),
+    "after, but eth_estimateGas per write": _current(cache=False),
+}
+ABLATED = {(16, "one holder"), (64, "many holders")}
+
+
+async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) -> list[Rate]:
+    """Splits: ceiling for one holder and many, then each sender variant at each client count."""
     out: list[Rate] = []
     suppliers = chain.suppliers
     shapes = {"one holder": suppliers[:1], "many holders": suppliers[:MANY]}
@@ -95,6 +139,7 @@ async def sender_writes(
             progress=progress,
         )
         out.append(ceilings[label])
+    gas = GasEstimates()
     w3 = await _web3(chain.url)
     try:
         for label, holders in shapes.items():
@@ -102,21 +147,25 @@ async def sender_writes(
                 if label == "many holders" and clients == 1:
                     continue  # one client writes for one holder at a time
                 used = holders[: min(len(holders), clients)]
-                write = split_writes(chain, w3, used)
-                r = await closed_loop(
-                    write,
-                    opts.writes_per_figure,
-                    clients,
-                    name=f"split · sender · {clients} clients · {label}",
-                    operation="split",
-                    path="sender",
-                    holders=len(used),
-                    progress=progress,
-                    warmup=1,
-                )
-                r.ceiling = ceilings[label].rate
-                r.variant = variant
-                out.append(r)
+                variants = dict(VARIANTS)
+                if (clients, label) in ABLATED and not opts.quick:
+                    variants.update(ABLATIONS)
+                for variant, make in variants.items():
+                    write = split_writes(chain, w3, used, _with(make, gas))
+                    r = await closed_loop(
+                        write,
+                        opts.writes_per_figure,
+                        clients,
+                        name=f"split · sender · {clients} clients · {label}",
+                        operation="split",
+                        path="sender",
+                        holders=len(used),
+                        progress=progress,
+                        warmup=1,
+                    )
+                    r.ceiling = ceilings[label].rate
+                    r.variant = variant
+                    out.append(r)
     finally:
         await close_web3(w3)
     return out
@@ -132,20 +181,25 @@ async def block_time_writes(opts: Options, progress: Progress) -> list[Rate]:
         holders = chain.suppliers[:MANY]
         w3 = await _web3(chain.url)
         try:
-            r = await open_loop(
-                split_writes(chain, w3, holders),
-                opts.block_time_rate,
-                opts.block_time_seconds,
-                len(holders),
-                name=f"split · sender · {opts.block_time_rate:g}/s offered · block time 1 s",
-                operation="split",
-                path="sender",
-                holders=len(holders),
-                progress=progress,
-            )
+            gas = GasEstimates()
+            runs = []
+            for variant, make in VARIANTS.items():
+                r = await open_loop(
+                    split_writes(chain, w3, holders, _with(make, gas)),
+                    opts.block_time_rate,
+                    opts.block_time_seconds,
+                    len(holders),
+                    name=f"split · sender · {opts.block_time_rate:g}/s offered · block time 1 s",
+                    operation="split",
+                    path="sender",
+                    holders=len(holders),
+                    progress=progress,
+                )
+                r.variant = variant
+                runs.append(r)
         finally:
             await close_web3(w3)
-        return [r]
+        return runs
 
 
 async def run(opts: Options, progress: Progress) -> Results:

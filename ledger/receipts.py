@@ -1,0 +1,173 @@
+"""Receipts by block: one watcher per node connection resolves every waiting transaction.
+
+Waiting for a receipt by polling ``eth_getTransactionReceipt`` per transaction costs one
+request per waiter per poll (64 concurrent writes: 64 requests every interval) and adds up to
+an interval of delay. :class:`BlockReceipts` instead follows the chain head (one
+``eth_blockNumber`` per interval, whatever the number of waiters) and, for each new block,
+fetches its receipts with ``eth_getBlockReceipts`` (a node without it: each waiting hash's
+receipt, in one go, once per new block), resolving every waiter whose hash is in it.
+
+No receipt is missed: a waiter registers *before* its own direct check (so a transaction mined
+earlier is found by that check, and one mined later lands in a block past the watcher's
+cursor), and a watcher that starts checks the waiters it found directly once it has read the
+head it will scan from. The watcher runs only while someone waits.
+
+    watcher = block_receipts(w3, poll_interval_s=0.05)
+    future = watcher.watch(["0xabc…"])        # resolves to (hash, receipt)
+    ...                                       # a direct check of its own first, then
+    watcher.follow()                          # (if still waiting) follow the head
+    ...
+    watcher.unwatch(future)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from eth_typing import HexStr
+from web3.exceptions import TransactionNotFound, Web3RPCError
+from web3.types import TxReceipt
+
+from ledger.node import Web3Client
+
+log = logging.getLogger(__name__)
+
+#: Blocks fetched at once when the watcher is behind.
+FETCH_CONCURRENCY = 16
+
+Found = tuple[str, TxReceipt]
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    text = value.to_0x_hex() if hasattr(value, "to_0x_hex") else str(value)
+    return text.lower()
+
+
+class BlockReceipts:
+    """Follows new blocks of one node and resolves the futures of waiting transaction hashes."""
+
+    def __init__(self, w3: Web3Client, poll_interval_s: float = 0.05) -> None:
+        self._w3 = weakref.ref(w3)  # the registry is keyed by the connection: no cycle
+        self.poll_interval_s = poll_interval_s
+        self._waiters: dict[str, set[asyncio.Future[Found]]] = {}
+        self._hashes: dict[asyncio.Future[Found], tuple[str, ...]] = {}
+        self._cursor = -1
+        self._task: asyncio.Task[None] | None = None
+        self._by_block = True  # False once the node refuses eth_getBlockReceipts
+
+    def watch(self, hashes: Sequence[str]) -> asyncio.Future[Found]:
+        """A future resolved with ``(hash, receipt)`` when any of ``hashes`` is mined."""
+        future: asyncio.Future[Found] = asyncio.get_running_loop().create_future()
+        keys = tuple(h.lower() for h in hashes)
+        self._hashes[future] = keys
+        for h in keys:
+            self._waiters.setdefault(h, set()).add(future)
+        return future
+
+    def follow(self) -> None:
+        """Start following the head (if not already): after a waiter's own direct check failed.
+        The watcher stops by itself, mid-request if need be, when nobody waits any more."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def unwatch(self, future: asyncio.Future[Found]) -> None:
+        for h in self._hashes.pop(future, ()):
+            waiting = self._waiters.get(h)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del self._waiters[h]
+        if not future.done():
+            future.cancel()
+        if not self._hashes and self._task is not None:
+            self._task.cancel()  # no request of ours outlives its waiters
+            self._task = None
+
+    @property
+    def w3(self) -> Web3Client:
+        w3 = self._w3()
+        if w3 is None:
+            raise RuntimeError("the node connection of this receipt watcher is gone")
+        return w3
+
+    @property
+    def waiting(self) -> int:
+        return len(self._hashes)
+
+    def _resolve(self, receipt: TxReceipt) -> None:
+        h = _hex(receipt["transactionHash"])
+        for future in list(self._waiters.get(h, ())):
+            if not future.done():
+                future.set_result((h, receipt))
+
+    async def _run(self) -> None:
+        delay = self.poll_interval_s
+        started = False
+        while self._hashes:
+            try:
+                head = int(await self.w3.eth.block_number)
+                if not started:
+                    # Scan from here on; whatever was mined up to here is checked directly.
+                    self._cursor = max(self._cursor, head)
+                    await self._check_directly()
+                    started = True
+                elif head > self._cursor:
+                    await self._scan(self._cursor + 1, head)
+                    self._cursor = head
+                    continue
+                delay = self.poll_interval_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # node unreachable, a malformed answer: try again later
+                log.info("receipt watcher: %s; retrying in %.2fs", exc, delay)
+                delay = min(delay * 2, 2.0)
+            await asyncio.sleep(delay)
+
+    async def _check_directly(self) -> None:
+        for h in list(self._waiters):
+            with contextlib.suppress(TransactionNotFound):
+                receipt = await self.w3.eth.get_transaction_receipt(HexStr(h))
+                if receipt is not None:
+                    self._resolve(receipt)
+
+    async def _scan(self, first: int, last: int) -> None:
+        if not self._by_block:
+            await self._check_directly()
+            return
+        for start in range(first, last + 1, FETCH_CONCURRENCY):
+            numbers = range(start, min(last, start + FETCH_CONCURRENCY - 1) + 1)
+            try:
+                blocks = await asyncio.gather(*(self.w3.eth.get_block_receipts(n) for n in numbers))
+            except Web3RPCError as exc:
+                if "not" in str(exc).lower() and "method" in str(exc).lower():
+                    log.info("node has no eth_getBlockReceipts: polling per transaction")
+                    self._by_block = False
+                    await self._check_directly()
+                    return
+                raise
+            for receipts in blocks:
+                for receipt in receipts:
+                    self._resolve(receipt)
+
+
+#: Per event loop (futures and tasks belong to one), then per node connection (weakly: a
+#: connection closed and dropped takes its watcher with it).
+_WATCHERS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Any, BlockReceipts]
+] = weakref.WeakKeyDictionary()
+
+
+def block_receipts(w3: Web3Client, poll_interval_s: float = 0.05) -> BlockReceipts:
+    """The watcher for ``w3`` in the running event loop (created on first use)."""
+    per_loop = _WATCHERS.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+    watcher = per_loop.get(w3)
+    if watcher is None:
+        watcher = per_loop[w3] = BlockReceipts(w3, poll_interval_s)
+    return watcher
