@@ -14,8 +14,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
-from backend.api import problems
+from backend.api import openapi, problems
+from backend.api.headers import RateLimitHeaders
 from backend.api.middleware import GuardMiddleware
 from backend.api.routes import (
     approvals,
@@ -64,14 +66,21 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             finally:
                 app.state.context = None
 
-    app = FastAPI(
+    # Swagger UI's assets are served from the package, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="Tierflow",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        redoc_url=None,
+        static_url="/docs-assets",
+        swagger_ui_parameters={"persistAuthorization": False},
     )
     problems.install(app)
+    openapi.install(app, settings.api_rate_limit, settings.api_max_body)
     app.add_middleware(GuardMiddleware, max_body=settings.api_max_body, engine_of=_engine_of)
+    # Outermost, so the Guard's own refusals (413, the unauthenticated limit) carry it too.
+    app.add_middleware(RateLimitHeaders, per_minute=settings.api_rate_limit)
     for module in (
         system,
         members,

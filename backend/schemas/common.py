@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from eth_utils.address import is_address, to_checksum_address
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
 
 from ledger.bindings import MAX_AMOUNT
 
@@ -43,15 +50,19 @@ def _hash32(value: str) -> str:
     return value.lower()
 
 
+# StringConstraints rather than Field(pattern=...): FastAPI keeps them when the type is a
+# path or query parameter, so the OpenAPI document states the exact length everywhere.
 Address = Annotated[
     str,
+    StringConstraints(min_length=42, max_length=42, pattern=r"^0x[0-9a-fA-F]{40}$"),
     AfterValidator(_address),
-    Field(examples=["0x5FbDB2315678afecb367f032d93F642f64180aa3"], pattern=r"^0x[0-9a-fA-F]{40}$"),
+    Field(examples=["0x5FbDB2315678afecb367f032d93F642f64180aa3"]),
 ]
 Hash32 = Annotated[
     str,
+    StringConstraints(min_length=66, max_length=66, pattern=r"^0x[0-9a-fA-F]{64}$"),
     AfterValidator(_hash32),
-    Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32]),
+    Field(examples=["0x" + "ab" * 32]),
 ]
 Sha256Hex = Annotated[
     str, Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 as 64 hex digits")

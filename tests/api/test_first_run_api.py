@@ -5,6 +5,7 @@ chain; ``POST /v1/dev/advance-time`` moves that clock, for the operator only, id
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -87,3 +88,29 @@ async def test_the_openapi_documents_the_clock(api: Api) -> None:
     assert "/v1/dev/advance-time" in doc["paths"]
     props = doc["components"]["schemas"]["DeploymentPublic"]["properties"]
     assert {"chain_time", "local_chain"} <= set(props)
+
+
+async def test_docs_work_offline(api: Api) -> None:
+    async with api.stack.client() as anonymous:
+        r = await anonymous.get("/docs")
+        assert r.status_code == 200
+        page = r.text
+        assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page)
+        assert assets, page
+        for url in assets:
+            assert url.startswith("/"), f"/docs loads {url} from elsewhere"
+            got = await anonymous.get(url)
+            assert got.status_code == 200, url
+            assert len(got.content) > 100, url
+        assert "/openapi.json" in page
+        assert (await anonymous.get("/openapi.json")).status_code == 200
+
+
+async def test_answers_carry_the_rate_limit(api: Api) -> None:
+    r = await api.operator.get("/v1/members")
+    assert r.status_code == 200
+    assert int(r.headers["X-RateLimit-Limit"]) >= 1
+    async with api.stack.client("tf_000000000000_wrong") as stranger:
+        r = await stranger.get("/v1/members")
+    assert r.status_code == 401
+    assert "X-RateLimit-Limit" in r.headers
