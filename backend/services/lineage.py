@@ -1,6 +1,6 @@
 """What the console draws of a payable beyond the API's tree answer: for every piece the
-transaction that created it, whether it is financed or frozen, and the names (and, once
-members carry one, the custody) of the holders.
+transaction that created it, whether it is financed or frozen, and the names and custody
+(``self`` or ``hosted``) of the holders.
 
 :func:`lineage` first asks :func:`backend.services.payables.tree` (the same visibility as
 ``GET /v1/payables/{id}/tree``: 404 for a payable the caller may not see, 403 for a holder
@@ -27,9 +27,8 @@ ALL_LEVELS = 1 << 30
 
 
 def custody_of(profile: MemberProfile | None) -> str | None:
-    """``self`` or ``hosted`` once members carry a custody (the consent work adds the column
-    to ``member_profiles``); None until then, and the console shows none."""
-    value = getattr(profile, "custody", None)
+    """``self`` or ``hosted`` (``member_profiles.custody``); None for no profile."""
+    value = None if profile is None else profile.custody
     return value if value in ("self", "hosted") else None
 
 

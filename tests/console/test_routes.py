@@ -154,6 +154,8 @@ async def check_tree(demo: Demo, auditor: httpx.AsyncClient, parse: Parse) -> No
         assert g.find("text", cls="amount").text() == yuan(node["amount"])
         assert g.attrs["data-status"] == node["status"]
         assert f"/console/claims/{claim_id}" in g.links()
+        # the holder's custody, as the API's tree gives it (the demo's members are hosted)
+        assert g.find("g", cls="custody").text() == node["holder_custody"] == "hosted"
         assert any(link.startswith("/console/tx/0x") for link in g.links()), claim_id
     # the holders by name, the bank's pieces marked financed
     names = {g.find("text", cls="holder").text() for g in drawn.values()}
