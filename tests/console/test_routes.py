@@ -238,6 +238,29 @@ async def test_a_holder_sees_its_piece_but_not_the_whole_tree(demo: Demo, parse:
         await http.aclose()
 
 
+async def test_a_transaction_shows_what_the_member_may_read(demo: Demo, parse: Parse) -> None:
+    """The payable's issue as the holder of a tier-3 piece reads it: the events of that
+    transaction the API's feed gives it, no more (the root piece is not its)."""
+    key = demo.key("tier3a")
+    feed = await demo.api_get(key, "/v1/audit/events", payable_id=demo.payable_id, limit=200)
+    assert feed.status_code == 200, feed.text
+    issued = next(e for e in feed.json()["items"] if e["event"] == "PayableIssued")
+    expected = [e["event"] for e in feed.json()["items"] if e["tx_hash"] == issued["tx_hash"]]
+    everything = await demo.api_get(
+        demo.key("auditor"), "/v1/audit/events", payable_id=demo.payable_id, limit=200
+    )
+    all_of_it = [e for e in everything.json()["items"] if e["tx_hash"] == issued["tx_hash"]]
+    assert len(all_of_it) > len(expected)  # the auditor reads more of the same transaction
+    http = await signed_in(demo, key)
+    try:
+        r = await http.get(f"/console/tx/{issued['tx_hash']}")
+        assert r.status_code == 200, r.text
+        rows = [tr for tr in parse(r.text).find_all("tr") if "data-event" in tr.attrs]
+        assert [tr.attrs["data-event"] for tr in rows] == expected
+    finally:
+        await http.aclose()
+
+
 async def test_the_auditors_pages(demo: Demo, auditor: httpx.AsyncClient, parse: Parse) -> None:
     home = parse((await auditor.get("/console")).text)
     assert next(a.text() for a in home.find("nav").find_all("a")) == "Payables"
