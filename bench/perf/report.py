@@ -37,6 +37,21 @@ def write_rows(rates: list[Rate]) -> list[str]:
     return lines
 
 
+def read_rows(results: Results) -> list[str]:
+    lines = [
+        "| read | workers | offered/s | achieved/s | alone | p50 | p99 | generator lag p99 "
+        "| errors | load before → after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results.reads:
+        lines.append(
+            f"| {r.name} | {r.workers} | {r.offered:g} | {r.achieved:,.0f} | {ms(r.alone)} "
+            f"| {ms(r.p50)} | {ms(r.p99)} | {ms(r.lag_p99)} | {r.errors} "
+            f"| {r.load_before:.2f} → {r.load_after:.2f} |"
+        )
+    return lines
+
+
 def render(results: Results) -> str:
     m = results.machine
     o = results.options
@@ -50,6 +65,33 @@ def render(results: Results) -> str:
         "",
         *write_rows(results.writes),
     ]
+    if results.reads:
+        lines += ["", "### Reads (open loop)", "", *read_rows(results)]
+    if results.indexer:
+        lines += [
+            "",
+            "### Indexer",
+            "",
+            "| what | rate | ratio to fetch-only | aim | met |",
+            "| --- | ---: | ---: | ---: | --- |",
+            *(f"| {' | '.join(row)} |" for row in results.indexer),
+        ]
+    if results.indexer_lag:
+        lines += [
+            "",
+            "| lag at 200 writes/s, a block a second | median | p99 |",
+            "| --- | ---: | ---: |",
+            *(f"| {' | '.join(row)} |" for row in results.indexer_lag),
+        ]
+    if results.gas:
+        lines += [
+            "",
+            "### Gas per operation",
+            "",
+            "| operation | gas | note |",
+            "| --- | ---: | --- |",
+            *(f"| {name} | {gas:,} | {note} |" for name, gas, note in results.gas),
+        ]
     return "\n".join(lines) + "\n"
 
 

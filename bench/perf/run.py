@@ -6,22 +6,27 @@ the default, and ``full`` (adds the scale figures that take minutes).
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from eth_account import Account
 from rich.progress import Progress
 
+from bench import gas_table, indexer_backfill
 from bench.indexer_load import Key
+from bench.perf.api import ReadFigure, api_figures
 from bench.perf.baseline import BaselineSender
 from bench.perf.ceiling import measure_ceiling, split_plan
 from bench.perf.chain import BenchChain, bench_chain
 from bench.perf.figures import Rate, load_average
 from bench.perf.writes import SenderFactory, closed_loop, open_loop, split_writes
+from ledger.anvil import AnvilProcess
 from ledger.node import Web3Client, close_web3, keep_alive, make_web3
 from ledger.sender import GasEstimates, TransactionSender
 
@@ -33,15 +38,23 @@ class Options:
     quick: bool = False
     full: bool = False
     block_time_rate: float = 200.0  # offered writes/s with a 1 s block time
-    block_time_seconds: float = 10.0
+    block_time_seconds: float = 5.0
 
     @property
     def ceiling_count(self) -> int:
-        return 256 if self.quick else 2048
+        return 256 if self.quick else 1024
 
     @property
     def writes_per_figure(self) -> int:
-        return 48 if self.quick else 400
+        return 48 if self.quick else 160
+
+    @property
+    def http_writes(self) -> dict[int, int]:
+        """Concurrent clients → HTTP splits measured."""
+        return {1: 24, 16: 96, 64: 192}
+
+    read_rates: tuple[float, ...] = (200.0, 500.0)
+    read_seconds: float = 5.0
 
     @property
     def client_counts(self) -> tuple[int, ...]:
@@ -54,6 +67,10 @@ class Results:
     machine: dict[str, Any]
     options: dict[str, Any]
     writes: list[Rate] = field(default_factory=list)
+    reads: list[ReadFigure] = field(default_factory=list)
+    indexer: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    indexer_lag: list[tuple[str, str, str]] = field(default_factory=list)
+    gas: list[tuple[str, int, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -63,6 +80,10 @@ class Results:
             "options": self.options,
             "seconds": self.seconds,
             "writes": [r.summary() for r in self.writes],
+            "reads": [asdict(r) for r in self.reads],
+            "indexer": self.indexer,
+            "indexer_lag": self.indexer_lag,
+            "gas": self.gas,
         }
 
 
@@ -119,7 +140,7 @@ ABLATIONS: dict[str, Variant] = {
     "after, but a receipt poll per transaction": _baseline(serial=False, cache=True),
     "after, but eth_estimateGas per write": _current(cache=False),
 }
-ABLATED = {(16, "one holder"), (64, "many holders")}
+ABLATED = {(16, "one holder")}
 
 
 async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) -> list[Rate]:
@@ -202,6 +223,39 @@ async def block_time_writes(opts: Options, progress: Progress) -> list[Rate]:
         return runs
 
 
+async def indexer_figures(opts: Options, progress: Progress, results: Results) -> None:
+    """Events/s mirrored into SQLite and PostgreSQL against fetch-only (bench.indexer_backfill),
+    and the lag behind the head at 200 writes/s with a block a second."""
+    args = argparse.Namespace(
+        events=100_000 if opts.full else 20_000,
+        runs=3 if opts.full else 1,
+        skip_postgres=False,
+        rate=200.0,
+        lag_seconds=10.0,
+    )
+    node = AnvilProcess.ephemeral()
+    await asyncio.to_thread(node.start)
+    try:
+        figures = await indexer_backfill.bench(node.url, args, progress)
+    finally:
+        await asyncio.to_thread(node.stop)
+    results.indexer = [
+        (f"{what} ({figures.events:,} events)", rate, ratio, aim, met)
+        for what, rate, ratio, aim, met in indexer_backfill.rows(figures)
+    ]
+    if figures.lag is not None:
+        results.indexer_lag = indexer_backfill.lag_rows(figures.lag)
+
+
+async def gas_figures(progress: Progress, results: Results) -> None:
+    node = AnvilProcess.ephemeral()
+    await asyncio.to_thread(node.start)
+    try:
+        results.gas = await gas_table.measure(node.url, progress)
+    finally:
+        await asyncio.to_thread(node.stop)
+
+
 async def run(opts: Options, progress: Progress) -> Results:
     results = Results(
         started=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -213,5 +267,20 @@ async def run(opts: Options, progress: Progress) -> Results:
         results.writes += await sender_writes(chain, opts, progress)
     if not opts.quick:
         results.writes += await block_time_writes(opts, progress)
+        ceilings = {r.holders: r.rate for r in results.writes if r.path == "ceiling"}
+        for workers in (1, 2):
+            api = await api_figures(
+                workers,
+                opts.read_rates,
+                opts.read_seconds,
+                opts.http_writes if workers == 1 else None,
+                progress,
+            )
+            for r in api.writes:  # the split ceiling of the bench chain, same run
+                r.ceiling = ceilings[1] if r.holders == 1 else ceilings[MANY]
+            results.writes += api.writes
+            results.reads += api.reads
+        await indexer_figures(opts, progress, results)
+    await gas_figures(progress, results)
     results.seconds = time.perf_counter() - t0
     return results

@@ -23,12 +23,15 @@ def test_quick_bench_records_every_write_figure_against_its_ceiling(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr[-4000:]
     doc = json.loads((tmp_path / "quick.json").read_text())
-    writes = {w["name"]: w for w in doc["writes"]}
-    ceilings = [w for w in writes.values() if w["path"] == "ceiling"]
-    senders = [w for w in writes.values() if w["path"] == "sender"]
+    writes = doc["writes"]
+    ceilings = [w for w in writes if w["path"] == "ceiling"]
+    senders = [w for w in writes if w["path"] == "sender"]
     assert {c["holders"] for c in ceilings} == {1, 16}
-    assert {(s["clients"], s["holders"]) for s in senders} == {(1, 1), (16, 1), (16, 16)}
-    for w in writes.values():
+    # each configuration with the sender of 823f713 and today's, side by side
+    assert sorted((s["clients"], s["holders"], s["variant"]) for s in senders) == sorted(
+        (c, h, v) for c, h in ((1, 1), (16, 1), (16, 16)) for v in ("before (823f713)", "after")
+    )
+    for w in writes:
         assert w["count"] > 0
         assert w["seconds"] > 0
         assert w["p50"] <= w["p99"]
@@ -37,6 +40,9 @@ def test_quick_bench_records_every_write_figure_against_its_ceiling(tmp_path: Pa
         ceiling = next(c for c in ceilings if c["holders"] == (1 if s["holders"] == 1 else 16))
         assert s["ceiling"] == ceiling["rate"]
         assert s["ratio"] == s["rate"] / ceiling["rate"]
+    gas = {name: used for name, used, _ in doc["gas"]}
+    assert any(name.startswith("split") for name in gas)
+    assert all(21_000 < used < 1_000_000 for used in gas.values())
     # the quick run leaves the recorded document alone
     assert "quick size" not in (repo_root() / "docs" / "performance.md").read_text()
     assert "Writes" in done.stderr

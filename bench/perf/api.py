@@ -1,0 +1,184 @@
+"""The platform through HTTP: a :class:`bench.stack.Stack` (anvil, the suite, ``tierflow index``
+and ``tierflow serve`` with ``workers`` processes, SQLite) seeded through the API as
+:func:`bench.api_load.seed` does (members, three payables, a tree of 50 pieces, a financing
+history, a piece for each of sixteen applicants), then:
+
+- writes: ``POST /v1/claims/{id}/transfers`` splitting one unit at 1, 16 and 64 concurrent
+  clients, for one holder (every client splits the same member's piece) and for many (client
+  ``c`` for applicant ``c mod 16``); each answers once mined and mirrored, as the API does;
+- reads, open loop at each offered rate (:func:`bench.api_load.open_loop`: latency from the
+  scheduled time, the generator's own dispatch lag kept): a piece, the tree, a piece's events
+  feed, next to ``GET /v1/deployment`` (no key, no database: the framework's floor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.progress import Progress
+
+from bench.api_load import (
+    TIMEOUT_S,
+    ReadRun,
+    Seed,
+    open_loop,
+    seed,
+    service_time,
+    wait_idle,
+)
+from bench.http_actor import Actor
+from bench.perf.figures import Rate, load_average, quantile
+from bench.stack import Stack
+
+APPLICANTS = 16
+
+
+@dataclass
+class ReadFigure:
+    name: str
+    workers: int
+    offered: float
+    achieved: float
+    p50: float
+    p99: float
+    alone: float  # median of the same request one at a time
+    lag_p99: float  # the generator's own dispatch lag
+    errors: int
+    load_before: float
+    load_after: float
+
+    @classmethod
+    def of(cls, run: ReadRun, workers: int, before: float) -> ReadFigure:
+        return cls(
+            run.name,
+            workers,
+            run.rate,
+            run.achieved,
+            run.p50,
+            run.p99,
+            run.service,
+            quantile(run.dispatch_lags, 0.99),
+            run.errors,
+            before,
+            load_average(),
+        )
+
+
+@dataclass
+class ApiFigures:
+    writes: list[Rate] = field(default_factory=list)
+    reads: list[ReadFigure] = field(default_factory=list)
+
+
+async def http_splits(
+    s: Seed, clients: int, count: int, one_holder: bool, progress: Progress
+) -> Rate:
+    label = "one holder" if one_holder else "many holders"
+    holders = s.applicants[:1] if one_holder else s.applicants[: min(clients, APPLICANTS)]
+    rate = Rate(
+        f"split · HTTP · {clients} clients · {label}",
+        "split",
+        "http",
+        clients=clients,
+        holders=len(holders),
+        count=count,
+    )
+    task = progress.add_task(rate.name, total=count)
+    counter = iter(range(count))
+
+    async def one(actor: Actor, piece: int, to: str) -> None:
+        made = await actor.post(f"/v1/claims/{piece}/transfers", {"to": to, "amount": 1})
+        if made["kind"] != "split":
+            raise RuntimeError(f"a one-unit transfer came back {made['kind']}")
+
+    async def client(c: int) -> None:
+        actor, piece = holders[c % len(holders)]
+        to = s.applicants[(c + 1) % len(s.applicants)][0].address
+        await one(actor, piece, to)  # uncounted: the worker unlocks the member's key first
+        while next(counter, None) is not None:
+            t0 = time.perf_counter()
+            await one(actor, piece, to)
+            rate.latencies.append(time.perf_counter() - t0)
+            progress.advance(task)
+
+    # Warm-ups first, all at once; then the clock.
+    rate.load_before = load_average()
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    rate.seconds = time.perf_counter() - t0
+    rate.load_after = load_average()
+    rate.count = len(rate.latencies)
+    return rate
+
+
+async def api_figures(
+    workers: int,
+    rates: tuple[float, ...],
+    seconds: float,
+    writes: dict[int, int] | None,
+    progress: Progress,
+) -> ApiFigures:
+    """One stack with ``workers`` API workers: reads at each rate; writes if ``writes`` (clients
+    → count) is given."""
+    env = {"TIERFLOW_API_RATE_LIMIT": str(10**9), "TIERFLOW_API_WORKERS": str(workers)}
+    out = ApiFigures()
+    with tempfile.TemporaryDirectory(prefix="tierflow-bench-api-") as directory:
+        async with Stack.start(Path(directory), extra_env=env) as stack:
+            s = await seed(stack, APPLICANTS, progress)
+            try:
+                if writes:
+                    for one_holder in (True, False):
+                        for clients, count in writes.items():
+                            if clients == 1 and not one_holder:
+                                continue
+                            out.writes.append(
+                                await http_splits(s, clients, count, one_holder, progress)
+                            )
+                out.reads = await reads(stack, s, workers, rates, seconds, progress)
+            finally:
+                await s.close()
+    return out
+
+
+async def reads(
+    stack: Stack,
+    s: Seed,
+    workers: int,
+    rates: tuple[float, ...],
+    seconds: float,
+    progress: Progress,
+) -> list[ReadFigure]:
+    endpoints = [
+        ("GET /v1/deployment (floor)", "/v1/deployment"),
+        ("GET /v1/claims/{id}", f"/v1/claims/{s.claim_id}"),
+        ("GET /v1/payables/{id}/tree (50 pieces)", f"/v1/payables/{s.payable_id}/tree"),
+        (
+            "GET /v1/audit/events?claim_id=…",
+            f"/v1/audit/events?claim_id={s.events_claim_id}&limit=200",
+        ),
+        ("GET /v1/payables?limit=20", "/v1/payables?limit=20"),
+    ]
+    out: list[ReadFigure] = []
+    headers: dict[str, Any] = {"Authorization": f"Bearer {s.reader.key}"}
+    async with aiohttp.ClientSession(
+        base_url=stack.base_url,
+        headers=headers,
+        connector=aiohttp.TCPConnector(limit=512, keepalive_timeout=2.0),
+        timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+    ) as client:
+        for name, path in endpoints:
+            await wait_idle(client)
+            alone = await service_time(client, path, 2.0)
+            for rate in rates:
+                await wait_idle(client)
+                before = load_average()
+                run = await open_loop(client, name, path, rate, seconds, 1.0, progress)
+                run.service = alone
+                out.append(ReadFigure.of(run, workers, before))
+    return out
