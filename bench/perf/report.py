@@ -83,6 +83,18 @@ def render(results: Results) -> str:
             "| --- | ---: | ---: |",
             *(f"| {' | '.join(row)} |" for row in results.indexer_lag),
         ]
+    if results.scale:
+        lines += [
+            "",
+            "### Scale (services and their JSON, SQLite mirror)",
+            "",
+            "| read | over rows | median | answer |",
+            "| --- | ---: | ---: | ---: |",
+            *(
+                f"| {f.name} | {f.rows:,} | {ms(f.median_s)} | {f.answer_bytes / 1e6:.2f} MB |"
+                for f in results.scale
+            ),
+        ]
     if results.gas:
         lines += [
             "",

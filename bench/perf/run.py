@@ -25,6 +25,7 @@ from bench.perf.baseline import BaselineSender
 from bench.perf.ceiling import measure_ceiling, split_plan
 from bench.perf.chain import BenchChain, bench_chain
 from bench.perf.figures import Rate, load_average
+from bench.perf.scale import ScaleFigure, scale_figures
 from bench.perf.writes import SenderFactory, closed_loop, open_loop, split_writes
 from ledger.anvil import AnvilProcess
 from ledger.node import Web3Client, close_web3, keep_alive, make_web3
@@ -71,6 +72,7 @@ class Results:
     indexer: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     indexer_lag: list[tuple[str, str, str]] = field(default_factory=list)
     gas: list[tuple[str, int, str]] = field(default_factory=list)
+    scale: list[ScaleFigure] = field(default_factory=list)
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -84,6 +86,7 @@ class Results:
             "indexer": self.indexer,
             "indexer_lag": self.indexer_lag,
             "gas": self.gas,
+            "scale": [asdict(f) for f in self.scale],
         }
 
 
@@ -281,6 +284,7 @@ async def run(opts: Options, progress: Progress) -> Results:
             results.writes += api.writes
             results.reads += api.reads
         await indexer_figures(opts, progress, results)
+        results.scale = await scale_figures(opts.full, progress)
     await gas_figures(progress, results)
     results.seconds = time.perf_counter() - t0
     return results
