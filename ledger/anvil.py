@@ -39,6 +39,8 @@ from ledger.paths import node_bin, repo_root
 #: anvil's well-known first dev account (mnemonic "test ... junk", m/44'/60'/0'/0/0).
 ANVIL_FIRST_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ANVIL_CHAIN_ID = 31337
+#: Dev account index 2 of the default mnemonic: the local relayer (ledger.config.relayer_key).
+ANVIL_RELAYER_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
 STATE_FILE = "anvil-state.json"
 
 

@@ -1,10 +1,11 @@
 """Bindings of the deployed contract suite: handles, typed views, the contracts' enums.
 
-:class:`Suite` binds the four contracts of a :class:`~ledger.deployment.Deployment` to an
-``AsyncWeb3`` and reads their views into frozen dataclasses whose field names are the
-domain words used by the indexer's tables and the API (``holder``, ``locked_amount`` …).
-The ClaimLedger contract is ``suite.claim_ledger`` (``ledger`` is this package). Deployment
-is :mod:`ledger.deploy`; calls to send are built by :mod:`ledger.calls`.
+:class:`Suite` binds the four business contracts and the TierflowForwarder of a
+:class:`~ledger.deployment.Deployment` to an ``AsyncWeb3`` and reads their views into frozen
+dataclasses whose field names are the domain words used by the indexer's tables and the API
+(``holder``, ``locked_amount`` …). The ClaimLedger contract is ``suite.claim_ledger``
+(``ledger`` is this package). Deployment is :mod:`ledger.deploy`; calls to send are built by
+:mod:`ledger.calls`.
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def _addr_or_none(value: str) -> str | None:
 
 
 class Suite:
-    """The four contracts of one deployment, bound to an ``AsyncWeb3``."""
+    """The five contracts of one deployment, bound to an ``AsyncWeb3``."""
 
     def __init__(self, w3: Web3Client, deployment: Deployment) -> None:
         self.w3 = w3
@@ -176,6 +177,7 @@ class Suite:
         self.invoices = self._bind("InvoiceRegistry")
         self.claim_ledger = self._bind("ClaimLedger")
         self.desk = self._bind("FinancingDesk")
+        self.forwarder = self._bind("TierflowForwarder")
 
     def _bind(self, name: str) -> Any:
         return self.w3.eth.contract(
@@ -189,6 +191,7 @@ class Suite:
             "InvoiceRegistry": self.invoices,
             "ClaimLedger": self.claim_ledger,
             "FinancingDesk": self.desk,
+            "TierflowForwarder": self.forwarder,
         }
 
     # -- views -----------------------------------------------------------------------------

@@ -5,6 +5,10 @@
 ``TIERFLOW_DATA_DIR``               chain state, nonce files, SQLite (default ``./data``)
 ``TIERFLOW_DEPLOYER_PRIVATE_KEY``   deployer key; on the local chain (id 31337) anvil's
                                     first dev account is used when unset
+``TIERFLOW_RELAYER_PRIVATE_KEY``    the relayer's key: it pays the gas of members' signed
+                                    requests and submits them to the TierflowForwarder; on
+                                    the local chain anvil's third dev account (index 2)
+                                    when unset
 ``TIERFLOW_CHAIN_PORT``             JSON-RPC port of the local chain of ``tierflow run`` /
                                     ``chain`` (default: chain/anvil.json's, 8545)
 ``TIERFLOW_LOG_LEVEL``              debug, info (default), warning, error
@@ -25,7 +29,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.anvil import ANVIL_CHAIN_ID, ANVIL_FIRST_KEY
+from ledger.anvil import ANVIL_CHAIN_ID, ANVIL_FIRST_KEY, ANVIL_RELAYER_KEY
 
 
 class NodeSettings(BaseSettings):
@@ -44,6 +48,11 @@ class NodeSettings(BaseSettings):
         default=None,
         description="deployer and operator key; on the local chain anvil's first dev account "
         "when unset",
+    )
+    relayer_private_key: SecretStr | None = Field(
+        default=None,
+        description="relayer key: pays the gas of members' signed requests and submits them to "
+        "the TierflowForwarder; on the local chain anvil's dev account 2 when unset",
     )
     chain_port: int | None = Field(
         default=None,
@@ -81,4 +90,13 @@ class NodeSettings(BaseSettings):
             return self.deployer_private_key
         if chain_id == ANVIL_CHAIN_ID:
             return SecretStr(ANVIL_FIRST_KEY)
+        return None
+
+    def relayer_key(self, chain_id: int) -> SecretStr | None:
+        """The relayer key: the configured one, else anvil's dev key index 2 on chain 31337
+        (distinct from the deployer/operator, index 0; never invented elsewhere)."""
+        if self.relayer_private_key is not None:
+            return self.relayer_private_key
+        if chain_id == ANVIL_CHAIN_ID:
+            return SecretStr(ANVIL_RELAYER_KEY)
         return None

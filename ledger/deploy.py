@@ -1,8 +1,9 @@
 """Deploying the contract suite: idempotent, recorded step by step, with a progress bar.
 
-:func:`deploy_suite` deploys what is missing, wires the contracts together and records the
-deployment after every step, so a re-run (or a run after a crash) finishes the job instead
-of starting a second suite. :func:`deploy` does it for a JSON-RPC URL (``tierflow deploy``):
+:func:`deploy_suite` deploys the five contracts (the forwarder first) with their addresses
+fixed at deployment, or keeps the recorded suite when it is intact; a re-run after a crash
+deploys a whole new suite rather than wiring one up half-way. :func:`deploy` does it for a
+JSON-RPC URL (``tierflow deploy``):
 the deployer key comes from ``TIERFLOW_DEPLOYER_PRIVATE_KEY``; on the local development
 chain (chain id 31337) anvil's first dev account is used when none is given.
 """
@@ -17,6 +18,8 @@ from eth_account import Account
 from eth_utils.address import to_checksum_address
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
+from web3.types import Nonce
+from web3.utils.address import get_create_address
 
 from ledger.anvil import dev_private_keys
 from ledger.artifacts import ensure_artifacts, load_artifact
@@ -30,10 +33,9 @@ from ledger.deployment import (
     record_path,
     save_deployment,
 )
-from ledger.errors import ConfigurationError
+from ledger.errors import ConfigurationError, ContractRevert
 from ledger.node import Web3Client, close_web3, make_web3
 from ledger.nonces import FileNonceStore
-from ledger.roles import LEDGER_ROLE
 from ledger.sender import TransactionSender
 
 LOCAL_CHAIN_ID = 31337
@@ -43,29 +45,85 @@ async def _has_code(w3: Web3Client, address: str) -> bool:
     return len(await w3.eth.get_code(to_checksum_address(address))) > 0
 
 
-async def _linked(
-    w3: Web3Client, name: str, address: str, deployed: dict[str, ContractRecord]
-) -> bool:
-    """True when the contract at ``address`` was built against the recorded upstream ones."""
-    if not await _has_code(w3, address):
-        return False
-    contract = w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
-    expected: dict[str, str] = {
-        "InvoiceRegistry": "MemberRegistry",
-        "ClaimLedger": "InvoiceRegistry",
-        "FinancingDesk": "ClaimLedger",
+def predict_addresses(deployer: str, first_nonce: int) -> dict[str, str]:
+    """The addresses the suite gets when ``deployer`` creates it from ``first_nonce`` on,
+    one contract per nonce in :data:`SUITE` order (CREATE: keccak(rlp([deployer, nonce])))."""
+    return {
+        name: to_checksum_address(
+            get_create_address(to_checksum_address(deployer), Nonce(first_nonce + i))
+        )
+        for i, name in enumerate(SUITE)
     }
-    upstream = expected.get(name)
-    if upstream is None:
-        return True
-    getter = {"MemberRegistry": "MEMBERS", "InvoiceRegistry": "INVOICES", "ClaimLedger": "LEDGER"}[
-        upstream
-    ]
-    try:
-        linked = await getattr(contract.functions, getter)().call()
-    except Exception:  # a different contract sits at that address
+
+
+def platform_tuple(addresses: dict[str, str]) -> tuple[str, str, str, str, str]:
+    """The ``Platform`` struct every constructor takes (forwarder, members, invoices, ledger,
+    desk)."""
+    return (
+        addresses["TierflowForwarder"],
+        addresses["MemberRegistry"],
+        addresses["InvoiceRegistry"],
+        addresses["ClaimLedger"],
+        addresses["FinancingDesk"],
+    )
+
+
+async def _intact(w3: Web3Client, deployment: Deployment) -> bool:
+    """True when every recorded contract has code and the suite is wired to itself: the
+    forwarder's targets, each contract's trusted forwarder and its fixed platform addresses
+    are the recorded ones."""
+    if not deployment.complete:
         return False
-    return upstream in deployed and to_checksum_address(linked) == deployed[upstream].address
+    for name in SUITE:
+        if not await _has_code(w3, deployment.address(name)):
+            return False
+    suite = Suite(w3, deployment)
+    a = {name: deployment.address(name) for name in SUITE}
+    try:
+        found = {
+            "forwarder targets": [
+                await suite.forwarder.functions.MEMBERS().call(),
+                await suite.forwarder.functions.INVOICES().call(),
+                await suite.forwarder.functions.LEDGER().call(),
+                await suite.forwarder.functions.DESK().call(),
+            ],
+            "trusted forwarders": [
+                await c.functions.trustedForwarder().call()
+                for c in (suite.members, suite.invoices, suite.claim_ledger, suite.desk)
+            ],
+            "links": [
+                await suite.members.functions.LEDGER().call(),
+                await suite.invoices.functions.MEMBERS().call(),
+                await suite.invoices.functions.LEDGER().call(),
+                await suite.claim_ledger.functions.MEMBERS().call(),
+                await suite.claim_ledger.functions.INVOICES().call(),
+                await suite.claim_ledger.functions.financingDesk().call(),
+                await suite.desk.functions.MEMBERS().call(),
+                await suite.desk.functions.LEDGER().call(),
+            ],
+        }
+    except Exception:  # another contract (an older release) sits at an address
+        return False
+    expected = {
+        "forwarder targets": [
+            a["MemberRegistry"],
+            a["InvoiceRegistry"],
+            a["ClaimLedger"],
+            a["FinancingDesk"],
+        ],
+        "trusted forwarders": [a["TierflowForwarder"]] * 4,
+        "links": [
+            a["ClaimLedger"],
+            a["MemberRegistry"],
+            a["ClaimLedger"],
+            a["MemberRegistry"],
+            a["InvoiceRegistry"],
+            a["FinancingDesk"],
+            a["MemberRegistry"],
+            a["ClaimLedger"],
+        ],
+    }
+    return all([to_checksum_address(x) for x in found[k]] == expected[k] for k in expected)
 
 
 async def deploy_suite(
@@ -77,88 +135,77 @@ async def deploy_suite(
     record: bool = True,
     on_step: Callable[[str], None] | None = None,
 ) -> Deployment:
-    """Deploy and wire the suite, reusing what the record shows is already on chain.
+    """Deploy the suite, or keep the recorded one when it is intact and has these parameters.
 
-    A contract is reused when its record exists, code is at the address and it was built
-    against the recorded upstream contracts; once one is (re)deployed, everything after it is
-    too. Each step is recorded as it completes. ``on_step`` is told each step's name (for a
-    progress bar).
+    The contracts' addresses are fixed at deployment (I-13): the deployer predicts all of
+    them from its next nonce and passes the same ``Platform`` struct to every constructor,
+    which checks its own entry, so a wrong prediction (the deployer key used elsewhere
+    meanwhile) fails the deployment instead of wiring a suite to the wrong contracts. There
+    is no wiring step and no grantable internal role. A suite is deployed whole: a run that
+    broke half-way is redeployed from the start. ``on_step`` is told each step's name.
     """
     parameters = parameters or DeploymentParameters()
     ensure_artifacts()
     chain_id = int(await w3.eth.chain_id)
     previous = load_deployment(chain_id, directory) if record else None
-    reuse = previous is not None and previous.parameters == parameters
-    deployment = Deployment(chain_id=chain_id, parameters=parameters)
     admin = sender.address
 
     def step(name: str) -> None:
         if on_step is not None:
             on_step(name)
 
-    for name in SUITE:
-        rec = previous.contracts.get(name) if (previous is not None and reuse) else None
-        if rec is not None and await _linked(w3, name, rec.address, deployment.contracts):
-            deployment.contracts[name] = rec
+    if previous is not None and previous.parameters == parameters and await _intact(w3, previous):
+        for name in SUITE:
             step(f"{name} (kept)")
-            continue
-        reuse = False
-        args = _constructor_args(name, deployment, parameters, admin)
-        artifact = load_artifact(name)
-        address, receipt = await sender.deploy(artifact.abi, artifact.bytecode, *args)
-        deployment.contracts[name] = ContractRecord(address, int(receipt["blockNumber"]))
-        if record:
-            save_deployment(deployment, directory)
-        step(name)
+        return previous
 
-    suite = Suite(w3, deployment)
-    default_admin = await suite.members.functions.defaultAdmin().call()
-    for contract_name in ("ClaimLedger", "FinancingDesk"):
-        address = deployment.address(contract_name)
-        if not await suite.members.functions.hasRole(LEDGER_ROLE, address).call():
-            if to_checksum_address(default_admin) != admin:
-                raise ConfigurationError(
-                    f"wiring needs the default admin {default_admin}, deploying as {admin}"
-                )
-            await sender.transact(suite.members.functions.grantRole(LEDGER_ROLE, address))
-        step(f"LEDGER_ROLE → {contract_name}")
-    bound = await suite.claim_ledger.functions.financingDesk().call()
-    if int(bound, 16) == 0:
-        await sender.transact(
-            suite.claim_ledger.functions.bindFinancingDesk(deployment.address("FinancingDesk"))
-        )
-    elif to_checksum_address(bound) != deployment.address("FinancingDesk"):
-        raise ConfigurationError(f"ClaimLedger is bound to another financing desk ({bound})")
-    step("bind FinancingDesk")
+    deployment = Deployment(chain_id=chain_id, parameters=parameters)
+    stored = await sender.nonce_store.peek(chain_id, admin)
+    first = max(stored or 0, await sender.pending_nonce())
+    predicted = predict_addresses(admin, first)
+    platform = platform_tuple(predicted)
+    for name in SUITE:
+        args = _constructor_args(name, platform, parameters, admin)
+        artifact = load_artifact(name)
+        try:
+            address, receipt = await sender.deploy(artifact.abi, artifact.bytecode, *args)
+        except ContractRevert as exc:
+            raise ConfigurationError(
+                f"deploying {name}: {exc} (its predicted address {predicted[name]} was not the "
+                "one created: was the deployer key used by something else meanwhile? run again)"
+            ) from exc
+        if address != predicted[name]:
+            raise ConfigurationError(
+                f"{name} was created at {address}, not at the predicted {predicted[name]}"
+            )
+        deployment.contracts[name] = ContractRecord(address, int(receipt["blockNumber"]))
+        step(name)
     if record:
         save_deployment(deployment, directory)
     return deployment
 
 
 def _constructor_args(
-    name: str, deployment: Deployment, parameters: DeploymentParameters, admin: str
+    name: str,
+    platform: tuple[str, str, str, str, str],
+    parameters: DeploymentParameters,
+    admin: str,
 ) -> tuple[Any, ...]:
+    if name == "TierflowForwarder":
+        return (platform,)
     if name == "MemberRegistry":
-        return (parameters.admin_delay_s, admin)
+        return (parameters.admin_delay_s, admin, platform)
     if name == "InvoiceRegistry":
-        return (deployment.address("MemberRegistry"),)
+        return (platform,)
     if name == "ClaimLedger":
-        return (
-            deployment.address("MemberRegistry"),
-            deployment.address("InvoiceRegistry"),
-            parameters.ledger_config(),
-        )
+        return (platform, parameters.ledger_config())
     if name == "FinancingDesk":
-        return (
-            deployment.address("MemberRegistry"),
-            deployment.address("ClaimLedger"),
-            parameters.registration_required,
-        )
+        return (platform, parameters.registration_required)
     raise ConfigurationError(f"unknown contract {name}")
 
 
 #: Steps :func:`deploy_suite` reports, for sizing a progress bar.
-DEPLOY_STEPS = len(SUITE) + 3
+DEPLOY_STEPS = len(SUITE)
 
 
 async def deploy(

@@ -25,8 +25,15 @@ from eth_utils.address import to_checksum_address
 from ledger.errors import ConfigurationError
 from ledger.paths import repo_root
 
-#: Deployment order: each contract's constructor takes those before it.
-SUITE: tuple[str, ...] = ("MemberRegistry", "InvoiceRegistry", "ClaimLedger", "FinancingDesk")
+#: Deployment order. Every constructor takes all five addresses, predicted from the deployer's
+#: nonce (the ``Platform`` struct, see ``ledger.deploy``); the forwarder comes first.
+SUITE: tuple[str, ...] = (
+    "TierflowForwarder",
+    "MemberRegistry",
+    "InvoiceRegistry",
+    "ClaimLedger",
+    "FinancingDesk",
+)
 
 DAY = 86_400
 

@@ -38,8 +38,6 @@ _ORDER: tuple[Role, ...] = (
     Role.AUDITOR,
 )
 
-#: Held by the platform's own contracts, never by a member.
-LEDGER_ROLE: bytes = keccak(text="LEDGER_ROLE")
 DEFAULT_ADMIN_ROLE: bytes = b"\x00" * 32
 #: The roles an operator grants at registration (everything but operator).
 BUSINESS_ROLES: frozenset[Role] = frozenset(_ORDER[1:])

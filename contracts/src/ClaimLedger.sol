@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {ERC165, IERC165} from "@openzeppelin/contracts/utils/introspection/ERC165.sol";
@@ -10,14 +11,17 @@ import {IERC3525} from "./interfaces/IERC3525.sol";
 import {IFinancingDesk} from "./interfaces/IFinancingDesk.sol";
 import {IInvoiceRegistry} from "./interfaces/IInvoiceRegistry.sol";
 import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
+import {Platform} from "./Platform.sol";
 import {Roles} from "./Roles.sol";
 
 /// @title ClaimLedger
 /// @notice Payables are ERC-3525 slots, claim pieces are its tokens and a piece's value is its
 /// amount in minor units. Storage is packed (a piece is two slots) and nothing is enumerated
 /// on chain, so no function's gas grows with the number of pieces, members or invoices (I-9);
-/// lists are rebuilt off chain from the events (I-10).
-contract ClaimLedger is IClaimLedger, ERC165 {
+/// lists are rebuilt off chain from the events (I-10). Actors are taken from `_msgSender()`
+/// (ERC-2771, the platform's TierflowForwarder); the financing hooks accept only the
+/// deployment's FinancingDesk, fixed at construction (I-13).
+contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     /// @notice Deployment parameters, fixed for the life of the deployment.
     struct Config {
         uint64 termCap; // latest due date, seconds after issue (SPEC: 365 days)
@@ -45,7 +49,7 @@ contract ClaimLedger is IClaimLedger, ERC165 {
     uint64 public immutable GRACE_PERIOD;
     bool public immutable TRADE_INVOICE_REQUIRED;
 
-    address private _financingDesk;
+    address private immutable _financingDesk;
     uint32 private _payableCount;
     uint40 private _claimCount;
 
@@ -56,22 +60,26 @@ contract ClaimLedger is IClaimLedger, ERC165 {
     mapping(address obligor => ObligorAccount) private _obligors;
 
     modifier onlyFinancingDesk() {
-        if (msg.sender != _financingDesk || msg.sender == address(0)) revert LedgerCallerUnauthorized(msg.sender);
+        if (msg.sender != _financingDesk) revert LedgerCallerUnauthorized(msg.sender);
         _;
     }
 
     modifier onlyRole(bytes32 role) {
-        if (!IAccessControl(address(MEMBERS)).hasRole(role, msg.sender)) revert LedgerCallerUnauthorized(msg.sender);
+        address sender = _msgSender();
+        if (!IAccessControl(address(MEMBERS)).hasRole(role, sender)) revert LedgerCallerUnauthorized(sender);
         _;
     }
 
-    constructor(IMemberRegistry members, IInvoiceRegistry invoices, Config memory config) {
+    constructor(Platform memory platform, Config memory config) ERC2771Context(platform.forwarder) {
         if (
-            address(members) == address(0) || address(invoices) == address(0) || config.termCap == 0
+            platform.ledger != address(this) || platform.members == address(0) || platform.invoices == address(0)
+                || platform.desk == address(0) || platform.forwarder == address(0) || config.termCap == 0
                 || config.longTermThreshold > config.termCap
         ) revert LedgerConfigInvalid();
-        MEMBERS = members;
-        INVOICES = invoices;
+        MEMBERS = IMemberRegistry(platform.members);
+        INVOICES = IInvoiceRegistry(platform.invoices);
+        _financingDesk = platform.desk;
+        emit FinancingDeskBound(platform.desk);
         TERM_CAP = config.termCap;
         LONG_TERM_THRESHOLD = config.longTermThreshold;
         GRACE_PERIOD = config.gracePeriod;
@@ -94,7 +102,7 @@ contract ClaimLedger is IClaimLedger, ERC165 {
 
         // The invoice registry is the platform's own contract; it reverts the whole issue when
         // an invoice is not a confirmed one from this supplier to this obligor.
-        uint256 invoiceTotal = INVOICES.useForPayable(invoiceIds, supplier, msg.sender, payableId);
+        uint256 invoiceTotal = INVOICES.useForPayable(invoiceIds, supplier, _msgSender(), payableId);
         if (invoiceTotal < faceValue) revert PayableInvoicesInsufficient(invoiceTotal, faceValue);
 
         _emitIssued(payableId, invoiceIds);
@@ -107,20 +115,21 @@ contract ClaimLedger is IClaimLedger, ERC165 {
         if (p.status != PayableStatus.Issued) revert PayableStatusInvalid(payableId, p.status);
         uint256 rootId = p.rootClaimId;
         Claim storage root = _claims[rootId];
-        if (root.holder != msg.sender) revert ClaimNotHolder(rootId, msg.sender);
+        address sender = _msgSender();
+        if (root.holder != sender) revert ClaimNotHolder(rootId, sender);
         if (block.timestamp >= p.dueDate) revert ClaimPastDueDate(rootId, p.dueDate);
-        if (root.value != p.faceValue || root.locked != 0 || root.flags != 0 || msg.sender != p.supplier) {
+        if (root.value != p.faceValue || root.locked != 0 || root.flags != 0 || sender != p.supplier) {
             revert PayableNotCancellable(payableId);
         }
         uint128 face = p.faceValue;
         p.status = PayableStatus.Cancelled;
         root.flags = _CANCELLED;
-        --_pieceCounts[msg.sender];
+        --_pieceCounts[sender];
         _obligors[p.obligor].outstanding -= face;
         INVOICES.releaseInvoices(_payableInvoices[payableId], payableId);
         emit PayableCancelled(payableId, rootId);
         emit TransferValue(rootId, 0, face);
-        emit Transfer(msg.sender, address(0), rootId);
+        emit Transfer(sender, address(0), rootId);
     }
 
     /// @inheritdoc IClaimLedger
@@ -161,7 +170,7 @@ contract ClaimLedger is IClaimLedger, ERC165 {
 
     /// @inheritdoc IClaimLedger
     function transferClaim(uint256 claimId, address to, bytes32 invoiceId) public {
-        _transferWhole(claimId, msg.sender, to, invoiceId);
+        _transferWhole(claimId, _msgSender(), to, invoiceId);
     }
 
     /// @inheritdoc IClaimLedger
@@ -203,14 +212,6 @@ contract ClaimLedger is IClaimLedger, ERC165 {
     }
 
     // ================================================================== financing hooks
-
-    /// @inheritdoc IClaimLedger
-    function bindFinancingDesk(address desk) external onlyRole(0x00) {
-        if (_financingDesk != address(0)) revert LedgerAlreadyBound();
-        if (desk == address(0)) revert LedgerConfigInvalid();
-        _financingDesk = desk;
-        emit FinancingDeskBound(desk);
-    }
 
     /// @inheritdoc IClaimLedger
     function lockForFinancing(uint256 claimId, address applicant, uint128 amount)
@@ -281,13 +282,13 @@ contract ClaimLedger is IClaimLedger, ERC165 {
     /// @inheritdoc IERC721
     function safeTransferFrom(address from, address to, uint256 tokenId) external {
         _transferWhole(tokenId, from, to, bytes32(0));
-        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, "");
+        ERC721Utils.checkOnERC721Received(_msgSender(), from, to, tokenId, "");
     }
 
     /// @inheritdoc IERC721
     function safeTransferFrom(address from, address to, uint256 tokenId, bytes calldata data) external {
         _transferWhole(tokenId, from, to, bytes32(0));
-        ERC721Utils.checkOnERC721Received(msg.sender, from, to, tokenId, data);
+        ERC721Utils.checkOnERC721Received(_msgSender(), from, to, tokenId, data);
     }
 
     /// @inheritdoc IERC3525
@@ -400,7 +401,7 @@ contract ClaimLedger is IClaimLedger, ERC165 {
         return _claimCount;
     }
 
-    /// @notice The bound financing desk (zero until wired at deployment).
+    /// @notice The deployment's financing desk (fixed at construction).
     function financingDesk() external view returns (address) {
         return _financingDesk;
     }
@@ -411,8 +412,9 @@ contract ClaimLedger is IClaimLedger, ERC165 {
         private
         view
     {
-        MEMBERS.requireActive(msg.sender, Roles.CORE_ENTERPRISE);
-        if (supplier == msg.sender) revert PayableSupplierInvalid(supplier);
+        address obligor = _msgSender();
+        MEMBERS.requireActive(obligor, Roles.CORE_ENTERPRISE);
+        if (supplier == obligor) revert PayableSupplierInvalid(supplier);
         MEMBERS.requireActive(supplier, Roles.SUPPLIER);
         if (clearingAgent != address(0)) MEMBERS.requireActive(clearingAgent, Roles.CLEARING_AGENT);
         if (faceValue == 0) revert PayableFaceValueInvalid(faceValue);
@@ -428,16 +430,17 @@ contract ClaimLedger is IClaimLedger, ERC165 {
         private
         returns (uint256 payableId, uint256 rootClaimId)
     {
-        ObligorAccount storage account = _obligors[msg.sender];
+        address obligor = _msgSender();
+        ObligorAccount storage account = _obligors[obligor];
         uint256 outstanding = uint256(account.outstanding) + faceValue;
         if (outstanding > account.programLimit) {
-            revert PayableLimitExceeded(msg.sender, outstanding, account.programLimit);
+            revert PayableLimitExceeded(obligor, outstanding, account.programLimit);
         }
         account.outstanding = uint128(outstanding);
         payableId = ++_payableCount;
         rootClaimId = ++_claimCount;
         _payables[payableId] = Payable({
-            obligor: msg.sender,
+            obligor: obligor,
             dueDate: dueDate,
             status: PayableStatus.Issued,
             supplier: supplier,
@@ -462,7 +465,8 @@ contract ClaimLedger is IClaimLedger, ERC165 {
     function _split(uint256 fromId, address to, uint256 value, bytes32 invoiceId) private returns (uint256 claimId) {
         Claim storage c = _claimOf(fromId);
         address holder = c.holder;
-        if (holder != msg.sender) revert ClaimNotHolder(fromId, msg.sender);
+        address sender = _msgSender();
+        if (holder != sender) revert ClaimNotHolder(fromId, sender);
         Payable storage p = _payables[c.payableId];
         _requireMovable(fromId, c, p.dueDate);
         if (to == holder || to == address(0)) revert ClaimRecipientInvalid(to);
@@ -533,7 +537,8 @@ contract ClaimLedger is IClaimLedger, ERC165 {
     function _transferWhole(uint256 claimId, address from, address to, bytes32 invoiceId) private {
         Claim storage c = _claimOf(claimId);
         address holder = c.holder;
-        if (holder != msg.sender || from != holder) revert ClaimNotHolder(claimId, msg.sender);
+        address sender = _msgSender();
+        if (holder != sender || from != holder) revert ClaimNotHolder(claimId, sender);
         Payable storage p = _payables[c.payableId];
         _requireMovable(claimId, c, p.dueDate);
         if (to == holder || to == address(0)) revert ClaimRecipientInvalid(to);
@@ -573,7 +578,8 @@ contract ClaimLedger is IClaimLedger, ERC165 {
         if (f & _FROZEN != 0) revert ClaimIsFrozen(claimId);
         uint256 payableId = c.payableId;
         Payable storage p = _payables[payableId];
-        if (msg.sender != p.obligor && msg.sender != p.clearingAgent) revert PayableNotSettler(payableId, msg.sender);
+        address settler = _msgSender();
+        if (settler != p.obligor && settler != p.clearingAgent) revert PayableNotSettler(payableId, settler);
         if (block.timestamp < p.dueDate) revert PayableNotDue(payableId, p.dueDate);
         // Locked → Settled is no transition (SPEC §2): a pending application's later unlock
         // would change the Settled piece (I-8). Every application lapses before the due date,

@@ -1,16 +1,19 @@
 // SPDX-License-Identifier: UNLICENSED
 pragma solidity 0.8.30;
 
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {IClaimLedger} from "./interfaces/IClaimLedger.sol";
 import {IFinancingDesk} from "./interfaces/IFinancingDesk.sol";
 import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
+import {Platform} from "./Platform.sol";
 import {Roles} from "./Roles.sol";
 
 /// @title FinancingDesk
 /// @notice Financing applications, their approval terms and each financier's exposure per
-/// obligor. The claim ledger moves and locks the value; this contract decides when.
-contract FinancingDesk is IFinancingDesk {
+/// obligor. The claim ledger moves and locks the value; this contract decides when. Actors are
+/// taken from `_msgSender()` (ERC-2771, the platform's TierflowForwarder).
+contract FinancingDesk is IFinancingDesk, ERC2771Context {
     IMemberRegistry public immutable MEMBERS;
     IClaimLedger public immutable LEDGER;
     /// @notice Whether approval requires the national registry's registration number.
@@ -31,9 +34,13 @@ contract FinancingDesk is IFinancingDesk {
     /// @dev The obligor behind each application's piece, captured at apply time.
     mapping(uint256 financingId => address obligor) private _obligorOf;
 
-    constructor(IMemberRegistry members, IClaimLedger ledger, bool registrationRequired) {
-        MEMBERS = members;
-        LEDGER = ledger;
+    constructor(Platform memory platform, bool registrationRequired) ERC2771Context(platform.forwarder) {
+        if (
+            platform.desk != address(this) || platform.members == address(0) || platform.ledger == address(0)
+                || platform.forwarder == address(0)
+        ) revert FinancingPlatformInvalid();
+        MEMBERS = IMemberRegistry(platform.members);
+        LEDGER = IClaimLedger(platform.ledger);
         REGISTRATION_REQUIRED = registrationRequired;
     }
 
@@ -42,35 +49,37 @@ contract FinancingDesk is IFinancingDesk {
         external
         returns (uint256 financingId)
     {
-        if (financier == msg.sender) revert FinancingFinancierInvalid(financier);
-        MEMBERS.requireTransfer(msg.sender, financier);
+        address applicant = _msgSender();
+        if (financier == applicant) revert FinancingFinancierInvalid(financier);
+        MEMBERS.requireTransfer(applicant, financier);
         MEMBERS.requireActive(financier, Roles.FINANCIER);
         if (amount == 0) revert FinancingAmountInvalid(amount);
-        (address obligor, uint64 dueDate) = LEDGER.lockForFinancing(claimId, msg.sender, amount);
+        (address obligor, uint64 dueDate) = LEDGER.lockForFinancing(claimId, applicant, amount);
         if (expiresAt <= block.timestamp || expiresAt >= dueDate) revert FinancingExpiryInvalid(expiresAt, dueDate);
         financingId = ++_financingCount;
         Financing storage f = _financings[financingId];
         f.claimId = uint40(claimId);
-        f.applicant = msg.sender;
+        f.applicant = applicant;
         f.status = FinancingStatus.Applied;
         f.expiresAt = uint40(expiresAt);
         f.financier = financier;
         f.amount = amount;
         _obligorOf[financingId] = obligor;
-        emit FinancingApplied(financingId, claimId, msg.sender, financier, amount, expiresAt);
+        emit FinancingApplied(financingId, claimId, applicant, financier, amount, expiresAt);
     }
 
     /// @inheritdoc IFinancingDesk
     function approveFinancing(uint256 financingId, Terms calldata terms) external returns (uint256 financedClaimId) {
         Financing storage f = _pending(financingId);
-        if (msg.sender != f.financier) revert FinancingNotFinancier(financingId, msg.sender);
-        MEMBERS.requireActive(msg.sender, Roles.FINANCIER);
+        address financier = _msgSender();
+        if (financier != f.financier) revert FinancingNotFinancier(financingId, financier);
+        MEMBERS.requireActive(financier, Roles.FINANCIER);
         // The applicant must still be in good standing when the money moves to it.
         MEMBERS.requireMember(f.applicant);
         if (block.timestamp >= f.expiresAt) revert FinancingHasExpired(financingId, f.expiresAt);
         uint128 amount = f.amount;
         _checkTerms(financingId, f.claimId, amount, terms);
-        _bookExposure(msg.sender, _obligorOf[financingId], amount);
+        _bookExposure(financier, _obligorOf[financingId], amount);
 
         f.status = FinancingStatus.Approved;
         f.recourse = terms.recourse;
@@ -80,7 +89,7 @@ contract FinancingDesk is IFinancingDesk {
         f.fees = terms.fees;
         f.registrationNo = terms.registrationNo;
         f.disbursementRef = terms.disbursementRef;
-        financedClaimId = LEDGER.financeLocked(f.claimId, amount, msg.sender);
+        financedClaimId = LEDGER.financeLocked(f.claimId, amount, financier);
         f.financedClaimId = uint40(financedClaimId);
         _emitApproved(financingId, f);
     }
@@ -89,7 +98,8 @@ contract FinancingDesk is IFinancingDesk {
     function rejectFinancing(uint256 financingId, bytes32 reasonHash) external {
         MEMBERS.requireNotPaused();
         Financing storage f = _pending(financingId);
-        if (msg.sender != f.financier) revert FinancingNotFinancier(financingId, msg.sender);
+        address sender = _msgSender();
+        if (sender != f.financier) revert FinancingNotFinancier(financingId, sender);
         f.status = FinancingStatus.Rejected;
         LEDGER.unlockFromFinancing(f.claimId, f.amount);
         emit FinancingRejected(financingId, reasonHash);
@@ -99,7 +109,8 @@ contract FinancingDesk is IFinancingDesk {
     function withdrawFinancing(uint256 financingId) external {
         MEMBERS.requireNotPaused();
         Financing storage f = _pending(financingId);
-        if (msg.sender != f.applicant) revert FinancingNotApplicant(financingId, msg.sender);
+        address sender = _msgSender();
+        if (sender != f.applicant) revert FinancingNotApplicant(financingId, sender);
         f.status = FinancingStatus.Withdrawn;
         LEDGER.unlockFromFinancing(f.claimId, f.amount);
         emit FinancingWithdrawn(financingId);
@@ -117,9 +128,10 @@ contract FinancingDesk is IFinancingDesk {
 
     /// @inheritdoc IFinancingDesk
     function setExposureLimit(address obligor, uint128 exposureLimit) external {
-        MEMBERS.requireActive(msg.sender, Roles.FINANCIER);
-        _exposures[msg.sender][obligor].limit = exposureLimit;
-        emit ExposureLimitSet(msg.sender, obligor, exposureLimit);
+        address financier = _msgSender();
+        MEMBERS.requireActive(financier, Roles.FINANCIER);
+        _exposures[financier][obligor].limit = exposureLimit;
+        emit ExposureLimitSet(financier, obligor, exposureLimit);
     }
 
     /// @inheritdoc IFinancingDesk

@@ -4,27 +4,35 @@ pragma solidity 0.8.30;
 import {IInvoiceRegistry} from "./interfaces/IInvoiceRegistry.sol";
 import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
+import {Platform} from "./Platform.sol";
 import {Roles} from "./Roles.sol";
 
 /// @title InvoiceRegistry
 /// @notice Invoices as hashes: registered by the seller, confirmed by the buyer, used once to
 /// back a payable or a claim transfer, or voided. Fingerprints and document hashes are unique
-/// forever (I-3): once seen, never registered again, even after voiding.
-contract InvoiceRegistry is IInvoiceRegistry {
+/// forever (I-3): once seen, never registered again, even after voiding. Actors are taken from
+/// `_msgSender()` (ERC-2771, the platform's TierflowForwarder).
+contract InvoiceRegistry is IInvoiceRegistry, ERC2771Context {
     IMemberRegistry public immutable MEMBERS;
+    /// @notice The claim ledger, the only caller of the use and release hooks (I-13).
+    address public immutable LEDGER;
 
     mapping(bytes32 invoiceId => Invoice) private _invoices;
     mapping(bytes32 documentHash => bool) private _documentSeen;
 
     modifier onlyLedger() {
-        if (!IAccessControl(address(MEMBERS)).hasRole(Roles.LEDGER, msg.sender)) {
-            revert InvoiceCallerNotLedger(msg.sender);
-        }
+        if (msg.sender != LEDGER) revert InvoiceCallerNotLedger(msg.sender);
         _;
     }
 
-    constructor(IMemberRegistry members) {
-        MEMBERS = members;
+    constructor(Platform memory platform) ERC2771Context(platform.forwarder) {
+        if (
+            platform.invoices != address(this) || platform.members == address(0) || platform.ledger == address(0)
+                || platform.forwarder == address(0)
+        ) revert InvoicePlatformInvalid();
+        MEMBERS = IMemberRegistry(platform.members);
+        LEDGER = platform.ledger;
     }
 
     /// @inheritdoc IInvoiceRegistry
@@ -35,33 +43,35 @@ contract InvoiceRegistry is IInvoiceRegistry {
         uint64 issueDate,
         bytes32 documentHash
     ) external {
-        MEMBERS.requireActive(msg.sender, Roles.SUPPLIER);
+        address seller = _msgSender();
+        MEMBERS.requireActive(seller, Roles.SUPPLIER);
         if (invoiceId == bytes32(0) || documentHash == bytes32(0)) revert InvoiceHashInvalid();
         if (amount == 0) revert InvoiceAmountInvalid(amount);
         if (issueDate == 0 || issueDate > block.timestamp) revert InvoiceIssueDateInvalid(issueDate);
-        if (buyer == msg.sender || MEMBERS.member(buyer).status == IMemberRegistry.MemberStatus.None) {
+        if (buyer == seller || MEMBERS.member(buyer).status == IMemberRegistry.MemberStatus.None) {
             revert InvoiceBuyerInvalid(buyer);
         }
         if (_invoices[invoiceId].status != InvoiceStatus.None) revert InvoiceAlreadyRegistered(invoiceId);
         if (_documentSeen[documentHash]) revert InvoiceDocumentAlreadyRegistered(documentHash);
         _documentSeen[documentHash] = true;
         _invoices[invoiceId] = Invoice({
-            seller: msg.sender,
+            seller: seller,
             issueDate: issueDate,
             status: InvoiceStatus.Registered,
             buyer: buyer,
             amount: amount,
             documentHash: documentHash
         });
-        emit InvoiceRegistered(invoiceId, msg.sender, buyer, amount, issueDate, documentHash);
+        emit InvoiceRegistered(invoiceId, seller, buyer, amount, issueDate, documentHash);
     }
 
     /// @inheritdoc IInvoiceRegistry
     function confirmInvoice(bytes32 invoiceId) external {
         MEMBERS.requireNotPaused();
         Invoice storage inv = _existing(invoiceId);
-        if (msg.sender != inv.buyer) revert InvoiceNotBuyer(invoiceId, msg.sender);
-        MEMBERS.requireMember(msg.sender);
+        address sender = _msgSender();
+        if (sender != inv.buyer) revert InvoiceNotBuyer(invoiceId, sender);
+        MEMBERS.requireMember(sender);
         if (inv.status != InvoiceStatus.Registered) revert InvoiceStatusInvalid(invoiceId, inv.status);
         inv.status = InvoiceStatus.Confirmed;
         emit InvoiceConfirmed(invoiceId);
@@ -71,13 +81,14 @@ contract InvoiceRegistry is IInvoiceRegistry {
     function voidInvoice(bytes32 invoiceId) external {
         MEMBERS.requireNotPaused();
         Invoice storage inv = _existing(invoiceId);
-        if (msg.sender != inv.seller && !IAccessControl(address(MEMBERS)).hasRole(Roles.OPERATOR, msg.sender)) {
-            revert InvoiceNotSeller(invoiceId, msg.sender);
+        address sender = _msgSender();
+        if (sender != inv.seller && !IAccessControl(address(MEMBERS)).hasRole(Roles.OPERATOR, sender)) {
+            revert InvoiceNotSeller(invoiceId, sender);
         }
         InvoiceStatus s = inv.status;
         if (s != InvoiceStatus.Registered && s != InvoiceStatus.Confirmed) revert InvoiceStatusInvalid(invoiceId, s);
         inv.status = InvoiceStatus.Voided;
-        emit InvoiceVoided(invoiceId, msg.sender);
+        emit InvoiceVoided(invoiceId, sender);
     }
 
     /// @inheritdoc IInvoiceRegistry

@@ -3,30 +3,44 @@ pragma solidity 0.8.30;
 
 import {AccessControlDefaultAdminRules} from
     "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
+import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
+import {Context} from "@openzeppelin/contracts/utils/Context.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
+import {Platform} from "./Platform.sol";
 import {Roles} from "./Roles.sol";
 
 /// @title MemberRegistry
 /// @notice Members, their roles and KYC, and the platform-wide pause. The default admin hands
 /// over in two steps with a delay (AccessControlDefaultAdminRules); operators administer the
-/// business roles.
-contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Pausable {
+/// business roles. Actors are taken from `_msgSender()` (ERC-2771): a request relayed by the
+/// platform's TierflowForwarder acts as the member who signed it.
+contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Pausable, ERC2771Context {
     bytes32 public constant OPERATOR_ROLE = Roles.OPERATOR;
     bytes32 public constant CORE_ENTERPRISE_ROLE = Roles.CORE_ENTERPRISE;
     bytes32 public constant SUPPLIER_ROLE = Roles.SUPPLIER;
     bytes32 public constant FINANCIER_ROLE = Roles.FINANCIER;
     bytes32 public constant CLEARING_AGENT_ROLE = Roles.CLEARING_AGENT;
     bytes32 public constant AUDITOR_ROLE = Roles.AUDITOR;
-    bytes32 public constant LEDGER_ROLE = Roles.LEDGER;
     /// @notice Reason recorded when the ledger suspends an obligor for overdue payables.
     bytes32 public constant OVERDUE_REASON = keccak256("OVERDUE_PAYABLES");
+
+    /// @notice The claim ledger, the only caller of {suspendForOverdue} (fixed at deployment).
+    address public immutable LEDGER;
 
     mapping(address account => Member) private _members;
 
     /// @param adminDelay seconds a default-admin handover waits before it can be accepted
     /// @param admin the first default admin (also made an operator)
-    constructor(uint48 adminDelay, address admin) AccessControlDefaultAdminRules(adminDelay, admin) {
+    /// @param platform the deployment's contract addresses (this one's among them)
+    constructor(uint48 adminDelay, address admin, Platform memory platform)
+        AccessControlDefaultAdminRules(adminDelay, admin)
+        ERC2771Context(platform.forwarder)
+    {
+        if (platform.members != address(this) || platform.ledger == address(0) || platform.forwarder == address(0)) {
+            revert MemberPlatformInvalid();
+        }
+        LEDGER = platform.ledger;
         _setRoleAdmin(Roles.CORE_ENTERPRISE, Roles.OPERATOR);
         _setRoleAdmin(Roles.SUPPLIER, Roles.OPERATOR);
         _setRoleAdmin(Roles.FINANCIER, Roles.OPERATOR);
@@ -80,7 +94,8 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
     }
 
     /// @inheritdoc IMemberRegistry
-    function suspendForOverdue(address account) external onlyRole(Roles.LEDGER) {
+    function suspendForOverdue(address account) external {
+        if (msg.sender != LEDGER) revert MemberCallerNotLedger(msg.sender);
         Member storage m = _members[account];
         if (m.status != MemberStatus.Active) return; // already suspended: no transition
         m.status = MemberStatus.Suspended;
@@ -151,6 +166,20 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
         returns (bool)
     {
         return interfaceId == type(IMemberRegistry).interfaceId || super.supportsInterface(interfaceId);
+    }
+
+    // ------------------------------------------------------------------ ERC-2771
+
+    function _msgSender() internal view override(Context, ERC2771Context) returns (address) {
+        return ERC2771Context._msgSender();
+    }
+
+    function _msgData() internal view override(Context, ERC2771Context) returns (bytes calldata) {
+        return ERC2771Context._msgData();
+    }
+
+    function _contextSuffixLength() internal view override(Context, ERC2771Context) returns (uint256) {
+        return ERC2771Context._contextSuffixLength();
     }
 
     // ------------------------------------------------------------------ internals

@@ -12,8 +12,6 @@ library Roles {
     bytes32 internal constant FINANCIER = keccak256("FINANCIER_ROLE");
     bytes32 internal constant CLEARING_AGENT = keccak256("CLEARING_AGENT_ROLE");
     bytes32 internal constant AUDITOR = keccak256("AUDITOR_ROLE");
-    /// @dev Held by the platform's own contracts (claim ledger, financing desk).
-    bytes32 internal constant LEDGER = keccak256("LEDGER_ROLE");
 
     uint256 internal constant BIT_OPERATOR = 1 << 0;
     uint256 internal constant BIT_CORE_ENTERPRISE = 1 << 1;

@@ -25,7 +25,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
-from ledger.roles import LEDGER_ROLE, Role
+from ledger.roles import Role
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
 from tests.support.contracts import GRACE, OK, apply, expect_revert, finance, terms_for
 from bench.cast import Actor, Platform
@@ -43,7 +43,7 @@ FIN = "FinancingNotFinancier"
 APPL = "FinancingNotApplicant"
 ICNL = "InvoiceCallerNotLedger"
 FCNL = "FinancingCallerNotLedger"
-BOUND = "LedgerAlreadyBound"  # the default admin passes the check; the desk is bound once
+MCNL = "MemberCallerNotLedger"
 NOAPP = "ClaimApprovalsDisabled"
 MERGE = "ClaimMergeUnsupported"
 
@@ -104,12 +104,11 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "lockForFinancing":            (LCU,     LCU,     LCU,     LCU,     LCU,     LCU,     LCU),
     "unlockFromFinancing":         (LCU,     LCU,     LCU,     LCU,     LCU,     LCU,     LCU),
     "financeLocked":               (LCU,     LCU,     LCU,     LCU,     LCU,     LCU,     LCU),
-    "bindFinancingDesk":           (LCU,     LCU,     LCU,     LCU,     LCU,     BOUND,   LCU),
     "releaseExposure":             (FCNL,    FCNL,    FCNL,    FCNL,    FCNL,    FCNL,    FCNL),
     "useForPayable":               (ICNL,    ICNL,    ICNL,    ICNL,    ICNL,    ICNL,    ICNL),
     "useForTransfer":              (ICNL,    ICNL,    ICNL,    ICNL,    ICNL,    ICNL,    ICNL),
     "releaseInvoices":             (ICNL,    ICNL,    ICNL,    ICNL,    ICNL,    ICNL,    ICNL),
-    "suspendForOverdue":           (ACU,     ACU,     ACU,     ACU,     ACU,     ACU,     ACU),
+    "suspendForOverdue":           (MCNL,    MCNL,    MCNL,    MCNL,    MCNL,    MCNL,    MCNL),
 }
 # fmt: on
 
@@ -217,9 +216,7 @@ async def _unpause(p: Platform, name: str) -> Cell:
 
 @setup("suspendForOverdue")
 async def _suspend_for_overdue(p: Platform, name: str) -> Cell:
-    return Cell(
-        lambda a: p.members.functions.suspendForOverdue(p.core.address), {"role": LEDGER_ROLE}
-    )
+    return Cell(lambda a: p.members.functions.suspendForOverdue(p.core.address))
 
 
 # ---- ClaimLedger: operator ------------------------------------------------------------------
@@ -405,11 +402,6 @@ async def _locked(p: Platform, name: str) -> Cell:
     return Cell(lambda a: p.claim_ledger.functions.financeLocked(root, 400, p.bank.address))
 
 
-@setup("bindFinancingDesk")
-async def _bind(p: Platform, name: str) -> Cell:
-    return Cell(lambda a: p.claim_ledger.functions.bindFinancingDesk(a.address))
-
-
 @setup("releaseExposure")
 async def _release_exposure(p: Platform, name: str) -> Cell:
     _pid, root, _due = await p.issue(p.core, p.sup1, 1_000)
@@ -459,6 +451,7 @@ def expected_args(error: str, ctx: dict[str, Any], caller: str) -> dict[str, Any
         APPL: lambda: {"financingId": ctx["financing"], "caller": caller},
         ICNL: lambda: {"caller": caller},
         FCNL: lambda: {"caller": caller},
+        MCNL: lambda: {"caller": caller},
     }
     make = by_error.get(error)
     return make() if make else {}

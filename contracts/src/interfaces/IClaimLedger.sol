@@ -113,7 +113,6 @@ interface IClaimLedger is IERC3525 {
     error SettlementReferenceInvalid();
     // ---- wiring ----
     error LedgerCallerUnauthorized(address caller);
-    error LedgerAlreadyBound();
     error LedgerConfigInvalid();
 
     event PayableIssued(
@@ -217,8 +216,6 @@ interface IClaimLedger is IERC3525 {
     /// @notice Moves the locked `amount` to `financier` (split, or whole transfer when it is all
     /// of the piece) and marks the received piece Financed. Returns the financed piece id.
     function financeLocked(uint256 claimId, uint128 amount, address financier) external returns (uint256);
-    /// @notice One-time wiring of the financing desk. Requirements: default admin.
-    function bindFinancingDesk(address desk) external;
 
     // ---- views ----
     function getPayable(uint256 payableId) external view returns (Payable memory);

@@ -61,6 +61,8 @@ interface IFinancingDesk {
     error FinancingRegistrationRequired(uint256 financingId);
     error FinancingExposureExceeded(address financier, address obligor, uint256 exposure, uint256 limit);
     error FinancingCallerNotLedger(address caller);
+    /// @dev The deployment's addresses do not name this contract (a wrong prediction).
+    error FinancingPlatformInvalid();
 
     event FinancingApplied(
         uint256 indexed financingId,

@@ -50,6 +50,8 @@ interface IInvoiceRegistry {
     error InvoiceAmountInsufficient(bytes32 invoiceId, uint256 amount, uint256 needed);
     /// @notice Only the platform's ledger contracts may mark invoices used or release them.
     error InvoiceCallerNotLedger(address caller);
+    /// @dev The deployment's addresses do not name this contract (a wrong prediction).
+    error InvoicePlatformInvalid();
 
     event InvoiceRegistered(
         bytes32 indexed invoiceId,
@@ -87,18 +89,18 @@ interface IInvoiceRegistry {
     function voidInvoice(bytes32 invoiceId) external;
 
     /// @notice Marks confirmed invoices from `seller` to `buyer` Used by payable `payableId`
-    /// and returns their total. Requirements: caller holds LEDGER_ROLE. Emits {InvoiceUsed} each.
+    /// and returns their total. Requirements: caller is the deployment's claim ledger. Emits {InvoiceUsed} each.
     function useForPayable(bytes32[] calldata invoiceIds, address seller, address buyer, uint256 payableId)
         external
         returns (uint256 total);
 
     /// @notice Marks one confirmed invoice from `seller` to `buyer` of at least `value` Used by
-    /// the transfer of `claimId`. Requirements: caller holds LEDGER_ROLE. Emits {InvoiceUsed}.
+    /// the transfer of `claimId`. Requirements: caller is the deployment's claim ledger. Emits {InvoiceUsed}.
     function useForTransfer(bytes32 invoiceId, address seller, address buyer, uint256 value, uint256 claimId)
         external;
 
     /// @notice Returns the invoices of a cancelled payable to Confirmed.
-    /// Requirements: caller holds LEDGER_ROLE. Emits {InvoiceReleased} each.
+    /// Requirements: caller is the deployment's claim ledger. Emits {InvoiceReleased} each.
     function releaseInvoices(bytes32[] calldata invoiceIds, uint256 payableId) external;
 
     /// @notice The invoice `invoiceId` (status None when unknown).

@@ -37,6 +37,10 @@ interface IMemberRegistry {
     error MemberAddressZero();
     /// @notice The role mask names no business role, or a role the operator cannot grant.
     error MemberRolesInvalid(uint256 roles);
+    /// @dev An internal hook called by anything but the platform's claim ledger.
+    error MemberCallerNotLedger(address caller);
+    /// @dev The deployment's addresses do not name this contract (a wrong prediction).
+    error MemberPlatformInvalid();
 
     /// @notice `account` became a member with the business roles in `roles` (see ROLE_* bits).
     event MemberRegistered(address indexed account, uint256 roles, uint64 kycExpiresAt);
@@ -64,7 +68,7 @@ interface IMemberRegistry {
     function reinstateMember(address account) external;
 
     /// @notice Suspends an obligor with too many overdue payables; no-op if already suspended.
-    /// Requirements: caller holds LEDGER_ROLE (the claim ledger contract). Emits {MemberSuspended}.
+    /// Requirements: caller is the deployment's claim ledger (fixed at deployment). Emits {MemberSuspended}.
     function suspendForOverdue(address account) external;
 
     /// @notice Stops every business mutator of the platform. Requirements: operator. Emits {Paused}.

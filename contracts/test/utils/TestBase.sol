@@ -23,6 +23,9 @@ interface Vm {
     function assume(bool condition) external pure;
     function label(address account, string calldata newLabel) external;
     function addr(uint256 privateKey) external pure returns (address);
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    function getNonce(address account) external view returns (uint64 nonce);
+    function chainId(uint256 newChainId) external;
     function assertTrue(bool condition, string calldata error) external pure;
     function assertFalse(bool condition, string calldata error) external pure;
     function assertEq(uint256 left, uint256 right, string calldata error) external pure;
@@ -77,6 +80,18 @@ abstract contract TestBase {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// @dev The address a CREATE by `deployer` at `nonce` gives (RLP of [deployer, nonce]).
+    function _createAddress(address deployer, uint256 nonce) internal pure returns (address) {
+        bytes memory enc;
+        if (nonce == 0) enc = abi.encodePacked(bytes1(0xd6), bytes1(0x94), deployer, bytes1(0x80));
+        else if (nonce <= 0x7f) enc = abi.encodePacked(bytes1(0xd6), bytes1(0x94), deployer, uint8(nonce));
+        else if (nonce <= 0xff) enc = abi.encodePacked(bytes1(0xd7), bytes1(0x94), deployer, bytes1(0x81), uint8(nonce));
+        else if (nonce <= 0xffff) enc = abi.encodePacked(bytes1(0xd8), bytes1(0x94), deployer, bytes1(0x82), uint16(nonce));
+        else if (nonce <= 0xffffff) enc = abi.encodePacked(bytes1(0xd9), bytes1(0x94), deployer, bytes1(0x83), uint24(nonce));
+        else enc = abi.encodePacked(bytes1(0xda), bytes1(0x94), deployer, bytes1(0x84), uint32(nonce));
+        return address(uint160(uint256(keccak256(enc))));
+    }
 
     /// @dev `x` mapped into [min, max] (inclusive), uniform enough for fuzzing, never reverts
     /// unless min > max.

@@ -6,6 +6,8 @@ import {MemberRegistry} from "../../src/MemberRegistry.sol";
 import {InvoiceRegistry} from "../../src/InvoiceRegistry.sol";
 import {ClaimLedger} from "../../src/ClaimLedger.sol";
 import {FinancingDesk} from "../../src/FinancingDesk.sol";
+import {TierflowForwarder} from "../../src/TierflowForwarder.sol";
+import {Platform} from "../../src/Platform.sol";
 import {IClaimLedger} from "../../src/interfaces/IClaimLedger.sol";
 import {IFinancingDesk} from "../../src/interfaces/IFinancingDesk.sol";
 import {Roles} from "../../src/Roles.sol";
@@ -38,6 +40,7 @@ abstract contract TierflowBase is TestBase {
     InvoiceRegistry internal invoices;
     ClaimLedger internal ledger;
     FinancingDesk internal desk;
+    TierflowForwarder internal forwarder;
 
     address internal admin = _actor("admin/operator");
     address internal coreA = _actor("coreA");
@@ -56,11 +59,14 @@ abstract contract TierflowBase is TestBase {
 
     function setUp() public virtual {
         vm.warp(START);
-        members = new MemberRegistry(ADMIN_DELAY, admin);
-        invoices = new InvoiceRegistry(members);
+        // The deployment's addresses are predicted (CREATE: this contract and its nonce) and
+        // fixed in every constructor, as ledger/deploy.py does.
+        Platform memory platform = _predictPlatform(address(this));
+        forwarder = new TierflowForwarder(platform);
+        members = new MemberRegistry(ADMIN_DELAY, admin, platform);
+        invoices = new InvoiceRegistry(platform);
         ledger = new ClaimLedger(
-            members,
-            invoices,
+            platform,
             ClaimLedger.Config({
                 termCap: TERM_CAP,
                 longTermThreshold: LONG_TERM,
@@ -68,13 +74,9 @@ abstract contract TierflowBase is TestBase {
                 tradeInvoiceRequired: false
             })
         );
-        desk = new FinancingDesk(members, ledger, true);
+        desk = new FinancingDesk(platform, true);
 
         vm.startPrank(admin);
-        members.grantRole(Roles.LEDGER, address(ledger));
-        members.grantRole(Roles.LEDGER, address(desk));
-        ledger.bindFinancingDesk(address(desk));
-
         uint64 kyc = uint64(START + 100 * 365 days);
         members.registerMember(coreA, R_CORE, kyc);
         members.registerMember(coreB, R_CORE, kyc);
@@ -96,6 +98,19 @@ abstract contract TierflowBase is TestBase {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// @dev The addresses the next five contracts `deployer` creates will have, in deployment
+    /// order: forwarder, member registry, invoice registry, claim ledger, financing desk.
+    function _predictPlatform(address deployer) internal view returns (Platform memory platform) {
+        uint256 n = vm.getNonce(deployer);
+        platform = Platform({
+            forwarder: _createAddress(deployer, n),
+            members: _createAddress(deployer, n + 1),
+            invoices: _createAddress(deployer, n + 2),
+            ledger: _createAddress(deployer, n + 3),
+            desk: _createAddress(deployer, n + 4)
+        });
+    }
 
     function _actor(string memory name) internal returns (address a) {
         a = address(uint160(uint256(keccak256(bytes(name)))));
