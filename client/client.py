@@ -843,15 +843,31 @@ class Webhooks(_Resource):
             f"/v1/webhooks/{webhook_id}/deliveries", WebhookDelivery, limit=limit
         )
 
-    async def redeliver(
-        self, webhook_id: str, delivery_id: str, *, idempotency_key: str | None = None
-    ) -> WebhookDelivery:
-        return await self._c._write(
-            "POST",
-            f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
-            WebhookDelivery,
-            idempotency_key=idempotency_key,
+    async def get(self, webhook_id: str) -> Webhook:
+        """One endpoint: its ``status`` (``active``, or ``failing`` with ``failing_reason``)."""
+        return await self._c._get(f"/v1/webhooks/{webhook_id}", Webhook)
+
+    async def _queued(self, path: str) -> WebhookDelivery:
+        # A queued delivery is answered 202: no intent to sign, no approval to wait for.
+        response = await self._c.request("POST", path)
+        return self._c._model(WebhookDelivery, self._c._json(response), response)
+
+    async def redeliver(self, webhook_id: str, delivery_id: str) -> WebhookDelivery:
+        """Send a delivery again (the same event id and body); reactivates a failing
+        endpoint."""
+        return await self._queued(f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
+
+    async def ping(self, webhook_id: str) -> WebhookDelivery:
+        """Queue a ``ping`` event to the endpoint."""
+        return await self._queued(f"/v1/webhooks/{webhook_id}/ping")
+
+    async def rotate_secret(self, webhook_id: str, overlap_s: int = 86_400) -> WebhookCreated:
+        """A new signing secret (in the answer, once); the old one also signs for
+        ``overlap_s`` (pass both to :func:`client.webhooks.verify_webhook` meanwhile)."""
+        response = await self._c.request(
+            "POST", f"/v1/webhooks/{webhook_id}/rotate-secret", json={"overlap_s": overlap_s}
         )
+        return self._c._model(WebhookCreated, self._c._json(response), response)
 
 
 class TierflowClient(BaseClient):

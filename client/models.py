@@ -463,6 +463,8 @@ class Webhook(Model):
     id: str
     url: str
     event_types: list[str]
+    status: str | None = None
+    failing_reason: str | None = None
     created_at: datetime | None = None
 
 
@@ -475,6 +477,11 @@ class WebhookDelivery(Model):
 
     id: str
     event_id: str | None = None
+    event_type: str | None = None
     status: str | None = None
-    response_code: int | None = None
-    attempted_at: datetime | None = None
+    attempts: int | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    #: Every attempt: ``attempted_at``, ``latency_ms``, ``status_code``, ``error``, ``ok``.
+    attempt_log: list[dict[str, Any]] = Field(default_factory=list)

@@ -23,7 +23,9 @@ The story:
 5. the clock moves past the due date; the clearing agent (and the core, for the last piece)
    record the payment of every piece;
 6. the auditor fetches the lineage tree, the exposure, the reconciliation of the mirror with
-   the chain, and verifies the API's audit log.
+   the chain, and verifies the API's audit log;
+7. all along, tier 1's webhook (registered right after onboarding, served by the demo
+   itself) received the events it may see, each verified; the end shows what arrived.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from tierflow.demo_story import (
     snapshot_exposure,
 )
 from tierflow.demo_view import render
+from tierflow.demo_webhooks import DemoWebhook
 
 # -- the cast ----------------------------------------------------------------------------------
 
@@ -87,6 +90,8 @@ async def run_demo(base_url: str, operator_key: str, console: Console | None = N
     console = console or Console(stderr=True)
     story = Story(base_url.rstrip("/"), operator_key, uuid.uuid4().hex[:8].upper())
     timings: dict[str, float] = {}
+    hook = DemoWebhook()
+    await hook.start()
     try:
         with Progress(
             SpinnerColumn(),
@@ -106,6 +111,11 @@ async def run_demo(base_url: str, operator_key: str, console: Console | None = N
                     f"[green]✓[/green] {said} [dim]({timings[title]:.1f} s)[/dim]"
                 )
                 progress.advance(task)
+                if step is onboard:
+                    # Tier 1 hears of everything it may see from here on, by webhook.
+                    progress.console.print(
+                        f"[green]✓[/green] {await hook.register(story['tier1'])}"
+                    )
             progress.update(task, description=AUDIT_STEP)
             started = time.perf_counter()
             result = await audit(story)
@@ -116,9 +126,11 @@ async def run_demo(base_url: str, operator_key: str, console: Console | None = N
                 f"[dim]({timings[AUDIT_STEP]:.1f} s)[/dim]"
             )
             progress.advance(task)
+            result.webhook = await hook.summary(story["tier1"])
         result.timings = timings
         return result
     finally:
+        await hook.stop()
         await story.close()
 
 

@@ -109,6 +109,8 @@ class DemoResult:
     manual: FinancingOutcome
     settlements: list[dict[str, Any]]
     timings: dict[str, float] = field(default_factory=dict)
+    #: Tier 1's webhook: events received (verified), their types, the deliveries' states.
+    webhook: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:

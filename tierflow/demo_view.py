@@ -144,6 +144,24 @@ def financing_table(result: DemoResult) -> Table:
     return table
 
 
+def webhook_panel(result: DemoResult) -> Panel:
+    """What tier 1's webhook received (each delivery's signature verified on arrival)."""
+    hook = result.webhook
+    if not hook or hook.get("refused"):
+        why = hook.get("refused") if hook else "not registered"
+        return Panel(Text(f"no webhook: {why}"), title="webhook", border_style="yellow")
+    types = ", ".join(f"{name} ×{count}" for name, count in hook["types"].items())
+    states = ", ".join(f"{n} {state}" for state, n in hook["deliveries"].items())
+    text = Text.assemble(
+        ("✓ " if hook["received"] and not hook["forged"] else "✗ ", "bold green"),
+        f"{hook['received']} events received and verified "
+        f"(Tierflow-Signature, HMAC-SHA256), {hook['forged']} refused\n",
+        f"deliveries as the API lists them: {states}; {hook['attempts']} attempts\n",
+        f"types: {types}",
+    )
+    return Panel(text, title="tier 1's webhook", border_style="cyan")
+
+
 def render(result: DemoResult) -> Group:
     """The picture at the end: the lineage tree, financing, exposure, and the auditor's checks."""
     rec = result.reconciliation
@@ -160,6 +178,7 @@ def render(result: DemoResult) -> Group:
         Panel(lineage_tree(result), title="lineage (the auditor's view)", border_style="cyan"),
         financing_table(result),
         exposure_table(result),
+        webhook_panel(result),
         Panel(
             verdicts,
             title="audit",

@@ -66,7 +66,7 @@ async def play(stack: Stack, console_file: Path) -> Outcome:
 @pytest.fixture(scope="module")
 async def sqlite_outcome(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Outcome]:
     root = tmp_path_factory.mktemp("e2e")
-    async with Stack.start(root / "stack") as stack:
+    async with Stack.start(root / "stack", webhooks=True) as stack:
         yield await play(stack, root / "demo.out")
 
 
@@ -252,6 +252,7 @@ async def check_audit_log(o: Outcome) -> None:
     # Every write of the story left one record (AP-3), all of them accepted.
     story_writes = (
         len(demo_story.CAST) + 1  # members, the program limit
+        + 1  # tier 1 registers its webhook
         + 2 * 2 + 1  # two invoices registered and confirmed, the payable
         + 3 * len(demo_story.SPLITS)  # a trade invoice registered and confirmed, the split
         + 2 + 2 + 1  # credit line and policy, two applications, one approval by hand
@@ -302,6 +303,17 @@ async def test_the_demo_draws_the_tree_and_the_exposure(
     assert "Exposure: before maturity → after settlement" in text
     assert f"{demo_view.money(FINANCED)} → ¥0" in text  # the bank's exposure, paid off
     assert "0 differences" in text
+    assert "events received and verified" in text
+    _webhook_delivered(sqlite_outcome.result)
+
+
+def _webhook_delivered(result: DemoResult) -> None:
+    """Tier 1's webhook got what it may see, every delivery verified and succeeded."""
+    hook = result.webhook
+    assert hook["received"] > 0, hook
+    assert hook["forged"] == 0, hook
+    assert set(hook["deliveries"]) == {"succeeded"}, hook
+    assert {"ClaimSplit", "PayableIssued", "PayableSettled"} <= set(hook["types"]), hook
 
 
 @pytest.mark.postgres
@@ -309,8 +321,9 @@ async def test_scenario_on_postgres(tmp_path: Path) -> None:
     name = await create_pg_database()
     try:
         url = f"postgresql+asyncpg://root@127.0.0.1:5432/{name}"
-        async with Stack.start(tmp_path / "stack", database_url=url) as stack:
+        async with Stack.start(tmp_path / "stack", database_url=url, webhooks=True) as stack:
             outcome = await play(stack, tmp_path / "demo.out")
+            _webhook_delivered(outcome.result)
             for check in CHECKS:
                 await check(outcome)
     finally:

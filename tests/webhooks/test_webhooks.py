@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from bench.stack import Stack
+from client import TierflowClient
 from client.webhooks import WebhookVerificationError, verify_webhook
 from tests.support.api import Api, core_with_limit, issue, transfer
 from tests.support.receiver import Receiver
@@ -250,3 +251,31 @@ async def test_ssrf_refused_when_loopback_is_not_allowed(stack: Stack, api: Api)
             assert json.loads((await http.get("/v1/webhooks")).text)["items"] == []
     finally:
         proc.stop()
+
+
+async def test_the_client_manages_and_verifies(stack: Stack, api: Api, receiver: Receiver) -> None:
+
+    m = await api.member("client-m", ["supplier"])
+    async with TierflowClient(stack.base_url, m.key) as tf:
+        made = await tf.webhooks.create(receiver.url("/client"), ["*"])
+        assert made.secret.startswith("whsec_")
+        assert [w.id async for w in tf.webhooks.list()] == [made.id]
+        queued = await tf.webhooks.ping(made.id)
+        assert queued.status == "pending"
+        [got] = await receiver.wait_for("/client", 1)
+        assert verify_webhook(made.secret, got.headers["Tierflow-Signature"], got.body)["id"] == (
+            queued.event_id
+        )
+        rotated = await tf.webhooks.rotate_secret(made.id, overlap_s=60)
+        assert rotated.secret != made.secret
+        assert (await tf.webhooks.get(made.id)).status == "active"
+        done = await settled(m, made.id)
+        listed = [d async for d in tf.webhooks.deliveries(made.id)]
+        assert [d.id for d in listed] == [str(d["id"]) for d in done]
+        assert listed[0].status == "succeeded"
+        assert listed[0].attempt_log[0]["ok"] is True
+        again = await tf.webhooks.redeliver(made.id, listed[0].id)
+        assert again.event_id == queued.event_id
+        await receiver.wait_for("/client", 2)
+        await tf.webhooks.delete(made.id)
+        assert [w async for w in tf.webhooks.list()] == []
