@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
+from backend import audit_log
 from backend.api import openapi, problems
 from backend.api.headers import RateLimitHeaders
 from backend.api.middleware import GuardMiddleware
@@ -59,7 +60,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_context(settings) as ctx, auto_approval.running(ctx.ports):
+        async with (
+            open_context(settings) as ctx,
+            auto_approval.running(ctx.ports),
+            audit_log.sweeping(ctx.engine, settings.api_audit_sweep_after_s),
+        ):
             app.state.context = ctx
             try:
                 yield

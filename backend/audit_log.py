@@ -6,12 +6,24 @@ Idempotency-Key), the outcome (status and problem code) and the transactions it 
 Record ``n`` stores ``hash_n = SHA-256(hash_{n-1} ‖ canonical JSON of record n)``; appends take
 the lock of the one ``audit_head`` row, so the chain has one order whatever the number of API
 workers. :func:`verify` walks the chain and reports the first record that does not fit.
+
+Every transaction the platform broadcasts is cited by the record of the request that caused
+it, whatever fails in between: before a request's first broadcast, :func:`mark_pending`
+writes an ``audit_pending`` row with the transactions it is about to send (updated before each
+further one); the request's record, appended with ``request_id``, removes that row in the same
+database transaction. A request whose worker died leaves its row behind: :func:`sweep` (run by
+every API worker from time to time) appends it as a record with status 0 and code
+``request_interrupted`` that cites its transactions.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +33,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from backend.models import AuditHead, AuditRecord
+from backend.models import AuditHead, AuditPending, AuditRecord
+from db.engine import now_s
 from db.types import table_of
 
 _LOG = table_of(AuditRecord)
+_PENDING = table_of(AuditPending)
+#: The status of a record for a request that never answered (its worker died).
+INTERRUPTED_STATUS = 0
+INTERRUPTED_CODE = "request_interrupted"
 _HEAD = table_of(AuditHead)
 GENESIS = "0" * 64
 #: The fields a record's hash covers, in this order.
@@ -68,30 +85,136 @@ async def _ensure_head(conn: AsyncConnection) -> None:
     await conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
 
 
-async def append(engine: AsyncEngine, entry: Entry) -> int:
-    """Append ``entry``; returns its sequence number."""
+async def append(engine: AsyncEngine, entry: Entry, request_id: str | None = None) -> int:
+    """Append ``entry`` (and drop the request's ``audit_pending`` row, whose transactions the
+    entry cites); returns its sequence number."""
     async with engine.begin() as conn:
-        await _ensure_head(conn)
-        # The update takes the row's lock (SQLite: the database's write lock) before reading.
-        await conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1))
-        head = (await conn.execute(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1))).one()
-        record: dict[str, Any] = {
-            "seq": head.seq,
-            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "member": entry.member,
-            "api_key_id": entry.api_key_id,
-            "method": entry.method,
-            "path": entry.path[:300],
-            "status": entry.status,
-            "code": entry.code,
-            "idempotency_key": entry.idempotency_key,
-            "request_sha256": entry.request_sha256,
-            "tx_hashes": json.dumps(list(entry.tx_hashes)),
-        }
-        digest = chain_hash(head.hash, record)
-        await conn.execute(_LOG.insert().values(**record, prev_hash=head.hash, hash=digest))
-        await conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(hash=digest))
-        return int(head.seq)
+        hashes = list(entry.tx_hashes)
+        if request_id is not None:
+            pending = (
+                await conn.execute(
+                    select(_PENDING.c.tx_hashes).where(_PENDING.c.request_id == request_id)
+                )
+            ).scalar_one_or_none()
+            if pending is not None:
+                hashes += [h for h in json.loads(pending) if h not in hashes]
+                await conn.execute(_PENDING.delete().where(_PENDING.c.request_id == request_id))
+        entry = Entry(**{**entry.__dict__, "tx_hashes": tuple(hashes)})
+        return await _append(conn, entry)
+
+
+async def _append(conn: AsyncConnection, entry: Entry) -> int:
+    await _ensure_head(conn)
+    # The update takes the row's lock (SQLite: the database's write lock) before reading.
+    await conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1))
+    head = (await conn.execute(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1))).one()
+    record: dict[str, Any] = {
+        "seq": head.seq,
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "member": entry.member,
+        "api_key_id": entry.api_key_id,
+        "method": entry.method,
+        "path": entry.path[:300],
+        "status": entry.status,
+        "code": entry.code,
+        "idempotency_key": entry.idempotency_key,
+        "request_sha256": entry.request_sha256,
+        "tx_hashes": json.dumps(list(entry.tx_hashes)),
+    }
+    digest = chain_hash(head.hash, record)
+    await conn.execute(_LOG.insert().values(**record, prev_hash=head.hash, hash=digest))
+    await conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(hash=digest))
+    return int(head.seq)
+
+
+async def mark_pending(engine: AsyncEngine, request_id: str, entry: Entry) -> None:
+    """Keep ``entry`` (its transactions so far) as the pending record of ``request_id``:
+    written before each broadcast, so no transaction goes out uncited."""
+    values = {
+        "member": entry.member,
+        "api_key_id": entry.api_key_id,
+        "method": entry.method,
+        "path": entry.path[:300],
+        "idempotency_key": entry.idempotency_key,
+        "request_sha256": entry.request_sha256,
+        "tx_hashes": json.dumps(list(entry.tx_hashes)),
+        "updated_at": now_s(),
+    }
+    async with engine.begin() as conn:
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        await conn.execute(
+            insert(_PENDING)
+            .values(request_id=request_id, **values)
+            .on_conflict_do_update(index_elements=["request_id"], set_=values)
+        )
+
+
+async def sweep(engine: AsyncEngine, older_than_s: float) -> int:
+    """Append the pending records not touched for ``older_than_s`` (their requests died) as
+    ``request_interrupted`` records citing their transactions; how many were appended."""
+    cutoff = now_s() - older_than_s
+    async with engine.connect() as conn:
+        stale = (
+            (
+                await conn.execute(
+                    select(_PENDING.c.request_id).where(_PENDING.c.updated_at <= cutoff)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    done = 0
+    for request_id in stale:
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(select(_PENDING).where(_PENDING.c.request_id == request_id))
+            ).first()
+            if row is None or row.updated_at > cutoff:
+                continue
+            gone = await conn.execute(
+                _PENDING.delete().where(
+                    _PENDING.c.request_id == request_id, _PENDING.c.updated_at == row.updated_at
+                )
+            )
+            if gone.rowcount != 1:
+                continue  # another worker swept it, or the request came back to life
+            await _append(
+                conn,
+                Entry(
+                    method=row.method,
+                    path=row.path,
+                    status=INTERRUPTED_STATUS,
+                    request_sha256=row.request_sha256,
+                    member=row.member,
+                    api_key_id=row.api_key_id,
+                    code=INTERRUPTED_CODE,
+                    idempotency_key=row.idempotency_key,
+                    tx_hashes=tuple(json.loads(row.tx_hashes)),
+                ),
+            )
+            done += 1
+    return done
+
+
+@contextlib.asynccontextmanager
+async def sweeping(engine: AsyncEngine, after_s: float) -> AsyncIterator[None]:
+    """Run :func:`sweep` every few seconds (at least every ``after_s / 4``) while inside."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                await sweep(engine, after_s)
+            except Exception:  # the database is down: try again next round
+                logging.getLogger("tierflow.api").warning("audit sweep failed", exc_info=True)
+            await asyncio.sleep(max(0.5, min(15.0, after_s / 4)))
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,19 @@
 ``TIERFLOW_API_MAX_BODY``           largest request body in bytes (default 65536)
 ``TIERFLOW_API_MIRROR_WAIT_S``      how long a write waits for the mirror to show it
                                     (default 15)
+``TIERFLOW_API_NODE_TIMEOUT_S``     how long one request to the node may take before the API
+                                    answers 503 ``chain_unavailable`` (default 5)
+``TIERFLOW_API_NODE_UNAVAILABLE_S``  how long a write keeps retrying a node it cannot reach
+                                    before it answers 503 (default 10)
+``TIERFLOW_API_RECEIPT_TIMEOUT_S``  how long a write waits to be mined before it answers
+                                    503 ``transaction_pending`` (default 30)
+``TIERFLOW_API_AUDIT_SWEEP_AFTER_S``  how old an ``audit_pending`` row (a request that
+                                    broadcast and never answered) gets before it is recorded
+                                    as ``request_interrupted`` (default 120)
+``TIERFLOW_API_INDEXER_STALE_S``    an indexer heartbeat older than this makes /health
+                                    ``degraded`` (default 10)
+``TIERFLOW_API_MAX_LAG_BLOCKS``     a mirror further behind makes /health ``degraded``
+                                    (default 10)
 ``TIERFLOW_API_IDEMPOTENCY_LEASE_S``  how long a claimed Idempotency-Key belongs to a worker
                                     that stopped renewing it (it died) before a retry takes
                                     it over (default 30)
@@ -62,6 +75,37 @@ class ApiSettings(NodeSettings, DatabaseSettings):
         le=3600,
         description="seconds before a retry takes over an Idempotency-Key whose worker "
         "stopped renewing it",
+    )
+    api_node_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="seconds one request to the node may take before the API answers 503",
+    )
+    api_node_unavailable_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="seconds a write keeps retrying a node it cannot reach before it answers 503",
+    )
+    api_receipt_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds a write waits to be mined before it answers 503 transaction_pending",
+    )
+    api_audit_sweep_after_s: float = Field(
+        default=120.0,
+        ge=1,
+        le=86_400,
+        description="age of an audit_pending row (a request that broadcast and never "
+        "answered) before it is recorded as request_interrupted",
+    )
+    api_indexer_stale_s: float = Field(
+        default=10.0, gt=0, description="an older indexer heartbeat makes /health degraded"
+    )
+    api_max_lag_blocks: int = Field(
+        default=10, ge=0, description="a mirror further behind makes /health degraded"
     )
     operator_api_key: SecretStr | None = Field(
         default=None,

@@ -57,7 +57,7 @@ class AppContext:
 
 @contextlib.asynccontextmanager
 async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
-    w3 = make_web3(settings.rpc_url)
+    w3 = make_web3(settings.rpc_url, settings.api_node_timeout_s)
     engine = create_pooled_engine(settings.database_url)
     try:
         await keep_alive(w3)
@@ -76,7 +76,15 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
         keystore = Keystore(password)
         session_factory = sessions(engine)
         operator = await _seed_operator(settings, chain_id, keystore, engine)
-        gateway = Gateway(w3, deployment, keystore, engine, settings.api_mirror_wait_s)
+        gateway = Gateway(
+            w3,
+            deployment,
+            keystore,
+            engine,
+            settings.api_mirror_wait_s,
+            settings.api_receipt_timeout_s,
+            settings.api_node_unavailable_s,
+        )
         yield AppContext(
             settings=settings,
             engine=engine,

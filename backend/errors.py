@@ -74,9 +74,11 @@ class TooLarge(DomainError):
 
 
 class Unavailable(DomainError):
-    """A dependency cannot answer now; nothing is decided (never stored as an answer)."""
+    """A dependency cannot answer now; nothing is decided (never stored as an answer). Answered
+    with ``Retry-After: retry_after_s``."""
 
     code = "unavailable"
+    retry_after_s = 2
 
 
 class RateLimited(DomainError):
@@ -212,13 +214,16 @@ CONTRACT_ERRORS: dict[str, _Mapped] = {
 def from_revert(revert: ContractRevert) -> DomainError:
     """The domain error for a contract's refusal (unknown errors: Conflict ``chain_refused``)."""
     mapped = CONTRACT_ERRORS.get(revert.name)
-    context = {k: _jsonable(v) for k, v in revert.args.items()}
     if mapped is None:
+        # Not one of the contracts' custom errors: a panic, an out-of-gas, a node's message.
+        # Its text is the node's, not ours: only a plain identifier goes out, no arguments.
+        name = revert.name if revert.name and revert.name.isidentifier() else None
         return Conflict(
-            f"the ledger refused the operation ({revert.name or 'reverted'})",
+            "the ledger refused the operation",
             code="chain_refused",
-            extra={"chain_error": revert.name, "chain_error_args": context},
+            extra={"chain_error": name},
         )
+    context = {k: _jsonable(v) for k, v in revert.args.items()}
     return mapped.kind(
         mapped.detail,
         code=mapped.code,

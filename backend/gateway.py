@@ -16,16 +16,21 @@ looks at the ``i``-th recorded transaction: mined → its receipt is used; known
 waited for; unknown → the same bytes are broadcast again; only if its nonce was consumed by
 another transaction (so it can never be mined) is a new one signed.
 
-Test hook (never set it in production): with ``TIERFLOW_TEST_CRASH_AFTER_BROADCAST`` set to a
-contract function's name, the worker process dies (``os._exit``, status
-:data:`CRASH_EXIT_STATUS`) right after an idempotent write has broadcast a call of that
-function, before its outcome is recorded: the crash the idempotency tests resume from.
+Citations (AP-3). Every transaction's hash is added to the write's ``tx_hashes`` and made
+durable (:meth:`~backend.ports.WriteContext.cite`) before its bytes first leave, so the audit
+record of the request cites it whatever fails afterwards.
+
+The mirror. A mined write waits (at most ``mirror_wait_s``) for the mirror's checkpoint to
+reach its block through one :class:`MirrorWatch` per worker: a single task polls the
+checkpoint while someone waits, so a burst of writes waiting for a stopped indexer holds no
+database connections. When the wait runs out the write still answers the chain's result,
+flagged ``mirror_behind`` (:attr:`~backend.ports.WriteContext.mirror_behind`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,9 +56,57 @@ from ledger.node import Web3Client, rpc
 from ledger.reverts import revert_for_failed_transaction
 from ledger.sender import CachedGasExhausted, GasEstimates, TransactionSender
 
-#: Test only (see the module docstring): the function whose broadcast kills the worker.
-CRASH_AFTER_BROADCAST_ENV = "TIERFLOW_TEST_CRASH_AFTER_BROADCAST"
-CRASH_EXIT_STATUS = 97
+
+class MirrorWatch:
+    """The mirror's checkpoint as one worker sees it: one polling task while anyone waits."""
+
+    def __init__(self, engine: AsyncEngine, interval_s: float = 0.05) -> None:
+        self.engine = engine
+        self.interval_s = interval_s
+        self.reached: int | None = None
+        self._waiters = 0
+        self._moved = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def read(self) -> int | None:
+        async with self.engine.connect() as conn:
+            value = (
+                await conn.execute(select(mirror.Checkpoint.block_number))
+            ).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def wait(self, block: int, timeout_s: float) -> bool:
+        """True once the checkpoint is at ``block`` or above; False after ``timeout_s``."""
+        if self.reached is not None and self.reached >= block:
+            return True
+        deadline = time.monotonic() + timeout_s
+        self._waiters += 1
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._poll())
+        try:
+            while True:
+                if self.reached is not None and self.reached >= block:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                moved = self._moved
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(moved.wait(), remaining)
+        finally:
+            self._waiters -= 1
+
+    async def _poll(self) -> None:
+        while self._waiters > 0:
+            try:
+                value = await self.read()
+            except Exception:  # the database is down: the waiters time out, nothing crashes
+                value = None
+            if value is not None and value != self.reached:
+                self.reached = value
+                moved, self._moved = self._moved, asyncio.Event()
+                moved.set()
+            await asyncio.sleep(self.interval_s)
 
 
 @dataclass
@@ -65,6 +118,8 @@ class Gateway:
     keystore: Keystore
     engine: AsyncEngine
     mirror_wait_s: float = 15.0
+    receipt_timeout_s: float = 30.0
+    unavailable_s: float = 10.0
     _senders: dict[str, TransactionSender] = field(default_factory=dict)
     _local_chain: bool | None = None
 
@@ -80,13 +135,19 @@ class Gateway:
         # One gas estimate per call shape for the worker's senders (ledger.sender.GasEstimates):
         # a write that breaks a rule is then refused by its receipt rather than its estimate.
         self.gas_estimates = GasEstimates()
+        self.watch = MirrorWatch(self.engine)
 
     async def sender(self, address: str) -> TransactionSender:
         sender = self._senders.get(address)
         if sender is None:
             account = await self.keystore.account(keyfiles(self.engine), address)
             sender = self._senders[address] = TransactionSender(
-                self.w3, account, self.nonces, gas_estimates=self.gas_estimates
+                self.w3,
+                account,
+                self.nonces,
+                gas_estimates=self.gas_estimates,
+                receipt_timeout_s=self.receipt_timeout_s,
+                unavailable_timeout_s=self.unavailable_s,
             )
         return sender
 
@@ -95,9 +156,8 @@ class Gateway:
     async def submit(self, write: WriteContext, call: ContractCall) -> Mined:
         """Send ``call`` as the write's caller; see the module docstring."""
         sender = await self.sender(write.caller.address)
-        crash = os.environ.get(CRASH_AFTER_BROADCAST_ENV)
         tx = sender.encode_call(call.bind(self.suite))
-        receipt = await self._send(write, sender, tx, crash=bool(crash) and crash == call.function)
+        receipt = await self._send(write, sender, tx)
         return await self._mined(write, receipt)
 
     async def send_value(self, write: WriteContext, to: str, value: int) -> Mined:
@@ -151,18 +211,21 @@ class Gateway:
         write: WriteContext,
         sender: TransactionSender,
         tx: dict[str, Any],
-        crash: bool = False,
     ) -> TxReceipt:
         journal = write.journal
         if journal is None:
+
+            async def cite(tx_hash: str, raw: bytes, nonce: int) -> None:
+                await write.cite(tx_hash)
+
             try:
-                return await sender.wait(await sender.send(tx))
+                return await sender.wait(await sender.send(tx, before_broadcast=cite))
             except CachedGasExhausted:
-                return await sender.wait(await sender.send_estimated(tx))
+                return await sender.wait(await sender.send_estimated(tx, before_broadcast=cite))
         step = journal.step
         journal.step += 1
         if step < len(journal.recorded):
-            receipt = await self._resume(sender, journal.recorded[step])
+            receipt = await self._resume(write, sender, journal.recorded[step])
             if receipt is not None:
                 return receipt
             del journal.recorded[step:]  # it can never be mined: sign anew from here
@@ -171,10 +234,9 @@ class Gateway:
             del journal.recorded[step:]
             journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
             await journal.persist(journal)
+            await write.cite(tx_hash)
 
         pending = await sender.send(tx, before_broadcast=record)
-        if crash:  # the test hook: die between the broadcast and recording the outcome
-            os._exit(CRASH_EXIT_STATUS)
         try:
             return await sender.wait(pending)
         except CachedGasExhausted:
@@ -182,9 +244,12 @@ class Gateway:
             # (the record replaces the failed one).
             return await sender.wait(await sender.send_estimated(tx, before_broadcast=record))
 
-    async def _resume(self, sender: TransactionSender, recorded: RecordedTx) -> TxReceipt | None:
+    async def _resume(
+        self, write: WriteContext, sender: TransactionSender, recorded: RecordedTx
+    ) -> TxReceipt | None:
         """The receipt of a transaction recorded by an earlier run, or None if it is dead."""
         w3 = self.w3
+        await write.cite(recorded.hash)
         try:
             receipt: TxReceipt = await w3.eth.get_transaction_receipt(HexStr(recorded.hash))
         except TransactionNotFound:
@@ -207,8 +272,10 @@ class Gateway:
         events = tuple(
             self.decoder.decode(_log_json(log)) for log in receipt["logs"] if self._ours(log)
         )
-        write.tx_hashes.append(tx_hash)
+        await write.cite(tx_hash)
         mirrored = await self.wait_for_mirror(block) if wait_for_mirror else False
+        if wait_for_mirror and not mirrored:
+            write.mirror_behind = True
         return Mined(tx_hash, block, events, mirrored)
 
     def _ours(self, log: Any) -> bool:
@@ -216,23 +283,24 @@ class Gateway:
 
     async def wait_for_mirror(self, block: int) -> bool:
         """Wait (at most ``mirror_wait_s``) until the mirror's checkpoint reaches ``block``."""
-        deadline = time.monotonic() + self.mirror_wait_s
-        delay = 0.02
-        while True:
-            async with self.engine.connect() as conn:
-                reached = (
-                    await conn.execute(select(mirror.Checkpoint.block_number))
-                ).scalar_one_or_none()
-            if reached is not None and reached >= block:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.05)
+        return await self.watch.wait(block, self.mirror_wait_s)
 
     async def mirrored_block(self) -> int | None:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(select(mirror.Checkpoint.block_number))).scalar_one_or_none()
+        return await self.watch.read()
+
+    async def canonical(self, tx_hashes: list[str]) -> bool:
+        """Are all these transactions mined in blocks the canonical chain still holds?"""
+        for tx_hash in tx_hashes:
+            try:
+                receipt = await self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
+            except TransactionNotFound:
+                return False
+            if receipt is None:
+                return False
+            block = await self.w3.eth.get_block(int(receipt["blockNumber"]))
+            if block is None or block["hash"] != receipt["blockHash"]:
+                return False
+        return True
 
 
 def _log_json(log: Any) -> dict[str, Any]:

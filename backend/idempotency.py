@@ -20,6 +20,13 @@ collide in the database, whichever worker they reach):
 
 Failures that say nothing about the request (the node unreachable, a timeout, a bug) store no
 response: the record stays pending with its transactions, to be resumed by a retry.
+
+Reorganisations (AP-4). Before a stored success is replayed, ``canonical`` checks that the
+transactions it recorded are still mined on the canonical chain. If one is not, the record is
+reopened and the stored command runs again with those transactions (re-sent as the same
+bytes where their nonce is still free): the answer is the new outcome, marked
+``rerun="reorganised"``; a refusal of the rerun answers 409 ``write_reorganised`` carrying
+the refusal. Either way it is stored as the key's answer.
 """
 
 from __future__ import annotations
@@ -56,6 +63,10 @@ class StoredResponse:
     status: int
     body: Any
     replayed: bool
+    #: Hashes of the transactions the write recorded (a replay's audit record cites them).
+    tx_hashes: tuple[str, ...] = ()
+    #: Why a stored answer was not replayed but the write run again ("reorganised").
+    rerun: str | None = None
 
 
 def request_digest(method: str, path: str, body: bytes) -> str:
@@ -74,12 +85,15 @@ class Claimed:
     caller_key_id: str
     recorded: list[RecordedTx]
     memo: dict[str, Any]
+    rerun: str | None = None
 
 
 #: Runs the claimed command with its journal: ``(status, JSON body)``.
 Handler = Callable[[Claimed, TxJournal], Awaitable[tuple[int, Any]]]
 #: The stored answer for a refusal (``None``: not an answer, e.g. a dependency was down).
 Refusal = Callable[[BaseException], tuple[int, Any] | None]
+#: Are these transactions all still mined on the canonical chain?
+Canonical = Callable[[list[str]], Awaitable[bool]]
 
 
 class Idempotency:
@@ -99,9 +113,11 @@ class Idempotency:
         caller_key_id: str,
         handler: Handler,
         refusal: Refusal,
+        canonical: Canonical | None = None,
     ) -> StoredResponse:
         """Run ``command`` through ``handler`` at most once for this key; ``request`` is
-        ``(method, path, body)``, ``refusal`` makes a refusal the request's stored answer."""
+        ``(method, path, body)``, ``refusal`` makes a refusal the request's stored answer,
+        ``canonical`` checks a stored success's transactions before it is replayed."""
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise Invalid(
                 f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
@@ -109,9 +125,21 @@ class Idempotency:
             )
         method, path, body = request
         digest = request_digest(method, path, body)
-        claimed = await self._claim(member, key, method, path, digest, command, caller_key_id)
-        if isinstance(claimed, StoredResponse):
-            return claimed
+        while True:
+            claimed = await self._claim(member, key, method, path, digest, command, caller_key_id)
+            if not isinstance(claimed, StoredResponse):
+                break
+            if claimed.status >= 400 or not claimed.tx_hashes or canonical is None:
+                return claimed
+            if await canonical(list(claimed.tx_hashes)):
+                return claimed
+            reopened = await self._reopen(member, key)
+            if reopened is not None:
+                claimed = reopened
+                break
+            # another request reopened it meanwhile: wait for its outcome like a duplicate
+
+        stored_refusal = refusal if claimed.rerun is None else _reorganised(refusal, path)
 
         async def persist(journal: TxJournal) -> None:
             await self._persist(member, key, journal)
@@ -124,13 +152,17 @@ class Idempotency:
             except Exception as exc:
                 # The chain's refusal (or the service's) is this request's answer: a retry
                 # gets it again. Anything else says nothing about the request.
-                answer = refusal(exc)
+                answer = stored_refusal(exc)
                 if answer is None:
                     raise
                 await self._finish(member, key, *answer)
-                raise
+                if claimed.rerun is None:
+                    raise
+                hashes = tuple(t.hash for t in journal.recorded)
+                return StoredResponse(*answer, False, hashes, claimed.rerun)
             await self._finish(member, key, status, response)
-            return StoredResponse(status, response, replayed=False)
+            hashes = tuple(t.hash for t in journal.recorded)
+            return StoredResponse(status, response, False, hashes, claimed.rerun)
         except BaseException:
             # Nothing final to store: leave the record pending (with what it signed) and let
             # a retry take it over at once.
@@ -192,7 +224,8 @@ class Idempotency:
                         code="idempotency_key_reused",
                     )
                 if row.state == "done":
-                    return StoredResponse(row.status_code, json.loads(row.response), True)
+                    hashes = tuple(t["hash"] for t in json.loads(row.transactions))
+                    return StoredResponse(row.status_code, json.loads(row.response), True, hashes)
                 if row.locked_until_ms < now_ms():
                     taken = await conn.execute(
                         update(_RECORDS)
@@ -218,6 +251,40 @@ class Idempotency:
                     code="idempotency_in_progress",
                 )
             await asyncio.sleep(0.1)
+
+    async def _reopen(self, member: str, key: str) -> Claimed | None:
+        """Take a done record back (its write was reorganised away) to run it again."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(_RECORDS).where(_RECORDS.c.member == member, _RECORDS.c.key == key)
+                )
+            ).first()
+            if row is None or row.state != "done":
+                return None
+            taken = await conn.execute(
+                update(_RECORDS)
+                .where(
+                    _RECORDS.c.member == member,
+                    _RECORDS.c.key == key,
+                    _RECORDS.c.state == "done",
+                )
+                .values(
+                    state="pending",
+                    status_code=None,
+                    response=None,
+                    locked_until_ms=now_ms() + self.lease_ms,
+                )
+            )
+            if taken.rowcount != 1:
+                return None
+            return Claimed(
+                Command(row.operation, json.loads(row.arguments)),
+                row.caller_key_id,
+                [RecordedTx(**t) for t in json.loads(row.transactions)],
+                json.loads(row.memo),
+                rerun="reorganised",
+            )
 
     async def _persist(self, member: str, key: str, journal: TxJournal) -> None:
         async with self.engine.begin() as conn:
@@ -275,3 +342,24 @@ class Idempotency:
                         )
                         .values(locked_until_ms=now_ms() + self.lease_ms)
                     )
+
+
+def _reorganised(refusal: Refusal, path: str) -> Refusal:
+    """A rerun's refusal as 409 ``write_reorganised`` (the refusal itself inside)."""
+
+    def answer(exc: BaseException) -> tuple[int, Any] | None:
+        refused = refusal(exc)
+        if refused is None:
+            return None
+        return 409, {
+            "type": "https://tierflow.dev/problems/write-reorganised",
+            "title": "Conflict",
+            "status": 409,
+            "code": "write_reorganised",
+            "detail": "a reorganisation removed this write from the chain, and running it "
+            "again was refused",
+            "instance": path,
+            "refusal": refused[1],
+        }
+
+    return answer

@@ -27,6 +27,10 @@ and their Alembic history (``backend/migrations``, version table ``alembic_versi
   the key ends the session), the session's CSRF token and its expiry.
 - ``webhook_endpoints``, ``webhook_deliveries``, ``webhook_attempts``, ``webhook_cursor``:
   members' webhooks, what is queued for each and every attempt (:mod:`backend.webhooks`).
+- ``audit_pending``: a mutating request that broadcast a transaction and has no audit record
+  yet (written before the broadcast, removed when its record is appended); a sweeper turns
+  the rows of requests that died into ``request_interrupted`` records citing their
+  transactions (AP-3).
 """
 
 from __future__ import annotations
@@ -173,6 +177,21 @@ class AuditRecord(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class AuditPending(Base):
+    """A request that has broadcast (or is about to broadcast) and has no audit record yet."""
+
+    __tablename__ = "audit_pending"
+    request_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str | None] = mapped_column(ADDRESS)
+    api_key_id: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(300))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    tx_hashes: Mapped[str] = mapped_column(Text)  # JSON list
+    updated_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 class AuditHead(Base):
     """The newest audit record's number and hash: appends lock this one row, in order."""
 
@@ -309,6 +328,7 @@ __all__ = [
     "ApiKey",
     "Approval",
     "AuditHead",
+    "AuditPending",
     "AuditRecord",
     "AutoDecision",
     "Base",

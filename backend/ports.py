@@ -62,8 +62,22 @@ class WriteContext:
     caller: Caller
     request_id: str = ""
     journal: TxJournal | None = None
-    #: Hashes of the transactions mined for this write (its audit record cites them).
+    #: Hashes of the transactions broadcast for this write (its audit record cites them),
+    #: each added before its bytes leave.
     tx_hashes: list[str] = field(default_factory=list)
+    #: Awaited after a hash is added to ``tx_hashes`` and before it is broadcast: keeps the
+    #: citation durable (``audit_pending``), so a crash cannot leave a transaction uncited.
+    before_broadcast: Callable[[], Awaitable[None]] | None = None
+    #: Set when a transaction was mined but the mirror had not reached its block in time: the
+    #: answer is the chain's, reads may not show it yet.
+    mirror_behind: bool = False
+
+    async def cite(self, tx_hash: str) -> None:
+        """Cite ``tx_hash`` for this write, durably, before it is broadcast."""
+        if tx_hash not in self.tx_hashes:
+            self.tx_hashes.append(tx_hash)
+            if self.before_broadcast is not None:
+                await self.before_broadcast()
 
     def remembered(self, name: str) -> Any:
         """A value an earlier run of this write kept with :meth:`remember` (or ``None``)."""
@@ -156,6 +170,10 @@ class LedgerPort(Protocol):
     async def set_chain_time(self, until: int) -> int:
         """Local chain only: move the clock to ``until`` and mine a block dated then; the new
         head's number."""
+        ...
+
+    async def canonical(self, tx_hashes: list[str]) -> bool:
+        """Are all these transactions mined in blocks still on the canonical chain?"""
         ...
 
 

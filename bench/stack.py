@@ -91,13 +91,20 @@ class Stack:
 
     # -- processes -------------------------------------------------------------------------
 
-    def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> Proc:
+    def spawn(
+        self,
+        name: str,
+        *args: str,
+        extra_env: dict[str, str] | None = None,
+        program: list[str] | None = None,
+    ) -> Proc:
+        """Run ``tierflow <args>`` (or ``program + args``) as the process ``name``."""
         log = self.data_dir / f"{name}.log"
         # The child keeps its own descriptor; ours is closed at once (an unclosed file is a
         # ResourceWarning, an error under the test run's warning filter).
         with log.open("ab") as handle:
             popen = subprocess.Popen(
-                [str(BIN / "tierflow"), *args],
+                [*(program or [str(BIN / "tierflow")]), *args],
                 cwd=ROOT,
                 env={**self.env, **(extra_env or {})},
                 stdout=handle,
@@ -110,7 +117,13 @@ class Stack:
     def start_indexer(self) -> Proc:
         return self.spawn("indexer", "index")
 
-    def start_api(self, extra_env: dict[str, str] | None = None) -> Proc:
+    def start_api(
+        self, extra_env: dict[str, str] | None = None, module: list[str] | None = None
+    ) -> Proc:
+        """``tierflow serve``, or ``python -m <module…>`` (a test's wrapped server)."""
+        if module is not None:
+            program = [str(BIN / "python"), "-m", *module]
+            return self.spawn("api", extra_env=extra_env, program=program)
         return self.spawn("api", "serve", extra_env=extra_env)
 
     def start_webhooks(self, name: str = "webhooks") -> Proc:

@@ -289,6 +289,19 @@ class OutboxEntry(Base):
     reverts: Mapped[int | None] = mapped_column(BigInteger)  # seq of the entry it retracts
 
 
+class IndexerStatus(Base):
+    """The running indexer's heartbeat: written after every pass over the chain (at most once
+    a second), so the API can tell a live indexer from a dead or paused one (/health,
+    /metrics)."""
+
+    __tablename__ = "indexer_status"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    heartbeat_ms: Mapped[int] = mapped_column(BigInteger)
+    head_block: Mapped[int] = mapped_column(BigInteger)
+    checkpoint_block: Mapped[int] = mapped_column(BigInteger)
+    pid: Mapped[int] = mapped_column(Integer)
+
+
 class Checkpoint(Base):
     """The last block wholly mirrored, and which chain and deployment the mirror belongs to."""
 
@@ -330,6 +343,7 @@ __all__ = [
     "Event",
     "Exposure",
     "Financing",
+    "IndexerStatus",
     "Invoice",
     "JournalEntry",
     "Member",

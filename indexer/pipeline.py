@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import structlog
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.engine import create_engine, sqlite_path
+from db.types import table_of
 from indexer import metrics, store
 from indexer.config import IndexerConfig
 from indexer.errors import (
@@ -33,7 +37,7 @@ from indexer.errors import (
 from indexer.fetch import YIELD_EVERY, FetchedRange, Fetcher
 from indexer.handlers import HANDLERS, prefetch_keys
 from indexer.lock import WriterLock
-from indexer.models import migrate
+from indexer.models import IndexerStatus, migrate
 from indexer.outbox import outbox_row
 from indexer.progress import ProgressBar
 from indexer.rows import event_row
@@ -105,6 +109,8 @@ class Indexer:
         self.uow = BatchUnitOfWork()
         self._pending: asyncio.Task[None] | None = None
         self._first_seen: dict[int, float] = {}
+        self._head: int | None = None
+        self._beat_at = 0.0
         self.stats = RunStats()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -195,7 +201,11 @@ class Indexer:
                 try:
                     caught_up = await self.catch_up(bar)
                     failures = 0
+                    with contextlib.suppress(Exception):  # a missed beat is not a failure
+                        await self.heartbeat()
                 except TRANSIENT as exc:
+                    with contextlib.suppress(Exception):
+                        await self.heartbeat()
                     await self._cancel_pending()
                     failures += 1
                     self.stats.retries += 1
@@ -466,7 +476,28 @@ class Indexer:
             depth=depth,
         )
 
+    async def heartbeat(self, every_s: float = 1.0) -> None:
+        """Tell the API this indexer is alive (``indexer_status``), at most every ``every_s``."""
+        now = time.monotonic()
+        if now - self._beat_at < every_s:
+            return
+        self._beat_at = now
+        values = {
+            "heartbeat_ms": int(time.time() * 1000),
+            "head_block": self._head if self._head is not None else -1,
+            "checkpoint_block": self._checkpoint.block_number,
+            "pid": os.getpid(),
+        }
+        insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
+        async with self._conn.begin():
+            await self._conn.execute(
+                insert(table_of(IndexerStatus))
+                .values(id=1, **values)
+                .on_conflict_do_update(index_elements=["id"], set_=values)
+            )
+
     def _record_lag(self, head: int) -> None:
+        self._head = head
         number = self._checkpoint.block_number
         metrics.HEAD_LAG_BLOCKS.set(max(0, head - number))
         waiting = [t for b, t in self._first_seen.items() if b > number]

@@ -9,11 +9,14 @@ variable: the scope is the request's own.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
+
+from backend.audit_log import Entry
 
 STATE_KEY = "tierflow_audit"
 
@@ -21,10 +24,29 @@ STATE_KEY = "tierflow_audit"
 @dataclass
 class RequestAudit:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    method: str = ""
+    path: str = ""
+    idempotency_key: str | None = None
     member: str | None = None
     api_key_id: str | None = None
     code: str | None = None
     txs: list[str] = field(default_factory=list)
+    #: SHA-256 of the body as read so far (the whole body once the route runs).
+    body: Any = field(default_factory=hashlib.sha256)
+
+    def entry(self, status: int) -> Entry:
+        """The audit record of this request answered with ``status``."""
+        return Entry(
+            method=self.method,
+            path=self.path,
+            status=status,
+            request_sha256=self.body.hexdigest(),
+            member=self.member,
+            api_key_id=self.api_key_id,
+            code=self.code,
+            idempotency_key=self.idempotency_key,
+            tx_hashes=tuple(self.txs),
+        )
 
 
 def attach(scope: dict[str, Any] | Any, audit: RequestAudit) -> None:

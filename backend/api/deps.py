@@ -13,6 +13,7 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend import audit_log
 from backend.api.audit_state import request_audit
 from backend.api.problems import stored_refusal
 from backend.auth import Caller, authenticate
@@ -102,12 +103,22 @@ def writer(*roles: Role) -> Any:
     return Depends(check)
 
 
-def _write_context(request: Request, caller: Caller) -> WriteContext:
-    """The write's context, sharing the audit record's list of mined transactions."""
+def _write_context(ctx: AppContext, request: Request, caller: Caller) -> WriteContext:
+    """The write's context, sharing the audit record's list of broadcast transactions; each
+    is kept in ``audit_pending`` before it leaves (see :mod:`backend.audit_log`)."""
     audit = request_audit(request)
     if audit is None:
         return WriteContext(caller)
-    return WriteContext(caller, request_id=audit.request_id, tx_hashes=audit.txs)
+
+    async def keep_citations() -> None:
+        await audit_log.mark_pending(ctx.engine, audit.request_id, audit.entry(0))
+
+    return WriteContext(
+        caller,
+        request_id=audit.request_id,
+        tx_hashes=audit.txs,
+        before_broadcast=keep_citations,
+    )
 
 
 @dataclass
@@ -148,15 +159,17 @@ class Writes:
     ) -> JSONResponse:
         """Run ``command`` as ``caller`` under its Idempotency-Key ``key`` for ``request``
         (``(method, path, body)``): also a maker's write a checker approved."""
-        write = _write_context(self.request, caller)
+        write = _write_context(self.ctx, self.request, caller)
         ports = self.ctx.ports
 
         async def execute(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
             # A resumed write runs the command stored with the key, as its caller.
             write.journal = journal
-            return status_of_command(claimed.command), await commands.execute(
-                ports, write, claimed.command
-            )
+            answer = await commands.execute(ports, write, claimed.command)
+            if write.mirror_behind and isinstance(answer, dict):
+                # Done on chain; the mirror had not shown it yet (reads may lag).
+                answer["mirror_behind"] = True
+            return status_of_command(claimed.command), answer
 
         path = request[1]
         stored = await self.ctx.idempotency.run(
@@ -167,10 +180,18 @@ class Writes:
             caller.key_id,
             execute,
             stored_refusal(path),
+            self.ctx.gateway.canonical,
         )
         headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+        if stored.rerun is not None:
+            headers["Idempotent-Rerun"] = stored.rerun
+        if isinstance(stored.body, dict) and stored.body.get("mirror_behind"):
+            headers["Mirror-Behind"] = "true"
+        audit = request_audit(self.request)
+        if audit is not None:
+            # A replay cites the transactions of the write it answers for.
+            audit.txs.extend(h for h in stored.tx_hashes if h not in audit.txs)
         if stored.status >= 400:
-            audit = request_audit(self.request)
             if audit is not None and isinstance(stored.body, dict):
                 audit.code = stored.body.get("code")
             return JSONResponse(
@@ -184,7 +205,8 @@ class Writes:
     async def run_once(self, caller: Caller, command: Command) -> Any:
         """Run ``command`` without an Idempotency-Key (a PUT or DELETE that is idempotent by
         itself); its answer as JSON."""
-        return await commands.execute(self.ctx.ports, _write_context(self.request, caller), command)
+        write = _write_context(self.ctx, self.request, caller)
+        return await commands.execute(self.ctx.ports, write, command)
 
 
 def status_of_command(command: Command) -> int:

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from web3.exceptions import ProviderConnectionError
+from web3.exceptions import ProviderConnectionError, TimeExhausted
 
 from backend.api.audit_state import request_audit
 from backend.errors import (
@@ -134,7 +135,7 @@ def _record_code(request: Request, code: str) -> None:
 def problem_response(error: DomainError, request: Request) -> JSONResponse:
     _record_code(request, error.code)
     headers: dict[str, str] = {}
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | Unavailable):
         headers["Retry-After"] = str(error.retry_after_s)
     status, body = answer(error, request.url.path)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
@@ -213,6 +214,25 @@ def document_problems(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+CHAIN_DOWN = "chain_unavailable"
+DATABASE_DOWN = "database_unavailable"
+
+
+def _pending() -> Unavailable:
+    return Unavailable(
+        "the transaction was sent and its outcome is not known yet; retry with the same "
+        "Idempotency-Key to get it",
+        code="transaction_pending",
+    )
+
+
+def _unless_sent(request: Request, error: Unavailable) -> Unavailable:
+    """``error``, or ``transaction_pending`` when the request already broadcast: the chain
+    may have executed it, so the answer must not read as a failure (AP-4)."""
+    audit = request_audit(request)
+    return _pending() if audit is not None and audit.txs else error
+
+
 def install(app: FastAPI) -> None:
     document_problems(app)
 
@@ -245,33 +265,56 @@ def install(app: FastAPI) -> None:
         return response
 
     # A plain read of the node (its clock, gas price, a balance) that cannot reach it fails
-    # with the HTTP client's error, not ChainUnavailableError: the same answer.
+    # with the HTTP client's error, not ChainUnavailableError: the same answer. A node that
+    # does not answer within TIERFLOW_API_NODE_TIMEOUT_S (stopped, paused) is a timeout.
     @app.exception_handler(ChainUnavailableError)
     @app.exception_handler(ProviderConnectionError)
-    @app.exception_handler(aiohttp.ClientConnectionError)
+    @app.exception_handler(aiohttp.ClientError)
+    @app.exception_handler(TimeoutError)
     async def chain_down(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("chain unavailable: %s", exc)
+        log.warning("chain unavailable: %s: %s", type(exc).__name__, exc)
         return problem_response(
-            Unavailable("the ledger node is unavailable; retry later", code="chain_unavailable"),
+            _unless_sent(
+                request,
+                Unavailable(
+                    "the ledger node is unavailable; retry later", code="chain_unavailable"
+                ),
+            ),
+            request,
+        )
+
+    # The database refused a connection (down, restarting) or the pool had none free in time.
+    @app.exception_handler(sqlalchemy.exc.OperationalError)
+    @app.exception_handler(sqlalchemy.exc.InterfaceError)
+    @app.exception_handler(sqlalchemy.exc.TimeoutError)
+    @app.exception_handler(OSError)
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return problem_response(
+            _unless_sent(
+                request,
+                Unavailable(
+                    "the database is unavailable; retry later", code="database_unavailable"
+                ),
+            ),
             request,
         )
 
     @app.exception_handler(TransactionTimeoutError)
-    async def chain_slow(request: Request, exc: TransactionTimeoutError) -> JSONResponse:
+    @app.exception_handler(TimeExhausted)
+    async def chain_slow(request: Request, exc: Exception) -> JSONResponse:
         log.warning("transaction not mined in time: %s", exc)
-        return problem_response(
-            Unavailable(
-                "the transaction was sent but not mined in time; retry with the same "
-                "Idempotency-Key to get its outcome",
-                code="transaction_pending",
-            ),
-            request,
-        )
+        return problem_response(_pending(), request)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         incident = uuid.uuid4().hex[:12]
         log.exception("unhandled error (incident %s)", incident)
+        audit = request_audit(request)
+        if audit is not None and audit.txs:
+            # The write broadcast its transactions: whatever broke after, it is not a failure
+            # the client may act on. A retry with the same key gives the outcome.
+            return problem_response(_pending(), request)
         return _status_response(
             request,
             500,

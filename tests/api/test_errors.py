@@ -349,13 +349,14 @@ async def test_node_outage_is_503_without_the_node(stack: Stack, api: Api) -> No
     health = await api.operator.get("/health")
     assert health.status_code == 503
     assert stack.rpc_url not in health.text
-    assert health.json()["status"] == "degraded"
+    assert health.json()["status"] == "down"
 
 
 @pytest.mark.slow
 async def test_node_outage_writes_through_the_sender(stack: Stack, api: Api) -> None:
     """After the node stopped (the test above): writes that go straight to signing retry
-    for the sender's window (a minute) before answering 503, in parallel here."""
+    for the sender's window (``TIERFLOW_API_NODE_UNAVAILABLE_S``) before answering 503, in
+    parallel here."""
     member = await api.member("outage-supplier", ["supplier"])
     assert stack.node.process is None, "runs after test_node_outage_is_503_without_the_node"
     kyc = {"kyc_expires_at": "2099-01-01T00:00:00Z"}

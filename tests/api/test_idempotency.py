@@ -9,7 +9,7 @@ Transactions are counted on chain: the operator's nonce (every transaction it si
 - Twenty concurrent duplicates on PostgreSQL, against two API worker processes: one effect;
   every other answer is the identical replay or 409 ``idempotency_in_progress``.
 - A crash between broadcasting and recording the outcome: the API process dies right after
-  ``registerMember`` left (``TIERFLOW_TEST_CRASH_AFTER_BROADCAST``, see backend/gateway.py);
+  ``registerMember`` left (``tests/support/crash_after_broadcast.py``);
   after a restart and the key's lease (``TIERFLOW_API_IDEMPOTENCY_LEASE_S``, short here), the
   retry finds the first transaction: the same member, one registration, no new transaction.
 """
@@ -17,6 +17,8 @@ Transactions are counted on chain: the operator's nonce (every transaction it si
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,10 +28,10 @@ import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 
-from backend.gateway import CRASH_AFTER_BROADCAST_ENV, CRASH_EXIT_STATUS
 from bench.stack import Stack
 from ledger.anvil import ANVIL_FIRST_KEY, rpc_call
 from tests.support.api import Api, make_api
+from tests.support.crash_after_broadcast import CRASH_EXIT_STATUS
 from tests.support.databases import create_pg_database, drop_pg_database
 
 OPERATOR_ADDRESS: str = Account.from_key(ANVIL_FIRST_KEY).address
@@ -181,11 +183,22 @@ async def test_twenty_concurrent_duplicates_one_effect(pg_workers: Stack) -> Non
         await api.close()
 
 
+def interrupted_citations(stack: Stack, key: str) -> list[str]:
+    """The transactions cited by ``request_interrupted`` records of requests under ``key``."""
+    with sqlite3.connect(stack.data_dir / "tierflow.db") as db:
+        rows = db.execute(
+            "SELECT tx_hashes FROM audit_log WHERE code = 'request_interrupted' "
+            "AND idempotency_key = ?",
+            (key,),
+        ).fetchall()
+    return [h for (hashes,) in rows for h in json.loads(hashes)]
+
+
 async def test_crash_after_broadcast_resumes_without_a_second_transaction(
     stack: Stack, api: Api
 ) -> None:
     stack.procs["api"].stop()
-    stack.start_api(extra_env={CRASH_AFTER_BROADCAST_ENV: "registerMember"})
+    stack.start_api(module=["tests.support.crash_after_broadcast", "registerMember"])
     await stack.wait_ready()
     crashing = stack.procs["api"]
     key = "idem-crash-" + Stack.idem()["Idempotency-Key"]
@@ -200,14 +213,22 @@ async def test_crash_after_broadcast_resumes_without_a_second_transaction(
     assert len(registered) == 1
     spent = nonce(stack) - sent
 
-    stack.start_api()
+    # The dead request's audit_pending row becomes a request_interrupted record citing it.
+    stack.start_api(extra_env={"TIERFLOW_API_AUDIT_SWEEP_AFTER_S": "1"})
     await stack.wait_ready()
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (cited := interrupted_citations(stack, key)):
+        assert asyncio.get_running_loop().time() < deadline, "no request_interrupted record"
+        await asyncio.sleep(0.5)
     async with stack.client(stack.operator_key) as client:
         r = await client.post("/v1/members", json=body, headers={"Idempotency-Key": key})
         assert r.status_code == 201, r.text
         assert r.json()["address"].lower() == registered[0]
         again = await client.post("/v1/members", json=body, headers={"Idempotency-Key": key})
         assert again.content == r.content
+        # The transaction the dead worker broadcast is the one the interrupted record cites.
+        receipt = rpc_call(stack.rpc_url, "eth_getTransactionReceipt", [cited[-1]])
+        assert receipt is not None
         # Its API key works: the resumed run finished the creation.
         made = stack.client(r.json()["api_key"])
         try:

@@ -290,6 +290,9 @@ class FakeLedger:
         self._block += 1
         return self._block
 
+    async def canonical(self, tx_hashes: list[str]) -> bool:
+        return True
+
 
 def ports(mirror: Mirror, ledger: FakeLedger) -> Ports:
     return Ports(mirror.sessions, ledger)

@@ -1,0 +1,198 @@
+"""The write path under faults (AP-3, AP-4), on a real platform: anvil, the indexer and the
+API as processes, the faults done to them for real.
+
+- The indexer killed (SIGKILL) and then paused (SIGSTOP) during a burst of transfers: no 500;
+  every transfer the chain executed is answered as done (``mirror_behind`` and the
+  ``Mirror-Behind`` header while the mirror lags) or 503 ``transaction_pending`` that a
+  same-key retry resolves; /health says the indexer is stale.
+- A reorganisation (``anvil_reorg``) and a node gone back behind the mirror (``evm_revert``):
+  same-key retries never replay a success the chain no longer holds (they run again,
+  ``Idempotent-Rerun: reorganised``, or answer 409 ``write_reorganised``); /health reports
+  ``node_behind_mirror``.
+- The node stopped: a prompt 503 ``chain_unavailable`` with ``Retry-After``, /health ``down``.
+
+After each: every transaction hash an answer gave is cited by an audit record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import time
+from typing import Any
+
+import httpx
+
+from bench.stack import Stack
+from ledger.anvil import rpc_call
+from tests.support.api import Api, Member, core_with_limit, issue
+
+BURST = 8
+
+
+def audit_citations(stack: Stack) -> set[str]:
+    """Every transaction hash some audit record cites."""
+    with sqlite3.connect(stack.data_dir / "tierflow.db") as db:
+        rows = db.execute("SELECT tx_hashes FROM audit_log").fetchall()
+    return {h.lower() for (hashes,) in rows for h in json.loads(hashes)}
+
+
+def on_chain(stack: Stack, tx_hash: str) -> bool:
+    receipt = rpc_call(stack.rpc_url, "eth_getTransactionReceipt", [tx_hash])
+    return receipt is not None and int(receipt["status"], 16) == 1
+
+
+async def parties(stack: Stack, api: Api, tag: str) -> tuple[Member, Member, int]:
+    core = await core_with_limit(api, f"core-{tag}", 10**12)
+    supplier = await api.member(f"sup-{tag}", ["supplier"])
+    # Roles are read from the mirror, which these writes wait for only briefly here.
+    await mirror_at_head(stack, api)
+    payable = await issue(api, core, supplier, 1_000_000)
+    return core, supplier, int(payable["root_claim_id"])
+
+
+async def burst(supplier: Member, to: Member, root: int, keys: list[str]) -> list[httpx.Response]:
+    return list(
+        await asyncio.gather(
+            *(
+                supplier.post(f"/v1/claims/{root}/transfers", {"to": to.address, "amount": 10}, k)
+                for k in keys
+            )
+        )
+    )
+
+
+async def settle_answers(
+    supplier: Member, to: Member, root: int, keys: list[str], answers: list[httpx.Response]
+) -> list[dict[str, Any]]:
+    """Check the burst's answers (no 500, done or pending) and resolve the pending ones with
+    same-key retries; the final answers."""
+    final = []
+    for key, r in zip(keys, answers, strict=True):
+        assert r.status_code in (201, 503), r.text
+        if r.status_code == 503:
+            body = r.json()
+            assert body["code"] in ("transaction_pending", "database_unavailable"), body
+            assert "Retry-After" in r.headers
+        deadline = time.monotonic() + 60
+        while r.status_code != 201:
+            assert time.monotonic() < deadline, r.text
+            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
+            r = (await burst(supplier, to, root, [key]))[0]
+            assert r.status_code in (201, 503, 409), r.text
+            if r.status_code == 409:
+                assert r.json()["code"] == "idempotency_in_progress"
+        final.append(r.json())
+    return final
+
+
+async def test_indexer_killed_and_paused_during_a_burst(stack: Stack, api: Api) -> None:
+    _, supplier, root = await parties(stack, api, "idx")
+    buyer = await api.member("buyer-idx", ["supplier"])
+    for fault in (signal.SIGKILL, signal.SIGSTOP):
+        indexer = stack.procs["indexer"]
+        keys = [f"burst-{fault.name}-{n}-{time.monotonic_ns()}" for n in range(BURST)]
+        sending = asyncio.create_task(burst(supplier, buyer, root, keys))
+        await asyncio.sleep(0.2)
+        indexer.popen.send_signal(fault)
+        answers = await sending
+        assert not [r for r in answers if r.status_code >= 500 and r.status_code != 503]
+        # The mirror does not move any more: a write now is done on chain, flagged.
+        late_key = f"late-{fault.name}-{time.monotonic_ns()}"
+        late = (await burst(supplier, buyer, root, [late_key]))[0]
+        assert late.status_code == 201, late.text
+        assert late.json()["mirror_behind"] is True
+        assert late.headers["Mirror-Behind"] == "true"
+        await asyncio.sleep(4)  # past TIERFLOW_API_INDEXER_STALE_S
+        health = (await api.operator.get("/health")).json()
+        assert health["status"] == "degraded", health
+        assert "indexer_stale" in health["reasons"], health
+        final = await settle_answers(supplier, buyer, root, [*keys, late_key], [*answers, late])
+        for done in final:
+            assert on_chain(stack, done["tx_hash"]), done
+        assert {d["tx_hash"].lower() for d in final} <= audit_citations(stack)
+        # The same keys once more: replays of the same answers, still cited.
+        again = await burst(supplier, buyer, root, keys[:2])
+        assert [r.json()["tx_hash"] for r in again] == [d["tx_hash"] for d in final[:2]]
+        if fault == signal.SIGSTOP:
+            indexer.popen.send_signal(signal.SIGCONT)
+            indexer.stop()
+        else:
+            indexer.popen.wait(10)
+        stack.start_indexer()
+        await mirror_at_head(stack, api)
+
+
+async def mirror_at_head(stack: Stack, api: Api) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        health = (await api.operator.get("/health")).json()
+        if health["status"] == "ok" and health["lag_blocks"] == 0:
+            return
+        assert time.monotonic() < deadline, health
+        await asyncio.sleep(0.2)
+
+
+async def test_reorganised_writes_are_not_replayed_as_done(stack: Stack, api: Api) -> None:
+    _, supplier, root = await parties(stack, api, "reorg")
+    buyer = await api.member("buyer-reorg", ["supplier"])
+    await mirror_at_head(stack, api)
+    snapshot = rpc_call(stack.rpc_url, "evm_snapshot")
+    keys = [f"reorg-{n}-{time.monotonic_ns()}" for n in range(3)]
+    first = [(await burst(supplier, buyer, root, [k]))[0] for k in keys]
+    assert all(r.status_code == 201 for r in first), [r.text for r in first]
+    await mirror_at_head(stack, api)
+    # The node goes back behind the mirror (as a node restarted from an older state would).
+    assert rpc_call(stack.rpc_url, "evm_revert", [snapshot]) is True
+    health = (await api.operator.get("/health")).json()
+    assert health["status"] != "ok", health
+    assert "node_behind_mirror" in health["reasons"], health
+    for key, r in zip(keys, first, strict=True):
+        assert not on_chain(stack, r.json()["tx_hash"])
+        again = (await burst(supplier, buyer, root, [key]))[0]
+        assert again.status_code in (201, 409), again.text
+        assert again.headers.get("Idempotent-Replayed") != "true", again.text
+        if again.status_code == 201:
+            assert again.headers["Idempotent-Rerun"] == "reorganised"
+            assert on_chain(stack, again.json()["tx_hash"])
+            assert again.json()["tx_hash"].lower() in audit_citations(stack)
+        else:
+            assert again.json()["code"] == "write_reorganised"
+        # And now it is an ordinary replay.
+        third = (await burst(supplier, buyer, root, [key]))[0]
+        assert third.status_code == again.status_code
+        assert third.headers.get("Idempotent-Replayed") == "true"
+    await mirror_at_head(stack, api)
+
+    # A reorganisation proper: the last blocks replaced by empty ones.
+    key = f"anvil-reorg-{time.monotonic_ns()}"
+    done = (await burst(supplier, buyer, root, [key]))[0]
+    assert done.status_code == 201, done.text
+    rpc_call(stack.rpc_url, "anvil_reorg", [2, []])
+    retry = (await burst(supplier, buyer, root, [key]))[0]
+    if on_chain(stack, done.json()["tx_hash"]):
+        assert retry.headers.get("Idempotent-Replayed") == "true"  # the node kept it mined
+    else:
+        assert retry.headers.get("Idempotent-Replayed") != "true", retry.text
+        # Run again (201 / 409 write_reorganised), or sent again and not mined yet (503).
+        assert retry.status_code in (201, 409, 503), retry.text
+        if retry.status_code == 503:
+            assert retry.json()["code"] == "transaction_pending"
+
+
+async def test_node_stopped_is_a_prompt_503(stack: Stack, api: Api) -> None:
+    member = await api.member("node-down", ["supplier"])
+    stack.node.stop()
+    started = time.monotonic()
+    r = await api.operator.post(f"/v1/members/{member.address}/suspend", {"reason": "x"})
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] in ("chain_unavailable", "transaction_pending"), r.text
+    assert "Retry-After" in r.headers
+    assert stack.rpc_url not in r.text
+    health = await api.operator.get("/health")
+    assert health.status_code == 503
+    assert health.json()["status"] == "down"
+    assert "node_unreachable" in health.json()["reasons"]
+    assert time.monotonic() - started < 15
