@@ -98,8 +98,9 @@ async def http_splits(
             raise RuntimeError(f"a one-unit transfer came back {made['kind']}")
 
     async def client(c: int) -> None:
-        actor, piece = holders[c % len(holders)]
-        to = s.applicants[(c + 1) % len(s.applicants)][0].address
+        h = c % len(holders)
+        actor, piece = holders[h]
+        to = s.applicants[(h + 1) % len(s.applicants)][0].address  # never the holder itself
         await one(actor, piece, to)  # uncounted: the worker unlocks the member's key first
         while next(counter, None) is not None:
             t0 = time.perf_counter()

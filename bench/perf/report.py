@@ -95,6 +95,9 @@ def render(results: Results) -> str:
                 for f in results.scale
             ),
         ]
+    if results.failures:
+        lines += ["", "### Sections that failed in this run", ""]
+        lines += [f"- {failure}" for failure in results.failures]
     if results.gas:
         lines += [
             "",

@@ -10,10 +10,10 @@ import argparse
 import asyncio
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from eth_account import Account
 from rich.progress import Progress
@@ -73,6 +73,7 @@ class Results:
     indexer_lag: list[tuple[str, str, str]] = field(default_factory=list)
     gas: list[tuple[str, int, str]] = field(default_factory=list)
     scale: list[ScaleFigure] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # sections that failed, and why
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -87,6 +88,7 @@ class Results:
             "indexer_lag": self.indexer_lag,
             "gas": self.gas,
             "scale": [asdict(f) for f in self.scale],
+            "failures": self.failures,
         }
 
 
@@ -259,6 +261,23 @@ async def gas_figures(progress: Progress, results: Results) -> None:
         await asyncio.to_thread(node.stop)
 
 
+T = TypeVar("T")
+
+
+async def _section(
+    results: Results, name: str, work: Awaitable[T], into: list[Any] | None = None
+) -> T | None:
+    """Run one section; a failure is recorded (and printed in the report), the run goes on."""
+    try:
+        done = await work
+    except Exception as exc:
+        results.failures.append(f"{name}: {type(exc).__name__}: {exc}")
+        return None
+    if into is not None and isinstance(done, list):
+        into += done
+    return done
+
+
 async def run(opts: Options, progress: Progress) -> Results:
     results = Results(
         started=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -269,22 +288,28 @@ async def run(opts: Options, progress: Progress) -> Results:
     async with bench_chain(suppliers=MANY) as chain:
         results.writes += await sender_writes(chain, opts, progress)
     if not opts.quick:
-        results.writes += await block_time_writes(opts, progress)
-        ceilings = {r.holders: r.rate for r in results.writes if r.path == "ceiling"}
+        await _section(results, "block time 1 s", block_time_writes(opts, progress), results.writes)
         for workers in (1, 2):
-            api = await api_figures(
-                workers,
-                opts.read_rates,
-                opts.read_seconds,
-                opts.http_writes if workers == 1 else None,
-                progress,
+            api = await _section(
+                results,
+                f"HTTP, {workers} worker(s)",
+                api_figures(
+                    workers,
+                    opts.read_rates,
+                    opts.read_seconds,
+                    opts.http_writes if workers == 1 else None,
+                    progress,
+                ),
             )
+            if api is None:
+                continue
+            ceilings = {r.holders: r.rate for r in results.writes if r.path == "ceiling"}
             for r in api.writes:  # the split ceiling of the bench chain, same run
                 r.ceiling = ceilings[1] if r.holders == 1 else ceilings[MANY]
             results.writes += api.writes
             results.reads += api.reads
-        await indexer_figures(opts, progress, results)
-        results.scale = await scale_figures(opts.full, progress)
-    await gas_figures(progress, results)
+        await _section(results, "indexer", indexer_figures(opts, progress, results))
+        await _section(results, "scale", scale_figures(opts.full, progress), results.scale)
+    await _section(results, "gas", gas_figures(progress, results))
     results.seconds = time.perf_counter() - t0
     return results
