@@ -29,6 +29,7 @@ from backend.api.routes import (
     dev,
     financiers,
     financing,
+    intents,
     invoices,
     members,
     payables,
@@ -98,6 +99,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         dev,
         webhooks,
         approvals,
+        intents,
     ):
         app.include_router(module.router)
     # The console (issue 12): server-rendered pages over the same services, and their

@@ -27,6 +27,8 @@
 ``TIERFLOW_OPERATOR_API_KEY``       the operator's API key when set at first start
 ``TIERFLOW_CONSOLE_SESSION_TTL_S``  how long a console sign-in lasts, in seconds (default
                                     28800: a working day); then the browser signs in again
+``TIERFLOW_INTENT_TTL_S``           chain seconds a ``self`` member's intent stays signable
+                                    (default 900)
 ``TIERFLOW_KEYSTORE_SECRET``        secret the hosted members' keys are encrypted under
                                     (``TIERFLOW_KEYSTORE_PASSWORD``: its older name)
 ==================================  =====================================================
@@ -117,6 +119,12 @@ class ApiSettings(NodeSettings, DatabaseSettings):
         ge=60,
         le=30 * 86_400,
         description="seconds a console sign-in lasts",
+    )
+    intent_ttl_s: int = Field(
+        default=900,
+        ge=30,
+        le=86_400,
+        description="seconds of chain time a self member's intent can be signed and relayed",
     )
     keystore_secret: SecretStr | None = Field(
         default=None,

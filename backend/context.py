@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from eth_account import Account
 from eth_utils.address import to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -76,6 +77,8 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
         keystore = Keystore(password)
         session_factory = sessions(engine)
         operator = await _seed_operator(settings, chain_id, keystore, engine)
+        relayer_key = settings.relayer_key(chain_id)
+        relayer = Account.from_key(relayer_key.get_secret_value()) if relayer_key else None
         gateway = Gateway(
             w3,
             deployment,
@@ -84,6 +87,8 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
             settings.api_mirror_wait_s,
             settings.api_receipt_timeout_s,
             settings.api_node_unavailable_s,
+            relayer=relayer,
+            intent_ttl_s=settings.intent_ttl_s,
         )
         yield AppContext(
             settings=settings,

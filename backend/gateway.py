@@ -25,12 +25,25 @@ reach its block through one :class:`MirrorWatch` per worker: a single task polls
 checkpoint while someone waits, so a burst of writes waiting for a stopped indexer holds no
 database connections. When the wait runs out the write still answers the chain's result,
 flagged ``mirror_behind`` (:attr:`~backend.ports.WriteContext.mirror_behind`).
+
+``self`` members (docs/consent.md). The platform holds no key of theirs: :meth:`Gateway.submit`
+checks the call would succeed as the member (an ``eth_estimateGas`` from the forwarder with
+the member appended, as ERC-2771 delivers it; a refusal is answered at once), then records an
+**intent** (an EIP-712 ``ForwardRequest`` with a fresh unordered nonce and a deadline of
+``TIERFLOW_INTENT_TTL_S`` chain seconds) and raises :class:`~backend.ports.SignatureRequired`.
+When the write is resumed with the member's signature, the relayer submits ``execute(request)``
+(recorded in the journal like any transaction) and the forwarder's ``ForwardRequestExecuted``
+says whether the inner call succeeded; a failed one raises its decoded
+:class:`~ledger.errors.ContractRevert` (its nonce is spent: the signature cannot be replayed).
+What is relayed is always the request as signed, never a call computed again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,13 +51,17 @@ from typing import Any
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
+from backend import forwarding
+from backend.errors import Conflict
 from backend.keystore import Keystore, keyfiles
+from backend.models import IntentRow, MemberProfile
 from backend.nonces import SqlNonceStore
-from backend.ports import HostedAccount, Mined, RecordedTx, WriteContext
+from backend.ports import HostedAccount, Mined, RecordedTx, SignatureRequired, WriteContext
+from db.types import table_of
 from indexer import models as mirror
 from ledger.anvil import ANVIL_CHAIN_ID
 from ledger.artifacts import load_artifact
@@ -52,8 +69,9 @@ from ledger.bindings import ClaimView, Suite
 from ledger.calls import ContractCall
 from ledger.codec import Decoder
 from ledger.deployment import Deployment
+from ledger.errors import ContractRevert
 from ledger.node import Web3Client, rpc
-from ledger.reverts import revert_for_failed_transaction
+from ledger.reverts import decode_revert, revert_for_failed_transaction, revert_from_exception
 from ledger.sender import CachedGasExhausted, GasEstimates, TransactionSender
 
 
@@ -120,7 +138,11 @@ class Gateway:
     mirror_wait_s: float = 15.0
     receipt_timeout_s: float = 30.0
     unavailable_s: float = 10.0
+    #: The relayer's account: it pays the gas of ``self`` members' signed requests.
+    relayer: Any = None
+    intent_ttl_s: int = 900
     _senders: dict[str, TransactionSender] = field(default_factory=dict)
+    _custody: dict[str, str] = field(default_factory=dict)
     _local_chain: bool | None = None
 
     def __post_init__(self) -> None:
@@ -155,6 +177,8 @@ class Gateway:
 
     async def submit(self, write: WriteContext, call: ContractCall) -> Mined:
         """Send ``call`` as the write's caller; see the module docstring."""
+        if await self.custody(write.caller.address) == "self":
+            return await self._forward(write, call)
         sender = await self.sender(write.caller.address)
         tx = sender.encode_call(call.bind(self.suite))
         receipt = await self._send(write, sender, tx)
@@ -203,6 +227,142 @@ class Gateway:
         await rpc(self.w3, "anvil_setTime", until)
         await rpc(self.w3, "evm_mine")
         return int(await self.w3.eth.block_number)
+
+    # -- self custody: intents and the relayer ------------------------------------------------
+
+    async def custody(self, address: str) -> str:
+        """``self`` or ``hosted`` (chosen at onboarding, never changed: kept once read)."""
+        known = self._custody.get(address)
+        if known is None:
+            async with self.engine.connect() as conn:
+                found = (
+                    await conn.execute(
+                        select(MemberProfile.custody).where(MemberProfile.address == address)
+                    )
+                ).scalar_one_or_none()
+            known = found or "hosted"
+            if found is not None:
+                self._custody[address] = known
+        return known
+
+    async def _forward(self, write: WriteContext, call: ContractCall) -> Mined:
+        step = write.intent_step
+        write.intent_step += 1
+        intent_id = write.remembered(f"intent{step}")
+        if intent_id is None:
+            await self._prepare_intent(write, call, step)  # raises SignatureRequired
+        async with AsyncSession(self.engine, expire_on_commit=False) as session:
+            row = await session.get(IntentRow, intent_id)
+        if row is None:
+            raise LookupError(f"intent {intent_id} of this write is gone")
+        if row.signature is None:
+            raise SignatureRequired({"status": "awaiting_signature", "intent": intent_view(row)})
+        return await self._relay(write, row)
+
+    async def _prepare_intent(self, write: WriteContext, call: ContractCall, step: int) -> None:
+        member = write.caller.address
+        fn = call.bind(self.suite)
+        to = to_checksum_address(fn.address)
+        data = bytes.fromhex(fn._encode_transaction_data().removeprefix("0x"))
+        forwarder = self.deployment.address("TierflowForwarder")
+        try:
+            estimate = await self.w3.eth.estimate_gas(
+                {"from": forwarder, "to": to, "data": data + bytes.fromhex(member[2:])}
+            )
+        except Exception as exc:
+            revert = revert_from_exception(exc)
+            if revert is not None:
+                raise revert from exc
+            raise
+        gas = int(estimate) * 13 // 10 + 20_000
+        nonce = forwarding.random_nonce()
+        while await self.suite.forwarder.functions.nonceUsed(member, nonce).call():
+            nonce = forwarding.random_nonce()
+        deadline = await self.chain_time() + self.intent_ttl_s
+        chain_id = int(await self.w3.eth.chain_id)
+        document = forwarding.typed_data(
+            chain_id, forwarder, member, to, gas, nonce, deadline, data
+        )
+        abi_entry = next(
+            e
+            for e in load_artifact(call.contract).abi
+            if e.get("type") == "function"
+            and e.get("name") == call.function
+            and len(e.get("inputs", [])) == len(call.args)
+        )
+        action = {
+            "contract": call.contract,
+            "function": call.function,
+            "args": forwarding.plain_args(abi_entry["inputs"], call.args),
+        }
+        key = write.idempotency_key or ""
+        row = IntentRow(
+            id="int_" + secrets.token_hex(8),
+            member=member,
+            idempotency_key=key,
+            contract=call.contract,
+            function=call.function,
+            typed_data=json.dumps(document),
+            action=json.dumps(action),
+            digest="0x" + forwarding.digest(document).hex(),
+            deadline=deadline,
+            status="awaiting",
+            created_at=int(time.time()),
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(table_of(IntentRow).insert().values(**_columns(row)))
+        await write.remember(**{f"intent{step}": row.id})
+        raise SignatureRequired({"status": "awaiting_signature", "intent": intent_view(row)})
+
+    async def _relay(self, write: WriteContext, row: IntentRow) -> Mined:
+        if self.relayer is None:
+            raise Conflict(
+                "no relayer key is configured (TIERFLOW_RELAYER_PRIVATE_KEY)",
+                code="relayer_missing",
+            )
+        sender = self._senders.get("relayer")
+        if sender is None:
+            sender = self._senders["relayer"] = TransactionSender(
+                self.w3,
+                self.relayer,
+                self.nonces,
+                receipt_timeout_s=self.receipt_timeout_s,
+                unavailable_timeout_s=self.unavailable_s,
+            )
+        message = json.loads(row.typed_data)["message"]
+        request = (
+            message["from"],
+            message["to"],
+            int(message["value"]),
+            int(message["gas"]),
+            int(message["nonce"]),
+            int(message["deadline"]),
+            bytes.fromhex(message["data"][2:]),
+            bytes.fromhex(row.signature[2:]) if row.signature else b"",
+        )
+        tx = sender.encode_call(self.suite.forwarder.functions.execute(request))
+        receipt = await self._send(write, sender, tx)
+        tx_hash = receipt["transactionHash"].to_0x_hex()
+        executed = [
+            ev
+            for ev in (
+                self.decoder.decode(_log_json(log)) for log in receipt["logs"] if self._ours(log)
+            )
+            if ev.key == "TierflowForwarder:ForwardRequestExecuted"
+        ]
+        success = bool(executed and executed[0].args["success"])
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                table_of(IntentRow)
+                .update()
+                .where(IntentRow.id == row.id)
+                .values(status="done" if success else "failed", tx_hash=tx_hash)
+            )
+        if not success:
+            data = executed[0].args["returndata"] if executed else b""
+            raw = data if isinstance(data, bytes) else bytes.fromhex(str(data).removeprefix("0x"))
+            raise ContractRevert(decode_revert(raw), raw, tx_hash)
+        return await self._mined(write, receipt)
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -301,6 +461,30 @@ class Gateway:
             if block is None or block["hash"] != receipt["blockHash"]:
                 return False
         return True
+
+
+def intent_view(row: IntentRow) -> dict[str, Any]:
+    """An intent as the API shows it (SPEC §4)."""
+    return {
+        "id": row.id,
+        "member": row.member,
+        "status": row.status,
+        "expires_at": _iso(row.deadline),
+        "typed_data": json.loads(row.typed_data),
+        "digest": row.digest,
+        "action": json.loads(row.action),
+        "tx_hash": row.tx_hash,
+    }
+
+
+def _iso(seconds: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def _columns(row: IntentRow) -> dict[str, Any]:
+    return {c.key: getattr(row, c.key) for c in table_of(IntentRow).columns}
 
 
 def _log_json(log: Any) -> dict[str, Any]:

@@ -16,7 +16,11 @@ collide in the database, whichever worker they reach):
   this request takes it over and runs the *stored* command again with the recorded
   transactions, which are found on chain (or re-sent as the same bytes) instead of being sent
   a second time;
-- the same key with another body (method, path or bytes): 422 ``idempotency_key_reused``.
+- the same key with another body (method, path or bytes): 422 ``idempotency_key_reused``;
+- the write stopped for a ``self`` member's signature (:class:`~backend.ports.SignatureRequired`):
+  the record is ``awaiting`` with the ``202`` answer (the intent), which a retry gets again;
+  :meth:`Idempotency.resume` takes it up once the signature is in and runs the stored command
+  to its end, so the original key then replays the write's own answer.
 
 Failures that say nothing about the request (the node unreachable, a timeout, a bug) store no
 response: the record stays pending with its transactions, to be resumed by a retry.
@@ -45,7 +49,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.errors import Conflict, Invalid
 from backend.models import IdempotencyRecord
-from backend.ports import RecordedTx, TxJournal
+from backend.ports import RecordedTx, SignatureRequired, TxJournal
 from backend.services.commands import Command
 from db.engine import now_ms, now_s
 from db.types import table_of
@@ -139,6 +143,67 @@ class Idempotency:
                 break
             # another request reopened it meanwhile: wait for its outcome like a duplicate
 
+        return await self._run_claimed(member, key, claimed, handler, refusal, path)
+
+    async def resume(
+        self, member: str, key: str, handler: Handler, refusal: Refusal, path: str
+    ) -> StoredResponse:
+        """Run the write stored under an ``awaiting`` key to its end (its signature came), or
+        answer what the key holds (done, or still awaiting)."""
+        deadline = asyncio.get_running_loop().time() + self.wait_s
+        while True:
+            async with self.engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        select(_RECORDS).where(_RECORDS.c.member == member, _RECORDS.c.key == key)
+                    )
+                ).first()
+                if row is None:
+                    raise Conflict("no write waits under this key", code="intent_not_found")
+                if row.state == "done":
+                    hashes = tuple(t["hash"] for t in json.loads(row.transactions))
+                    return StoredResponse(row.status_code, json.loads(row.response), True, hashes)
+                if row.state == "awaiting" or row.locked_until_ms < now_ms():
+                    taken = await conn.execute(
+                        update(_RECORDS)
+                        .where(
+                            _RECORDS.c.member == member,
+                            _RECORDS.c.key == key,
+                            _RECORDS.c.state == row.state,
+                            _RECORDS.c.locked_until_ms == row.locked_until_ms,
+                        )
+                        .values(state="pending", locked_until_ms=now_ms() + self.lease_ms)
+                    )
+                    if taken.rowcount == 1:
+                        claimed = Claimed(
+                            Command(row.operation, json.loads(row.arguments)),
+                            row.caller_key_id,
+                            [RecordedTx(**t) for t in json.loads(row.transactions)],
+                            json.loads(row.memo),
+                        )
+                        break
+                    continue
+            if asyncio.get_running_loop().time() >= deadline:
+                raise Conflict(
+                    "a request with this Idempotency-Key is still in progress; retry later",
+                    code="idempotency_in_progress",
+                )
+            await asyncio.sleep(0.1)
+        return await self._run_claimed(member, key, claimed, handler, refusal, path)
+
+    async def finish(self, member: str, key: str, status: int, body: Any) -> None:
+        """Store ``body`` as the final answer of a key (an intent that expired unsigned)."""
+        await self._finish(member, key, status, body)
+
+    async def _run_claimed(
+        self,
+        member: str,
+        key: str,
+        claimed: Claimed,
+        handler: Handler,
+        refusal: Refusal,
+        path: str,
+    ) -> StoredResponse:
         stored_refusal = refusal if claimed.rerun is None else _reorganised(refusal, path)
 
         async def persist(journal: TxJournal) -> None:
@@ -149,6 +214,9 @@ class Idempotency:
         try:
             try:
                 status, response = await handler(claimed, journal)
+            except SignatureRequired as waiting:
+                await self._await_signature(member, key, waiting.answer)
+                return StoredResponse(202, waiting.answer, replayed=False)
             except Exception as exc:
                 # The chain's refusal (or the service's) is this request's answer: a retry
                 # gets it again. Anything else says nothing about the request.
@@ -226,6 +294,8 @@ class Idempotency:
                 if row.state == "done":
                     hashes = tuple(t["hash"] for t in json.loads(row.transactions))
                     return StoredResponse(row.status_code, json.loads(row.response), True, hashes)
+                if row.state == "awaiting":  # a self member's signature is still to come
+                    return StoredResponse(row.status_code, json.loads(row.response), True)
                 if row.locked_until_ms < now_ms():
                     taken = await conn.execute(
                         update(_RECORDS)
@@ -294,6 +364,16 @@ class Idempotency:
                 .values(
                     transactions=json.dumps([t.as_json() for t in journal.recorded]),
                     memo=json.dumps(journal.state),
+                )
+            )
+
+    async def _await_signature(self, member: str, key: str, body: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(_RECORDS)
+                .where(_RECORDS.c.member == member, _RECORDS.c.key == key)
+                .values(
+                    state="awaiting", status_code=202, response=json.dumps(body), locked_until_ms=0
                 )
             )
 

@@ -109,6 +109,27 @@ class Approval(Base):
     decided_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
+class IntentRow(Base):
+    """A write of a ``self`` member waiting for (or done with) the member's signature of an
+    EIP-712 forward request (docs/consent.md)."""
+
+    __tablename__ = "intents"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member: Mapped[str] = mapped_column(ADDRESS, index=True)
+    #: The write's Idempotency-Key (its record holds the command and, later, the answer).
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    contract: Mapped[str] = mapped_column(String(64))
+    function: Mapped[str] = mapped_column(String(64))
+    typed_data: Mapped[str] = mapped_column(Text)  # JSON: exactly what is signed
+    action: Mapped[str] = mapped_column(Text)  # JSON: the call in plain fields
+    digest: Mapped[str] = mapped_column(String(66))
+    deadline: Mapped[int] = mapped_column(BigInteger)  # chain time
+    status: Mapped[str] = mapped_column(String(16))  # awaiting, signed, done, failed, expired
+    signature: Mapped[str | None] = mapped_column(String(140))
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class ApiKey(Base):
     __tablename__ = "api_keys"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -336,6 +357,7 @@ __all__ = [
     "CreditLine",
     "FinancingPolicy",
     "IdempotencyRecord",
+    "IntentRow",
     "InvoiceDetails",
     "KeystoreEntry",
     "MemberProfile",

@@ -71,6 +71,10 @@ class WriteContext:
     #: Set when a transaction was mined but the mirror had not reached its block in time: the
     #: answer is the chain's, reads may not show it yet.
     mirror_behind: bool = False
+    #: Calls of a ``self`` member submitted so far in this run (each has its own intent).
+    intent_step: int = 0
+    #: The write's Idempotency-Key (an intent names it, to resume the write once signed).
+    idempotency_key: str | None = None
 
     async def cite(self, tx_hash: str) -> None:
         """Cite ``tx_hash`` for this write, durably, before it is broadcast."""
@@ -86,6 +90,17 @@ class WriteContext:
     async def remember(self, **values: Any) -> None:
         if self.journal is not None:
             await self.journal.remember(**values)
+
+
+class SignatureRequired(Exception):
+    """A write of a ``self`` member stops at its chain call: the platform holds no key for it,
+    so the call becomes an intent the member signs (docs/consent.md). ``answer`` is the
+    write's ``202`` body, ``{"status": "awaiting_signature", "intent": {…}}``; the write is
+    resumed from its idempotency record once the signature arrives."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__("the member's signature is needed")
+        self.answer = answer
 
 
 @dataclass(frozen=True)

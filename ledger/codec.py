@@ -88,7 +88,7 @@ def _value(kind: str, value: Any) -> Any:
     """Normalise one value decoded by ``eth_abi``."""
     if kind == "address":
         return checksum(value)
-    if kind.startswith("bytes") and kind[5:].isdigit():
+    if kind == "bytes" or (kind.startswith("bytes") and kind[5:].isdigit()):
         return "0x" + bytes(value).hex()
     if kind.endswith("[]"):
         inner = kind[:-2]

@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend import audit_log
 from backend.api.audit_state import request_audit
 from backend.api.problems import stored_refusal
-from backend.auth import Caller, authenticate
+from backend.auth import Caller, authenticate, caller_of_key
 from backend.context import AppContext
 from backend.errors import BadRequest, Forbidden, Invalid, RateLimited
-from backend.idempotency import Claimed, request_digest
+from backend.idempotency import Claimed, StoredResponse, request_digest
 from backend.ports import Ports, TxJournal, WriteContext
 from backend.schemas.approvals import ApprovalPublic
 from backend.services import approvals, commands
@@ -160,6 +160,7 @@ class Writes:
         """Run ``command`` as ``caller`` under its Idempotency-Key ``key`` for ``request``
         (``(method, path, body)``): also a maker's write a checker approved."""
         write = _write_context(self.ctx, self.request, caller)
+        write.idempotency_key = key
         ports = self.ctx.ports
 
         async def execute(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
@@ -182,6 +183,29 @@ class Writes:
             stored_refusal(path),
             self.ctx.gateway.canonical,
         )
+        return self._respond(stored)
+
+    async def resume(self, member: str, key: str) -> JSONResponse:
+        """Run the write waiting under ``member``'s key ``key`` to its end (a ``self``
+        member's signature came), as the caller that made it; or replay its answer."""
+        ctx = self.ctx
+
+        async def execute(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
+            async with ctx.engine.connect() as conn:
+                caller = await caller_of_key(conn, claimed.caller_key_id)
+            write = _write_context(ctx, self.request, caller)
+            write.idempotency_key = key
+            write.journal = journal
+            answer = await commands.execute(ctx.ports, write, claimed.command)
+            if write.mirror_behind and isinstance(answer, dict):
+                answer["mirror_behind"] = True
+            return status_of_command(claimed.command), answer
+
+        path = self.request.url.path
+        stored = await ctx.idempotency.resume(member, key, execute, stored_refusal(path), path)
+        return self._respond(stored)
+
+    def _respond(self, stored: StoredResponse) -> JSONResponse:
         headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
         if stored.rerun is not None:
             headers["Idempotent-Rerun"] = stored.rerun

@@ -1,0 +1,139 @@
+"""Intents (SPEC §4): a ``self`` member's writes wait here for its signature. ``POST
+/v1/intents/{id}/signature`` checks the signature recovers to the member (otherwise 403
+``signature_not_member``, nothing sent) and that the request's deadline has not passed (409
+``intent_expired``), then resumes the write: the relayer submits it through the forwarder and
+the answer is exactly the write's own (stored under the write's Idempotency-Key, so the same
+POST again, or the write retried with its key, replays it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import select, update
+
+from backend import forwarding
+from backend.api.deps import (
+    ContextDep,
+    CurrentCaller,
+    PageDep,
+    SessionDep,
+    UnkeyedWritesDep,
+    writer,
+)
+from backend.api.problems import problem
+from backend.auth import Caller
+from backend.errors import Conflict, Forbidden, Invalid, NotFound
+from backend.gateway import intent_view
+from backend.models import IntentRow
+from backend.schemas.intents import IntentPublic, IntentsPublic, IntentStatus, SignatureSubmit
+
+router = APIRouter(prefix="/v1/intents", tags=["intents"])
+IntentPath = Annotated[str, Path(pattern="^int_[0-9a-f]{16}$", description="the intent")]
+SIGNED = {
+    200: {"description": "the write's own answer"},
+    201: {"description": "the write's own answer (it created an object)"},
+}
+
+
+def _shown(row: IntentRow, chain_time: int) -> dict[str, Any]:
+    view = intent_view(row)
+    if row.status == "awaiting" and chain_time > row.deadline:
+        view["status"] = "expired"
+    return view
+
+
+@router.get("", response_model=IntentsPublic)
+async def list_intents(
+    caller: CurrentCaller,
+    session: SessionDep,
+    ctx: ContextDep,
+    page: PageDep,
+    status: Annotated[
+        IntentStatus | None, Query(description="default: the open ones (awaiting)")
+    ] = None,
+) -> Any:
+    """The caller's member's intents, oldest first; by default the open ones."""
+    now = await ctx.gateway.chain_time()
+    query = (
+        select(IntentRow)
+        .where(IntentRow.member == caller.address)
+        .order_by(IntentRow.id)
+        .limit(page.limit)
+    )
+    wanted = status or "awaiting"
+    if wanted == "expired":
+        query = query.where(
+            (IntentRow.status == "expired")
+            | ((IntentRow.status == "awaiting") & (IntentRow.deadline < now))
+        )
+    else:
+        query = query.where(IntentRow.status == wanted)
+        if wanted == "awaiting":
+            query = query.where(IntentRow.deadline >= now)
+    if isinstance(page.after, str):
+        query = query.where(IntentRow.id > page.after)
+    items = [_shown(r, now) for r in (await session.execute(query)).scalars()]
+    return {"items": items, "next_cursor": page.next_cursor(items, lambda i: i["id"])}
+
+
+@router.get("/{intent_id}", response_model=IntentPublic)
+async def get_intent(
+    intent_id: IntentPath, caller: CurrentCaller, session: SessionDep, ctx: ContextDep
+) -> Any:
+    row = await session.get(IntentRow, intent_id)
+    if row is None or row.member != caller.address:
+        raise NotFound("no such intent", code="intent_not_found")
+    return _shown(row, await ctx.gateway.chain_time())
+
+
+@router.post("/{intent_id}/signature", responses=SIGNED)  # type: ignore[arg-type]
+async def submit_signature(
+    intent_id: IntentPath,
+    body: SignatureSubmit,
+    caller: Annotated[Caller, writer()],
+    ctx: ContextDep,
+    writes: UnkeyedWritesDep,
+) -> Any:
+    """The member's signature of the intent's typed data: the write is relayed and its own
+    answer returned (see the module docstring)."""
+    async with ctx.sessions() as session:
+        row = await session.get(IntentRow, intent_id)
+    if row is None or row.member != caller.address:
+        raise NotFound("no such intent", code="intent_not_found")
+    if body.signature is None:
+        raise Invalid(
+            "this intent is EIP-712 typed data: post its `signature`", code="signed_tx_not_offered"
+        )
+    if row.status == "expired":
+        raise Conflict("the intent expired unsigned", code="intent_expired")
+    if row.status == "awaiting":
+        signature = bytes.fromhex(body.signature[2:])
+        if forwarding.signer_of(bytes.fromhex(row.digest[2:]), signature) != row.member:
+            raise Forbidden(
+                "the signature is not the member's: nothing was sent", code="signature_not_member"
+            )
+        if await ctx.gateway.chain_time() > row.deadline:
+            await _expire(ctx, row, writes.request.url.path)
+            raise Conflict("the intent expired unsigned", code="intent_expired")
+        async with ctx.engine.begin() as conn:
+            await conn.execute(
+                update(IntentRow)
+                .where(IntentRow.id == row.id, IntentRow.status == "awaiting")
+                .values(signature=body.signature.lower(), status="signed")
+            )
+    return await writes.resume(row.member, row.idempotency_key)
+
+
+async def _expire(ctx: Any, row: IntentRow, instance: str) -> None:
+    """An intent past its deadline: expired for good, and its write's answer is that."""
+    async with ctx.engine.begin() as conn:
+        await conn.execute(
+            update(IntentRow)
+            .where(IntentRow.id == row.id, IntentRow.status == "awaiting")
+            .values(status="expired")
+        )
+    body = problem(409, "intent_expired", "the intent expired unsigned", instance)
+    body["intent_id"] = row.id
+    await ctx.idempotency.finish(row.member, row.idempotency_key, 409, json.loads(json.dumps(body)))

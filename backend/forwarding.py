@@ -1,0 +1,128 @@
+"""EIP-712 forward requests of ``self`` members (docs/consent.md): what a member signs so the
+relayer can submit it to the ``TierflowForwarder`` (ERC-2771), and the checks on a signature.
+
+- :func:`typed_data`: the full EIP-712 document of a ``ForwardRequest(address from,address
+  to,uint256 value,uint256 gas,uint256 nonce,uint48 deadline,bytes data)`` under the domain
+  ``{name: "TierflowForwarder", version: "1", chainId, verifyingContract}``;
+- :func:`digest`: its EIP-712 digest (what the forwarder's ``hashRequest`` answers);
+- :func:`signer_of`: the address a 65-byte signature over a digest recovers to;
+- :func:`plain_args`: a call's arguments by their Solidity names in plain JSON (checksummed
+  addresses, 0x-hex bytes, structs as objects), the ``action`` a member reads before signing.
+
+Numbers in the typed data are JSON integers; nonces are drawn below 2^52 so that every
+EIP-712 library, JavaScript's included, reads them exactly.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+FORWARDER = "TierflowForwarder"
+VERSION = "1"
+FORWARD_REQUEST = [
+    {"name": "from", "type": "address"},
+    {"name": "to", "type": "address"},
+    {"name": "value", "type": "uint256"},
+    {"name": "gas", "type": "uint256"},
+    {"name": "nonce", "type": "uint256"},
+    {"name": "deadline", "type": "uint48"},
+    {"name": "data", "type": "bytes"},
+]
+DOMAIN = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+#: Nonces are drawn below this (exact in every JSON reader).
+NONCE_BOUND = 2**52
+
+
+def random_nonce() -> int:
+    return secrets.randbelow(NONCE_BOUND)
+
+
+def typed_data(
+    chain_id: int,
+    forwarder: str,
+    sender: str,
+    to: str,
+    gas: int,
+    nonce: int,
+    deadline: int,
+    data: bytes,
+) -> dict[str, Any]:
+    return {
+        "types": {"EIP712Domain": DOMAIN, "ForwardRequest": FORWARD_REQUEST},
+        "primaryType": "ForwardRequest",
+        "domain": {
+            "name": FORWARDER,
+            "version": VERSION,
+            "chainId": chain_id,
+            "verifyingContract": to_checksum_address(forwarder),
+        },
+        "message": {
+            "from": to_checksum_address(sender),
+            "to": to_checksum_address(to),
+            "value": 0,
+            "gas": gas,
+            "nonce": nonce,
+            "deadline": deadline,
+            "data": "0x" + data.hex(),
+        },
+    }
+
+
+def digest(document: Mapping[str, Any]) -> bytes:
+    """``keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ hashStruct(message))``."""
+    signable = encode_typed_data(full_message=dict(document))
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def signer_of(digest_: bytes, signature: bytes) -> str | None:
+    """The address ``signature`` (65 bytes, r ‖ s ‖ v) over ``digest_`` recovers to, or
+    ``None`` when it is no valid signature."""
+    if len(signature) != 65:
+        return None
+    try:
+        recovered: str = Account._recover_hash(digest_, signature=signature)
+    except Exception:
+        return None
+    return to_checksum_address(recovered)
+
+
+def plain_args(inputs: Sequence[Mapping[str, Any]], args: Sequence[Any]) -> dict[str, Any]:
+    """``args`` by the names of the ABI ``inputs``, as plain JSON."""
+    return {
+        (entry.get("name") or f"arg{n}"): _plain(value, entry)
+        for n, (entry, value) in enumerate(zip(inputs, args, strict=True))
+    }
+
+
+def _plain(value: Any, entry: Mapping[str, Any]) -> Any:
+    kind: str = entry["type"]
+    if kind.endswith("]"):
+        inner = {**entry, "type": kind[: kind.rindex("[")]}
+        return [_plain(v, inner) for v in value]
+    if kind == "tuple":
+        parts = entry.get("components", [])
+        values = list(value.values()) if isinstance(value, Mapping) else list(value)
+        return {c["name"]: _plain(v, c) for c, v in zip(parts, values, strict=True)}
+    if kind == "address":
+        return to_checksum_address(value)
+    if kind.startswith("bytes"):
+        if isinstance(value, str):
+            return "0x" + bytes.fromhex(value.removeprefix("0x")).hex()
+        return "0x" + bytes(value).hex()
+    if kind == "bool":
+        return bool(value)
+    if kind.startswith(("uint", "int")):
+        return int(value)
+    return value

@@ -1,0 +1,50 @@
+"""Intents: what a ``self`` member is asked to sign (SPEC §4, docs/consent.md)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from backend.schemas.common import Address, Input, Output, Timestamp
+
+IntentStatus = Literal["awaiting", "signed", "done", "failed", "expired"]
+
+
+class IntentAction(Output):
+    contract: str = Field(examples=["ClaimLedger"])
+    function: str = Field(examples=["split"])
+    args: dict[str, Any] = Field(description="the call's arguments by their Solidity names")
+
+
+class IntentPublic(Output):
+    id: str
+    member: Address = Field(description="the signer the API expects")
+    status: IntentStatus
+    expires_at: Timestamp = Field(description="the request's on-chain deadline (chain time)")
+    typed_data: dict[str, Any] = Field(description="EIP-712 ForwardRequest: what is signed")
+    digest: str = Field(description="the EIP-712 digest of `typed_data`")
+    action: IntentAction
+    tx_hash: str | None = Field(description="the relayed transaction, once sent")
+
+
+class IntentsPublic(Output):
+    items: list[IntentPublic]
+    next_cursor: str | None = None
+
+
+class SignatureSubmit(Input):
+    signature: str | None = Field(
+        default=None,
+        pattern=r"^0x[0-9a-fA-F]{130}$",
+        description="65 bytes r ‖ s ‖ v over `digest`, by the member's key",
+    )
+    signed_tx: str | None = Field(
+        default=None, max_length=100_000, description="not offered: intents are typed data"
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> SignatureSubmit:
+        if (self.signature is None) == (self.signed_tx is None):
+            raise ValueError("give signature (or signed_tx)")
+        return self

@@ -1,0 +1,249 @@
+"""Self custody end to end through the HTTP API on a real chain (SPEC §4, docs/consent.md).
+
+A ``self`` supplier (its key made here, never given to the platform) holds a piece. Its write
+answers ``202 awaiting_signature`` with an intent (EIP-712 ``ForwardRequest`` typed data whose
+digest is the forwarder's own ``hashRequest``, the action in plain fields); a retry under the
+same key answers the same. A signature by another key is refused (403 ``signature_not_member``)
+and nothing reaches the chain. The member's signature makes the relayer submit it through the
+forwarder: the answer is the write's own (201, the created piece), the chain records the
+member as the actor although the relayer sent the transaction, and the same signature again,
+or the write retried with its key, replays the answer. An abandoned intent blocks nothing
+later; one signed after its deadline is ``409 intent_expired``; one whose call fails when
+relayed answers the contract's decoded refusal, and its nonce is spent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from bench.stack import Stack
+from ledger.anvil import rpc_call
+from tests.support.api import KYC_UNTIL, Api, Ledger, Member, core_with_limit, invoice_body, problem
+
+
+def sign(account: LocalAccount, intent: dict[str, Any]) -> str:
+    signed = account.unsafe_sign_hash(bytes.fromhex(intent["digest"][2:]))
+    return "0x" + bytes(signed.signature).hex()
+
+
+async def signed(member: Member, account: LocalAccount, answer: Any) -> Any:
+    """The answer of a write, after signing its intent if it asks for one."""
+    if answer.status_code != 202:
+        return answer
+    intent = answer.json()["intent"]
+    return await member.post(
+        f"/v1/intents/{intent['id']}/signature", {"signature": sign(account, intent)}
+    )
+
+
+def block(stack: Stack) -> int:
+    return int(rpc_call(stack.rpc_url, "eth_blockNumber"), 16)
+
+
+@pytest.fixture(scope="module")
+async def ledger(stack: Stack, api: Api) -> Any:
+    async with Ledger.open(stack, api) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+async def parties(api: Api) -> dict[str, Any]:
+    account = Account.create()
+    r = await api.operator.post(
+        "/v1/members",
+        {
+            "name": "self tier-1",
+            "roles": ["supplier"],
+            "kyc_expires_at": KYC_UNTIL,
+            "address": account.address,
+        },
+    )
+    assert r.status_code == 201, r.text
+    key = r.json()["api_key"]
+    supplier = Member("self tier-1", account.address, key, api.stack.client(key))
+    api.members["self tier-1"] = supplier
+    core = await core_with_limit(api, "intents-core", 10**15)
+    tier2 = await api.member("intents-tier2", ["supplier"])
+    # The self supplier registers its invoice by signing; the core confirms and issues.
+    body = invoice_body(core, 1_000_000, await api.chain_time() - 3600)
+    invoice = await signed(supplier, account, await supplier.post("/v1/invoices", body))
+    assert invoice.status_code == 201, invoice.text
+    confirmed = await core.post(f"/v1/invoices/{invoice.json()['id']}/confirm")
+    assert confirmed.status_code == 200, confirmed.text
+    issued = await core.post(
+        "/v1/payables",
+        {
+            "supplier": supplier.address,
+            "face_value": 1_000_000,
+            "due_date": await api.chain_time() + 60 * 86_400,
+            "invoice_ids": [invoice.json()["id"]],
+        },
+    )
+    assert issued.status_code == 201, issued.text
+    payable = issued.json()
+    return {
+        "account": account,
+        "supplier": supplier,
+        "core": core,
+        "tier2": tier2,
+        "root": payable["root_claim_id"],
+    }
+
+
+async def split(parties: dict[str, Any], amount: int, key: str | None = None) -> Any:
+    supplier: Member = parties["supplier"]
+    return await supplier.post(
+        f"/v1/claims/{parties['root']}/transfers",
+        {"to": parties["tier2"].address, "amount": amount},
+        key=key,
+    )
+
+
+async def test_sign_relay_and_replay(
+    stack: Stack, api: Api, ledger: Ledger, parties: dict[str, Any]
+) -> None:
+    supplier: Member = parties["supplier"]
+    account: LocalAccount = parties["account"]
+    r = await split(parties, 100_000, key="intent-split-1")
+    assert r.status_code == 202, r.text
+    answer = r.json()
+    assert answer["status"] == "awaiting_signature"
+    intent = answer["intent"]
+    assert intent["member"] == supplier.address
+    assert intent["action"]["contract"] == "ClaimLedger"
+    assert intent["action"]["function"] == "split"
+    assert intent["action"]["args"]["value"] == 100_000
+    assert intent["action"]["args"]["to"] == parties["tier2"].address
+    typed = intent["typed_data"]
+    forwarder = ledger.suite.forwarder
+    assert typed["domain"]["verifyingContract"] == forwarder.address
+    assert typed["domain"]["chainId"] == 31337
+    message = typed["message"]
+    assert message["from"] == supplier.address
+    request = (
+        message["from"],
+        message["to"],
+        message["value"],
+        message["gas"],
+        message["nonce"],
+        message["deadline"],
+        bytes.fromhex(message["data"][2:]),
+        b"",
+    )
+    on_chain = await forwarder.functions.hashRequest(request).call()
+    assert "0x" + bytes(on_chain).hex() == intent["digest"]
+
+    again = await split(parties, 100_000, key="intent-split-1")
+    assert again.status_code == 202
+    assert again.json()["intent"]["id"] == intent["id"]
+    listed = await supplier.get("/v1/intents")
+    assert intent["id"] in [i["id"] for i in listed.json()["items"]]
+    shown = await supplier.get(f"/v1/intents/{intent['id']}")
+    assert shown.status_code == 200
+    assert shown.json()["digest"] == intent["digest"]
+    # Other members do not see it.
+    problem(await parties["tier2"].get(f"/v1/intents/{intent['id']}"), 404, "intent_not_found")
+
+    # Another key's signature: refused, nothing sent.
+    before = block(stack)
+    path = f"/v1/intents/{intent['id']}/signature"
+    wrong = await supplier.post(path, {"signature": sign(Account.create(), intent)})
+    problem(wrong, 403, "signature_not_member")
+    assert block(stack) == before
+    holder_before = (await ledger.suite.claim(parties["root"])).holder
+    assert holder_before == supplier.address
+
+    signed = await supplier.post(path, {"signature": sign(account, intent)})
+    assert signed.status_code == 201, signed.text
+    made = signed.json()
+    assert made["kind"] == "split"
+    assert made["tx_hash"].startswith("0x")
+    piece = made["claim_id"]
+    assert (await ledger.suite.claim(piece)).holder == parties["tier2"].address
+    # The relayer sent the transaction; the chain names the member as the actor.
+    tx = rpc_call(stack.rpc_url, "eth_getTransactionByHash", [made["tx_hash"]])
+    assert tx["from"].lower() != supplier.address.lower()
+    history = await supplier.get(f"/v1/claims/{piece}/history")
+    (event,) = [e for e in history.json()["items"] if e["event"] == "ClaimSplit"]
+    assert event["args"]["from"] == supplier.address
+    assert event["tx_hash"] == made["tx_hash"]
+
+    # Replays: the signature again, the write again under its key.
+    replay = await supplier.post(path, {"signature": sign(account, intent)})
+    assert replay.status_code == 201
+    assert replay.json() == made
+    write_again = await split(parties, 100_000, key="intent-split-1")
+    assert write_again.status_code == 201
+    assert write_again.json() == made
+    assert (await supplier.get(f"/v1/intents/{intent['id']}")).json()["status"] == "done"
+    # The platform holds no key for the member.
+    assert all(i["id"] != intent["id"] for i in (await supplier.get("/v1/intents")).json()["items"])
+
+
+async def test_abandoned_and_expired_intents_block_nothing(
+    stack: Stack, api: Api, ledger: Ledger, parties: dict[str, Any]
+) -> None:
+    supplier: Member = parties["supplier"]
+    account: LocalAccount = parties["account"]
+    abandoned = await split(parties, 1_000, key="intent-abandoned")
+    assert abandoned.status_code == 202, abandoned.text
+    later = await split(parties, 2_000)
+    assert later.status_code == 202, later.text
+    intent = later.json()["intent"]
+    done = await supplier.post(
+        f"/v1/intents/{intent['id']}/signature", {"signature": sign(account, intent)}
+    )
+    assert done.status_code == 201, done.text
+
+    old = abandoned.json()["intent"]
+    api.advance_time(901)  # past TIERFLOW_INTENT_TTL_S (900)
+    expired_list = await supplier.get("/v1/intents", status="expired")
+    assert old["id"] in [i["id"] for i in expired_list.json()["items"]]
+    before = block(stack)
+    late = await supplier.post(
+        f"/v1/intents/{old['id']}/signature", {"signature": sign(account, old)}
+    )
+    problem(late, 409, "intent_expired")
+    assert block(stack) == before
+    problem(await split(parties, 1_000, key="intent-abandoned"), 409, "intent_expired")
+    problem(
+        await supplier.post(
+            f"/v1/intents/{old['id']}/signature", {"signature": sign(account, old)}
+        ),
+        409,
+        "intent_expired",
+    )
+
+
+async def test_a_refused_relay_answers_the_contracts_error_and_spends_the_nonce(
+    stack: Stack, api: Api, ledger: Ledger, parties: dict[str, Any]
+) -> None:
+    supplier: Member = parties["supplier"]
+    account: LocalAccount = parties["account"]
+    available = (await ledger.suite.claim(parties["root"])).amount
+    first = await split(parties, available - 10)
+    second = await split(parties, available - 10)
+    assert first.status_code == second.status_code == 202
+    one, two = first.json()["intent"], second.json()["intent"]
+    ok = await supplier.post(
+        f"/v1/intents/{one['id']}/signature", {"signature": sign(account, one)}
+    )
+    assert ok.status_code == 201, ok.text
+    refused = await supplier.post(
+        f"/v1/intents/{two['id']}/signature", {"signature": sign(account, two)}
+    )
+    body = problem(refused, 409, "amount_exceeds_available")
+    assert body["chain_error"] == "ClaimAmountExceedsAvailable"
+    nonce = two["typed_data"]["message"]["nonce"]
+    assert await ledger.suite.forwarder.functions.nonceUsed(supplier.address, nonce).call()
+    shown = await supplier.get(f"/v1/intents/{two['id']}")
+    assert shown.json()["status"] == "failed"
+    again = await supplier.post(
+        f"/v1/intents/{two['id']}/signature", {"signature": sign(account, two)}
+    )
+    assert again.status_code == 409
+    assert again.json() == refused.json()
