@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import Caller
 from backend.errors import from_revert
 from backend.models import AutoDecision, FinancingPolicy
-from backend.ports import Ports, WriteContext
+from backend.ports import Ports, SignatureRequired, WriteContext
 from backend.services import quotes
 from backend.services.encodings import encode_registration
 from db.engine import now_s
@@ -179,6 +179,18 @@ async def _approve(
                 financing.id,
                 outcome="failed",
                 detail=f"{problem.code}: {problem.detail}",
+            )
+        return
+    except SignatureRequired as waiting:
+        # A self-custody bank: the platform holds no key of its. The approval waits as an
+        # intent for the bank's own signer; not prepared again at every poll.
+        intent = waiting.answer.get("intent", {})
+        async with ports.session() as session:
+            await _set(
+                session,
+                financing.id,
+                outcome="awaiting_signature",
+                detail=f"intent {intent.get('id')}: the financier signs it with its own key",
             )
         return
     except Exception:
