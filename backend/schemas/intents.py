@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from backend.schemas.common import Address, Input, Output, Timestamp
 
@@ -34,17 +34,9 @@ class IntentsPublic(Output):
 
 
 class SignatureSubmit(Input):
-    signature: str | None = Field(
-        default=None,
+    signature: str = Field(
         pattern=r"^0x[0-9a-fA-F]{130}$",
-        description="65 bytes r ‖ s ‖ v over `digest`, by the member's key",
+        examples=["0x" + "11" * 65],
+        description="65 bytes r ‖ s ‖ v over the intent's `digest`, by the member's key "
+        "(intents are EIP-712 typed data: no `signed_tx`)",
     )
-    signed_tx: str | None = Field(
-        default=None, max_length=100_000, description="not offered: intents are typed data"
-    )
-
-    @model_validator(mode="after")
-    def _one(self) -> SignatureSubmit:
-        if (self.signature is None) == (self.signed_tx is None):
-            raise ValueError("give signature (or signed_tx)")
-        return self

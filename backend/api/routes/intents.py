@@ -24,7 +24,7 @@ from backend.api.deps import (
 )
 from backend.api.problems import problem
 from backend.auth import Caller
-from backend.errors import Conflict, Forbidden, Invalid, NotFound
+from backend.errors import Conflict, Forbidden, NotFound
 from backend.gateway import intent_view
 from backend.models import IntentRow
 from backend.schemas.intents import IntentPublic, IntentsPublic, IntentStatus, SignatureSubmit
@@ -102,10 +102,6 @@ async def submit_signature(
         row = await session.get(IntentRow, intent_id)
     if row is None or row.member != caller.address:
         raise NotFound("no such intent", code="intent_not_found")
-    if body.signature is None:
-        raise Invalid(
-            "this intent is EIP-712 typed data: post its `signature`", code="signed_tx_not_offered"
-        )
     if row.status == "expired":
         raise Conflict("the intent expired unsigned", code="intent_expired")
     if row.status == "awaiting":
