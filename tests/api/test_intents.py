@@ -247,3 +247,55 @@ async def test_a_refused_relay_answers_the_contracts_error_and_spends_the_nonce(
     )
     assert again.status_code == 409
     assert again.json() == refused.json()
+
+
+async def test_dual_control_then_the_key_holders_signature(api: Api, ledger: Ledger) -> None:
+    """A self member under dual control: the maker's write waits for a checker, the approved
+    write waits for the key holder's signature, and only then reaches the chain."""
+    account = Account.create()
+    r = await api.operator.post(
+        "/v1/members",
+        {
+            "name": "self dual",
+            "roles": ["supplier"],
+            "kyc_expires_at": KYC_UNTIL,
+            "address": account.address,
+        },
+    )
+    assert r.status_code == 201, r.text
+    admin = Member(
+        "self dual", account.address, r.json()["api_key"], api.stack.client(r.json()["api_key"])
+    )
+    api.members["self dual"] = admin
+    users = {}
+    for role in ("maker", "checker"):
+        made = await admin.post(f"/v1/members/{admin.address}/users", {"name": role, "role": role})
+        assert made.status_code == 201, made.text
+        key = made.json()["api_key"]
+        users[role] = Member(role, admin.address, key, api.stack.client(key))
+        api.members[f"self dual/{role}"] = users[role]
+    on = await admin.put(f"/v1/members/{admin.address}/dual-control", {"enabled": True})
+    assert on.status_code == 200, on.text
+    buyer = await api.member("dual-self-buyer", ["core_enterprise"])
+
+    body = invoice_body(buyer, 12_345, await api.chain_time() - 3600)
+    held = await users["maker"].post("/v1/invoices", body, key="self-dual-1")
+    assert held.status_code == 202, held.text
+    assert held.json()["status"] == "awaiting_approval"
+    approval = held.json()["approval"]["id"]
+    approved = await users["checker"].post(f"/v1/approvals/{approval}", {"decision": "approve"})
+    assert approved.status_code == 202, approved.text
+    assert approved.json()["status"] == "awaiting_signature"
+    intent = approved.json()["intent"]
+    assert intent["action"]["function"] == "registerInvoice"
+    # The maker's retry shows the same intent; the key holder signs.
+    again = await users["maker"].post("/v1/invoices", body, key="self-dual-1")
+    assert again.status_code == 202
+    assert again.json()["intent"]["id"] == intent["id"]
+    done = await signed(admin, account, approved)
+    assert done.status_code == 201, done.text
+    invoice = await ledger.suite.invoice(bytes.fromhex(done.json()["id"][2:]))
+    assert invoice.seller == account.address
+    replay = await users["maker"].post("/v1/invoices", body, key="self-dual-1")
+    assert replay.status_code == 201
+    assert replay.json() == done.json()
