@@ -26,7 +26,7 @@ from tests.support.api import KYC_UNTIL, Api, Ledger, Member, core_with_limit, i
 
 
 def sign(account: LocalAccount, intent: dict[str, Any]) -> str:
-    signed = account.unsafe_sign_hash(bytes.fromhex(intent["digest"][2:]))
+    signed = Account.unsafe_sign_hash(bytes.fromhex(intent["digest"][2:]), account.key)
     return "0x" + bytes(signed.signature).hex()
 
 

@@ -1,7 +1,7 @@
 """intents: what a self member is asked to sign (EIP-712 forward requests)
 
-Revision ID: api_0005_intents
-Revises: api_0004_consent
+Revision ID: api_0006_intents
+Revises: api_0005
 Create Date: 2026-12-06 21:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "api_0005_intents"
-down_revision: str | None = "api_0004_consent"
+revision: str = "api_0006_intents"
+down_revision: str | None = "api_0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
