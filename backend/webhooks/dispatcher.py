@@ -32,10 +32,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import and_, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import aliased
 
@@ -106,11 +106,13 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._secrets: dict[tuple[str, str], str] = {}
-        self._http = httpx.AsyncClient(
-            timeout=settings.webhooks_timeout_s,
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.webhooks_concurrency * 2),
+        # aiohttp rather than httpx: a fraction of the CPU per request, which is what bounds
+        # a dispatcher's rate on a busy machine.
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.webhooks_timeout_s),
+            connector=aiohttp.TCPConnector(limit=settings.webhooks_concurrency * 2),
             headers={"User-Agent": USER_AGENT},
+            auto_decompress=False,
         )
 
     async def aclose(self) -> None:
@@ -120,7 +122,7 @@ class Dispatcher:
             with contextlib.suppress(BaseException):
                 await task
         await self._flush()
-        await self._http.aclose()
+        await self._http.close()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Loop until ``stop`` is set; database faults are logged and waited out."""
@@ -237,16 +239,21 @@ class Dispatcher:
                 "Tierflow-Event-Type": d.event_type,
                 "Tierflow-Delivery-Id": str(d.id),
             }
-            extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-            response = await self._http.post(
-                target.connect_url, content=body, headers=headers, extensions=extensions
-            )
-            status = response.status_code
+            sni = target.host if target.scheme == "https" else None
+            async with self._http.post(
+                target.connect_url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                server_hostname=sni,
+            ) as response:
+                status = response.status
+                await response.content.readany()  # the start of the answer; the rest is dropped
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
-        except httpx.TimeoutException:
+        except TimeoutError:
             error = f"timed out after {self.settings.webhooks_timeout_s:g} s"
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         except Exception as exc:  # the SSRF guard's refusal, a secret that does not open …
             error = str(getattr(exc, "detail", None) or exc)[:500] or type(exc).__name__
@@ -295,45 +302,68 @@ class Dispatcher:
                     for o in done
                 ],
             )
-            for o in done:
-                mine = and_(_D.c.id == o.delivery_id, _D.c.lease_owner == o.lease)
-                common = {
-                    "attempts": o.attempts,
-                    "lease_until": 0,
-                    "last_status_code": o.status_code,
-                    "last_error": o.error,
+            # Successes and retries each in one executemany (one round trip to the driver's
+            # thread, not one per delivery); giving up is rare and done one by one.
+            mine = and_(
+                _D.c.id == bindparam("d_id"),
+                _D.c.lease_owner == bindparam("d_lease"),
+                _D.c.status == "pending",
+            )
+            values = {
+                "attempts": bindparam("d_attempts"),
+                "lease_until": 0,
+                "last_status_code": bindparam("d_code"),
+                "last_error": bindparam("d_error"),
+            }
+
+            def params(o: Outcome, **extra: Any) -> dict[str, Any]:
+                return {
+                    "d_id": o.delivery_id,
+                    "d_lease": o.lease,
+                    "d_attempts": o.attempts,
+                    "d_code": o.status_code,
+                    "d_error": o.error,
+                    **extra,
                 }
-                if o.ok:
-                    await conn.execute(
-                        update(_D)
-                        .where(mine, _D.c.status == "pending")
-                        .values(status="succeeded", delivered_at=o.attempted_at, **common)
-                    )
-                elif now - o.created_at >= retry_for:
-                    await conn.execute(
-                        update(_D)
-                        .where(mine, _D.c.status == "pending")
-                        .values(status="failed", **common)
-                    )
-                    reason = (
-                        f"delivery {o.delivery_id} failed for "
-                        f"{(now - o.created_at) / 3_600_000:.1f} h ({o.attempts} attempts); "
-                        f"last: {o.error}"
-                    )
-                    result = await conn.execute(
-                        update(_W)
-                        .where(_W.c.id == o.endpoint_id, _W.c.status == "active")
-                        .values(status="failing", failing_reason=reason, failing_since=now // 1000)
-                    )
-                    if result.rowcount:
-                        FAILING.inc()
-                        log.warning("webhooks.endpoint_failing", endpoint=o.endpoint_id, why=reason)
-                else:
-                    await conn.execute(
-                        update(_D)
-                        .where(mine, _D.c.status == "pending")
-                        .values(next_attempt_at=now + self._backoff_ms(o.attempts), **common)
-                    )
+
+            succeeded = [params(o, d_at=o.attempted_at) for o in done if o.ok]
+            if succeeded:
+                await conn.execute(
+                    update(_D)
+                    .where(mine)
+                    .values(status="succeeded", delivered_at=bindparam("d_at"), **values),
+                    succeeded,
+                )
+            failed = [o for o in done if not o.ok]
+            retried = [
+                params(o, d_next=now + self._backoff_ms(o.attempts))
+                for o in failed
+                if now - o.created_at < retry_for
+            ]
+            if retried:
+                await conn.execute(
+                    update(_D).where(mine).values(next_attempt_at=bindparam("d_next"), **values),
+                    retried,
+                )
+            for o in failed:
+                if now - o.created_at < retry_for:
+                    continue
+                await conn.execute(
+                    update(_D).where(mine).values(status="failed", **values), [params(o)]
+                )
+                reason = (
+                    f"delivery {o.delivery_id} failed for "
+                    f"{(now - o.created_at) / 3_600_000:.1f} h ({o.attempts} attempts); "
+                    f"last: {o.error}"
+                )
+                result = await conn.execute(
+                    update(_W)
+                    .where(_W.c.id == o.endpoint_id, _W.c.status == "active")
+                    .values(status="failing", failing_reason=reason, failing_since=now // 1000)
+                )
+                if result.rowcount:
+                    FAILING.inc()
+                    log.warning("webhooks.endpoint_failing", endpoint=o.endpoint_id, why=reason)
 
 
 async def chain_id_of_mirror(engine: AsyncEngine, wait_s: float | None = None) -> int:
