@@ -32,3 +32,17 @@ async def settled(member: Member, webhook_id: str, within_s: float = 30.0) -> li
             if items and all(d["status"] != "pending" for d in items):
                 return items
             await asyncio.sleep(0.1)
+
+
+async def endpoint_in(
+    member: Member, webhook_id: str, status: str, within_s: float = 30.0
+) -> dict[str, Any]:
+    """The endpoint once its ``status`` is ``status`` (``failing`` after retries run out)."""
+    async with asyncio.timeout(within_s):
+        while True:
+            r = await member.http.get(f"/v1/webhooks/{webhook_id}")
+            assert r.status_code == 200, r.text
+            endpoint: dict[str, Any] = r.json()
+            if endpoint["status"] == status:
+                return endpoint
+            await asyncio.sleep(0.2)

@@ -17,7 +17,7 @@ from client.webhooks import verify_webhook
 from ledger.anvil import rpc_call
 from tests.support.api import Api, Member, core_with_limit, issue, transfer
 from tests.support.receiver import Receiver
-from tests.support.webhooks import register, settled
+from tests.support.webhooks import deliveries, endpoint_in, register, settled
 
 
 def _outbox(stack: Stack, event: str) -> list[tuple[str, int, str, int]]:
@@ -86,6 +86,12 @@ async def test_reorganisation_after_delivery_is_retracted(
     b = await api.member("reorg-b", ["supplier"])
     hook_a = await register(a, receiver.url("/reorg-a"), ["ClaimSplit"])
     hook_b = await register(b, receiver.url("/reorg-b"))
+    # The obligor's endpoint is down and marked failing first: what is queued for it is never
+    # attempted, so the reorganisation cancels its split and sends it no retraction.
+    hook_core = await register(core, receiver.url("/reorg-core"), ["ClaimSplit"])
+    receiver.script("/reorg-core", [500] * 100)
+    assert (await core.http.post(f"/v1/webhooks/{hook_core['id']}/ping")).status_code == 202
+    await endpoint_in(core, hook_core["id"], "failing")
     root = int((await issue(api, core, a, 1_000_000))["root_claim_id"])
     r = await transfer(a, root, b, 777)
     assert r.status_code == 201, r.text
@@ -112,4 +118,10 @@ async def test_reorganisation_after_delivery_is_retracted(
     # The mirror's outbox: the split marked reverted, its retraction pointing back at it.
     entries = [e for e in _outbox(stack, "ClaimSplit") if original["id"] in (e[0],)]
     assert entries == [(original["id"], 1, "event", None)]
+    core_split = await deliveries(core, hook_core["id"], status="cancelled")
+    assert [(d["event_id"], d["attempts"]) for d in core_split] == [(original["id"], 0)]
+    assert "reorganisation" in core_split[0]["last_error"]
+    queued = {d["event_type"] for d in await deliveries(core, hook_core["id"])}
+    assert queued == {"ping", "ClaimSplit"}  # no ClaimSplitReverted for it
+    assert receiver.at("/reorg-core") == []
     assert (await a.http.get(f"/v1/claims/{r.json()['claim_id']}")).status_code == 404
