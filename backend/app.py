@@ -40,6 +40,7 @@ from backend.config import ApiSettings
 from backend.console import STATIC_DIR
 from backend.context import open_context
 from backend.services import auto_approval
+from ledger import logs
 
 DESCRIPTION = """
 Supply-chain finance on a permissioned ledger: core enterprises confirm payables, suppliers
@@ -58,6 +59,9 @@ def _engine_of(app: Any) -> Any:
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
+    if not logs.configured:  # a worker process uvicorn spawned (--workers > 1)
+        fmt = settings.log_format
+        logs.configure_logging(settings.log_level, None if fmt is None else fmt == "json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,8 +1,10 @@
 """Structured logs: one JSON object per line on stderr (or key=value lines on a terminal).
 
 Modules log with ``structlog.get_logger("tierflow.<part>")`` and keyword fields
-(``log.info("indexer.batch", start=…, end=…)``); :func:`configure_logging` is called once by
-the command line.
+(``log.info("indexer.batch", start=…, end=…)``), or with the standard library's ``logging``
+(uvicorn, the API's problem handlers), which goes through the same renderer;
+:func:`configure_logging` is called once by the command line (and by an API worker process
+that uvicorn spawned). ``TIERFLOW_LOG_FORMAT`` chooses json or console.
 """
 
 from __future__ import annotations
@@ -12,14 +14,45 @@ import sys
 
 import structlog
 
+#: Whether this process configured its logging (a spawned API worker has not yet).
+configured = False
+
 
 def configure_logging(level: str = "info", json: bool | None = None) -> None:
-    """Route structlog to stderr at ``level``; JSON unless stderr is a terminal."""
+    """Route structlog, and the standard library's ``logging`` (uvicorn's, the API's), to
+    stderr at ``level``: one JSON object a line unless stderr is a terminal (or ``json``
+    says otherwise), so each process's log is one structured stream."""
     if json is None:
         json = not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "tierflow", False):  # ours from an earlier call; others stay
+            root.removeHandler(old)
+    handler.tierflow = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True
+    # One line per HTTP call the indexer or the webhooks make would drown the log.
+    logging.getLogger("httpx").setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -28,9 +61,9 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    global configured
+    configured = True

@@ -27,6 +27,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from importlib import metadata
@@ -34,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -62,6 +64,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+log = structlog.get_logger("tierflow.cli")
 
 
 def _version(value: bool) -> None:
@@ -287,19 +290,33 @@ def index_command(
     async def go() -> RunStats:
         config = await indexing.config_from(settings, wait_for_lock=wait)
         return await indexing.index(
-            config, once=once, progress=True, metrics_port=settings.metrics_port or None
+            config, once=once, progress=terminal, metrics_port=settings.metrics_port or None
         )
 
+    # A progress bar on a terminal; in a log file (under `tierflow run`), JSON lines only.
+    terminal = sys.stderr.isatty()
     try:
         stats = asyncio.run(go())
     except (IndexerError, LedgerError) as exc:
-        console.print(f"[red]indexer stopped:[/red] {exc}")
+        if terminal:
+            console.print(f"[red]indexer stopped:[/red] {exc}")
+        else:
+            log.error("indexer.stopped", reason=str(exc))
         raise typer.Exit(2) from exc
-    console.print(
-        f"indexed {stats.events:,} events in {stats.blocks:,} blocks "
-        f"({stats.events_per_second:,.0f} events/s); checkpoint block {stats.checkpoint}; "
-        f"{stats.reorgs} reorganisations rolled back"
-    )
+    if terminal:
+        console.print(
+            f"indexed {stats.events:,} events in {stats.blocks:,} blocks "
+            f"({stats.events_per_second:,.0f} events/s); checkpoint block {stats.checkpoint}; "
+            f"{stats.reorgs} reorganisations rolled back"
+        )
+    else:
+        log.info(
+            "indexer.finished",
+            events=stats.events,
+            blocks=stats.blocks,
+            checkpoint=stats.checkpoint,
+            reorgs=stats.reorgs,
+        )
 
 
 @app.command()
@@ -321,7 +338,10 @@ def serve(
         port=port or settings.api_port,
         workers=workers or settings.api_workers,
         log_level=settings.log_level,
+        # The API writes its own access log (one JSON line per request, with its request id:
+        # backend/api/middleware.py); uvicorn's loggers go through ours (log_config=None).
         access_log=False,
+        log_config=None,
         proxy_headers=True,
     )
 

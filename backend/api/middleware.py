@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,14 +23,16 @@ from backend.errors import PROBLEM_JSON
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 log = logging.getLogger("tierflow.api")
+access_log = logging.getLogger("tierflow.access")
 
 
 class _TooLarge(Exception):
     pass
 
 
-def problem_bytes(status: int, code: str, detail: str) -> bytes:
-    return json.dumps(problem(status, code, detail, None)).encode()
+def problem_bytes(status: int, code: str, detail: str, request_id: str | None = None) -> bytes:
+    extra = {"request_id": request_id} if request_id else None
+    return json.dumps(problem(status, code, detail, None, extra)).encode()
 
 
 class GuardMiddleware:
@@ -51,8 +54,13 @@ class GuardMiddleware:
         audit = RequestAudit(
             method=method, path=scope["path"], idempotency_key=headers.get("idempotency-key")
         )
+        # Always our own (a caller's X-Request-Id is not taken: the id keys the request's
+        # audit_pending row, so two requests must never share one).
+        request_id = audit.request_id.encode()
         attach(scope, audit)
         digest = audit.body
+        started = time.perf_counter()
+        answered: list[int] = []
         seen = 0
         too_large = False
 
@@ -93,36 +101,53 @@ class GuardMiddleware:
                 # there with 400): its answer is replaced by the 413 below.
                 return
             if message["type"] == "http.response.start":
+                answered.append(message["status"])
                 await record(message["status"])
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            audit.code = "request_too_large"
-            await record(413)
-            await _send_problem(
-                send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
-            )
-            return
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            pass
-        except BaseException as exc:
-            if not too_large or not isinstance(exc, Exception):
-                # An unhandled error: the outer error middleware answers 500 after this.
-                audit.code = audit.code or "internal_error"
-                await record(500)
-                raise
-        if too_large:
-            audit.code = "request_too_large"
-            await record(413)
-            await _send_problem(
-                send, 413, "request_too_large", f"the body is over {self.max_body} bytes"
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+                too_large = True
+            else:
+                try:
+                    await self.app(scope, limited_receive, tracking_send)
+                except _TooLarge:
+                    pass
+                except BaseException as exc:
+                    if not too_large or not isinstance(exc, Exception):
+                        # An unhandled error: the outer error middleware answers 500 after.
+                        audit.code = audit.code or "internal_error"
+                        answered.append(500)
+                        await record(500)
+                        raise
+            if too_large:
+                audit.code = "request_too_large"
+                answered.append(413)
+                await record(413)
+                await _send_problem(
+                    send,
+                    413,
+                    "request_too_large",
+                    f"the body is over {self.max_body} bytes",
+                    audit.request_id,
+                )
+        finally:
+            # The access log: one line per request, with the id its answer and audit carry.
+            access_log.info(
+                "%s %s %s %.1fms request_id=%s member=%s code=%s",
+                method,
+                scope["path"],
+                answered[0] if answered else "-",
+                (time.perf_counter() - started) * 1000,
+                audit.request_id,
+                audit.member or "-",
+                audit.code or "-",
             )
 
 
-async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
-    body = problem_bytes(status, code, detail)
+async def _send_problem(send: Send, status: int, code: str, detail: str, request_id: str) -> None:
+    body = problem_bytes(status, code, detail, request_id)
     await send(
         {
             "type": "http.response.start",
@@ -130,6 +155,7 @@ async def _send_problem(send: Send, status: int, code: str, detail: str) -> None
             "headers": [
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", request_id.encode()),
             ],
         }
     )

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from web3.exceptions import ProviderConnectionError, TimeExhausted
 
@@ -126,26 +126,31 @@ def stored_refusal(instance: str) -> Callable[[BaseException], tuple[int, Any] |
     return refusal
 
 
-def _record_code(request: Request, code: str) -> None:
+def _record_code(request: Request, code: str) -> dict[str, Any]:
+    """Note the refusal's code for the audit record; the request id for the problem body."""
     audit = request_audit(request)
-    if audit is not None:
-        audit.code = code
+    if audit is None:
+        return {}
+    audit.code = code
+    return {"request_id": audit.request_id}
 
 
 def problem_response(error: DomainError, request: Request) -> JSONResponse:
-    _record_code(request, error.code)
+    ids = _record_code(request, error.code)
     headers: dict[str, str] = {}
     if isinstance(error, RateLimited | Unavailable):
         headers["Retry-After"] = str(error.retry_after_s)
     status, body = answer(error, request.url.path)
+    body.update(ids)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def _status_response(
     request: Request, status: int, code: str, detail: str, extra: dict[str, Any] | None = None
 ) -> JSONResponse:
-    _record_code(request, code)
-    body = problem(status, code, detail, request.url.path, extra)
+    body = problem(
+        status, code, detail, request.url.path, {**(extra or {}), **_record_code(request, code)}
+    )
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
@@ -173,6 +178,11 @@ class Problem(BaseModel):
     code: str
     detail: str
     instance: str | None = None
+    request_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the request's id (its X-Request-Id header, and its audit record's)",
+    )
 
 
 def _problem_response(description: str) -> dict[str, Any]:

@@ -5,15 +5,26 @@ chain; ``POST /v1/dev/advance-time`` moves that clock, for the operator only, id
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 
 from bench.stack import Stack
 from ledger.anvil import rpc_call
 from ledger.deployment import DAY
 from tests.support.api import Api, problem
+
+
+@pytest.fixture(scope="module")
+async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """The platform at log level info, so its access log is written."""
+    extra = {"TIERFLOW_LOG_LEVEL": "info"}
+    async with Stack.start(tmp_path_factory.mktemp("stack"), extra_env=extra) as running:
+        yield running
 
 
 def head_time(stack: Stack) -> int:
@@ -114,3 +125,23 @@ async def test_answers_carry_the_rate_limit(api: Api) -> None:
         r = await stranger.get("/v1/members")
     assert r.status_code == 401
     assert "X-RateLimit-Limit" in r.headers
+
+
+async def test_request_id_in_the_answer_the_problem_and_the_log(api: Api) -> None:
+    async with api.stack.client() as anonymous:
+        r = await anonymous.get("/v1/members", headers={"X-Request-Id": "mine"})
+        assert r.status_code == 401
+        made = r.headers["X-Request-Id"]
+        # Always the API's own (it keys the request's records): a caller's is not taken.
+        assert re.fullmatch(r"[0-9a-f]{32}", made)
+        assert r.json()["request_id"] == made
+        again = await anonymous.get("/v1/members")
+        assert again.headers["X-Request-Id"] != made
+    r = await api.operator.get("/v1/deployment")
+    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["X-Request-Id"])
+    # The API's log is JSON lines, the access log among them, with the request id.
+    lines = (api.stack.data_dir / "api.log").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert records
+    access = [rec for rec in records if rec.get("logger") == "tierflow.access"]
+    assert any(f"request_id={made}" in rec["event"] for rec in access), access[-5:]
