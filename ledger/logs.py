@@ -52,7 +52,8 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
         named.handlers.clear()
         named.propagate = True
     # One line per HTTP call the indexer or the webhooks make would drown the log.
-    logging.getLogger("httpx").setLevel(max(numeric, logging.WARNING))
+    for chatty in ("httpx", "web3"):
+        logging.getLogger(chatty).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
