@@ -203,9 +203,15 @@ class Suite:
         return MemberView(address, MemberStatus(status), kyc, tuple(mask_to_roles(mask)))
 
     async def invoice(self, invoice_id: bytes, block: BlockIdentifier = "latest") -> InvoiceView:
-        seller, issue_date, status, buyer, amount, doc = await self.invoices.functions.invoice(
-            invoice_id
-        ).call(block_identifier=block)
+        (
+            seller,
+            issue_date,
+            status,
+            buyer,
+            _payable_id,
+            amount,
+            doc,
+        ) = await self.invoices.functions.invoice(invoice_id).call(block_identifier=block)
         return InvoiceView(
             invoice_id,
             to_checksum_address(seller),

@@ -416,7 +416,10 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         MEMBERS.requireActive(obligor, Roles.CORE_ENTERPRISE);
         if (supplier == obligor) revert PayableSupplierInvalid(supplier);
         MEMBERS.requireActive(supplier, Roles.SUPPLIER);
-        if (clearingAgent != address(0)) MEMBERS.requireActive(clearingAgent, Roles.CLEARING_AGENT);
+        if (clearingAgent != address(0)) {
+            if (clearingAgent == supplier) revert PayableClearingAgentInvalid(clearingAgent);
+            MEMBERS.requireActive(clearingAgent, Roles.CLEARING_AGENT);
+        }
         if (faceValue == 0) revert PayableFaceValueInvalid(faceValue);
         uint64 latest = uint64(block.timestamp) + TERM_CAP;
         if (dueDate <= block.timestamp || dueDate > latest) revert PayableDueDateInvalid(dueDate, latest);
@@ -579,7 +582,13 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         uint256 payableId = c.payableId;
         Payable storage p = _payables[payableId];
         address settler = _msgSender();
-        if (settler != p.obligor && settler != p.clearingAgent) revert PayableNotSettler(payableId, settler);
+        if (settler != p.obligor) {
+            // The clearing agent must still be one when it records a payment: an active member
+            // with the role (a suspended agent, or one that lost the role, settles nothing),
+            // and never the payable's own supplier.
+            if (settler != p.clearingAgent || settler == p.supplier) revert PayableNotSettler(payableId, settler);
+            MEMBERS.requireActive(settler, Roles.CLEARING_AGENT);
+        }
         if (block.timestamp < p.dueDate) revert PayableNotDue(payableId, p.dueDate);
         // Locked → Settled is no transition (SPEC §2): a pending application's later unlock
         // would change the Settled piece (I-8). Every application lapses before the due date,

@@ -59,6 +59,7 @@ contract InvoiceRegistry is IInvoiceRegistry, ERC2771Context {
             issueDate: issueDate,
             status: InvoiceStatus.Registered,
             buyer: buyer,
+            payableId: 0,
             amount: amount,
             documentHash: documentHash
         });
@@ -101,6 +102,7 @@ contract InvoiceRegistry is IInvoiceRegistry, ERC2771Context {
             bytes32 id = invoiceIds[i];
             Invoice storage inv = _usable(id, seller, buyer);
             inv.status = InvoiceStatus.Used;
+            inv.payableId = uint32(payableId); // the ledger's payable ids are uint32
             total += inv.amount;
             emit InvoiceUsed(id, payableId, 0);
         }
@@ -120,9 +122,14 @@ contract InvoiceRegistry is IInvoiceRegistry, ERC2771Context {
     /// @inheritdoc IInvoiceRegistry
     function releaseInvoices(bytes32[] calldata invoiceIds, uint256 payableId) external onlyLedger {
         for (uint256 i; i < invoiceIds.length; ++i) {
-            Invoice storage inv = _invoices[invoiceIds[i]];
+            bytes32 id = invoiceIds[i];
+            Invoice storage inv = _invoices[id];
+            if (inv.status != InvoiceStatus.Used || inv.payableId != payableId || payableId == 0) {
+                revert InvoiceNotUsedByPayable(id, payableId);
+            }
             inv.status = InvoiceStatus.Confirmed;
-            emit InvoiceReleased(invoiceIds[i], payableId);
+            inv.payableId = 0;
+            emit InvoiceReleased(id, payableId);
         }
     }
 

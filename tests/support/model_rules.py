@@ -594,6 +594,8 @@ class Tierflow:
             raise ModelRevert("PayableSupplierInvalid", supplier=supplier)
         self.require_active(supplier, SUPPLIER)
         if clearing_agent != ZERO:
+            if clearing_agent == supplier:
+                raise ModelRevert("PayableClearingAgentInvalid", clearing_agent=clearing_agent)
             self.require_active(clearing_agent, CLEARING_AGENT)
         if face_value == 0:
             raise ModelRevert("PayableFaceValueInvalid", face_value=face_value)
@@ -822,8 +824,11 @@ class Tierflow:
         if c.frozen:
             raise ModelRevert("ClaimIsFrozen", claim_id=claim_id)
         p = self.payables[c.payable_id]
-        if caller not in (p.obligor, p.clearing_agent):
-            raise ModelRevert("PayableNotSettler", payable_id=p.id, caller=caller)
+        if caller != p.obligor:
+            # a clearing agent settles only while an active one, never as the payable's supplier
+            if caller != p.clearing_agent or caller == p.supplier:
+                raise ModelRevert("PayableNotSettler", payable_id=p.id, caller=caller)
+            self.require_active(caller, CLEARING_AGENT)
         if self.now < p.due_date:
             raise ModelRevert("PayableNotDue", payable_id=p.id, due_date=p.due_date)
         # Locked → Settled is no transition: expire the (necessarily lapsed) application first

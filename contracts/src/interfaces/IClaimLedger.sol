@@ -88,6 +88,8 @@ interface IClaimLedger is IERC3525 {
     error PayableLimitExceeded(address obligor, uint256 outstanding, uint256 programLimit);
     error PayableNotCancellable(uint256 payableId);
     error PayableNotOverdueYet(uint256 payableId, uint256 overdueFrom);
+    /// @dev The clearing agent named at issue is the payable's own supplier (it would settle
+    /// the pieces it sold on).
     error PayableClearingAgentInvalid(address clearingAgent);
     error PayableSupplierInvalid(address supplier);
     error PayableNotSettler(uint256 payableId, address caller);

@@ -20,6 +20,9 @@ interface IInvoiceRegistry {
         uint64 issueDate;
         InvoiceStatus status;
         address buyer;
+        /// @dev The payable this invoice backs while Used by one (0 otherwise: unused, used by a
+        /// transfer, or voided). Release checks it (I-3: one live payable per invoice).
+        uint32 payableId;
         uint128 amount;
         bytes32 documentHash;
     }
@@ -50,6 +53,8 @@ interface IInvoiceRegistry {
     error InvoiceAmountInsufficient(bytes32 invoiceId, uint256 amount, uint256 needed);
     /// @notice Only the platform's ledger contracts may mark invoices used or release them.
     error InvoiceCallerNotLedger(address caller);
+    /// @dev Release of an invoice that does not back payable `payableId` (not Used by it).
+    error InvoiceNotUsedByPayable(bytes32 invoiceId, uint256 payableId);
     /// @dev The deployment's addresses do not name this contract (a wrong prediction).
     error InvoicePlatformInvalid();
 
@@ -100,7 +105,9 @@ interface IInvoiceRegistry {
         external;
 
     /// @notice Returns the invoices of a cancelled payable to Confirmed.
-    /// Requirements: caller is the deployment's claim ledger. Emits {InvoiceReleased} each.
+    /// Requirements: caller is the deployment's claim ledger; each invoice Used by payable
+    /// `payableId` (never a voided one, nor one backing another payable or a transfer).
+    /// Emits {InvoiceReleased} each.
     function releaseInvoices(bytes32[] calldata invoiceIds, uint256 payableId) external;
 
     /// @notice The invoice `invoiceId` (status None when unknown).
