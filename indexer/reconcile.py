@@ -234,8 +234,9 @@ def _checks(views: _Views, rows: dict[str, list[dict[str, Any]]]) -> list[_Check
                         ("issue_date", i["issue_date"], out[0][1]),
                         ("status", i["status"], InvoiceStatus(out[0][2]).name.lower()),
                         ("buyer", i["buyer"], checksum(out[0][3])),
-                        ("amount", i["amount"], out[0][4]),
-                        ("document_hash", i["document_hash"], _hex(out[0][5])),
+                        ("payable_id", i["payable_id"], out[0][4] or None),
+                        ("amount", i["amount"], out[0][5]),
+                        ("document_hash", i["document_hash"], _hex(out[0][6])),
                     ]
                 ),
                 i,
