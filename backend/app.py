@@ -67,7 +67,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with (
             open_context(settings) as ctx,
-            auto_approval.running(ctx.ports),
+            auto_approval.running(ctx.ports, ctx.idempotency),
             audit_log.sweeping(ctx.engine, settings.api_audit_sweep_after_s),
         ):
             app.state.context = ctx

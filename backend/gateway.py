@@ -306,7 +306,7 @@ class Gateway:
             action=json.dumps(action),
             digest="0x" + forwarding.digest(document).hex(),
             deadline=deadline,
-            status="awaiting",
+            status="open",
             created_at=int(time.time()),
         )
         async with self.engine.begin() as conn:

@@ -124,7 +124,7 @@ class IntentRow(Base):
     action: Mapped[str] = mapped_column(Text)  # JSON: the call in plain fields
     digest: Mapped[str] = mapped_column(String(66))
     deadline: Mapped[int] = mapped_column(BigInteger)  # chain time
-    status: Mapped[str] = mapped_column(String(16))  # awaiting, signed, done, failed, expired
+    status: Mapped[str] = mapped_column(String(16))  # open, signed, done, failed, expired
     signature: Mapped[str | None] = mapped_column(String(140))
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     created_at: Mapped[int] = mapped_column(BigInteger)

@@ -19,6 +19,8 @@ Commands so far:
   exit status 1 when anything differs.
 - ``tierflow demo [--base-url URL] [--operator-key KEY] [--rpc-url URL]``: a full scenario
   through the HTTP API of a running platform (:mod:`tierflow.demo`).
+- ``tierflow signer --policy FILE --api-key KEY (--keyfile F | --hsm --hsm-token T --hsm-key K)``:
+  a ``self`` member's own signer of its open intents (:mod:`tierflow.signer`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from tierflow import settings as settings_list
 from tierflow.bench import bench_command
 from tierflow.besu import besu_command
 from tierflow.demo import demo_command
+from tierflow.signer import signer_command
 from tierflow.supervisor import run_instance
 
 app = typer.Typer(
@@ -122,6 +125,7 @@ def settings_command(
 app.command("bench")(bench_command)
 app.command("besu-config")(besu_command)
 app.command("demo")(demo_command)
+app.command("signer")(signer_command)
 
 
 def _deploy(settings: NodeSettings, rpc_url: str) -> Deployment:

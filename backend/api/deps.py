@@ -22,7 +22,7 @@ from backend.errors import BadRequest, Forbidden, Invalid, RateLimited
 from backend.idempotency import Claimed, StoredResponse, request_digest
 from backend.ports import Ports, TxJournal, WriteContext
 from backend.schemas.approvals import ApprovalPublic
-from backend.services import approvals, commands
+from backend.services import approvals, auto_approval, commands
 from backend.services.commands import Command
 from ledger.roles import Role
 
@@ -191,12 +191,18 @@ class Writes:
         ctx = self.ctx
 
         async def execute(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
-            async with ctx.engine.connect() as conn:
-                caller = await caller_of_key(conn, claimed.caller_key_id)
+            if claimed.caller_key_id == auto_approval.AUTO_KEY_ID:
+                # The financier's own policy prepared it: the financier acts.
+                caller = auto_approval.system_caller(member)
+            else:
+                async with ctx.engine.connect() as conn:
+                    caller = await caller_of_key(conn, claimed.caller_key_id)
             write = _write_context(ctx, self.request, caller)
             write.idempotency_key = key
             write.journal = journal
             answer = await commands.execute(ctx.ports, write, claimed.command)
+            if claimed.caller_key_id == auto_approval.AUTO_KEY_ID and isinstance(answer, dict):
+                answer = await auto_approval.signed(ctx.ports, answer)
             if write.mirror_behind and isinstance(answer, dict):
                 answer["mirror_behind"] = True
             return status_of_command(claimed.command), answer

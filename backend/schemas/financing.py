@@ -131,8 +131,9 @@ class FinancingReject(Input):
 
 
 class AutoDecisionPublic(Output):
-    outcome: Literal["claimed", "approved", "declined", "failed"] = Field(
-        description="claimed: being approved now; declined: left for a person (see detail)"
+    outcome: Literal["claimed", "approved", "declined", "failed", "awaiting_signature"] = Field(
+        description="claimed: being approved now; declined: left for a person (see detail); "
+        "awaiting_signature: prepared as an intent for a self-custody financier's own signer"
     )
     detail: str | None
     tx_hash: Hash32 | None

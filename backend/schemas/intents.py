@@ -8,7 +8,7 @@ from pydantic import Field
 
 from backend.schemas.common import Address, Input, Output, Timestamp
 
-IntentStatus = Literal["awaiting", "signed", "done", "failed", "expired"]
+IntentStatus = Literal["open", "signed", "done", "failed", "expired"]
 
 
 class IntentAction(Output):

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,8 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
 from backend.errors import from_revert
-from backend.models import AutoDecision, FinancingPolicy
-from backend.ports import Ports, SignatureRequired, WriteContext
+from backend.models import AutoDecision, FinancingPolicy, MemberProfile
+from backend.ports import Ports, SignatureRequired, TxJournal, WriteContext
 from backend.services import quotes
 from backend.services.encodings import encode_registration
 from db.engine import now_s
@@ -43,6 +44,9 @@ from ledger import calls
 from ledger.bindings import ZERO_HASH
 from ledger.errors import ContractRevert
 from ledger.roles import Role
+
+if TYPE_CHECKING:
+    from backend.idempotency import Claimed, Idempotency
 
 log = logging.getLogger("tierflow.auto_approval")
 
@@ -109,17 +113,27 @@ async def _set(session: AsyncSession, financing_id: int, **values: Any) -> None:
     await session.commit()
 
 
+#: The "key" a write of auto-approval is stored under (it is no API key: the policy acts).
+AUTO_KEY_ID = "auto-approval"
+
+
+def system_caller(financier: str) -> Caller:
+    return _system_caller(financier)
+
+
 def _system_caller(financier: str) -> Caller:
     """The financier as auto-approval acts for it (its policy is its instruction)."""
     return Caller(
         address=financier,
         roles=frozenset({Role.FINANCIER}),
         status="active",
-        key_id="auto-approval",
+        key_id=AUTO_KEY_ID,
     )
 
 
-async def decide(ports: Ports, financing: m.Financing, now: int) -> None:
+async def decide(
+    ports: Ports, financing: m.Financing, now: int, idempotency: Idempotency | None = None
+) -> None:
     """Assess one Applied request and, if it matches and this worker claims it, approve it."""
     async with ports.session() as session:
         claim = await session.get(m.Claim, financing.claim_id)
@@ -153,7 +167,112 @@ async def decide(ports: Ports, financing: m.Financing, now: int) -> None:
             return
         if not await _record(session, financing, "claimed", "being approved automatically"):
             return  # another worker has it
+    if idempotency is not None and await _self_custody(ports, financing.financier):
+        await _approve_by_intent(
+            ports, idempotency, financing, pricing, policy.recourse, outlook.registration_no
+        )
+        return
     await _approve(ports, financing, pricing, policy.recourse, outlook.registration_no)
+
+
+async def signed(ports: Ports, answer: dict[str, Any]) -> dict[str, Any]:
+    """A self-custody financier signed the approval its policy prepared: the decision is
+    ``approved`` now (the answer shows it)."""
+    financing_id = answer.get("id")
+    tx_hash = answer.get("tx_hash")
+    if isinstance(financing_id, int):
+        async with ports.session() as session:
+            await _set(
+                session,
+                financing_id,
+                outcome="approved",
+                detail="approved automatically, signed by the financier",
+                tx_hash=tx_hash,
+            )
+    decision = answer.get("auto_decision")
+    if isinstance(decision, dict):
+        decision.update(
+            outcome="approved",
+            detail="approved automatically, signed by the financier",
+            tx_hash=tx_hash,
+        )
+    return answer
+
+
+async def _self_custody(ports: Ports, financier: str) -> bool:
+    async with ports.session() as session:
+        profile = await session.get(MemberProfile, financier)
+    return profile is not None and profile.custody == "self"
+
+
+async def _approve_by_intent(
+    ports: Ports,
+    idempotency: Idempotency,
+    financing: m.Financing,
+    pricing: quotes.Pricing,
+    recourse: bool,
+    registration_no: str | None,
+) -> None:
+    """A self-custody bank: the approval its policy matches is prepared as an intent, run
+    as an idempotent write under a key of its own, so the bank's signer (``tierflow signer``,
+    beside its HSM) signs it and the API resumes it like any other write."""
+    from backend.api.problems import stored_refusal  # the stored answers of refusals
+    from backend.services import commands  # the registry imports this module's neighbours
+
+    args = {
+        "financing_id": financing.id,
+        "annual_rate_bps": pricing.annual_rate_bps,
+        "fees": pricing.fees,
+        "advance": pricing.advance,
+        "discount": pricing.discount,
+        "term_days": pricing.term_days,
+        "recourse": recourse,
+        "registration_no": registration_no,
+    }
+    command = commands.Command("financing.approve", args)
+    key = f"auto-approval-{financing.id}"
+    path = f"/v1/financing-requests/{financing.id}/approve"
+    body = json.dumps(args, sort_keys=True).encode()
+    refusal = stored_refusal(path)
+
+    async def handler(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
+        write = WriteContext(
+            _system_caller(financing.financier),
+            request_id="auto-approval",
+            journal=journal,
+            idempotency_key=key,
+        )
+        return 200, await commands.execute(ports, write, claimed.command)
+
+    try:
+        stored = await idempotency.run(
+            financing.financier, key, ("POST", path, body), command, AUTO_KEY_ID, handler, refusal
+        )
+    except Exception as exc:
+        answer = refusal(exc)
+        async with ports.session() as session:
+            if answer is None:
+                log.exception("auto-approval of financing %s did not complete", financing.id)
+                await _forget(session, financing.id)
+            else:
+                detail = f"{answer[1].get('code')}: {answer[1].get('detail')}"
+                await _set(session, financing.id, outcome="failed", detail=detail)
+        return
+    async with ports.session() as session:
+        if stored.status == 202:
+            intent = stored.body.get("intent", {}) if isinstance(stored.body, dict) else {}
+            detail = f"intent {intent.get('id')}: the financier signs it with its own key"
+            await _set(session, financing.id, outcome="awaiting_signature", detail=detail)
+        elif stored.status < 300:
+            await _set(
+                session,
+                financing.id,
+                outcome="approved",
+                detail="approved automatically",
+                tx_hash=stored.body.get("tx_hash"),
+            )
+        else:
+            await _set(session, financing.id, outcome="failed", detail=str(stored.body))
 
 
 async def _approve(
@@ -226,7 +345,7 @@ async def _release_stale(session: AsyncSession, financing_id: int, seen: int) ->
     await session.commit()
 
 
-async def poll_once(ports: Ports) -> int:
+async def poll_once(ports: Ports, idempotency: Idempotency | None = None) -> int:
     """One pass over the undecided requests; returns how many were looked at."""
     async with ports.session() as session:
         pending = await _candidates(session)
@@ -236,18 +355,20 @@ async def poll_once(ports: Ports) -> int:
         return 0
     now = await ports.ledger.chain_time()
     for financing in pending:
-        await decide(ports, financing, now)
+        await decide(ports, financing, now, idempotency)
     for financing_id, seen in stale:
         async with ports.session() as session:
             await _release_stale(session, financing_id, seen)
     return len(pending) + len(stale)
 
 
-async def run(ports: Ports, interval_s: float = POLL_INTERVAL_S) -> None:
+async def run(
+    ports: Ports, interval_s: float = POLL_INTERVAL_S, idempotency: Idempotency | None = None
+) -> None:
     """Poll until cancelled; a failing pass is logged and the next one tries again."""
     while True:
         try:
-            await poll_once(ports)
+            await poll_once(ports, idempotency)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -256,9 +377,9 @@ async def run(ports: Ports, interval_s: float = POLL_INTERVAL_S) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(ports: Ports) -> AsyncIterator[None]:
+async def running(ports: Ports, idempotency: Idempotency | None = None) -> AsyncIterator[None]:
     """Run :func:`run` in the background for the life of the block."""
-    task = asyncio.create_task(run(ports), name="tierflow-auto-approval")
+    task = asyncio.create_task(run(ports, idempotency=idempotency), name="tierflow-auto-approval")
     try:
         yield
     finally:

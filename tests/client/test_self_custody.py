@@ -8,6 +8,8 @@ the platform's database holds no key for them; the tree shows them as ``self``.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,6 +169,88 @@ async def test_self_supplier_and_self_bank_sign_their_own_actions(
             assert custody[bank_address] == "self"
             assert custody[addresses["tier1"]] == "hosted"
             assert await keys_held(stack, [tier2_signer.address, bank_address]) == []
+        finally:
+            for client in clients:
+                await client.aclose()
+
+
+async def test_auto_approval_for_a_self_bank_through_its_own_signer(
+    stack: Stack, hsm: SoftHsmToken
+) -> None:
+    """The platform prepares the approval the bank's policy matches as an intent; the bank's
+    signer (client.commands.sign_open_intents, what ``tierflow signer`` runs) re-checks it
+    against the bank's own policy and signs it in the HSM; the request is approved."""
+    from client.commands import sign_open_intents
+
+    operator = TierflowClient(stack.base_url, stack.operator_key)
+    label = key_label("autobank")
+    bank_address = generate_pkcs11_key(hsm.label, hsm.pin, label, module=hsm.module)
+    clients: list[TierflowClient] = [operator]
+    with Pkcs11Signer(hsm.label, hsm.pin, label, module=hsm.module) as hsm_signer:
+        try:
+
+            async def member(
+                name: str, roles: list[str], signer: Any = None
+            ) -> tuple[TierflowClient, str]:
+                made = await operator.members.create(
+                    name, roles, KYC_UNTIL, address=signer.address if signer else None
+                )
+                client = TierflowClient(stack.base_url, made.api_key, signer=signer)
+                clients.append(client)
+                return client, made.address
+
+            core, core_address = await member("auto core", ["core_enterprise"])
+            supplier, supplier_address = await member("auto supplier", ["supplier"])
+            bank, _ = await member("auto bank (self, HSM)", ["financier"], hsm_signer)
+            await operator.members.set_program_limit(core_address, 10**12)
+            await bank.credit_lines.set(core_address, 10**11, registration_no="ZD-2026-08")
+            await bank.financing_policy.put(
+                enabled=True,
+                max_amount=10**10,
+                max_tenor_days=365,
+                annual_rate_bps=RATE_BPS,
+                fee_bps=10,
+                allowed_obligors=[core_address],
+            )
+            invoice = await supplier.invoices.register(
+                buyer=core_address,
+                seller_tax_id="91310000MA1FL0AUTO",
+                number="AUTO-1",
+                amount=500_000_00,
+                issue_date=datetime.fromtimestamp(chain_time(stack) - 3600, UTC),
+                document_sha256="cd" * 32,
+            )
+            await core.invoices.confirm(invoice.id)
+            payable = await core.payables.issue(
+                supplier=supplier_address,
+                face_value=500_000_00,
+                due_date=chain_time(stack) + 60 * DAY,
+                invoice_ids=[invoice.id],
+            )
+            started = time.monotonic()
+            applied = await supplier.financing.apply(
+                claim_id=payable.root_claim_id, financier=bank_address, amount=200_000_00
+            )
+
+            def bank_policy(action: DecodedAction) -> bool:
+                # The bank's own rule, re-checked before its key signs anything.
+                return action.function == "approveFinancing" and action.signer == bank_address
+
+            status = applied.status
+            for _ in range(120):
+                await sign_open_intents(bank, policy=bank_policy)
+                status = (await supplier.financing.get(applied.id)).status
+                if status == "approved":
+                    break
+                await asyncio.sleep(0.5)
+            elapsed = time.monotonic() - started
+            assert status == "approved", status
+            financed = await supplier.financing.get(applied.id)
+            assert financed.auto_decision is not None
+            assert financed.auto_decision.outcome == "approved"
+            print(f"self bank auto-approval: {elapsed:.1f} s from application to approval")
+            assert elapsed < 60
+            assert await keys_held(stack, [bank_address]) == []
         finally:
             for client in clients:
                 await client.aclose()

@@ -39,7 +39,7 @@ SIGNED = {
 
 def _shown(row: IntentRow, chain_time: int) -> dict[str, Any]:
     view = intent_view(row)
-    if row.status == "awaiting" and chain_time > row.deadline:
+    if row.status == "open" and chain_time > row.deadline:
         view["status"] = "expired"
     return view
 
@@ -50,9 +50,7 @@ async def list_intents(
     session: SessionDep,
     ctx: ContextDep,
     page: PageDep,
-    status: Annotated[
-        IntentStatus | None, Query(description="default: the open ones (awaiting)")
-    ] = None,
+    status: Annotated[IntentStatus | None, Query(description="default: the open ones")] = None,
 ) -> Any:
     """The caller's member's intents, oldest first; by default the open ones."""
     now = await ctx.gateway.chain_time()
@@ -62,15 +60,15 @@ async def list_intents(
         .order_by(IntentRow.id)
         .limit(page.limit)
     )
-    wanted = status or "awaiting"
+    wanted = status or "open"
     if wanted == "expired":
         query = query.where(
             (IntentRow.status == "expired")
-            | ((IntentRow.status == "awaiting") & (IntentRow.deadline < now))
+            | ((IntentRow.status == "open") & (IntentRow.deadline < now))
         )
     else:
         query = query.where(IntentRow.status == wanted)
-        if wanted == "awaiting":
+        if wanted == "open":
             query = query.where(IntentRow.deadline >= now)
     if isinstance(page.after, str):
         query = query.where(IntentRow.id > page.after)
@@ -104,7 +102,7 @@ async def submit_signature(
         raise NotFound("no such intent", code="intent_not_found")
     if row.status == "expired":
         raise Conflict("the intent expired unsigned", code="intent_expired")
-    if row.status == "awaiting":
+    if row.status == "open":
         signature = bytes.fromhex(body.signature[2:])
         if forwarding.signer_of(bytes.fromhex(row.digest[2:]), signature) != row.member:
             raise Forbidden(
@@ -116,7 +114,7 @@ async def submit_signature(
         async with ctx.engine.begin() as conn:
             await conn.execute(
                 update(IntentRow)
-                .where(IntentRow.id == row.id, IntentRow.status == "awaiting")
+                .where(IntentRow.id == row.id, IntentRow.status == "open")
                 .values(signature=body.signature.lower(), status="signed")
             )
     return await writes.resume(row.member, row.idempotency_key)
@@ -127,7 +125,7 @@ async def _expire(ctx: Any, row: IntentRow, instance: str) -> None:
     async with ctx.engine.begin() as conn:
         await conn.execute(
             update(IntentRow)
-            .where(IntentRow.id == row.id, IntentRow.status == "awaiting")
+            .where(IntentRow.id == row.id, IntentRow.status == "open")
             .values(status="expired")
         )
     body = problem(409, "intent_expired", "the intent expired unsigned", instance)
