@@ -73,10 +73,17 @@ class Entry:
     code: str | None = None
     idempotency_key: str | None = None
     tx_hashes: tuple[str, ...] = ()
+    #: The request's id: its X-Request-Id header and its problem body's ``request_id``.
+    request_id: str | None = None
 
 
 def chain_hash(prev: str, record: dict[str, Any]) -> str:
-    canonical = json.dumps([record[f] for f in HASHED], separators=(",", ":"))
+    fields = [record[f] for f in HASHED]
+    # The request id (X-Request-Id) is covered too, where the record has one (records written
+    # before it was kept have none, and keep their hashes).
+    if record.get("request_id"):
+        fields.append(record["request_id"])
+    canonical = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha256(prev.encode() + canonical.encode()).hexdigest()
 
 
@@ -120,6 +127,7 @@ async def _append(conn: AsyncConnection, entry: Entry) -> int:
         "idempotency_key": entry.idempotency_key,
         "request_sha256": entry.request_sha256,
         "tx_hashes": json.dumps(list(entry.tx_hashes)),
+        "request_id": entry.request_id,
     }
     digest = chain_hash(head.hash, record)
     await conn.execute(_LOG.insert().values(**record, prev_hash=head.hash, hash=digest))
@@ -190,6 +198,7 @@ async def sweep(engine: AsyncEngine, older_than_s: float) -> int:
                     code=INTERRUPTED_CODE,
                     idempotency_key=row.idempotency_key,
                     tx_hashes=tuple(json.loads(row.tx_hashes)),
+                    request_id=request_id,
                 ),
             )
             done += 1

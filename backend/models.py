@@ -196,6 +196,8 @@ class AuditRecord(Base):
     tx_hashes: Mapped[str] = mapped_column(Text)  # JSON list
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: X-Request-Id of the request (null in records written before it was kept).
+    request_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class AuditPending(Base):

@@ -46,6 +46,7 @@ class RequestAudit:
             code=self.code,
             idempotency_key=self.idempotency_key,
             tx_hashes=tuple(self.txs),
+            request_id=self.request_id,
         )
 
 

@@ -93,6 +93,11 @@ class AuditRecordPublic(Output):
     idempotency_key: str | None
     request_sha256: Sha256Hex
     tx_hashes: list[str] = Field(description="transactions mined for it")
+    request_id: str | None = Field(
+        default=None,
+        max_length=32,
+        description="the request's X-Request-Id (also in its problem body and the access log)",
+    )
     prev_hash: Sha256Hex
     hash: Sha256Hex
 

@@ -63,6 +63,7 @@ def _record_view(row: AuditRecord) -> dict[str, Any]:
         "idempotency_key": row.idempotency_key,
         "request_sha256": row.request_sha256,
         "tx_hashes": json.loads(row.tx_hashes),
+        "request_id": row.request_id,
         "prev_hash": row.prev_hash,
         "hash": row.hash,
     }

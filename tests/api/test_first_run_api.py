@@ -145,3 +145,16 @@ async def test_request_id_in_the_answer_the_problem_and_the_log(api: Api) -> Non
     assert records
     access = [rec for rec in records if rec.get("logger") == "tierflow.access"]
     assert any(f"request_id={made}" in rec["event"] for rec in access), access[-5:]
+
+
+async def test_the_audit_record_names_the_request_id(api: Api) -> None:
+    r = await api.operator.http.post("/v1/dev/advance-time", json={"until": 0})
+    assert r.status_code == 200, r.text
+    made = r.headers["X-Request-Id"]
+    log = await api.operator.get("/v1/audit/log", method="POST", limit=200)
+    assert log.status_code == 200, log.text
+    mine = [rec for rec in log.json()["items"] if rec["request_id"] == made]
+    assert len(mine) == 1, log.json()["items"][-3:]
+    assert mine[0]["path"] == "/v1/dev/advance-time"
+    verified = await api.operator.get("/v1/audit/log/verify")
+    assert verified.json()["ok"] is True, verified.text
