@@ -61,6 +61,7 @@ class BlockReceipts:
         self._cursor = -1
         self._task: asyncio.Task[None] | None = None
         self._by_block = True  # False once the node refuses eth_getBlockReceipts
+        self._sleeping = False
 
     def watch(self, hashes: Sequence[str]) -> asyncio.Future[Found]:
         """A future resolved with ``(hash, receipt)`` when any of ``hashes`` is mined."""
@@ -73,7 +74,7 @@ class BlockReceipts:
 
     def follow(self) -> None:
         """Start following the head (if not already): after a waiter's own direct check failed.
-        The watcher stops by itself, mid-request if need be, when nobody waits any more."""
+        The watcher stops when nobody waits any more."""
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -86,8 +87,12 @@ class BlockReceipts:
                     del self._waiters[h]
         if not future.done():
             future.cancel()
-        if not self._hashes and self._task is not None:
-            self._task.cancel()  # no request of ours outlives its waiters
+        if not self._hashes and self._task is not None and self._sleeping:
+            # Idle between polls: stop now. Never mid-request: web3.py reads the answer outside
+            # a context manager, so a request cancelled there never returns its connection to
+            # the pool (64 of them and every request of the process waits for ever). A watcher
+            # mid-request stops by itself once the answer is in.
+            self._task.cancel()
             self._task = None
 
     @property
@@ -128,7 +133,13 @@ class BlockReceipts:
             except Exception as exc:  # node unreachable, a malformed answer: try again later
                 log.info("receipt watcher: %s; retrying in %.2fs", exc, delay)
                 delay = min(delay * 2, 2.0)
-            await asyncio.sleep(delay)
+            if not self._hashes:
+                break
+            self._sleeping = True
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self._sleeping = False
 
     async def _check_directly(self) -> None:
         for h in list(self._waiters):
