@@ -390,8 +390,8 @@ class Console:
         """A member's own page: ``member`` (``GET /v1/members/{address}``), the pieces it
         holds (``ClaimPublic`` items), its open financing requests (``FinancingPublic``, as
         applicant or financier), its intents awaiting signature (``GET /v1/intents``
-        items: ``id``, ``expires_at``, ``action`` ``{contract, function, args}``, optionally
-        plain ``amount`` and ``counterparty``) and the payables it may see
+        items: ``id``, ``expires_at``, ``digest``, ``action`` ``{contract, function,
+        args}``, optionally plain ``amount`` and ``counterparty``) and the payables it may see
         (``PayablePublic`` items; ``tree_visible``: it may open the whole tree)."""
         address = str(member.get("address", ""))
         held = [c for c in claims if str(c.get("status")) != "cancelled"]
@@ -457,6 +457,8 @@ class Console:
             "counterparty": counterparty,
             "expires_at": intent.get("expires_at"),
             "status": intent.get("status") or "open",
+            "digest": str(intent.get("digest") or ""),
+            "args": [(str(k), v) for k, v in args.items()],
         }
 
     def sign_in_page(

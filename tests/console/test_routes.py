@@ -6,6 +6,7 @@ visibility rules of the API (AP-2) on every page: an outsider gets the 404 page 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Callable
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -13,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 
 from backend.console.fmt import yuan
+from tests.support.api import KYC_UNTIL
 from tests.support.console_demo import Demo, csrf_field, demo_platform, signed_in
 from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 
@@ -354,6 +357,74 @@ async def test_a_new_split_shows_at_once(
     drawn = {int(g.attrs["data-id"]): g for g in after.find_all("g", cls="node")}
     assert set(drawn) == before | {new_id}
     assert drawn[new_id].find("text", cls="amount").text() == yuan(123_45)
+
+
+async def test_a_self_members_intent_awaits_on_its_home_page(demo: Demo, parse: Parse) -> None:
+    """A ``self`` supplier's write stops at an intent: its home page lists it as
+    ``GET /v1/intents`` does (the call in plain fields, amount, counterparty, deadline,
+    digest), no other member's page shows it, and once signed it is gone."""
+    account = Account.create()
+    made = await demo.api_post(
+        demo.stack.operator_key,
+        "/v1/members",
+        {
+            "name": "Self Custody Parts",
+            "roles": ["supplier"],
+            "kyc_expires_at": KYC_UNTIL,
+            "address": account.address,
+        },
+    )
+    assert made.status_code == 201, made.text
+    key = made.json()["api_key"]
+    core = demo.story["core"]
+    issued = await demo.story.chain_time() - 3600
+    body = {
+        "buyer": core.address,
+        "seller_tax_id": "91310000SELFCUST01",
+        "invoice_code": "031001900111",
+        "number": "N-SELF-1",
+        "amount": 777_00,
+        "issue_date": issued,
+        "document_sha256": secrets.token_hex(32),
+    }
+    r = await demo.api_post(key, "/v1/invoices", body)
+    assert r.status_code == 202, r.text
+    intent = r.json()["intent"]
+    listed = await demo.api_get(key, "/v1/intents")
+    assert [i["id"] for i in listed.json()["items"]] == [intent["id"]]
+
+    http = await signed_in(demo, key)
+    try:
+        home = parse((await http.get("/console")).text)
+        rows = home.find("table", cls="intents").find("tbody").find_all("tr")
+        assert [row.attrs.get("data-intent") for row in rows] == [intent["id"]]
+        row = rows[0]
+        assert "registerInvoice" in row.find("strong").text()
+        assert "InvoiceRegistry" in row.text()
+        assert yuan(777_00) in row.find("td", cls="num").text()
+        assert core.name in row.text()  # the buyer, by name
+        assert row.find("code", cls="digest").text() == intent["digest"]
+        assert str(intent["action"]["args"]["documentHash"]) in row.find("details").text()
+        # nobody else is asked to sign it, not even the buyer
+        other = await signed_in(demo, core.key)
+        try:
+            theirs = parse((await other.get("/console")).text)
+            assert theirs.find_all("tr", data_intent=intent["id"]) == []
+        finally:
+            await other.aclose()
+
+        signature = Account.unsafe_sign_hash(bytes.fromhex(intent["digest"][2:]), account.key)
+        done = await demo.api_post(
+            key,
+            f"/v1/intents/{intent['id']}/signature",
+            {"signature": "0x" + bytes(signature.signature).hex()},
+        )
+        assert done.status_code == 201, done.text
+        after = parse((await http.get("/console")).text)
+        assert after.find_all("tr", data_intent=intent["id"]) == []
+        assert "Nothing awaits your signature" in after.find("table", cls="intents").text()
+    finally:
+        await http.aclose()
 
 
 async def test_node_outage_is_a_page_not_a_crash(

@@ -45,6 +45,11 @@ class Demo:
         async with self.stack.client(key) as http:
             return await http.get(path, params=params or None)
 
+    async def api_post(self, key: str, path: str, body: dict[str, Any]) -> httpx.Response:
+        """A write as ``key`` (a fresh Idempotency-Key)."""
+        async with self.stack.client(key) as http:
+            return await http.post(path, json=body, headers=Stack.idem())
+
 
 @contextlib.asynccontextmanager
 async def demo_platform(root: Path, database_url: str | None = None) -> AsyncIterator[Demo]:

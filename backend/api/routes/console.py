@@ -32,7 +32,7 @@ from backend.api.console_http import (
 from backend.api.deps import ContextDep, decode_cursor, encode_cursor
 from backend.api.problems import status_of
 from backend.auth import Caller
-from backend.console import PieceNotInTree
+from backend.console import PieceNotInTree, fmt
 from backend.console.pages import EVENT_FILTERS, LOG_FILTERS
 from backend.console.urls import DEFAULT_LEVELS
 from backend.console_sessions import Signed
@@ -48,6 +48,7 @@ from backend.schemas.audit import (
 from backend.schemas.claims import ClaimEventPublic, ClaimPublic
 from backend.schemas.common import Id
 from backend.schemas.financing import FinancingPublic
+from backend.schemas.intents import IntentPublic
 from backend.schemas.members import MemberPublic
 from backend.schemas.payables import PayablePublic
 from backend.services import (
@@ -60,6 +61,7 @@ from backend.services import (
     members,
     payables,
 )
+from backend.services import intents as intents_service
 from backend.services import reconciliation as reconciling
 from backend.services.lists import chain_position
 from backend.services.visibility import tree_parties_include
@@ -123,14 +125,21 @@ def _auditor(caller: Caller) -> None:
 # -- a member's own page -------------------------------------------------------------------
 
 
-async def awaiting_signature(session: AsyncSession, caller: Caller) -> list[dict[str, Any]]:
-    """Hook for the consent work (docs/consent.md): the caller's open intents, as
-    ``GET /v1/intents`` lists them. No intents exist on this platform yet, so none await."""
-    return []
+async def awaiting_signature(
+    session: AsyncSession, caller: Caller, chain_time: int
+) -> list[dict[str, Any]]:
+    """The caller's open intents (not past their deadline), listed by the service
+    ``GET /v1/intents`` lists through and as it answers them (only the member's own)."""
+    return [
+        api_json(IntentPublic, i)
+        for i in await intents_service.list_intents(session, caller, chain_time, HOME_ROWS)
+    ]
 
 
 @router.get("")
-async def home(request: Request, signed: SignedIn, session: SessionDep) -> Response:
+async def home(
+    request: Request, signed: SignedIn, session: SessionDep, ctx: ContextDep
+) -> Response:
     """The member's pieces, its open financing requests, intents awaiting its signature and
     the newest payables it may see (each linked to its tree where it may open the whole)."""
     caller = signed.caller
@@ -148,7 +157,7 @@ async def home(request: Request, signed: SignedIn, session: SessionDep) -> Respo
             session, caller, None, HOME_ROWS, status="applied", role=role
         ):
             requests[item["id"]] = item
-    intents = await awaiting_signature(session, caller)
+    intents = await awaiting_signature(session, caller, await ctx.gateway.chain_time())
     listed = await payables.list_payables(session, caller, None, HOME_PAYABLES, newest_first=True)
     shown = [
         {
@@ -164,7 +173,8 @@ async def home(request: Request, signed: SignedIn, session: SessionDep) -> Respo
         [caller.address]
         + [c["obligor"] for c in held if c.get("obligor")]
         + [f[k] for f in requests.values() for k in ("applicant", "financier")]
-        + [p[k] for p in listed for k in ("obligor", "supplier")],
+        + [p[k] for p in listed for k in ("obligor", "supplier")]
+        + [a for i in intents for a in _addresses(i["action"]["args"])],
     )
     return html(
         CONSOLE.home_page(
@@ -177,6 +187,11 @@ async def home(request: Request, signed: SignedIn, session: SessionDep) -> Respo
             **page_args(request),
         )
     )
+
+
+def _addresses(args: dict[str, Any]) -> list[str]:
+    """The address-valued arguments of an intent's call (its counterparties)."""
+    return [v for v in args.values() if fmt.is_address(v)]
 
 
 def _id(item: dict[str, Any]) -> int:

@@ -11,7 +11,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from backend import forwarding
 from backend.api.deps import (
@@ -25,9 +25,9 @@ from backend.api.deps import (
 from backend.api.problems import problem
 from backend.auth import Caller
 from backend.errors import Conflict, Forbidden, NotFound
-from backend.gateway import intent_view
 from backend.models import IntentRow
 from backend.schemas.intents import IntentPublic, IntentsPublic, IntentStatus, SignatureSubmit
+from backend.services import intents
 
 router = APIRouter(prefix="/v1/intents", tags=["intents"])
 IntentPath = Annotated[str, Path(pattern="^int_[0-9a-f]{16}$", description="the intent")]
@@ -35,13 +35,6 @@ SIGNED = {
     200: {"description": "the write's own answer"},
     201: {"description": "the write's own answer (it created an object)"},
 }
-
-
-def _shown(row: IntentRow, chain_time: int) -> dict[str, Any]:
-    view = intent_view(row)
-    if row.status == "open" and chain_time > row.deadline:
-        view["status"] = "expired"
-    return view
 
 
 @router.get("", response_model=IntentsPublic)
@@ -54,25 +47,8 @@ async def list_intents(
 ) -> Any:
     """The caller's member's intents, oldest first; by default the open ones."""
     now = await ctx.gateway.chain_time()
-    query = (
-        select(IntentRow)
-        .where(IntentRow.member == caller.address)
-        .order_by(IntentRow.id)
-        .limit(page.limit)
-    )
-    wanted = status or "open"
-    if wanted == "expired":
-        query = query.where(
-            (IntentRow.status == "expired")
-            | ((IntentRow.status == "open") & (IntentRow.deadline < now))
-        )
-    else:
-        query = query.where(IntentRow.status == wanted)
-        if wanted == "open":
-            query = query.where(IntentRow.deadline >= now)
-    if isinstance(page.after, str):
-        query = query.where(IntentRow.id > page.after)
-    items = [_shown(r, now) for r in (await session.execute(query)).scalars()]
+    after = page.after if isinstance(page.after, str) else None
+    items = await intents.list_intents(session, caller, now, page.limit, status, after)
     return {"items": items, "next_cursor": page.next_cursor(items, lambda i: i["id"])}
 
 
@@ -83,7 +59,7 @@ async def get_intent(
     row = await session.get(IntentRow, intent_id)
     if row is None or row.member != caller.address:
         raise NotFound("no such intent", code="intent_not_found")
-    return _shown(row, await ctx.gateway.chain_time())
+    return intents.shown(row, await ctx.gateway.chain_time())
 
 
 @router.post("/{intent_id}/signature", responses=SIGNED)  # type: ignore[arg-type]
