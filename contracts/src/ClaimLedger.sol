@@ -196,7 +196,7 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     /// @inheritdoc IClaimLedger
     function settleClaim(uint256 claimId, bytes32 paymentRef) external {
         MEMBERS.requireNotPaused();
-        _settle(claimId, paymentRef);
+        _settle(claimId, paymentRef, false);
     }
 
     /// @inheritdoc IClaimLedger
@@ -206,8 +206,9 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         if (n == 0 || n > MAX_SETTLEMENT_BATCH || paymentRefs.length != n) {
             revert SettlementBatchInvalid(n, MAX_SETTLEMENT_BATCH);
         }
+        bool agentChecked = false; // a batch checks its clearing agent's standing once
         for (uint256 i; i < n; ++i) {
-            _settle(claimIds[i], paymentRefs[i]);
+            agentChecked = _settle(claimIds[i], paymentRefs[i], agentChecked);
         }
     }
 
@@ -573,7 +574,9 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         }
     }
 
-    function _settle(uint256 claimId, bytes32 paymentRef) private {
+    /// @dev Returns whether the caller was checked as an active clearing agent (`agentChecked`
+    /// in: already checked in this transaction, its standing cannot change meanwhile).
+    function _settle(uint256 claimId, bytes32 paymentRef, bool agentChecked) private returns (bool) {
         if (paymentRef == bytes32(0)) revert SettlementReferenceInvalid();
         Claim storage c = _claimOf(claimId);
         uint8 f = c.flags;
@@ -584,10 +587,13 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         address settler = _msgSender();
         if (settler != p.obligor) {
             // The clearing agent must still be one when it records a payment: an active member
-            // with the role (a suspended agent, or one that lost the role, settles nothing),
-            // and never the payable's own supplier.
-            if (settler != p.clearingAgent || settler == p.supplier) revert PayableNotSettler(payableId, settler);
-            MEMBERS.requireActive(settler, Roles.CLEARING_AGENT);
+            // with the role (a suspended agent, or one that lost the role, settles nothing). It
+            // is never the payable's own supplier: issuePayable refuses that.
+            if (settler != p.clearingAgent) revert PayableNotSettler(payableId, settler);
+            if (!agentChecked) {
+                MEMBERS.requireActive(settler, Roles.CLEARING_AGENT);
+                agentChecked = true;
+            }
         }
         if (block.timestamp < p.dueDate) revert PayableNotDue(payableId, p.dueDate);
         // Locked → Settled is no transition (SPEC §2): a pending application's later unlock
@@ -607,6 +613,7 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
             p.status = PayableStatus.Settled;
             emit PayableSettled(payableId);
         }
+        return agentChecked;
     }
 
     function _touchRoot(Claim storage root) private {

@@ -825,8 +825,9 @@ class Tierflow:
             raise ModelRevert("ClaimIsFrozen", claim_id=claim_id)
         p = self.payables[c.payable_id]
         if caller != p.obligor:
-            # a clearing agent settles only while an active one, never as the payable's supplier
-            if caller != p.clearing_agent or caller == p.supplier:
+            # a clearing agent settles only while an active one (never the payable's supplier:
+            # issue_payable refuses that)
+            if caller != p.clearing_agent:
                 raise ModelRevert("PayableNotSettler", payable_id=p.id, caller=caller)
             self.require_active(caller, CLEARING_AGENT)
         if self.now < p.due_date:
