@@ -20,10 +20,10 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from backend.errors import Unauthorized
+from backend.errors import Conflict, Unauthorized
 from backend.models import ApiKey, OrgUser
 from db.engine import now_s
 from indexer import models as mirror
@@ -174,11 +174,27 @@ async def roles_of(session: AsyncSession, address: str) -> frozenset[Role]:
     return frozenset(_ROLE_BY_ID[r] for r in granted.scalars() if r in _ROLE_BY_ID)
 
 
+#: Live (not revoked) API keys a member may hold.
+MAX_KEYS_PER_MEMBER = 20
+
+
 async def store_key(
     session: AsyncSession, member: str, label: str, user_id: str | None = None
 ) -> tuple[ApiKey, str]:
     """Make a key for ``member`` (of its user ``user_id``, in the caller's transaction);
-    returns the row and the key."""
+    returns the row and the key. A member holds at most :data:`MAX_KEYS_PER_MEMBER` live keys
+    (409 ``api_key_limit``): more keys would not raise its rate limit (that is per member)
+    but each is one more secret to leak."""
+    live = await session.scalar(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.member == member, ApiKey.revoked_at.is_(None))
+    )
+    if (live or 0) >= MAX_KEYS_PER_MEMBER:
+        raise Conflict(
+            f"a member holds at most {MAX_KEYS_PER_MEMBER} live API keys: revoke one first",
+            code="api_key_limit",
+        )
     key_id, full, digest = new_key()
     row = ApiKey(
         id=key_id,

@@ -82,6 +82,7 @@ class MirrorWatch:
         self.engine = engine
         self.interval_s = interval_s
         self.reached: int | None = None
+        self._read_at = 0.0
         self._waiters = 0
         self._moved = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -95,7 +96,8 @@ class MirrorWatch:
 
     async def wait(self, block: int, timeout_s: float) -> bool:
         """True once the checkpoint is at ``block`` or above; False after ``timeout_s``."""
-        if self.reached is not None and self.reached >= block:
+        fresh = time.monotonic() - self._read_at < self.interval_s  # a reorg may lower it
+        if fresh and self.reached is not None and self.reached >= block:
             return True
         deadline = time.monotonic() + timeout_s
         self._waiters += 1
@@ -103,7 +105,8 @@ class MirrorWatch:
             self._task = asyncio.create_task(self._poll())
         try:
             while True:
-                if self.reached is not None and self.reached >= block:
+                read_since = self._read_at >= deadline - timeout_s - self.interval_s
+                if read_since and self.reached is not None and self.reached >= block:
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -120,7 +123,9 @@ class MirrorWatch:
                 value = await self.read()
             except Exception:  # the database is down: the waiters time out, nothing crashes
                 value = None
-            if value is not None and value != self.reached:
+            if value is not None:
+                # Every read wakes the waiters: each checks the value against its block.
+                self._read_at = time.monotonic()
                 self.reached = value
                 moved, self._moved = self._moved, asyncio.Event()
                 moved.set()

@@ -129,7 +129,9 @@ class Member(Model):
 
 
 class MemberCreated(Member, WriteResult):
-    api_key: str = Field(description="the member's first API key: shown this once only")
+    api_key: str | None = Field(
+        description="the member's first API key: shown this once only (null on a replay)"
+    )
     api_key_id: str
 
 
@@ -151,7 +153,7 @@ class ApiKey(Model):
 
 
 class ApiKeyCreated(ApiKey):
-    api_key: str = Field(description="shown this once only")
+    api_key: str | None = Field(description="shown this once only (null on a replay)")
 
 
 class OrganisationUser(Model):
@@ -166,7 +168,9 @@ class OrganisationUser(Model):
 
 
 class OrganisationUserCreated(OrganisationUser):
-    api_key: str = Field(description="the user's API key: shown this once only")
+    api_key: str | None = Field(
+        description="the user's API key: shown this once only (null on a replay)"
+    )
 
 
 # -- invoices ----------------------------------------------------------------------------------

@@ -113,9 +113,10 @@ class FileNonceStore:
         with self._registry_lock:
             pair = self._locks.get(key)
             if pair is None:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 flock = FileLock(
                     str(path) + ".lock",
+                    mode=0o600,
                     timeout=self.lock_timeout,
                     thread_local=False,
                     poll_interval=0.002,
@@ -141,7 +142,10 @@ class FileNonceStore:
     @staticmethod
     def _write(path: Path, value: int) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"next": value}) + "\n", encoding="utf-8")
+        # Only this user reads the platform's files (0600).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"next": value}) + "\n")
         os.replace(tmp, path)
 
     def _locked(self, chain_id: int, address: str, op: str, a: int, b: int) -> int | bool | None:

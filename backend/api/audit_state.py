@@ -60,3 +60,17 @@ def request_audit(request: Request) -> RequestAudit | None:
     state = request.scope.get("state") or {}
     found = state.get(STATE_KEY)
     return found if isinstance(found, RequestAudit) else None
+
+
+CALLER_KEY = "tierflow_caller"
+
+
+def remember_caller(scope: dict[str, Any] | Any, caller: Any) -> None:
+    """Keep the caller the middleware authenticated in ``scope``'s state."""
+    scope.setdefault("state", {})[CALLER_KEY] = caller
+
+
+def known_caller(request: Request) -> Any:
+    """The caller the middleware authenticated for ``request`` (``None``: not done)."""
+    state = request.scope.get("state") or {}
+    return state.get(CALLER_KEY)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend import audit_log
-from backend.api.audit_state import request_audit
+from backend.api.audit_state import known_caller, request_audit
 from backend.api.problems import stored_refusal
 from backend.auth import Caller, authenticate, caller_of_key
 from backend.context import AppContext
@@ -26,6 +26,8 @@ from backend.services import approvals, auto_approval, commands
 from backend.services.commands import Command
 from ledger.roles import Role
 
+#: The field of an answer that carries a new API key: never stored, never replayed.
+SECRET_FIELD = "api_key"
 #: Largest page a list returns.
 MAX_PAGE = 200
 
@@ -61,8 +63,12 @@ async def get_caller(
     # A connection of its own, back in the pool at once rather than staying with the request
     # while it waits (a duplicate waiting for its Idempotency-Key, a write waiting for its
     # receipt), so a burst of requests cannot exhaust the pool.
-    async with ctx.engine.connect() as conn:
-        caller = await authenticate(conn, authorization)
+    known = known_caller(request)
+    if isinstance(known, Caller):
+        caller = known  # authenticated by the guard middleware, before the body was read
+    else:
+        async with ctx.engine.connect() as conn:
+            caller = await authenticate(conn, authorization)
     audit = request_audit(request)
     if audit is not None:
         audit.member = caller.address
@@ -163,6 +169,8 @@ class Writes:
         write.idempotency_key = key
         ports = self.ctx.ports
 
+        secret: dict[str, str] = {}
+
         async def execute(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
             # A resumed write runs the command stored with the key, as its caller.
             write.journal = journal
@@ -170,6 +178,10 @@ class Writes:
             if write.mirror_behind and isinstance(answer, dict):
                 # Done on chain; the mirror had not shown it yet (reads may lag).
                 answer["mirror_behind"] = True
+            if isinstance(answer, dict) and isinstance(answer.get(SECRET_FIELD), str):
+                # A new API key is shown once: the stored (replayable) answer holds none.
+                secret[SECRET_FIELD] = answer[SECRET_FIELD]
+                answer = {**answer, SECRET_FIELD: None}
             return status_of_command(claimed.command), answer
 
         path = request[1]
@@ -221,6 +233,9 @@ class Writes:
         if audit is not None:
             # A replay cites the transactions of the write it answers for.
             audit.txs.extend(h for h in stored.tx_hashes if h not in audit.txs)
+        body = stored.body
+        if secret and not stored.replayed and isinstance(body, dict):
+            body = {**body, **secret}
         if stored.status >= 400:
             if audit is not None and isinstance(stored.body, dict):
                 audit.code = stored.body.get("code")
@@ -230,7 +245,7 @@ class Writes:
                 media_type="application/problem+json",
                 headers=headers,
             )
-        return JSONResponse(stored.body, status_code=stored.status, headers=headers)
+        return JSONResponse(body, status_code=stored.status, headers=headers)
 
     async def run_once(self, caller: Caller, command: Command) -> Any:
         """Run ``command`` without an Idempotency-Key (a PUT or DELETE that is idempotent by

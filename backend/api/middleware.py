@@ -17,11 +17,15 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import audit_log
-from backend.api.audit_state import RequestAudit, attach
+from backend.api.audit_state import RequestAudit, attach, remember_caller
 from backend.api.problems import problem
-from backend.errors import PROBLEM_JSON
+from backend.auth import authenticate
+from backend.errors import PROBLEM_JSON, Unauthorized
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Headers a request may carry once: two ``Idempotency-Key`` headers would run the request
+#: under one and record the other (400 ``header_repeated``).
+SINGLE = ("idempotency-key", "authorization", "content-type", "content-length")
 log = logging.getLogger("tierflow.api")
 access_log = logging.getLogger("tierflow.access")
 
@@ -42,6 +46,42 @@ class GuardMiddleware:
         self.app = app
         self.max_body = max_body
         self.engine_of = engine_of  # app → AsyncEngine, resolved per request (after startup)
+
+    async def _refuse_early(
+        self, scope: Scope, audit: RequestAudit, headers: dict[str, str]
+    ) -> tuple[int, str, str] | None:
+        """``(status, code, detail)`` of a request refused before its body is read: a header
+        given twice (the request would run under one and be recorded under the other), or a
+        ``/v1`` write without a valid API key (authenticated here, before the body is read or
+        parsed, so a malformed body from a valid key is audited as its member's)."""
+        names = [k.decode("latin-1").lower() for k, _ in scope["headers"]]
+        repeated = next((n for n in SINGLE if names.count(n) > 1), None)
+        if repeated is not None:
+            return 400, "header_repeated", f"the {repeated} header may be given only once"
+        if scope["method"] in MUTATING and scope["path"].startswith("/v1/"):
+            refusal = await self._authenticate(scope, audit, headers.get("authorization"))
+            if refusal is not None:
+                return 401, refusal.code, refusal.detail
+        return None
+
+    async def _authenticate(
+        self, scope: Scope, audit: RequestAudit, authorization: str | None
+    ) -> Unauthorized | None:
+        """The caller of a write, put in the scope (``None``), or why it is refused."""
+        engine = self.engine_of(scope["app"])
+        if engine is None:
+            return None
+        try:
+            async with engine.connect() as conn:
+                caller = await authenticate(conn, authorization)
+        except Unauthorized as exc:
+            return exc
+        except Exception:  # the database is down: the route's own dependency answers (503)
+            return None
+        audit.member = caller.address
+        audit.api_key_id = caller.key_id
+        remember_caller(scope, caller)
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,7 +147,14 @@ class GuardMiddleware:
             await send(message)
 
         try:
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            refused = await self._refuse_early(scope, audit, headers)
+            if refused is not None:
+                status, code, detail = refused
+                audit.code = code
+                answered.append(status)
+                await record(status)
+                await _send_problem(send, status, code, detail, audit.request_id)
+            elif declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
                 too_large = True
             else:
                 try:

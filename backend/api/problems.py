@@ -41,6 +41,7 @@ from backend.errors import (
     Unavailable,
     from_revert,
 )
+from backend.schemas.common import CONTROL_CHARACTER
 from ledger.errors import ChainUnavailableError, ContractRevert, TransactionTimeoutError
 
 log = logging.getLogger("tierflow.api")
@@ -256,6 +257,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(err.get("type") == CONTROL_CHARACTER for err in exc.errors()):
+            return problem_response(
+                BadRequest(
+                    "text in the request holds a control character",
+                    code=CONTROL_CHARACTER,
+                    extra={"errors": _validation_errors(exc)},
+                ),
+                request,
+            )
         error = Invalid(
             "the request is not valid",
             code="invalid_request",

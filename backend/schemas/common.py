@@ -1,7 +1,10 @@
 """Field types every representation shares (SPEC §4): addresses, amounts, hashes, times.
 
 Inputs refuse unknown fields (``extra="forbid"``: no mass assignment), so a client cannot
-slip ``holder`` or ``status`` into a request. Amounts are integers in minor units up to the
+slip ``holder`` or ``status`` into a request. Their integers are strict JSON integers
+(``"100"``, ``true`` and ``1.0`` are refused, error type ``int_strict``), and no text
+anywhere in a body may hold a control character (error type ``control_character``, answered
+400 ``control_character``). Amounts are integers in minor units up to the
 on-chain maximum (2^128 − 1); times are ISO 8601 in UTC; addresses 0x-checksummed.
 """
 
@@ -9,8 +12,11 @@ from __future__ import annotations
 
 import functools
 import re
+import types
+import typing
+import unicodedata
 from datetime import UTC, datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from eth_utils.address import is_address, to_checksum_address
 from pydantic import (
@@ -20,7 +26,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ledger.bindings import MAX_AMOUNT
 
@@ -83,10 +91,73 @@ Timestamp = Annotated[
 ]
 
 
+CONTROL_CHARACTER = "control_character"
+
+
+def _control_free(value: Any, where: str) -> None:
+    """Refuse a control character (Unicode category Cc: NUL, ESC, newline …) in any text."""
+    if isinstance(value, str):
+        for ch in value:
+            if unicodedata.category(ch) == "Cc":
+                raise PydanticCustomError(
+                    CONTROL_CHARACTER,
+                    "{field} holds a control character (U+{code})",
+                    {"field": where, "code": f"{ord(ch):04X}"},
+                )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _control_free(key, where)
+            _control_free(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            _control_free(item, f"{where}[{n}]")
+
+
+def _int_kind(annotation: Any) -> str | None:
+    """ "int" for ``int`` / ``int | None``, "list" for ``list[int]``, else None."""
+    if annotation is int:
+        return "int"
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType) and set(args) == {int, type(None)}:
+        return "int"
+    if origin is list and args == (int,):
+        return "list"
+    return None
+
+
+def _strict_int(value: Any, where: str) -> None:
+    if value is not None and (type(value) is not int):
+        raise PydanticCustomError(
+            "int_strict",
+            "{field} must be a JSON integer (not a string, boolean or fraction)",
+            {"field": where},
+        )
+
+
 class Input(BaseModel):
-    """A request body: unknown fields are refused."""
+    """A request body: unknown fields are refused, integers are strict JSON integers, text
+    holds no control character."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_input(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        _control_free(data, "body")
+        for name, field in cls.model_fields.items():
+            key = field.alias or name
+            if key not in data:
+                continue
+            kind = _int_kind(field.annotation)
+            if kind == "int":
+                _strict_int(data[key], key)
+            elif kind == "list" and isinstance(data[key], list):
+                for n, item in enumerate(data[key]):
+                    _strict_int(item, f"{key}[{n}]")
+        return data
 
 
 class Output(BaseModel):

@@ -48,7 +48,10 @@ class MembersPublic(Output):
 
 
 class MemberCreated(MemberPublic, WriteResult):
-    api_key: str = Field(description="the member's first API key: shown this once only")
+    api_key: str | None = Field(
+        description="the member's first API key: shown this once only (null when the answer "
+        "is replayed for the same Idempotency-Key)"
+    )
     api_key_id: str
 
 
@@ -86,7 +89,10 @@ class ApiKeyPublic(Output):
 
 
 class ApiKeyCreated(ApiKeyPublic):
-    api_key: str = Field(description="shown this once only")
+    api_key: str | None = Field(
+        description="shown this once only (null when the answer is replayed for the same "
+        "Idempotency-Key)"
+    )
 
 
 class ApiKeysPublic(Output):
@@ -109,7 +115,10 @@ class OrgUserPublic(Output):
 
 
 class OrgUserCreated(OrgUserPublic):
-    api_key: str = Field(description="the user's first API key: shown this once only")
+    api_key: str | None = Field(
+        description="the user's first API key: shown this once only (null when the answer "
+        "is replayed for the same Idempotency-Key)"
+    )
     api_key_id: str
 
 

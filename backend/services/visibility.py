@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, or_, select, true, union
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, true, union
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from backend.auth import Caller
 from backend.errors import NotFound
@@ -38,6 +39,49 @@ def ever_held(member: Any) -> Any:
     roots = select(m.Payable.root_claim_id).where(m.Payable.supplier == member)
     current = select(m.Claim.id).where(m.Claim.holder == member)
     return union(received, roots, current).subquery()
+
+
+def split_off_by(member: Any) -> Any:
+    """Ids of the pieces ``member`` split off: it held the parent piece *when* the piece was
+    split off from it (the last holding event of the parent before the split names it; a root
+    never passed on is its payable's supplier's). A former holder of the parent does not see
+    what a later holder split off."""
+    split = aliased(m.Event)
+    before = aliased(m.Event)
+    child = aliased(m.Claim)
+    holder_then = (
+        select(before.account)
+        .where(
+            before.claim_id == child.parent_id,
+            before.event.in_(HOLDING_EVENTS),
+            or_(
+                before.block_number < split.block_number,
+                and_(
+                    before.block_number == split.block_number,
+                    before.log_index < split.log_index,
+                ),
+            ),
+        )
+        .order_by(before.block_number.desc(), before.log_index.desc())
+        .limit(1)
+        .correlate(split, child)
+        .scalar_subquery()
+    )
+    root_supplier = (
+        select(m.Payable.supplier)
+        .where(m.Payable.root_claim_id == child.parent_id)
+        .correlate(child)
+        .scalar_subquery()
+    )
+    return (
+        select(split.claim_id)
+        .join(child, child.id == split.claim_id)
+        .where(
+            split.event == "ClaimSplit",
+            child.parent_id.in_(select(ever_held(member).c[0])),
+            func.coalesce(holder_then, root_supplier) == member,
+        )
+    )
 
 
 def _payables_of(member: Any) -> Any:
@@ -62,7 +106,7 @@ def _claims_of(me: Any) -> ColumnElement[bool]:
     return or_(
         m.Claim.holder == me,
         m.Claim.id.in_(select(held.c[0])),
-        m.Claim.parent_id.in_(select(held.c[0])),
+        and_(m.Claim.parent_id.in_(select(held.c[0])), m.Claim.id.in_(split_off_by(me))),
         m.Claim.payable_id.in_(_payables_of(me)),
         m.Claim.id.in_(select(m.Financing.claim_id).where(m.Financing.financier == me)),
     )

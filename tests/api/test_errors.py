@@ -330,6 +330,89 @@ def _quote(value: str) -> str:
     return quote(value, safe="")
 
 
+async def test_amounts_are_strict_json_integers(stack: Stack, api: Api) -> None:
+    """``"100"``, ``true`` and ``1.0`` are not amounts: 422, nothing sent."""
+    holder = await api.member("strict-holder", ["supplier"])
+    for amount in ("100", True, 1.0, "1e3"):
+        r = await holder.post("/v1/claims/1/transfers", {"to": holder.address, "amount": amount})
+        body = hygienic(r, stack, 422)
+        assert body["code"] == "invalid_request", r.text
+        assert any(e["type"] == "int_strict" for e in body["errors"]), r.text
+    limit = {"program_limit": True}
+    r = await api.operator.put(f"/v1/members/{holder.address}/program-limit", limit)
+    assert hygienic(r, stack, 422)["code"] == "invalid_request"
+
+
+async def test_control_characters_are_refused_in_every_text(stack: Stack, api: Api) -> None:
+    kyc = "2099-01-01T00:00:00Z"
+    for name in ("nul\x00byte", "escape\x1b[31m", "bell\x07", "line\nbreak"):
+        body = {"name": name, "roles": ["supplier"], "kyc_expires_at": kyc}
+        r = await api.operator.post("/v1/members", body)
+        assert hygienic(r, stack, 400)["code"] == "control_character", r.text
+    # Nested too: a member's suspension reason.
+    member = await api.member("ctl-member", ["supplier"])
+    r = await api.operator.post(f"/v1/members/{member.address}/suspend", {"reason": "a\x00"})
+    assert hygienic(r, stack, 400)["code"] == "control_character"
+
+
+async def test_repeated_headers_are_refused(stack: Stack, api: Api) -> None:
+    """Two Idempotency-Keys (or two Authorizations): 400, before anything runs."""
+    kyc = "2099-01-01T00:00:00Z"
+    body = json.dumps({"name": "twice", "roles": ["supplier"], "kyc_expires_at": kyc}).encode()
+    for name, values in (
+        ("Idempotency-Key", ["first-" + Stack.idem()["Idempotency-Key"], "second"]),
+        ("Authorization", [f"Bearer {stack.operator_key}", "Bearer other"]),
+    ):
+        headers = [
+            ("Authorization", f"Bearer {stack.operator_key}"),
+            ("Idempotency-Key", Stack.idem()["Idempotency-Key"]),
+            ("Content-Type", "application/json"),
+        ]
+        headers = [h for h in headers if h[0] != name] + [(name, v) for v in values]
+        async with httpx.AsyncClient(base_url=stack.base_url) as raw:
+            r = await raw.post("/v1/members", content=body, headers=headers)
+        assert hygienic(r, stack, 400)["code"] == "header_repeated", r.text
+
+
+async def test_writes_authenticate_before_the_body(stack: Stack, api: Api) -> None:
+    """A write without a valid key is refused unread (401, not the body's 422); a malformed
+    body from a valid key is audited as its member's."""
+    async with httpx.AsyncClient(base_url=stack.base_url) as raw:
+        r = await raw.post(
+            "/v1/members",
+            content=b"{not json",
+            headers={"Content-Type": "application/json", **Stack.idem()},
+        )
+        assert hygienic(r, stack, 401)["code"] in ("unauthorized", "invalid_api_key"), r.text
+        r = await raw.post(
+            "/v1/members",
+            content=b"{not json",
+            headers={"Authorization": "Bearer tf_nope_nope", **Stack.idem()},
+        )
+        assert hygienic(r, stack, 401)["code"] == "invalid_api_key", r.text
+
+
+async def test_a_member_holds_at_most_twenty_keys(stack: Stack, api: Api) -> None:
+    member = await api.member("many-keys", ["supplier"])
+    path = f"/v1/members/{member.address}/api-keys"
+    made = [await member.post(path, {"label": f"key {n}"}) for n in range(19)]
+    assert all(r.status_code == 201 for r in made), [r.text for r in made]
+    over = await member.post(path, {"label": "one too many"})
+    assert hygienic(over, stack, 409)["code"] == "api_key_limit", over.text
+    revoked = await member.http.delete(f"{path}/{made[0].json()['id']}")
+    assert revoked.status_code == 200, revoked.text
+    assert (await member.post(path, {"label": "in its place"})).status_code == 201
+
+
+def test_the_platforms_files_are_private(stack: Stack) -> None:
+    """The database and the nonce files are the user's alone (0600 files, 0700 nonce dir)."""
+    files = [stack.data_dir / "tierflow.db", *(stack.data_dir / "nonces").glob("*.json")]
+    assert len(files) > 1, files
+    for path in files:
+        assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+    assert (stack.data_dir / "nonces").stat().st_mode & 0o077 == 0
+
+
 async def test_node_outage_is_503_without_the_node(stack: Stack, api: Api) -> None:
     """Second to last in this module: it stops the node for good.
 

@@ -96,10 +96,15 @@ async def test_ten_times_the_same_request_is_one_effect(stack: Stack, api: Api) 
     first = answers[0]
     assert first.status_code == 201, first.text
     assert "idempotent-replayed" not in first.headers
+    assert first.json()["api_key"].startswith("tf_")
     for again in answers[1:]:
         assert again.status_code == first.status_code
-        assert again.content == first.content
+        # The same answer, but the new API key is shown once: a replay carries none, and it
+        # is not stored where replays come from.
+        assert again.json() == {**first.json(), "api_key": None}
+        assert again.content == answers[1].content
         assert again.headers["idempotent-replayed"] == "true"
+    assert first.json()["api_key"] not in stored_responses(stack)
     address = first.json()["address"]
     assert registrations(stack, block) == [address.lower()]
     # One creation: its gas money (where gas has a price) and its registration, nothing more.
@@ -133,7 +138,7 @@ async def test_same_key_other_body_is_refused(stack: Stack, api: Api) -> None:
     assert (nonce(stack), head(stack)) == (sent, block)
     # The first answer is still what the key gives.
     again = await api.operator.post("/v1/members", member_body("first body"), key=key)
-    assert again.content == first.content
+    assert again.json() == {**first.json(), "api_key": None}  # the key was shown once
 
 
 async def test_a_key_belongs_to_its_member(stack: Stack, api: Api) -> None:
@@ -169,7 +174,9 @@ async def test_twenty_concurrent_duplicates_one_effect(pg_workers: Stack) -> Non
         busy = [r for r in answers if r.status_code == 409]
         assert len(created) + len(busy) == 20, [(r.status_code, r.text) for r in answers]
         assert created, "no request completed"
-        assert len({r.content for r in created}) == 1
+        # One answer; the new API key in the first only (shown once).
+        assert len({json.dumps({**r.json(), "api_key": None}) for r in created}) == 1
+        assert len([r for r in created if r.json()["api_key"] is not None]) == 1
         assert all(r.json()["code"] == "idempotency_in_progress" for r in busy)
         address = created[0].json()["address"]
         assert registrations(pg_workers, block) == [address.lower()]
@@ -178,9 +185,16 @@ async def test_twenty_concurrent_duplicates_one_effect(pg_workers: Stack) -> Non
         )
         later = await api.operator.post("/v1/members", body, key=key)
         assert later.status_code == 201
-        assert later.content == created[0].content
+        assert later.json() == {**created[0].json(), "api_key": None}
     finally:
         await api.close()
+
+
+def stored_responses(stack: Stack) -> str:
+    """Every stored idempotent answer, as one text."""
+    with sqlite3.connect(stack.data_dir / "tierflow.db") as db:
+        rows = db.execute("SELECT response FROM idempotency_records").fetchall()
+    return "\n".join(r for (r,) in rows if r)
 
 
 def interrupted_citations(stack: Stack, key: str) -> list[str]:
@@ -225,7 +239,7 @@ async def test_crash_after_broadcast_resumes_without_a_second_transaction(
         assert r.status_code == 201, r.text
         assert r.json()["address"].lower() == registered[0]
         again = await client.post("/v1/members", json=body, headers={"Idempotency-Key": key})
-        assert again.content == r.content
+        assert again.json() == {**r.json(), "api_key": None}
         # The transaction the dead worker broadcast is the one the interrupted record cites.
         receipt = rpc_call(stack.rpc_url, "eth_getTransactionReceipt", [cited[-1]])
         assert receipt is not None

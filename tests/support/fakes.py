@@ -41,7 +41,18 @@ from ledger.roles import Role
 ADDRESSES = {
     name: "0x" + f"{i:02x}" * 20
     for i, name in enumerate(
-        ["operator", "core", "sup1", "sup2", "sup3", "bank", "agent", "auditor", "stranger"],
+        [
+            "operator",
+            "core",
+            "sup1",
+            "sup2",
+            "sup3",
+            "bank",
+            "agent",
+            "auditor",
+            "stranger",
+            "sup4",
+        ],
         start=1,
     )
 }
@@ -57,6 +68,7 @@ _ROLES = {
     "sup1": {Role.SUPPLIER},
     "sup2": {Role.SUPPLIER},
     "sup3": {Role.SUPPLIER},
+    "sup4": {Role.SUPPLIER},
     "bank": {Role.FINANCIER},
     "agent": {Role.CLEARING_AGENT},
     "auditor": {Role.AUDITOR},

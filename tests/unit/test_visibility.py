@@ -14,8 +14,8 @@ from backend.services import visibility
 from indexer import models as m
 from tests.support.fakes import Mirror, address, caller, event, hx
 
-CORE, SUP1, SUP2, SUP3, BANK, AGENT = (
-    address(n) for n in ("core", "sup1", "sup2", "sup3", "bank", "agent")
+CORE, SUP1, SUP2, SUP3, SUP4, BANK, AGENT = (
+    address(n) for n in ("core", "sup1", "sup2", "sup3", "sup4", "bank", "agent")
 )
 ZERO = hx(0)
 INVOICE = hx(0x1A)
@@ -24,8 +24,8 @@ INVOICE = hx(0x1A)
 @pytest.fixture
 async def mirror(tmp_path: Path) -> AsyncIterator[Mirror]:
     """Payable 1 (core owes sup1, agent clears it): root piece 1 held by sup1; sup1 split
-    piece 2 off for sup2, who passed it whole to sup3; sup1 applied to the bank for part of
-    piece 1. An invoice from sup1 to core."""
+    piece 2 off for sup2, who passed it whole to sup3; sup3 split piece 3 off it for sup4;
+    sup1 applied to the bank for part of piece 1. An invoice from sup1 to core."""
     made = await Mirror.create(tmp_path)
     await made.apply(
         [
@@ -62,6 +62,16 @@ async def mirror(tmp_path: Path) -> AsyncIterator[Mirror]:
             ),
             event("ClaimLedger:ClaimTransferred", claimId=2, to=SUP3),
             event(
+                "ClaimLedger:ClaimSplit",
+                parentId=2,
+                claimId=3,
+                payableId=1,
+                depth=2,
+                to=SUP4,
+                value=100,
+                invoiceId=ZERO,
+            ),
+            event(
                 "FinancingDesk:FinancingApplied",
                 financingId=1,
                 claimId=1,
@@ -86,14 +96,16 @@ async def _ids(mirror: Mirror, who: str, model: type, clause: object) -> set[obj
 @pytest.mark.parametrize(
     ("who", "claims", "payables", "financings", "invoices"),
     [
-        ("sup1", {1, 2}, {1}, {1}, {INVOICE}),  # the supplier: its root and what it split off
-        ("sup2", {2}, {1}, set(), set()),  # held piece 2 once
-        ("sup3", {2}, {1}, set(), set()),  # holds it
-        ("core", {1, 2}, {1}, set(), {INVOICE}),  # the obligor
-        ("agent", {1, 2}, {1}, set(), set()),  # the clearing agent
+        ("sup1", {1, 2, 3}, {1}, {1}, {INVOICE}),  # the payable's supplier: every piece
+        # held piece 2 once; piece 3 was split off it later, by sup3: not sup2's to see
+        ("sup2", {2}, {1}, set(), set()),
+        ("sup3", {2, 3}, {1}, set(), set()),  # holds piece 2 and split piece 3 off it
+        ("sup4", {3}, {1}, set(), set()),  # holds piece 3
+        ("core", {1, 2, 3}, {1}, set(), {INVOICE}),  # the obligor
+        ("agent", {1, 2, 3}, {1}, set(), set()),  # the clearing agent
         ("bank", {1}, set(), {1}, set()),  # asked to finance piece 1
         ("stranger", set(), set(), set(), set()),
-        ("auditor", {1, 2}, {1}, {1}, {INVOICE}),  # everything
+        ("auditor", {1, 2, 3}, {1}, {1}, {INVOICE}),  # everything
     ],
 )
 async def test_each_party_sees_its_own(
