@@ -178,11 +178,7 @@ class Writes:
             if write.mirror_behind and isinstance(answer, dict):
                 # Done on chain; the mirror had not shown it yet (reads may lag).
                 answer["mirror_behind"] = True
-            if isinstance(answer, dict) and isinstance(answer.get(SECRET_FIELD), str):
-                # A new API key is shown once: the stored (replayable) answer holds none.
-                secret[SECRET_FIELD] = answer[SECRET_FIELD]
-                answer = {**answer, SECRET_FIELD: None}
-            return status_of_command(claimed.command), answer
+            return status_of_command(claimed.command), _withhold_secret(answer, secret)
 
         path = request[1]
         stored = await self.ctx.idempotency.run(
@@ -195,7 +191,7 @@ class Writes:
             stored_refusal(path),
             self.ctx.gateway.canonical,
         )
-        return self._respond(stored)
+        return self._respond(stored, secret)
 
     async def resume(self, member: str, key: str) -> JSONResponse:
         """Run the write waiting under ``member``'s key ``key`` to its end (a ``self``
@@ -217,13 +213,18 @@ class Writes:
                 answer = await auto_approval.signed(ctx.ports, answer)
             if write.mirror_behind and isinstance(answer, dict):
                 answer["mirror_behind"] = True
-            return status_of_command(claimed.command), answer
+            return status_of_command(claimed.command), _withhold_secret(answer, secret)
 
+        secret: dict[str, str] = {}
         path = self.request.url.path
         stored = await ctx.idempotency.resume(member, key, execute, stored_refusal(path), path)
-        return self._respond(stored)
+        return self._respond(stored, secret)
 
-    def _respond(self, stored: StoredResponse) -> JSONResponse:
+    def _respond(
+        self, stored: StoredResponse, secret: dict[str, str] | None = None
+    ) -> JSONResponse:
+        """The answer of a keyed write; ``secret`` (a new API key) goes into the first answer
+        only, never into the stored one a replay gives."""
         headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
         if stored.rerun is not None:
             headers["Idempotent-Rerun"] = stored.rerun
@@ -252,6 +253,15 @@ class Writes:
         itself); its answer as JSON."""
         write = _write_context(self.ctx, self.request, caller)
         return await commands.execute(self.ctx.ports, write, command)
+
+
+def _withhold_secret(answer: Any, secret: dict[str, str]) -> Any:
+    """The answer to store: a new API key is shown once, so the stored (replayable) answer
+    holds none; the key is kept in ``secret`` for the first answer."""
+    if isinstance(answer, dict) and isinstance(answer.get(SECRET_FIELD), str):
+        secret[SECRET_FIELD] = answer[SECRET_FIELD]
+        return {**answer, SECRET_FIELD: None}
+    return answer
 
 
 def status_of_command(command: Command) -> int:
