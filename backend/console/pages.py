@@ -382,6 +382,7 @@ class Console:
         claims: Sequence[Data] = (),
         financing: Sequence[Data] = (),
         intents: Sequence[Data] = (),
+        approvals: Sequence[Data] = (),
         payables: Sequence[Data] = (),
         viewer: Data | None = None,
         members: Members | None = None,
@@ -398,6 +399,7 @@ class Console:
         total = sum(_amount(c, "amount") or 0 for c in held)
         locked = sum(_amount(c, "locked_amount") or 0 for c in held)
         rows = [self._intent_row(i) for i in intents]
+        held_for_checkers = [self._approval_row(a) for a in approvals]
         requests = [
             {
                 **f,
@@ -424,8 +426,42 @@ class Console:
             held_count=len(held),
             requests=requests,
             intents=rows,
+            approvals=held_for_checkers,
+            dual_control=bool(member.get("dual_control")) or bool(held_for_checkers),
             payables=payables,
         )
+
+    @staticmethod
+    def _approval_row(approval: Data) -> dict[str, Any]:
+        args: Mapping[str, Any] = approval.get("arguments") or {}
+        amount = next(
+            (
+                int(v)
+                for k in ("amount", "face_value", "limit", "value")
+                if isinstance(v := args.get(k), int | str)
+                and not isinstance(v, bool)
+                and str(v).isdigit()
+            ),
+            None,
+        )
+        counterparty = next(
+            (
+                args[k]
+                for k in ("to", "buyer", "financier", "applicant", "supplier", "obligor")
+                if fmt.is_address(args.get(k))
+            ),
+            None,
+        )
+        return {
+            "id": str(approval.get("id", "")),
+            "operation": str(approval.get("operation", "")),
+            "request": f"{approval.get('method', '')} {approval.get('path', '')}",
+            "amount": amount,
+            "counterparty": counterparty,
+            "maker": approval.get("maker_user_id") or approval.get("maker_key_id"),
+            "created_at": approval.get("created_at"),
+            "status": approval.get("status") or "pending",
+        }
 
     @staticmethod
     def _intent_row(intent: Data) -> dict[str, Any]:

@@ -378,15 +378,7 @@ async def test_a_self_members_intent_awaits_on_its_home_page(demo: Demo, parse: 
     key = made.json()["api_key"]
     core = demo.story["core"]
     issued = await demo.story.chain_time() - 3600
-    body = {
-        "buyer": core.address,
-        "seller_tax_id": "91310000SELFCUST01",
-        "invoice_code": "031001900111",
-        "number": "N-SELF-1",
-        "amount": 777_00,
-        "issue_date": issued,
-        "document_sha256": secrets.token_hex(32),
-    }
+    body = _invoice(core.address, 777_00, issued)
     r = await demo.api_post(key, "/v1/invoices", body)
     assert r.status_code == 202, r.text
     intent = r.json()["intent"]
@@ -425,6 +417,91 @@ async def test_a_self_members_intent_awaits_on_its_home_page(demo: Demo, parse: 
         assert "Nothing awaits your signature" in after.find("table", cls="intents").text()
     finally:
         await http.aclose()
+
+
+async def test_a_makers_write_awaits_the_checkers_then_the_signature(
+    demo: Demo, parse: Parse
+) -> None:
+    """A ``self`` member under dual control: the maker's write is listed as awaiting its
+    checkers (as ``GET /v1/approvals?status=pending`` lists it); once a checker approves, it
+    leaves that list and waits for the key holder's signature instead."""
+    account = Account.create()
+    made = await demo.api_post(
+        demo.stack.operator_key,
+        "/v1/members",
+        {
+            "name": "Dual Control Parts",
+            "roles": ["supplier"],
+            "kyc_expires_at": KYC_UNTIL,
+            "address": account.address,
+        },
+    )
+    assert made.status_code == 201, made.text
+    admin = made.json()["api_key"]
+    keys = {}
+    for role in ("maker", "checker"):
+        user = await demo.api_post(
+            admin, f"/v1/members/{account.address}/users", {"name": role, "role": role}
+        )
+        assert user.status_code == 201, user.text
+        keys[role] = user.json()["api_key"]
+    async with demo.stack.client(admin) as http:
+        on = await http.put(f"/v1/members/{account.address}/dual-control", json={"enabled": True})
+    assert on.status_code == 200, on.text
+
+    page = await signed_in(demo, keys["checker"])
+    try:
+        home = parse((await page.get("/console")).text)
+        table = home.find("table", cls="approvals")  # dual control on: the section is there
+        assert "Nothing awaits your checkers" in table.text()
+
+        core = demo.story["core"]
+        issued = await demo.story.chain_time() - 3600
+        body = _invoice(core.address, 4_321_00, issued)
+        held = await demo.api_post(keys["maker"], "/v1/invoices", body)
+        assert held.status_code == 202, held.text
+        approval = held.json()["approval"]["id"]
+        pending = await demo.api_get(admin, "/v1/approvals", status="pending")
+        assert [a["id"] for a in pending.json()["items"]] == [approval]
+
+        home = parse((await page.get("/console")).text)
+        rows = home.find("table", cls="approvals").find("tbody").find_all("tr")
+        assert [r.attrs.get("data-approval") for r in rows] == [approval]
+        assert "invoices.register" in rows[0].find("strong").text()
+        assert yuan(4_321_00) in rows[0].find("td", cls="num").text()
+        assert core.name in rows[0].text()
+        assert not [r for r in home.find_all("tr") if "data-intent" in r.attrs]
+
+        decided = await demo.api_post(
+            keys["checker"], f"/v1/approvals/{approval}", {"decision": "approve"}
+        )
+        assert decided.status_code == 202, decided.text
+        intent = decided.json()["intent"]
+        home = parse((await page.get("/console")).text)
+        assert home.find_all("tr", data_approval=approval) == []
+        waiting = [r.attrs["data-intent"] for r in home.find_all("tr") if "data-intent" in r.attrs]
+        assert waiting == [intent["id"]]
+    finally:
+        await page.aclose()
+    # a member without dual control has no such section
+    plain = await signed_in(demo, demo.key("tier1"))
+    try:
+        assert parse((await plain.get("/console")).text).find_all("table", cls="approvals") == []
+    finally:
+        await plain.aclose()
+
+
+def _invoice(buyer: str, amount: int, issued: int) -> dict[str, Any]:
+    """An invoice to ``buyer`` issued at ``issued`` (chain time)."""
+    return {
+        "buyer": buyer,
+        "seller_tax_id": "91310000" + secrets.token_hex(5).upper(),
+        "invoice_code": "031001900111",
+        "number": "N-" + secrets.token_hex(4),
+        "amount": amount,
+        "issue_date": issued,
+        "document_sha256": secrets.token_hex(32),
+    }
 
 
 async def test_node_outage_is_a_page_not_a_crash(

@@ -38,6 +38,7 @@ from backend.console.urls import DEFAULT_LEVELS
 from backend.console_sessions import Signed
 from backend.errors import DomainError, Forbidden, Invalid, NotFound, RateLimited
 from backend.models import MemberProfile
+from backend.schemas.approvals import ApprovalPublic
 from backend.schemas.audit import (
     AuditRecordPublic,
     AuditVerificationPublic,
@@ -52,6 +53,7 @@ from backend.schemas.intents import IntentPublic
 from backend.schemas.members import MemberPublic
 from backend.schemas.payables import PayablePublic
 from backend.services import (
+    approvals,
     audit_records,
     claims,
     events_feed,
@@ -136,12 +138,22 @@ async def awaiting_signature(
     ]
 
 
+async def awaiting_checkers(session: AsyncSession, caller: Caller) -> list[dict[str, Any]]:
+    """The member's writes held for a checker under dual control (``GET
+    /v1/approvals?status=pending``, through the same service)."""
+    return [
+        api_json(ApprovalPublic, a)
+        for a in await approvals.list_approvals(session, caller, "pending", None, HOME_ROWS)
+    ]
+
+
 @router.get("")
 async def home(
     request: Request, signed: SignedIn, session: SessionDep, ctx: ContextDep
 ) -> Response:
-    """The member's pieces, its open financing requests, intents awaiting its signature and
-    the newest payables it may see (each linked to its tree where it may open the whole)."""
+    """The member's pieces, its open financing requests, intents awaiting its signature,
+    writes awaiting its checkers (dual control) and the newest payables it may see (each
+    linked to its tree where it may open the whole)."""
     caller = signed.caller
     me = await members.member_view(session, caller.address) or {
         "address": caller.address,
@@ -158,6 +170,7 @@ async def home(
         ):
             requests[item["id"]] = item
     intents = await awaiting_signature(session, caller, await ctx.gateway.chain_time())
+    checks = await awaiting_checkers(session, caller)
     listed = await payables.list_payables(session, caller, None, HOME_PAYABLES, newest_first=True)
     shown = [
         {
@@ -174,7 +187,8 @@ async def home(
         + [c["obligor"] for c in held if c.get("obligor")]
         + [f[k] for f in requests.values() for k in ("applicant", "financier")]
         + [p[k] for p in listed for k in ("obligor", "supplier")]
-        + [a for i in intents for a in _addresses(i["action"]["args"])],
+        + [a for i in intents for a in _addresses(i["action"]["args"])]
+        + [a for c in checks for a in _addresses(c["arguments"])],
     )
     return html(
         CONSOLE.home_page(
@@ -182,6 +196,7 @@ async def home(
             claims=[api_json(ClaimPublic, c) for c in held],
             financing=[api_json(FinancingPublic, f) for f in sorted(requests.values(), key=_id)],
             intents=intents,
+            approvals=checks,
             payables=shown,
             members=people,
             **page_args(request),
