@@ -88,7 +88,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     problems.install(app)
     openapi.install(app, settings.api_rate_limit, settings.api_max_body)
-    app.add_middleware(GuardMiddleware, max_body=settings.api_max_body, engine_of=_engine_of)
+    app.add_middleware(
+        GuardMiddleware,
+        max_body=settings.api_max_body,
+        engine_of=_engine_of,
+        anonymous_per_minute=settings.api_keyless_limit,
+    )
     # Outermost, so the Guard's own refusals (413, the unauthenticated limit) carry it too.
     app.add_middleware(RateLimitHeaders, per_minute=settings.api_rate_limit)
     for module in (

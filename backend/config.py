@@ -4,7 +4,9 @@
 ``TIERFLOW_API_HOST``               address the API listens on (default 127.0.0.1)
 ``TIERFLOW_API_PORT``               HTTP API port (default 8000)
 ``TIERFLOW_API_WORKERS``            uvicorn worker processes of ``tierflow serve`` (default 1)
-``TIERFLOW_API_RATE_LIMIT``         requests per minute per API key (default 1200)
+``TIERFLOW_API_RATE_LIMIT``         requests per minute per member, all its keys (default 1200)
+``TIERFLOW_API_KEYLESS_LIMIT``      write attempts per minute per client address without a
+                                    valid API key (default 120)
 ``TIERFLOW_API_MAX_BODY``           largest request body in bytes (default 65536)
 ``TIERFLOW_API_MIRROR_WAIT_S``      how long a write waits for the mirror to show it
                                     (default 15)
@@ -66,7 +68,12 @@ class ApiSettings(NodeSettings, DatabaseSettings):
     api_workers: int = Field(
         default=1, ge=1, description="uvicorn worker processes of `tierflow serve`"
     )
-    api_rate_limit: int = Field(default=1200, ge=1, description="requests per minute per API key")
+    api_rate_limit: int = Field(default=1200, ge=1, description="requests per minute per member")
+    api_keyless_limit: int = Field(
+        default=120,
+        ge=1,
+        description="keyless write attempts per minute per client address",
+    )
     api_max_body: int = Field(default=65_536, ge=1024, description="largest request body in bytes")
     api_mirror_wait_s: float = Field(
         default=15.0, ge=0, description="seconds a write waits for the mirror to show it"

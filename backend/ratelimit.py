@@ -1,10 +1,12 @@
-"""Requests per minute per API key: a token bucket for each key, in the worker's memory.
+"""Requests per minute per member: a token bucket for each member, in the worker's memory.
 
-Each key may make ``per_minute`` requests a minute with bursts up to a tenth of that (at
-least 10). Over the limit the request is refused with 429 and ``Retry-After`` (whole seconds
-until a token is back); other keys are unaffected. With several workers each keeps its own
-buckets, so the platform-wide limit is per worker times the workers behind the balancer
-(documented in the README).
+Each member (all its API keys together: minting keys does not multiply its rate) may make
+``per_minute`` requests a minute with bursts up to a tenth of that (at least 10). Over the
+limit the request is refused with 429 and ``Retry-After`` (whole seconds until a token is
+back); other members are unaffected. Unauthenticated write attempts are limited the same way
+per client address (``TIERFLOW_API_KEYLESS_LIMIT``), before anything is read. With
+several workers each keeps its own buckets, so the platform-wide limit is per worker times
+the workers behind the balancer (documented in the README).
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ class RequestAudit:
     api_key_id: str | None = None
     code: str | None = None
     txs: list[str] = field(default_factory=list)
+    #: Not recorded one by one (a flood without a key over its limit: counted instead).
+    unrecorded: bool = False
+    #: Seconds a refused client is told to wait (429 answered by the middleware).
+    retry_after: int | None = None
     #: SHA-256 of the body as read so far (the whole body once the route runs).
     body: Any = field(default_factory=hashlib.sha256)
 

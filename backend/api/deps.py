@@ -73,7 +73,7 @@ async def get_caller(
     if audit is not None:
         audit.member = caller.address
         audit.api_key_id = caller.key_id
-    wait = ctx.limiter.take(caller.key_id)
+    wait = ctx.limiter.take(caller.address)  # per member: more keys are not more requests
     if wait:
         raise RateLimited(wait)
     return caller

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend import audit_log
@@ -21,8 +22,14 @@ from backend.api.audit_state import RequestAudit, attach, remember_caller
 from backend.api.problems import problem
 from backend.auth import authenticate
 from backend.errors import PROBLEM_JSON, Unauthorized
+from backend.ratelimit import RateLimiter
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+UNAUTHENTICATED_REFUSED = Counter(
+    "tierflow_api_unauthenticated_refused",
+    "Write attempts without a valid API key refused by the per-address limit (not audited "
+    "one by one)",
+)
 #: Headers a request may carry once: two ``Idempotency-Key`` headers would run the request
 #: under one and record the other (400 ``header_repeated``).
 SINGLE = ("idempotency-key", "authorization", "content-type", "content-length")
@@ -42,7 +49,10 @@ def problem_bytes(status: int, code: str, detail: str, request_id: str | None = 
 class GuardMiddleware:
     """Refuses bodies over ``max_body`` bytes (413) and audits mutating requests."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int, engine_of: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body: int, engine_of: Any, anonymous_per_minute: int = 120
+    ) -> None:
+        self.anonymous = RateLimiter(anonymous_per_minute)
         self.app = app
         self.max_body = max_body
         self.engine_of = engine_of  # app → AsyncEngine, resolved per request (after startup)
@@ -61,6 +71,14 @@ class GuardMiddleware:
         if scope["method"] in MUTATING and scope["path"].startswith("/v1/"):
             refusal = await self._authenticate(scope, audit, headers.get("authorization"))
             if refusal is not None:
+                client = (scope.get("client") or ("?", 0))[0]
+                wait = self.anonymous.take(str(client))
+                if wait:
+                    # A flood without a key: refused, counted, not recorded one by one.
+                    UNAUTHENTICATED_REFUSED.inc()
+                    audit.unrecorded = True
+                    audit.retry_after = wait
+                    return 429, "rate_limited", f"too many requests; retry in {wait} s"
                 return 401, refusal.code, refusal.detail
         return None
 
@@ -121,7 +139,7 @@ class GuardMiddleware:
         async def record(final_status: int) -> None:
             # Written before the response leaves: a client that has its answer finds the record.
             nonlocal recorded
-            if not audited or recorded:
+            if not audited or recorded or audit.unrecorded:
                 return
             recorded = True
             engine = self.engine_of(scope["app"])
@@ -153,7 +171,7 @@ class GuardMiddleware:
                 audit.code = code
                 answered.append(status)
                 await record(status)
-                await _send_problem(send, status, code, detail, audit.request_id)
+                await _send_problem(send, status, code, detail, audit.request_id, audit.retry_after)
             elif declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
                 too_large = True
             else:
@@ -193,17 +211,21 @@ class GuardMiddleware:
             )
 
 
-async def _send_problem(send: Send, status: int, code: str, detail: str, request_id: str) -> None:
+async def _send_problem(
+    send: Send,
+    status: int,
+    code: str,
+    detail: str,
+    request_id: str,
+    retry_after: int | None = None,
+) -> None:
     body = problem_bytes(status, code, detail, request_id)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", request_id.encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

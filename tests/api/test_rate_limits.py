@@ -10,6 +10,7 @@ key works again.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
@@ -24,7 +25,10 @@ BURST = 10  # max(10, PER_MINUTE // 10): see backend/ratelimit.py
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    extra = {"TIERFLOW_API_RATE_LIMIT": str(PER_MINUTE)}
+    extra = {
+        "TIERFLOW_API_RATE_LIMIT": str(PER_MINUTE),
+        "TIERFLOW_API_KEYLESS_LIMIT": str(PER_MINUTE),
+    }
     async with Stack.start(tmp_path_factory.mktemp("ratelimit"), extra_env=extra) as running:
         yield running
 
@@ -87,3 +91,38 @@ async def test_retry_after_is_what_it_takes(api: Api) -> None:
     assert (await member.get("/v1/members")).status_code == 429
     await asyncio.sleep(wait)
     assert (await member.get("/v1/members")).status_code == 200
+
+
+async def test_more_keys_are_not_more_requests(api: Api) -> None:
+    """The limit is the member's: a second key of the same member shares its bucket."""
+    member = await api.member("two-keys", ["supplier"])
+    made = await member.post(f"/v1/members/{member.address}/api-keys", {"label": "second"})
+    assert made.status_code == 201, made.text
+    _, refused = await exhaust(member)
+    wait = retry_after(refused)
+    async with api.stack.client(made.json()["api_key"]) as second:
+        r = await second.get("/v1/members")
+        assert r.status_code == 429, r.text
+    await asyncio.sleep(wait)
+
+
+async def test_a_flood_without_a_key_is_limited_and_not_recorded_one_by_one(
+    api: Api,
+) -> None:
+    def records_without_member() -> int:
+        with sqlite3.connect(api.stack.data_dir / "tierflow.db") as db:
+            (n,) = db.execute("SELECT count(*) FROM audit_log WHERE member IS NULL").fetchone()
+        return int(n)
+
+    before = records_without_member()
+    body = b"x" * 60_000
+    async with httpx.AsyncClient(base_url=api.stack.base_url) as anonymous:
+        answers = [
+            await anonymous.post("/v1/members", content=body, headers=Stack.idem())
+            for _ in range(3 * BURST)
+        ]
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) == {401, 429}, statuses
+    assert all(r.headers["retry-after"].isdigit() for r in answers if r.status_code == 429)
+    # Only the refusals within the limit are recorded; the rest are counted.
+    assert records_without_member() - before == statuses.count(401) <= BURST + 2
