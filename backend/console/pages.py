@@ -131,6 +131,11 @@ class Console:
         def name(address: str | None) -> str | None:
             return fmt.member_name(address, people)
 
+        def custody_of(address: str | None) -> str | None:
+            """``self`` or ``hosted`` as the tree draws it; None when not known."""
+            value = (people.get(address.lower()) or {}).get("custody") if address else None
+            return value if value in ("self", "hosted") else None
+
         return self.env.get_template(template).render(
             viewer=viewer,
             nav=self.nav(viewer),
@@ -138,6 +143,7 @@ class Console:
             title=title,
             csrf_token=csrf_token,
             name=name,
+            custody_of=custody_of,
             **context,
         )
 

@@ -299,3 +299,24 @@ def test_links_follow_the_configured_base(parse: Parse) -> None:
     assert doc.find("link", rel="stylesheet").attrs["href"] == "/assets/console.css"
     assert "/ops/console/claims/30" in doc.links()
     assert all(not h.startswith("/console/") for h in doc.links())
+
+
+@pytest.mark.parametrize("custody", ["self", "hosted"])
+def test_a_pieces_page_shows_its_holders_custody_as_the_tree_does(
+    console: Console, parse: Parse, custody: str
+) -> None:
+    """The holder's custody on the piece's page is the word its node in the tree carries."""
+    tree = samples.demo_tree()
+    root = tree["root"]
+    holder = root["holder"]
+    members = {**samples.MEMBERS, holder: {"name": "Holder Co.", "custody": custody}}
+    drawn = parse(console.tree_page(tree, members=members))
+    node = next(g for g in drawn.find_all("g", cls="node") if g.attrs.get("data-id") == "30")
+    piece = {**samples.member_home()["claims"][0], "id": root["id"], "holder": holder}
+    doc = parse(console.claim_page(piece, [], members=members))
+    chip = doc.find("span", cls="custody")
+    assert chip.text() == node.find("g", cls="custody").text() == custody
+    assert f"cu-{custody}" in chip.classes
+    # a holder the platform knows no custody of: nothing claimed
+    unknown = parse(console.claim_page(piece, [], members={}))
+    assert unknown.find_all("span", cls="custody") == []

@@ -236,7 +236,10 @@ async def test_a_holder_sees_its_piece_but_not_the_whole_tree(demo: Demo, parse:
         assert f"/console/payables/{demo.payable_id}" not in row.links()
         piece = demo.story.pieces["tier3a"]
         assert f"/console/claims/{piece}" in home.links()
-        assert (await http.get(f"/console/claims/{piece}")).status_code == 200
+        page = await http.get(f"/console/claims/{piece}")
+        assert page.status_code == 200
+        # its custody, as its node in the tree shows it (the demo's members are hosted)
+        assert parse(page.text).find("span", cls="custody").text() == "hosted"
     finally:
         await http.aclose()
 
