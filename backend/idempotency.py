@@ -439,6 +439,7 @@ def _reorganised(refusal: Refusal, path: str) -> Refusal:
             "detail": "a reorganisation removed this write from the chain, and running it "
             "again was refused",
             "instance": path,
+            **({"request_id": rid} if (rid := refused[1].get("request_id")) else {}),
             "refusal": refused[1],
         }
 

@@ -181,6 +181,8 @@ class Writes:
             return status_of_command(claimed.command), _withhold_secret(answer, secret)
 
         path = request[1]
+        audit = request_audit(self.request)
+        request_id = audit.request_id if audit is not None else None
         stored = await self.ctx.idempotency.run(
             caller.address,
             key,
@@ -188,7 +190,7 @@ class Writes:
             command,
             caller.key_id,
             execute,
-            stored_refusal(path),
+            stored_refusal(path, request_id),
             self.ctx.gateway.canonical,
         )
         return self._respond(stored, secret)
@@ -217,7 +219,9 @@ class Writes:
 
         secret: dict[str, str] = {}
         path = self.request.url.path
-        stored = await ctx.idempotency.resume(member, key, execute, stored_refusal(path), path)
+        audit = request_audit(self.request)
+        refusal = stored_refusal(path, audit.request_id if audit is not None else None)
+        stored = await ctx.idempotency.resume(member, key, execute, refusal, path)
         return self._respond(stored, secret)
 
     def _respond(

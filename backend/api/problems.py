@@ -114,15 +114,22 @@ def as_domain_error(exc: BaseException) -> DomainError | None:
     return None
 
 
-def stored_refusal(instance: str) -> Callable[[BaseException], tuple[int, Any] | None]:
+def stored_refusal(
+    instance: str, request_id: str | None = None
+) -> Callable[[BaseException], tuple[int, Any] | None]:
     """What an idempotent write stores as its answer when it is refused: the problem it
-    answers; nothing for a dependency that is down (a retry must run it again) or a bug."""
+    answers, naming the request that was refused (``request_id``: a replay answers the same
+    body, so it names the request that did the work, as the live answer did); nothing for a
+    dependency that is down (a retry must run it again) or a bug."""
 
     def refusal(exc: BaseException) -> tuple[int, Any] | None:
         error = as_domain_error(exc)
         if error is None or isinstance(error, Unavailable):
             return None
-        return answer(error, instance)
+        status, body = answer(error, instance)
+        if request_id:
+            body["request_id"] = request_id
+        return status, body
 
     return refusal
 

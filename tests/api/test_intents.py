@@ -246,9 +246,11 @@ async def test_a_refused_relay_answers_the_contracts_error_and_spends_the_nonce(
         f"/v1/intents/{two['id']}/signature", {"signature": sign(account, two)}
     )
     assert again.status_code == 409
-    # The stored refusal, replayed (a live answer also names its own request).
-    first = {k: v for k, v in refused.json().items() if k != "request_id"}
-    assert {k: v for k, v in again.json().items() if k != "request_id"} == first
+    # The stored refusal, replayed: the same body, naming the request that was refused; the
+    # replay's own id is in its header.
+    assert again.json() == refused.json()
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
+    assert again.headers["x-request-id"] != refused.headers["x-request-id"]
 
 
 async def test_dual_control_then_the_key_holders_signature(api: Api, ledger: Ledger) -> None:
