@@ -948,7 +948,8 @@ class TierflowClient(BaseClient):
         await self.aclose()
 
     async def health(self) -> Health:
-        """``GET /health`` (a degraded platform answers 503: :class:`~client.Unavailable`)."""
+        """``GET /health``: ``ok``, ``degraded`` (reads served) or ``down`` (503:
+        :class:`~client.Unavailable`), with its reasons."""
         return await self._get("/health", Health)
 
     async def deployment(self) -> Deployment:

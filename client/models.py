@@ -99,6 +99,8 @@ class Health(Model):
     head_block: int | None = None
     mirrored_block: int | None = None
     lag_blocks: int | None = None
+    indexer_heartbeat_age_s: float | None = None
+    reasons: list[str] = []
 
 
 class DeployedContract(Model):
