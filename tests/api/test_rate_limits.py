@@ -18,6 +18,7 @@ import pytest
 
 from bench.stack import Stack
 from tests.support.api import Api, Member
+from tests.support.console_demo import csrf_field
 
 PER_MINUTE = 60
 BURST = 10  # max(10, PER_MINUTE // 10): see backend/ratelimit.py
@@ -103,6 +104,25 @@ async def test_more_keys_are_not_more_requests(api: Api) -> None:
     async with api.stack.client(made.json()["api_key"]) as second:
         r = await second.get("/v1/members")
         assert r.status_code == 429, r.text
+    await asyncio.sleep(wait)
+
+
+async def test_the_console_shares_the_members_bucket(api: Api) -> None:
+    """A console session signed in with another key of the member is limited with it."""
+    member = await api.member("console-keys", ["supplier"])
+    made = await member.post(f"/v1/members/{member.address}/api-keys", {"label": "console"})
+    assert made.status_code == 201, made.text
+    async with httpx.AsyncClient(base_url=api.stack.base_url, timeout=60.0) as browser:
+        form = await browser.get("/console/sign-in")
+        signed = await browser.post(
+            "/console/sign-in",
+            data={"api_key": made.json()["api_key"], "csrf_token": csrf_field(form.text)},
+        )
+        assert signed.status_code == 303, signed.text
+        _, refused = await exhaust(member)
+        wait = retry_after(refused)
+        page = await browser.get("/console")
+        assert page.status_code == 429, page.text
     await asyncio.sleep(wait)
 
 

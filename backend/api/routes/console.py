@@ -80,13 +80,13 @@ HOME_PAYABLES = 100
 
 
 async def signed_in(request: Request, ctx: ContextDep) -> Signed:
-    """The session behind the cookie (else: on to the sign-in form), rate-limited as the
-    key it signed in with."""
+    """The session behind the cookie (else: on to the sign-in form), rate-limited as its
+    member is on the API (one bucket for all the member's keys)."""
     signed = await sessions.session_caller(ctx.engine, request.cookies.get(COOKIE))
     if signed is None:
         raise SignInNeeded
     request.state.console_session = signed
-    wait = ctx.limiter.take(signed.caller.key_id)
+    wait = ctx.limiter.take(signed.caller.address)  # per member, as the API (all its keys)
     if wait:
         raise RateLimited(wait)
     async with ctx.sessions() as session:
