@@ -448,6 +448,24 @@ def member_home() -> dict[str, Any]:
                 },
             },
         ],
+        "approvals": [
+            {
+                "id": "apr_5c0ffee0d15ea5e1",
+                "member": me,
+                "status": "pending",
+                "operation": "claims.transfer",
+                "arguments": {"claim_id": 31, "to": SUPPLIERS[4], "amount": 20_000_000},
+                "method": "POST",
+                "path": "/v1/claims/31/transfers",
+                "maker_user_id": "usr_0a1b2c3d4e5f6a7b",
+                "maker_key_id": "key_0a1b2c3d4e5f6a7b",
+                "checker_user_id": None,
+                "checker_key_id": None,
+                "reason": None,
+                "created_at": "2026-03-05T09:30:00Z",
+                "decided_at": None,
+            }
+        ],
     }
 
 
@@ -485,6 +503,7 @@ def all_pages(console: Console, members: dict[str, Any] | None = None) -> dict[s
             claims=home["claims"],
             financing=home["financing"],
             intents=home["intents"],
+            approvals=home["approvals"],
             viewer=home["member"],
             members=members,
         ),

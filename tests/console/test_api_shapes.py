@@ -8,6 +8,7 @@ from typing import Any
 
 from backend.console import Console
 from backend.console.fmt import yuan
+from backend.schemas.approvals import ApprovalPublic
 from backend.schemas.audit import (
     AuditRecordPublic,
     EventPublic,
@@ -65,3 +66,21 @@ def test_the_other_answers_as_the_api_serialises_them(console: Console, parse: P
     rec = ReconciliationPublic.model_validate(samples.reconciliation()).model_dump(mode="json")
     doc = parse(console.reconciliation_page(rec))
     assert "2 differences" in doc.text()
+
+
+def test_an_approval_as_the_api_serialises_it(console: Console, parse: Parse) -> None:
+    """A pending approval through ``ApprovalPublic`` (checksummed counterparty, ISO time) on
+    the home page: its write, amount and counterparty by name."""
+    home = samples.member_home()
+    approval = ApprovalPublic.model_validate(home["approvals"][0]).model_dump(mode="json")
+    doc = parse(
+        console.home_page(
+            {**home["member"], "dual_control": True},
+            approvals=[approval],
+            members=samples.MEMBERS,
+        )
+    )
+    row = doc.find("tr", data_approval=approval["id"])
+    assert row.find("strong").text() == "claims.transfer"
+    assert yuan(20_000_000) in row.text()
+    assert samples.MEMBERS[samples.SUPPLIERS[4]]["name"][:20] in row.text()

@@ -52,6 +52,8 @@ def test_hostile_text_is_text_everywhere(console: Console, parse: Parse) -> None
     home = samples.member_home()
     home["intents"][0]["id"] = HOSTILE
     home["intents"][0]["action"]["function"] = HOSTILE
+    home["approvals"][0]["operation"] = HOSTILE
+    home["approvals"][0]["maker_user_id"] = HOSTILE
     pages = {
         "tree": console.tree_page(data, viewer=viewer, members=members),
         "exposure": console.exposure_page(rows, viewer=viewer, members=members),
@@ -79,6 +81,7 @@ def test_hostile_text_is_text_everywhere(console: Console, parse: Parse) -> None
             {**home["member"], "name": HOSTILE},
             claims=home["claims"],
             intents=home["intents"],
+            approvals=home["approvals"],
             viewer=viewer,
             members=members,
         ),
@@ -96,6 +99,8 @@ def test_hostile_text_is_text_everywhere(console: Console, parse: Parse) -> None
     tree_doc = parse(pages["tree"])
     holder = tree_doc.find("g", id="piece-30").find("text", cls="holder").text()
     assert holder.startswith('<script>alert("x")')  # shown as the text it is
+    held = parse(pages["home"]).find("tr", data_approval="apr_5c0ffee0d15ea5e1")
+    assert held.find("strong").text() == HOSTILE
 
 
 def test_exposure_charts_and_tables_carry_the_input(console: Console, parse: Parse) -> None:
