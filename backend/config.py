@@ -4,6 +4,10 @@
 ``TIERFLOW_API_HOST``               address the API listens on (default 127.0.0.1)
 ``TIERFLOW_API_PORT``               HTTP API port (default 8000)
 ``TIERFLOW_API_WORKERS``            uvicorn worker processes of ``tierflow serve`` (default 1)
+``TIERFLOW_API_WORKER_PING_S``     with several workers, how long a worker may leave
+                                    uvicorn's liveness ping unanswered before it is killed
+                                    and replaced (default 60; uvicorn's own 5 s kills a
+                                    worker still booting on a loaded host, again and again)
 ``TIERFLOW_API_RATE_LIMIT``         requests per minute per member, all its keys (default 1200)
 ``TIERFLOW_API_KEYLESS_LIMIT``      write attempts per minute per client address without a
                                     valid API key (default 120)
@@ -67,6 +71,12 @@ class ApiSettings(NodeSettings, DatabaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535, description="HTTP API port")
     api_workers: int = Field(
         default=1, ge=1, description="uvicorn worker processes of `tierflow serve`"
+    )
+    api_worker_ping_s: int = Field(
+        default=60,
+        ge=1,
+        description="seconds a worker may leave uvicorn's liveness ping unanswered before it "
+        "is replaced (several workers only)",
     )
     api_rate_limit: int = Field(default=1200, ge=1, description="requests per minute per member")
     api_keyless_limit: int = Field(

@@ -341,6 +341,10 @@ def serve(
         host=host or settings.api_host,
         port=port or settings.api_port,
         workers=workers or settings.api_workers,
+        # A spawned worker first re-imports this CLI (seconds of imports) before it answers
+        # the supervisor's ping: under load uvicorn's 5 s default killed it while booting,
+        # and its replacement too, for ever (the API never came up).
+        timeout_worker_healthcheck=settings.api_worker_ping_s,
         log_level=settings.log_level,
         # The API writes its own access log (one JSON line per request, with its request id:
         # backend/api/middleware.py); uvicorn's loggers go through ours (log_config=None).
