@@ -7,6 +7,11 @@
   with its address, API key and an HTTP client; ``api.operator`` is the operator.
 - ``pg_stack`` (module): the same on a fresh PostgreSQL database (marked ``postgres``).
 
+Both let a write wait up to ``MIRROR_WAIT_S`` for the mirror (the platform's default is 15 s):
+on two shared cores a restarted indexer can take longer than that to catch up, and a write
+answered ``mirror_behind`` then makes a test's next read flaky. What a write answers when the
+wait runs out is tested in tests/faults (a 1 s wait).
+
 Amounts and times come from the tests themselves; this only saves typing.
 """
 
@@ -20,10 +25,13 @@ from bench.stack import Stack
 from tests.support.api import Api, make_api
 from tests.support.databases import create_pg_database, drop_pg_database
 
+MIRROR_WAIT_S = "120"
+TEST_ENV = {"TIERFLOW_API_MIRROR_WAIT_S": MIRROR_WAIT_S}
+
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    async with Stack.start(tmp_path_factory.mktemp("stack")) as running:
+    async with Stack.start(tmp_path_factory.mktemp("stack"), extra_env=TEST_ENV) as running:
         yield running
 
 
@@ -32,7 +40,9 @@ async def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[St
     name = await create_pg_database()
     try:
         url = f"postgresql+asyncpg://root@127.0.0.1:5432/{name}"
-        async with Stack.start(tmp_path_factory.mktemp("pgstack"), database_url=url) as running:
+        async with Stack.start(
+            tmp_path_factory.mktemp("pgstack"), database_url=url, extra_env=TEST_ENV
+        ) as running:
             yield running
     finally:
         await drop_pg_database(name)
