@@ -184,6 +184,9 @@ class Stack:
                 # Tests send bursts from one key far above a person's pace; the limit itself is
                 # tested on a platform of its own (tests/api/test_rate_limits.py).
                 "TIERFLOW_API_RATE_LIMIT": "1000000",
+                # Likewise the keyless writes' limit per client address (every test client is
+                # 127.0.0.1: the authorization matrix alone sends a hundred without a key).
+                "TIERFLOW_API_KEYLESS_LIMIT": "1000000",
                 **(extra_env or {}),
             }
             stack = cls(data_dir, node, database_url, port, env)
