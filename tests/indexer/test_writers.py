@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -140,7 +141,7 @@ class Lines:
 
     @property
     def text(self) -> str:
-        return " ".join(" ".join(self.lines).split())  # rich wraps long lines
+        return " ".join(" ".join(self.lines).split())
 
 
 async def test_cli_second_indexer_exits_with_a_message_or_waits(
@@ -161,9 +162,16 @@ async def test_cli_second_indexer_exits_with_a_message_or_waits(
             out, err = await refused.communicate()
             await waiting_err.seen.wait()
         assert refused.returncode == 2, (out, err)
-        message = " ".join(err.decode().split())  # rich wraps long lines
-        assert "indexer stopped: another indexer is writing to this database" in message
-        assert "--wait" in message
+        # Its output is a pipe, so the indexer logs JSON lines: one says why it stopped.
+        stopped = [
+            json.loads(line)
+            for line in err.decode().splitlines()
+            if line.startswith("{") and '"indexer.stopped"' in line
+        ]
+        assert len(stopped) == 1, err
+        assert stopped[0]["level"] == "error"
+        assert "another indexer is writing to this database" in stopped[0]["reason"]
+        assert "--wait" in stopped[0]["reason"]
         await asyncio.sleep(WAITING_S)
         assert waiting.returncode is None, "the waiting indexer did not wait"
         assert await stored_checkpoint(url) == held
@@ -172,7 +180,10 @@ async def test_cli_second_indexer_exits_with_a_message_or_waits(
         waited_out = await waiting.stdout.read()
         assert await waiting.wait() == 0, (waited_out, waiting_err.text)
         await waiting_err.task
-    assert f"checkpoint block {head}" in waiting_err.text
+    finished = [
+        json.loads(line) for line in waiting_err.lines if '"indexer.finished"' in line
+    ]
+    assert finished and finished[-1]["checkpoint"] == head, waiting_err.text
     stored = await stored_checkpoint(url)
     assert stored is not None
     assert stored.block_number == head
