@@ -180,10 +180,9 @@ async def test_cli_second_indexer_exits_with_a_message_or_waits(
         waited_out = await waiting.stdout.read()
         assert await waiting.wait() == 0, (waited_out, waiting_err.text)
         await waiting_err.task
-    finished = [
-        json.loads(line) for line in waiting_err.lines if '"indexer.finished"' in line
-    ]
-    assert finished and finished[-1]["checkpoint"] == head, waiting_err.text
+    finished = [json.loads(line) for line in waiting_err.lines if '"indexer.finished"' in line]
+    assert finished, waiting_err.text
+    assert finished[-1]["checkpoint"] == head, waiting_err.text
     stored = await stored_checkpoint(url)
     assert stored is not None
     assert stored.block_number == head
