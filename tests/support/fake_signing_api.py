@@ -30,24 +30,11 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types
 from eth_utils.address import to_checksum_address
 
+from backend.forwarding import DOMAIN, FORWARD_REQUEST
+
 ABI_DIR = Path(__file__).resolve().parents[2] / "client" / "abi"
 CHAIN_ID = 31337
 ZERO32 = "0x" + "00" * 32
-FORWARD_REQUEST = [
-    {"name": "from", "type": "address"},
-    {"name": "to", "type": "address"},
-    {"name": "value", "type": "uint256"},
-    {"name": "gas", "type": "uint256"},
-    {"name": "nonce", "type": "uint256"},
-    {"name": "deadline", "type": "uint48"},
-    {"name": "data", "type": "bytes"},
-]
-DOMAIN = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
 
 
 def random_address() -> str:
