@@ -288,21 +288,44 @@ class TransactionSender:
         the transaction (or re-send the same bytes) instead of sending a second one.
         """
         prepared, shape = await self._prepare(tx)
-        state = await self._state()
+        return await self._sign_and_broadcast(
+            await self._state(), prepared, before_broadcast=before_broadcast, gas_shape=shape
+        )
+
+    async def _sign_and_broadcast(
+        self,
+        state: AccountState,
+        tx: dict[str, Any],
+        *,
+        before_broadcast: BeforeBroadcast | None = None,
+        gas_shape: GasShape | None = None,
+        lock_held: bool = False,
+    ) -> PendingTx:
+        """The one way a prepared transaction leaves: allocate a nonce, sign, let the caller
+        record it (``before_broadcast``), broadcast; a nonce conflict re-signs with a fresh
+        nonce, any other refusal gives the nonce back (see :meth:`_give_back`).
+
+        ``lock_held``: the caller holds ``state.lock`` for the whole call (a batch leaving in
+        nonce order, recovery); otherwise only the allocation is serialised per account, and
+        signing, the record and the broadcast of one send overlap with the next send's.
+        """
         chain_id = await self.chain_id()
         for attempt in range(MAX_NONCE_ATTEMPTS):
             if attempt:
+                # Someone else keeps taking the nonce (a signer not sharing our store):
+                # back off a little, with jitter, so the race does not repeat in lockstep.
                 await asyncio.sleep(random.uniform(0, 0.005 * min(attempt, 20)))
-            # Only the allocation is serialised per account: signing, the caller's record
-            # and the broadcast of one send overlap with the next send's.
-            async with state.lock:
+            if lock_held:
                 nonce = await self._allocate(chain_id, fresh=attempt > 0)
-            raw, tx_hash = self._sign(prepared, nonce)
+            else:
+                async with state.lock:
+                    nonce = await self._allocate(chain_id, fresh=attempt > 0)
+            raw, tx_hash = self._sign(tx, nonce)
             if before_broadcast is not None:
                 try:
                     await before_broadcast(tx_hash, raw, nonce)
                 except BaseException:
-                    await self._give_back(chain_id, nonce)
+                    await self._give_back(state, chain_id, nonce, lock_held=lock_held)
                     raise
             try:
                 await self._broadcast(raw, tx_hash)
@@ -315,11 +338,14 @@ class TransactionSender:
                         rpc_error_message(exc),
                         attempt + 1,
                     )
-                    continue
-                await self._give_back(chain_id, nonce)
+                    continue  # the next allocation, max(stored, chain pending), is past it
+                # The node answered no: the nonce is unused.
+                await self._give_back(state, chain_id, nonce, lock_held=lock_held)
                 raise self._broadcast_error(exc) from exc
-            pending = PendingTx(self, prepared, nonce, raw, tx_hash)
-            pending.gas_shape = shape
+            # Any other failure (node gone, cancelled) may have happened after the node took
+            # the transaction: the nonce stays used; recovery fills it if it was not.
+            pending = PendingTx(self, tx, nonce, raw, tx_hash)
+            pending.gas_shape = gas_shape
             state.inflight[nonce] = pending
             return pending
         raise TransactionError(
@@ -336,12 +362,16 @@ class TransactionSender:
             chain_next = 0
         return await self.nonce_store.allocate(chain_id, self.address, chain_next)
 
-    async def _give_back(self, chain_id: int, nonce: int) -> None:
+    async def _give_back(
+        self, state: AccountState, chain_id: int, nonce: int, *, lock_held: bool = False
+    ) -> None:
         """Return a nonce that was never broadcast; if later ones were handed out meanwhile,
         fill it with a zero-value self-transfer so they are not stuck behind a gap."""
         if await self.nonce_store.release(chain_id, self.address, nonce):
             return
-        state = await self._state()
+        if lock_held:
+            await self._fill_gap(state, nonce, nonce + 1)
+            return
         async with state.lock:
             await self._fill_gap(state, nonce, nonce + 1)
 
@@ -351,10 +381,13 @@ class TransactionSender:
         Gas is estimated for each up front (against current state): give ``gas`` explicitly
         for a transaction that only succeeds after an earlier one of the batch.
         """
-        prepared = list(await asyncio.gather(*(self.prepare(t) for t in txs)))
+        prepared = list(await asyncio.gather(*(self._prepare(t) for t in txs)))
         state = await self._state()
         async with state.lock:  # the whole batch in nonce order
-            return [await self._send_locked(state, p) for p in prepared]
+            return [
+                await self._sign_and_broadcast(state, p, gas_shape=shape, lock_held=True)
+                for p, shape in prepared
+            ]
 
     async def transact(
         self,
@@ -438,51 +471,6 @@ class TransactionSender:
         if encode is None:
             raise TransactionError(f"cannot encode call data for {fn!r}")
         return {"to": to_checksum_address(address), "data": encode()}
-
-    async def _send_locked(
-        self,
-        state: AccountState,
-        tx: dict[str, Any],
-        before_broadcast: BeforeBroadcast | None = None,
-    ) -> PendingTx:
-        """Allocate a nonce, sign, broadcast; re-sign with a fresh nonce on conflicts."""
-        chain_id = await self.chain_id()
-        for attempt in range(MAX_NONCE_ATTEMPTS):
-            if attempt:
-                # Someone else keeps taking the nonce (a signer not sharing our store):
-                # back off a little, with jitter, so the race does not repeat in lockstep.
-                await asyncio.sleep(random.uniform(0, 0.005 * min(attempt, 20)))
-            nonce = await self._allocate(chain_id, fresh=attempt > 0)
-            raw, tx_hash = self._sign(tx, nonce)
-            if before_broadcast is not None:
-                try:
-                    await before_broadcast(tx_hash, raw, nonce)
-                except BaseException:
-                    await self.nonce_store.release(chain_id, self.address, nonce)
-                    raise
-            try:
-                await self._broadcast(raw, tx_hash)
-            except Web3RPCError as exc:
-                if is_nonce_conflict(exc):
-                    log.info(
-                        "nonce %d for %s refused (%s); re-signing (attempt %d)",
-                        nonce,
-                        self.address,
-                        rpc_error_message(exc),
-                        attempt + 1,
-                    )
-                    continue  # the next allocation, max(stored, chain pending), is past it
-                # The node answered no: the nonce is unused, give it back if still the last.
-                await self.nonce_store.release(chain_id, self.address, nonce)
-                raise self._broadcast_error(exc) from exc
-            # Any other failure (node gone, cancelled) may have happened after the node took
-            # the transaction: the nonce stays used; recovery fills it if it was not.
-            pending = PendingTx(self, tx, nonce, raw, tx_hash)
-            state.inflight[nonce] = pending
-            return pending
-        raise TransactionError(
-            f"could not find a free nonce for {self.address} in {MAX_NONCE_ATTEMPTS} tries"
-        )
 
     def _broadcast_error(self, exc: Web3RPCError) -> TransactionError:
         revert = revert_from_exception(exc)
@@ -606,7 +594,7 @@ class TransactionSender:
                     to_resign.append(p)
         for p in sorted(to_resign, key=lambda p: p.nonce):
             self._forget_nonce(state, p)
-            fresh = await self._send_locked(state, p.tx)
+            fresh = await self._sign_and_broadcast(state, p.tx, lock_held=True)
             p.nonce, p.raw, p.tx_hash = fresh.nonce, fresh.raw, fresh.tx_hash
             p.hashes.append(fresh.tx_hash)
             state.inflight[p.nonce] = p

@@ -43,7 +43,9 @@ class BaselineSender(TransactionSender):
         state = await self._state()
         async with state.lock:
             self._synced = False  # the chain's pending nonce, every time
-            return await self._send_locked(state, prepared, before_broadcast)
+            return await self._sign_and_broadcast(
+                state, prepared, before_broadcast=before_broadcast, lock_held=True
+            )
 
     async def wait(self, pending: PendingTx, timeout_s: float | None = None) -> TxReceipt:
         if not self.poll:

@@ -127,7 +127,7 @@ async def test_two_uncoordinated_senders_resync_on_nonce_conflicts(
     async def via_b() -> Any:
         prepared = await b.prepare({"to": thrower.address, "data": data})
         async with b_lock:
-            pending = await b._send_locked(b_state, prepared)
+            pending = await b._sign_and_broadcast(b_state, prepared, lock_held=True)
         return await pending.receipt()
 
     receipts = await asyncio.gather(*(via_a() for _ in range(15)), *(via_b() for _ in range(15)))
