@@ -60,6 +60,7 @@ class AppContext:
 async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
     w3 = make_web3(settings.rpc_url, settings.api_node_timeout_s)
     engine = create_pooled_engine(settings.database_url)
+    gateway: Gateway | None = None
     try:
         await keep_alive(w3)
         chain_id = int(await w3.eth.chain_id)
@@ -105,6 +106,8 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
             ports=Ports(session_factory, gateway),
         )
     finally:
+        if gateway is not None:
+            await gateway.close()
         await engine.dispose()
         await close_web3(w3)
 

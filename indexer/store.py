@@ -4,6 +4,11 @@ Every function takes an ``AsyncConnection`` inside the caller's transaction: a b
 its headers and the new checkpoint commit together (IX-3), and a rollback is one transaction
 too. The checkpoint update is fenced: it only applies if the checkpoint is still where this
 indexer read it, so a second writer can never interleave unnoticed.
+
+On PostgreSQL every checkpoint change also sends ``NOTIFY tierflow_checkpoint, '<block>'`` in
+the same transaction (delivered once it commits): the API's workers listen, and a write waiting
+for the mirror to reach its block is woken by it instead of polling
+(:class:`backend.gateway.MirrorWatch`). SQLite has no notifications; the API polls there.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.types import table_of
@@ -24,6 +29,16 @@ from indexer.unit_of_work import APPEND_TABLES, STATE_TABLES, primary_key
 _CHECKPOINT = table_of(models.Checkpoint)
 _HEADERS = table_of(models.BlockHeader)
 _JOURNAL = table_of(models.JournalEntry)
+
+#: The PostgreSQL notification channel of checkpoint changes; the payload is the block number.
+CHECKPOINT_CHANNEL = "tierflow_checkpoint"
+
+
+async def notify_checkpoint(conn: AsyncConnection, block_number: int) -> None:
+    """Tell listeners the checkpoint is now ``block_number``, once the caller's transaction
+    commits (PostgreSQL; nothing on SQLite)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_notify(CHECKPOINT_CHANNEL, str(block_number))))
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,7 @@ async def create_checkpoint(
         )
     )
     await conn.execute(insert(_HEADERS).values(**start.__dict__))
+    await notify_checkpoint(conn, start.number)
     return state
 
 
@@ -124,6 +140,7 @@ async def advance(
     # The header just below the journaled blocks stays: it is the deepest possible ancestor.
     await conn.execute(delete(_HEADERS).where(_HEADERS.c.number < new.journaled_from - 1))
     await conn.execute(delete(_JOURNAL).where(_JOURNAL.c.block_number < new.journaled_from))
+    await notify_checkpoint(conn, new.block_number)
     return new
 
 
@@ -172,6 +189,7 @@ async def rollback(
     )
     if result.rowcount != 1:
         raise CheckpointMoved("checkpoint moved during a rollback: another writer?")
+    await notify_checkpoint(conn, ancestor)
     return CheckpointState(
         current.chain_id,
         current.deployment,
