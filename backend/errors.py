@@ -115,6 +115,11 @@ CONTRACT_ERRORS: dict[str, _Mapped] = {
     "MemberKycExpiryInvalid": _m("kyc_expiry_invalid", Invalid, "the KYC expiry must be ahead"),
     "MemberAddressZero": _m("address_invalid", Invalid, "the zero address is not an account"),
     "MemberRolesInvalid": _m("roles_invalid", Invalid, "unknown or empty roles"),
+    "MemberAuditorExclusive": _m(
+        "auditor_exclusive",
+        Invalid,
+        "an auditor holds no business role, nor a business member the auditor role",
+    ),
     "EnforcedPause": _m("platform_paused", Conflict, "the platform is paused"),
     "ExpectedPause": _m("platform_not_paused", Conflict, "the platform is not paused"),
     "AccessControlUnauthorizedAccount": _m("not_allowed", Forbidden, "not allowed for this member"),

@@ -15,6 +15,12 @@
 ``TIERFLOW_LOG_FORMAT``             json or console (default: console on a terminal, else json)
 ==================================  =====================================================
 
+The MemberRegistry's default admin (role grants) is an ``AdminTimelock`` deployed with the
+suite, never the operator: ``TIERFLOW_ADMIN_PROPOSERS`` (comma-separated accounts that schedule
+grants; anvil's dev account 1 on the local chain when unset), ``TIERFLOW_ADMIN_EXECUTORS``
+(default: the proposers) and ``TIERFLOW_ADMIN_TIMELOCK_DELAY_S`` (default 2 days; 0 on the
+local chain). See docs/consent.md.
+
 Every process that talks to the node (the indexer, the API, the command line) composes
 these with its own (:class:`indexer.config.IndexerSettings`,
 :class:`backend.config.ApiSettings`); command-line flags override them by passing keyword
@@ -53,6 +59,23 @@ class NodeSettings(BaseSettings):
         default=None,
         description="relayer key: pays the gas of members' signed requests and submits them to "
         "the TierflowForwarder; on the local chain anvil's dev account 2 when unset",
+    )
+    admin_proposers: str | None = Field(
+        default=None,
+        description="accounts (comma-separated) that schedule role grants on the AdminTimelock, "
+        "the MemberRegistry's default admin (never the operator); required outside the local "
+        "chain, where anvil's dev account 1 is used when unset",
+    )
+    admin_executors: str | None = Field(
+        default=None,
+        description="accounts (comma-separated) that execute scheduled role grants once the "
+        "delay has passed (default: the proposers)",
+    )
+    admin_timelock_delay_s: int | None = Field(
+        default=None,
+        ge=0,
+        description="seconds between scheduling a role grant and executing it (default 2 days; "
+        "0 on the local chain)",
     )
     chain_port: int | None = Field(
         default=None,

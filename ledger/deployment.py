@@ -84,11 +84,18 @@ class ContractRecord:
 
 @dataclass
 class Deployment:
-    """Where the suite lives on one chain."""
+    """Where the suite lives on one chain.
+
+    ``admin_timelock`` is the ``AdminTimelock`` (OpenZeppelin ``TimelockController``) that is
+    the MemberRegistry's default admin when ``tierflow deploy`` made one; it is not one of the
+    business contracts (no events of the suite, nothing the indexer reads), so it is kept
+    apart from ``contracts``.
+    """
 
     chain_id: int
     contracts: dict[str, ContractRecord] = field(default_factory=dict)
     parameters: DeploymentParameters = field(default_factory=DeploymentParameters)
+    admin_timelock: ContractRecord | None = None
 
     @property
     def start_block(self) -> int:
@@ -113,6 +120,16 @@ class Deployment:
                 for name, rec in self.contracts.items()
             },
             "parameters": asdict(self.parameters),
+            **(
+                {
+                    "adminTimelock": {
+                        "address": self.admin_timelock.address,
+                        "startBlock": self.admin_timelock.start_block,
+                    }
+                }
+                if self.admin_timelock is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -122,10 +139,18 @@ class Deployment:
                 name: ContractRecord(to_checksum_address(rec["address"]), int(rec["startBlock"]))
                 for name, rec in doc["contracts"].items()
             }
+            timelock = doc.get("adminTimelock")
             return cls(
                 chain_id=int(doc["chainId"]),
                 contracts=contracts,
                 parameters=DeploymentParameters.from_json(doc.get("parameters", {})),
+                admin_timelock=(
+                    ContractRecord(
+                        to_checksum_address(timelock["address"]), int(timelock["startBlock"])
+                    )
+                    if timelock is not None
+                    else None
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"malformed deployment record: {exc}") from exc

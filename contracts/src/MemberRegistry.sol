@@ -12,8 +12,10 @@ import {Roles} from "./Roles.sol";
 
 /// @title MemberRegistry
 /// @notice Members, their roles and KYC, and the platform-wide pause. The default admin hands
-/// over in two steps with a delay (AccessControlDefaultAdminRules); operators administer the
-/// business roles. Actors are taken from `_msgSender()` (ERC-2771): a request relayed by the
+/// over in two steps with a delay (AccessControlDefaultAdminRules) and grants the operator
+/// role; in production it is a TimelockController, never the platform's operator account
+/// (docs/consent.md). Operators administer the business roles. An auditor holds no business
+/// role, however a role is granted. Actors are taken from `_msgSender()` (ERC-2771): a request relayed by the
 /// platform's TierflowForwarder acts as the member who signed it.
 contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Pausable, ERC2771Context {
     bytes32 public constant OPERATOR_ROLE = Roles.OPERATOR;
@@ -31,9 +33,11 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
     mapping(address account => Member) private _members;
 
     /// @param adminDelay seconds a default-admin handover waits before it can be accepted
-    /// @param admin the first default admin (also made an operator)
+    /// @param admin the first default admin (grants and revokes the operator role)
+    /// @param operator the first operator (the platform's operator account; the same account as
+    /// `admin` only in test fixtures: a deployment keeps them apart)
     /// @param platform the deployment's contract addresses (this one's among them)
-    constructor(uint48 adminDelay, address admin, Platform memory platform)
+    constructor(uint48 adminDelay, address admin, address operator, Platform memory platform)
         AccessControlDefaultAdminRules(adminDelay, admin)
         ERC2771Context(platform.forwarder)
     {
@@ -46,7 +50,7 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
         _setRoleAdmin(Roles.FINANCIER, Roles.OPERATOR);
         _setRoleAdmin(Roles.CLEARING_AGENT, Roles.OPERATOR);
         _setRoleAdmin(Roles.AUDITOR, Roles.OPERATOR);
-        _grantRole(Roles.OPERATOR, admin);
+        _grantRole(Roles.OPERATOR, operator);
     }
 
     // ------------------------------------------------------------------ operator actions
@@ -59,6 +63,7 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
         if (account == address(0)) revert MemberAddressZero();
         if (_members[account].status != MemberStatus.None) revert MemberAlreadyRegistered(account);
         if (roles == 0 || roles & ~Roles.BUSINESS_MASK != 0) revert MemberRolesInvalid(roles);
+        if (roles & Roles.BIT_AUDITOR != 0 && roles != Roles.BIT_AUDITOR) revert MemberAuditorExclusive(account);
         if (kycExpiresAt <= block.timestamp) revert MemberKycExpiryInvalid(kycExpiresAt);
         _members[account] = Member({status: MemberStatus.Active, kycExpiresAt: kycExpiresAt});
         emit MemberRegistered(account, roles, kycExpiresAt);
@@ -166,6 +171,29 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
         returns (bool)
     {
         return interfaceId == type(IMemberRegistry).interfaceId || super.supportsInterface(interfaceId);
+    }
+
+    // ------------------------------------------------------------------ role grants
+
+    /// @dev Every grant (registration or `grantRole`) keeps the auditor apart from the business
+    /// roles: an auditor gets no business role, and a member with one never becomes an auditor.
+    function _grantRole(bytes32 role, address account)
+        internal
+        override(AccessControlDefaultAdminRules)
+        returns (bool)
+    {
+        if (role == Roles.AUDITOR) {
+            if (
+                hasRole(Roles.CORE_ENTERPRISE, account) || hasRole(Roles.SUPPLIER, account)
+                    || hasRole(Roles.FINANCIER, account) || hasRole(Roles.CLEARING_AGENT, account)
+            ) revert MemberAuditorExclusive(account);
+        } else if (
+            (role == Roles.CORE_ENTERPRISE || role == Roles.SUPPLIER || role == Roles.FINANCIER
+                || role == Roles.CLEARING_AGENT) && hasRole(Roles.AUDITOR, account)
+        ) {
+            revert MemberAuditorExclusive(account);
+        }
+        return super._grantRole(role, account);
     }
 
     // ------------------------------------------------------------------ ERC-2771

@@ -23,6 +23,11 @@ from sqlalchemy import select
 from backend.models import ApiKey, KeystoreEntry, MemberProfile
 from bench.stack import Stack
 from db.engine import create_engine, sessions
+from ledger.anvil import ANVIL_CHAIN_ID, ANVIL_FIRST_KEY
+from ledger.bindings import Suite
+from ledger.deployment import load_deployment
+from ledger.node import close_web3, make_web3
+from ledger.roles import DEFAULT_ADMIN_ROLE, Role
 from tests.support.api import (
     KYC_UNTIL,
     Api,
@@ -113,6 +118,43 @@ async def test_a_refused_self_onboarding_leaves_nothing(api: Api, stack: Stack) 
     assert 400 <= r.status_code < 500, r.text
     assert await stored(stack, MemberProfile, zero) == []
     assert await stored(stack, ApiKey, zero) == []
+
+
+@pytest.mark.parametrize("custody", ["self", "hosted"])
+async def test_an_auditor_with_a_business_role_is_refused_by_the_registry(
+    api: Api, stack: Stack, custody: str
+) -> None:
+    """SPEC §1: an auditor holds no business role; the MemberRegistry refuses the mask
+    (MemberAuditorExclusive) and the API answers its code; nothing is stored."""
+    account = Account.create()
+    body: dict[str, Any] = {
+        "name": f"auditing supplier ({custody})",
+        "roles": ["auditor", "supplier"],
+        "kyc_expires_at": KYC_UNTIL,
+    }
+    if custody == "self":
+        body["address"] = account.address
+    refused = problem(await api.operator.post("/v1/members", body), 422, "auditor_exclusive")
+    assert refused["chain_error"] == "MemberAuditorExclusive"
+    if custody == "self":
+        assert await stored(stack, MemberProfile, account.address) == []
+        assert await stored(stack, ApiKey, account.address) == []
+
+
+async def test_the_operator_account_holds_the_operator_role_only(api: Api, stack: Stack) -> None:
+    """The API's operator account is no default admin: role grants are the AdminTimelock's."""
+    deployment = load_deployment(ANVIL_CHAIN_ID, stack.data_dir / "deployments")
+    assert deployment is not None
+    assert deployment.admin_timelock is not None
+    operator = Account.from_key(ANVIL_FIRST_KEY).address  # the local chain's deployer
+    w3 = make_web3(stack.rpc_url)
+    try:
+        members = Suite(w3, deployment).members
+        assert await members.functions.defaultAdmin().call() == deployment.admin_timelock.address
+        assert await members.functions.hasRole(Role.OPERATOR.role_id, operator).call()
+        assert not await members.functions.hasRole(DEFAULT_ADMIN_ROLE, operator).call()
+    finally:
+        await close_web3(w3)
 
 
 async def test_holders_custody_shows_in_tree_and_history(api: Api) -> None:

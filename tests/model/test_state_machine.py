@@ -817,7 +817,7 @@ class TierflowMachine(RuleBasedStateMachine):
                 data, "roles",
                 [bits[R.SUPPLIER], bits[R.FINANCIER], bits[R.SUPPLIER] | bits[R.FINANCIER],
                  bits[R.CORE_ENTERPRISE]],
-                [0, bits[R.OPERATOR], 1 << 6],
+                [0, bits[R.OPERATOR], 1 << 6, bits[R.AUDITOR] | bits[R.SUPPLIER]],
             )  # fmt: skip
             kyc = self.pick(data, "kyc_expires_at", kyc_choices, [m.now])
             self.call(

@@ -404,6 +404,8 @@ class Tierflow:
             raise ModelRevert("MemberAlreadyRegistered", account=account)
         if roles_mask == 0 or roles_mask & ~BUSINESS_MASK:
             raise ModelRevert("MemberRolesInvalid", roles=roles_mask)
+        if roles_mask & ROLE_BITS[AUDITOR] and roles_mask != ROLE_BITS[AUDITOR]:
+            raise ModelRevert("MemberAuditorExclusive", account=account)
         if kyc_expires_at <= self.now:
             raise ModelRevert("MemberKycExpiryInvalid", kyc_expires_at=kyc_expires_at)
         roles = self.member(account).roles | roles_of_mask(roles_mask)

@@ -37,6 +37,9 @@ interface IMemberRegistry {
     error MemberAddressZero();
     /// @notice The role mask names no business role, or a role the operator cannot grant.
     error MemberRolesInvalid(uint256 roles);
+    /// @notice An auditor holds no business role (and a member with a business role is no
+    /// auditor): `account` would hold the auditor role together with another business role.
+    error MemberAuditorExclusive(address account);
     /// @dev An internal hook called by anything but the platform's claim ledger.
     error MemberCallerNotLedger(address caller);
     /// @dev The deployment's addresses do not name this contract (a wrong prediction).
@@ -53,7 +56,8 @@ interface IMemberRegistry {
 
     /// @notice Registers `account` with the business roles of the bit mask `roles` and a KYC expiry.
     /// Requirements: caller is an operator; `roles` is a non-empty subset of the business roles
-    /// (the operator role itself is granted by the default admin through `grantRole`).
+    /// (the operator role itself is granted by the default admin through `grantRole`), and names
+    /// the auditor role only alone (`MemberAuditorExclusive`).
     /// Emits {MemberRegistered} and one {RoleGranted} per role.
     function registerMember(address account, uint256 roles, uint64 kycExpiresAt) external;
 

@@ -63,7 +63,7 @@ abstract contract TierflowBase is TestBase {
         // fixed in every constructor, as ledger/deploy.py does.
         Platform memory platform = _predictPlatform(address(this));
         forwarder = new TierflowForwarder(platform);
-        members = new MemberRegistry(ADMIN_DELAY, admin, platform);
+        members = new MemberRegistry(ADMIN_DELAY, admin, admin, platform);
         invoices = new InvoiceRegistry(platform);
         ledger = new ClaimLedger(
             platform,
