@@ -9,19 +9,26 @@ forwarder: the answer is the write's own (201, the created piece), the chain rec
 member as the actor although the relayer sent the transaction, and the same signature again,
 or the write retried with its key, replays the answer. An abandoned intent blocks nothing
 later; one signed after its deadline is ``409 intent_expired``; one whose call fails when
-relayed answers the contract's decoded refusal, and its nonce is spent.
+relayed answers the contract's decoded refusal, and its nonce is spent. The member's own key
+over other typed data (another chain id, another forwarder, another intent's action) is
+``403 signature_not_member`` with the chain and the nonce untouched, and a relayed request with
+its signature cannot run again on chain (``ForwarderNonceUsed``) nor pass for another intent.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from bench.stack import Stack
-from ledger.anvil import rpc_call
+from ledger.anvil import AnvilError, rpc_call
+from ledger.reverts import decode_revert
 from tests.support.api import KYC_UNTIL, Api, Ledger, Member, core_with_limit, invoice_body, problem
 
 
@@ -68,8 +75,22 @@ async def parties(api: Api) -> dict[str, Any]:
     api.members["self tier-1"] = supplier
     core = await core_with_limit(api, "intents-core", 10**15)
     tier2 = await api.member("intents-tier2", ["supplier"])
-    # The self supplier registers its invoice by signing; the core confirms and issues.
-    body = invoice_body(core, 1_000_000, await api.chain_time() - 3600)
+    root = await issue_to_self(api, core, supplier, account, 1_000_000)
+    return {
+        "account": account,
+        "supplier": supplier,
+        "core": core,
+        "tier2": tier2,
+        "root": root,
+    }
+
+
+async def issue_to_self(
+    api: Api, core: Member, supplier: Member, account: LocalAccount, face: int
+) -> int:
+    """A payable of ``face`` from ``core`` to the self ``supplier``: the supplier registers
+    its invoice by signing, the core confirms and issues; the root piece's id."""
+    body = invoice_body(core, face, await api.chain_time() - 3600)
     invoice = await signed(supplier, account, await supplier.post("/v1/invoices", body))
     assert invoice.status_code == 201, invoice.text
     confirmed = await core.post(f"/v1/invoices/{invoice.json()['id']}/confirm")
@@ -78,26 +99,22 @@ async def parties(api: Api) -> dict[str, Any]:
         "/v1/payables",
         {
             "supplier": supplier.address,
-            "face_value": 1_000_000,
+            "face_value": face,
             "due_date": await api.chain_time() + 60 * 86_400,
             "invoice_ids": [invoice.json()["id"]],
         },
     )
     assert issued.status_code == 201, issued.text
-    payable = issued.json()
-    return {
-        "account": account,
-        "supplier": supplier,
-        "core": core,
-        "tier2": tier2,
-        "root": payable["root_claim_id"],
-    }
+    root: int = issued.json()["root_claim_id"]
+    return root
 
 
-async def split(parties: dict[str, Any], amount: int, key: str | None = None) -> Any:
+async def split(
+    parties: dict[str, Any], amount: int, key: str | None = None, root: int | None = None
+) -> Any:
     supplier: Member = parties["supplier"]
     return await supplier.post(
-        f"/v1/claims/{parties['root']}/transfers",
+        f"/v1/claims/{parties['root'] if root is None else root}/transfers",
         {"to": parties["tier2"].address, "amount": amount},
         key=key,
     )
@@ -303,3 +320,106 @@ async def test_dual_control_then_the_key_holders_signature(api: Api, ledger: Led
     replay = await users["maker"].post("/v1/invoices", body, key="self-dual-1")
     assert replay.status_code == 201
     assert replay.json() == done.json()
+
+
+def sign_typed(account: LocalAccount, typed: dict[str, Any]) -> str:
+    """The account's EIP-712 signature of ``typed`` (as any wallet would make it)."""
+    signed = Account.sign_message(encode_typed_data(full_message=typed), account.key)
+    return "0x" + bytes(signed.signature).hex()
+
+
+async def test_a_signature_for_another_chain_deployment_or_action_is_refused(
+    stack: Stack, api: Api, ledger: Ledger, parties: dict[str, Any]
+) -> None:
+    """The member's own key, but over other typed data: another chain id, another deployment
+    (another forwarder), another action (another intent's request). Each is 403
+    ``signature_not_member`` (the recovered signer is not the member for this intent's
+    digest); nothing reaches the chain and the intent's nonce stays unused. The intent then
+    still takes the right signature."""
+    supplier: Member = parties["supplier"]
+    account: LocalAccount = parties["account"]
+    forwarder = ledger.suite.forwarder
+    root = await issue_to_self(api, parties["core"], supplier, account, 100_000)
+    r = await split(parties, 3_000, root=root)
+    other = await split(parties, 4_000, root=root)
+    assert r.status_code == other.status_code == 202, r.text
+    intent, other_intent = r.json()["intent"], other.json()["intent"]
+    typed = intent["typed_data"]
+    assert sign_typed(account, typed) == sign(account, intent)  # the digest is the typed data's
+    nonce = typed["message"]["nonce"]
+
+    another_chain = copy.deepcopy(typed)
+    another_chain["domain"]["chainId"] = 1
+    another_deployment = copy.deepcopy(typed)
+    another_deployment["domain"]["verifyingContract"] = Account.create().address
+    wrong = {
+        "another chain": sign_typed(account, another_chain),
+        "another deployment": sign_typed(account, another_deployment),
+        "another action": sign(account, other_intent),
+    }
+    path = f"/v1/intents/{intent['id']}/signature"
+    before = block(stack)
+    for case, signature in wrong.items():
+        body = problem(
+            await supplier.post(path, {"signature": signature}), 403, "signature_not_member"
+        )
+        assert body["code"] == "signature_not_member", case
+    assert block(stack) == before
+    assert not await forwarder.functions.nonceUsed(supplier.address, nonce).call()
+    assert (await supplier.get(f"/v1/intents/{intent['id']}")).json()["status"] == "open"
+
+    done = await supplier.post(path, {"signature": sign(account, intent)})
+    assert done.status_code == 201, done.text
+    assert await forwarder.functions.nonceUsed(supplier.address, nonce).call()
+
+
+async def test_a_relayed_signature_cannot_be_replayed_on_chain(
+    stack: Stack, api: Api, ledger: Ledger, parties: dict[str, Any]
+) -> None:
+    """Anyone holding a relayed request and its signature (the relayer, the database) cannot
+    run it again: the forwarder refuses the spent nonce (``ForwarderNonceUsed``) and the
+    ledger is unchanged; posted to another intent, it is not that intent's signature."""
+    supplier: Member = parties["supplier"]
+    account: LocalAccount = parties["account"]
+    forwarder = ledger.suite.forwarder
+    root = await issue_to_self(api, parties["core"], supplier, account, 100_000)
+    r = await split(parties, 5_000, root=root)
+    assert r.status_code == 202, r.text
+    intent = r.json()["intent"]
+    signature = sign(account, intent)
+    done = await supplier.post(f"/v1/intents/{intent['id']}/signature", {"signature": signature})
+    assert done.status_code == 201, done.text
+    root_before = await ledger.suite.claim(root)
+
+    message = intent["typed_data"]["message"]
+    request = (
+        message["from"],
+        message["to"],
+        message["value"],
+        message["gas"],
+        message["nonce"],
+        message["deadline"],
+        bytes.fromhex(message["data"][2:]),
+        bytes.fromhex(signature[2:]),
+    )
+    call = {
+        "from": rpc_call(stack.rpc_url, "eth_accounts")[5],
+        "to": forwarder.address,
+        "data": forwarder.functions.execute(request)._encode_transaction_data(),
+    }
+    with pytest.raises(AnvilError) as refused:
+        rpc_call(stack.rpc_url, "eth_call", [call, "latest"])
+    (data,) = re.findall(r"""["']data["']:\s*["'](0x[0-9a-fA-F]+)""", str(refused.value))
+    assert decode_revert(data).name == "ForwarderNonceUsed"
+    assert (await ledger.suite.claim(root)) == root_before
+
+    fresh = await split(parties, 5_000, root=root)
+    assert fresh.status_code == 202, fresh.text
+    again = fresh.json()["intent"]
+    before = block(stack)
+    problem(
+        await supplier.post(f"/v1/intents/{again['id']}/signature", {"signature": signature}),
+        403,
+        "signature_not_member",
+    )
+    assert block(stack) == before
