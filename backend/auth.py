@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, select
@@ -142,6 +143,70 @@ async def authenticate(conn: AsyncConnection, authorization: str | None) -> Call
 
 
 _ROLE_BY_ID = {"0x" + role.role_id.hex(): role for role in Role}
+
+
+class CallerCache:
+    """The callers one API worker authenticated for reads, by presented key, for ``ttl_s``.
+
+    A read (``GET``/``HEAD``) whose ``Authorization`` was seen within ``ttl_s`` skips the key
+    lookup (the key, its member's status and roles: one query joining four tables). Writes
+    always look the key up. Correctness bounds, per worker:
+
+    - a key revoked, or a member created, suspended, reinstated or whose KYC changed, through
+      *this* worker is forgotten at once (:meth:`clear`, from
+      :func:`backend.services.commands.execute`), and a lookup that began before the change is
+      not cached after it (the generation check);
+    - a change made through *another* worker, or on chain without the API (a role granted
+      with ``cast``), shows in this worker's reads within ``ttl_s`` (writes: at once).
+
+    The presented key is kept as its SHA-256 only; a wrong secret for a cached key id misses.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.max_entries = max_entries
+        self.generation = 0
+        self.hits = 0
+        self._entries: dict[bytes, tuple[float, Caller]] = {}
+
+    @staticmethod
+    def _key(authorization: str) -> bytes:
+        return hashlib.sha256(authorization.encode()).digest()
+
+    def get(self, authorization: str | None) -> Caller | None:
+        if not authorization or self.ttl_s <= 0:
+            return None
+        key = self._key(authorization)
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        if found[0] <= self.clock():
+            del self._entries[key]
+            return None
+        self.hits += 1
+        return found[1]
+
+    def put(self, authorization: str | None, caller: Caller, generation: int) -> None:
+        """Keep ``caller`` if nothing was forgotten since ``generation`` was read."""
+        if not authorization or self.ttl_s <= 0 or generation != self.generation:
+            return
+        if len(self._entries) >= self.max_entries:
+            now = self.clock()
+            self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+        self._entries[self._key(authorization)] = (self.clock() + self.ttl_s, caller)
+
+    def clear(self) -> None:
+        """Forget every caller (a key or a member changed through this worker)."""
+        self.generation += 1
+        self._entries.clear()
 
 
 def roles_from_ids(role_ids: Iterable[str | None]) -> frozenset[Role]:

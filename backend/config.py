@@ -14,6 +14,10 @@
 ``TIERFLOW_API_MAX_BODY``           largest request body in bytes (default 65536)
 ``TIERFLOW_API_MIRROR_WAIT_S``      how long a write waits for the mirror to show it
                                     (default 15)
+``TIERFLOW_API_CALLER_CACHE_S``     how long a worker answers reads from a key it checked
+                                    without looking it up again (default 2; 0: never). A key
+                                    revoked or a member changed through another worker, or on
+                                    chain, shows in this worker's reads within it
 ``TIERFLOW_API_NODE_TIMEOUT_S``     how long one request to the node may take before the API
                                     answers 503 ``chain_unavailable`` (default 5)
 ``TIERFLOW_API_NODE_UNAVAILABLE_S``  how long a write keeps retrying a node it cannot reach
@@ -87,6 +91,14 @@ class ApiSettings(NodeSettings, DatabaseSettings):
     api_max_body: int = Field(default=65_536, ge=1024, description="largest request body in bytes")
     api_mirror_wait_s: float = Field(
         default=15.0, ge=0, description="seconds a write waits for the mirror to show it"
+    )
+    api_caller_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="seconds a worker answers reads from an API key it checked without looking "
+        "it up again (0: never); a key revoked through another worker or a role changed on "
+        "chain shows in its reads within this",
     )
     api_idempotency_lease_s: float = Field(
         default=30.0,

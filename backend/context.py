@@ -21,7 +21,7 @@ from eth_utils.address import to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from backend.auth import seeded_key, store_key
+from backend.auth import CallerCache, seeded_key, store_key
 from backend.config import ApiSettings
 from backend.gateway import Gateway
 from backend.idempotency import Idempotency
@@ -54,6 +54,8 @@ class AppContext:
     limiter: RateLimiter
     operator: str
     ports: Ports
+    #: Callers authenticated for reads, for ``TIERFLOW_API_CALLER_CACHE_S``.
+    callers: CallerCache
 
 
 @contextlib.asynccontextmanager
@@ -80,6 +82,7 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
         operator = await _seed_operator(settings, chain_id, keystore, engine)
         relayer_key = settings.relayer_key(chain_id)
         relayer = Account.from_key(relayer_key.get_secret_value()) if relayer_key else None
+        callers = CallerCache(settings.api_caller_cache_s)
         gateway = Gateway(
             w3,
             deployment,
@@ -103,7 +106,8 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
             idempotency=Idempotency(engine, lease_ms=int(settings.api_idempotency_lease_s * 1000)),
             limiter=RateLimiter(settings.api_rate_limit),
             operator=operator,
-            ports=Ports(session_factory, gateway),
+            callers=callers,
+            ports=Ports(session_factory, gateway, callers),
         )
     finally:
         if gateway is not None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.auth import Caller
+from backend.auth import Caller, CallerCache
 from ledger.bindings import ClaimView
 from ledger.calls import ContractCall
 from ledger.codec import DecodedEvent
@@ -202,6 +202,8 @@ class Ports:
 
     sessions: async_sessionmaker[AsyncSession]
     ledger: LedgerPort
+    #: The worker's cached callers, forgotten when a command changes a key or a member.
+    callers: CallerCache | None = None
 
     def session(self) -> AsyncSession:
         """A new session: ``async with ports.session() as session: …``."""

@@ -28,6 +28,8 @@ from ledger.roles import Role
 
 #: The field of an answer that carries a new API key: never stored, never replayed.
 SECRET_FIELD = "api_key"
+#: Methods whose caller may come from the worker's :class:`~backend.auth.CallerCache`.
+READS = frozenset({"GET", "HEAD"})
 #: Largest page a list returns.
 MAX_PAGE = 200
 
@@ -67,8 +69,16 @@ async def get_caller(
     if isinstance(known, Caller):
         caller = known  # authenticated by the guard middleware, before the body was read
     else:
-        async with ctx.engine.connect() as conn:
-            caller = await authenticate(conn, authorization)
+        reading = request.method in READS
+        cached = ctx.callers.get(authorization) if reading else None
+        if cached is not None:
+            caller = cached
+        else:
+            generation = ctx.callers.generation
+            async with ctx.engine.connect() as conn:
+                caller = await authenticate(conn, authorization)
+            if reading:
+                ctx.callers.put(authorization, caller, generation)
     audit = request_audit(request)
     if audit is not None:
         audit.member = caller.address

@@ -102,6 +102,21 @@ COMMANDS: dict[str, CommandSpec] = {
 }
 
 
+#: Commands after which the worker's cached callers (:class:`backend.auth.CallerCache`) are
+#: forgotten: they change what a key stands for (revoked, its member's status or roles).
+CHANGES_CALLERS = frozenset(
+    {
+        "members.create",
+        "members.suspend",
+        "members.reinstate",
+        "members.renew_kyc",
+        "api_keys.create",
+        "api_keys.revoke",
+        "users.create",
+    }
+)
+
+
 def spec(operation: str) -> CommandSpec:
     return COMMANDS[operation]
 
@@ -110,5 +125,10 @@ async def execute(ports: Ports, write: WriteContext, command: Command) -> Any:
     """Run ``command`` as ``write.caller``; its answer as JSON (through the answer model, so
     a stored answer replays as the very same bytes)."""
     found = COMMANDS[command.operation]
-    answer = await found.run(ports, write, **command.args)
+    try:
+        answer = await found.run(ports, write, **command.args)
+    finally:
+        # Even a failed one may have changed something (a key revoked, then the answer lost).
+        if command.operation in CHANGES_CALLERS and ports.callers is not None:
+            ports.callers.clear()
     return found.answer.model_validate(answer).model_dump(mode="json")

@@ -310,3 +310,27 @@ async def test_non_parties_change_nothing(scenario: Scenario, ops: list[Operatio
                 failures.append(f"{op.label} as {name}: {r.status_code} {r.text[:200]}")
     assert await snapshot(s, ops) == before
     assert not failures, "\n".join(failures)
+
+
+async def test_a_key_revoked_through_the_worker_stops_reading_at_once(
+    api: Api, stack: Stack
+) -> None:
+    """Reads take their caller from the worker's cache (TIERFLOW_API_CALLER_CACHE_S), but a
+    key revoked through the same worker is refused by the very next read, and so is a write."""
+    member = await api.member("cached-key-holder", ["supplier"])
+    rotated = await member.post(f"/v1/members/{member.address}/api-keys", {"label": "second"})
+    assert rotated.status_code == 201, rotated.text
+    for _ in range(3):  # the first looks the key up, the others are answered from the cache
+        assert (await member.get("/v1/payables", limit=20)).status_code == 200
+    key_id = member.key.split("_")[1]
+    second = stack.client(rotated.json()["api_key"])
+    try:
+        r = await second.delete(f"/v1/members/{member.address}/api-keys/{key_id}")
+        assert r.status_code == 200, r.text
+    finally:
+        await second.aclose()
+    read = await member.get("/v1/payables", limit=20)
+    assert read.status_code == 401, read.text
+    assert code_of(read) == "invalid_api_key"
+    write = await member.post(f"/v1/members/{member.address}/api-keys", {"label": "third"})
+    assert write.status_code == 401, write.text

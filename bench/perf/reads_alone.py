@@ -1,0 +1,141 @@
+"""Reads one at a time against two platforms side by side, for a before/after of one setting.
+
+Two :class:`~bench.stack.Stack`\\ s (anvil, indexer, one API worker, SQLite) run at once, one per
+variant (its ``TIERFLOW_*`` settings); each is seeded with a core, a supplier and a payable.
+Then, in alternating rounds (so the machine's load falls on both alike), each variant is
+timed on each path one request at a time (:func:`bench.api_load.service_time`): the median
+latency over all rounds, and the API process's CPU time per request over the same requests
+(from ``/proc``: on a loaded machine the latency is mostly waiting for a core, the CPU time
+is what the request costs), with the load average before and after.
+
+``python -m bench.perf.reads_alone --rounds 6`` compares the caller cache off
+(``TIERFLOW_API_CALLER_CACHE_S=0``, every read looks its key up) and on (the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.progress import Progress
+
+from bench.api_load import Seeder
+from bench.perf.figures import load_average
+from bench.stack import Stack
+
+VARIANTS: dict[str, dict[str, str]] = {
+    "caller cache off": {"TIERFLOW_API_CALLER_CACHE_S": "0"},
+    "caller cache on (2 s)": {},
+}
+BASE_ENV = {"TIERFLOW_API_RATE_LIMIT": str(10**9), "TIERFLOW_API_WORKERS": "1"}
+
+
+async def _seed(stack: Stack) -> tuple[str, dict[str, str]]:
+    """A supplier's key and the paths it reads."""
+    s = Seeder(stack)
+    try:
+        core = await s.member("Reads Core", ["core_enterprise"])
+        supplier = await s.member("Reads Tier 1", ["supplier"])
+        await s.operator.put(f"/v1/members/{core.address}/program-limit", {"program_limit": 10**9})
+        payable = await s.payable(core, supplier, 1_000_000)
+        claim = int(payable["root_claim_id"])
+        paths = {
+            "GET /v1/deployment (floor)": "/v1/deployment",
+            "GET /v1/payables?limit=20": "/v1/payables?limit=20",
+            "GET /v1/claims/{id}": f"/v1/claims/{claim}",
+        }
+        return supplier.key, paths
+    finally:
+        for c in s.clients:
+            await c.aclose()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its children (``/proc``)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    for p in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def timed(
+    client: aiohttp.ClientSession, path: str, seconds: float, pid: int
+) -> tuple[float, float]:
+    """Median latency and API CPU seconds per request of ``path``, one at a time."""
+    took: list[float] = []
+    cpu0 = cpu_seconds(pid)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        async with client.get(path) as r:
+            await r.read()
+            if r.status != 200:
+                raise SystemExit(f"GET {path} answered {r.status}")
+        took.append(time.perf_counter() - t0)
+    return statistics.median(took), (cpu_seconds(pid) - cpu0) / len(took)
+
+
+async def measure(rounds: int, seconds: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"rounds": rounds, "seconds_per_round": seconds}
+    async with contextlib.AsyncExitStack() as stack_of:
+        stacks: dict[str, tuple[Stack, str, dict[str, str]]] = {}
+        for name, env in VARIANTS.items():
+            directory = stack_of.enter_context(tempfile.TemporaryDirectory(prefix="tf-reads-"))
+            stack = await stack_of.enter_async_context(
+                Stack.start(Path(directory), extra_env={**BASE_ENV, **env})
+            )
+            key, paths = await _seed(stack)
+            stacks[name] = (stack, key, paths)
+        took: dict[str, dict[str, list[float]]] = {n: {} for n in stacks}
+        cpu: dict[str, dict[str, list[float]]] = {n: {} for n in stacks}
+        out["load_before"] = load_average()
+        for _ in range(rounds):
+            for name, (stack, key, paths) in stacks.items():
+                async with aiohttp.ClientSession(
+                    base_url=stack.base_url, headers={"Authorization": f"Bearer {key}"}
+                ) as client:
+                    pid = stack.procs["api"].popen.pid
+                    for label, path in paths.items():
+                        median, per = await timed(client, path, seconds, pid)
+                        took[name].setdefault(label, []).append(median)
+                        cpu[name].setdefault(label, []).append(per)
+        out["load_after"] = load_average()
+        out["medians_ms"] = {
+            name: {label: round(statistics.median(v) * 1000, 2) for label, v in per.items()}
+            for name, per in took.items()
+        }
+        out["api_cpu_ms_per_request"] = {
+            name: {label: round(statistics.median(v) * 1000, 2) for label, v in per.items()}
+            for name, per in cpu.items()
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=1.0, help="per path and round")
+    args = parser.parse_args()
+    with Progress(transient=True):
+        result = asyncio.run(measure(args.rounds, args.seconds))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
