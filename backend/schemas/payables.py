@@ -138,3 +138,42 @@ class PayableTree(Output):
     from_claim_id: int = Field(description="the piece the tree starts at (the root by default)")
     node_count: int = Field(description="pieces in this answer")
     root: TreeNode
+
+
+TreeFormat = Literal["nested", "compact"]
+#: Pieces one page of the compact tree holds at most (whole levels; a level larger than this
+#: is one page by itself).
+MAX_COMPACT_PAGE = 20_000
+
+
+class TreeColumns(Output):
+    """The pieces of a compact tree page, one list per field, the ``i``-th entries of every
+    list being the ``i``-th piece (level by level, each level in id order)."""
+
+    id: list[int]
+    parent_id: list[int | None]
+    depth: list[int]
+    holder: list[Address]
+    holder_custody: list[Literal["self", "hosted"]]
+    amount: list[int]
+    locked_amount: list[int]
+    status: list[ClaimStatus]
+    invoice_id: list[Hash32 | None]
+    child_count: list[int]
+
+
+class PayableTreeCompact(Output):
+    """``format=compact``: the tree as columns, paged by whole levels below ``from_claim_id``.
+
+    Pieces come level by level (a parent always before its children), so a client rebuilds
+    the tree from ``parent_id``. A piece of the page's last level with ``child_count`` > 0 has
+    its children on the next page (``next_cursor``), or beyond ``levels`` when there is none."""
+
+    payable_id: int
+    from_claim_id: int = Field(description="the piece the tree starts at (the root by default)")
+    format: Literal["compact"] = "compact"
+    first_level: int = Field(description="levels below from_claim_id of this page's first")
+    last_level: int = Field(description="levels below from_claim_id of this page's last")
+    node_count: int = Field(description="pieces in this page")
+    columns: TreeColumns
+    next_cursor: str | None = Field(description="the next page's levels: pass as cursor")

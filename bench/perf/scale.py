@@ -2,7 +2,8 @@
 timed with their JSON encoding, on SQLite (a file, as ``tierflow run`` has it).
 
 - the lineage tree of one payable of 10,000 pieces (a ternary tree, eight levels deep),
-  ``payables.tree`` as ``GET /v1/payables/{id}/tree`` answers it (all levels);
+  ``payables.tree`` as ``GET /v1/payables/{id}/tree`` answers it (all levels), and the same
+  as ``?format=compact`` answers it (columns, one page of every level);
 - exposure over 100,000 pieces: 10,000 payables of one obligor, ten pieces each, financed by
   four financiers; the obligor's own row and an auditor's whole list;
 - the events feed over 1,000,000 events (``--full`` only; 100,000 otherwise): a page of 50 of
@@ -64,14 +65,16 @@ async def _fill(engine: AsyncEngine, table: Any, rows: list[dict[str, Any]]) -> 
 
 
 async def _timed(
-    sessions: async_sessionmaker[AsyncSession], read: Callable[[AsyncSession], Awaitable[Any]]
+    sessions: async_sessionmaker[AsyncSession],
+    read: Callable[[AsyncSession], Awaitable[Any]],
+    encode: Callable[[Any], Any] = jsonable_encoder,
 ) -> tuple[float, int]:
     took: list[float] = []
     size = 0
     for _ in range(REPEATS + 1):
         async with sessions() as session:
             t0 = time.perf_counter()
-            body = json.dumps(jsonable_encoder(await read(session))).encode()
+            body = json.dumps(encode(await read(session))).encode()
             took.append(time.perf_counter() - t0)
             size = len(body)
     return statistics.median(took[1:]), size
@@ -107,6 +110,15 @@ async def scale_figures(full: bool, progress: Progress) -> list[ScaleFigure]:
             progress.advance(task)
             median, size = await _timed(sessions, lambda s: payables.tree(s, core, 1))
             out.append(ScaleFigure("lineage tree, whole", tree_pieces, median, size, "all levels"))
+            # format=compact: columns of plain values, sent as they are (no encoder pass)
+            median, size = await _timed(
+                sessions, lambda s: payables.tree_compact(s, core, 1), lambda body: body
+            )
+            out.append(
+                ScaleFigure(
+                    "lineage tree, compact", tree_pieces, median, size, "format=compact, one page"
+                )
+            )
 
             # exposure: 10,000 more payables of the core, ten pieces each
             n_payables, per = 10_000, 10

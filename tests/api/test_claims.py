@@ -332,3 +332,51 @@ async def test_a_piece_changed_behind_the_mirror_is_not_moved_whole(
     r = await transfer(s1, root, s2, 1)
     assert r.status_code == 201, r.text
     assert r.json()["source"]["amount"] == seen - 3
+
+
+async def test_compact_tree_pages_by_level(api: Api, tiers: dict[str, Any]) -> None:
+    """``format=compact`` gives the same pieces as the nested tree, as columns, level by level,
+    in pages of whole levels chained by ``next_cursor``; the same visibility."""
+    p = tiers["payable"]
+    path = f"/v1/payables/{p['id']}/tree"
+    nested = (await tiers["s1"].get(path)).json()
+    flat: dict[int, dict[str, Any]] = {}
+    todo = [nested["root"]]
+    while todo:
+        node = todo.pop()
+        todo.extend(node["children"])
+        flat[node["id"]] = {k: v for k, v in node.items() if k not in ("children", "truncated")}
+
+    r = await tiers["s1"].get(path, format="compact")
+    assert r.status_code == 200, r.text
+    whole = r.json()
+    assert whole["format"] == "compact"
+    assert whole["next_cursor"] is None
+    assert whole["node_count"] == nested["node_count"] == len(whole["columns"]["id"])
+    cols = whole["columns"]
+    rows = [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+    assert {row["id"]: row for row in rows} == flat
+    depths = [row["depth"] for row in rows]
+    assert depths == sorted(depths)  # level by level: a parent before its children
+
+    pages, cursor = [], None
+    while True:  # one piece per page at most: every level is a page of its own
+        params: dict[str, Any] = {"format": "compact", "limit": 1}
+        if cursor is not None:
+            params["cursor"] = cursor
+        page = (await tiers["s1"].get(path, **params)).json()
+        assert page["first_level"] == page["last_level"] == len(pages)
+        pages.append(page["columns"]["id"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [i for ids in pages for i in ids] == cols["id"]
+    assert len(pages) == max(depths) + 1
+
+    one = (await tiers["s1"].get(path, format="compact", levels=1)).json()
+    assert set(one["columns"]["depth"]) == {0, 1}
+    assert one["next_cursor"] is None
+    bad = encode_cursor("nope")
+    problem(await tiers["s1"].get(path, format="compact", cursor=bad), 422, "cursor_invalid")
+    problem(await tiers["s1"].get(path, cursor=encode_cursor(1)), 422, "cursor_invalid")
+    problem(await tiers["s3"].get(path, format="compact"), 403, "tree_not_visible")

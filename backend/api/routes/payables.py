@@ -6,14 +6,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
+from fastapi.responses import JSONResponse
 
 from backend.api.csv import CSV_RESPONSES
-from backend.api.deps import CurrentCaller, PageDep, SessionDep, WritesDep, writer
+from backend.api.deps import (
+    CurrentCaller,
+    PageDep,
+    SessionDep,
+    WritesDep,
+    decode_cursor,
+    encode_cursor,
+    writer,
+)
 from backend.api.lists import list_answer
 from backend.auth import Caller
+from backend.errors import Invalid
 from backend.schemas.common import Address, Id
 from backend.schemas.invoices import ListFormat, seconds
 from backend.schemas.payables import (
+    MAX_COMPACT_PAGE,
     MAX_TREE_LEVELS,
     PayableCreate,
     PayableOverdueWrite,
@@ -21,9 +32,11 @@ from backend.schemas.payables import (
     PayablesPublic,
     PayableStatus,
     PayableTree,
+    PayableTreeCompact,
     PayableWrite,
     SettlementCreate,
     SettlementsWrite,
+    TreeFormat,
 )
 from backend.services import payables as service
 from backend.services.commands import Command
@@ -75,7 +88,7 @@ async def get_payable(payable_id: PayablePath, caller: CurrentCaller, session: S
     return await service.get_payable(session, caller, payable_id)
 
 
-@router.get("/{payable_id}/tree", response_model=PayableTree)
+@router.get("/{payable_id}/tree", response_model=PayableTree | PayableTreeCompact)
 async def get_payable_tree(
     payable_id: PayablePath,
     caller: CurrentCaller,
@@ -86,10 +99,47 @@ async def get_payable_tree(
     levels: Annotated[
         int, Query(ge=1, le=MAX_TREE_LEVELS, description="levels nested below the start")
     ] = MAX_TREE_LEVELS,
+    fmt: Annotated[
+        TreeFormat,
+        Query(
+            alias="format",
+            description="`nested` (pieces inside their parents) or `compact` (columns, paged "
+            "by whole levels: a tree of thousands of pieces in a fraction of the bytes)",
+        ),
+    ] = "nested",
+    cursor: Annotated[
+        str | None,
+        Query(max_length=100, description="compact: `next_cursor` of the page before"),
+    ] = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_COMPACT_PAGE,
+            description="compact: pieces per page at most (whole levels; a level larger "
+            "than this is a page by itself)",
+        ),
+    ] = MAX_COMPACT_PAGE,
 ) -> Any:
     """The lineage tree of the payable's pieces (its obligor, supplier, clearing agent and
     auditors only)."""
-    return await service.tree(session, caller, payable_id, from_claim_id, levels)
+    if fmt == "nested":
+        if cursor is not None:
+            raise Invalid("cursor pages format=compact only", code="cursor_invalid")
+        return await service.tree(session, caller, payable_id, from_claim_id, levels)
+    first = 0
+    if cursor is not None:
+        first = decode_cursor(cursor)
+        if not isinstance(first, int) or isinstance(first, bool) or not 0 < first <= levels:
+            raise Invalid("the cursor is not one this API gave out", code="cursor_invalid")
+    answer = await service.tree_compact(
+        session, caller, payable_id, from_claim_id, levels, first, limit
+    )
+    following = answer.pop("next_level")
+    answer["next_cursor"] = None if following is None else encode_cursor(following)
+    # Built as JSON at once: validating thousands of column entries again would cost more
+    # than the tree (the service builds exactly PayableTreeCompact's fields).
+    return JSONResponse(answer)
 
 
 @router.post("/{payable_id}/settlements", response_model=SettlementsWrite)
