@@ -30,7 +30,7 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     w3 = make_web3(url)
     p = await build_platform(w3, dev_private_keys())
     rows: list[tuple[str, int, str]] = []
-    task = progress.add_task("measuring", total=10)
+    task = progress.add_task("measuring", total=15)
 
     def row(name: str, receipt: dict[str, int] | object, note: str = "") -> None:
         rows.append((name, int(receipt["gasUsed"]), note))  # type: ignore[index]
@@ -89,6 +89,20 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     ids = list(range(last - 49, last + 1))
     r = await agent.transact(p.claim_ledger.functions.settleClaims(ids, [b"Q" * 32] * 50))
     row("settle a batch of 50", r, f"{int(r['gasUsed']) // 50:,} per piece")
+
+    # the overdue clock (SPEC §2): a freeze and a pause after the due date push the deadline
+    ledger, registry = p.claim_ledger.functions, p.members.functions
+    overdue_id, overdue_root, overdue_due = await p.issue(core, sup1, 10**6, due_in=DAY)
+    r = await p.operator.transact(ledger.freezeClaim(overdue_root, b"C" * 32))
+    row("freeze a piece", r, "its payable's clock is written from zero")
+    await p.warp_to(overdue_due + DAY)
+    row("pause", await p.operator.transact(registry.pause()), "appends to the pause log")
+    row("unpause", await p.operator.transact(registry.unpause()), "appends to the pause log")
+    r = await p.operator.transact(ledger.unfreezeClaim(overdue_root))
+    row("unfreeze a piece", r, "adds the frozen, unpaused seconds since the due date")
+    await p.warp_to(overdue_due + 10 * DAY)
+    r = await p.outsider.transact(ledger.markOverdue(overdue_id))
+    row("mark overdue", r, "reads the pause log")
     progress.advance(task)
     await close_web3(w3)
     return rows

@@ -58,6 +58,8 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     mapping(uint256 claimId => Claim) private _claims;
     mapping(address holder => uint256) private _pieceCounts;
     mapping(address obligor => ObligorAccount) private _obligors;
+    /// @dev Touched only by freeze, unfreeze and markOverdue: splits and transfers never read it.
+    mapping(uint256 payableId => PayableClock) private _clocks;
 
     modifier onlyFinancingDesk() {
         if (msg.sender != _financingDesk) revert LedgerCallerUnauthorized(msg.sender);
@@ -137,8 +139,8 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         MEMBERS.requireNotPaused();
         Payable storage p = _payableOf(payableId);
         if (p.status != PayableStatus.Issued) revert PayableStatusInvalid(payableId, p.status);
-        uint256 overdueFrom = uint256(p.dueDate) + GRACE_PERIOD;
-        if (block.timestamp <= overdueFrom) revert PayableNotOverdueYet(payableId, overdueFrom);
+        uint256 deadline = _overdueFrom(payableId, p.dueDate);
+        if (block.timestamp <= deadline) revert PayableNotOverdueYet(payableId, deadline);
         p.status = PayableStatus.Overdue;
         address obligor = p.obligor;
         emit PayableOverdue(payableId, obligor, p.faceValue - p.settledValue);
@@ -180,6 +182,8 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         if (f & (_SETTLED | _CANCELLED) != 0) revert ClaimNotLive(claimId, _status(c));
         if (f & _FROZEN != 0) revert ClaimIsFrozen(claimId);
         c.flags = f | _FROZEN;
+        PayableClock storage clock = _clocks[c.payableId];
+        if (clock.frozenPieces++ == 0) clock.frozenSince = uint64(block.timestamp);
         emit ClaimFrozen(claimId, reasonHash);
     }
 
@@ -188,6 +192,18 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         Claim storage c = _claimOf(claimId);
         if (c.flags & _FROZEN == 0) revert ClaimNotFrozen(claimId);
         c.flags &= ~_FROZEN;
+        uint256 payableId = c.payableId;
+        PayableClock storage clock = _clocks[payableId];
+        if (--clock.frozenPieces == 0) {
+            // The freeze that just ended stopped the clock from its start or the due date,
+            // whichever is later; seconds the platform was also paused are counted by the pause.
+            uint64 due = _payables[payableId].dueDate;
+            uint64 since = clock.frozenSince > due ? clock.frozenSince : due;
+            // Computed whatever the times, so an estimate made in the freeze's own second holds.
+            uint64 nowTs = uint64(block.timestamp);
+            uint64 span = nowTs > since ? nowTs - since : 0;
+            clock.frozenSeconds += span - MEMBERS.pausedSeconds(since, nowTs);
+        }
         emit ClaimUnfrozen(claimId);
     }
 
@@ -390,6 +406,16 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     /// @inheritdoc IClaimLedger
     function obligorAccount(address obligor) external view returns (ObligorAccount memory) {
         return _obligors[obligor];
+    }
+
+    /// @inheritdoc IClaimLedger
+    function payableClock(uint256 payableId) external view returns (PayableClock memory) {
+        return _clocks[payableId];
+    }
+
+    /// @inheritdoc IClaimLedger
+    function overdueFrom(uint256 payableId) external view returns (uint256) {
+        return _overdueFrom(payableId, _payableOf(payableId).dueDate);
     }
 
     /// @inheritdoc IClaimLedger
@@ -614,6 +640,26 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
             emit PayableSettled(payableId);
         }
         return agentChecked;
+    }
+
+    /// @dev Due date + grace + the seconds since the due date, up to now, that the overdue clock
+    /// stood still: ended freezes (net of pauses), the freeze in progress, and every pause. A
+    /// freeze in progress stops the clock from its start (or the due date) to now, pauses
+    /// included, so pauses are counted only up to there.
+    function _overdueFrom(uint256 payableId, uint64 due) private view returns (uint256) {
+        PayableClock storage clock = _clocks[payableId];
+        uint256 stopped = clock.frozenSeconds;
+        uint64 nowTs = uint64(block.timestamp);
+        if (nowTs > due) {
+            uint64 runsTo = nowTs;
+            if (clock.frozenPieces != 0) {
+                uint64 since = clock.frozenSince;
+                runsTo = since > due ? since : due;
+                stopped += nowTs - runsTo;
+            }
+            stopped += MEMBERS.pausedSeconds(due, runsTo);
+        }
+        return uint256(due) + GRACE_PERIOD + stopped;
     }
 
     function _touchRoot(Claim storage root) private {

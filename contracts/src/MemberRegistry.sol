@@ -32,6 +32,21 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
 
     mapping(address account => Member) private _members;
 
+    /// @dev One entry of the pause log, in one slot: a pause at `at` stores 2·(at − P) + 1 and
+    /// an unpause at `at` stores 2·P, P being the seconds paused before `at`; the paused seconds
+    /// up to any time t then follow from the last entry at or before t (`_pausedBefore`).
+    struct PauseMark {
+        uint48 at;
+        uint208 value;
+    }
+
+    /// @dev The pause log: a pause stops every payable's overdue clock (SPEC §2), so the ledger
+    /// asks how long the platform was paused between two times. Every pause and unpause
+    /// appends one mark (never overwrites one, so its gas does not depend on the block time:
+    /// an estimate made in the pause's own second holds when mined later). Pauses are rare
+    /// operator actions; a lookup is a binary search.
+    PauseMark[] private _pauseLog;
+
     /// @param adminDelay seconds a default-admin handover waits before it can be accepted
     /// @param admin the first default admin (grants and revokes the operator role)
     /// @param operator the first operator (the platform's operator account; the same account as
@@ -110,11 +125,15 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
     /// @inheritdoc IMemberRegistry
     function pause() external onlyRole(Roles.OPERATOR) {
         _pause();
+        uint48 nowTs = uint48(block.timestamp);
+        _pauseLog.push(PauseMark({at: nowTs, value: (uint208(nowTs - _pausedBefore(nowTs)) << 1) | 1}));
     }
 
     /// @inheritdoc IMemberRegistry
     function unpause() external onlyRole(Roles.OPERATOR) {
         _unpause();
+        uint48 nowTs = uint48(block.timestamp);
+        _pauseLog.push(PauseMark({at: nowTs, value: uint208(_pausedBefore(nowTs)) << 1}));
     }
 
     // ------------------------------------------------------------------ views
@@ -162,6 +181,15 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
 
     /// @inheritdoc IMemberRegistry
     function requireNotPaused() external view whenNotPaused {}
+
+    /// @inheritdoc IMemberRegistry
+    function pausedSeconds(uint64 from, uint64 to) external view returns (uint64) {
+        uint256 nowTs = block.timestamp;
+        if (to > nowTs) to = uint64(nowTs);
+        if (from > to) from = to;
+        // both lookups always run: the gas of a caller does not depend on where `from` falls
+        return _pausedBefore(uint48(to)) - _pausedBefore(uint48(from));
+    }
 
     /// @dev Both parents declare supportsInterface; AccessControl's answers for ours too.
     function supportsInterface(bytes4 interfaceId)
@@ -211,6 +239,22 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev Seconds the platform was paused from deployment up to `t` (t ≤ now): from the last
+    /// mark at or before `t` (marks are in time order; a pause and an unpause in one second
+    /// leave the unpause last, a pause that lasted no time).
+    function _pausedBefore(uint48 t) private view returns (uint64) {
+        uint256 low = 0;
+        uint256 high = _pauseLog.length;
+        while (low < high) {
+            uint256 mid = (low + high) >> 1;
+            if (_pauseLog[mid].at > t) high = mid;
+            else low = mid + 1;
+        }
+        if (low == 0) return 0;
+        uint208 v = _pauseLog[low - 1].value;
+        return uint64(v & 1 != 0 ? t - (v >> 1) : v >> 1);
+    }
 
     function _registered(address account) private view returns (Member storage m) {
         m = _members[account];

@@ -266,3 +266,86 @@ async def test_freeze_blocks_moves_financing_and_settlement_until_unfrozen(
         claimId=root,
         status=ClaimStatus.SETTLED,
     )
+
+
+# ---- the overdue clock: freezes (SPEC §2, issue 9) ------------------------------------------
+
+
+async def _freeze_at(platform: Platform, claim_id: int, ts: int) -> None:
+    fn = platform.claim_ledger.functions.freezeClaim(claim_id, REASON)
+    await transact_at(platform, platform.operator, fn, ts)
+
+
+async def _unfreeze_at(platform: Platform, claim_id: int, ts: int) -> None:
+    fn = platform.claim_ledger.functions.unfreezeClaim(claim_id)
+    await transact_at(platform, platform.operator, fn, ts)
+
+
+async def _overdue_exactly_after(platform: Platform, payable_id: int, deadline: int) -> TxReceipt:
+    """``markOverdue`` is refused at ``deadline`` (naming it) and accepted a second later."""
+    await expect_revert(
+        _mark(platform, payable_id, deadline),
+        "PayableNotOverdueYet",
+        payableId=payable_id,
+        overdueFrom=deadline,
+    )
+    receipt = await _mark(platform, payable_id, deadline + 1)
+    assert (await platform.suite.payable(payable_id)).status is PayableStatus.OVERDUE
+    return receipt
+
+
+async def test_a_freeze_during_grace_delays_overdue_by_its_length(platform: Platform) -> None:
+    """Before the fix the payable went overdue at due date + grace + 1 whatever was frozen."""
+    p = platform
+    pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=10 * DAY)
+    child = await p.split(p.sup1, root, p.sup2, 100_000)
+    await _freeze_at(p, child, due + DAY)
+    await _unfreeze_at(p, child, due + 3 * DAY)
+    clock = await p.claim_ledger.functions.payableClock(pid).call()
+    assert tuple(clock) == (0, due + DAY, 2 * DAY)  # no piece frozen now; since; seconds
+    await expect_revert(
+        _mark(p, pid, due + GRACE + 1),
+        "PayableNotOverdueYet",
+        payableId=pid,
+        overdueFrom=due + GRACE + 2 * DAY,
+    )
+    assert await p.claim_ledger.functions.overdueFrom(pid).call() == due + GRACE + 2 * DAY
+    receipt = await _overdue_exactly_after(p, pid, due + GRACE + 2 * DAY)
+    assert EventDecoder(p).one(receipt, "PayableOverdue")["payableId"] == pid
+
+
+async def test_a_freeze_in_progress_keeps_the_payable_from_going_overdue(
+    platform: Platform,
+) -> None:
+    p = platform
+    pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=10 * DAY)
+    await _freeze_at(p, root, due - DAY)  # only the time from the due date on counts
+    late = due + GRACE + 60 * DAY
+    await expect_revert(
+        _mark(p, pid, late), "PayableNotOverdueYet", payableId=pid, overdueFrom=late + GRACE
+    )
+    await _unfreeze_at(p, root, late + 1)
+    await _overdue_exactly_after(p, pid, late + 1 + GRACE)
+
+
+async def test_a_freeze_does_not_suspend_the_obligor_before_its_extended_deadline(
+    platform: Platform,
+) -> None:
+    """Three payables past due date + grace, a piece of the third frozen during its grace:
+    the third overdue (and the suspension) waits for the frozen time to pass as well."""
+    p = platform
+    payables = await _payables(p, 3, spacing=DAY)
+    pid3, root3, due3 = payables[2]
+    await _freeze_at(p, root3, due3 + DAY)
+    await _unfreeze_at(p, root3, due3 + 6 * DAY)
+    ts = due3 + GRACE + 1
+    for pid, _root, _due in payables[:2]:
+        assert _suspensions(p, await _mark(p, pid, ts)) == []
+        ts += 1
+    await expect_revert(
+        _mark(p, pid3, ts), "PayableNotOverdueYet", payableId=pid3, overdueFrom=due3 + GRACE + 5 * DAY
+    )
+    assert (await p.suite.member(p.core.address)).status is MemberStatus.ACTIVE
+    receipt = await _overdue_exactly_after(p, pid3, due3 + GRACE + 5 * DAY)
+    assert [e["automatic"] for e in _suspensions(p, receipt)] == [True]
+    assert (await p.suite.member(p.core.address)).status is MemberStatus.SUSPENDED

@@ -16,7 +16,7 @@ from ledger.artifacts import load_artifact
 from ledger.deployment import DAY
 from ledger.roles import Role
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, FinancingStatus, PayableStatus
-from tests.support.contracts import GRACE, apply, expect_revert, terms_for
+from tests.support.contracts import GRACE, apply, expect_revert, terms_for, transact_at
 from bench.cast import Actor, Platform
 
 FACE = 1_000_000
@@ -161,6 +161,8 @@ def views(p: Platform, w: World) -> list[tuple[str, Any]]:
         "amount": 100_000,
         "annualRateBps": 600,
         "termDays": 90,
+        "from": 0,  # pausedSeconds over all time
+        "to": 2**64 - 1,
     }
     by_type: dict[str, Any] = {"uint256": w.r_moves, "address": p.sup2.address}
     calls = []
@@ -206,7 +208,10 @@ async def test_pause_gates_every_business_mutator_and_views_still_answer(
         except AssertionError as exc:
             raise AssertionError(f"{name} while paused: {exc}") from exc
     during = {name: await fn.call() for name, fn in view_calls}
-    changed = {n for n in before if before[n] != during[n]} - {"MemberRegistry.paused()"}
+    # the pause itself is what these report: paused, and the paused seconds growing (the
+    # overdue clock stands still, SPEC §2)
+    reporting_the_pause = {"MemberRegistry.paused()", "MemberRegistry.pausedSeconds(uint64,uint64)"}
+    changed = {n for n in before if before[n] != during[n]} - reporting_the_pause
     assert not changed, f"views answered differently while paused: {sorted(changed)}"
     for guard in (
         guards.requireNotPaused(),
@@ -241,3 +246,34 @@ async def test_RevertWhen_pausing_twice_or_unpausing_unpaused(platform: Platform
     await expect_revert(platform.operator.transact(members.unpause()), "ExpectedPause")
     await platform.operator.transact(members.pause())
     await expect_revert(platform.operator.transact(members.pause()), "EnforcedPause")
+
+
+# ---- the overdue clock (SPEC §2, issue 9) ---------------------------------------------------
+
+
+async def test_a_pause_stops_the_overdue_clock(platform: Platform) -> None:
+    """A pause from the due date on pushes the deadline by its length; one before the due
+    date does not (nothing could be paid then anyway). Before the fix the payable went
+    overdue at due date + grace + 1 whatever the pause."""
+    p = platform
+    members, ledger = p.members.functions, p.claim_ledger.functions
+    pid, _root, due = await p.issue(p.core, p.sup1, FACE, due_in=10 * DAY)
+    await transact_at(p, p.operator, members.pause(), due - 2 * DAY)
+    await transact_at(p, p.operator, members.unpause(), due - DAY)
+    await transact_at(p, p.operator, members.pause(), due + DAY)
+    await p.warp_to(due + 2 * DAY)
+    assert await ledger.overdueFrom(pid).call() == due + GRACE + DAY  # moves while paused
+    await transact_at(p, p.operator, members.unpause(), due + 4 * DAY)
+    assert await members.pausedSeconds(due, due + 5 * DAY).call() == 3 * DAY
+    deadline = due + GRACE + 3 * DAY
+    assert await ledger.overdueFrom(pid).call() == deadline
+    mark = ledger.markOverdue(pid)
+    for ts in (due + GRACE + 1, deadline):
+        await expect_revert(
+            transact_at(p, p.outsider, mark, ts),
+            "PayableNotOverdueYet",
+            payableId=pid,
+            overdueFrom=deadline,
+        )
+    await transact_at(p, p.outsider, mark, deadline + 1)
+    assert (await p.suite.payable(pid)).status is PayableStatus.OVERDUE

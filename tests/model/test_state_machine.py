@@ -1319,6 +1319,11 @@ class TierflowMachine(RuleBasedStateMachine):
         checks += [
             (f"payable {i}", self._expected_payable(m.payables[i]), s.payable(i)) for i in payables
         ]
+        # the overdue clock: freezes and pauses since the due date push the deadline (SPEC §2)
+        checks += [
+            (f"overdueFrom {i}", m.overdue_from(m.payables[i]), self.L.overdueFrom(i).call())
+            for i in payables
+        ]
         checks += [
             (f"financing {i}", self._expected_financing(m.financings[i]), s.financing(i))
             for i in sorted(t.financings)

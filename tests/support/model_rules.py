@@ -165,6 +165,11 @@ class Payable:
     invoice_ids: tuple[bytes, ...]
     status: PayableStatus = PayableStatus.ISSUED
     settled_value: int = 0
+    #: The overdue clock (SPEC §2): pieces frozen now, since when, and the ended spans with
+    #: any piece frozen, as (start, end) block times.
+    frozen_pieces: int = 0
+    frozen_since: int = 0
+    freeze_spans: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -310,6 +315,9 @@ class Tierflow:
         self.parameters = parameters
         self.now = now
         self.paused = False
+        #: Ended pauses as (start, end) block times, and when the current one began.
+        self.pause_spans: list[tuple[int, int]] = []
+        self.paused_since = 0
         self.members: dict[str, Member] = copy.deepcopy(members)
         self.invoices: dict[bytes, Invoice] = {}
         self.documents_seen: set[bytes] = set()
@@ -451,6 +459,7 @@ class Tierflow:
         self._only_role(caller, OPERATOR)
         self._require_not_paused()
         self.paused = True
+        self.paused_since = self.now
 
     @transaction
     def unpause(self, caller: str) -> None:
@@ -458,6 +467,7 @@ class Tierflow:
         if not self.paused:
             raise ModelRevert("ExpectedPause")
         self.paused = False
+        self.pause_spans.append((self.paused_since, self.now))
 
     # ---------------------------------------------------------------- InvoiceRegistry
 
@@ -669,8 +679,7 @@ class Tierflow:
         p = self._payable_of(payable_id)
         if p.status != PayableStatus.ISSUED:
             raise ModelRevert("PayableStatusInvalid", payable_id=payable_id, status=p.status)
-        overdue_from = p.due_date + self.parameters.grace_period
-        if self.now <= overdue_from:
+        if self.now <= self.overdue_from(p):
             raise ModelRevert("PayableNotOverdueYet", payable_id=payable_id)
         p.status = PayableStatus.OVERDUE
         # the third overdue payable within the window suspends the obligor
@@ -684,6 +693,22 @@ class Tierflow:
         if third:
             self._suspend_for_overdue(p.obligor)
         self._touch_payable(p)
+
+    def overdue_from(self, p: Payable) -> int:
+        """``overdueFrom``: due date + grace + the seconds from the due date to now in which
+        the platform was paused or any piece of the payable frozen (their union)."""
+        spans = [*p.freeze_spans, *self.pause_spans]
+        if p.frozen_pieces:
+            spans.append((p.frozen_since, self.now))
+        if self.paused:
+            spans.append((self.paused_since, self.now))
+        stood, reached = 0, p.due_date
+        for start, end in sorted(spans):
+            start = max(start, reached)
+            if end > start:
+                stood += end - start
+                reached = end
+        return p.due_date + self.parameters.grace_period + stood
 
     # ---------------------------------------------------------------- ClaimLedger: pieces
 
@@ -803,7 +828,12 @@ class Tierflow:
         if c.frozen:
             raise ModelRevert("ClaimIsFrozen", claim_id=claim_id)
         c.frozen = True
+        p = self.payables[c.payable_id]
+        if p.frozen_pieces == 0:
+            p.frozen_since = self.now
+        p.frozen_pieces += 1
         self.touched.claims.add(claim_id)
+        self._touch_payable(p)
 
     @transaction
     def unfreeze(self, caller: str, claim_id: int) -> None:
@@ -813,7 +843,12 @@ class Tierflow:
         if not c.frozen:
             raise ModelRevert("ClaimNotFrozen", claim_id=claim_id)
         c.frozen = False
+        p = self.payables[c.payable_id]
+        p.frozen_pieces -= 1
+        if p.frozen_pieces == 0:
+            p.freeze_spans.append((p.frozen_since, self.now))
         self.touched.claims.add(claim_id)
+        self._touch_payable(p)
 
     # ---------------------------------------------------------------- ClaimLedger: settlement
 

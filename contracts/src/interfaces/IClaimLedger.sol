@@ -71,6 +71,15 @@ interface IClaimLedger is IERC3525 {
         uint64 dueDate;
     }
 
+    /// @notice A payable's overdue clock (SPEC §2). It runs from the due date and stands still
+    /// while the platform is paused or any piece of the payable is frozen; the payable may be
+    /// marked Overdue once it has run longer than the grace period (see {overdueFrom}).
+    struct PayableClock {
+        uint40 frozenPieces; // pieces of the payable frozen now
+        uint64 frozenSince; // when `frozenPieces` last rose from zero
+        uint64 frozenSeconds; // ended freezes: seconds at or after the due date frozen and not paused
+    }
+
     struct ObligorAccount {
         uint128 programLimit;
         uint128 outstanding;
@@ -173,8 +182,10 @@ interface IClaimLedger is IERC3525 {
     /// transferred or locked and is not frozen. Releases the invoices and the limit. Emits {PayableCancelled}, {InvoiceReleased}.
     function cancelPayable(uint256 payableId) external;
 
-    /// @notice Anyone marks a payable Overdue once due date + grace has passed with value unpaid;
-    /// a third overdue payable of the obligor within OVERDUE_WINDOW suspends it.
+    /// @notice Anyone marks a payable Overdue once its overdue clock has run longer than the
+    /// grace period with value unpaid (now past {overdueFrom}: seconds after the due date while
+    /// the platform was paused or a piece of it frozen do not count); a third overdue payable
+    /// of the obligor within OVERDUE_WINDOW suspends it. Requirements: not paused; Issued.
     /// Emits {PayableOverdue} (and {MemberSuspended} on suspension).
     function markOverdue(uint256 payableId) external;
 
@@ -193,10 +204,12 @@ interface IClaimLedger is IERC3525 {
     /// piece must hold no locked value. Emits {ClaimTransferred} (and ERC-721 Transfer).
     function transferClaim(uint256 claimId, address to, bytes32 invoiceId) external;
 
-    /// @notice Court order: freezes a live piece. Requirements: operator. Emits {ClaimFrozen}.
+    /// @notice Court order: freezes a live piece; while any piece is frozen its payable's overdue
+    /// clock stands still. Requirements: operator. Emits {ClaimFrozen}.
     function freezeClaim(uint256 claimId, bytes32 reasonHash) external;
 
-    /// @notice Lifts a freeze. Requirements: operator. Emits {ClaimUnfrozen}.
+    /// @notice Lifts a freeze; the payable's clock runs again once none of its pieces is frozen.
+    /// Requirements: operator. Emits {ClaimUnfrozen}.
     function unfreezeClaim(uint256 claimId) external;
 
     /// @notice Records that the holder of `claimId` was paid. Requirements: not paused; caller
@@ -224,6 +237,13 @@ interface IClaimLedger is IERC3525 {
     function payableInvoices(uint256 payableId) external view returns (bytes32[] memory);
     function claim(uint256 claimId) external view returns (ClaimView memory);
     function obligorAccount(address obligor) external view returns (ObligorAccount memory);
+    /// @notice The payable's freeze bookkeeping for its overdue clock.
+    function payableClock(uint256 payableId) external view returns (PayableClock memory);
+    /// @notice As of now: due date + grace period + the seconds since the due date that the
+    /// overdue clock stood still (platform paused, or a piece of the payable frozen). The
+    /// payable may be marked Overdue once block time is past it; while the clock stands still
+    /// the answer grows second by second. Reverts {PayableNotFound} for an unknown payable.
+    function overdueFrom(uint256 payableId) external view returns (uint256);
     function payableCount() external view returns (uint256);
     function claimCount() external view returns (uint256);
 }

@@ -75,7 +75,8 @@ interface IMemberRegistry {
     /// Requirements: caller is the deployment's claim ledger (fixed at deployment). Emits {MemberSuspended}.
     function suspendForOverdue(address account) external;
 
-    /// @notice Stops every business mutator of the platform. Requirements: operator. Emits {Paused}.
+    /// @notice Stops every business mutator of the platform, and every payable's overdue clock
+    /// (`pausedSeconds`). Requirements: operator. Emits {Paused}.
     function pause() external;
 
     /// @notice Resumes business. Requirements: operator. Emits {Unpaused}.
@@ -103,4 +104,9 @@ interface IMemberRegistry {
 
     /// @notice Reverts with {EnforcedPause} while the platform is paused.
     function requireNotPaused() external view;
+
+    /// @notice Seconds the platform was paused between `from` and `to` (`to` capped at now; 0
+    /// when `to` ≤ `from`), a pause still in progress counted up to now. The claim ledger's
+    /// overdue clock stands still for them (SPEC §2).
+    function pausedSeconds(uint64 from, uint64 to) external view returns (uint64);
 }

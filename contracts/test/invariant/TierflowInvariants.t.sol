@@ -98,6 +98,7 @@ contract TierflowInvariants is TierflowBase {
         _checkTerminalStatesAbsorb(w);
         _checkHolderBalances(w);
         _checkPauseGatesBusiness();
+        _checkOverdueClock(w);
     }
 
     function _load() internal view returns (World memory w) {
@@ -283,6 +284,20 @@ contract TierflowInvariants is TierflowBase {
     /// @notice I-11: no business mutator succeeded while the platform was paused.
     function _checkPauseGatesBusiness() internal view {
         assertEq(handler.pausedSuccesses(), 0, "I-11: a business call succeeded while paused");
+    }
+
+    /// @notice The overdue clock (SPEC §2): a payable's count of frozen pieces is exactly its
+    /// pieces that are frozen now, and its deadline is never before due date + grace.
+    function _checkOverdueClock(World memory w) internal view {
+        uint256[] memory frozen = new uint256[](w.payables.length);
+        for (uint256 id = 1; id < w.claims.length; ++id) {
+            if (w.claims[id].frozen) ++frozen[w.claims[id].payableId];
+        }
+        uint256 grace = ledger.GRACE_PERIOD();
+        for (uint256 pid = 1; pid < w.payables.length; ++pid) {
+            assertEq(ledger.payableClock(pid).frozenPieces, frozen[pid], "overdue clock: frozen pieces miscounted");
+            assertTrue(ledger.overdueFrom(pid) >= w.payables[pid].dueDate + grace, "overdue clock: deadline too early");
+        }
     }
 
     // ------------------------------------------------------------------ statistics
