@@ -6,6 +6,11 @@ history, a piece for each of sixteen applicants), then:
 - writes: ``POST /v1/claims/{id}/transfers`` splitting one unit at 1, 16 and 64 concurrent
   clients, for one holder (every client splits the same member's piece) and for many (client
   ``c`` for applicant ``c mod 16``); each answers once mined and mirrored, as the API does;
+- the same split by a ``self`` member (docs/consent.md) at 1 and 16 clients, one holder: the
+  member's key in a key file, :class:`client.TierflowClient` with a
+  :class:`client.signing.KeyfileSigner` doing what a partner's system does (``POST`` → 202
+  intent → verify, sign the EIP-712 request → ``POST /v1/intents/{id}/signature`` → the
+  relayer's ``execute`` mined and mirrored → the answer);
 - reads, open loop at each offered rate (:func:`bench.api_load.open_loop`: latency from the
   scheduled time, the generator's own dispatch lag kept): a piece, the tree, a piece's events
   feed, next to ``GET /v1/deployment`` (no key, no database: the framework's floor).
@@ -21,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from eth_account import Account
 from rich.progress import Progress
 
 from bench.api_load import (
+    KYC,
     TIMEOUT_S,
     ReadRun,
     Seed,
@@ -35,8 +42,12 @@ from bench.api_load import (
 from bench.http_actor import Actor
 from bench.perf.figures import Rate, load_average, quantile
 from bench.stack import Stack
+from client import TierflowClient
+from client.signing import KeyfileSigner
 
 APPLICANTS = 16
+#: Concurrent clients of the ``self`` member's writes.
+SELF_CLIENTS = (1, 16)
 
 
 @dataclass
@@ -118,6 +129,83 @@ async def http_splits(
     return rate
 
 
+#: Units a ``self`` member is given to split from (one per write, warm-ups included).
+SELF_UNITS = 100_000
+KEYFILE_PASSWORD = "bench-self-custody"
+
+
+async def self_custody_splits(
+    stack: Stack,
+    s: Seed,
+    writes: dict[int, int],
+    directory: Path,
+    progress: Progress,
+) -> list[Rate]:
+    """Splits by a ``self`` member signing with the client, at each ``clients → count``."""
+    account = Account.create()
+    keyfile = directory / "self-member.json"
+    KeyfileSigner.write_keyfile(keyfile, account.key, KEYFILE_PASSWORD)
+    signer = KeyfileSigner.from_keyfile(keyfile, KEYFILE_PASSWORD)
+    async with stack.client(stack.operator_key) as operator:
+        r = await operator.post(
+            "/v1/members",
+            json={
+                "name": "Bench Self Supplier",
+                "roles": ["supplier"],
+                "kyc_expires_at": KYC,
+                "address": signer.address,
+            },
+            headers=Stack.idem(),
+        )
+        r.raise_for_status()
+        api_key = r.json()["api_key"]
+    giver, giver_piece = s.applicants[-1]
+    given = await giver.post(
+        f"/v1/claims/{giver_piece}/transfers", {"to": signer.address, "amount": SELF_UNITS}
+    )
+    piece = int(given["claim_id"])
+    to = s.applicants[0][0].address
+    out: list[Rate] = []
+    tf = TierflowClient(stack.base_url, api_key, signer=signer, timeout=TIMEOUT_S)
+    try:
+
+        async def one() -> None:
+            made = await tf.claims.transfer(piece, to=to, amount=1)
+            if made.kind != "split":
+                raise RuntimeError(f"a one-unit transfer came back {made.kind}")
+
+        await one()  # uncounted: the client reads and pins the deployment once
+        for clients, count in writes.items():
+            rate = Rate(
+                f"split · HTTP self custody · {clients} clients · one holder",
+                "split",
+                "http-self",
+                clients=clients,
+                holders=1,
+                count=count,
+            )
+            task = progress.add_task(rate.name, total=count)
+            counter = iter(range(count))
+
+            async def client(rate: Rate = rate, counter: Any = counter, task: Any = task) -> None:
+                while next(counter, None) is not None:
+                    t0 = time.perf_counter()
+                    await one()
+                    rate.latencies.append(time.perf_counter() - t0)
+                    progress.advance(task)
+
+            rate.load_before = load_average()
+            t0 = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(clients)))
+            rate.seconds = time.perf_counter() - t0
+            rate.load_after = load_average()
+            rate.count = len(rate.latencies)
+            out.append(rate)
+    finally:
+        await tf.aclose()
+    return out
+
+
 async def api_figures(
     workers: int,
     rates: tuple[float, ...],
@@ -141,6 +229,10 @@ async def api_figures(
                             out.writes.append(
                                 await http_splits(s, clients, count, one_holder, progress)
                             )
+                    self_writes = {c: n for c, n in writes.items() if c in SELF_CLIENTS}
+                    out.writes += await self_custody_splits(
+                        stack, s, self_writes, Path(directory), progress
+                    )
                 out.reads = await reads(stack, s, workers, rates, seconds, progress)
             finally:
                 await s.close()
