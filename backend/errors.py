@@ -155,7 +155,12 @@ CONTRACT_ERRORS: dict[str, _Mapped] = {
     "PayableNotCancellable": _m(
         "not_cancellable", Conflict, "the payable can no longer be declined"
     ),
-    "PayableNotOverdueYet": _m("not_overdue_yet", Conflict, "the grace period has not passed"),
+    "PayableNotOverdueYet": _m(
+        "not_overdue_yet",
+        Conflict,
+        "the grace period has not passed (time the platform was paused or a piece of the "
+        "payable frozen does not count): chain_error_args.overdueFrom is the deadline as of now",
+    ),
     "PayableClearingAgentInvalid": _m(
         "clearing_agent_invalid", Invalid, "the clearing agent is not an active clearing agent"
     ),

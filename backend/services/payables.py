@@ -141,7 +141,8 @@ async def cancel(ports: Ports, write: WriteContext, payable_id: int) -> dict[str
 
 
 async def mark_overdue(ports: Ports, write: WriteContext, payable_id: int) -> dict[str, Any]:
-    """Mark the payable Overdue (the chain allows it once due date + grace has passed)."""
+    """Mark the payable Overdue (the chain allows it once due date + grace has passed, not
+    counting time the platform was paused or a piece of the payable frozen: SPEC §2)."""
     async with ports.session() as session:
         await require_payable(session, write.caller, payable_id)
     mined = await ports.ledger.submit(write, calls.mark_overdue(payable_id))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from datetime import datetime
 from typing import Any
 
 from eth_utils.crypto import keccak
@@ -212,6 +213,31 @@ async def test_settlement_piece_by_piece_and_in_a_batch(api: Api) -> None:
     )
     too_many = {"items": [{"claim_id": i + 1, "payment_ref": "r"} for i in range(cap + 1)]}
     problem(await core.post(path, too_many), 422, "invalid_request")
+
+
+async def test_a_freeze_after_the_due_date_delays_overdue(api: Api) -> None:
+    """A court freeze stops the overdue clock (SPEC §2): past due date + grace the payable is
+    not overdue yet, and the refusal names the deadline pushed by the frozen time."""
+    core = await core_with_limit(api, "core-frozen", 1_000_000)
+    s1 = await api.member("s1-frozen", ["supplier"])
+    p = await issue(api, core, s1, 4_000, due_in_s=DAY)
+    due = int(datetime.fromisoformat(p["due_date"]).timestamp())
+    api.advance_time(DAY + 60)
+    root = p["root_claim_id"]
+    r = await api.operator.post(f"/v1/claims/{root}/freeze", {"reason": "court order 7"})
+    assert r.status_code == 200, r.text
+    api.advance_time(3 * DAY)
+    r = await api.operator.post(f"/v1/claims/{root}/unfreeze")
+    assert r.status_code == 200, r.text
+    # the clock has run a minute before the freeze and now runs on for the grace less an hour
+    api.advance_time(GRACE_DAYS * DAY - 3_600)
+    assert await api.chain_time() > due + GRACE_DAYS * DAY  # overdue, but for the freeze
+    body = problem(await s1.post(f"/v1/payables/{p['id']}/overdue"), 409, "not_overdue_yet")
+    assert body["chain_error_args"]["overdueFrom"] >= due + GRACE_DAYS * DAY + 3 * DAY
+    api.advance_time(3_600)
+    r = await s1.post(f"/v1/payables/{p['id']}/overdue")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "overdue"
 
 
 async def test_overdue_after_due_date_and_grace(api: Api) -> None:

@@ -158,7 +158,8 @@ async def settle_pieces(
 
 @router.post("/{payable_id}/overdue", response_model=PayableOverdueWrite)
 async def mark_overdue(payable_id: PayablePath, caller: Member, writes: WritesDep) -> Any:
-    """Mark the payable Overdue once its due date and grace period have passed unpaid."""
+    """Mark the payable Overdue once its due date and grace period have passed unpaid; time
+    the platform was paused or a piece of it frozen does not count towards the grace."""
     return await writes.run(caller, Command("payables.mark_overdue", {"payable_id": payable_id}))
 
 
