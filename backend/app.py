@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from backend import audit_log
+from backend import audit_anchors, audit_log
 from backend.api import openapi, problems
 from backend.api.headers import RateLimitHeaders
 from backend.api.middleware import GuardMiddleware
@@ -69,6 +69,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             open_context(settings) as ctx,
             auto_approval.running(ctx.ports, ctx.idempotency),
             audit_log.sweeping(ctx.engine, settings.api_audit_sweep_after_s),
+            audit_anchors.anchoring(
+                ctx.engine,
+                lambda: ctx.gateway.sender(ctx.operator),
+                audit_anchors.anchor_contract(ctx.w3, ctx.deployment),
+                settings.api_anchor_interval_s,
+            ),
         ):
             app.state.context = ctx
             try:

@@ -23,10 +23,10 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -227,35 +227,114 @@ async def sweeping(engine: AsyncEngine, after_s: float) -> AsyncIterator[None]:
 
 
 @dataclass(frozen=True)
+class AnchorCheck:
+    """How the log compares with one anchor on chain (:mod:`backend.audit_anchors`)."""
+
+    index: int
+    seq: int
+    head: str
+    at: int
+    #: ``match``, ``rewritten`` (the record's hash is not the anchored one) or ``missing``
+    #: (the log has no such record: truncated below the anchor).
+    status: str
+
+
+@dataclass(frozen=True)
 class Verification:
     ok: bool
     records: int
     first_bad_seq: int | None = None
     reason: str | None = None
+    #: The anchors compared (None: not compared with the chain).
+    anchors: tuple[AnchorCheck, ...] | None = None
+
+    @property
+    def last_anchored_seq(self) -> int | None:
+        return max((a.seq for a in self.anchors or ()), default=None)
 
 
-async def verify(engine: AsyncEngine) -> Verification:
+class _Anchored(Protocol):
+    """What an anchor says, as :func:`verify` reads it (``backend.audit_anchors.Anchor``)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def head(self) -> str: ...
+    @property
+    def at(self) -> int: ...
+
+
+async def verify(engine: AsyncEngine, anchors: Sequence[_Anchored] | None = None) -> Verification:
     """Walk the whole chain: every record's hash, its link to the one before, no gaps, and
-    the head pointing at the last one."""
+    the head pointing at the last one; then, given the chain's ``anchors``, every anchored
+    record must be there with the anchored hash (a rewrite with the later hashes recomputed,
+    or a truncation with the head fixed, passes the walk but not this)."""
     prev = GENESIS
     expected_seq = 1
     count = 0
+    broken: Verification | None = None
+    anchored = {a.seq: a for a in anchors or ()}
+    seen: dict[int, str] = {}
     async with engine.connect() as conn:
         rows = await conn.stream(select(_LOG).order_by(_LOG.c.seq))
         async for row in rows:
             record = dict(row._mapping)
+            if record["seq"] in anchored:
+                seen[record["seq"]] = record["hash"]
+            if broken is not None:
+                continue
             if record["seq"] != expected_seq:
-                return Verification(False, count, expected_seq, "a record is missing")
-            if record["prev_hash"] != prev:
-                return Verification(
+                broken = Verification(False, count, expected_seq, "a record is missing")
+            elif record["prev_hash"] != prev:
+                broken = Verification(
                     False, count, record["seq"], "the link to the previous record is broken"
                 )
-            if chain_hash(prev, record) != record["hash"]:
-                return Verification(False, count, record["seq"], "the record was changed")
-            prev = record["hash"]
-            expected_seq += 1
-            count += 1
+            elif chain_hash(prev, record) != record["hash"]:
+                broken = Verification(False, count, record["seq"], "the record was changed")
+            else:
+                prev = record["hash"]
+                expected_seq += 1
+                count += 1
         head = (await conn.execute(select(_HEAD.c.seq, _HEAD.c.hash))).first()
+    checks = None
+    if anchors is not None:
+        checks = tuple(
+            AnchorCheck(
+                a.index,
+                a.seq,
+                a.head,
+                a.at,
+                "missing"
+                if a.seq not in seen
+                else ("match" if seen[a.seq] == a.head else "rewritten"),
+            )
+            for a in anchors
+        )
+    if broken is not None:
+        return Verification(broken.ok, broken.records, broken.first_bad_seq, broken.reason, checks)
     if head is not None and (head.seq != count or head.hash != prev):
-        return Verification(False, count, count + 1, "records after the last one were removed")
-    return Verification(True, count)
+        return Verification(
+            False, count, count + 1, "records after the last one were removed", checks
+        )
+    for check in checks or ():
+        if check.status == "rewritten":
+            return Verification(
+                False,
+                count,
+                check.seq,
+                f"record {check.seq} differs from its anchor on chain: a record up to it "
+                "was rewritten",
+                checks,
+            )
+        if check.status == "missing":
+            return Verification(
+                False,
+                count,
+                count + 1,
+                f"the log ends at record {count}, below the anchor of record {check.seq} on "
+                "chain: records were removed",
+                checks,
+            )
+    return Verification(True, count, anchors=checks)

@@ -27,6 +27,8 @@
 ``TIERFLOW_API_AUDIT_SWEEP_AFTER_S``  how old an ``audit_pending`` row (a request that
                                     broadcast and never answered) gets before it is recorded
                                     as ``request_interrupted`` (default 120)
+``TIERFLOW_API_ANCHOR_INTERVAL_S``    how often the audit log's head is anchored on
+                                    chain when it changed (default 30, at most 60: SPEC AP-3)
 ``TIERFLOW_API_INDEXER_STALE_S``    an indexer heartbeat older than this makes /health
                                     ``degraded`` (default 10)
 ``TIERFLOW_API_MAX_LAG_BLOCKS``     a mirror further behind makes /health ``degraded``
@@ -131,6 +133,13 @@ class ApiSettings(NodeSettings, DatabaseSettings):
         le=86_400,
         description="age of an audit_pending row (a request that broadcast and never "
         "answered) before it is recorded as request_interrupted",
+    )
+    api_anchor_interval_s: float = Field(
+        default=30.0,
+        ge=0.2,
+        le=60,
+        description="seconds between anchorings of the audit log's head on chain (AuditAnchor), "
+        "when it changed; one API worker at a time anchors (SPEC AP-3: at least every minute)",
     )
     api_indexer_stale_s: float = Field(
         default=10.0, gt=0, description="an older indexer heartbeat makes /health degraded"

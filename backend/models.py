@@ -31,6 +31,10 @@ and their Alembic history (``backend/migrations``, version table ``alembic_versi
   yet (written before the broadcast, removed when its record is appended); a sweeper turns
   the rows of requests that died into ``request_interrupted`` records citing their
   transactions (AP-3).
+- ``service_leases``: work one API worker does at a time for all (the audit log's anchoring):
+  who holds it and until when.
+- ``rate_buckets``: the rate limits' token buckets (per member, per client address), shared
+  by every API worker (:mod:`backend.ratelimit`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from pathlib import Path
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -222,6 +227,24 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class ServiceLease(Base):
+    """Work one worker does for all, held by ``owner`` until ``until_ms`` (renewed)."""
+
+    __tablename__ = "service_leases"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    until_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RateBucket(Base):
+    """One token bucket of the rate limits: its tokens at ``at_ms``."""
+
+    __tablename__ = "rate_buckets"
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class CreditLine(Base):

@@ -45,6 +45,7 @@ from indexer.store import CheckpointState, Header
 from indexer.unit_of_work import BatchUnitOfWork, SealedBatch
 from ledger.artifacts import load_artifact
 from ledger.codec import Decoder
+from ledger.deployment import AUDIT_ANCHOR
 from ledger.jsonrpc import NodeUnavailable, RetryPolicy, RpcClient
 
 log = structlog.get_logger("tierflow.indexer")
@@ -101,9 +102,12 @@ class Indexer:
         self._conn = conn
         self.rpc = rpc
         self._checkpoint = checkpoint
+        # The audit log's anchors are the API's bookkeeping, read from the contract's views,
+        # not business events: the mirror does not follow them.
         contracts = {
             name: (record.address, load_artifact(name).abi)
             for name, record in config.deployment.contracts.items()
+            if name != AUDIT_ANCHOR
         }
         self.fetcher = Fetcher(rpc, Decoder(contracts), config)
         self.uow = BatchUnitOfWork()

@@ -1,8 +1,9 @@
 """Deploying the contract suite: idempotent, recorded step by step, with a progress bar.
 
 :func:`deploy_suite` deploys the five contracts (the forwarder first) with their addresses
-fixed at deployment, or keeps the recorded suite when it is intact; a re-run after a crash
-deploys a whole new suite rather than wiring one up half-way. :func:`deploy` does it for a
+fixed at deployment, then the audit log's anchors (``AuditAnchor``), or keeps the recorded
+suite when it is intact; a re-run after a crash deploys a whole new suite rather than wiring
+one up half-way. :func:`deploy` does it for a
 JSON-RPC URL (``tierflow deploy``):
 the deployer key comes from ``TIERFLOW_DEPLOYER_PRIVATE_KEY``; on the local development
 chain (chain id 31337) anvil's first dev account is used when none is given.
@@ -35,6 +36,7 @@ from ledger.artifacts import ensure_artifacts, load_artifact
 from ledger.bindings import Suite
 from ledger.config import NodeSettings
 from ledger.deployment import (
+    AUDIT_ANCHOR,
     SUITE,
     ContractRecord,
     Deployment,
@@ -176,7 +178,7 @@ async def _intact(w3: Web3Client, deployment: Deployment, admin: str, operator: 
     operator."""
     if not deployment.complete:
         return False
-    for name in SUITE:
+    for name in (*SUITE, AUDIT_ANCHOR):
         if not await _has_code(w3, deployment.address(name)):
             return False
     suite = Suite(w3, deployment)
@@ -270,7 +272,7 @@ async def deploy_suite(
         and previous.parameters == parameters
         and await _intact(w3, previous, admin, operator)
     ):
-        for name in SUITE:
+        for name in (*SUITE, AUDIT_ANCHOR):
             step(f"{name} (kept)")
         return previous
 
@@ -295,6 +297,12 @@ async def deploy_suite(
             )
         deployment.contracts[name] = ContractRecord(address, int(receipt["blockNumber"]))
         step(name)
+    # The audit log's anchors: the operator (the deployer, the API's account) anchors; the
+    # registry's default admin (deploy's AdminTimelock) administers the role.
+    artifact = load_artifact(AUDIT_ANCHOR)
+    address, receipt = await sender.deploy(artifact.abi, artifact.bytecode, admin, operator)
+    deployment.contracts[AUDIT_ANCHOR] = ContractRecord(address, int(receipt["blockNumber"]))
+    step(AUDIT_ANCHOR)
     if record:
         save_deployment(deployment, directory)
     return deployment
@@ -320,8 +328,9 @@ def _constructor_args(
     raise ConfigurationError(f"unknown contract {name}")
 
 
-#: Steps :func:`deploy` reports (the AdminTimelock and the suite), for sizing a progress bar.
-DEPLOY_STEPS = len(SUITE) + 1
+#: Steps :func:`deploy` reports (the AdminTimelock, the suite and the AuditAnchor), for sizing
+#: a progress bar.
+DEPLOY_STEPS = len(SUITE) + 2
 
 
 async def deploy(

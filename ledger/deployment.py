@@ -34,6 +34,11 @@ SUITE: tuple[str, ...] = (
     "ClaimLedger",
     "FinancingDesk",
 )
+#: The audit log's anchors (SPEC AP-3): deployed with the suite, after it, and not part of the
+#: ``Platform`` struct (no other contract calls it).
+AUDIT_ANCHOR = "AuditAnchor"
+#: Every contract a complete deployment records.
+CONTRACTS: tuple[str, ...] = (*SUITE, AUDIT_ANCHOR)
 
 DAY = 86_400
 
@@ -110,7 +115,7 @@ class Deployment:
 
     @property
     def complete(self) -> bool:
-        return all(name in self.contracts for name in SUITE)
+        return all(name in self.contracts for name in CONTRACTS)
 
     def to_json(self) -> dict[str, Any]:
         return {

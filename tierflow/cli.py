@@ -17,6 +17,8 @@ Commands so far:
   Prometheus metrics on ``$TIERFLOW_WEBHOOKS_METRICS_PORT``.
 - ``tierflow reconcile``: compare the mirror with the contracts' views at its checkpoint;
   exit status 1 when anything differs.
+- ``tierflow audit-verify``: walk the API's audit log in the database and compare it with its
+  anchors on chain (no API needed); exit status 1 when it was changed, 2 when it cannot check.
 - ``tierflow demo [--base-url URL] [--operator-key KEY] [--rpc-url URL]``: a full scenario
   through the HTTP API of a running platform (:mod:`tierflow.demo`).
 - ``tierflow signer --policy FILE --api-key KEY (--keyfile F | --hsm --hsm-token T --hsm-key K)``:
@@ -390,6 +392,22 @@ def reconcile(
     indexing.print_report(report, Console())
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("audit-verify")
+def audit_verify(
+    rpc_url: Annotated[str | None, typer.Option(help="JSON-RPC URL ($TIERFLOW_RPC_URL).")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="The API's database ($TIERFLOW_DATABASE_URL).")
+    ] = None,
+) -> None:
+    """Verify the audit log from the database and the chain alone: its hash chain, and every
+    anchor on chain against it. Exit 0 intact, 1 changed, 2 could not check."""
+    from tierflow.audit_verify import run_audit_verify
+
+    overrides: dict[str, Any] = {"rpc_url": rpc_url, "database_url": database_url}
+    settings = ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
+    raise typer.Exit(run_audit_verify(settings, Console()))
 
 
 if __name__ == "__main__":

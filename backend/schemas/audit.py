@@ -107,6 +107,15 @@ class AuditRecordsPublic(Output):
     next_cursor: str | None = None
 
 
+class AnchorMismatchPublic(Output):
+    """An anchor on chain that the log does not match."""
+
+    index: int = Field(ge=0, description="the anchor's index in the AuditAnchor contract")
+    seq: int = Field(ge=1, description="the record it anchors")
+    head: Sha256Hex = Field(description="the anchored hash")
+    status: Literal["rewritten", "missing"]
+
+
 class AuditVerificationPublic(Output):
     """The audit chain walked from its first record: every hash, link and number."""
 
@@ -114,3 +123,20 @@ class AuditVerificationPublic(Output):
     records: int = Field(ge=0, description="records found intact before the first bad one")
     first_bad_seq: int | None = Field(description="the first record that does not fit")
     reason: str | None
+    anchors_checked: int | None = Field(
+        None, ge=0, description="anchors on chain compared with the log (null: not compared)"
+    )
+    anchors_matched: int | None = Field(
+        None, ge=0, description="anchors whose record is in the log with the anchored hash"
+    )
+    anchored_seq: int | None = Field(
+        None, ge=1, description="the last record anchored on chain (null: no anchor yet)"
+    )
+    anchored_at: Timestamp | None = Field(None, description="when the last anchor was mined")
+    anchor_tx_hash: Hash32 | None = Field(None, description="the transaction of the last anchor")
+    anchor_mismatches: list[AnchorMismatchPublic] = Field(
+        default_factory=list,
+        max_length=100,
+        description="anchors the log does not match (at most 100): a record up to the anchor "
+        "was rewritten, or the log was truncated below it",
+    )

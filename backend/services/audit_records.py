@@ -4,9 +4,10 @@ verification (the log itself is written by :mod:`backend.audit_log`). No FastAPI
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -14,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from backend import audit_log
 from backend.models import AuditRecord
 from backend.services.lists import check_range, cursor_parts
+
+if TYPE_CHECKING:
+    from backend.audit_anchors import Anchor
 
 
 @dataclass(frozen=True)
@@ -81,11 +85,30 @@ async def list_log(
     return [_record_view(row) for row in (await session.execute(query)).scalars()]
 
 
-async def verify_log(engine: AsyncEngine) -> dict[str, Any]:
-    result = await audit_log.verify(engine)
+#: Anchors that do not match listed in a verification at most.
+MISMATCHES_LISTED = 100
+
+
+async def verify_log(
+    engine: AsyncEngine, anchors: Sequence[Anchor] | None = None, anchor_tx_hash: str | None = None
+) -> dict[str, Any]:
+    """The log's hash chain walked and, given the chain's ``anchors``, compared with them."""
+    result = await audit_log.verify(engine, anchors)
+    checks = result.anchors or ()
+    last = max(checks, key=lambda c: c.seq, default=None)
+    bad = [c for c in checks if c.status != "match"]
     return {
         "ok": result.ok,
         "records": result.records,
         "first_bad_seq": result.first_bad_seq,
         "reason": result.reason,
+        "anchors_checked": len(checks) if anchors is not None else None,
+        "anchors_matched": len(checks) - len(bad) if anchors is not None else None,
+        "anchored_seq": None if last is None else last.seq,
+        "anchored_at": None if last is None else datetime.fromtimestamp(last.at, UTC),
+        "anchor_tx_hash": anchor_tx_hash if last is not None else None,
+        "anchor_mismatches": [
+            {"index": c.index, "seq": c.seq, "head": c.head, "status": c.status}
+            for c in bad[:MISMATCHES_LISTED]
+        ],
     }

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from backend import audit_anchors
 from backend.api.csv import CSV_RESPONSES
 from backend.api.deps import ContextDep, CurrentCaller, PageDep, SessionDep, require
 from backend.api.lists import list_answer
@@ -135,5 +136,7 @@ async def list_log(
 
 @router.get("/log/verify", response_model=AuditVerificationPublic)
 async def verify_log(caller: Auditor, ctx: ContextDep) -> Any:
-    """Walk the audit log's hash chain: the first record changed, removed or out of place."""
-    return await audit_records.verify_log(ctx.engine)
+    """Walk the audit log's hash chain (the first record changed, removed or out of place)
+    and compare it with its anchors on chain: a record an anchor covers that was rewritten,
+    even with every later hash recomputed, or a log truncated below an anchor, fails."""
+    return await audit_anchors.verification(ctx.engine, ctx.w3, ctx.deployment)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from web3.exceptions import TransactionNotFound
 
+from backend import audit_anchors
 from backend import console_sessions as sessions
 from backend.api.console_http import (
     CONSOLE,
@@ -86,7 +87,7 @@ async def signed_in(request: Request, ctx: ContextDep) -> Signed:
     if signed is None:
         raise SignInNeeded
     request.state.console_session = signed
-    wait = ctx.limiter.take(signed.caller.address)  # per member, as the API (all its keys)
+    wait = await ctx.limiter.take(signed.caller.address)  # per member, as the API (all its keys)
     if wait:
         raise RateLimited(wait)
     async with ctx.sessions() as session:
@@ -472,7 +473,7 @@ async def audit_log_page(
         session, f, _cursor(cursor) if cursor and len(cursor) < 500 else None, PAGE
     )
     next_cursor = encode_cursor(records[-1]["seq"]) if len(records) == PAGE else None
-    verification = await audit_records.verify_log(ctx.engine)
+    verification = await audit_anchors.verification(ctx.engine, ctx.w3, ctx.deployment)
     return html(
         CONSOLE.audit_log_page(
             [api_json(AuditRecordPublic, r) for r in records],
