@@ -104,7 +104,7 @@ async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
             keystore=keystore,
             gateway=gateway,
             idempotency=Idempotency(engine, lease_ms=int(settings.api_idempotency_lease_s * 1000)),
-            limiter=RateLimiter(settings.api_rate_limit),
+            limiter=RateLimiter(engine, settings.api_rate_limit),
             operator=operator,
             callers=callers,
             ports=Ports(session_factory, gateway, callers),

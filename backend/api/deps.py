@@ -83,7 +83,7 @@ async def get_caller(
     if audit is not None:
         audit.member = caller.address
         audit.api_key_id = caller.key_id
-    wait = ctx.limiter.take(caller.address)  # per member: more keys are not more requests
+    wait = await ctx.limiter.take(caller.address)  # per member: more keys are not more requests
     if wait:
         raise RateLimited(wait)
     return caller

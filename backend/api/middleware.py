@@ -52,7 +52,8 @@ class GuardMiddleware:
     def __init__(
         self, app: ASGIApp, *, max_body: int, engine_of: Any, anonymous_per_minute: int = 120
     ) -> None:
-        self.anonymous = RateLimiter(anonymous_per_minute)
+        self.anonymous_per_minute = anonymous_per_minute
+        self._anonymous: RateLimiter | None = None
         self.app = app
         self.max_body = max_body
         self.engine_of = engine_of  # app → AsyncEngine, resolved per request (after startup)
@@ -72,7 +73,7 @@ class GuardMiddleware:
             refusal = await self._authenticate(scope, audit, headers.get("authorization"))
             if refusal is not None:
                 client = (scope.get("client") or ("?", 0))[0]
-                wait = self.anonymous.take(str(client))
+                wait = await self._keyless_wait(scope, str(client))
                 if wait:
                     # A flood without a key: refused, counted, not recorded one by one.
                     UNAUTHENTICATED_REFUSED.inc()
@@ -81,6 +82,16 @@ class GuardMiddleware:
                     return 429, "rate_limited", f"too many requests; retry in {wait} s"
                 return 401, refusal.code, refusal.detail
         return None
+
+    async def _keyless_wait(self, scope: Scope, client: str) -> int:
+        """Seconds a keyless write from ``client`` must wait (0: go ahead), counted in the
+        database so the limit holds across workers."""
+        engine = self.engine_of(scope["app"])
+        if engine is None:
+            return 0
+        if self._anonymous is None or self._anonymous.engine is not engine:
+            self._anonymous = RateLimiter(engine, self.anonymous_per_minute, scope="keyless ")
+        return await self._anonymous.take(client)
 
     async def _authenticate(
         self, scope: Scope, audit: RequestAudit, authorization: str | None

@@ -1,22 +1,26 @@
-"""Rate limits per API key on a platform started with ``TIERFLOW_API_RATE_LIMIT=60``.
+"""Rate limits per member on a platform started with ``TIERFLOW_API_RATE_LIMIT=60``.
 
 Sixty requests a minute means a burst of ten and one token a second back. Over the limit a
 key gets 429 ``rate_limited`` as problem details with ``Retry-After`` in whole seconds (the
 body's ``retry_after`` says the same); a refused write has no effect (its Idempotency-Key is
 still free afterwards); another member's key is unaffected; after waiting ``Retry-After`` the
-key works again.
+key works again. The buckets are in the database: a second API process on the same database
+shares them (one burst between the two, for a member and for keyless writes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from bench.stack import Stack
+from ledger.anvil import free_port
 from tests.support.api import Api, Member
 from tests.support.console_demo import csrf_field
 
@@ -146,3 +150,55 @@ async def test_a_flood_without_a_key_is_limited_and_not_recorded_one_by_one(
     assert all(r.headers["retry-after"].isdigit() for r in answers if r.status_code == 429)
     # Only the refusals within the limit are recorded; the rest are counted.
     assert records_without_member() - before == statuses.count(401) <= BURST + 2
+
+
+async def test_the_limits_hold_across_api_processes(api: Api) -> None:
+    """A second API process on the same database: the member's requests spread over both
+    get one burst between them, not one each, and so do keyless writes from one address."""
+    stack = api.stack
+    port = free_port()
+    second = stack.spawn("api-2", "serve", extra_env={"TIERFLOW_API_PORT": str(port)})
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60.0) as probe:
+            deadline = time.monotonic() + 180
+            while True:
+                assert second.popen.poll() is None, second.tail()
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await probe.get("/health")).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, second.tail()
+                await asyncio.sleep(0.3)
+        member = await api.member("two-processes", ["supplier"])
+        headers = {"Authorization": f"Bearer {member.key}"}
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60.0
+        ) as other:
+            ok = 0
+            for n in range(4 * BURST):
+                r = await (member.get("/v1/members") if n % 2 else other.get("/v1/members"))
+                if r.status_code == 429:
+                    break
+                assert r.status_code == 200, r.text
+                ok += 1
+            assert BURST - 1 <= ok <= BURST + 2, ok  # not twice the burst
+            assert (await other.get("/v1/members")).status_code == 429
+            wait = retry_after(await member.get("/v1/members"))
+
+        async with (
+            httpx.AsyncClient(base_url=stack.base_url) as first_keyless,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as second_keyless,
+        ):
+            statuses = [
+                (
+                    await (first_keyless if n % 2 else second_keyless).post(
+                        "/v1/members", content=b"{}", headers=Stack.idem()
+                    )
+                ).status_code
+                for n in range(4 * BURST)
+            ]
+        assert set(statuses) == {401, 429}, statuses
+        assert statuses.count(401) <= BURST + 2, statuses
+        await asyncio.sleep(wait)
+    finally:
+        second.stop()
+        stack.procs.pop("api-2", None)

@@ -67,7 +67,7 @@ async def sign_in(request: Request, ctx: ContextDep) -> Response:
     if not same_token(form.get("csrf_token"), request.cookies.get(CSRF_COOKIE)):
         raise FormRefused("the sign-in form expired or was not this site's; reload it")
     host = request.client.host if request.client else "?"
-    wait = ctx.limiter.take(f"console sign-in {host}")
+    wait = await ctx.limiter.take(f"console sign-in {host}")
     if wait:
         raise RateLimited(wait)
     next_path = safe_next(form.get("next"))
