@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from backend import audit_log
 from backend.auth import Caller
 from backend.errors import from_revert
 from backend.models import AutoDecision, FinancingPolicy, MemberProfile
@@ -172,7 +175,14 @@ async def decide(
             ports, idempotency, financing, pricing, policy.recourse, outlook.registration_no
         )
         return
-    await _approve(ports, financing, pricing, policy.recourse, outlook.registration_no)
+    await _approve(
+        ports,
+        financing,
+        pricing,
+        policy.recourse,
+        outlook.registration_no,
+        None if idempotency is None else idempotency.engine,
+    )
 
 
 async def signed(ports: Ports, answer: dict[str, Any]) -> dict[str, Any]:
@@ -257,7 +267,18 @@ async def _approve_by_intent(
             else:
                 detail = f"{answer[1].get('code')}: {answer[1].get('detail')}"
                 await _set(session, financing.id, outcome="failed", detail=detail)
+        if answer is not None:
+            await _AutoAudit(idempotency.engine, financing, args).record(
+                answer[0], answer[1].get("code")
+            )
         return
+    if not stored.replayed:
+        audit = _AutoAudit(idempotency.engine, financing, args)
+        audit.tx_hashes.extend(stored.tx_hashes)
+        code = "awaiting_signature" if stored.status == 202 else None
+        if stored.status >= 400 and isinstance(stored.body, dict):
+            code = stored.body.get("code")
+        await audit.record(stored.status, code)
     async with ports.session() as session:
         if stored.status == 202:
             intent = stored.body.get("intent", {}) if isinstance(stored.body, dict) else {}
@@ -275,19 +296,74 @@ async def _approve_by_intent(
             await _set(session, financing.id, outcome="failed", detail=str(stored.body))
 
 
+class _AutoAudit:
+    """The audit record of one automatic approval (AP-3: every transaction the platform
+    broadcasts is cited by a record). No request causes it: the financier's policy does, so
+    the record names the financier as ``member``, ``auto-approval`` as its key and
+    ``auto-approval-<id>`` as its key of idempotency. Each transaction is kept in
+    ``audit_pending`` before it leaves, so a worker dying in between leaves a
+    ``request_interrupted`` record citing it (:func:`backend.audit_log.sweep`)."""
+
+    def __init__(self, engine: AsyncEngine | None, financing: m.Financing, args: Any) -> None:
+        self.engine = engine
+        self.request_id = uuid.uuid4().hex
+        self.path = f"/v1/financing-requests/{financing.id}/approve"
+        self.member = financing.financier
+        self.key = f"{AUTO_KEY_ID}-{financing.id}"
+        body = json.dumps(args, sort_keys=True, default=str).encode()
+        self.sha256 = hashlib.sha256(body).hexdigest()
+        self.tx_hashes: list[str] = []
+
+    def entry(self, status: int, code: str | None = None) -> audit_log.Entry:
+        return audit_log.Entry(
+            method="POST",
+            path=self.path,
+            status=status,
+            request_sha256=self.sha256,
+            member=self.member,
+            api_key_id=AUTO_KEY_ID,
+            code=code,
+            idempotency_key=self.key,
+            tx_hashes=tuple(self.tx_hashes),
+            request_id=self.request_id,
+        )
+
+    async def before_broadcast(self) -> None:
+        if self.engine is not None:
+            await audit_log.mark_pending(self.engine, self.request_id, self.entry(0))
+
+    async def record(self, status: int, code: str | None = None) -> None:
+        if self.engine is None:
+            return
+        try:
+            await audit_log.append(self.engine, self.entry(status, code), self.request_id)
+        except Exception:  # the sweeper records a pending one as request_interrupted
+            log.exception("the audit record of an automatic approval was not written")
+
+
 async def _approve(
     ports: Ports,
     financing: m.Financing,
     pricing: quotes.Pricing,
     recourse: bool,
     registration_no: str | None,
+    engine: AsyncEngine | None = None,
 ) -> None:
     terms = pricing.terms(recourse, encode_registration(registration_no), ZERO_HASH)
-    write = WriteContext(_system_caller(financing.financier), request_id="auto-approval")
+    audit = _AutoAudit(engine, financing, terms.as_tuple())
+    write = WriteContext(
+        _system_caller(financing.financier),
+        request_id=audit.request_id,
+        tx_hashes=audit.tx_hashes,
+        before_broadcast=audit.before_broadcast,
+    )
     try:
         mined = await ports.ledger.submit(write, calls.approve_financing(financing.id, terms))
     except ContractRevert as revert:
+        from backend.api.problems import status_of  # the HTTP status a refusal has
+
         problem = from_revert(revert)
+        await audit.record(status_of(problem), problem.code)
         async with ports.session() as session:
             if problem.code == "financing_not_pending":
                 # Decided meanwhile (a person, or the mirror was behind): no decision of ours.
@@ -303,6 +379,7 @@ async def _approve(
     except SignatureRequired as waiting:
         # A self-custody bank: the platform holds no key of its. The approval waits as an
         # intent for the bank's own signer; not prepared again at every poll.
+        await audit.record(202, "awaiting_signature")
         intent = waiting.answer.get("intent", {})
         async with ports.session() as session:
             await _set(
@@ -313,11 +390,15 @@ async def _approve(
             )
         return
     except Exception:
-        # Not a refusal (node or database trouble): let a later poll try again.
+        # Not a refusal (node or database trouble): let a later poll try again. What it
+        # broadcast is cited now (the pending row would be swept into a record anyway).
         log.exception("auto-approval of financing %s did not complete", financing.id)
+        if audit.tx_hashes:
+            await audit.record(503, "auto_approval_incomplete")
         async with ports.session() as session:
             await _forget(session, financing.id)
         return
+    await audit.record(200)
     detail = (
         f"approved automatically: {pricing.annual_rate_bps} bps a year over "
         f"{pricing.term_days} days, fees {pricing.fees}"

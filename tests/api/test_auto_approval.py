@@ -168,6 +168,18 @@ async def test_matching_requests_are_approved_once_within_seconds(stack: Stack, 
         assert financed.holder == cast.bank.address
     # Exactly one approval transaction per request, though both workers poll.
     assert tx_count(stack, cast.bank.address) - sent_before == len(ids)
+    # AP-3: each approval transaction is cited by the audit record of the policy's decision
+    # (the financier as member, "auto-approval" as its key), one record per request.
+    r = await cast.api.operator.get("/v1/audit/log", member=cast.bank.address, limit=200)
+    assert r.status_code == 200, r.text
+    auto = [rec for rec in r.json()["items"] if rec["api_key_id"] == "auto-approval"]
+    for fid, body in zip(ids, bodies, strict=True):
+        (record,) = [rec for rec in auto if rec["idempotency_key"] == f"auto-approval-{fid}"]
+        assert record["status"] == 200
+        assert record["method"] == "POST"
+        assert record["path"] == f"/v1/financing-requests/{fid}/approve"
+        assert body["auto_decision"]["tx_hash"].lower() in {h.lower() for h in record["tx_hashes"]}
+    assert (await cast.api.operator.get("/v1/audit/log/verify")).json()["ok"] is True
     log = stack.procs["api"].log.read_text(errors="replace")
     assert "did not complete" not in log
     assert "pass failed" not in log
