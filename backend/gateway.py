@@ -542,6 +542,19 @@ class Gateway:
         if receipt is None:
             if not await sender.rebroadcast(bytes.fromhex(recorded.raw[2:]), recorded.hash):
                 return None
+            # A reorganisation that took this transaction may have taken the account's earlier
+            # ones too, and the node need not send them again: this one would then wait behind
+            # their nonces until every retry timed out (503 for ever). Fill the gap; their own
+            # writes, retried, are signed anew.
+            filled = await sender.fill_gap_below(recorded.nonce)
+            if filled:
+                log.warning(
+                    "filled %d nonce(s) of %s below %d to resume %s",
+                    filled,
+                    sender.address,
+                    recorded.nonce,
+                    recorded.hash,
+                )
             receipt = await w3.eth.wait_for_transaction_receipt(
                 HexStr(recorded.hash), timeout=sender.receipt_timeout_s
             )

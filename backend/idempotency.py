@@ -30,7 +30,12 @@ transactions it recorded are still mined on the canonical chain. If one is not, 
 reopened and the stored command runs again with those transactions (re-sent as the same
 bytes where their nonce is still free): the answer is the new outcome, marked
 ``rerun="reorganised"``; a refusal of the rerun answers 409 ``write_reorganised`` carrying
-the refusal. Either way it is stored as the key's answer.
+the refusal. Either way it is stored as the key's answer. A rerun that fails on the way (the
+node down, a receipt timeout: 503) stays a rerun for the retry that takes it over (the memo
+keeps the mark). A recorded transaction sent again behind nonces the reorganisation emptied
+(the account's earlier transactions, whose writes may never be retried) would never be mined,
+so every retry would answer 503: the gateway fills such gaps before it waits
+(``TransactionSender.fill_gap_below``).
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ LEASE_MS = 30_000
 #: How long a duplicate waits for the first request to finish.
 WAIT_S = 30.0
 MAX_KEY_LENGTH = 200
+#: The memo entry marking a write that runs again because a reorganisation removed it.
+RERUN_MEMO = "_rerun"
 
 
 @dataclass(frozen=True)
@@ -175,12 +182,7 @@ class Idempotency:
                         .values(state="pending", locked_until_ms=now_ms() + self.lease_ms)
                     )
                     if taken.rowcount == 1:
-                        claimed = Claimed(
-                            Command(row.operation, json.loads(row.arguments)),
-                            row.caller_key_id,
-                            [RecordedTx(**t) for t in json.loads(row.transactions)],
-                            json.loads(row.memo),
-                        )
+                        claimed = _stored_claim(row)
                         break
                     continue
             if asyncio.get_running_loop().time() >= deadline:
@@ -307,13 +309,9 @@ class Idempotency:
                         .values(locked_until_ms=now_ms() + self.lease_ms)
                     )
                     if taken.rowcount == 1:
-                        # Resume the write as it was stored, from storage alone.
-                        return Claimed(
-                            Command(row.operation, json.loads(row.arguments)),
-                            row.caller_key_id,
-                            [RecordedTx(**t) for t in json.loads(row.transactions)],
-                            json.loads(row.memo),
-                        )
+                        # Resume the write as it was stored, from storage alone (a rerun
+                        # after a reorganisation stays one: its memo says so).
+                        return _stored_claim(row)
                     continue
             if asyncio.get_running_loop().time() >= deadline:
                 raise Conflict(
@@ -332,6 +330,9 @@ class Idempotency:
             ).first()
             if row is None or row.state != "done":
                 return None
+            # The rerun is marked in the memo, so a retry that takes the record over after
+            # this rerun failed (node trouble, a receipt timeout) still runs it as a rerun.
+            memo = {**json.loads(row.memo), RERUN_MEMO: "reorganised"}
             taken = await conn.execute(
                 update(_RECORDS)
                 .where(
@@ -343,6 +344,7 @@ class Idempotency:
                     state="pending",
                     status_code=None,
                     response=None,
+                    memo=json.dumps(memo),
                     locked_until_ms=now_ms() + self.lease_ms,
                 )
             )
@@ -352,7 +354,7 @@ class Idempotency:
                 Command(row.operation, json.loads(row.arguments)),
                 row.caller_key_id,
                 [RecordedTx(**t) for t in json.loads(row.transactions)],
-                json.loads(row.memo),
+                memo,
                 rerun="reorganised",
             )
 
@@ -422,6 +424,18 @@ class Idempotency:
                         )
                         .values(locked_until_ms=now_ms() + self.lease_ms)
                     )
+
+
+def _stored_claim(row: Any) -> Claimed:
+    """The write stored in ``row``, to run again from storage alone."""
+    memo = json.loads(row.memo)
+    return Claimed(
+        Command(row.operation, json.loads(row.arguments)),
+        row.caller_key_id,
+        [RecordedTx(**t) for t in json.loads(row.transactions)],
+        memo,
+        rerun=memo.get(RERUN_MEMO),
+    )
 
 
 def _reorganised(refusal: Refusal, path: str) -> Refusal:

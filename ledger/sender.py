@@ -433,6 +433,24 @@ class TransactionSender:
             raise self._broadcast_error(exc) from exc
         return True
 
+    async def fill_gap_below(self, nonce: int) -> int:
+        """Fill with no-op transfers the nonces below ``nonce`` that neither the chain nor the
+        node's pool holds, so a transaction at ``nonce`` can be mined; how many were filled.
+
+        A reorganisation can remove several of this account's transactions; a node may not
+        put them back in its pool (anvil does not), and the writes they belonged to may never
+        be retried. A transaction sent again at a later nonce would then wait behind the gap
+        for ever. The filled nonces' own transactions, sent again later, find their nonce
+        taken and are signed anew (the gateway resumes a write that way).
+        """
+        below = await self.pending_nonce()
+        if below >= nonce:
+            return 0
+        state = await self._state()
+        async with state.lock:
+            await self._fill_gap(state, below, nonce)
+        return nonce - below
+
     async def deploy(
         self, abi: Sequence[Mapping[str, Any]], bytecode: str, *args: Any, **tx: Any
     ) -> tuple[str, TxReceipt]:

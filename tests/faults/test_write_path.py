@@ -182,6 +182,36 @@ async def test_reorganised_writes_are_not_replayed_as_done(stack: Stack, api: Ap
             assert retry.json()["code"] == "transaction_pending"
 
 
+async def test_a_write_reorganised_behind_another_is_not_left_pending(
+    stack: Stack, api: Api
+) -> None:
+    """Two writes of one member in consecutive blocks, both removed by a reorganisation, and
+    only the later one retried: its transaction, sent again, waits behind the earlier one's
+    nonce, which nobody sends again. The retry fills that gap (no 503 for ever); the earlier
+    write's retry then finds its nonce taken and runs again on a fresh one."""
+    _, supplier, root = await parties(stack, api, "gap")
+    buyer = await api.member("buyer-gap", ["supplier"])
+    await mirror_at_head(stack, api)
+    keys = [f"gap-{n}-{time.monotonic_ns()}" for n in range(2)]
+    first = [(await burst(supplier, buyer, root, [k]))[0] for k in keys]
+    assert all(r.status_code == 201 for r in first), [r.text for r in first]
+    head = int(rpc_call(stack.rpc_url, "eth_blockNumber"), 16)
+    depth = head - int(first[0].json()["block_number"]) + 1
+    rpc_call(stack.rpc_url, "anvil_reorg", [depth, []])
+    assert not any(on_chain(stack, r.json()["tx_hash"]) for r in first)
+    for key in (keys[1], keys[0]):  # the later write first
+        retry = (await burst(supplier, buyer, root, [key]))[0]
+        assert retry.status_code in (201, 409), retry.text
+        assert retry.headers.get("Idempotent-Replayed") != "true", retry.text
+        if retry.status_code == 201:
+            assert retry.headers["Idempotent-Rerun"] == "reorganised"
+            assert on_chain(stack, retry.json()["tx_hash"])
+            assert retry.json()["tx_hash"].lower() in audit_citations(stack)
+        else:
+            assert retry.json()["code"] == "write_reorganised", retry.text
+    await mirror_at_head(stack, api)
+
+
 async def test_node_stopped_is_a_prompt_503(stack: Stack, api: Api) -> None:
     member = await api.member("node-down", ["supplier"])
     stack.node.stop()
