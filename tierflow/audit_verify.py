@@ -44,7 +44,7 @@ async def _verification(settings: ApiSettings) -> dict[str, Any]:
             raise CannotCheck(
                 f"no complete deployment of chain {chain_id} in {record_path(chain_id)}"
             )
-        return await audit_anchors.verification(engine, w3, deployment)
+        return await audit_anchors.verification(engine, w3, deployment, need_chain=True)
     finally:
         await engine.dispose()
         await close_web3(w3)

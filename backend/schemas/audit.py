@@ -123,6 +123,11 @@ class AuditVerificationPublic(Output):
     records: int = Field(ge=0, description="records found intact before the first bad one")
     first_bad_seq: int | None = Field(description="the first record that does not fit")
     reason: str | None
+    anchors_compared: bool = Field(
+        False,
+        description="the log was compared with its anchors on chain (false: the node "
+        "did not answer, the hash chain alone was walked)",
+    )
     anchors_checked: int | None = Field(
         None, ge=0, description="anchors on chain compared with the log (null: not compared)"
     )

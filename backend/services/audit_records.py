@@ -102,6 +102,7 @@ async def verify_log(
         "records": result.records,
         "first_bad_seq": result.first_bad_seq,
         "reason": result.reason,
+        "anchors_compared": anchors is not None,
         "anchors_checked": len(checks) if anchors is not None else None,
         "anchors_matched": len(checks) - len(bad) if anchors is not None else None,
         "anchored_seq": None if last is None else last.seq,

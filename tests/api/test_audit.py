@@ -590,6 +590,7 @@ async def test_every_mutating_request_is_recorded_once(api: Api, book: Book) -> 
         "reason": None,
     }
     # Compared with the anchors on chain (tests/api/test_audit_anchors.py tampers with them).
+    assert verified["anchors_compared"] is True
     assert verified["anchors_matched"] == verified["anchors_checked"]
     assert verified["anchor_mismatches"] == []
 
@@ -761,3 +762,7 @@ async def test_without_the_node_reconciliation_is_503_and_the_rest_still_reads(
     # Everything else reads the mirror and the log: auditors keep their view of the past.
     for path in ("/v1/audit/events", "/v1/audit/exposure", "/v1/audit/log", "/v1/audit/log/verify"):
         assert (await book.auditor.get(path)).status_code == 200, path
+    # The log is walked without its anchors, and says so.
+    verified = (await book.auditor.get("/v1/audit/log/verify")).json()
+    assert verified["anchors_compared"] is False
+    assert verified["anchors_checked"] is None

@@ -227,6 +227,35 @@ def test_audit_log_verification_marks_records(console: Console, parse: Parse) ->
     assert "No on-chain anchor yet" in ok.text()
 
 
+def test_audit_log_shows_the_anchor_status(console: Console, parse: Parse) -> None:
+    records = samples.audit_records()
+    rewritten = parse(
+        console.audit_log_page(
+            records,
+            verification={
+                "ok": False,
+                "records": 6,
+                "first_bad_seq": 5,
+                "reason": "record 5 differs from its anchor on chain",
+                "anchors_compared": True,
+                "anchored_seq": 5,
+                "anchor_mismatches": [
+                    {"index": 1, "seq": 5, "head": "ab" * 32, "status": "rewritten"}
+                ],
+            },
+        )
+    )
+    alerts = [p.text() for p in rewritten.find_all("p", cls="verdict")]
+    assert any("1 anchor on the ledger not matched" in a and "#5 rewritten" in a for a in alerts)
+    blind = parse(
+        console.audit_log_page(
+            records, verification={"ok": True, "records": 6, "anchors_compared": False}
+        )
+    )
+    assert "did not answer" in blind.text()
+    assert "No on-chain anchor yet" not in blind.text()
+
+
 def test_member_home(console: Console, parse: Parse) -> None:
     home = samples.member_home()
     doc = parse(
