@@ -848,6 +848,13 @@ class Driver:
         finally:
             await close_web3(w3)
 
+    async def overdue_from(self, payable_id: int) -> int:
+        """``ClaimLedger.overdueFrom``: the deadline ``markOverdue`` applies as of now (due date
+        + grace + the time since the due date a piece was frozen or the platform paused)."""
+        data = codec().calldata("ClaimLedger", "overdueFrom", payable_id)
+        call = {"to": self.addresses["ClaimLedger"], "data": "0x" + data.hex()}
+        return int(await self.rpc.call("eth_call", [call, "latest"]), 16)
+
     async def set_automine(self, on: bool) -> None:
         await self.rpc.call("evm_setAutomine", [on])
 
@@ -1591,7 +1598,8 @@ class _Scenario:
             if p.status == "issued" and self.now > p.due + GRACE + 5
         ]
         p: Payable | None = self.pick(late)
-        if p is None:
+        # freezes and pauses after the due date stop its clock: the ledger knows for how long
+        if p is None or self.now <= await self.d.overdue_from(p.id):
             return False
         await self.run([self.tx(self.cast.operator, "ClaimLedger", "markOverdue", p.id)])
         return True
