@@ -6,6 +6,7 @@ import {MemberRegistry} from "../../src/MemberRegistry.sol";
 import {InvoiceRegistry} from "../../src/InvoiceRegistry.sol";
 import {ClaimLedger} from "../../src/ClaimLedger.sol";
 import {FinancingDesk} from "../../src/FinancingDesk.sol";
+import {TierflowForwarder} from "../../src/TierflowForwarder.sol";
 import {IClaimLedger} from "../../src/interfaces/IClaimLedger.sol";
 import {IFinancingDesk} from "../../src/interfaces/IFinancingDesk.sol";
 import {IMemberRegistry} from "../../src/interfaces/IMemberRegistry.sol";
@@ -60,6 +61,11 @@ contract Handler {
     uint256 public issueLimitViolations; // outstanding > program limit right after an issue
     uint256 public pausedSuccesses; // a business mutator succeeded while paused
     uint256 public batchAtomicityViolations; // a reverted batch left a piece settled
+    uint256 public relayViolations; // an invalid or replayed ForwardRequest ran, or moved something
+
+    /// @dev Members' private keys, for requests relayed through the forwarder (set by the test).
+    mapping(address member => uint256) internal _keys;
+    uint256 internal _relayNonce;
 
     mapping(bytes32 op => uint256) public calls;
     mapping(bytes32 op => uint256) public successes;
@@ -179,6 +185,11 @@ contract Handler {
         _succeededAlways("reinstate");
     }
 
+    /// @notice The test gives the handler each member's key (never a fuzzed entry point).
+    function setKey(address member, uint256 key) external {
+        _keys[member] = key;
+    }
+
     // ================================================================== pieces
 
     /// @notice The holder splits part of a piece to another member, sometimes citing a trade
@@ -212,6 +223,75 @@ contract Handler {
         try ledger.transferClaim(id, to, bytes32(0)) {
             _succeeded("transferWhole");
         } catch {}
+    }
+
+    /// @notice A holder moves a piece by signing a ForwardRequest that anyone (here the
+    /// handler) relays through the TierflowForwarder: a split or a whole transfer, valid
+    /// (then relayed a second time: the replay must be refused), or signed by another member's
+    /// key, or past its deadline (both refused with nothing moved).
+    function relayedMove(uint256 claimSeed, uint256 toSeed, uint256 valueSeed, uint256 modeSeed)
+        external
+        step("relayedMove")
+    {
+        (uint256 id, bool found) = _findMovable(claimSeed);
+        if (!found) return;
+        IClaimLedger.ClaimView memory c = ledger.claim(id);
+        address to = _recipient(toSeed, c.holder);
+        if (_keys[c.holder] == 0) return;
+        bytes memory data;
+        if (valueSeed % 4 == 0) {
+            data = abi.encodeCall(ledger.transferClaim, (id, to, bytes32(0)));
+        } else {
+            uint256 maxValue = c.value - c.locked;
+            if (maxValue == c.value) maxValue = c.value - 1;
+            data = abi.encodeCall(ledger.split, (id, to, _bound(valueSeed, 1, maxValue == 0 ? 1 : maxValue), bytes32(0)));
+        }
+        uint256 mode = modeSeed % 8; // 0-5 valid, 6 signed by another key, 7 expired
+        _relayAndCheck(id, _signedRequest(c.holder, to, data, mode), mode);
+    }
+
+    function _signedRequest(address holder, address to, bytes memory data, uint256 mode)
+        internal
+        returns (TierflowForwarder.ForwardRequestData memory request)
+    {
+        TierflowForwarder forwarder = TierflowForwarder(ledger.trustedForwarder());
+        request = TierflowForwarder.ForwardRequestData({
+            from: holder,
+            to: address(ledger),
+            value: 0,
+            gas: 2_000_000,
+            nonce: ++_relayNonce,
+            deadline: uint48(mode == 7 ? ghostTime - 1 : ghostTime + 1 hours),
+            data: data,
+            signature: ""
+        });
+        uint256 key = _keys[holder];
+        if (mode == 6) key = _keys[to] == 0 || _keys[to] == key ? key + 1 : _keys[to];
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, forwarder.hashRequest(request));
+        request.signature = abi.encodePacked(r, s, v);
+    }
+
+    function _relayAndCheck(uint256 id, TierflowForwarder.ForwardRequestData memory request, uint256 mode)
+        internal
+    {
+        TierflowForwarder forwarder = TierflowForwarder(ledger.trustedForwarder());
+        uint256 countBefore = ledger.claimCount();
+        bytes32 before = claimHash(id);
+        try forwarder.execute(request) {
+            if (mode >= 6) ++relayViolations; // an invalid request ran
+        } catch {
+            if (mode < 6) ++relayViolations; // a valid request runs (its inner call may fail)
+        }
+        bytes32 afterFirst = claimHash(id);
+        uint256 countAfter = ledger.claimCount();
+        if (mode >= 6 && (afterFirst != before || countAfter != countBefore)) ++relayViolations;
+        for (uint256 child = countBefore + 1; child <= countAfter; ++child) _recordClaim(child);
+        if (afterFirst != before) _succeeded("relayedMove");
+        if (mode >= 6) return;
+        try forwarder.execute(request) {
+            ++relayViolations; // a replay ran
+        } catch {}
+        if (claimHash(id) != afterFirst || ledger.claimCount() != countAfter) ++relayViolations;
     }
 
     /// @notice The operator freezes a live piece (court order).

@@ -38,9 +38,11 @@ contract TierflowInvariants is TierflowBase {
         handler = new Handler(
             members, invoices, ledger, desk, admin, coreList, supplierList, financierList, others, agent
         );
+        address[10] memory keyed = [coreA, coreB, supplier1, supplier2, supplier3, bank, factor, traderBank, agent, outsider];
+        for (uint256 i; i < keyed.length; ++i) handler.setKey(keyed[i], actorKeys[keyed[i]]);
 
         // Weighted: the actions that build deep state appear more than once.
-        bytes4[] memory selectors = new bytes4[](28);
+        bytes4[] memory selectors = new bytes4[](30);
         selectors[0] = Handler.issue.selector;
         selectors[1] = Handler.issue.selector;
         selectors[2] = Handler.issue.selector;
@@ -69,6 +71,8 @@ contract TierflowInvariants is TierflowBase {
         selectors[25] = Handler.warpToBoundary.selector;
         selectors[26] = Handler.pause.selector;
         selectors[27] = Handler.applyAndApprove.selector;
+        selectors[28] = Handler.relayedMove.selector;
+        selectors[29] = Handler.relayedMove.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
@@ -99,6 +103,7 @@ contract TierflowInvariants is TierflowBase {
         _checkHolderBalances(w);
         _checkPauseGatesBusiness();
         _checkOverdueClock(w);
+        assertEq(handler.relayViolations(), 0, "I-12: an invalid or replayed request ran, or a valid one was refused");
     }
 
     function _load() internal view returns (World memory w) {
@@ -314,6 +319,7 @@ contract TierflowInvariants is TierflowBase {
         line = string.concat(line, " issue=", _stat("issue"));
         line = string.concat(line, " split=", _stat("split"));
         line = string.concat(line, " transferWhole=", _stat("transferWhole"));
+        line = string.concat(line, " relayedMove=", _stat("relayedMove"));
         line = string.concat(line, " apply=", _stat("apply"));
         line = string.concat(line, " approve=", _stat("approve"));
         line = string.concat(line, " applyAndApprove=", _stat("applyAndApprove"));

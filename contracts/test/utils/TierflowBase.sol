@@ -112,8 +112,16 @@ abstract contract TierflowBase is TestBase {
         });
     }
 
+    /// @dev The private key of each actor (actors sign ForwardRequests in the forwarder's tests
+    /// and the invariant handler's relayed calls).
+    mapping(address actor => uint256) internal actorKeys;
+
     function _actor(string memory name) internal returns (address a) {
-        a = address(uint160(uint256(keccak256(bytes(name)))));
+        // secp256k1's group order: a key is 1..n-1.
+        uint256 n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+        uint256 key = uint256(keccak256(bytes(name))) % (n - 1) + 1;
+        a = vm.addr(key);
+        actorKeys[a] = key;
         vm.label(a, name);
     }
 
