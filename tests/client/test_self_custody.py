@@ -9,21 +9,29 @@ the platform's database holds no key for them; the tree shows them as ``self``.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from eth_account import Account
 from sqlalchemy import select
 
 from backend.models import KeystoreEntry
 from bench.stack import Stack
 from client import TierflowClient
+from client.errors import ApprovalPending
 from client.intents import DecodedAction
 from client.signing import KeyfileSigner, Pkcs11Signer, generate_pkcs11_key
 from client.softhsm import SoftHsmToken
 from db.engine import create_engine, sessions
 from ledger.anvil import rpc_call
+from ledger.paths import package_root
 from tests.support.hsm import key_label
 
 DAY = 86_400
@@ -254,3 +262,192 @@ async def test_auto_approval_for_a_self_bank_through_its_own_signer(
         finally:
             for client in clients:
                 await client.aclose()
+
+
+async def test_dual_control_and_the_banks_signer_process_end_to_end(
+    stack: Stack, hsm: SoftHsmToken, tmp_path: Path
+) -> None:
+    """Issue 10's end-to-end case through HTTP with the client: a ``self`` tier-2 supplier whose
+    key lives in SoftHSM2 works under dual control (its maker prepares, its checker approves,
+    its key holder signs in the HSM); it receives a piece, splits it and applies for financing.
+    A ``self`` bank (key in SoftHSM2) approves one application by hand through the client and
+    another through ``tierflow signer --hsm``, a process of its own beside its token that signs
+    what the platform's auto-approval prepared. The chain's records name the members' own
+    addresses; the platform's database holds no key of theirs."""
+    operator = TierflowClient(stack.base_url, stack.operator_key)
+    supplier_label, bank_label = key_label("e2e-supplier"), key_label("e2e-bank")
+    supplier_address = generate_pkcs11_key(hsm.label, hsm.pin, supplier_label, module=hsm.module)
+    bank_address = generate_pkcs11_key(hsm.label, hsm.pin, bank_label, module=hsm.module)
+    clients: list[TierflowClient] = [operator]
+    signer_process: asyncio.subprocess.Process | None = None
+    with (
+        Pkcs11Signer(hsm.label, hsm.pin, supplier_label, module=hsm.module) as supplier_signer,
+        Pkcs11Signer(hsm.label, hsm.pin, bank_label, module=hsm.module) as bank_signer,
+    ):
+        try:
+
+            def client(api_key: str, signer: Any = None) -> TierflowClient:
+                made = TierflowClient(stack.base_url, api_key, signer=signer)
+                clients.append(made)
+                return made
+
+            async def member(name: str, roles: list[str], signer: Any = None) -> Any:
+                return await operator.members.create(
+                    name, roles, KYC_UNTIL, address=signer.address if signer else None
+                )
+
+            core_made = await member("e2e core", ["core_enterprise"])
+            tier1_made = await member("e2e tier-1", ["supplier"])
+            tier3_made = await member("e2e tier-3", ["supplier"])
+            supplier_made = await member("e2e tier-2 (self, HSM)", ["supplier"], supplier_signer)
+            bank_made = await member("e2e bank (self, HSM)", ["financier"], bank_signer)
+            assert supplier_made.custody == bank_made.custody == "self"
+            assert (supplier_made.address, bank_made.address) == (supplier_address, bank_address)
+            core, tier1 = client(core_made.api_key), client(tier1_made.api_key)
+            key_holder = client(supplier_made.api_key, supplier_signer)  # the admin user
+            bank = client(bank_made.api_key, bank_signer)
+            await operator.members.set_program_limit(core_made.address, 10**12)
+            await bank.credit_lines.set(core_made.address, 10**11, registration_no="ZD-2026-E2E")
+
+            # The supplier's organisation: a maker and a checker, dual control on.
+            maker_made = await key_holder.members.create_user(supplier_address, "maker", "maker")
+            checker_made = await key_holder.members.create_user(
+                supplier_address, "checker", "checker"
+            )
+            maker, checker = client(maker_made.api_key), client(checker_made.api_key)
+            on = await key_holder.request(
+                "PUT", f"/v1/members/{supplier_address}/dual-control", json={"enabled": True}
+            )
+            assert on.status_code == 200, on.text
+
+            face = 2_000_000_00
+            invoice = await tier1.invoices.register(
+                buyer=core_made.address,
+                seller_tax_id="91310000MA1FL0E2E1",
+                number="E2E-1",
+                amount=face,
+                issue_date=datetime.fromtimestamp(chain_time(stack) - 3600, UTC),
+                document_sha256="ef" * 32,
+            )
+            await core.invoices.confirm(invoice.id)
+            payable = await core.payables.issue(
+                supplier=tier1_made.address,
+                face_value=face,
+                due_date=chain_time(stack) + 60 * DAY,
+                invoice_ids=[invoice.id],
+            )
+            received = await tier1.claims.transfer(
+                payable.root_claim_id, to=supplier_address, amount=1_500_000_00
+            )
+
+            async def under_dual_control(write: Any) -> Any:
+                """The maker's write waits for the checker, then for the key holder's HSM."""
+                with pytest.raises(ApprovalPending) as held:
+                    await write(maker)
+                pending = held.value.pending
+                decided = await checker.approvals.approve(pending.approval_id)
+                assert decided["status"] == "awaiting_signature", decided
+                assert decided["intent"]["member"] == supplier_address
+                await key_holder.intents.sign(decided["intent"]["id"])
+                return await pending.wait(timeout_s=60, interval_s=0.2)
+
+            split = await under_dual_control(
+                lambda c: c.claims.transfer(
+                    received.claim_id, to=tier3_made.address, amount=200_000_00
+                )
+            )
+            assert split.kind == "split"
+            assert split.claim.holder == tier3_made.address
+            history = [e async for e in maker.claims.history(split.claim_id)]
+            assert history[0].event == "ClaimSplit"
+            assert history[0].args["from"] == supplier_address
+            relayed = rpc_call(stack.rpc_url, "eth_getTransactionByHash", [split.tx_hash])
+            assert relayed["from"].lower() != supplier_address.lower()
+
+            # By hand: the bank's officer approves through the client (signed in its HSM).
+            by_hand = await under_dual_control(
+                lambda c: c.financing.apply(
+                    claim_id=received.claim_id, financier=bank_address, amount=300_000_00
+                )
+            )
+            assert by_hand.status == "applied"
+            assert by_hand.applicant == supplier_address
+            quote = await bank.financing.quote(
+                claim_id=received.claim_id,
+                amount=300_000_00,
+                financier=bank_address,
+                annual_rate_bps=RATE_BPS,
+            )
+            approved = await bank.financing.approve(
+                by_hand.id,
+                advance=quote.advance,
+                discount=quote.discount,
+                fees=quote.fees,
+                annual_rate_bps=RATE_BPS,
+                disbursement_ref="BANK-E2E-1",
+            )
+            assert approved.status == "approved"
+            assert approved.financed_claim_id is not None
+            assert (await bank.claims.get(approved.financed_claim_id)).holder == bank_address
+
+            # Automatically: the bank's policy, and its own signer process beside the token.
+            await bank.financing_policy.put(
+                enabled=True,
+                max_amount=10**10,
+                max_tenor_days=365,
+                annual_rate_bps=RATE_BPS,
+                fee_bps=10,
+                allowed_obligors=[core_made.address],
+            )
+            policy = tmp_path / "bank-policy.json"
+            policy.write_text(json.dumps({"functions": ["approveFinancing"], "max_value": 10**10}))
+            signer_process = await asyncio.create_subprocess_exec(
+                *[sys.executable, "-m", "tierflow.cli", "signer", "--policy", str(policy)],
+                *["--base-url", stack.base_url, "--hsm", "--hsm-token", hsm.label],
+                *["--hsm-key", bank_label, "--interval", "0.5"],
+                env={
+                    **os.environ,
+                    **hsm.env,
+                    "PYTHONPATH": str(package_root()),
+                    "TIERFLOW_SIGNER_API_KEY": bank_made.api_key,
+                    "TIERFLOW_SIGNER_HSM_PIN": hsm.pin,
+                },
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+            automatic = await under_dual_control(
+                lambda c: c.financing.apply(
+                    claim_id=received.claim_id, financier=bank_address, amount=400_000_00
+                )
+            )
+            applied_at = time.monotonic()
+            status = automatic.status
+            for _ in range(240):
+                status = (await maker.financing.get(automatic.id)).status
+                if status != "applied" or signer_process.returncode is not None:
+                    break
+                await asyncio.sleep(0.25)
+            elapsed = time.monotonic() - applied_at
+            assert status == "approved", status
+            # The auto-decision's record follows once the relayed approval's answer is stored.
+            outcome = None
+            for _ in range(240):
+                decision = (await maker.financing.get(automatic.id)).auto_decision
+                outcome = decision.outcome if decision is not None else None
+                if outcome == "approved":
+                    break
+                await asyncio.sleep(0.25)
+            assert outcome == "approved", outcome
+            print(f"tierflow signer (SoftHSM2): {elapsed:.1f} s from application to approval")
+            financed = (await maker.financing.get(automatic.id)).financed_claim_id
+            assert financed is not None
+            assert (await bank.claims.get(financed)).holder == bank_address
+
+            assert await keys_held(stack, [supplier_address, bank_address]) == []
+        finally:
+            if signer_process is not None and signer_process.returncode is None:
+                signer_process.send_signal(signal.SIGTERM)
+                out, _ = await asyncio.wait_for(signer_process.communicate(), 60)
+                print(out.decode(errors="replace"))
+            for made in clients:
+                await made.aclose()
