@@ -4,7 +4,12 @@ A Hypothesis state machine drives random operations (right and wrong callers, ex
 nonexistent ids, amounts at their bounds, time across due dates and expiries) through the
 real client against the deployed contracts, and runs each one in the plain Python model of
 the rules (``tests/support/model_rules.py``) too. After every call: success on chain ⇔ success in
-the model, and a revert's decoded custom error is the one the model names. After every step
+the model, and a revert's decoded custom error is the one the model names. The
+``via_forwarder`` rule sends the next call as the caller's EIP-712-signed ForwardRequest relayed
+through the TierflowForwarder (ERC-2771: the contracts must act for the signer exactly as for a
+direct call, the inner call's refusal read from ``ForwardRequestExecuted``), or an invalid one
+(signed by another key, past its deadline: the forwarder refuses it and nothing changes), or a
+valid one relayed twice (the replay is ``ForwarderNonceUsed``). After every step
 the chain's typed views (``ledger.bindings``) of everything the step touched equal the model's,
 and the model keeps the SPEC §3 invariants (conservation, limits, locks and exposure, terminal
 states absorb …). At the end of each example, and inside every pause window, every object,
@@ -32,6 +37,8 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+import pytest
+from eth_account import Account
 from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -42,10 +49,12 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from web3.logs import DISCARD
 
 from bench.cast import CAST, EXPOSURE_LIMIT, PROGRAM_LIMIT
 from ledger import bindings as views
-from ledger.errors import ContractRevert
+from ledger.errors import ContractRevert, DecodedRevert
+from ledger.reverts import decode_revert
 from ledger.roles import mask_to_roles
 from tests.support import model_rules as R
 from tests.support.model_env import ModelEnv
@@ -67,6 +76,15 @@ ACTORS: tuple[str, ...] = tuple(CAST)
 MAX_UINT128 = 2**128 - 1
 UNKNOWN_INVOICE = R.Hash(hashlib.sha256(b"never registered").digest())
 AMOUNTS = (1, 2, 999, 1_000, 250_000, 1_000_000, 3_000_000)
+#: Gas a relayed request gives its inner call (every model operation needs far less).
+RELAY_GAS = 5_000_000
+#: How the next call goes through the forwarder (the ``via_forwarder`` rule): ``signed`` (a
+#: valid request), ``replayed`` (valid, then relayed again), or invalid as named.
+RELAY_MODES = ("signed", "replayed", "wrong_signer", "expired")
+RELAY_REFUSALS = {
+    "wrong_signer": "ForwarderSignatureInvalid",
+    "expired": "ForwarderRequestExpired",
+}
 
 
 def _diff(actual: Any, expected: Any) -> str:
@@ -91,6 +109,8 @@ class TierflowMachine(RuleBasedStateMachine):
         self.serial = 0
         self.counts = (0, 0, 0)  # payables, claims, financings last compared
         self.dirty = False  # a step failed: skip the final comparison, keep the first error
+        self.relay: str | None = None  # the next call goes through the forwarder, thus
+        self.relay_nonce = 0
         self.snapshot_id = env.run(self._start())
 
     async def _start(self) -> str:
@@ -129,20 +149,86 @@ class TierflowMachine(RuleBasedStateMachine):
             return exc
         return None
 
+    async def _relay(
+        self, caller: str, fn: Any, mode: str
+    ) -> tuple[ContractRevert | None, DecodedRevert | None]:
+        """Send ``fn`` as ``caller``'s signed ForwardRequest, relayed by the operator's
+        account: (the forwarder's refusal, the inner call's refusal). ``wrong_signer`` signs
+        with another actor's key, ``expired`` puts the deadline a second before the block;
+        ``replayed`` relays the valid request a second time, which must be refused."""
+        p = self.platform
+        forwarder = p.suite.forwarder
+        self.relay_nonce += 1
+        now = self.model.now
+        request = [
+            self.a(caller),
+            fn.address,
+            0,
+            RELAY_GAS,
+            self.relay_nonce,
+            now - 1 if mode == "expired" else now + 3600,
+            bytes.fromhex(fn._encode_transaction_data()[2:]),
+            b"",
+        ]
+        digest = await forwarder.functions.hashRequest(tuple(request)).call()
+        signer = caller
+        if mode == "wrong_signer":
+            signer = ACTORS[(ACTORS.index(caller) + 1) % len(ACTORS)]
+        key = p.actors[signer].account.key
+        request[-1] = bytes(Account.unsafe_sign_hash(bytes(digest), key).signature)
+        relayer = p.actors["operator"]
+        execute = forwarder.functions.execute(tuple(request))
+        await p.set_next_timestamp(now)
+        try:
+            receipt = await relayer.transact(execute)
+        except ContractRevert as exc:
+            return exc, None
+        (executed,) = forwarder.events.ForwardRequestExecuted().process_receipt(
+            receipt, errors=DISCARD
+        )
+        assert executed["args"]["signer"] == self.a(caller)
+        inner = (
+            None if executed["args"]["success"] else decode_revert(executed["args"]["returndata"])
+        )
+        if mode == "replayed":
+            await p.set_next_timestamp(now)
+            with pytest.raises(ContractRevert) as replay:
+                await relayer.transact(execute)
+            assert replay.value.name == "ForwarderNonceUsed", replay.value.decoded.describe()
+        return None, inner
+
     def call(
         self, label: str, caller: str, expect: Callable[[], T], fn: Any
     ) -> tuple[bool, T | None]:
-        """Run one contract call in the model and on chain; their outcomes must agree."""
+        """Run one contract call in the model and on chain; their outcomes must agree. When
+        the ``via_forwarder`` rule asked for it, the call is a relayed ForwardRequest."""
         self.dirty = True
+        relay, self.relay = self.relay, None
+        if relay in RELAY_REFUSALS:
+            # An invalid request: the forwarder refuses it, the contracts never see it, so
+            # the model does not run either (the comparisons after the step see no change).
+            refused, _ = self.run(self._relay(caller, fn, relay))
+            said = refused.decoded.describe() if refused else "ok"
+            note(f"{label} by {caller} relayed ({relay}): chain {said}")
+            assert refused is not None, f"{relay}: the forwarder relayed it"
+            assert refused.name == RELAY_REFUSALS[relay], said
+            return False, None
         try:
             result: T | None = expect()
             expected: ModelRevert | None = None
         except ModelRevert as exc:
             result, expected = None, exc
-        actual = self.run(self._transact(caller, fn))
+        actual: DecodedRevert | None
+        if relay is None:
+            reverted = self.run(self._transact(caller, fn))
+            actual = reverted.decoded if reverted else None
+        else:
+            refused, actual = self.run(self._relay(caller, fn, relay))
+            assert refused is None, f"a valid request was refused: {refused}"
+            label = f"{label} (relayed, {relay})"
         want = "ok" if expected is None else expected.name
         got = "ok" if actual is None else actual.name
-        said = actual.decoded.describe() if actual else "ok"
+        said = actual.describe() if actual else "ok"
         note(f"{label} by {caller}: model {expected or 'ok'} | chain {said}")
         assert got == want, (
             f"{label} by {caller}: the chain says {said}, the rules say {expected or 'ok'}"
@@ -944,6 +1030,24 @@ class TierflowMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def member_admin(self, data: Any) -> None:
         self.do_member_admin(data)
+
+    @rule(data=st.data())
+    def via_forwarder(self, data: Any) -> None:
+        """A business operation sent as the caller's signed request through the forwarder
+        (SPEC §2 "Consent and custody"): valid, replayed, signed by another key or expired."""
+        m = self.model
+        self.relay = data.draw(st.sampled_from(RELAY_MODES), label="relay")
+        operations: list[Callable[[Any], None]] = [self.do_register_invoice, self.do_member_admin]
+        if m.invoices:
+            operations.append(self.do_confirm_or_void_invoice)
+        if m.claims:
+            operations += [self.do_split, self.do_transfer, self.do_apply, self.do_settle]
+        if m.financings:
+            operations += [self.do_approve, self.do_end_application]
+        try:
+            data.draw(st.sampled_from(operations), label="operation")(data)
+        finally:
+            self.relay = None
 
     @rule(data=st.data())
     def warp(self, data: Any) -> None:
