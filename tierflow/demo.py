@@ -11,14 +11,18 @@ settled. The demo never talks to the node: it cannot read or move another chain'
 The story:
 
 1. the operator onboards a core enterprise, a bank, a clearing agent, five suppliers on
-   three tiers and an auditor, and sets the core's program limit;
+   three tiers and an auditor, and sets the core's program limit; a tier-2 supplier and the
+   bank are ``self`` custody (their keys are made in the demo's process and only their
+   addresses go to the platform): each of their writes comes back as an intent that the
+   client (``client/``, which every member of the demo speaks through) verifies and signs;
 2. the tier-1 supplier registers two invoices to the core, the core confirms them and
    issues a payable naming its clearing agent;
 3. tier 1 splits the claim to two tier-2 suppliers, each of them to a tier-3 supplier, every
    transfer citing a confirmed trade invoice from the recipient to the holder;
 4. the bank sets a credit line on the core and an auto-approval policy; a tier-3 supplier
    looks at a quote and applies for a small amount, which the policy approves with no person
-   involved; tier 1 applies for a larger one, which the bank's officer approves by hand with
+   involved (the platform prepares the approval, the bank's own signer loop signs it, as
+   ``tierflow signer`` does beside a bank's HSM); tier 1 applies for a larger one, which the bank's officer approves by hand with
    the registry number and the disbursement reference;
 5. the clock moves past the due date; the clearing agent (and the core, for the last piece)
    record the payment of every piece;

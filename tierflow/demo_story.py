@@ -1,6 +1,10 @@
 r"""The story ``tierflow demo`` tells through the HTTP API, step by step: onboarding, invoices,
 a payable passed down three tiers, automatic and manual financing, maturity and settlement.
-The demo's members are :class:`Actor`\s speaking HTTP with their own keys."""
+The demo's members are :class:`Actor`\s speaking HTTP through the client (``client/``) with
+their own API keys. Two of them are ``self`` custody (docs/consent.md): a tier-2 supplier and
+the bank hold their own chain keys (made here, in the demo's process, and never sent to the
+platform); their writes come back as intents that the client verifies, decodes and signs, and
+the bank's auto-approval is signed by the bank's own signer loop, as ``tierflow signer`` does."""
 
 from __future__ import annotations
 
@@ -11,8 +15,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+from eth_account import Account
 
+from client import TierflowClient
+from client.commands import sign_open_intents
+from client.intents import DecodedAction
+from client.signing import KeyfileSigner
 from tierflow.demo_actor import Actor, DemoError
 
 DAY = 86_400
@@ -45,6 +53,9 @@ FEE_BPS = 10  # 0.1 % of the amount
 #: How long the demo waits for the bank's auto-approval to act on a request.
 AUTO_DECISION_WAIT_S = 30.0
 
+
+#: The members that hold their own chain keys (custody ``self``); the others are ``hosted``.
+SELF_CUSTODY: frozenset[str] = frozenset({"tier2a", "bank"})
 
 #: (story role, name, API roles).
 CAST: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -133,7 +144,8 @@ class Story:
     def __init__(self, base_url: str, operator_key: str, run: str) -> None:
         self.base_url = base_url
         self.run = run  # makes invoice numbers unique when the demo runs again on one chain
-        self._clients: list[httpx.AsyncClient] = []
+        self._clients: list[TierflowClient] = []
+        self.clock_offset = 0.0  # the chain's clock minus the wall clock (see onboard)
         self.operator = Actor(
             "Platform operator", ("operator",), operator_key, self.client(operator_key)
         )
@@ -148,9 +160,12 @@ class Story:
         self.bank_exposure_before: list[dict[str, Any]] = []
         self.settlements: list[dict[str, Any]] = []
 
-    def client(self, key: str) -> httpx.AsyncClient:
-        made = httpx.AsyncClient(
-            base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60.0
+    def client(self, key: str, signer: KeyfileSigner | None = None) -> TierflowClient:
+        """A client with ``key`` (and, for a ``self`` member, its signer). It reads the chain's
+        clock (a chain that ran the demo before is ahead of the wall clock, and intents expire
+        in chain time)."""
+        made = TierflowClient(
+            self.base_url, key, signer=signer, clock=lambda: time.time() + self.clock_offset
         )
         self._clients.append(made)
         return made
@@ -201,13 +216,20 @@ async def onboard(story: Story) -> str:
     kyc = (datetime.now(UTC) + timedelta(days=730)).isoformat()
     deployment = await story.operator.get("/v1/deployment")
     story.chain_id = int(deployment["chain_id"])
+    story.clock_offset = float(deployment["chain_time"]) - time.time()
 
     async def one(role: str, name: str, roles: tuple[str, ...]) -> None:
-        made = await story.operator.post(
-            "/v1/members", {"name": name, "roles": list(roles), "kyc_expires_at": kyc}
-        )
-        story.actors[role] = Actor(name, roles, made["api_key"], story.client(made["api_key"]))
-        story.actors[role].address = made["address"]
+        body: dict[str, Any] = {"name": name, "roles": list(roles), "kyc_expires_at": kyc}
+        signer = None
+        if role in SELF_CUSTODY:
+            # The member's own key: made here, only its address goes to the platform.
+            signer = KeyfileSigner(Account.create().key)
+            body["address"] = signer.address
+        made = await story.operator.post("/v1/members", body)
+        actor = Actor(name, roles, made["api_key"], story.client(made["api_key"], signer))
+        actor.address = made["address"]
+        actor.custody = made.get("custody", "hosted")
+        story.actors[role] = actor
 
     # Concurrently: the operator's transactions still leave in nonce order (the API's sender
     # serialises them), but their receipts and the mirror's catching up are awaited together.
@@ -216,8 +238,10 @@ async def onboard(story: Story) -> str:
     await story.operator.put(
         f"/v1/members/{story['core'].address}/program-limit", {"program_limit": PROGRAM_LIMIT}
     )
+    own = ", ".join(story[role].name for role in sorted(SELF_CUSTODY))
     return (
-        f"{len(CAST)} members onboarded; {story['core'].name}'s program limit {yuan(PROGRAM_LIMIT)}"
+        f"{len(CAST)} members onboarded ({own} hold their own keys); "
+        f"{story['core'].name}'s program limit {yuan(PROGRAM_LIMIT)}"
     )
 
 
@@ -307,9 +331,22 @@ async def finance_automatically(story: Story) -> str:
     quote, made, applied_at = await _apply(story, role, amount)
     deadline = applied_at + AUTO_DECISION_WAIT_S
     record = made
-    # The policy decides after the application is mined; the applicant watches its request.
+    bank = story["bank"]
+
+    def bank_policy(action: DecodedAction) -> bool:
+        # The bank's own rule, re-checked by its signer before its key signs: only the
+        # approval of this request, as its auto-approval prepared it.
+        return action.function == "approveFinancing" and action.args.get("financingId") == int(
+            made["id"]
+        )
+
+    # The policy decides after the application is mined; for a self bank the platform
+    # prepares the approval as an intent, which the bank's own signer signs (what
+    # `tierflow signer` does beside its key). The applicant watches its request.
     while record["status"] == "applied" and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
+        if bank.custody == "self":
+            await sign_open_intents(bank.client, policy=bank_policy)
         record = await story[role].get(f"/v1/financing-requests/{made['id']}")
     waited = time.monotonic() - applied_at
     story.auto = FinancingOutcome(

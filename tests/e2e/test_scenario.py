@@ -17,8 +17,12 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from sqlalchemy import select
 
+from backend.models import KeystoreEntry
 from bench.stack import Stack
+from db.engine import create_engine, sessions
+from ledger.anvil import rpc_call
 from tests.support.databases import create_pg_database, drop_pg_database
 from tierflow import demo_story, demo_view
 from tierflow.demo import DemoResult, run_demo
@@ -177,9 +181,12 @@ async def check_auto_approval_without_a_person(o: Outcome) -> None:
     assert r["advance"] + r["discount"] + r["fees"] == r["amount"] == demo_story.AUTO_FINANCING[1]
     assert r["annual_rate_bps"] == demo_story.RATE_BPS
     assert r["registration_no"]  # the credit line's, put on by the policy
-    # No request approved it: the transaction is in nobody's audit record.
+    # No person approved it: the platform prepared the approval, the self bank's own signer
+    # signed it, and the only write that carries the transaction is that signature.
     tx = _approved_tx(o, auto.id)
-    assert all(tx not in rec["tx_hashes"] for rec in o.log)
+    carrying = [rec for rec in o.log if tx in rec["tx_hashes"]]
+    assert [rec["path"].split("/")[-1] for rec in carrying] == ["signature"]
+    assert carrying[0]["member"] == o.result.members["bank"].address
     assert not [rec for rec in o.log if rec["path"].endswith(f"/{auto.id}/approve")]
 
 
@@ -193,11 +200,16 @@ async def check_manual_approval(o: Outcome) -> None:
     # Above the policy's limit: the quote said so, and the policy left it for a person.
     assert manual.quote["auto_approval"]["would_approve"] is False
     assert r["auto_decision"]["outcome"] == "declined"
+    # The officer's approval answered an intent (the bank is self custody); the bank's
+    # signature relayed it: that record carries the transaction.
     tx = _approved_tx(o, manual.id)
+    bank = o.result.members["bank"].address
+    asked = [rec for rec in o.log if rec["path"] == f"/v1/financing-requests/{manual.id}/approve"]
+    assert [(rec["member"], rec["status"]) for rec in asked] == [(bank, 202)]
     approvals = [rec for rec in o.log if tx in rec["tx_hashes"]]
     assert len(approvals) == 1
-    assert approvals[0]["member"] == o.result.members["bank"].address
-    assert approvals[0]["path"] == f"/v1/financing-requests/{manual.id}/approve"
+    assert approvals[0]["member"] == bank
+    assert approvals[0]["path"].startswith("/v1/intents/")
     assert approvals[0]["status"] == 200
 
 
@@ -258,6 +270,7 @@ async def check_audit_log(o: Outcome) -> None:
         + 2 + 2 + 1  # credit line and policy, two applications, one approval by hand
         + 1  # the operator moves the local chain's clock past the due date
         + len(o.result.settlements)
+        + SELF_SIGNATURES  # each write of a self member, then its signature
     )  # fmt: skip
     assert len(o.log) == story_writes, "; ".join(f"{r['method']} {r['path']}" for r in o.log)
     assert all(200 <= rec["status"] < 300 for rec in o.log), [
@@ -266,6 +279,40 @@ async def check_audit_log(o: Outcome) -> None:
     again = await o.auditor_get("/v1/audit/log/verify")
     assert again["ok"] is True
     assert again["records"] == verified["records"]
+
+
+#: The writes of the story's self members that go on chain, each signed once: the tier-2
+#: supplier's trade invoice (registered), the tier-3 supplier's invoice it confirms and its
+#: split; the bank's credit line, the approval its signer signs and the one its officer makes.
+SELF_SIGNATURES = 3 + 3
+
+
+async def check_self_custody(o: Outcome) -> None:
+    """Two members hold their own keys: the chain names their addresses as the actors, the
+    relayer sent the transactions, the tree shows their custody, the platform keeps no key."""
+    members = o.result.members
+    own = {role: members[role].address for role in demo_story.SELF_CUSTODY}
+    assert {members[role].custody for role in own} == {"self"}
+    assert {members[role].custody for role in members if role not in own} == {"hosted"}
+    splits = [e for e in events(o, "ClaimSplit") if e["args"]["from"] == own["tier2a"]]
+    assert len(splits) == 1
+    relayed = rpc_call(o.stack.rpc_url, "eth_getTransactionByHash", [splits[0]["tx_hash"]])
+    assert relayed["from"].lower() != own["tier2a"].lower()
+    approved = {e["args"]["financingId"]: e for e in events(o, "FinancingApproved")}
+    for financing in (o.result.auto, o.result.manual):
+        assert approved[financing.id]["args"]["financier"] == own["bank"]
+    custody = {n["holder"]: n.get("holder_custody") for n in nodes(o.result)}
+    assert custody[own["tier2a"]] == custody[own["bank"]] == "self"
+    assert custody[members["tier1"].address] == "hosted"
+    engine = create_engine(o.stack.database_url)
+    try:
+        async with sessions(engine)() as session:
+            held = await session.execute(
+                select(KeystoreEntry.address).where(KeystoreEntry.address.in_(own.values()))
+            )
+            assert list(held.scalars()) == []
+    finally:
+        await engine.dispose()
 
 
 CHECKS: tuple[Callable[[Outcome], Awaitable[None]], ...] = (
@@ -277,6 +324,7 @@ CHECKS: tuple[Callable[[Outcome], Awaitable[None]], ...] = (
     check_exposure,
     check_reconciliation,
     check_audit_log,
+    check_self_custody,
 )
 
 
