@@ -22,8 +22,9 @@ The story:
 4. the bank sets a credit line on the core and an auto-approval policy; a tier-3 supplier
    looks at a quote and applies for a small amount, which the policy approves with no person
    involved (the platform prepares the approval, the bank's own signer loop signs it, as
-   ``tierflow signer`` does beside a bank's HSM); tier 1 applies for a larger one, which the bank's officer approves by hand with
-   the registry number and the disbursement reference;
+   ``tierflow signer`` does beside a bank's HSM); tier 1 applies for a larger one, which
+   the bank's officer approves by hand with the registry number and the disbursement
+   reference;
 5. the clock moves past the due date; the clearing agent (and the core, for the last piece)
    record the payment of every piece;
 6. the auditor fetches the lineage tree, the exposure, the reconciliation of the mirror with
