@@ -152,6 +152,11 @@ CONTRACT_ERRORS: dict[str, _Mapped] = {
         "invoices_insufficient", Conflict, "the invoices total less than the face value"
     ),
     "PayableLimitExceeded": _m("limit_exceeded", Conflict, "the program limit would be exceeded"),
+    "PayableObligorOverLimit": _m(
+        "over_limit",
+        Conflict,
+        "the obligor is over its program limit: no new payable until it is back under",
+    ),
     "PayableNotCancellable": _m(
         "not_cancellable", Conflict, "the payable can no longer be declined"
     ),
@@ -217,6 +222,23 @@ CONTRACT_ERRORS: dict[str, _Mapped] = {
     ),
     "FinancingExposureExceeded": _m(
         "limit_exceeded", Conflict, "the financier's exposure limit would be exceeded"
+    ),
+    "FinancingMinAdvanceInvalid": _m(
+        "min_advance_invalid", Invalid, "min_advance is more than the amount applied for"
+    ),
+    "FinancingAdvanceBelowMinimum": _m(
+        "advance_below_minimum",
+        Conflict,
+        "the advance is less than the applicant's committed min_advance",
+    ),
+    "FinancingRecourseMismatch": _m(
+        "recourse_mismatch", Conflict, "the recourse is not the one the applicant committed to"
+    ),
+    "FinancingRegistrationUsed": _m(
+        "registration_used", Conflict, "the registration number already backs a financing"
+    ),
+    "FinancingDisbursementUsed": _m(
+        "disbursement_used", Conflict, "the disbursement reference already backs a financing"
     ),
 }
 

@@ -485,7 +485,7 @@ async def apply_directly(
         async def apply(actor: Actor, piece: int) -> None:
             await senders[actor.address].transact(
                 desk.functions.applyForFinancing(
-                    piece, seed.financier.address, APPLICATION_AMOUNT, expires
+                    piece, seed.financier.address, APPLICATION_AMOUNT, expires, 0, False
                 )
             )
 

@@ -68,7 +68,7 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
 
     expires = await p.now() + 30 * DAY
     r = await sup1.transact(
-        p.desk.functions.applyForFinancing(root, bank.address, 5_000_000, expires)
+        p.desk.functions.applyForFinancing(root, bank.address, 5_000_000, expires, 4_000_000, False)
     )
     row("apply for financing", r, "locks the value")
     financing_id = int(await p.desk.functions.financingCount().call())

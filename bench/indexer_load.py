@@ -999,7 +999,7 @@ def _plan_round(driver: Driver, rng: random.Random, per_account: int, now: int) 
                 RATE_BPS,
                 days,
                 False,
-                REG_NO,
+                keccak(REG_NO + f.id.to_bytes(8, "big")),  # a number backs one financing
                 keccak(f"disbursement/{f.id}".encode()),
             )
             txs.append(driver.tx(financier, "FinancingDesk", "approveFinancing", f.id, terms))
@@ -1035,6 +1035,8 @@ def _plan_round(driver: Driver, rng: random.Random, per_account: int, now: int) 
                         rng.choice(financiers),
                         amount,
                         expires,
+                        0,
+                        False,
                     )
                 )
             elif avail >= 2:
@@ -1417,6 +1419,8 @@ class _Scenario:
                     financier.address,
                     amount,
                     expires,
+                    0,
+                    False,
                 )
             ]
         )
@@ -1454,8 +1458,8 @@ class _Scenario:
             fees,
             RATE_BPS,
             days,
-            self.rng.random() < 0.3,
-            REG_NO,
+            False,  # the recourse the application committed to
+            self.unique("registration"),  # a number backs one financing
             self.unique("disbursement"),
         )
         financier = self.key(f.financier)
@@ -1761,6 +1765,8 @@ class _Scenario:
                     financier.address,
                     amount,
                     self.now + expires_in,
+                    0,
+                    False,
                 )
             ]
         )

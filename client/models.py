@@ -145,6 +145,8 @@ class ProgramLimit(WriteResult):
     obligor: str
     program_limit: int
     outstanding: int
+    #: Outstanding above the limit (it was lowered below it): no new payable until back under.
+    over_limit: bool = False
 
 
 class ApiKey(Model):
@@ -376,6 +378,8 @@ class CreditLine(Model):
     available: int
     registration_no: str | None = None
     updated_at: datetime | None = None
+    #: Outstanding above the limit: no approval on this obligor until back under.
+    over_limit: bool = False
 
 
 class CreditLineWrite(CreditLine, WriteResult):
@@ -418,6 +422,8 @@ class Exposure(Model):
     overdue: int | None = None
     financed: int
     exposure_limit: int | None = None
+    #: Outstanding above the (program or exposure) limit of the row.
+    over_limit: bool = False
 
 
 class Difference(Model):

@@ -152,7 +152,9 @@ class Financing(Base):
     discount: Mapped[int] = mapped_column(Amount)
     fees: Mapped[int] = mapped_column(Amount)
     annual_rate_bps: Mapped[int] = mapped_column(Integer)
+    #: Committed by the applicant at apply time (the approval must honour both).
     recourse: Mapped[bool] = mapped_column(Boolean)
+    min_advance: Mapped[int] = mapped_column(Amount, server_default="0")
     registration_no: Mapped[str | None] = mapped_column(HASH)
     disbursement_ref: Mapped[str | None] = mapped_column(HASH)
     financed_claim_id: Mapped[int | None] = mapped_column(BigInteger)

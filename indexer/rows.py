@@ -182,8 +182,11 @@ def financing_row(
     amount: int,
     expires_at: int,
     applied_block: int,
+    min_advance: int = 0,
+    recourse: bool = False,
 ) -> Row:
-    """A new financing application (terms zero until it is approved)."""
+    """A new financing application (terms zero until it is approved; ``min_advance`` and
+    ``recourse`` are what the applicant committed to)."""
     return {
         "id": financing_id,
         "claim_id": claim_id,
@@ -197,7 +200,8 @@ def financing_row(
         "discount": 0,
         "fees": 0,
         "annual_rate_bps": 0,
-        "recourse": False,
+        "recourse": recourse,
+        "min_advance": min_advance,
         "registration_no": None,
         "disbursement_ref": None,
         "financed_claim_id": None,

@@ -153,6 +153,8 @@ class FinancingView:
     financed_claim_id: int | None
     registration_no: bytes
     disbursement_ref: bytes
+    #: The least advance the applicant committed to accept (``recourse`` is committed too).
+    min_advance: int = 0
 
 
 @dataclass(frozen=True)
@@ -273,6 +275,7 @@ class Suite:
             rate,
             financed_claim,
             amount,
+            min_advance,
             advance,
             discount,
             fees,
@@ -295,6 +298,7 @@ class Suite:
             financed_claim or None,
             reg_no,
             disb_ref,
+            min_advance,
         )
 
     async def obligor_account(

@@ -190,10 +190,19 @@ class Terms:
 
 
 def apply_for_financing(
-    claim_id: int, financier: str, amount: int, expires_at: int
+    claim_id: int,
+    financier: str,
+    amount: int,
+    expires_at: int,
+    min_advance: int = 0,
+    recourse: bool = False,
 ) -> ContractCall:
+    """The holder applies, committing to accept no advance below ``min_advance`` and only
+    the given ``recourse`` (the desk refuses an approval that differs)."""
     return ContractCall(
-        FINANCING_DESK, "applyForFinancing", (claim_id, financier, amount, expires_at)
+        FINANCING_DESK,
+        "applyForFinancing",
+        (claim_id, financier, amount, expires_at, min_advance, recourse),
     )
 
 

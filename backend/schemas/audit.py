@@ -49,6 +49,11 @@ class ExposurePublic(Output):
     overdue: int | None = Field(description="face value not yet settled of Overdue payables")
     financed: int = Field(description="financed value outstanding (held by financiers)")
     exposure_limit: int | None = Field(description="the financier's limit on this obligor")
+    over_limit: bool = Field(
+        description="outstanding above the limit (a limit may be lowered below it): for the "
+        "obligor's row its program limit, no new payable until it is back under; for a "
+        "financier's row its exposure limit, no approval on this obligor until back under"
+    )
 
 
 class ExposuresPublic(Output):

@@ -118,7 +118,11 @@ def _int_kind(annotation: Any) -> str | None:
     if annotation is int:
         return "int"
     origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
+    # ``Amount | None``: the union keeps each member's Annotated wrapper
+    args = tuple(
+        typing.get_args(a)[0] if typing.get_origin(a) is typing.Annotated else a
+        for a in typing.get_args(annotation)
+    )
     if origin in (typing.Union, types.UnionType) and set(args) == {int, type(None)}:
         return "int"
     if origin is list and args == (int,):

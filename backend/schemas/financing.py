@@ -87,6 +87,18 @@ class FinancingApply(Input):
         description="when the application lapses; default: 7 days from now, or an hour "
         "before the due date if that is sooner (it must lie before the due date)",
     )
+    min_advance: Amount | None = Field(
+        default=None,
+        description="the least advance (fen) the applicant accepts, committed on chain: an "
+        "approval that gives less is refused. Default: the advance of the quote "
+        "(GET /v1/financing-quotes) at the financier's current policy; 0 when the "
+        "financier has no policy. At most the amount",
+    )
+    recourse: bool | None = Field(
+        default=None,
+        description="the recourse the applicant accepts, committed on chain: an approval with "
+        "other recourse is refused. Default: the financier's policy's (false without one)",
+    )
 
 
 class FinancingApprove(Input):
@@ -110,8 +122,17 @@ class FinancingApprove(Input):
         description="days the discount is counted over; default: the days to maturity "
         "(rounded up) that matches the given discount",
     )
-    recourse: bool = False
-    registration_no: RegistrationText | None = None
+    recourse: bool | None = Field(
+        default=None,
+        description="default: the recourse the applicant committed to (other recourse is "
+        "refused by the chain)",
+    )
+    registration_no: RegistrationText | None = Field(
+        default=None,
+        description="the financing's number in the national registry; a number backs one "
+        "financing only. Default: the credit line's programme number followed by "
+        "`-<financing id>` (refused when that is over 32 bytes)",
+    )
     disbursement_ref: str | None = Field(
         default=None,
         min_length=1,
@@ -149,11 +170,14 @@ class FinancingPublic(Output):
     amount: int
     status: FinancingStatus
     expires_at: Timestamp
+    min_advance: int = Field(description="the least advance the applicant committed to accept")
     advance: int | None = Field(description="set on approval")
     discount: int | None
     fees: int | None
     annual_rate_bps: int | None
-    recourse: bool | None
+    recourse: bool = Field(
+        description="the recourse the applicant committed to (the approval has the same)"
+    )
     registration_no: str | None
     disbursement_ref: Hash32 | None = Field(description="SHA-256 of the bank reference")
     financed_claim_id: int | None = Field(description="the piece the financier received")
@@ -212,6 +236,10 @@ class CreditLinePublic(Output):
     limit: int = Field(description="the exposure limit on chain")
     outstanding: int = Field(description="financed value outstanding on this obligor")
     available: int
+    over_limit: bool = Field(
+        description="outstanding above the limit (a limit may be lowered below it): no "
+        "approval on this obligor until it is back under"
+    )
     registration_no: str | None
     updated_at: Timestamp | None
 

@@ -71,6 +71,10 @@ class ProgramLimitPublic(WriteResult):
     obligor: Address
     program_limit: int
     outstanding: int
+    over_limit: bool = Field(
+        description="outstanding above the program limit (allowed when the limit is lowered): "
+        "the obligor issues no new payable until it is back under"
+    )
 
 
 class KycRenewal(Input):

@@ -10,10 +10,17 @@ limit):
   and the applicant to see; nothing happens on chain, a person decides;
 - it matches: the worker *claims* it by inserting the ``claimed`` row — the primary key is the
   financing id, so of several workers exactly one insert succeeds and only that worker signs
-  ``approveFinancing`` as the financier, with the policy's rate and fees and the credit line's
-  registration number; the row becomes ``approved`` (with the transaction) or ``failed``
+  ``approveFinancing`` as the financier, with the policy's rate and fees and the financing's
+  own registration number (the credit line's programme number, ``-``, the financing id:
+  :func:`backend.services.encodings.financing_registration`; a number backs one financing
+  only); the row becomes ``approved`` (with the transaction) or ``failed``
   (with the chain's refusal). The desk itself refuses a second approval, so even a worker that
   took over a stale claim (:data:`STALE_CLAIM_S`, its first owner died) cannot finance twice.
+
+The applicant's commitments are honoured, never overridden: a request whose committed
+``min_advance`` is above what the policy's terms advance (on either term the desk accepts,
+:func:`backend.services.quotes.price_at_least`), or whose committed recourse is not the
+policy's, is ``declined`` with that reason and stays for a person.
 
 A decision is final until the financier changes its policy or a credit line, which forgets the
 declined and failed ones of its pending requests (:func:`backend.services.decisions.reconsider`).
@@ -40,7 +47,7 @@ from backend.errors import from_revert
 from backend.models import AutoDecision, FinancingPolicy, MemberProfile
 from backend.ports import Ports, SignatureRequired, TxJournal, WriteContext
 from backend.services import quotes
-from backend.services.encodings import encode_registration
+from backend.services.encodings import encode_registration, financing_registration
 from db.engine import now_s
 from indexer import models as m
 from ledger import calls
@@ -147,13 +154,13 @@ async def decide(
             await _record(session, financing, "declined", "the request has expired")
             return
         fees = quotes.fees_for(financing.amount, policy.fee_bps)
-        pricing = quotes.price(
+        pricing = quotes.price_at_least(
             financing.amount,
             policy.annual_rate_bps,
             fees,
             claim.due_date,
-            now + quotes.APPROVAL_MARGIN_S,
-            term_days=None,
+            now,
+            financing.min_advance,
         )
         outlook = await quotes.assess(
             session,
@@ -165,6 +172,29 @@ async def decide(
         )
         if outlook.approve and pricing.advance <= 0:
             outlook = quotes.Assessment(False, "the discount and fees would take the whole amount")
+        if outlook.approve and pricing.advance < financing.min_advance:
+            margin_end = now + quotes.APPROVAL_MARGIN_S
+            if quotes.days_to_maturity(claim.due_date, now) != quotes.days_to_maturity(
+                claim.due_date, margin_end
+            ):
+                return  # a day boundary within the margin: a later poll prices it again
+            outlook = quotes.Assessment(
+                False,
+                "the policy's terms would advance less than the applicant's committed "
+                "min_advance: a person decides",
+            )
+        if outlook.approve and policy.recourse != financing.recourse:
+            outlook = quotes.Assessment(
+                False,
+                "the applicant committed to other recourse than the policy's: a person decides",
+            )
+        registration_no = financing_registration(outlook.registration_no, financing.id)
+        if outlook.approve and registration_no is None:
+            outlook = quotes.Assessment(
+                False,
+                "the credit line's registration number leaves no room for the financing's "
+                "own suffix (32 bytes at most): a person decides",
+            )
         if not outlook.approve:
             await _record(session, financing, "declined", outlook.reason or "does not match")
             return
@@ -172,15 +202,15 @@ async def decide(
             return  # another worker has it
     if idempotency is not None and await _self_custody(ports, financing.financier):
         await _approve_by_intent(
-            ports, idempotency, financing, pricing, policy.recourse, outlook.registration_no
+            ports, idempotency, financing, pricing, financing.recourse, registration_no
         )
         return
     await _approve(
         ports,
         financing,
         pricing,
-        policy.recourse,
-        outlook.registration_no,
+        financing.recourse,
+        registration_no,
         None if idempotency is None else idempotency.engine,
     )
 

@@ -33,6 +33,7 @@ def _line_view(
         "limit": limit,
         "outstanding": outstanding,
         "available": max(0, limit - outstanding),
+        "over_limit": outstanding > limit,
         "registration_no": line.registration_no if line else None,
         "updated_at": iso(line.updated_at) if line else None,
     }

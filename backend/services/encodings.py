@@ -30,6 +30,23 @@ def encode_registration(text: str | None) -> bytes:
     return ZERO_HASH if not text else text.encode().ljust(32, b"\0")
 
 
+#: Between a credit line's programme number and the financing id in a derived number.
+REGISTRATION_SEPARATOR = "-"
+REGISTRATION_MAX_BYTES = 32
+
+
+def financing_registration(programme_no: str | None, financing_id: int) -> str | None:
+    """The registration number a financing under a credit line gets by default: the
+    programme's number, ``-``, the financing id (``ZD-2026-07`` → ``ZD-2026-07-42``). A number
+    backs one financing only (the desk refuses a second use) and financing ids are unique, so
+    every financing under the programme gets its own. ``None`` without a programme number or
+    when the result does not fit the chain's 32 bytes."""
+    if not programme_no:
+        return None
+    derived = f"{programme_no}{REGISTRATION_SEPARATOR}{financing_id}"
+    return derived if len(derived.encode()) <= REGISTRATION_MAX_BYTES else None
+
+
 def decode_registration(value: str | None) -> str | None:
     """The text of a mirrored ``registrationNo`` (0x-hex when it is not text the API wrote)."""
     if value is None or value == ZERO_HEX:

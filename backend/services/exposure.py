@@ -107,6 +107,7 @@ async def _obligor_rows(session: AsyncSession, obligors: list[str]) -> list[dict
             "financier": None,
             "exposure_limit": None,
             **book[o],
+            "over_limit": book[o]["outstanding"] > book[o]["program_limit"],
         }
         for o in obligors
     ]
@@ -131,6 +132,7 @@ async def _financier_rows(
             "overdue": None,
             "financed": r.outstanding,
             "exposure_limit": r.exposure_limit,
+            "over_limit": r.outstanding > r.exposure_limit,
         }
         for r in rows
     ]

@@ -9,6 +9,12 @@ prices, encodes and translates; the chain refuses (``ContractRevert`` → the ma
 
 Encodings (:mod:`backend.services.encodings`): ``registration_no`` text ↔ a left-aligned,
 zero-padded ``bytes32``; ``disbursement_ref`` and a rejection's reason → SHA-256.
+
+The applicant commits on chain to ``min_advance`` and ``recourse`` when it applies (default:
+the quote at the financier's current policy, :func:`quotes.default_min_advance`); the desk
+refuses an approval below that advance or with other recourse. A registration number backs
+one financing only: without one the approval takes the credit line's programme number with
+the financing id appended (:func:`encodings.financing_registration`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,12 @@ from backend.models import AutoDecision, CreditLine, FinancingPolicy
 from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
 from backend.services import quotes
-from backend.services.encodings import decode_registration, encode_registration, text_hash
+from backend.services.encodings import (
+    decode_registration,
+    encode_registration,
+    financing_registration,
+    text_hash,
+)
 from backend.services.visibility import financings_clause, require_claim, require_financing
 from indexer import models as m
 from indexer.handlers.financing import financing_from
@@ -70,11 +81,12 @@ def _view(row: m.Financing, decision: AutoDecision | None) -> dict[str, Any]:
         "amount": row.amount,
         "status": row.status,
         "expires_at": iso(row.expires_at),
+        "min_advance": row.min_advance,
         "advance": row.advance if decided else None,
         "discount": row.discount if decided else None,
         "fees": row.fees if decided else None,
         "annual_rate_bps": row.annual_rate_bps if decided else None,
-        "recourse": row.recourse if decided else None,
+        "recourse": row.recourse,
         "registration_no": decode_registration(row.registration_no),
         "disbursement_ref": row.disbursement_ref,
         "financed_claim_id": row.financed_claim_id,
@@ -156,15 +168,33 @@ async def apply(
     financier: str,
     amount: int,
     expires_at: int | None = None,
+    min_advance: int | None = None,
+    recourse: bool | None = None,
 ) -> dict[str, Any]:
-    """The holder applies to ``financier`` for ``amount`` of its piece: the value locks."""
+    """The holder applies to ``financier`` for ``amount`` of its piece: the value locks.
+    It commits to ``min_advance`` and ``recourse`` (default: the quote at the financier's
+    current policy; without a policy, no minimum and no recourse)."""
     async with ports.session() as session:
         claim = await require_claim(session, write.caller, claim_id)
         payable = await session.get(m.Payable, claim.payable_id)
         assert payable is not None  # the mirror writes a piece with its payable
+        policy = None
+        if min_advance is None or recourse is None:
+            policy = await session.get(FinancingPolicy, financier)
+    now = await ports.ledger.chain_time()
     if expires_at is None:
-        expires_at = default_expiry(await ports.ledger.chain_time(), claim.due_date)
-    call = calls.apply_for_financing(claim_id, financier, amount, expires_at)
+        expires_at = default_expiry(now, claim.due_date)
+    if min_advance is None:
+        min_advance = quotes.default_min_advance(policy, amount, claim.due_date, now)
+    if recourse is None:
+        recourse = policy.recourse if policy is not None else False
+    if min_advance > amount:
+        raise Invalid(
+            "min_advance is more than the amount applied for",
+            code="min_advance_invalid",
+            extra={"min_advance": min_advance, "amount": amount},
+        )
+    call = calls.apply_for_financing(claim_id, financier, amount, expires_at, min_advance, recourse)
     mined = await ports.ledger.submit(write, call)
     applied = mined.event("FinancingDesk:FinancingApplied")
     # Shown if the mirror has not caught up within the port's wait.
@@ -181,12 +211,13 @@ async def approve(
     advance: int | None = None,
     discount: int | None = None,
     term_days: int | None = None,
-    recourse: bool = False,
+    recourse: bool | None = None,
     registration_no: str | None = None,
     disbursement_ref: str | None = None,
 ) -> dict[str, Any]:
-    """The financier approves with terms it gives or the API computes from its rate and fees;
-    the amount moves to it in the same transaction."""
+    """The financier approves with terms it gives or the API computes from its rate and fees
+    (on the term that honours the applicant's ``min_advance`` when one does); the amount moves
+    to it in the same transaction. Recourse defaults to the applicant's committed one."""
     caller = write.caller
     async with ports.session() as session:
         row = await require_financing(session, caller, financing_id)
@@ -201,14 +232,23 @@ async def approve(
                 )
             rate = policy.annual_rate_bps
         if registration_no is None:
-            # The programme's number from the credit line, when the financier keeps one there.
+            # The financing's own number under the credit line's programme, when the
+            # financier keeps one there (a number backs one financing only).
             line = await session.get(CreditLine, (caller.address, row.obligor))
-            registration_no = line.registration_no if line is not None else None
+            programme = line.registration_no if line is not None else None
+            registration_no = financing_registration(programme, financing_id)
+    if recourse is None:
+        recourse = row.recourse
     now = await ports.ledger.chain_time()
     if advance is None or discount is None:
-        pricing = quotes.price(
-            row.amount, rate, fees, claim.due_date, now + quotes.APPROVAL_MARGIN_S, term_days
-        )
+        if term_days is None:
+            pricing = quotes.price_at_least(
+                row.amount, rate, fees, claim.due_date, now, row.min_advance
+            )
+        else:
+            pricing = quotes.price(
+                row.amount, rate, fees, claim.due_date, now + quotes.APPROVAL_MARGIN_S, term_days
+            )
         pricing.require_advance()
         advance = pricing.advance
     else:

@@ -216,10 +216,13 @@ async def set_program_limit(
     mined = await ports.ledger.submit(write, calls.set_program_limit(obligor, program_limit))
     async with ports.session() as session:
         account = await session.get(mirror.ObligorAccount, obligor)
+    limit = account.program_limit if account else program_limit
+    outstanding = account.outstanding if account else 0
     return {
         "obligor": obligor,
-        "program_limit": account.program_limit if account else program_limit,
-        "outstanding": account.outstanding if account else 0,
+        "program_limit": limit,
+        "outstanding": outstanding,
+        "over_limit": outstanding > limit,
         **mined.written,
     }
 

@@ -103,6 +103,38 @@ def price(
     return Pricing(amount, annual_rate_bps, days, discount_for(amount, annual_rate_bps, days), fees)
 
 
+def price_at_least(
+    amount: int, annual_rate_bps: int, fees: int, due_date: int, now: int, min_advance: int
+) -> Pricing:
+    """:func:`price` for mining within :data:`APPROVAL_MARGIN_S` of ``now``, on the shorter
+    term the desk also accepts when the longer one would advance less than ``min_advance``.
+
+    The desk takes ``termDays`` = D(t) or D(t) − 1 (D: days to maturity at mining t). With no
+    day boundary in [now, now + margin] D is constant, so D − 1 is accepted throughout; that is
+    what lets an approval honour an application whose ``min_advance`` is the quote's advance
+    (priced up to :data:`QUOTE_VALIDITY_S` ahead, so possibly one day shorter)."""
+    pricing = price(amount, annual_rate_bps, fees, due_date, now + APPROVAL_MARGIN_S, None)
+    if pricing.advance >= min_advance or pricing.term_days == 0:
+        return pricing
+    if days_to_maturity(due_date, now) != pricing.term_days:
+        return pricing  # a day boundary within the margin: only D is safe
+    return price(amount, annual_rate_bps, fees, due_date, now, pricing.term_days - 1)
+
+
+def default_min_advance(
+    policy: FinancingPolicy | None, amount: int, due_date: int, now: int
+) -> int:
+    """The least advance an application commits to when the applicant names none: the
+    advance of the quote (:func:`quote`) at the financier's current policy, so a supplier who
+    applies from a quote gets what it saw; 0 when the financier has no policy (no quote)."""
+    if policy is None:
+        return 0
+    valid_until = min(now + QUOTE_VALIDITY_S, due_date)
+    fees = fees_for(amount, policy.fee_bps)
+    pricing = price(amount, policy.annual_rate_bps, fees, due_date, valid_until, term_days=None)
+    return max(pricing.advance, 0)
+
+
 def matching_term_days(
     amount: int, annual_rate_bps: int, discount: int, due_date: int, now: int
 ) -> int:

@@ -159,8 +159,10 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         if (!IAccessControl(address(MEMBERS)).hasRole(Roles.CORE_ENTERPRISE, obligor)) {
             revert IMemberRegistry.MemberRoleMissing(obligor, Roles.CORE_ENTERPRISE);
         }
-        _obligors[obligor].programLimit = programLimit;
-        emit ProgramLimitSet(obligor, programLimit);
+        ObligorAccount storage account = _obligors[obligor];
+        account.programLimit = programLimit;
+        uint128 outstanding = account.outstanding;
+        emit ProgramLimitSet(obligor, programLimit, outstanding, outstanding > programLimit);
     }
 
     // ================================================================== claim pieces
@@ -462,6 +464,9 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     {
         address obligor = _msgSender();
         ObligorAccount storage account = _obligors[obligor];
+        if (account.outstanding > account.programLimit) {
+            revert PayableObligorOverLimit(obligor, account.outstanding, account.programLimit);
+        }
         uint256 outstanding = uint256(account.outstanding) + faceValue;
         if (outstanding > account.programLimit) {
             revert PayableLimitExceeded(obligor, outstanding, account.programLimit);

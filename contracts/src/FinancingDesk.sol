@@ -33,6 +33,9 @@ contract FinancingDesk is IFinancingDesk, ERC2771Context {
     mapping(address financier => mapping(address obligor => Exposure)) private _exposures;
     /// @dev The obligor behind each application's piece, captured at apply time.
     mapping(uint256 financingId => address obligor) private _obligorOf;
+    /// @dev A registration number, and a disbursement reference, back one financing only.
+    mapping(bytes32 registrationNo => uint256 financingId) private _byRegistration;
+    mapping(bytes32 disbursementRef => uint256 financingId) private _byDisbursement;
 
     constructor(Platform memory platform, bool registrationRequired) ERC2771Context(platform.forwarder) {
         if (
@@ -45,15 +48,20 @@ contract FinancingDesk is IFinancingDesk, ERC2771Context {
     }
 
     /// @inheritdoc IFinancingDesk
-    function applyForFinancing(uint256 claimId, address financier, uint128 amount, uint64 expiresAt)
-        external
-        returns (uint256 financingId)
-    {
+    function applyForFinancing(
+        uint256 claimId,
+        address financier,
+        uint128 amount,
+        uint64 expiresAt,
+        uint128 minAdvance,
+        bool recourse
+    ) external returns (uint256 financingId) {
         address applicant = _msgSender();
         if (financier == applicant) revert FinancingFinancierInvalid(financier);
         MEMBERS.requireTransfer(applicant, financier);
         MEMBERS.requireActive(financier, Roles.FINANCIER);
         if (amount == 0) revert FinancingAmountInvalid(amount);
+        if (minAdvance > amount) revert FinancingMinAdvanceInvalid(minAdvance, amount);
         (address obligor, uint64 dueDate) = LEDGER.lockForFinancing(claimId, applicant, amount);
         if (expiresAt <= block.timestamp || expiresAt >= dueDate) revert FinancingExpiryInvalid(expiresAt, dueDate);
         financingId = ++_financingCount;
@@ -61,11 +69,13 @@ contract FinancingDesk is IFinancingDesk, ERC2771Context {
         f.claimId = uint40(claimId);
         f.applicant = applicant;
         f.status = FinancingStatus.Applied;
+        f.recourse = recourse;
         f.expiresAt = uint40(expiresAt);
         f.financier = financier;
         f.amount = amount;
+        f.minAdvance = minAdvance;
         _obligorOf[financingId] = obligor;
-        emit FinancingApplied(financingId, claimId, applicant, financier, amount, expiresAt);
+        emit FinancingApplied(financingId, claimId, applicant, financier, amount, expiresAt, minAdvance, recourse);
     }
 
     /// @inheritdoc IFinancingDesk
@@ -78,11 +88,16 @@ contract FinancingDesk is IFinancingDesk, ERC2771Context {
         MEMBERS.requireMember(f.applicant);
         if (block.timestamp >= f.expiresAt) revert FinancingHasExpired(financingId, f.expiresAt);
         uint128 amount = f.amount;
+        // The applicant's committed terms (I-12): never less advance, never other recourse.
+        if (terms.advance < f.minAdvance) {
+            revert FinancingAdvanceBelowMinimum(financingId, terms.advance, f.minAdvance);
+        }
+        if (terms.recourse != f.recourse) revert FinancingRecourseMismatch(financingId, f.recourse);
         _checkTerms(financingId, f.claimId, amount, terms);
         _bookExposure(financier, _obligorOf[financingId], amount);
+        _useReferences(financingId, terms.registrationNo, terms.disbursementRef);
 
         f.status = FinancingStatus.Approved;
-        f.recourse = terms.recourse;
         f.annualRateBps = terms.annualRateBps;
         f.advance = terms.advance;
         f.discount = terms.discount;
@@ -130,8 +145,10 @@ contract FinancingDesk is IFinancingDesk, ERC2771Context {
     function setExposureLimit(address obligor, uint128 exposureLimit) external {
         address financier = _msgSender();
         MEMBERS.requireActive(financier, Roles.FINANCIER);
-        _exposures[financier][obligor].limit = exposureLimit;
-        emit ExposureLimitSet(financier, obligor, exposureLimit);
+        Exposure storage e = _exposures[financier][obligor];
+        e.limit = exposureLimit;
+        uint128 outstanding = e.outstanding;
+        emit ExposureLimitSet(financier, obligor, exposureLimit, outstanding, outstanding > exposureLimit);
     }
 
     /// @inheritdoc IFinancingDesk
@@ -157,6 +174,16 @@ contract FinancingDesk is IFinancingDesk, ERC2771Context {
         return _financingCount;
     }
 
+    /// @inheritdoc IFinancingDesk
+    function financingOfRegistration(bytes32 registrationNo) external view returns (uint256) {
+        return _byRegistration[registrationNo];
+    }
+
+    /// @inheritdoc IFinancingDesk
+    function financingOfDisbursement(bytes32 disbursementRef) external view returns (uint256) {
+        return _byDisbursement[disbursementRef];
+    }
+
     /// @notice The discount the convention gives for `amount` at `annualRateBps` over `termDays`.
     function discountFor(uint256 amount, uint256 annualRateBps, uint256 termDays) public pure returns (uint256) {
         return Math.mulDiv(amount, annualRateBps * termDays, _DISCOUNT_DENOMINATOR, Math.Rounding.Ceil);
@@ -178,6 +205,20 @@ contract FinancingDesk is IFinancingDesk, ERC2771Context {
         uint256 exposureAfter = uint256(e.outstanding) + amount;
         if (exposureAfter > e.limit) revert FinancingExposureExceeded(financier, obligor, exposureAfter, e.limit);
         e.outstanding = uint128(exposureAfter);
+    }
+
+    /// @dev A non-zero registration number, and disbursement reference, back one financing only.
+    function _useReferences(uint256 financingId, bytes32 registrationNo, bytes32 disbursementRef) private {
+        if (registrationNo != bytes32(0)) {
+            uint256 earlier = _byRegistration[registrationNo];
+            if (earlier != 0) revert FinancingRegistrationUsed(registrationNo, earlier);
+            _byRegistration[registrationNo] = financingId;
+        }
+        if (disbursementRef != bytes32(0)) {
+            uint256 earlier = _byDisbursement[disbursementRef];
+            if (earlier != 0) revert FinancingDisbursementUsed(disbursementRef, earlier);
+            _byDisbursement[disbursementRef] = financingId;
+        }
     }
 
     function _emitApproved(uint256 financingId, Financing storage f) private {

@@ -21,6 +21,8 @@ def financing_from(ev: DecodedEvent, obligor: str) -> Row:
         a["amount"],
         a["expiresAt"],
         ev.block_number,
+        a["minAdvance"],
+        a["recourse"],
     )
 
 

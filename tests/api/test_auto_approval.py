@@ -88,10 +88,11 @@ async def cast(stack: Stack, api: Api) -> AsyncIterator[Cast]:
         yield made
 
 
-async def apply(cast: Cast, claim_id: int, amount: int) -> int:
+async def apply(cast: Cast, claim_id: int, amount: int, **commit: Any) -> int:
+    """Apply; ``commit``: the applicant's ``min_advance`` and ``recourse``."""
     r = await cast.supplier.post(
         "/v1/financing-requests",
-        {"claim_id": claim_id, "financier": cast.bank.address, "amount": amount},
+        {"claim_id": claim_id, "financier": cast.bank.address, "amount": amount, **commit},
     )
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
@@ -162,7 +163,10 @@ async def test_matching_requests_are_approved_once_within_seconds(stack: Stack, 
         )
         assert body["annual_rate_bps"] == 500
         assert body["recourse"] is True
-        assert body["registration_no"] == REGISTRATION
+        # its own number under the credit line's programme: a number backs one financing
+        assert body["registration_no"] == f"{REGISTRATION}-{body['id']}"
+        # the applicant committed by default to the quote's advance, and got it
+        assert body["min_advance"] == body["advance"]
         assert body["auto_decision"]["tx_hash"].startswith("0x")
         financed = await cast.chain.suite.claim(body["financed_claim_id"])
         assert financed.holder == cast.bank.address
@@ -240,3 +244,23 @@ async def test_policy_reads_and_input(cast: Cast) -> None:
     ):
         r = await cast.bank.put("/v1/financing-policy", bad)
         assert r.status_code == 422, r.text
+
+
+async def test_the_applicants_commitments_are_never_overridden(cast: Cast) -> None:
+    """A request whose committed min_advance is above the policy's advance, or whose recourse
+    is not the policy's, stays for a person with the reason."""
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 100_000, 30 * DAY)
+    greedy = await apply(cast, root, 10_000, min_advance=10_000)  # no discount, no fees
+    other = await apply(cast, root, 10_000, recourse=False)  # the policy's is with recourse
+    body = await decided(cast, greedy, "declined")
+    assert body["status"] == "applied"
+    assert "min_advance" in body["auto_decision"]["detail"]
+    body = await decided(cast, other, "declined")
+    assert body["status"] == "applied"
+    assert "recourse" in body["auto_decision"]["detail"]
+    # the person may approve the second on the terms the applicant committed to
+    r = await cast.bank.post(
+        f"/v1/financing-requests/{other}/approve", {"annual_rate_bps": 500, "fees": 10}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["recourse"] is False

@@ -79,13 +79,17 @@ async def cast(stack: Stack, api: Api) -> AsyncIterator[Cast]:
         yield made
 
 
-async def apply(cast: Cast, claim_id: int, amount: int, financier: Member | None = None) -> Any:
+async def apply(
+    cast: Cast, claim_id: int, amount: int, financier: Member | None = None, **commit: Any
+) -> Any:
+    """Apply; ``commit``: the applicant's ``min_advance`` and ``recourse``."""
     r = await cast.supplier.post(
         "/v1/financing-requests",
         {
             "claim_id": claim_id,
             "financier": (financier or cast.bank).address,
             "amount": amount,
+            **commit,
         },
     )
     assert r.status_code == 201, r.text
@@ -144,8 +148,10 @@ async def test_quote_is_what_the_desk_accepts(cast: Cast) -> None:
     )
     assert approved["annual_rate_bps"] == RATE_BPS
     assert approved["recourse"] is False
-    # The credit line's registration number, as text; the disbursement reference as SHA-256.
-    assert approved["registration_no"] == REGISTRATION
+    # The financing's own number under the credit line's programme (a number backs one
+    # financing only), as text; the disbursement reference as SHA-256.
+    own_number = f"{REGISTRATION}-{financing['id']}"
+    assert approved["registration_no"] == own_number
     assert approved["disbursement_ref"] == "0x" + hashlib.sha256(b"BANK-TX-0001").hexdigest()
     assert approved["tx_hash"].startswith("0x")
     assert approved["block_number"] > 0
@@ -158,7 +164,7 @@ async def test_quote_is_what_the_desk_accepts(cast: Cast) -> None:
     source = await cast.chain.suite.claim(root)
     assert (source.amount, source.locked_amount) == (1_000_000_00 - amount, 0)
     on_chain = await cast.chain.suite.financing(financing["id"])
-    assert on_chain.registration_no == REGISTRATION.encode().ljust(32, b"\0")
+    assert on_chain.registration_no == own_number.encode().ljust(32, b"\0")
 
     r = await cast.bank.get("/v1/credit-lines")
     assert r.status_code == 200, r.text
@@ -172,7 +178,7 @@ async def test_quote_is_what_the_desk_accepts(cast: Cast) -> None:
 
 async def test_rate_and_fees_alone_give_the_terms(cast: Cast) -> None:
     root, due = await cast.chain.payable(cast.core, cast.supplier, 50_000_00, 30 * DAY)
-    financing = await apply(cast, root, 50_000_00)
+    financing = await apply(cast, root, 50_000_00, recourse=True)
     r = await cast.bank.post(
         f"/v1/financing-requests/{financing['id']}/approve",
         {"annual_rate_bps": 450, "fees": 1_00, "recourse": True, "registration_no": "登记-0001"},
@@ -404,3 +410,84 @@ async def test_bad_input_is_a_clear_4xx(cast: Cast) -> None:
     # A rate whose discount exceeds the amount: nothing left to advance.
     r = await cast.bank.post(path, {"annual_rate_bps": 10_000_000, "registration_no": "ZD"})
     problem(r, 422, "terms_invalid")
+
+
+# -- the applicant's committed terms, one financing per registration number ------------------
+
+
+async def test_apply_commits_min_advance_and_recourse(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 100_000_00, 60 * DAY)
+    r = await cast.supplier.post(
+        "/v1/financing-requests",
+        {
+            "claim_id": root,
+            "financier": cast.bank.address,
+            "amount": 50_000_00,
+            "min_advance": 49_000_00,
+            "recourse": True,
+        },
+    )
+    assert r.status_code == 201, r.text
+    applied = r.json()
+    assert (applied["min_advance"], applied["recourse"]) == (49_000_00, True)
+    on_chain = await cast.chain.suite.financing(applied["id"])
+    assert (on_chain.min_advance, on_chain.recourse) == (49_000_00, True)
+    path = f"/v1/financing-requests/{applied['id']}/approve"
+    # 60 % a year over 60 days takes 10 %: below the committed minimum
+    r = await cast.bank.post(path, {"annual_rate_bps": 6_000, "disbursement_ref": "B-1"})
+    problem(r, 409, "advance_below_minimum")
+    r = await cast.bank.post(
+        path, {"annual_rate_bps": RATE_BPS, "recourse": False, "disbursement_ref": "B-2"}
+    )
+    problem(r, 409, "recourse_mismatch")
+    # by default the approval takes the committed recourse
+    r = await cast.bank.post(path, {"annual_rate_bps": RATE_BPS, "disbursement_ref": "B-3"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["recourse"], r.json()["min_advance"]) == (True, 49_000_00)
+    assert r.json()["advance"] >= 49_000_00
+    # min_advance is a strict integer, at most the amount
+    base = {"claim_id": root, "financier": cast.bank.address, "amount": 1_000}
+    for bad in ("1000", 1.5, -1):
+        problem(
+            await cast.supplier.post("/v1/financing-requests", {**base, "min_advance": bad}),
+            422,
+            "invalid_request",
+        )
+    r = await cast.supplier.post("/v1/financing-requests", {**base, "min_advance": 1_001})
+    problem(r, 422, "min_advance_invalid")
+
+
+async def test_registration_number_backs_one_financing(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 100_000, 30 * DAY)
+    first = await apply(cast, root, 10_000)
+    second = await apply(cast, root, 10_000)
+    terms = {"annual_rate_bps": RATE_BPS, "registration_no": "ZD-ONCE-1"}
+    r = await cast.bank.post(f"/v1/financing-requests/{first['id']}/approve", terms)
+    assert r.status_code == 200, r.text
+    r = await cast.bank.post(f"/v1/financing-requests/{second['id']}/approve", terms)
+    problem(r, 409, "registration_used")
+    # without a number each gets its own under the credit line's programme
+    r = await cast.bank.post(
+        f"/v1/financing-requests/{second['id']}/approve", {"annual_rate_bps": RATE_BPS}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["registration_no"] == f"{REGISTRATION}-{second['id']}"
+
+
+async def test_exposure_limit_below_outstanding_is_over_limit(cast: Cast) -> None:
+    root, _ = await cast.chain.payable(cast.core, cast.supplier, 100_000, 30 * DAY)
+    financing = await apply(cast, root, 2_000, financier=cast.bank2)
+    r = await cast.bank2.put(f"/v1/credit-lines/{cast.core.address}", {"limit": 10_000})
+    assert r.status_code == 200, r.text
+    r = await cast.bank2.post(
+        f"/v1/financing-requests/{financing['id']}/approve",
+        {"annual_rate_bps": RATE_BPS, "registration_no": "ZD-OVER-1"},
+    )
+    assert r.status_code == 200, r.text
+    r = await cast.bank2.put(f"/v1/credit-lines/{cast.core.address}", {"limit": 1_000})
+    assert r.status_code == 200, r.text
+    line = r.json()
+    assert (line["outstanding"], line["limit"], line["over_limit"]) == (2_000, 1_000, True)
+    r = await cast.bank2.get("/v1/credit-lines")
+    (listed,) = [x for x in r.json()["items"] if x["obligor"] == cast.core.address]
+    assert listed["over_limit"] is True

@@ -174,7 +174,7 @@ async def test_the_supply_chain_path_through_typed_methods(platform: Platform) -
         disbursement_ref="BANK-TX-1",
     )
     assert approved.status == "approved"
-    assert approved.registration_no == "ZD-2026-01"
+    assert approved.registration_no == f"ZD-2026-01-{applied.id}"  # its own, under the programme
     assert approved.disbursement_ref == "0x" + hashlib.sha256(b"BANK-TX-1").hexdigest()
     assert approved.financed_claim_id is not None
     financed = await bank.tf.claims.get(approved.financed_claim_id)

@@ -134,7 +134,7 @@ async def test_RevertWhen_invoice_or_application_amount_above_uint128(
             platform.unique("i"), platform.core.address, amount, now, platform.unique("d")
         )
     with pytest.raises((MismatchedABI, Web3ValidationError)):
-        platform.desk.functions.applyForFinancing(1, platform.bank.address, amount, now + DAY)
+        platform.desk.functions.applyForFinancing(1, platform.bank.address, amount, now + DAY, 0, False)
 
 
 # ---- splits ---------------------------------------------------------------------------------
@@ -196,7 +196,7 @@ async def test_split_limited_to_unlocked_value(platform: Platform) -> None:
     expires = await platform.now() + DAY
     await expect_revert(
         platform.sup1.transact(
-            platform.desk.functions.applyForFinancing(root, platform.bank2.address, 1, expires)
+            platform.desk.functions.applyForFinancing(root, platform.bank2.address, 1, expires, 0, False)
         ),
         "ClaimAmountExceedsAvailable",
         claimId=root,
@@ -205,7 +205,7 @@ async def test_split_limited_to_unlocked_value(platform: Platform) -> None:
     )
     await expect_revert(
         platform.sup1.transact(
-            platform.desk.functions.applyForFinancing(root, platform.bank2.address, 0, expires)
+            platform.desk.functions.applyForFinancing(root, platform.bank2.address, 0, expires, 0, False)
         ),
         "FinancingAmountInvalid",
         amount=0,
@@ -278,6 +278,41 @@ async def test_settlement_frees_the_program_limit(platform: Platform) -> None:
         outstanding=FACE + 1,
         programLimit=FACE,
     )
+
+
+async def test_program_limit_below_outstanding_is_over_limit_until_back_under(
+    platform: Platform,
+) -> None:
+    """Lowering the limit below what is outstanding is allowed; the event says the obligor is
+    over it and nothing is issued (its own error) until settlement brings it back under."""
+    core = platform.core.address
+    await platform.operator.transact(platform.claim_ledger.functions.setProgramLimit(core, FACE))
+    _pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=DAY)
+    child = await platform.split(platform.sup1, root, platform.sup2, 400_000)
+    lowered = await platform.operator.transact(
+        platform.claim_ledger.functions.setProgramLimit(core, FACE // 2)
+    )
+    (event,) = platform.claim_ledger.events.ProgramLimitSet().process_receipt(lowered)
+    assert (event.args.programLimit, event.args.outstanding, event.args.overLimit) == (
+        FACE // 2,
+        FACE,
+        True,
+    )
+    await expect_revert(
+        platform.issue(platform.core, platform.sup3, 1),
+        "PayableObligorOverLimit",
+        obligor=core,
+        outstanding=FACE,
+        programLimit=FACE // 2,
+    )
+    await platform.warp_to(due)
+    await platform.core.transact(platform.claim_ledger.functions.settleClaim(child, PAY))
+    # 600,000 outstanding, still over 500,000: no issue
+    await expect_revert(
+        platform.issue(platform.core, platform.sup3, 1), "PayableObligorOverLimit"
+    )
+    await platform.core.transact(platform.claim_ledger.functions.settleClaim(root, keccak(b"bank-payment-2")))
+    await platform.issue(platform.core, platform.sup3, FACE // 2)
 
 
 # ---- invoice total --------------------------------------------------------------------------
@@ -464,8 +499,9 @@ async def test_RevertWhen_registration_number_missing(platform: Platform) -> Non
 
 
 async def test_terms_with_fees_and_zero_rate_are_accepted(platform: Platform) -> None:
-    fid, _root = await _application(platform)
-    terms = await terms_for(platform, fid, rate_bps=0, fees=2_500, recourse=True)
+    _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE, due_in=90 * DAY)
+    fid = await apply(platform, platform.sup1, root, platform.bank, 100_000, recourse=True)
+    terms = await terms_for(platform, fid, rate_bps=0, fees=2_500)
     assert terms.discount == 0
     await platform.bank.transact(platform.desk.functions.approveFinancing(fid, terms.tuple()))
     financing = await platform.suite.financing(fid)
@@ -520,3 +556,80 @@ async def test_settlement_batch_and_reference_bounds(platform: Platform) -> None
         status=ClaimStatus.SETTLED,
     )
     assert (await platform.suite.claim(root)).status is ClaimStatus.ACTIVE
+
+
+# ---- the applicant's committed terms (SPEC §2, I-12) ----------------------------------------
+
+
+async def test_RevertWhen_advance_below_committed_min_advance(platform: Platform) -> None:
+    """The review's reproduction was an advance of 1 fen on 100,000 yuan: refused now."""
+    _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE, due_in=90 * DAY)
+    fid = await apply(platform, platform.sup1, root, platform.bank, 100_000, min_advance=98_000)
+    assert (await platform.suite.financing(fid)).min_advance == 98_000
+    terms = await terms_for(platform, fid)  # 4.5 % over 90 days: ~1,125 discount
+    one_fen = _with(terms, advance=1, fees=100_000 - 1 - terms.discount)
+    await expect_revert(
+        platform.bank.transact(platform.desk.functions.approveFinancing(fid, one_fen)),
+        "FinancingAdvanceBelowMinimum",
+        financingId=fid,
+        advance=1,
+        minAdvance=98_000,
+    )
+    await platform.bank.transact(platform.desk.functions.approveFinancing(fid, terms.tuple()))
+
+
+async def test_RevertWhen_min_advance_above_amount(platform: Platform) -> None:
+    _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
+    await expect_revert(
+        apply(platform, platform.sup1, root, platform.bank, 1_000, min_advance=1_001),
+        "FinancingMinAdvanceInvalid",
+        minAdvance=1_001,
+        amount=1_000,
+    )
+
+
+async def test_RevertWhen_recourse_is_not_the_committed_one(platform: Platform) -> None:
+    _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
+    fid = await apply(platform, platform.sup1, root, platform.bank, 100_000, recourse=False)
+    with_recourse = await terms_for(platform, fid, recourse=True)
+    await expect_revert(
+        platform.bank.transact(
+            platform.desk.functions.approveFinancing(fid, with_recourse.tuple())
+        ),
+        "FinancingRecourseMismatch",
+        financingId=fid,
+        committed=False,
+    )
+    fid2 = await apply(platform, platform.sup1, root, platform.bank, 100_000, recourse=True)
+    await platform.bank.transact(
+        platform.desk.functions.approveFinancing(fid2, (await terms_for(platform, fid2)).tuple())
+    )
+    assert (await platform.suite.financing(fid2)).recourse is True
+
+
+async def test_RevertWhen_registration_or_disbursement_reused(platform: Platform) -> None:
+    _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
+    first = await apply(platform, platform.sup1, root, platform.bank, 100_000)
+    used = await terms_for(platform, first)
+    await platform.bank.transact(platform.desk.functions.approveFinancing(first, used.tuple()))
+    second = await apply(platform, platform.sup1, root, platform.bank, 100_000)
+    fresh = await terms_for(platform, second)
+    await expect_revert(
+        platform.bank.transact(
+            platform.desk.functions.approveFinancing(
+                second, _with(fresh, registration_no=used.registration_no)
+            )
+        ),
+        "FinancingRegistrationUsed",
+        financingId=first,
+    )
+    await expect_revert(
+        platform.bank.transact(
+            platform.desk.functions.approveFinancing(
+                second, _with(fresh, disbursement_ref=used.disbursement_ref)
+            )
+        ),
+        "FinancingDisbursementUsed",
+        financingId=first,
+    )
+    await platform.bank.transact(platform.desk.functions.approveFinancing(second, fresh.tuple()))

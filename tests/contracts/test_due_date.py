@@ -53,7 +53,7 @@ async def _erc721_transfer(p: Platform, root: int, ts: int) -> Any:
 
 async def _apply(p: Platform, root: int, ts: int) -> Any:
     # the application must expire strictly between now and the due date: the latest is ts + 1
-    fn = p.desk.functions.applyForFinancing(root, p.bank.address, 1_000, ts + 1)
+    fn = p.desk.functions.applyForFinancing(root, p.bank.address, 1_000, ts + 1, 0, False)
     return await transact_at(p, p.sup1, fn, ts)
 
 
@@ -85,7 +85,7 @@ async def test_RevertWhen_apply_one_second_before_due_leaves_no_valid_expiry(
     platform: Platform,
 ) -> None:
     _pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=10 * DAY)
-    fn = platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, due - 1)
+    fn = platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, due - 1, 0, False)
     await expect_revert(
         transact_at(platform, platform.sup1, fn, due - 1),
         "FinancingExpiryInvalid",
@@ -287,7 +287,7 @@ async def test_RevertWhen_application_expiry_out_of_range(platform: Platform, ex
     _pid, root, due = await platform.issue(platform.core, platform.sup1, FACE)
     ts = await platform.now() + 50
     expires = {"now": ts, "due": due, "after_due": due + DAY}[expiry]
-    fn = platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, expires)
+    fn = platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, expires, 0, False)
     await expect_revert(
         transact_at(platform, platform.sup1, fn, ts),
         "FinancingExpiryInvalid",
@@ -326,7 +326,7 @@ async def test_kyc_expiry_blocks_new_business_until_renewed(platform: Platform) 
     expires = await platform.now() + DAY
     await expect_revert(
         sup1.transact(
-            platform.desk.functions.applyForFinancing(root, platform.bank.address, 1, expires)
+            platform.desk.functions.applyForFinancing(root, platform.bank.address, 1, expires, 0, False)
         ),
         "MemberKycExpired",
         **expired,

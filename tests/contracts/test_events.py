@@ -265,7 +265,7 @@ async def _applyForFinancing(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
     expires = await p.now() + DAY
     r = await p.sup1.transact(
-        p.desk.functions.applyForFinancing(root, p.bank.address, 400_000, expires)
+        p.desk.functions.applyForFinancing(root, p.bank.address, 400_000, expires, 0, False)
     )
     return r, {"FinancingApplied": 1}
 

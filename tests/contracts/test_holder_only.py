@@ -81,7 +81,7 @@ async def test_RevertWhen_non_holder_member_applies(platform: Platform, who: str
     expires = await platform.now() + 86_400
     await expect_revert(
         caller.transact(
-            platform.desk.functions.applyForFinancing(root, financier.address, 1_000, expires)
+            platform.desk.functions.applyForFinancing(root, financier.address, 1_000, expires, 0, False)
         ),
         "ClaimNotHolder",
         claimId=root,
@@ -99,7 +99,7 @@ async def test_RevertWhen_non_member_applies(platform: Platform, who: str) -> No
     expires = await platform.now() + 86_400
     await expect_revert(
         caller.transact(
-            platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, expires)
+            platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, expires, 0, False)
         ),
         "MemberNotRegistered",
         account=caller.address,
@@ -117,7 +117,7 @@ async def test_RevertWhen_operator_that_is_a_member_applies_for_a_piece_it_does_
     expires = await platform.now() + 86_400
     await expect_revert(
         op.transact(
-            platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, expires)
+            platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, expires, 0, False)
         ),
         "ClaimNotHolder",
         claimId=root,

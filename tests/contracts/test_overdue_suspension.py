@@ -222,7 +222,7 @@ async def test_freeze_blocks_moves_financing_and_settlement_until_unfrozen(
         (p.sup1, claim_ledger.split(root, p.sup3.address, 1, ZERO_HASH)),
         (p.sup1, claim_ledger.transferClaim(root, p.sup3.address, ZERO_HASH)),
         (p.sup1, erc721(p.sup1.address, p.sup3.address, root)),
-        (p.sup1, desk.applyForFinancing(root, p.bank2.address, 1_000, expires)),
+        (p.sup1, desk.applyForFinancing(root, p.bank2.address, 1_000, expires, 0, False)),
         (p.bank, desk.approveFinancing(fid, terms.tuple())),
         (p.operator, claim_ledger.freezeClaim(root, REASON)),
     ):

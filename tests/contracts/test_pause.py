@@ -115,7 +115,7 @@ def mutators(
         (
             "applyForFinancing",
             p.sup1,
-            lambda: desk.applyForFinancing(w.r_moves, p.bank2.address, 1_000, now + DAY),
+            lambda: desk.applyForFinancing(w.r_moves, p.bank2.address, 1_000, now + DAY, 0, False),
         ),
         ("approveFinancing", p.bank, lambda: desk.approveFinancing(w.f_approve, approve_terms)),
         ("rejectFinancing", p.bank, lambda: desk.rejectFinancing(w.f_reject, REASON)),
@@ -163,6 +163,8 @@ def views(p: Platform, w: World) -> list[tuple[str, Any]]:
         "termDays": 90,
         "from": 0,  # pausedSeconds over all time
         "to": 2**64 - 1,
+        "registrationNo": bytes(32),
+        "disbursementRef": bytes(32),
     }
     by_type: dict[str, Any] = {"uint256": w.r_moves, "address": p.sup2.address}
     calls = []

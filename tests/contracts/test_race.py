@@ -93,8 +93,8 @@ async def test_two_applications_for_the_same_unlocked_value_in_one_block(
     receipts = await send_in_one_block(
         platform,
         [
-            (platform.sup1, apply_fn(root, platform.bank.address, 600_000, expires)),
-            (platform.sup1, apply_fn(root, platform.bank2.address, 600_000, expires)),
+            (platform.sup1, apply_fn(root, platform.bank.address, 600_000, expires, 0, False)),
+            (platform.sup1, apply_fn(root, platform.bank2.address, 600_000, expires, 0, False)),
         ],
     )
 
@@ -118,7 +118,7 @@ async def test_application_and_split_of_the_same_value_in_one_block(platform: Pl
             (
                 platform.sup1,
                 platform.desk.functions.applyForFinancing(
-                    root, platform.bank.address, 600_000, expires
+                    root, platform.bank.address, 600_000, expires, 0, False
                 ),
             ),
             (

@@ -349,7 +349,7 @@ async def _apply(p: Platform, name: str) -> Cell:
     expires = await p.now() + 7 * DAY
     # bank2 is named so that the bank, as a caller, is a non-holder rather than a self-dealer
     return Cell(
-        lambda a: p.desk.functions.applyForFinancing(root, p.bank2.address, 400, expires),
+        lambda a: p.desk.functions.applyForFinancing(root, p.bank2.address, 400, expires, 0, False),
         {"claim": root},
     )
 

@@ -720,12 +720,17 @@ class TierflowMachine(RuleBasedStateMachine):
             [due, now + 1, due + 1, now],
             edge=True,
         )
+        # the least advance the applicant accepts: none, most of it, or more than the amount
+        min_advance = self.pick(
+            data, "min_advance", [0, amount * 99 // 100, amount // 2], [amount + 1], edge=True
+        )
+        recourse = data.draw(st.booleans(), label="recourse committed")
         self.call(
             "applyForFinancing",
             caller,
-            lambda: m.apply(caller, claim_id, financier, amount, expires_at),
+            lambda: m.apply(caller, claim_id, financier, amount, expires_at, min_advance, recourse),
             self.platform.desk.functions.applyForFinancing(
-                claim_id, self.a(financier), amount, expires_at
+                claim_id, self.a(financier), amount, expires_at, min_advance, recourse
             ),
         )
 
@@ -753,12 +758,13 @@ class TierflowMachine(RuleBasedStateMachine):
             "expires_at",
             [t for t in (m.now + DAY, (m.now + due) // 2, due - 1) if m.now < t < due] or [due - 1],
         )
+        recourse = data.draw(st.booleans(), label="recourse committed")
         applied, financing_id = self.call(
             "applyForFinancing",
             holder,
-            lambda: m.apply(holder, claim_id, financier, amount, expires_at),
+            lambda: m.apply(holder, claim_id, financier, amount, expires_at, 0, recourse),
             self.platform.desk.functions.applyForFinancing(
-                claim_id, self.a(financier), amount, expires_at
+                claim_id, self.a(financier), amount, expires_at, 0, recourse
             ),
         )
         if applied and financing_id is not None:
@@ -785,14 +791,20 @@ class TierflowMachine(RuleBasedStateMachine):
         fees = self.pick(data, "fees", [0, amount // 1_000], [1, amount])
         advance = max(0, amount - discount - fees)
         advance = self.pick(data, "advance", [advance], [0, advance + 1])
-        registration = self.pick(data, "registration_no", [self.fresh("registration")], [ZERO_HASH])
+        used = list(m.registrations)[-1:]  # a number that already backs a financing: refused
+        registration = self.pick(
+            data, "registration_no", [self.fresh("registration")], [ZERO_HASH, *used]
+        )
         return R.Terms(
             advance=min(advance, MAX_UINT128),
             discount=min(discount, MAX_UINT128),
             fees=min(fees, MAX_UINT128),
             annual_rate_bps=rate,
             term_days=min(term_days, R.UINT16_MAX),
-            recourse=data.draw(st.booleans(), label="recourse"),
+            # mostly the recourse the applicant committed to, sometimes the other (refused)
+            recourse=self.pick(
+                data, "recourse", [f.recourse if f else False], [not (f.recourse if f else False)]
+            ),
             registration_no=registration,
             disbursement_ref=self.fresh("disbursement"),
         )
@@ -916,7 +928,11 @@ class TierflowMachine(RuleBasedStateMachine):
             obligor = self.pick(data, "obligor", self.with_role(R.CORE_ENTERPRISE), [*ACTORS, ZERO])
             out = m.obligor(obligor).outstanding
             limit = self.amount(
-                data, "limit", [out, out + 1, out + 1_000_000, PROGRAM_LIMIT], [0], out + 10**7
+                data,
+                "limit",
+                [out, out + 1, out + 1_000_000, PROGRAM_LIMIT],
+                [0, max(out - 1, 0)],  # below what is outstanding: allowed, it is over its limit
+                out + 10**7,
             )
             self.call(
                 "setProgramLimit",
@@ -1186,7 +1202,7 @@ class TierflowMachine(RuleBasedStateMachine):
                 supplier,
                 lambda: m.apply(supplier, root, bank, amount, expires_at),
                 self.platform.desk.functions.applyForFinancing(
-                    root, self.a(bank), amount, expires_at
+                    root, self.a(bank), amount, expires_at, 0, False
                 ),
             )
             if ok and financing_id is not None:
@@ -1358,11 +1374,12 @@ class TierflowMachine(RuleBasedStateMachine):
             discount=t.discount,
             fees=t.fees,
             annual_rate_bps=t.annual_rate_bps,
-            recourse=t.recourse,
+            recourse=f.recourse,
             expires_at=f.expires_at,
             financed_claim_id=f.financed_claim_id or None,
             registration_no=t.registration_no,
             disbursement_ref=t.disbursement_ref,
+            min_advance=f.min_advance,
         )
 
     def _expected_invoice(self, inv: R.Invoice) -> views.InvoiceView:

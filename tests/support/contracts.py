@@ -122,8 +122,8 @@ async def terms_for(
     rate_bps: int = RATE_BPS,
     fees: int = 0,
     term_days: int | None = None,
-    recourse: bool = False,
-    registration_no: bytes = REG_NO,
+    recourse: bool | None = None,
+    registration_no: bytes | None = None,
 ) -> Terms:
     """Valid approval terms for ``financing_id`` when mined at ``at`` (or within ~30 s from now).
 
@@ -133,6 +133,10 @@ async def terms_for(
     """
     fin = await platform.suite.financing(financing_id)
     claim = await platform.suite.claim(fin.claim_id)
+    if recourse is None:
+        recourse = fin.recourse  # what the applicant committed to (other recourse is refused)
+    if registration_no is None:
+        registration_no = platform.unique("registration")  # a number backs one financing
     if term_days is None:
         ref_time = at if at is not None else await platform.now() + 30
         term_days = days_to_maturity(claim.due_date, ref_time)
@@ -160,11 +164,16 @@ async def apply(
     amount: int,
     *,
     expires_in: int = 7 * DAY,
+    min_advance: int = 0,
+    recourse: bool = False,
 ) -> int:
-    """``holder`` applies to ``financier`` for ``amount`` of ``claim_id``; returns the id."""
+    """``holder`` applies to ``financier`` for ``amount`` of ``claim_id``, committing to
+    ``min_advance`` and ``recourse``; returns the id."""
     expires = await platform.now() + expires_in
     await holder.transact(
-        platform.desk.functions.applyForFinancing(claim_id, financier.address, amount, expires)
+        platform.desk.functions.applyForFinancing(
+            claim_id, financier.address, amount, expires, min_advance, recourse
+        )
     )
     return int(await platform.desk.functions.financingCount().call())
 

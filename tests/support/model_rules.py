@@ -240,6 +240,9 @@ class Financing:
     status: FinancingStatus = FinancingStatus.APPLIED
     terms: Terms | None = None
     financed_claim_id: int = 0
+    #: What the applicant committed to at apply time (the approval must honour both).
+    min_advance: int = 0
+    recourse: bool = False
 
 
 @dataclass
@@ -324,6 +327,9 @@ class Tierflow:
         self.payables: dict[int, Payable] = {}
         self.claims: dict[int, Claim] = {}
         self.financings: dict[int, Financing] = {}
+        #: The financing each registration number / disbursement reference backs (one only).
+        self.registrations: dict[bytes, int] = {}
+        self.disbursements: dict[bytes, int] = {}
         self.obligors: dict[str, ObligorAccount] = {
             obligor: ObligorAccount(program_limit=limit)
             for obligor, limit in (program_limits or {}).items()
@@ -618,6 +624,8 @@ class Tierflow:
             raise ModelRevert("PayableInvoiceCountInvalid", count=len(invoice_ids))
         # _recordPayable: book the face value against the limit, mint the root piece
         account = self.obligor(caller)
+        if account.outstanding > account.program_limit:
+            raise ModelRevert("PayableObligorOverLimit", outstanding=account.outstanding)
         if account.outstanding + face_value > account.program_limit:
             raise ModelRevert("PayableLimitExceeded", outstanding=account.outstanding + face_value)
         account.outstanding += face_value
@@ -923,7 +931,14 @@ class Tierflow:
 
     @transaction
     def apply(
-        self, caller: str, claim_id: int, financier: str, amount: int, expires_at: int
+        self,
+        caller: str,
+        claim_id: int,
+        financier: str,
+        amount: int,
+        expires_at: int,
+        min_advance: int = 0,
+        recourse: bool = False,
     ) -> int:
         """``applyForFinancing``; returns the financing id."""
         if financier == caller:
@@ -932,6 +947,8 @@ class Tierflow:
         self.require_active(financier, FINANCIER)
         if amount == 0:
             raise ModelRevert("FinancingAmountInvalid", amount=amount)
+        if min_advance > amount:
+            raise ModelRevert("FinancingMinAdvanceInvalid", min_advance=min_advance, amount=amount)
         # ClaimLedger.lockForFinancing
         c = self._claim_of(claim_id)
         if c.holder != caller:
@@ -950,7 +967,15 @@ class Tierflow:
             raise ModelRevert("FinancingExpiryInvalid", expires_at=expires_at, due_date=p.due_date)
         financing_id = len(self.financings) + 1
         self.financings[financing_id] = Financing(
-            financing_id, claim_id, caller, financier, p.obligor, amount, expires_at
+            financing_id,
+            claim_id,
+            caller,
+            financier,
+            p.obligor,
+            amount,
+            expires_at,
+            min_advance=min_advance,
+            recourse=recourse,
         )
         self.touched.claims.add(claim_id)
         self.touched.financings.add(financing_id)
@@ -967,6 +992,11 @@ class Tierflow:
         self.require_member(f.applicant)
         if self.now >= f.expires_at:
             raise ModelRevert("FinancingHasExpired", financing_id=financing_id)
+        # the applicant's committed terms (I-12)
+        if terms.advance < f.min_advance:
+            raise ModelRevert("FinancingAdvanceBelowMinimum", financing_id=financing_id)
+        if terms.recourse != f.recourse:
+            raise ModelRevert("FinancingRecourseMismatch", financing_id=financing_id)
         # _checkTerms: I-5 bounds, the registration number, the discount convention
         if terms.advance == 0 or terms.advance + terms.discount + terms.fees != f.amount:
             raise ModelRevert("FinancingTermsInvalid", amount=f.amount)
@@ -988,6 +1018,15 @@ class Tierflow:
             raise ModelRevert("FinancingExposureExceeded", exposure=e.outstanding + f.amount)
         e.outstanding += f.amount
         self.touched.exposures.add((caller, f.obligor))
+        # _useReferences: a registration number / disbursement reference backs one financing
+        if terms.registration_no != ZERO_HASH:
+            if terms.registration_no in self.registrations:
+                raise ModelRevert("FinancingRegistrationUsed", financing_id=financing_id)
+            self.registrations[terms.registration_no] = financing_id
+        if terms.disbursement_ref != ZERO_HASH:
+            if terms.disbursement_ref in self.disbursements:
+                raise ModelRevert("FinancingDisbursementUsed", financing_id=financing_id)
+            self.disbursements[terms.disbursement_ref] = financing_id
         f.status = FinancingStatus.APPROVED
         f.terms = terms
         # ClaimLedger.financeLocked: the locked amount moves to the financier

@@ -218,6 +218,8 @@ async def _applied(uow: MemoryUnitOfWork, amount: int = 400) -> None:
         financier=BANK,
         amount=amount,
         expiresAt=4_000,
+        minAdvance=0,
+        recourse=False,
     )
 
 

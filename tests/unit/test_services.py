@@ -281,6 +281,8 @@ async def _applied(p: Ports, mirror: Mirror, ledger: FakeLedger) -> dict[str, ob
         financier=BANK,
         amount=400,
         expiresAt=financing.default_expiry(NOW, DUE),
+        minAdvance=0,
+        recourse=False,
     )
     ledger.on("applyForFinancing", [applied])
     return await financing.apply(p, write("sup1"), 1, BANK, 400)

@@ -79,6 +79,8 @@ async def mirror(tmp_path: Path) -> AsyncIterator[Mirror]:
                 financier=BANK,
                 amount=100,
                 expiresAt=10**8,
+                minAdvance=0,
+                recourse=False,
             ),
         ]
     )

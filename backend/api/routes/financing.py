@@ -60,6 +60,8 @@ async def apply_for_financing(body: FinancingApply, caller: Member, writes: Writ
         "financier": body.financier,
         "amount": body.amount,
         "expires_at": None if body.expires_at is None else int(body.expires_at.timestamp()),
+        "min_advance": body.min_advance,
+        "recourse": body.recourse,
     }
     return await writes.run(caller, Command("financing.apply", args))
 

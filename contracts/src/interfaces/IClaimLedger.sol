@@ -95,6 +95,9 @@ interface IClaimLedger is IERC3525 {
     error PayableInvoiceCountInvalid(uint256 count);
     error PayableInvoicesInsufficient(uint256 invoiceTotal, uint256 faceValue);
     error PayableLimitExceeded(address obligor, uint256 outstanding, uint256 programLimit);
+    /// @dev The obligor's program limit was lowered below its outstanding face value: no new
+    /// payable until the outstanding value is back under the limit.
+    error PayableObligorOverLimit(address obligor, uint256 outstanding, uint256 programLimit);
     error PayableNotCancellable(uint256 payableId);
     error PayableNotOverdueYet(uint256 payableId, uint256 overdueFrom);
     /// @dev The clearing agent named at issue is the payable's own supplier (it would settle
@@ -140,7 +143,9 @@ interface IClaimLedger is IERC3525 {
     event PayableCancelled(uint256 indexed payableId, uint256 rootClaimId);
     event PayableOverdue(uint256 indexed payableId, address indexed obligor, uint128 unsettledValue);
     event PayableSettled(uint256 indexed payableId);
-    event ProgramLimitSet(address indexed obligor, uint128 programLimit);
+    /// @notice The limit may be set below the outstanding face value: `overLimit` says so, and
+    /// the obligor issues nothing until it is back under.
+    event ProgramLimitSet(address indexed obligor, uint128 programLimit, uint128 outstanding, bool overLimit);
 
     /// @notice `value` split off `parentId` into the new piece `claimId` held by `to`.
     event ClaimSplit(
@@ -189,7 +194,8 @@ interface IClaimLedger is IERC3525 {
     /// Emits {PayableOverdue} (and {MemberSuspended} on suspension).
     function markOverdue(uint256 payableId) external;
 
-    /// @notice Sets the obligor's program limit. Requirements: operator; obligor a core
+    /// @notice Sets the obligor's program limit, also below its outstanding face value (the
+    /// event then says it is over its limit). Requirements: operator; obligor a core
     /// enterprise. Emits {ProgramLimitSet}.
     function setProgramLimit(address obligor, uint128 programLimit) external;
 

@@ -341,10 +341,19 @@ contract Handler {
             ? uint64(expirySeed % 2 == 0 ? c.dueDate - 1 : _bound(expirySeed, ghostTime + 1, c.dueDate - 1))
             : uint64(ghostTime + 1);
         vm.prank(c.holder);
-        try desk.applyForFinancing(id, financier, uint128(amount), expiresAt) returns (uint256 fid) {
+        return _tryApply(id, financier, uint128(amount), expiresAt, expirySeed % 3 == 0);
+    }
+
+    /// @dev The applicant commits to no minimum advance and to the recourse its seed picks.
+    function _tryApply(uint256 id, address financier, uint128 amount, uint64 expiresAt, bool recourse)
+        internal
+        returns (uint256)
+    {
+        try desk.applyForFinancing(id, financier, amount, expiresAt, 0, recourse) returns (uint256 fid) {
             _succeeded("apply");
             return fid;
         } catch {}
+        return 0;
     }
 
     /// @notice Apply and approve back to back, as under a financier's auto-approval policy.
@@ -633,9 +642,9 @@ contract Handler {
             fees: uint128(fees),
             annualRateBps: uint32(rate),
             termDays: uint16(termDays),
-            recourse: feeSeed % 2 == 0,
-            registrationNo: keccak256(abi.encode("registry no", f.claimId, ghostTime)),
-            disbursementRef: keccak256(abi.encode("disbursement", f.claimId, ghostTime))
+            recourse: f.recourse, // what the applicant committed to (other recourse reverts)
+            registrationNo: keccak256(abi.encode("registry no", f.claimId, f.amount, f.expiresAt, ghostTime)),
+            disbursementRef: keccak256(abi.encode("disbursement", f.claimId, f.amount, f.expiresAt, ghostTime))
         });
     }
 

@@ -23,7 +23,7 @@ contract FinancingDeskTest is TierflowBase {
 
     function _apply(address financier, uint128 amount) internal returns (uint256 id) {
         vm.prank(supplier1);
-        id = desk.applyForFinancing(root, financier, amount, expiry);
+        id = desk.applyForFinancing(root, financier, amount, expiry, 0, false);
     }
 
     function test_applyForFinancing_locksValue() public {
@@ -40,7 +40,7 @@ contract FinancingDeskTest is TierflowBase {
         vm.expectRevert(
             abi.encodeWithSelector(IClaimLedger.ClaimAmountExceedsAvailable.selector, root, 2_000_001, 2_000_000)
         );
-        desk.applyForFinancing(root, factor, 2_000_001, expiry);
+        desk.applyForFinancing(root, factor, 2_000_001, expiry, 0, false);
     }
 
     function test_RevertWhen_splitLockedValue() public {
@@ -62,14 +62,14 @@ contract FinancingDeskTest is TierflowBase {
     function test_RevertWhen_applyByNonHolder() public {
         vm.prank(supplier2);
         vm.expectRevert(abi.encodeWithSelector(IClaimLedger.ClaimNotHolder.selector, root, supplier2));
-        desk.applyForFinancing(root, bank, 1, expiry);
+        desk.applyForFinancing(root, bank, 1, expiry, 0, false);
     }
 
     function test_RevertWhen_applyExpiryAtDueDate() public {
         uint64 dueDate = uint64(START) + TERM;
         vm.prank(supplier1);
         vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingExpiryInvalid.selector, dueDate, dueDate));
-        desk.applyForFinancing(root, bank, 1, dueDate);
+        desk.applyForFinancing(root, bank, 1, dueDate, 0, false);
     }
 
     function test_approveFinancing_movesExactAmountToFinancier() public {
@@ -142,7 +142,7 @@ contract FinancingDeskTest is TierflowBase {
         uint128 amount = FIN_TIGHT_LIMIT + 1;
         (, uint256 bigRoot) = _issue(coreA, supplier1, amount, TERM, address(0));
         vm.prank(supplier1);
-        uint256 id = desk.applyForFinancing(bigRoot, factor, amount, expiry);
+        uint256 id = desk.applyForFinancing(bigRoot, factor, amount, expiry, 0, false);
         IFinancingDesk.Terms memory t = _terms(bigRoot, amount, 450, 0);
         vm.prank(factor);
         vm.expectRevert(
@@ -245,5 +245,157 @@ contract FinancingDeskTest is TierflowBase {
         ledger.settleClaim(root, keccak256("pay"));
         assertEq(uint256(_claim(root).status), uint256(IClaimLedger.ClaimStatus.Settled), "settled");
         assertEq(_claim(root).locked, 0, "nothing locked on a settled piece");
+    }
+
+    // ---------------------------------------------------------------- the applicant's terms (I-12)
+
+    function _applyCommitted(uint128 amount, uint128 minAdvance, bool recourse) internal returns (uint256 id) {
+        vm.prank(supplier1);
+        id = desk.applyForFinancing(root, bank, amount, expiry, minAdvance, recourse);
+    }
+
+    function test_applyForFinancing_recordsCommittedTerms() public {
+        vm.expectEmit(true, true, true, true, address(desk));
+        emit IFinancingDesk.FinancingApplied(1, root, supplier1, bank, 4_000_000, expiry, 3_900_000, true);
+        uint256 id = _applyCommitted(4_000_000, 3_900_000, true);
+        IFinancingDesk.Financing memory f = desk.financing(id);
+        assertEq(f.minAdvance, 3_900_000, "min advance");
+        assertTrue(f.recourse, "recourse committed");
+    }
+
+    function test_RevertWhen_applyMinAdvanceAboveAmount() public {
+        vm.prank(supplier1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFinancingDesk.FinancingMinAdvanceInvalid.selector, 4_000_001, 4_000_000)
+        );
+        desk.applyForFinancing(root, bank, 4_000_000, expiry, 4_000_001, false);
+    }
+
+    /// @dev The review's reproduction: an advance of 1 fen on 100,000 yuan was accepted.
+    function test_RevertWhen_approveBelowMinAdvance() public {
+        uint256 id = _applyCommitted(4_000_000, 3_900_000, false);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        // 60,000 discount + 39,999 fees: advance 3,900,001 passes, one more fee fen does not
+        t.fees = 40_001;
+        t.advance = 4_000_000 - t.discount - t.fees;
+        vm.prank(bank);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFinancingDesk.FinancingAdvanceBelowMinimum.selector, id, 3_899_999, 3_900_000)
+        );
+        desk.approveFinancing(id, t);
+        t.fees = 40_000;
+        t.advance = 4_000_000 - t.discount - t.fees;
+        vm.prank(bank);
+        desk.approveFinancing(id, t);
+        assertEq(desk.financing(id).advance, 3_900_000, "exactly the minimum is accepted");
+    }
+
+    function test_RevertWhen_approveWithOtherRecourse() public {
+        uint256 id = _applyCommitted(4_000_000, 0, false);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        t.recourse = true;
+        vm.prank(bank);
+        vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingRecourseMismatch.selector, id, false));
+        desk.approveFinancing(id, t);
+        uint256 id2 = _applyCommitted(1_000_000, 0, true);
+        IFinancingDesk.Terms memory t2 = _terms(root, 1_000_000, 450, 0);
+        vm.prank(bank);
+        vm.expectRevert(abi.encodeWithSelector(IFinancingDesk.FinancingRecourseMismatch.selector, id2, true));
+        desk.approveFinancing(id2, t2);
+        t2.recourse = true;
+        vm.prank(bank);
+        desk.approveFinancing(id2, t2);
+        assertTrue(desk.financing(id2).recourse, "with recourse, as committed");
+    }
+
+    // ---------------------------------------------------------------- one financing per reference
+
+    function test_RevertWhen_registrationNoReused() public {
+        uint256 first = _apply(bank, 1_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 1_000_000, 450, 0);
+        vm.prank(bank);
+        desk.approveFinancing(first, t);
+        assertEq(desk.financingOfRegistration(t.registrationNo), first, "backs the first");
+        uint256 second = _apply(bank, 1_000_000);
+        IFinancingDesk.Terms memory t2 = _terms(root, 1_000_000, 450, 0);
+        t2.registrationNo = t.registrationNo;
+        vm.prank(bank);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFinancingDesk.FinancingRegistrationUsed.selector, t.registrationNo, first)
+        );
+        desk.approveFinancing(second, t2);
+    }
+
+    function test_RevertWhen_disbursementRefReused() public {
+        uint256 first = _apply(bank, 1_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 1_000_000, 450, 0);
+        vm.prank(bank);
+        desk.approveFinancing(first, t);
+        uint256 second = _apply(bank, 1_000_000);
+        IFinancingDesk.Terms memory t2 = _terms(root, 1_000_000, 450, 0);
+        t2.disbursementRef = t.disbursementRef;
+        vm.prank(bank);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFinancingDesk.FinancingDisbursementUsed.selector, t.disbursementRef, first)
+        );
+        desk.approveFinancing(second, t2);
+        assertEq(desk.financingOfDisbursement(t.disbursementRef), first, "still the first's");
+    }
+
+    function test_noDisbursementRefMayRepeat() public {
+        for (uint256 i; i < 2; ++i) {
+            uint256 id = _apply(bank, 1_000_000);
+            IFinancingDesk.Terms memory t = _terms(root, 1_000_000, 450, 0);
+            t.disbursementRef = bytes32(0);
+            vm.prank(bank);
+            desk.approveFinancing(id, t);
+        }
+    }
+
+    // ---------------------------------------------------------------- over the limit
+
+    function test_setExposureLimit_belowOutstandingSaysOverLimit() public {
+        uint256 id = _apply(bank, 4_000_000);
+        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
+        vm.prank(bank);
+        desk.approveFinancing(id, t);
+        vm.expectEmit(true, true, true, true, address(desk));
+        emit IFinancingDesk.ExposureLimitSet(bank, coreA, 3_000_000, 4_000_000, true);
+        vm.prank(bank);
+        desk.setExposureLimit(coreA, 3_000_000);
+        uint256 next = _apply(bank, 1);
+        IFinancingDesk.Terms memory t2 = _terms(root, 1, 0, 0);
+        vm.prank(bank);
+        vm.expectRevert(
+            abi.encodeWithSelector(IFinancingDesk.FinancingExposureExceeded.selector, bank, coreA, 4_000_001, 3_000_000)
+        );
+        desk.approveFinancing(next, t2);
+        vm.expectEmit(true, true, true, true, address(desk));
+        emit IFinancingDesk.ExposureLimitSet(bank, coreA, 4_000_000, 4_000_000, false);
+        vm.prank(bank);
+        desk.setExposureLimit(coreA, 4_000_000);
+    }
+
+    function test_setProgramLimit_belowOutstandingBlocksIssueUntilBackUnder() public {
+        // coreA has FACE outstanding (the payable of setUp)
+        vm.expectEmit(true, true, true, true, address(ledger));
+        emit IClaimLedger.ProgramLimitSet(coreA, FACE - 1, FACE, true);
+        vm.prank(admin);
+        ledger.setProgramLimit(coreA, FACE - 1);
+        bytes32[] memory inv = new bytes32[](1);
+        inv[0] = _invoice(supplier1, coreA, 1);
+        vm.prank(coreA);
+        vm.expectRevert(
+            abi.encodeWithSelector(IClaimLedger.PayableObligorOverLimit.selector, coreA, FACE, FACE - 1)
+        );
+        ledger.issuePayable(supplier1, 1, uint64(START + TERM), inv, address(0));
+        // settled back under: it issues again
+        vm.warp(START + TERM);
+        vm.prank(coreA);
+        ledger.settleClaim(root, keccak256("pay"));
+        vm.prank(admin);
+        ledger.setProgramLimit(coreA, FACE);
+        vm.prank(coreA);
+        ledger.issuePayable(supplier1, 1, uint64(START + TERM + 1 days), inv, address(0));
     }
 }

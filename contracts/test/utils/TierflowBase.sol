@@ -99,6 +99,8 @@ abstract contract TierflowBase is TestBase {
 
     // ------------------------------------------------------------------ helpers
 
+    uint256 internal _termsIssued;
+
     /// @dev The addresses the next five contracts `deployer` creates will have, in deployment
     /// order: forwarder, member registry, invoice registry, claim ledger, financing desk.
     function _predictPlatform(address deployer) internal view returns (Platform memory platform) {
@@ -162,11 +164,13 @@ abstract contract TierflowBase is TestBase {
     }
 
     /// @dev Terms a financier would quote now: termDays = ceil((due − now) / 1 day).
+    /// Each call gives a fresh registration number and disbursement reference (each backs one
+    /// financing only).
     function _terms(uint256 claimId, uint128 amount, uint32 rateBps, uint128 fees)
         internal
-        view
         returns (IFinancingDesk.Terms memory t)
     {
+        ++_termsIssued;
         uint256 due = ledger.claim(claimId).dueDate;
         uint256 nowTs = vm.getBlockTimestamp();
         uint256 termDays = (due - nowTs + 1 days - 1) / 1 days;
@@ -178,8 +182,8 @@ abstract contract TierflowBase is TestBase {
             annualRateBps: rateBps,
             termDays: uint16(termDays),
             recourse: false,
-            registrationNo: keccak256("ZDW-2024-000001"),
-            disbursementRef: keccak256("BANK-REF-1")
+            registrationNo: keccak256(abi.encode("ZDW-2024-", _termsIssued)),
+            disbursementRef: keccak256(abi.encode("BANK-REF-", _termsIssued))
         });
     }
 }
