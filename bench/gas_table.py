@@ -70,14 +70,14 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     r = await sup1.transact(
         p.desk.functions.applyForFinancing(root, bank.address, 5_000_000, expires, 4_000_000, False)
     )
-    row("apply for financing", r, "locks the value")
+    row("apply for financing", r, "locks the value, commits min advance")
     financing_id = int(await p.desk.functions.financingCount().call())
     now = await p.now()
     days = math.ceil((due - now) / DAY)
     discount = await p.suite.discount_for(5_000_000, 450, days)
     terms = (5_000_000 - discount - 500, discount, 500, 450, days, False, b"R" * 32, b"D" * 32)
     r = await bank.transact(p.desk.functions.approveFinancing(financing_id, terms))
-    row("approve financing", r, "moves the financed value")
+    row("approve financing", r, "moves the value; keeps its two references")
 
     # 51 more pieces to settle: one alone, then a batch of 50
     for _ in range(51):
