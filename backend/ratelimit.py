@@ -82,7 +82,9 @@ class RateLimiter:
         now = now_ms() if now is None else now
         params = {"key": key, "capacity": self.capacity, "rate": self.rate_ms, "now": now}
         try:
-            async with self.engine.begin() as conn:
+            # One statement, atomic by itself: no BEGIN/COMMIT round trips around it.
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 statement = _TAKE.get(conn.dialect.name, _TAKE["sqlite"])
                 left = (await conn.execute(statement, params)).first()
                 if left is None:
