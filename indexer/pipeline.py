@@ -45,10 +45,17 @@ from indexer.store import CheckpointState, Header
 from indexer.unit_of_work import BatchUnitOfWork, SealedBatch
 from ledger.artifacts import load_artifact
 from ledger.codec import Decoder
-from ledger.deployment import AUDIT_ANCHOR
+from ledger.deployment import AUDIT_ANCHOR, ContractRecord, Deployment
 from ledger.jsonrpc import NodeUnavailable, RetryPolicy, RpcClient
 
 log = structlog.get_logger("tierflow.indexer")
+
+
+def mirrored_contracts(deployment: Deployment) -> dict[str, ContractRecord]:
+    """The contracts whose events the mirror follows: all but the audit log's anchors (the
+    API's bookkeeping, read from the contract's views, not business events)."""
+    return {n: r for n, r in deployment.contracts.items() if n != AUDIT_ANCHOR}
+
 
 #: Faults the loop waits out: the node is down, lagging, or changed under our feet.
 TRANSIENT = (NodeUnavailable, InconsistentChain, NodeBehind)
@@ -102,12 +109,9 @@ class Indexer:
         self._conn = conn
         self.rpc = rpc
         self._checkpoint = checkpoint
-        # The audit log's anchors are the API's bookkeeping, read from the contract's views,
-        # not business events: the mirror does not follow them.
         contracts = {
             name: (record.address, load_artifact(name).abi)
-            for name, record in config.deployment.contracts.items()
-            if name != AUDIT_ANCHOR
+            for name, record in mirrored_contracts(config.deployment).items()
         }
         self.fetcher = Fetcher(rpc, Decoder(contracts), config)
         self.uow = BatchUnitOfWork()

@@ -15,7 +15,7 @@ from bench.cast import Platform
 from bench.indexer_load import LoadResult, scenario
 from db.engine import create_engine
 from indexer.config import IndexerConfig
-from indexer.pipeline import Indexer, RunStats
+from indexer.pipeline import Indexer, RunStats, mirrored_contracts
 from indexer.reconcile import ReconciliationReport, reconcile
 from indexer.store import CheckpointState, digest, read_checkpoint
 from ledger.anvil import AnvilProcess, rpc_call
@@ -210,8 +210,8 @@ async def pg_database() -> AsyncIterator[str]:
 
 
 async def logs_up_to(url: str, deployment: Deployment, head: int) -> list[int]:
-    """``counts[n]``: how many logs the deployment's contracts emitted in blocks 0..n."""
-    addresses = [record.address for record in deployment.contracts.values()]
+    """``counts[n]``: how many logs the mirrored contracts emitted in blocks 0..n."""
+    addresses = [record.address for record in mirrored_contracts(deployment).values()]
     async with RpcClient(url) as rpc:
         logs = await rpc.call(
             "eth_getLogs", [{"fromBlock": "0x0", "toBlock": hex(head), "address": addresses}]
