@@ -191,7 +191,13 @@ CONTRACT_ERRORS: dict[str, _Mapped] = {
         "trade_invoice_required", Invalid, "a trade invoice must back this transfer"
     ),
     "ClaimDepthExceeded": _m("depth_exceeded", Conflict, "the piece cannot be split further"),
-    "ClaimApprovalsDisabled": _m("not_allowed", Forbidden, "approvals are disabled"),
+    "ClaimOperatorInvalid": _m("operator_invalid", Invalid, "no such operator can be approved"),
+    "ClaimAllowanceExceeded": _m(
+        "allowance_exceeded", Forbidden, "the value exceeds what the holder allowed"
+    ),
+    "ClaimReceiverRejected": _m(
+        "recipient_refused", Conflict, "the recipient contract refused the piece"
+    ),
     "ClaimMergeUnsupported": _m("not_allowed", Forbidden, "value cannot be merged into a piece"),
     "ClaimOwnerZero": _m("address_invalid", Invalid, "the zero address holds nothing"),
     "SettlementBatchInvalid": _m("batch_invalid", Invalid, "the batch is empty or too long"),

@@ -53,6 +53,10 @@ class DeploymentParameters:
     grace_period_days: int = 7
     trade_invoice_required: bool = False
     registration_required: bool = True
+    #: The deployment's one currency (ISO 4217) and its minor-unit decimals (ERC-3525
+    #: ``valueDecimals``; amounts on chain are integers in minor units).
+    currency: str = "CNY"
+    value_decimals: int = 2
 
     def __post_init__(self) -> None:
         if not 0 < self.term_cap_days <= 3650:
@@ -65,14 +69,20 @@ class DeploymentParameters:
             )
         if not 0 <= self.admin_delay_s < 2**48:
             raise ConfigurationError("admin delay out of range")
+        if not (len(self.currency) == 3 and self.currency.isascii() and self.currency.isupper()):
+            raise ConfigurationError(f"currency must be an ISO 4217 code, got {self.currency!r}")
+        if not 0 <= self.value_decimals <= 18:
+            raise ConfigurationError(f"value decimals must be 0..18, got {self.value_decimals}")
 
-    def ledger_config(self) -> tuple[int, int, int, bool]:
+    def ledger_config(self) -> tuple[int, int, int, bool, int, bytes]:
         """The ``ClaimLedger.Config`` tuple."""
         return (
             self.term_cap_days * DAY,
             self.long_term_threshold_days * DAY,
             self.grace_period_days * DAY,
             self.trade_invoice_required,
+            self.value_decimals,
+            self.currency.encode("ascii"),
         )
 
     @classmethod

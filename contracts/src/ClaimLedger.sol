@@ -4,10 +4,14 @@ pragma solidity 0.8.30;
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {ERC2771Context} from "@openzeppelin/contracts/metatx/ERC2771Context.sol";
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {IERC721Metadata} from "@openzeppelin/contracts/token/ERC721/extensions/IERC721Metadata.sol";
 import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {ERC165, IERC165} from "@openzeppelin/contracts/utils/introspection/ERC165.sol";
+import {ClaimMetadata} from "./ClaimMetadata.sol";
 import {IClaimLedger} from "./interfaces/IClaimLedger.sol";
 import {IERC3525} from "./interfaces/IERC3525.sol";
+import {IERC3525Metadata} from "./interfaces/IERC3525Metadata.sol";
+import {IERC3525Receiver} from "./interfaces/IERC3525Receiver.sol";
 import {IFinancingDesk} from "./interfaces/IFinancingDesk.sol";
 import {IInvoiceRegistry} from "./interfaces/IInvoiceRegistry.sol";
 import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
@@ -21,13 +25,20 @@ import {Roles} from "./Roles.sol";
 /// lists are rebuilt off chain from the events (I-10). Actors are taken from `_msgSender()`
 /// (ERC-2771, the platform's TierflowForwarder); the financing hooks accept only the
 /// deployment's FinancingDesk, fixed at construction (I-13).
-contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
+///
+/// ERC-721 / ERC-3525 (docs/erc3525.md): approvals work as the EIPs say and are the holder's
+/// own consent, but only the standard entry points honour them (the platform's `split` and
+/// `transferClaim` stay holder-only), an operator must be an active member, and every platform
+/// rule is still checked against the holder; approvals end when the piece changes hands.
+contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
     /// @notice Deployment parameters, fixed for the life of the deployment.
     struct Config {
         uint64 termCap; // latest due date, seconds after issue (SPEC: 365 days)
         uint64 longTermThreshold; // above this term the PayableIssued event flags the payable
         uint64 gracePeriod; // seconds after the due date before a payable may be marked Overdue
         bool tradeInvoiceRequired; // every split and transfer must cite a trade-background invoice
+        uint8 valueDecimals; // the currency's minor-unit decimals (CNY: 2); ERC-3525 valueDecimals
+        bytes3 currency; // ISO 4217 code of the deployment's one currency, three letters A-Z
     }
 
     uint8 private constant _FROZEN = 1;
@@ -37,6 +48,17 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     /// @dev Set on a root piece the first time it is split, transferred or locked: from then on
     /// the payable is no longer "untouched" and cannot be cancelled, even if it comes back whole.
     uint8 private constant _TOUCHED = 16;
+    /// @dev Set when an ERC-721 or ERC-3525 approval is given on the piece; the next change of
+    /// holder then clears the approved address and starts a new round of value allowances
+    /// (so clearing costs nothing on pieces nobody approved, and nothing is enumerated, I-9).
+    uint8 private constant _APPROVED = 32;
+
+    /// @dev How a move is authorised: by the holder only (the platform's own entry points), by
+    /// the holder or an ERC-721 approval (whole-piece standard transfers), or also by an
+    /// ERC-3525 value allowance (value transfers).
+    uint8 private constant _BY_HOLDER = 0;
+    uint8 private constant _BY_TOKEN_APPROVAL = 1;
+    uint8 private constant _BY_VALUE_ALLOWANCE = 2;
 
     uint256 public constant MAX_INVOICES_PER_PAYABLE = 20;
     uint256 public constant MAX_SETTLEMENT_BATCH = 100;
@@ -48,6 +70,10 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     uint64 public immutable LONG_TERM_THRESHOLD;
     uint64 public immutable GRACE_PERIOD;
     bool public immutable TRADE_INVOICE_REQUIRED;
+    bytes3 public immutable CURRENCY;
+    /// @notice Formats the metadata JSON (created here; holds no state).
+    ClaimMetadata public immutable METADATA;
+    uint8 private immutable _valueDecimals;
 
     address private immutable _financingDesk;
     uint32 private _payableCount;
@@ -60,6 +86,11 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     mapping(address obligor => ObligorAccount) private _obligors;
     /// @dev Touched only by freeze, unfreeze and markOverdue: splits and transfers never read it.
     mapping(uint256 payableId => PayableClock) private _clocks;
+
+    mapping(uint256 claimId => address) private _tokenApprovals;
+    mapping(address holder => mapping(address operator => bool)) private _operatorApprovals;
+    mapping(uint256 claimId => uint256) private _approvalRounds;
+    mapping(uint256 claimId => mapping(uint256 round => mapping(address operator => uint256))) private _allowances;
 
     modifier onlyFinancingDesk() {
         if (msg.sender != _financingDesk) revert LedgerCallerUnauthorized(msg.sender);
@@ -76,7 +107,8 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         if (
             platform.ledger != address(this) || platform.members == address(0) || platform.invoices == address(0)
                 || platform.desk == address(0) || platform.forwarder == address(0) || config.termCap == 0
-                || config.longTermThreshold > config.termCap
+                || config.longTermThreshold > config.termCap || config.valueDecimals > 18
+                || !_isCurrencyCode(config.currency)
         ) revert LedgerConfigInvalid();
         MEMBERS = IMemberRegistry(platform.members);
         INVOICES = IInvoiceRegistry(platform.invoices);
@@ -86,6 +118,9 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         LONG_TERM_THRESHOLD = config.longTermThreshold;
         GRACE_PERIOD = config.gracePeriod;
         TRADE_INVOICE_REQUIRED = config.tradeInvoiceRequired;
+        CURRENCY = config.currency;
+        METADATA = new ClaimMetadata();
+        _valueDecimals = config.valueDecimals;
     }
 
     // ================================================================== payables
@@ -169,12 +204,12 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
 
     /// @inheritdoc IClaimLedger
     function split(uint256 fromId, address to, uint256 value, bytes32 invoiceId) public returns (uint256 claimId) {
-        return _split(fromId, to, value, invoiceId);
+        return _split(fromId, to, value, invoiceId, _BY_HOLDER);
     }
 
     /// @inheritdoc IClaimLedger
     function transferClaim(uint256 claimId, address to, bytes32 invoiceId) public {
-        _transferWhole(claimId, _msgSender(), to, invoiceId);
+        _transferWhole(claimId, _msgSender(), to, invoiceId, _BY_HOLDER, 0);
     }
 
     /// @inheritdoc IClaimLedger
@@ -270,7 +305,7 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         if (c.flags & _FINANCED != 0) _releaseExposure(holder, p.obligor, claimId, amount);
         if (amount == c.value) {
             c.holder = financier;
-            c.flags |= _FINANCED;
+            c.flags = _clearApprovals(claimId, c.flags) | _FINANCED;
             --_pieceCounts[holder];
             ++_pieceCounts[financier];
             emit ClaimTransferred(claimId, holder, financier, bytes32(0));
@@ -283,8 +318,17 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     // ================================================================== ERC-3525 / ERC-721
 
     /// @inheritdoc IERC3525
+    /// @dev The holder, an operator approved for the piece (ERC-721) or for all the holder's
+    /// pieces, or one with a value allowance of at least `value` (spent) may call it; the
+    /// platform's rules are checked against the holder as for {split}. A whole-value transfer
+    /// passes the piece itself to `to` and returns its id: no piece of value 0 may exist (I-1),
+    /// so no new token is created for it (docs/erc3525.md).
     function transferFrom(uint256 fromTokenId, address to, uint256 value) external returns (uint256) {
-        return _split(fromTokenId, to, value, bytes32(0));
+        Claim storage c = _claimOf(fromTokenId);
+        if (value == 0 || value != c.value) return _split(fromTokenId, to, value, bytes32(0), _BY_VALUE_ALLOWANCE);
+        _transferWhole(fromTokenId, c.holder, to, bytes32(0), _BY_VALUE_ALLOWANCE, value);
+        _checkOnERC3525Received(to, fromTokenId, fromTokenId, value);
+        return fromTokenId;
     }
 
     /// @inheritdoc IERC3525
@@ -295,56 +339,81 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
 
     /// @inheritdoc IERC721
     function transferFrom(address from, address to, uint256 tokenId) external {
-        _transferWhole(tokenId, from, to, bytes32(0));
+        _transferWhole(tokenId, from, to, bytes32(0), _BY_TOKEN_APPROVAL, 0);
     }
 
     /// @inheritdoc IERC721
     function safeTransferFrom(address from, address to, uint256 tokenId) external {
-        _transferWhole(tokenId, from, to, bytes32(0));
+        _transferWhole(tokenId, from, to, bytes32(0), _BY_TOKEN_APPROVAL, 0);
         ERC721Utils.checkOnERC721Received(_msgSender(), from, to, tokenId, "");
     }
 
     /// @inheritdoc IERC721
     function safeTransferFrom(address from, address to, uint256 tokenId, bytes calldata data) external {
-        _transferWhole(tokenId, from, to, bytes32(0));
+        _transferWhole(tokenId, from, to, bytes32(0), _BY_TOKEN_APPROVAL, 0);
         ERC721Utils.checkOnERC721Received(_msgSender(), from, to, tokenId, data);
     }
 
     /// @inheritdoc IERC3525
-    /// @dev Only the holder moves a piece (I-6): allowances are disabled.
-    function approve(uint256, address, uint256) external pure {
-        revert ClaimApprovalsDisabled();
+    /// @dev The holder, an operator approved for all its pieces, or the piece's approved
+    /// address may allow `operator` up to `value` of the piece (type(uint256).max: unlimited).
+    /// The allowance lasts until spent or until the piece changes hands.
+    function approve(uint256 tokenId, address operator, uint256 value) external {
+        MEMBERS.requireNotPaused();
+        Claim storage c = _liveToken(tokenId);
+        address holder = c.holder;
+        address sender = _msgSender();
+        if (sender != holder && !_operatorApprovals[holder][sender] && _tokenApprovals[tokenId] != sender) {
+            revert ClaimNotHolder(tokenId, sender);
+        }
+        if (operator == address(0) || operator == holder) revert ClaimOperatorInvalid(operator);
+        c.flags |= _APPROVED;
+        _allowances[tokenId][_approvalRounds[tokenId]][operator] = value;
+        emit ApprovalValue(tokenId, operator, value);
     }
 
     /// @inheritdoc IERC721
-    function approve(address, uint256) external pure {
-        revert ClaimApprovalsDisabled();
+    /// @dev The holder or an operator approved for all its pieces; `to` zero clears it.
+    function approve(address to, uint256 tokenId) external {
+        MEMBERS.requireNotPaused();
+        Claim storage c = _liveToken(tokenId);
+        address holder = c.holder;
+        address sender = _msgSender();
+        if (sender != holder && !_operatorApprovals[holder][sender]) revert ClaimNotHolder(tokenId, sender);
+        c.flags |= _APPROVED;
+        _tokenApprovals[tokenId] = to;
+        emit Approval(holder, to, tokenId);
     }
 
     /// @inheritdoc IERC721
-    function setApprovalForAll(address, bool) external pure {
-        revert ClaimApprovalsDisabled();
+    function setApprovalForAll(address operator, bool approved) external {
+        MEMBERS.requireNotPaused();
+        address sender = _msgSender();
+        if (operator == address(0) || operator == sender) revert ClaimOperatorInvalid(operator);
+        _operatorApprovals[sender][operator] = approved;
+        emit ApprovalForAll(sender, operator, approved);
     }
 
     /// @inheritdoc IERC3525
-    function allowance(uint256, address) external pure returns (uint256) {
-        return 0;
+    function allowance(uint256 tokenId, address operator) external view returns (uint256) {
+        return _allowanceOf(tokenId, _liveToken(tokenId), operator);
     }
 
     /// @inheritdoc IERC721
     function getApproved(uint256 tokenId) external view returns (address) {
         _liveToken(tokenId);
-        return address(0);
+        return _tokenApprovals[tokenId];
     }
 
     /// @inheritdoc IERC721
-    function isApprovedForAll(address, address) external pure returns (bool) {
-        return false;
+    function isApprovedForAll(address owner, address operator) external view returns (bool) {
+        return _operatorApprovals[owner][operator];
     }
 
     /// @inheritdoc IERC3525
-    function valueDecimals() external pure returns (uint8) {
-        return 2;
+    /// @dev The deployment currency's decimals, fixed at construction.
+    function valueDecimals() external view returns (uint8) {
+        return _valueDecimals;
     }
 
     /// @inheritdoc IERC3525
@@ -368,9 +437,40 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         return _liveToken(tokenId).payableId;
     }
 
+    /// @inheritdoc IERC721Metadata
+    function name() external pure returns (string memory) {
+        return "Tierflow claim piece";
+    }
+
+    /// @inheritdoc IERC721Metadata
+    function symbol() external pure returns (string memory) {
+        return "TFCLAIM";
+    }
+
+    /// @inheritdoc IERC721Metadata
+    /// @dev On-chain JSON: payable, obligor, due date, amount in currency units, holder, status.
+    function tokenURI(uint256 tokenId) external view returns (string memory) {
+        Claim storage c = _liveToken(tokenId);
+        return METADATA.tokenURI(_claimView(tokenId), _payables[c.payableId].obligor, CURRENCY, _valueDecimals);
+    }
+
+    /// @inheritdoc IERC3525Metadata
+    function contractURI() external view returns (string memory) {
+        return METADATA.contractURI(CURRENCY, _valueDecimals);
+    }
+
+    /// @inheritdoc IERC3525Metadata
+    /// @dev A slot is a payable: obligor, supplier, face value, due date, status.
+    function slotURI(uint256 payableId) external view returns (string memory) {
+        return METADATA.slotURI(payableId, _payableOf(payableId), CURRENCY, _valueDecimals);
+    }
+
     /// @inheritdoc IERC165
+    /// @dev ERC-165, ERC-721 and its metadata, ERC-3525 and its metadata; not ERC-721
+    /// Enumerable (nothing is enumerated on chain, I-9).
     function supportsInterface(bytes4 interfaceId) public view override(ERC165, IERC165) returns (bool) {
         return interfaceId == type(IERC3525).interfaceId || interfaceId == type(IERC721).interfaceId
+            || interfaceId == type(IERC3525Metadata).interfaceId || interfaceId == type(IERC721Metadata).interfaceId
             || super.supportsInterface(interfaceId);
     }
 
@@ -387,7 +487,11 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
     }
 
     /// @inheritdoc IClaimLedger
-    function claim(uint256 claimId) external view returns (ClaimView memory v) {
+    function claim(uint256 claimId) external view returns (ClaimView memory) {
+        return _claimView(claimId);
+    }
+
+    function _claimView(uint256 claimId) private view returns (ClaimView memory v) {
         Claim storage c = _claims[claimId];
         if (c.holder == address(0)) return v;
         v = ClaimView({
@@ -497,11 +601,13 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         ++_pieceCounts[supplier];
     }
 
-    function _split(uint256 fromId, address to, uint256 value, bytes32 invoiceId) private returns (uint256 claimId) {
+    function _split(uint256 fromId, address to, uint256 value, bytes32 invoiceId, uint8 auth)
+        private
+        returns (uint256 claimId)
+    {
         Claim storage c = _claimOf(fromId);
         address holder = c.holder;
-        address sender = _msgSender();
-        if (holder != sender) revert ClaimNotHolder(fromId, sender);
+        _authorize(fromId, c, holder, value, auth);
         Payable storage p = _payables[c.payableId];
         _requireMovable(fromId, c, p.dueDate);
         if (to == holder || to == address(0)) revert ClaimRecipientInvalid(to);
@@ -567,25 +673,27 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
         emit Transfer(address(0), to, claimId);
         emit SlotChanged(claimId, 0, payableId);
         emit TransferValue(parentId, claimId, value);
+        _checkOnERC3525Received(to, parentId, claimId, value);
     }
 
-    function _transferWhole(uint256 claimId, address from, address to, bytes32 invoiceId) private {
+    /// @dev `value`: what a value-allowance move spends (the whole value), else unused.
+    function _transferWhole(uint256 claimId, address from, address to, bytes32 invoiceId, uint8 auth, uint256 value)
+        private
+    {
         Claim storage c = _claimOf(claimId);
         address holder = c.holder;
-        address sender = _msgSender();
-        if (holder != sender || from != holder) revert ClaimNotHolder(claimId, sender);
+        if (from != holder) revert ClaimNotHolder(claimId, _msgSender());
+        _authorize(claimId, c, holder, value, auth);
         Payable storage p = _payables[c.payableId];
         _requireMovable(claimId, c, p.dueDate);
         if (to == holder || to == address(0)) revert ClaimRecipientInvalid(to);
         MEMBERS.requireTransfer(holder, to);
         if (c.locked != 0) revert ClaimValueLocked(claimId, c.locked);
-        if (c.depth == 0) _touchRoot(c);
-        uint8 f = c.flags;
-        if (f & _FINANCED != 0) {
-            c.flags = f & ~_FINANCED;
-            _releaseExposure(holder, p.obligor, claimId, c.value);
-        }
+        uint8 f = _clearApprovals(claimId, c.flags);
+        if (c.depth == 0) f |= _TOUCHED;
+        c.flags = f & ~_FINANCED;
         c.holder = to;
+        if (f & _FINANCED != 0) _releaseExposure(holder, p.obligor, claimId, c.value);
         --_pieceCounts[holder];
         ++_pieceCounts[to];
         _useTradeInvoice(invoiceId, to, holder, c.value, claimId, true);
@@ -665,6 +773,67 @@ contract ClaimLedger is IClaimLedger, ERC165, ERC2771Context {
             stopped += MEMBERS.pausedSeconds(due, runsTo);
         }
         return uint256(due) + GRACE_PERIOD + stopped;
+    }
+
+    /// @dev Lets the caller move `value` of the piece held by `holder`: the holder itself, or
+    /// (standard entry points only) an operator approved for all the holder's pieces or for
+    /// this one, or (value transfers) one with a sufficient value allowance, which is spent.
+    /// An operator must be an active member; everything else is checked against the holder.
+    function _authorize(uint256 claimId, Claim storage c, address holder, uint256 value, uint8 auth) private {
+        address sender = _msgSender();
+        if (sender == holder) return;
+        if (auth == _BY_HOLDER) revert ClaimNotHolder(claimId, sender);
+        if (!_operatorApprovals[holder][sender] && _tokenApprovals[claimId] != sender) {
+            uint256 allowed = auth == _BY_VALUE_ALLOWANCE ? _allowanceOf(claimId, c, sender) : 0;
+            if (allowed == 0) revert ClaimNotHolder(claimId, sender);
+            if (allowed < value) revert ClaimAllowanceExceeded(claimId, sender, allowed, value);
+            if (allowed != type(uint256).max) {
+                allowed -= value;
+                _allowances[claimId][_approvalRounds[claimId]][sender] = allowed;
+                emit ApprovalValue(claimId, sender, allowed);
+            }
+        }
+        MEMBERS.requireMember(sender);
+    }
+
+    function _allowanceOf(uint256 claimId, Claim storage c, address operator) private view returns (uint256) {
+        if (c.flags & _APPROVED == 0) return 0;
+        return _allowances[claimId][_approvalRounds[claimId]][operator];
+    }
+
+    /// @dev The piece changes hands: its approvals end (returns the flags without _APPROVED).
+    function _clearApprovals(uint256 claimId, uint8 flags) private returns (uint8) {
+        if (flags & _APPROVED == 0) return flags;
+        delete _tokenApprovals[claimId];
+        ++_approvalRounds[claimId];
+        return flags & ~_APPROVED;
+    }
+
+    /// @dev ERC-3525: a contract recipient that declares IERC3525Receiver (ERC-165) is told of
+    /// the value it received and may refuse it (any answer but the selector, or a revert).
+    /// Accounts without code, the usual members, cost only the code-size check.
+    function _checkOnERC3525Received(address to, uint256 fromId, uint256 toId, uint256 value) private {
+        if (to.code.length == 0) return;
+        bool declared;
+        try IERC165(to).supportsInterface{gas: 30_000}(type(IERC3525Receiver).interfaceId) returns (bool yes) {
+            declared = yes;
+        } catch {}
+        if (!declared) return;
+        try IERC3525Receiver(to).onERC3525Received(_msgSender(), fromId, toId, value, "") returns (bytes4 answer) {
+            if (answer != IERC3525Receiver.onERC3525Received.selector) revert ClaimReceiverRejected(to);
+        } catch (bytes memory reason) {
+            if (reason.length == 0) revert ClaimReceiverRejected(to);
+            assembly ("memory-safe") {
+                revert(add(reason, 0x20), mload(reason))
+            }
+        }
+    }
+
+    function _isCurrencyCode(bytes3 code) private pure returns (bool) {
+        for (uint256 i; i < 3; ++i) {
+            if (code[i] < "A" || code[i] > "Z") return false;
+        }
+        return true;
     }
 
     function _touchRoot(Claim storage root) private {

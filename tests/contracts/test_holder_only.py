@@ -194,20 +194,44 @@ async def test_erc721_transfer_with_right_from_moves_the_whole_piece(platform: P
     assert (await platform.suite.claim(root)).holder == platform.sup3.address
 
 
-async def test_RevertWhen_approvals_are_used(platform: Platform) -> None:
-    _pid, root, _due = await platform.issue(platform.core, platform.sup1, FACE)
-    holder, other = platform.sup1, platform.sup2.address
-    for fn in (
-        _erc(platform, "approve(address,uint256)")(other, root),
-        _erc(platform, "approve(uint256,address,uint256)")(root, other, 1_000),
-        platform.claim_ledger.functions.setApprovalForAll(other, True),
-        platform.claim_ledger.functions.setApprovalForAll(other, False),
-    ):
-        await expect_revert(holder.transact(fn), "ClaimApprovalsDisabled")
-    claim_ledger = platform.claim_ledger.functions
-    assert await claim_ledger.getApproved(root).call() == ZERO_ADDRESS
-    assert await claim_ledger.isApprovedForAll(holder.address, other).call() is False
-    assert await claim_ledger.allowance(root, other).call() == 0
+async def test_approvals_are_the_holders_consent_and_the_rules_still_apply(
+    platform: Platform,
+) -> None:
+    """An operator the holder approved moves value through the standard entry points only,
+    must be an active member, and every platform rule is still checked (docs/erc3525.md)."""
+    p = platform
+    _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
+    claim_ledger = p.claim_ledger.functions
+    value_transfer = _erc(p, "transferFrom(uint256,address,uint256)")
+    await p.sup1.transact(_erc(p, "approve(uint256,address,uint256)")(root, p.bank.address, 1_000))
+    assert await claim_ledger.allowance(root, p.bank.address).call() == 1_000
+    # the platform's own split stays holder-only
+    await expect_revert(
+        p.bank.transact(claim_ledger.split(root, p.sup2.address, 10, ZERO_HASH)),
+        "ClaimNotHolder",
+        claimId=root,
+        caller=p.bank.address,
+    )
+    # the recipient rules are the holder's: a core enterprise may not receive a piece
+    await expect_revert(
+        p.bank.transact(value_transfer(root, p.core.address, 10)), "MemberRoleMissing"
+    )
+    await p.bank.transact(value_transfer(root, p.sup2.address, 600))
+    assert await claim_ledger.allowance(root, p.bank.address).call() == 400
+    await expect_revert(
+        p.bank.transact(value_transfer(root, p.sup2.address, 401)),
+        "ClaimAllowanceExceeded",
+        allowance=400,
+        value=401,
+    )
+    # a non-member operator moves nothing, even when approved
+    await p.sup1.transact(claim_ledger.setApprovalForAll(p.outsider.address, True))
+    await expect_revert(
+        p.outsider.transact(
+            _erc(p, "transferFrom(address,address,uint256)")(p.sup1.address, p.sup2.address, root)
+        ),
+        "MemberNotRegistered",
+    )
 
 
 async def test_RevertWhen_merging_pieces(platform: Platform) -> None:
@@ -283,7 +307,9 @@ async def test_RevertWhen_root_was_passed_on_and_its_holder_cancels(platform: Pl
         ("0x80ac58cd", True),  # ERC-721
         ("0x01ffc9a7", True),  # ERC-165
         ("0xffffffff", False),  # ERC-165: must be false
-        ("0x5b5e139f", False),  # ERC-721 metadata: not implemented
+        ("0x5b5e139f", True),  # ERC-721 metadata
+        ("0xe1600902", True),  # ERC-3525 metadata
+        ("0x780e9d63", False),  # ERC-721 enumerable: nothing is enumerated on chain (I-9)
     ],
 )
 async def test_supportsInterface_reports(

@@ -25,7 +25,7 @@ REASON = keccak(b"reason")
 #: View functions that are guards: they revert by design while paused.
 GUARDS = {"requireActive", "requireMember", "requireTransfer", "requireNotPaused"}
 #: `pure` functions that are mutator stubs (always revert), not views.
-STUBS = {"approve", "setApprovalForAll", "transferFrom"}
+STUBS = {"transferFrom"}
 
 
 @dataclass
@@ -139,6 +139,21 @@ def mutators(
             lambda: claim_ledger.settleClaims([w.c_settle_b, w.r_settle], [PAY, PAY]),
         ),
         ("setExposureLimit", p.bank, lambda: desk.setExposureLimit(p.core2.address, 7)),
+        (
+            "erc3525.approve",
+            p.sup1,
+            lambda: p.claim_ledger.get_function_by_signature("approve(uint256,address,uint256)")(
+                w.r_moves, p.bank.address, 5
+            ),
+        ),
+        (
+            "erc721.approve",
+            p.sup1,
+            lambda: p.claim_ledger.get_function_by_signature("approve(address,uint256)")(
+                p.bank.address, w.r_moves
+            ),
+        ),
+        ("setApprovalForAll", p.sup1, lambda: claim_ledger.setApprovalForAll(p.bank.address, True)),
     ]
 
 
@@ -155,6 +170,7 @@ def views(p: Platform, w: World) -> list[tuple[str, Any]]:
         "tokenId": w.r_moves,
         "claimId": w.r_moves,
         "payableId": w.p_moves,
+        "operator": p.bank.address,
         "obligor": p.core.address,
         "financier": p.bank.address,
         "financingId": w.f_approve,

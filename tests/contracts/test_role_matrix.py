@@ -44,7 +44,6 @@ APPL = "FinancingNotApplicant"
 ICNL = "InvoiceCallerNotLedger"
 FCNL = "FinancingCallerNotLedger"
 MCNL = "MemberCallerNotLedger"
-NOAPP = "ClaimApprovalsDisabled"
 MERGE = "ClaimMergeUnsupported"
 
 IDENTITIES = ("none", "supplier", "core", "financier", "agent", "operator", "auditor")
@@ -90,9 +89,10 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "721.safeTransferFrom":        (HOLD,    OK,      HOLD,    HOLD,    HOLD,    HOLD,    HOLD),
     "721.safeTransferFrom(data)":  (HOLD,    OK,      HOLD,    HOLD,    HOLD,    HOLD,    HOLD),
     "3525.transferFrom(id,id,v)":  (MERGE,   MERGE,   MERGE,   MERGE,   MERGE,   MERGE,   MERGE),
-    "3525.approve":                (NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP),
-    "721.approve":                 (NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP),
-    "setApprovalForAll":           (NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP,   NOAPP),
+    # approvals: the holder's own consent (docs/erc3525.md); anyone may approve for itself
+    "3525.approve":                (HOLD,    OK,      HOLD,    HOLD,    HOLD,    HOLD,    HOLD),
+    "721.approve":                 (HOLD,    OK,      HOLD,    HOLD,    HOLD,    HOLD,    HOLD),
+    "setApprovalForAll":           (OK,      OK,      OK,      OK,      OK,      OK,      OK),
     # -- FinancingDesk
     "applyForFinancing":           (NREG,    OK,      HOLD,    HOLD,    HOLD,    NREG,    HOLD),
     "approveFinancing":            (FIN,     FIN,     FIN,     OK,      FIN,     FIN,     FIN),
@@ -519,8 +519,8 @@ async def test_role_matrix(
 def test_matrix_covers_every_mutator(platform_abis: dict[str, list[dict[str, Any]]]) -> None:
     """Every non-view function of the four contracts is a row (or deliberately excluded).
 
-    The ERC-721 / ERC-3525 approval and merge stubs are ``pure`` (they always revert) but are
-    mutators from a caller's point of view, so they are rows too.
+    The ERC-3525 merge stub is ``pure`` (it always reverts) but is a mutator from a caller's
+    point of view, so it is a row too.
     """
     stubs = {"approve", "setApprovalForAll", "transferFrom"}
     seen: set[str] = set()

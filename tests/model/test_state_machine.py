@@ -569,13 +569,21 @@ class TierflowMachine(RuleBasedStateMachine):
             data, "value", valid, [v, 0, avail + 1, v + 1], max(min(avail, v - 1), 1)
         )
         invoice_id = self._background(data, to, c.holder if c else None)
-        if invoice_id == ZERO_HASH and data.draw(st.booleans(), label="via ERC-3525 transferFrom"):
+        standard = invoice_id == ZERO_HASH and data.draw(
+            st.booleans(), label="via ERC-3525 transferFrom"
+        )
+        if standard:
             fn = self.platform.claim_ledger.get_function_by_signature(
                 "transferFrom(uint256,address,uint256)"
             )(claim_id, self.a(to), value)
         else:
             fn = self.L.split(claim_id, self.a(to), value, invoice_id)
-        self.call("split", caller, lambda: m.split(caller, claim_id, to, value, invoice_id), fn)
+        self.call(
+            "split",
+            caller,
+            lambda: m.split(caller, claim_id, to, value, invoice_id, standard=standard),
+            fn,
+        )
 
     def do_transfer(self, data: Any, focus: Sequence[int] = ()) -> None:
         m = self.model

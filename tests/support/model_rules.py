@@ -772,10 +772,21 @@ class Tierflow:
 
     @transaction
     def split(
-        self, caller: str, from_id: int, to: str, value: int, invoice_id: bytes = ZERO_HASH
+        self,
+        caller: str,
+        from_id: int,
+        to: str,
+        value: int,
+        invoice_id: bytes = ZERO_HASH,
+        *,
+        standard: bool = False,
     ) -> int:
-        """``split`` (and ERC-3525 ``transferFrom(id, to, value)`` with no invoice)."""
+        """``split`` (and, ``standard``, ERC-3525 ``transferFrom(id, to, value)``: a transfer
+        of the whole value passes the piece itself, as ``transferFrom(holder, to, id)``)."""
         c = self._claim_of(from_id)
+        if standard and value != 0 and value == c.value:
+            self.transfer(caller, from_id, to, from_=c.holder)
+            return from_id
         holder = c.holder
         if holder != caller:
             raise ModelRevert("ClaimNotHolder", claim_id=from_id, caller=caller)

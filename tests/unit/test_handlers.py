@@ -9,6 +9,7 @@ import pytest
 
 from indexer.handlers import HANDLERS, prefetch_keys
 from indexer.handlers.members import ROLE_BITS
+from ledger.artifacts import load_artifact
 from ledger.roles import Role
 from tests.support.fakes import MemoryUnitOfWork, address, event, hx
 
@@ -336,3 +337,13 @@ def test_every_handler_is_exercised_here() -> None:
     source = Path(__file__).read_text()
     missing = sorted(key for key in HANDLERS if f'"{key}"' not in source)
     assert missing == []
+
+
+def test_approval_events_are_kept_raw_not_handled() -> None:
+    # docs/erc3525.md: ERC-721 / ERC-3525 approvals change no business state, so the mirror
+    # keeps them as raw events only (like Transfer, TransferValue and SlotChanged); the
+    # allowance views are read from the chain.
+    for name in ("Approval", "ApprovalForAll", "ApprovalValue"):
+        assert f"ClaimLedger:{name}" not in HANDLERS
+    events = {e["name"] for e in load_artifact("ClaimLedger").abi if e.get("type") == "event"}
+    assert {"Approval", "ApprovalForAll", "ApprovalValue"} <= events

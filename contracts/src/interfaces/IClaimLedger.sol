@@ -119,9 +119,14 @@ interface IClaimLedger is IERC3525 {
     error ClaimRecipientInvalid(address recipient);
     error ClaimTradeInvoiceRequired();
     error ClaimDepthExceeded(uint256 claimId);
-    error ClaimApprovalsDisabled();
     error ClaimMergeUnsupported();
     error ClaimOwnerZero();
+    /// @dev An approval names the zero address or the approver itself as operator.
+    error ClaimOperatorInvalid(address operator);
+    /// @dev An operator moves more value than the holder allowed it on this piece.
+    error ClaimAllowanceExceeded(uint256 claimId, address operator, uint256 allowance, uint256 value);
+    /// @dev A contract recipient refused the piece or its value (ERC-3525 / ERC-721 receiver).
+    error ClaimReceiverRejected(address recipient);
     // ---- settlement ----
     error SettlementBatchInvalid(uint256 length, uint256 maxLength);
     error SettlementReferenceInvalid();

@@ -10,7 +10,7 @@ import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 interface IERC3525 is IERC721 {
     /// @dev Value moved between two tokens (0 for mint / burn).
     event TransferValue(uint256 indexed _fromTokenId, uint256 indexed _toTokenId, uint256 _value);
-    /// @dev Value allowance set for an operator. Tierflow disables allowances, so never emitted.
+    /// @dev Value allowance set or changed for an operator (also when spent).
     event ApprovalValue(uint256 indexed _tokenId, address indexed _operator, uint256 _value);
     /// @dev A token's slot set (from 0 when minted).
     event SlotChanged(uint256 indexed _tokenId, uint256 indexed _oldSlot, uint256 indexed _newSlot);

@@ -71,7 +71,9 @@ abstract contract TierflowBase is TestBase {
                 termCap: TERM_CAP,
                 longTermThreshold: LONG_TERM,
                 gracePeriod: GRACE,
-                tradeInvoiceRequired: false
+                tradeInvoiceRequired: false,
+                valueDecimals: 2,
+                currency: "CNY"
             })
         );
         desk = new FinancingDesk(platform, true);
