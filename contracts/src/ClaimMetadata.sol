@@ -178,7 +178,9 @@ contract ClaimMetadata {
         return string.concat((value / unit).toString(), ".", string(digits));
     }
 
-    /// @dev The UTC calendar date of UNIX time `t` as YYYY-MM-DD (H. Hinnant's civil_from_days).
+    /// @dev The UTC calendar date of UNIX time `t` as YYYY-MM-DD (H. Hinnant's civil_from_days:
+    /// its integer divisions are the calendar's eras, centuries and leap years, by design).
+    // slither-disable-start divide-before-multiply
     function _date(uint64 t) private pure returns (string memory) {
         uint256 z = uint256(t) / 1 days + 719_468;
         uint256 era = z / 146_097;
@@ -191,6 +193,7 @@ contract ClaimMetadata {
         uint256 y = yoe + era * 400 + (m <= 2 ? 1 : 0);
         return string.concat(y.toString(), "-", _two(m), "-", _two(d));
     }
+    // slither-disable-end divide-before-multiply
 
     function _two(uint256 n) private pure returns (string memory) {
         return n < 10 ? string.concat("0", n.toString()) : n.toString();
