@@ -2,8 +2,10 @@
 
 Usage: ``scripts/gas-table [--out docs/gas.md]``. Each row is the receipt's ``gasUsed`` of a
 fresh call in a steady state (recipients already hold pieces, storage slots warm in the same
-way a production call would find them); "first" rows show the one-off cost where a new slot
-is written from zero. The split ceiling from the ledger issue is 150,000 gas.
+way a production call would find them); "first-time holder" rows split to a member that never
+held a piece (its piece counter was opened when it was registered, so that split writes no
+slot from zero; registering a supplier pays for it). The split ceiling from the ledger issue
+is 150,000 gas; every split row must stay under it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import math
 from pathlib import Path
 
+from eth_account import Account
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -22,6 +25,7 @@ from ledger.anvil import AnvilProcess, dev_private_keys
 from ledger.bindings import ZERO_HASH
 from ledger.deployment import DAY
 from ledger.node import close_web3, make_web3
+from ledger.roles import Role, roles_to_mask
 
 SPLIT_CEILING = 150_000
 
@@ -30,7 +34,7 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     w3 = make_web3(url)
     p = await build_platform(w3, dev_private_keys())
     rows: list[tuple[str, int, str]] = []
-    task = progress.add_task("measuring", total=15)
+    task = progress.add_task("measuring", total=17)
 
     def row(name: str, receipt: dict[str, int] | object, note: str = "") -> None:
         rows.append((name, int(receipt["gasUsed"]), note))  # type: ignore[index]
@@ -42,7 +46,7 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     r = await sup1.transact(
         p.claim_ledger.functions.split(warm_root, sup2.address, 1_000, ZERO_HASH)
     )
-    row("split to a first-time holder", r, "its piece counter is written from zero")
+    row("split to a first-time holder", r, "its piece counter was opened at registration")
     await p.split(sup1, warm_root, sup3, 1_000)
 
     invoice_id = await p.invoice(sup1, core, 10**9)
@@ -78,6 +82,24 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     terms = (5_000_000 - discount - 500, discount, 500, 450, days, False, b"R" * 32, b"D" * 32)
     r = await bank.transact(p.desk.functions.approveFinancing(financing_id, terms))
     row("approve financing", r, "moves the value; keeps its two references")
+    newcomer = Account.create()
+    kyc = await p.now() + 3650 * DAY
+    r = await p.operator.transact(
+        p.members.functions.registerMember(newcomer.address, roles_to_mask((Role.SUPPLIER,)), kyc)
+    )
+    row("register a supplier", r, "opens its piece counter on the ledger")
+    # the financier sells part of its financed piece on to a supplier that holds no piece yet,
+    # citing the supplier's invoice to the financier (exposure released)
+    financed = int(await p.claim_ledger.functions.claimCount().call())
+    resale_invoice = await p.invoice(p.sup4, bank, 1_000_000)
+    r = await bank.transact(
+        p.claim_ledger.functions.split(financed, p.sup4.address, 1_000_000, resale_invoice)
+    )
+    row(
+        "split of a financed piece to a first-time holder citing an invoice",
+        r,
+        f"ceiling {SPLIT_CEILING:,}; releases exposure",
+    )
 
     # 51 more pieces to settle: one alone, then a batch of 50
     for _ in range(51):
@@ -136,7 +158,7 @@ def main() -> None:
         table.add_row(name, f"{gas:,}", note)
     console.print(table)
     split_gas = max(g for n, g, _ in rows if n.startswith("split"))
-    if split_gas > SPLIT_CEILING:
+    if split_gas >= SPLIT_CEILING:
         console.print(f"[red]split costs {split_gas:,} gas, over the {SPLIT_CEILING:,} ceiling")
         raise SystemExit(1)
     if args.out:

@@ -82,6 +82,10 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
     mapping(uint256 payableId => Payable) private _payables;
     mapping(uint256 payableId => bytes32[]) private _payableInvoices;
     mapping(uint256 claimId => Claim) private _claims;
+    /// @dev 1 + the pieces held, once the account is open (0: never opened, holds nothing).
+    /// The member registry opens a supplier's or financier's account when it registers it, so
+    /// the first piece a member receives writes a non-zero slot (the 20,000-gas first write is
+    /// paid at onboarding, not by the split that reaches a first-time holder).
     mapping(address holder => uint256) private _pieceCounts;
     mapping(address obligor => ObligorAccount) private _obligors;
     /// @dev Touched only by freeze, unfreeze and markOverdue: splits and transfers never read it.
@@ -265,7 +269,13 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
         }
     }
 
-    // ================================================================== financing hooks
+    // ================================================================== registry and financing hooks
+
+    /// @inheritdoc IClaimLedger
+    function openHolderAccount(address account) external {
+        if (msg.sender != address(MEMBERS)) revert LedgerCallerUnauthorized(msg.sender);
+        if (_pieceCounts[account] == 0) _pieceCounts[account] = 1;
+    }
 
     /// @inheritdoc IClaimLedger
     function lockForFinancing(uint256 claimId, address applicant, uint128 amount)
@@ -307,7 +317,7 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
             c.holder = financier;
             c.flags = _clearApprovals(claimId, c.flags) | _FINANCED;
             --_pieceCounts[holder];
-            ++_pieceCounts[financier];
+            _addPiece(financier);
             emit ClaimTransferred(claimId, holder, financier, bytes32(0));
             emit Transfer(holder, financier, claimId);
             return claimId;
@@ -424,7 +434,8 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
     /// @inheritdoc IERC721
     function balanceOf(address owner) external view returns (uint256) {
         if (owner == address(0)) revert ClaimOwnerZero();
-        return _pieceCounts[owner];
+        uint256 n = _pieceCounts[owner];
+        return n == 0 ? 0 : n - 1;
     }
 
     /// @inheritdoc IERC721
@@ -598,7 +609,7 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
             value: faceValue,
             locked: 0
         });
-        ++_pieceCounts[supplier];
+        _addPiece(supplier);
     }
 
     function _split(uint256 fromId, address to, uint256 value, bytes32 invoiceId, uint8 auth)
@@ -667,7 +678,7 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
             value: value,
             locked: 0
         });
-        ++_pieceCounts[to];
+        _addPiece(to);
         _useTradeInvoice(invoiceId, to, from, value, claimId, flags == 0);
         emit ClaimSplit(parentId, claimId, payableId, from, to, value, depth, invoiceId);
         emit Transfer(address(0), to, claimId);
@@ -695,7 +706,7 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
         c.holder = to;
         if (f & _FINANCED != 0) _releaseExposure(holder, p.obligor, claimId, c.value);
         --_pieceCounts[holder];
-        ++_pieceCounts[to];
+        _addPiece(to);
         _useTradeInvoice(invoiceId, to, holder, c.value, claimId, true);
         emit ClaimTransferred(claimId, holder, to, invoiceId);
         emit Transfer(holder, to, claimId);
@@ -834,6 +845,12 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
             if (code[i] < "A" || code[i] > "Z") return false;
         }
         return true;
+    }
+
+    /// @dev One more piece for `holder` (opening its account if the registry has not).
+    function _addPiece(address holder) private {
+        uint256 n = _pieceCounts[holder];
+        _pieceCounts[holder] = (n == 0 ? 1 : n) + 1;
     }
 
     function _touchRoot(Claim storage root) private {

@@ -10,6 +10,11 @@ import {IMemberRegistry} from "./interfaces/IMemberRegistry.sol";
 import {Platform} from "./Platform.sol";
 import {Roles} from "./Roles.sol";
 
+/// @dev The one ClaimLedger hook the registry calls (the ledger's interface imports ours).
+interface IHolderAccounts {
+    function openHolderAccount(address account) external;
+}
+
 /// @title MemberRegistry
 /// @notice Members, their roles and KYC, and the platform-wide pause. The default admin hands
 /// over in two steps with a delay (AccessControlDefaultAdminRules) and grants the operator
@@ -87,6 +92,11 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
         if (roles & Roles.BIT_FINANCIER != 0) _grantRole(Roles.FINANCIER, account);
         if (roles & Roles.BIT_CLEARING_AGENT != 0) _grantRole(Roles.CLEARING_AGENT, account);
         if (roles & Roles.BIT_AUDITOR != 0) _grantRole(Roles.AUDITOR, account);
+        // A member that may hold pieces gets its piece counter opened now, so the split that
+        // first reaches it costs no more than any other (docs/gas.md).
+        if (roles & (Roles.BIT_SUPPLIER | Roles.BIT_FINANCIER) != 0) {
+            IHolderAccounts(LEDGER).openHolderAccount(account);
+        }
     }
 
     /// @inheritdoc IMemberRegistry

@@ -101,6 +101,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
     "expireFinancing":             (OK,      OK,      OK,      OK,      OK,      OK,      OK),
     "setExposureLimit":            (NREG,    ROLE,    ROLE,    OK,      ROLE,    NREG,    ROLE),
     # -- hooks only the platform's own contracts may call
+    "openHolderAccount":           (LCU,     LCU,     LCU,     LCU,     LCU,     LCU,     LCU),
     "lockForFinancing":            (LCU,     LCU,     LCU,     LCU,     LCU,     LCU,     LCU),
     "unlockFromFinancing":         (LCU,     LCU,     LCU,     LCU,     LCU,     LCU,     LCU),
     "financeLocked":               (LCU,     LCU,     LCU,     LCU,     LCU,     LCU,     LCU),
@@ -385,6 +386,11 @@ async def _exposure_limit(p: Platform, name: str) -> Cell:
 
 
 # ---- hooks ----------------------------------------------------------------------------------
+
+
+@setup("openHolderAccount")
+async def _open_holder_account(p: Platform, name: str) -> Cell:
+    return Cell(lambda a: p.claim_ledger.functions.openHolderAccount(NEW_MEMBER))
 
 
 @setup("lockForFinancing")

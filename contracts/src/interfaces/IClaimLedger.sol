@@ -232,6 +232,12 @@ interface IClaimLedger is IERC3525 {
     /// @notice {settleClaim} for up to MAX_SETTLEMENT_BATCH pieces, all or nothing.
     function settleClaims(uint256[] calldata claimIds, bytes32[] calldata paymentRefs) external;
 
+    // ---- hook for the member registry ----
+    /// @notice Opens the piece counter of a newly registered supplier or financier (a storage
+    /// write paid at onboarding, so its first piece is not dearer than the next). Only the
+    /// deployment's MemberRegistry may call it (I-13); it changes no view.
+    function openHolderAccount(address account) external;
+
     // ---- hooks for the financing desk ----
     /// @notice Locks `amount` of the piece for a financing application by its holder `applicant`.
     function lockForFinancing(uint256 claimId, address applicant, uint128 amount)
