@@ -52,6 +52,7 @@ contract Handler {
 
     uint256[] internal _payableIds;
     uint256[] internal _claimIds;
+    bytes32[] internal _invoiceIds; // every invoice the handler registered
     mapping(uint256 claimId => bool) internal _knownClaim;
 
     mapping(uint256 claimId => bytes32) public claimSnapshot;
@@ -59,6 +60,7 @@ contract Handler {
 
     uint256 public approvalHolderViolations; // financed piece not held by its financier after approve
     uint256 public issueLimitViolations; // outstanding > program limit right after an issue
+    uint256 public approvalExposureViolations; // exposure > its limit right after an approval
     uint256 public pausedSuccesses; // a business mutator succeeded while paused
     uint256 public batchAtomicityViolations; // a reverted batch left a piece settled
     uint256 public relayViolations; // an invalid or replayed ForwardRequest ran, or moved something
@@ -69,6 +71,8 @@ contract Handler {
 
     mapping(bytes32 op => uint256) public calls;
     mapping(bytes32 op => uint256) public successes;
+    uint256 public totalCalls; // handler entry points called in this run
+    uint256 public businessSuccesses; // business calls that succeeded (approvals aside)
 
     constructor(
         MemberRegistry members_,
@@ -104,6 +108,7 @@ contract Handler {
     modifier step(bytes32 op) {
         vm.warp(ghostTime);
         ++calls[op];
+        ++totalCalls;
         _;
         // A pause lasts a few calls (each of which must fail), then the operator resumes.
         if (ghostPaused && ++_pausedSteps > PAUSE_STEPS) {
@@ -176,13 +181,79 @@ contract Handler {
         _succeededAlways("setProgramLimit");
     }
 
-    /// @notice The operator reinstates a core suspended for overdue payables.
-    function reinstate(uint256 coreSeed) external step("reinstate") {
-        address core = _cores[coreSeed % _cores.length];
-        if (members.member(core).status != IMemberRegistry.MemberStatus.Suspended) return;
+    /// @notice The operator reinstates a suspended member (a core suspended for overdue
+    /// payables, or anyone `suspend` suspended), the first one found from the seed.
+    function reinstate(uint256 memberSeed) external step("reinstate") {
+        uint256 n = _everyone.length;
+        for (uint256 k; k < n; ++k) {
+            address m = _everyone[(memberSeed % n + k) % n];
+            if (members.member(m).status != IMemberRegistry.MemberStatus.Suspended) continue;
+            vm.prank(operator);
+            members.reinstateMember(m);
+            _succeededAlways("reinstate");
+            return;
+        }
+    }
+
+    // ================================================================== members
+
+    /// @notice The operator suspends an active member (core, holder, agent or auditor): it
+    /// can do no business until reinstated.
+    function suspend(uint256 memberSeed) external step("suspend") {
+        address m = _everyone[memberSeed % _everyone.length];
+        if (members.member(m).status != IMemberRegistry.MemberStatus.Active) return;
         vm.prank(operator);
-        members.reinstateMember(core);
-        _succeededAlways("reinstate");
+        members.suspendMember(m, keccak256("compliance review"));
+        _succeededAlways("suspend");
+    }
+
+    /// @notice The operator sets a member's KYC to lapse within ten days; once the clock passes
+    /// it, the member can do no new business until `renewKyc`.
+    function shortenKyc(uint256 memberSeed, uint256 secondsSeed) external step("shortenKyc") {
+        address m = _everyone[memberSeed % _everyone.length];
+        if (members.member(m).status == IMemberRegistry.MemberStatus.None) return;
+        vm.prank(operator);
+        members.renewKyc(m, uint64(ghostTime + _bound(secondsSeed, 1, 10 days)));
+        _succeededAlways("shortenKyc");
+    }
+
+    /// @notice The operator renews, for years, the KYC of a member whose KYC lapses within a
+    /// month (the first one found from the seed).
+    function renewKyc(uint256 memberSeed) external step("renewKyc") {
+        uint256 n = _everyone.length;
+        for (uint256 k; k < n; ++k) {
+            address m = _everyone[(memberSeed % n + k) % n];
+            IMemberRegistry.Member memory r = members.member(m);
+            if (r.status == IMemberRegistry.MemberStatus.None || r.kycExpiresAt > ghostTime + 30 days) continue;
+            vm.prank(operator);
+            members.renewKyc(m, uint64(ghostTime + 10 * 365 days));
+            _succeededAlways("renewKyc");
+            return;
+        }
+    }
+
+    /// @notice The seller (or, half the time, the operator) voids one of the invoices the
+    /// handler registered: only an unused one may be voided, so most of the used ones revert.
+    function voidInvoice(uint256 invoiceSeed, bool byOperator) external step("voidInvoice") {
+        uint256 n = _invoiceIds.length;
+        if (n == 0) return;
+        bytes32 id = _invoiceIds[invoiceSeed % n];
+        vm.prank(byOperator ? operator : invoices.invoice(id).seller);
+        try invoices.voidInvoice(id) {
+            _succeeded("voidInvoice");
+        } catch {}
+    }
+
+    /// @notice A financier moves its exposure limit on a core, sometimes below what it has
+    /// outstanding (then it approves nothing more there until back under).
+    function setExposureLimit(uint256 finSeed, uint256 coreSeed, uint256 limitSeed) external step("setExposureLimit") {
+        address financier = _financiers[finSeed % _financiers.length];
+        address core = _cores[coreSeed % _cores.length];
+        uint128 limit = uint128(_bound(limitSeed, 0, limitSeed % 2 == 0 ? 5e7 : 1e15));
+        vm.prank(financier);
+        try desk.setExposureLimit(core, limit) {
+            _succeeded("setExposureLimit");
+        } catch {}
     }
 
     /// @notice The test gives the handler each member's key (never a fuzzed entry point).
@@ -294,6 +365,49 @@ contract Handler {
         if (claimHash(id) != afterFirst || ledger.claimCount() != countAfter) ++relayViolations;
     }
 
+    /// @notice ERC-3525 `transferFrom(id, to, value)` by the holder or by an operator it
+    /// approved (a value allowance or an operator for all): part of a piece, or all of it (the
+    /// piece itself passes, I-1). The operator is a member that may not hold pieces (the
+    /// clearing agent) or, unchecked, anyone.
+    function transferValue(uint256 claimSeed, uint256 toSeed, uint256 valueSeed, uint256 modeSeed)
+        external
+        step("transferValue")
+    {
+        (uint256 id, bool found) = _findMovable(claimSeed);
+        if (!found) return;
+        IClaimLedger.ClaimView memory c = ledger.claim(id);
+        address to = _recipient(toSeed, c.holder);
+        uint256 available = c.value - c.locked;
+        uint256 value = valueSeed % 4 == 0 ? c.value : _bound(valueSeed, 1, available == 0 ? 1 : available);
+        if (_unchecked(claimSeed)) value = valueSeed;
+        address caller = _authorise(id, c.holder, value, modeSeed);
+        vm.prank(caller);
+        try ledger.transferFrom(id, to, value) returns (uint256 got) {
+            _succeeded("transferValue");
+            _recordClaim(got);
+        } catch {}
+    }
+
+    /// @notice ERC-721 `transferFrom` / `safeTransferFrom(holder, to, id)` by the holder, the
+    /// piece's approved address or an operator for all the holder's pieces.
+    function transfer721(uint256 claimSeed, uint256 toSeed, uint256 modeSeed, bool safe) external step("transfer721") {
+        (uint256 id, bool found) = _findMovable(claimSeed);
+        if (!found) return;
+        address holder = ledger.claim(id).holder;
+        address to = _recipient(toSeed, holder);
+        address caller = _authorise(id, holder, type(uint256).max, modeSeed);
+        vm.prank(caller);
+        if (safe) {
+            try ledger.safeTransferFrom(holder, to, id) {
+                _succeeded("transfer721");
+            } catch {}
+        } else {
+            try ledger.transferFrom(holder, to, id) {
+                _succeeded("transfer721");
+            } catch {}
+        }
+    }
+
     /// @notice The operator freezes a live piece (court order).
     function freeze(uint256 claimSeed) external step("freeze") {
         (uint256 id, bool found) = _findLive(claimSeed, false);
@@ -381,6 +495,8 @@ contract Handler {
             // The financed piece must be the financier's, financed, and exactly the amount.
             IClaimLedger.ClaimView memory c = ledger.claim(financedId);
             if (c.holder != f.financier || !c.financed || c.value != f.amount) ++approvalHolderViolations;
+            (uint128 outstanding, uint128 limit) = desk.exposure(f.financier, ledger.getPayable(c.payableId).obligor);
+            if (outstanding > limit) ++approvalExposureViolations;
         } catch {}
     }
 
@@ -522,8 +638,33 @@ contract Handler {
 
     // ================================================================== internals
 
+    /// @dev Who calls a standard transfer of `value` of piece `id` (max: the whole token): the
+    /// holder (mode 0), or an operator after the holder approved it (1: the token or a value
+    /// allowance of `value`, 2: all its pieces). Approvals are business calls too (pause-gated).
+    function _authorise(uint256 id, address holder, uint256 value, uint256 modeSeed) internal returns (address op) {
+        uint256 mode = modeSeed % 3;
+        if (mode == 0) return holder;
+        op = _unchecked(modeSeed) ? _everyone[modeSeed % _everyone.length] : _agent;
+        if (op == holder) return holder;
+        vm.prank(holder);
+        if (mode == 2) {
+            try ledger.setApprovalForAll(op, true) {
+                _succeeded("approvals");
+            } catch {}
+        } else if (value == type(uint256).max) {
+            try ledger.approve(op, id) {
+                _succeeded("approvals");
+            } catch {}
+        } else {
+            try ledger.approve(id, op, value) {
+                _succeeded("approvals");
+            } catch {}
+        }
+    }
+
     function _succeeded(bytes32 op) internal {
         ++successes[op];
+        if (op != "approvals") ++businessSuccesses;
         if (ghostPaused) ++pausedSuccesses;
     }
 
@@ -595,8 +736,9 @@ contract Handler {
         ++_nonce;
         id = keccak256(abi.encode("handler invoice", _nonce));
         vm.prank(seller);
-        try invoices.registerInvoice(id, buyer, amount, uint64(ghostTime), keccak256(abi.encode("doc", _nonce))) {}
-        catch {
+        try invoices.registerInvoice(id, buyer, amount, uint64(ghostTime), keccak256(abi.encode("doc", _nonce))) {
+            _invoiceIds.push(id);
+        } catch {
             return bytes32(0);
         }
         vm.prank(buyer);
