@@ -71,7 +71,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             audit_log.sweeping(ctx.engine, settings.api_audit_sweep_after_s),
             audit_anchors.anchoring(
                 ctx.engine,
-                lambda: ctx.gateway.sender(ctx.operator),
+                audit_anchors.anchoring_sender(ctx, settings),
                 audit_anchors.anchor_contract(ctx.w3, ctx.deployment),
                 settings.api_anchor_interval_s,
             ),

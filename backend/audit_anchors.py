@@ -5,7 +5,9 @@ write the database can also rewrite a record and recompute every later hash and 
 delete the last records and fix the head. So the head goes on chain: the ``AuditAnchor``
 contract keeps, in order, anchors of ``(seq, head, count, at)`` — the last record's number,
 its hash, the records in the log and the block's time — written by the platform's anchoring
-account (the operator, which deployed it) and never going back in sequence.
+account (``TIERFLOW_ANCHOR_PRIVATE_KEY``: its own account, so anchors never take the
+operator's nonces; anvil's dev account 9 on the local chain; the operator when unset
+elsewhere), granted at deployment, and never going back in sequence.
 
 - :func:`anchor_once` anchors the head when it moved past the chain's last anchor (nothing
   to do when nothing changed). :func:`anchoring` runs it every
@@ -35,8 +37,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from eth_account import Account
 from eth_utils.address import to_checksum_address
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -50,6 +53,10 @@ from ledger.artifacts import load_artifact
 from ledger.deployment import AUDIT_ANCHOR, Deployment
 from ledger.node import Web3Client
 from ledger.sender import CachedGasExhausted, TransactionSender
+
+if TYPE_CHECKING:
+    from backend.config import ApiSettings
+    from backend.context import AppContext
 
 log = logging.getLogger("tierflow.audit_anchor")
 
@@ -159,6 +166,29 @@ async def take_lease(engine: AsyncEngine, name: str, owner: str, ttl_ms: int) ->
             .values(owner=owner, until_ms=now + ttl_ms)
         )
         return taken.rowcount == 1
+
+
+def anchoring_sender(
+    ctx: AppContext, settings: ApiSettings
+) -> Callable[[], Awaitable[TransactionSender]]:
+    """How the loop gets its sender: the anchoring account's (``TIERFLOW_ANCHOR_PRIVATE_KEY``,
+    anvil's dev account 9 on the local chain), else the operator's. The anchoring account
+    sends nothing else and one worker at a time anchors, so each round takes its nonce from
+    the chain afresh (a new sender): a reorganisation that dropped an anchor leaves no gap."""
+    key = settings.anchor_key(ctx.chain_id)
+    if key is None:
+        return lambda: ctx.gateway.sender(ctx.operator)
+    account = Account.from_key(key.get_secret_value())
+
+    async def sender() -> TransactionSender:
+        return TransactionSender(
+            ctx.w3,
+            account,
+            receipt_timeout_s=settings.api_receipt_timeout_s,
+            unavailable_timeout_s=settings.api_node_unavailable_s,
+        )
+
+    return sender
 
 
 def worker_id() -> str:

@@ -41,6 +41,8 @@ ANVIL_FIRST_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f
 ANVIL_CHAIN_ID = 31337
 #: Dev account index 2 of the default mnemonic: the local relayer (ledger.config.relayer_key).
 ANVIL_RELAYER_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+#: Dev account index 9: the local audit-log anchoring account (ledger.config.anchor_key).
+ANVIL_ANCHOR_KEY = "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6"
 STATE_FILE = "anvil-state.json"
 
 

@@ -35,7 +35,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.anvil import ANVIL_CHAIN_ID, ANVIL_FIRST_KEY, ANVIL_RELAYER_KEY
+from ledger.anvil import ANVIL_ANCHOR_KEY, ANVIL_CHAIN_ID, ANVIL_FIRST_KEY, ANVIL_RELAYER_KEY
 
 
 class NodeSettings(BaseSettings):
@@ -59,6 +59,12 @@ class NodeSettings(BaseSettings):
         default=None,
         description="relayer key: pays the gas of members' signed requests and submits them to "
         "the TierflowForwarder; on the local chain anvil's dev account 2 when unset",
+    )
+    anchor_private_key: SecretStr | None = Field(
+        default=None,
+        description="the account that anchors the audit log's head on chain (AuditAnchor's "
+        "anchorer, granted at deployment); on the local chain anvil's dev account 9, "
+        "elsewhere the operator when unset",
     )
     admin_proposers: str | None = Field(
         default=None,
@@ -122,4 +128,14 @@ class NodeSettings(BaseSettings):
             return self.relayer_private_key
         if chain_id == ANVIL_CHAIN_ID:
             return SecretStr(ANVIL_RELAYER_KEY)
+        return None
+
+    def anchor_key(self, chain_id: int) -> SecretStr | None:
+        """The audit anchoring key: the configured one, else anvil's dev key index 9 on chain
+        31337 (its own account: anchors do not take the operator's nonces); None elsewhere
+        (the operator anchors)."""
+        if self.anchor_private_key is not None:
+            return self.anchor_private_key
+        if chain_id == ANVIL_CHAIN_ID:
+            return SecretStr(ANVIL_ANCHOR_KEY)
         return None

@@ -243,6 +243,7 @@ async def deploy_suite(
     record: bool = True,
     on_step: Callable[[str], None] | None = None,
     admin: str | None = None,
+    anchorer: str | None = None,
 ) -> Deployment:
     """Deploy the suite, or keep the recorded one when it is intact and has these parameters.
 
@@ -297,10 +298,11 @@ async def deploy_suite(
             )
         deployment.contracts[name] = ContractRecord(address, int(receipt["blockNumber"]))
         step(name)
-    # The audit log's anchors: the operator (the deployer, the API's account) anchors; the
-    # registry's default admin (deploy's AdminTimelock) administers the role.
+    # The audit log's anchors: ``anchorer`` (the anchoring account; the operator when not
+    # given) anchors; the registry's default admin (deploy's AdminTimelock) administers it.
     artifact = load_artifact(AUDIT_ANCHOR)
-    address, receipt = await sender.deploy(artifact.abi, artifact.bytecode, admin, operator)
+    anchoring = to_checksum_address(anchorer) if anchorer is not None else operator
+    address, receipt = await sender.deploy(artifact.abi, artifact.bytecode, admin, anchoring)
     deployment.contracts[AUDIT_ANCHOR] = ContractRecord(address, int(receipt["blockNumber"]))
     step(AUDIT_ANCHOR)
     if record:
@@ -331,6 +333,12 @@ def _constructor_args(
 #: Steps :func:`deploy` reports (the AdminTimelock, the suite and the AuditAnchor), for sizing
 #: a progress bar.
 DEPLOY_STEPS = len(SUITE) + 2
+
+
+def _anchorer(chain_id: int) -> str | None:
+    """The audit anchoring account of the settings (None: the operator anchors)."""
+    key = NodeSettings().anchor_key(chain_id)
+    return None if key is None else str(Account.from_key(key.get_secret_value()).address)
 
 
 async def deploy(
@@ -381,6 +389,7 @@ async def deploy(
                 directory=directory,
                 on_step=lambda name: progress.update(task, advance=1, description=name),
                 admin=timelock.address,
+                anchorer=_anchorer(chain_id),
             )
             deployment.admin_timelock = timelock
             save_deployment(deployment, directory)

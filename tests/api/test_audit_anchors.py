@@ -1,7 +1,8 @@
 """The audit log's head anchored on chain (SPEC AP-3), on a real platform (anvil, indexer, API)
 that anchors every half second:
 
-- the head gets anchored once requests change it, and not again while nothing changes;
+- the head gets anchored once requests change it (by the anchoring account, not the
+  operator), and not again while nothing changes;
 - untouched, ``/v1/audit/log/verify`` and ``tierflow audit-verify`` pass and every anchor
   matches;
 - a record rewritten (an accepted 201 turned into a 403) with every later hash and the head
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,6 +31,7 @@ from backend.models import AuditHead, AuditRecord, migrate
 from bench.stack import Stack
 from db.engine import create_engine
 from db.types import table_of
+from ledger.anvil import ANVIL_ANCHOR_KEY, rpc_call
 from tests.support.api import Api, Member, make_api
 
 LOG = table_of(AuditRecord)
@@ -120,7 +123,7 @@ async def members(api: Api) -> tuple[Member, Member]:
 
 
 async def test_the_head_is_anchored_and_only_when_it_changed(
-    members: tuple[Member, Member], db: AsyncEngine
+    stack: Stack, members: tuple[Member, Member], db: AsyncEngine
 ) -> None:
     auditor, _ = members
     result = await anchored_to_head(auditor, db)
@@ -129,6 +132,9 @@ async def test_the_head_is_anchored_and_only_when_it_changed(
     assert result["anchors_matched"] == result["anchors_checked"]
     assert result["anchor_mismatches"] == []
     assert result["anchor_tx_hash"] is not None
+    # Sent by the anchoring account of its own (anvil's dev account 9), not the operator.
+    tx = rpc_call(stack.rpc_url, "eth_getTransactionByHash", [result["anchor_tx_hash"]])
+    assert tx["from"].lower() == Account.from_key(ANVIL_ANCHOR_KEY).address.lower()
     assert result["anchored_at"] is not None
     # Nothing changes (reads are not audited): no new anchor however many rounds pass.
     await asyncio.sleep(3)
