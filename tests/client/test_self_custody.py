@@ -365,13 +365,18 @@ async def test_dual_control_and_the_banks_signer_process_end_to_end(
             assert relayed["from"].lower() != supplier_address.lower()
 
             # By hand: the bank's officer approves through the client (signed in its HSM).
+            # The applicant commits on chain to the least advance it accepts (min_advance).
             by_hand = await under_dual_control(
                 lambda c: c.financing.apply(
-                    claim_id=received.claim_id, financier=bank_address, amount=300_000_00
+                    claim_id=received.claim_id,
+                    financier=bank_address,
+                    amount=300_000_00,
+                    min_advance=270_000_00,
                 )
             )
             assert by_hand.status == "applied"
             assert by_hand.applicant == supplier_address
+            assert by_hand.min_advance == 270_000_00
             quote = await bank.financing.quote(
                 claim_id=received.claim_id,
                 amount=300_000_00,
@@ -387,6 +392,8 @@ async def test_dual_control_and_the_banks_signer_process_end_to_end(
                 disbursement_ref="BANK-E2E-1",
             )
             assert approved.status == "approved"
+            assert approved.advance is not None
+            assert approved.advance >= 270_000_00
             assert approved.financed_claim_id is not None
             assert (await bank.claims.get(approved.financed_claim_id)).holder == bank_address
 
@@ -417,9 +424,13 @@ async def test_dual_control_and_the_banks_signer_process_end_to_end(
             )
             automatic = await under_dual_control(
                 lambda c: c.financing.apply(
-                    claim_id=received.claim_id, financier=bank_address, amount=400_000_00
+                    claim_id=received.claim_id,
+                    financier=bank_address,
+                    amount=400_000_00,
+                    min_advance=360_000_00,
                 )
             )
+            assert automatic.min_advance == 360_000_00
             applied_at = time.monotonic()
             status = automatic.status
             for _ in range(240):
@@ -439,7 +450,10 @@ async def test_dual_control_and_the_banks_signer_process_end_to_end(
                 await asyncio.sleep(0.25)
             assert outcome == "approved", outcome
             print(f"tierflow signer (SoftHSM2): {elapsed:.1f} s from application to approval")
-            financed = (await maker.financing.get(automatic.id)).financed_claim_id
+            settled_terms = await maker.financing.get(automatic.id)
+            assert settled_terms.advance is not None
+            assert settled_terms.advance >= 360_000_00  # the policy honoured min_advance
+            financed = settled_terms.financed_claim_id
             assert financed is not None
             assert (await bank.claims.get(financed)).holder == bank_address
 
