@@ -35,6 +35,7 @@ from client.signing import (
 __all__ = [
     "SignerOutcome",
     "ensure_pkcs11_key",
+    "honouring_commitments",
     "open_signer",
     "run_signer",
     "sign_open_intents",
@@ -44,6 +45,34 @@ log = logging.getLogger("tierflow.client.signer")
 
 #: ``policy(action) -> bool``: whether the member signs this decoded action.
 Policy = Callable[[DecodedAction], bool | Awaitable[bool]]
+
+
+def honouring_commitments(
+    client: TierflowClient, policy: Policy | None = None
+) -> Callable[[DecodedAction], Awaitable[bool]]:
+    """``policy``, and for ``approveFinancing`` also: the terms give at least the applicant's
+    committed ``min_advance`` and its committed recourse (read from the request). The desk
+    refuses any other approval anyway; this keeps the signer from signing one."""
+
+    async def decide(action: DecodedAction) -> bool:
+        if action.function == "approveFinancing":
+            terms = action.args.get("terms")
+            financing_id = action.args.get("financingId")
+            if not isinstance(terms, dict) or not isinstance(financing_id, int):
+                return False
+            request = await client.financing.get(financing_id)
+            if int(terms["advance"]) < (request.min_advance or 0):
+                log.info("approval of %s declined: below its min_advance", financing_id)
+                return False
+            if request.recourse is not None and bool(terms["recourse"]) != request.recourse:
+                log.info("approval of %s declined: not its committed recourse", financing_id)
+                return False
+        if policy is None:
+            return True
+        verdict = policy(action)
+        return bool(await verdict) if inspect.isawaitable(verdict) else bool(verdict)
+
+    return decide
 
 
 @dataclass(frozen=True)

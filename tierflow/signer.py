@@ -2,7 +2,9 @@
 HSM through PKCS#11). It signs, every ``--interval`` seconds, the member's open intents that
 verify against the deployment (:func:`client.intents.verify_intent`) and that its policy file
 accepts (:func:`client.commands.run_signer`): this is how a ``self`` bank keeps auto-approval
-without the platform holding its key.
+without the platform holding its key. An approval is signed only when it gives the applicant
+at least its committed ``min_advance`` and its committed recourse
+(:func:`client.commands.honouring_commitments`).
 
 The policy file is JSON, the member's own rules, checked on the decoded action (not on the
 API's plain fields)::
@@ -73,7 +75,7 @@ def signer_command(
 ) -> None:
     """Sign this member's open intents that its policy file accepts, until Ctrl-C."""
     from client import TierflowClient
-    from client.commands import open_signer, run_signer
+    from client.commands import honouring_commitments, open_signer, run_signer
 
     console = Console(stderr=True)
     try:
@@ -98,7 +100,8 @@ def signer_command(
         async with TierflowClient(base, api_key, signer=signer) as client:
             await run_signer(
                 client,
-                policy=decide,
+                # never an approval below the applicant's committed min_advance or recourse
+                policy=honouring_commitments(client, decide),
                 interval_s=interval,
                 stop=stop,
                 on_outcome=lambda o: console.print(f"{o.intent_id}: {o.outcome} {o.detail or ''}"),
