@@ -18,7 +18,7 @@ from typing import Any
 from eth_account import Account
 
 from client import TierflowClient
-from client.commands import sign_open_intents
+from client.commands import honouring_commitments, sign_open_intents
 from client.intents import DecodedAction
 from client.signing import KeyfileSigner
 from tierflow.demo_actor import Actor, DemoError
@@ -346,7 +346,10 @@ async def finance_automatically(story: Story) -> str:
     while record["status"] == "applied" and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
         if bank.custody == "self":
-            await sign_open_intents(bank.client, policy=bank_policy)
+            # ... and never below the applicant's committed min_advance or recourse
+            await sign_open_intents(
+                bank.client, policy=honouring_commitments(bank.client, bank_policy)
+            )
         record = await story[role].get(f"/v1/financing-requests/{made['id']}")
     waited = time.monotonic() - applied_at
     story.auto = FinancingOutcome(

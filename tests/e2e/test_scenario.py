@@ -180,7 +180,12 @@ async def check_auto_approval_without_a_person(o: Outcome) -> None:
     r = auto.record
     assert r["advance"] + r["discount"] + r["fees"] == r["amount"] == demo_story.AUTO_FINANCING[1]
     assert r["annual_rate_bps"] == demo_story.RATE_BPS
-    assert r["registration_no"]  # the credit line's, put on by the policy
+    # its own number under the credit line's programme (a number backs one financing only)
+    assert r["registration_no"].startswith("ZD-LINE-")
+    assert r["registration_no"].endswith(f"-{auto.id}")
+    # applied from the quote: by default the applicant committed to the quote's advance (or
+    # more, had a day passed since the quote) and the approval gave at least that
+    assert r["advance"] >= r["min_advance"] >= auto.quote["advance"]
     # No person approved it: the platform prepared the approval, the self bank's own signer
     # signed it, and the only write that carries the transaction is that signature.
     tx = _approved_tx(o, auto.id)
