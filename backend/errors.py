@@ -172,6 +172,11 @@ CONTRACT_ERRORS: dict[str, _Mapped] = {
     "PayableSupplierInvalid": _m("supplier_invalid", Invalid, "the supplier is not valid"),
     "PayableNotSettler": _m("not_settler", Forbidden, "only the obligor or its clearing agent"),
     "PayableNotDue": _m("not_due", Conflict, "the payable is not due yet"),
+    "ClaimSettlerIsHolder": _m(
+        "settler_is_holder",
+        Forbidden,
+        "a clearing agent cannot record the payment of a piece it holds: the obligor records it",
+    ),
     # claims
     "ClaimNotFound": _m("claim_not_found", NotFound, "no such claim piece"),
     "ClaimNotHolder": _m("not_holder", Forbidden, "only the holder of the piece may do this"),

@@ -738,8 +738,11 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
         if (settler != p.obligor) {
             // The clearing agent must still be one when it records a payment: an active member
             // with the role (a suspended agent, or one that lost the role, settles nothing). It
-            // is never the payable's own supplier: issuePayable refuses that.
+            // is never the payable's own supplier: issuePayable refuses that. Nor does it record
+            // the payment of a piece it holds (one it financed, or took): that would be its own
+            // word that it was paid, clearing its exposure and the obligor's limit unpaid.
             if (settler != p.clearingAgent) revert PayableNotSettler(payableId, settler);
+            if (c.holder == settler) revert ClaimSettlerIsHolder(claimId, settler);
             if (!agentChecked) {
                 MEMBERS.requireActive(settler, Roles.CLEARING_AGENT);
                 agentChecked = true;

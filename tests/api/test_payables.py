@@ -5,7 +5,8 @@ issue answers the payable and its root piece (ids from the PayableIssued event) 
 invoices; non-parties get 404; the supplier may decline an untouched payable (the invoices are
 Confirmed again); settlement is refused before the due date (``not_due``), then records pieces
 one at a time (``settleClaim``) and in a batch (``settleClaims``) until the payable is Settled;
-a piece of another payable in the list is ``claim_not_in_payable``; an unpaid payable past its
+a piece of another payable in the list is ``claim_not_in_payable``; a clearing agent holding a
+piece cannot record its payment (``settler_is_holder``); an unpaid payable past its
 due date and grace is marked Overdue by anyone; lists filter, page and export CSV.
 """
 
@@ -301,3 +302,24 @@ async def test_lists_filter_page_and_export_csv(api: Api) -> None:
     assert rows[1]["face_value"] == "200"
     assert rows[1]["supplier"] == s2.address
     assert rows[0]["invoice_ids"].startswith('["0x')
+
+
+async def test_clearing_agent_cannot_settle_a_piece_it_holds(api: Api) -> None:
+    core = await core_with_limit(api, "core", 1_000_000)
+    s1 = await api.member("s1", ["supplier"])
+    bank = await api.member("bank", ["financier", "clearing_agent"])
+    p = await issue(api, core, s1, 10_000, due_in_s=2 * DAY, clearing_agent=bank.address)
+    root = p["root_claim_id"]
+    r = await s1.post(f"/v1/claims/{root}/transfers", {"to": bank.address, "amount": 4_000})
+    assert r.status_code == 201, r.text
+    held = r.json()["claim_id"]
+    api.advance_time(2 * DAY + 60)
+    path = f"/v1/payables/{p['id']}/settlements"
+    own = {"items": [{"claim_id": held, "payment_ref": "OWN-WORD"}]}
+    body = problem(await bank.post(path, own), 403, "settler_is_holder")
+    assert body["chain_error_args"]["claimId"] == held
+    both = {"items": [{"claim_id": root, "payment_ref": "R-1"}, own["items"][0]]}
+    problem(await bank.post(path, both), 403, "settler_is_holder")
+    assert (await s1.get(f"/v1/claims/{root}")).json()["status"] == "active"  # all or nothing
+    r = await core.post(path, own)  # the obligor records the bank's payment
+    assert r.status_code == 200, r.text

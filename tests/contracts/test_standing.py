@@ -1,14 +1,17 @@
 """A payable is cancellable only while its root was never moved; money moves only to members
 in good standing (suspension and KYC expiry are checked when a financing is approved and
-when a buyer confirms an invoice)."""
+when a buyer confirms an invoice); a clearing agent never records the payment of a piece it
+holds."""
 
 from __future__ import annotations
 
+from eth_utils.crypto import keccak
+
 from ledger.deployment import DAY
 from ledger.roles import Role, roles_to_mask
-from ledger.bindings import ZERO_HASH, FinancingStatus, PayableStatus
-from tests.support.contracts import apply, approve, expect_revert
-from bench.cast import Platform
+from ledger.bindings import ZERO_HASH, ClaimStatus, FinancingStatus, PayableStatus
+from tests.support.contracts import apply, approve, expect_revert, finance
+from bench.cast import EXPOSURE_LIMIT, Platform
 
 
 async def test_cancelPayable_RevertWhen_root_came_back_whole(platform: Platform) -> None:
@@ -85,3 +88,39 @@ async def test_confirmInvoice_RevertWhen_buyer_kyc_expired(platform: Platform) -
         "MemberKycExpired",
         account=p.outsider.address,
     )
+
+
+async def test_settleClaim_RevertWhen_clearing_agent_holds_the_piece(platform: Platform) -> None:
+    """A bank that is financier and clearing agent financed a piece of the payable it clears:
+    it cannot mark that piece paid on its own word (alone or in a batch), which would clear its
+    exposure and free the obligor's program limit with no payment; the obligor records it."""
+    p = platform
+    await p.operator.transact(
+        p.members.functions.grantRole(Role.CLEARING_AGENT.role_id, p.bank.address)
+    )
+    payable_id, root, due = await p.issue(p.core, p.sup1, 1_000_000, agent=p.bank)
+    financed = await finance(p, p.sup1, root, p.bank, 500_000)
+    assert (await p.suite.claim(financed)).holder == p.bank.address
+    await p.warp_to(due)
+    outstanding = (await p.suite.obligor_account(p.core.address)).outstanding
+    await expect_revert(
+        p.bank.transact(p.claim_ledger.functions.settleClaim(financed, keccak(b"own word"))),
+        "ClaimSettlerIsHolder",
+        claimId=financed,
+        clearingAgent=p.bank.address,
+    )
+    await expect_revert(
+        p.bank.transact(
+            p.claim_ledger.functions.settleClaims([root, financed], [keccak(b"a"), keccak(b"b")])
+        ),
+        "ClaimSettlerIsHolder",
+        claimId=financed,
+    )
+    assert await p.suite.exposure(p.bank.address, p.core.address) == (500_000, EXPOSURE_LIMIT)
+    assert (await p.suite.obligor_account(p.core.address)).outstanding == outstanding
+    assert (await p.suite.claim(root)).status is ClaimStatus.ACTIVE  # the batch changed nothing
+    # the agent records the supplier's piece; the obligor records the bank's
+    await p.bank.transact(p.claim_ledger.functions.settleClaim(root, keccak(b"paid sup1")))
+    await p.core.transact(p.claim_ledger.functions.settleClaim(financed, keccak(b"paid bank")))
+    assert await p.suite.exposure(p.bank.address, p.core.address) == (0, EXPOSURE_LIMIT)
+    assert (await p.suite.payable(payable_id)).status is PayableStatus.SETTLED

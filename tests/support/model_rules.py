@@ -882,9 +882,11 @@ class Tierflow:
         p = self.payables[c.payable_id]
         if caller != p.obligor:
             # a clearing agent settles only while an active one (never the payable's supplier:
-            # issue_payable refuses that)
+            # issue_payable refuses that), and never a piece it holds itself
             if caller != p.clearing_agent:
                 raise ModelRevert("PayableNotSettler", payable_id=p.id, caller=caller)
+            if c.holder == caller:
+                raise ModelRevert("ClaimSettlerIsHolder", claim_id=claim_id, clearing_agent=caller)
             self.require_active(caller, CLEARING_AGENT)
         if self.now < p.due_date:
             raise ModelRevert("PayableNotDue", payable_id=p.id, due_date=p.due_date)

@@ -109,6 +109,9 @@ interface IClaimLedger is IERC3525 {
     // ---- claims ----
     error ClaimNotFound(uint256 claimId);
     error ClaimNotHolder(uint256 claimId, address caller);
+    /// @dev A clearing agent recording the payment of a piece it holds itself (its own word
+    /// that it was paid).
+    error ClaimSettlerIsHolder(uint256 claimId, address clearingAgent);
     error ClaimIsFrozen(uint256 claimId);
     error ClaimNotFrozen(uint256 claimId);
     error ClaimNotLive(uint256 claimId, ClaimStatus status);
@@ -224,8 +227,9 @@ interface IClaimLedger is IERC3525 {
     function unfreezeClaim(uint256 claimId) external;
 
     /// @notice Records that the holder of `claimId` was paid. Requirements: not paused; caller
-    /// the obligor or the payable's clearing agent; now ≥ due date; piece live and not frozen;
-    /// no value locked by a pending application (expire it first); `paymentRef` non-zero.
+    /// the obligor or the payable's clearing agent, active with its role and not the piece's
+    /// holder; now ≥ due date; piece live and not frozen; no value locked by a pending
+    /// application (expire it first); `paymentRef` non-zero.
     /// Emits {ClaimSettled} (and {PayableSettled} on the last piece).
     function settleClaim(uint256 claimId, bytes32 paymentRef) external;
 

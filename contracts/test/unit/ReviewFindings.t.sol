@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {TierflowBase} from "../utils/TierflowBase.sol";
 import {IClaimLedger} from "../../src/interfaces/IClaimLedger.sol";
+import {IFinancingDesk} from "../../src/interfaces/IFinancingDesk.sol";
 import {IInvoiceRegistry} from "../../src/interfaces/IInvoiceRegistry.sol";
 import {IMemberRegistry} from "../../src/interfaces/IMemberRegistry.sol";
 
@@ -106,5 +107,54 @@ contract ReviewFindingsTest is TierflowBase {
         vm.prank(coreA);
         vm.expectRevert(abi.encodeWithSelector(IClaimLedger.PayableClearingAgentInvalid.selector, both));
         ledger.issuePayable(both, FACE, uint64(START + 30 days), ids, both);
+    }
+
+    /// @dev `bank` is financier and clearing agent: it finances 500,000 of the payable it clears.
+    function _bankHoldsFinancedPiece() internal returns (uint256 pid, uint256 root, uint256 financed) {
+        (pid, root) = _issue(coreA, supplier1, FACE, 30 days, bank);
+        vm.prank(supplier1);
+        uint256 id = desk.applyForFinancing(root, bank, 500_000, uint64(START + 7 days), 0, false);
+        IFinancingDesk.Terms memory t = _terms(root, 500_000, 450, 0);
+        vm.prank(bank);
+        financed = desk.approveFinancing(id, t);
+        assertEq(_claim(financed).holder, bank, "the agent holds the piece");
+    }
+
+    function test_RevertWhen_clearingAgentSettlesPieceItHolds() public {
+        (uint256 pid,, uint256 financed) = _bankHoldsFinancedPiece();
+        vm.warp(START + 30 days);
+        uint128 outstandingBefore = ledger.obligorAccount(coreA).outstanding;
+        vm.prank(bank);
+        vm.expectRevert(abi.encodeWithSelector(IClaimLedger.ClaimSettlerIsHolder.selector, financed, bank));
+        ledger.settleClaim(financed, PAY);
+        // Nothing cleared on the agent's own word: its exposure and the obligor's limit stay used.
+        (uint128 exposureNow,) = desk.exposure(bank, coreA);
+        assertEq(exposureNow, 500_000, "exposure kept");
+        assertEq(ledger.obligorAccount(coreA).outstanding, outstandingBefore, "limit kept");
+        // The obligor records it (it pays the bank).
+        vm.prank(coreA);
+        ledger.settleClaim(financed, PAY);
+        (exposureNow,) = desk.exposure(bank, coreA);
+        assertEq(exposureNow, 0, "exposure released by the obligor's settlement");
+        assertEq(uint256(ledger.getPayable(pid).status), uint256(IClaimLedger.PayableStatus.Issued), "rest unpaid");
+    }
+
+    function test_RevertWhen_clearingAgentBatchIncludesPieceItHolds() public {
+        (uint256 pid, uint256 root, uint256 financed) = _bankHoldsFinancedPiece();
+        vm.warp(START + 30 days);
+        uint256[] memory ids = new uint256[](2);
+        ids[0] = root; // supplier1's: the agent may record it
+        ids[1] = financed; // its own: refused, and the whole batch with it
+        bytes32[] memory refs = new bytes32[](2);
+        refs[0] = PAY;
+        refs[1] = keccak256("bank-payment-2");
+        vm.prank(bank);
+        vm.expectRevert(abi.encodeWithSelector(IClaimLedger.ClaimSettlerIsHolder.selector, financed, bank));
+        ledger.settleClaims(ids, refs);
+        assertEq(uint256(_claim(root).status), uint256(IClaimLedger.ClaimStatus.Active), "all or nothing");
+        // The agent still records the pieces others hold.
+        vm.prank(bank);
+        ledger.settleClaim(root, PAY);
+        assertEq(ledger.getPayable(pid).settledValue, FACE - 500_000, "supplier's piece settled");
     }
 }
