@@ -123,7 +123,7 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
         GRACE_PERIOD = config.gracePeriod;
         TRADE_INVOICE_REQUIRED = config.tradeInvoiceRequired;
         CURRENCY = config.currency;
-        METADATA = new ClaimMetadata();
+        METADATA = new ClaimMetadata(config.currency, config.valueDecimals);
         _valueDecimals = config.valueDecimals;
     }
 
@@ -449,31 +449,33 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
     }
 
     /// @inheritdoc IERC721Metadata
-    function name() external pure returns (string memory) {
-        return "Tierflow claim piece";
+    /// @dev Answered by METADATA, like every metadata call (`_render`).
+    function name() external view returns (string memory) {
+        _render();
     }
 
     /// @inheritdoc IERC721Metadata
-    function symbol() external pure returns (string memory) {
-        return "TFCLAIM";
+    function symbol() external view returns (string memory) {
+        _render();
     }
 
     /// @inheritdoc IERC721Metadata
-    /// @dev On-chain JSON: payable, obligor, due date, amount in currency units, holder, status.
-    function tokenURI(uint256 tokenId) external view returns (string memory) {
-        Claim storage c = _liveToken(tokenId);
-        return METADATA.tokenURI(_claimView(tokenId), _payables[c.payableId].obligor, CURRENCY, _valueDecimals);
+    /// @dev On-chain JSON: payable, obligor, due date, amount in currency units, holder,
+    /// status. Reverts ClaimNotFound for a token that does not exist.
+    function tokenURI(uint256) external view returns (string memory) {
+        _render();
     }
 
     /// @inheritdoc IERC3525Metadata
     function contractURI() external view returns (string memory) {
-        return METADATA.contractURI(CURRENCY, _valueDecimals);
+        _render();
     }
 
     /// @inheritdoc IERC3525Metadata
-    /// @dev A slot is a payable: obligor, supplier, face value, due date, status.
-    function slotURI(uint256 payableId) external view returns (string memory) {
-        return METADATA.slotURI(payableId, _payableOf(payableId), CURRENCY, _valueDecimals);
+    /// @dev A slot is a payable: obligor, supplier, face value, due date, status. Reverts
+    /// PayableNotFound for an unknown payable.
+    function slotURI(uint256) external view returns (string memory) {
+        _render();
     }
 
     /// @inheritdoc IERC165
@@ -840,6 +842,19 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
             assembly ("memory-safe") {
                 revert(add(reason, 0x20), mload(reason))
             }
+        }
+    }
+
+    /// @dev Answers the current call (a metadata view) with METADATA's answer to the same
+    /// calldata, or its revert: the ledger keeps no JSON code of its own (24 KiB limit).
+    function _render() private view {
+        address renderer = address(METADATA);
+        assembly {
+            calldatacopy(0, 0, calldatasize())
+            let ok := staticcall(gas(), renderer, 0, calldatasize(), 0, 0)
+            returndatacopy(0, 0, returndatasize())
+            if iszero(ok) { revert(0, returndatasize()) }
+            return(0, returndatasize())
         }
     }
 

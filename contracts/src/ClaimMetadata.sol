@@ -13,16 +13,56 @@ import {IClaimLedger} from "./interfaces/IClaimLedger.sol";
 /// the UNIX time. Every string put into the JSON is generated here from numbers and addresses
 /// (the currency code is three letters A–Z, checked at construction), so nothing needs escaping.
 ///
-/// A stateless contract the ledger creates in its constructor (so the ledger's own code stays
-/// under the 24 KiB limit); it only formats what the ledger passes it.
+/// A contract the ledger creates in its constructor (so the ledger's own code stays under the
+/// 24 KiB limit): the ledger answers `name`, `symbol`, `tokenURI`, `contractURI` and `slotURI`
+/// with what this contract answers to the same call, and this contract reads the ledger's
+/// views. It holds no state but the ledger's address, currency and decimals.
 contract ClaimMetadata {
     using Strings for uint256;
     using Strings for address;
 
     string internal constant NAME = "Tierflow claim piece";
+    string internal constant SYMBOL = "TFCLAIM";
+
+    /// @notice The ledger this contract describes (its creator).
+    IClaimLedger public immutable LEDGER;
+    bytes3 private immutable _currencyCode;
+    uint8 private immutable _decimals;
+
+    constructor(bytes3 currency, uint8 decimals) {
+        LEDGER = IClaimLedger(msg.sender);
+        _currencyCode = currency;
+        _decimals = decimals;
+    }
+
+    function name() external pure returns (string memory) {
+        return NAME;
+    }
+
+    function symbol() external pure returns (string memory) {
+        return SYMBOL;
+    }
+
+    /// @dev A live piece (else the ledger's ClaimNotFound, from `ownerOf`).
+    function tokenURI(uint256 tokenId) external view returns (string memory) {
+        if (LEDGER.ownerOf(tokenId) == address(0)) revert IClaimLedger.ClaimNotFound(tokenId); // ownerOf reverts first
+        IClaimLedger.ClaimView memory c = LEDGER.claim(tokenId);
+        return _tokenURI(c, LEDGER.getPayable(c.payableId).obligor, _currencyCode, _decimals);
+    }
+
+    function contractURI() external view returns (string memory) {
+        return _contractURI(_currencyCode, _decimals);
+    }
+
+    /// @dev A payable (else PayableNotFound, as the ledger says it).
+    function slotURI(uint256 payableId) external view returns (string memory) {
+        IClaimLedger.Payable memory p = LEDGER.getPayable(payableId);
+        if (p.status == IClaimLedger.PayableStatus.None) revert IClaimLedger.PayableNotFound(payableId);
+        return _slotURI(payableId, p, _currencyCode, _decimals);
+    }
 
     /// @dev The collection: what a piece is, and the value's unit.
-    function contractURI(bytes3 currency, uint8 decimals) external pure returns (string memory) {
+    function _contractURI(bytes3 currency, uint8 decimals) private pure returns (string memory) {
         return _dataURI(
             string.concat(
                 '{"name":"',
@@ -39,8 +79,8 @@ contract ClaimMetadata {
     }
 
     /// @dev One payable (slot): obligor, supplier, face value, due date and status.
-    function slotURI(uint256 payableId, IClaimLedger.Payable memory p, bytes3 currency, uint8 decimals)
-        external
+    function _slotURI(uint256 payableId, IClaimLedger.Payable memory p, bytes3 currency, uint8 decimals)
+        private
         pure
         returns (string memory)
     {
@@ -90,8 +130,8 @@ contract ClaimMetadata {
     }
 
     /// @dev One piece (token): its payable, obligor, due date, amount, holder and status.
-    function tokenURI(IClaimLedger.ClaimView memory c, address obligor, bytes3 currency, uint8 decimals)
-        external
+    function _tokenURI(IClaimLedger.ClaimView memory c, address obligor, bytes3 currency, uint8 decimals)
+        private
         pure
         returns (string memory)
     {
