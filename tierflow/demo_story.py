@@ -447,6 +447,8 @@ async def mature(story: Story) -> str:
         if time.monotonic() > deadline:
             raise DemoError("the mirror did not reach the chain's head within 30 s")
         await asyncio.sleep(0.1)
+    # The self members' clients check an intent's deadline against the chain's clock.
+    story.clock_offset = float(await story.chain_time()) - time.time()
     return f"{TERM_DAYS} days later: the payable is due"
 
 

@@ -192,7 +192,10 @@ async def check_auto_approval_without_a_person(o: Outcome) -> None:
     carrying = [rec for rec in o.log if tx in rec["tx_hashes"]]
     assert [rec["path"].split("/")[-1] for rec in carrying] == ["signature"]
     assert carrying[0]["member"] == o.result.members["bank"].address
-    assert not [rec for rec in o.log if rec["path"].endswith(f"/{auto.id}/approve")]
+    # The policy's own approval is audited under the auto-approval key: it stopped at the
+    # self bank's intent (202); no person's key asked for it.
+    prepared = [rec for rec in o.log if rec["path"].endswith(f"/{auto.id}/approve")]
+    assert [(rec["api_key_id"], rec["status"]) for rec in prepared] == [("auto-approval", 202)]
 
 
 async def check_manual_approval(o: Outcome) -> None:
@@ -276,6 +279,7 @@ async def check_audit_log(o: Outcome) -> None:
         + 1  # the operator moves the local chain's clock past the due date
         + len(o.result.settlements)
         + SELF_SIGNATURES  # each write of a self member, then its signature
+        + 1  # the auto-approval's own approval for the self bank, awaiting its signature
     )  # fmt: skip
     assert len(o.log) == story_writes, "; ".join(f"{r['method']} {r['path']}" for r in o.log)
     assert all(200 <= rec["status"] < 300 for rec in o.log), [
