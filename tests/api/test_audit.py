@@ -384,6 +384,7 @@ async def test_exposure_per_obligor(book: Book) -> None:
         "overdue": 150_000,
         "financed": 300_000,
         "exposure_limit": None,
+        "over_limit": False,  # outstanding within the program limit (29ceab3)
     }
     everyone = await all_pages(book.auditor, "/v1/audit/exposure")
     assert expected in everyone
