@@ -182,14 +182,29 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
         if (block.timestamp <= deadline) revert PayableNotOverdueYet(payableId, deadline);
         p.status = PayableStatus.Overdue;
         address obligor = p.obligor;
-        emit PayableOverdue(payableId, obligor, p.faceValue - p.settledValue);
+        emit PayableOverdue(payableId, obligor, p.faceValue - p.settledValue, uint64(deadline));
 
-        // Three overdue payables within OVERDUE_WINDOW: the one before the last is recent enough.
+        // Three overdue payables within OVERDUE_WINDOW, counted by when each fell overdue (its
+        // overdueFrom at marking), not when it was marked: slow or batched marking neither
+        // triggers nor dodges the rule. The account keeps the two latest such times
+        // (previous ≤ last); the new one joins them in any order, and the three must span at
+        // most the window.
         ObligorAccount storage account = _obligors[obligor];
-        uint64 nowTs = uint64(block.timestamp);
-        bool third = account.previousOverdueAt != 0 && account.previousOverdueAt + OVERDUE_WINDOW >= nowTs;
-        account.previousOverdueAt = account.lastOverdueAt;
-        account.lastOverdueAt = nowTs;
+        uint64 at = uint64(deadline);
+        uint64 prev = account.previousOverdueAt;
+        uint64 last = account.lastOverdueAt;
+        uint64 earliest = prev;
+        uint64 latest = last;
+        if (at >= last) {
+            latest = at;
+            account.previousOverdueAt = last;
+            account.lastOverdueAt = at;
+        } else if (at > prev) {
+            account.previousOverdueAt = at;
+        } else {
+            earliest = at;
+        }
+        bool third = prev != 0 && latest - earliest <= OVERDUE_WINDOW;
         if (third) MEMBERS.suspendForOverdue(obligor);
     }
 

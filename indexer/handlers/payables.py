@@ -73,8 +73,13 @@ async def on_payable_overdue(uow: UnitOfWork, ev: DecodedEvent, t: int) -> None:
     payable = await uow.edit("payables", (ev.args["payableId"],))
     payable["status"] = "overdue"
     account = await obligor_account(uow, payable["obligor"])
-    account["previous_overdue_at"] = account["last_overdue_at"]
-    account["last_overdue_at"] = t
+    # the chain keeps the two latest overdue times (overdueFrom at marking), in any marking order
+    at = int(ev.args["overdueFrom"])
+    if at >= account["last_overdue_at"]:
+        account["previous_overdue_at"] = account["last_overdue_at"]
+        account["last_overdue_at"] = at
+    elif at > account["previous_overdue_at"]:
+        account["previous_overdue_at"] = at
 
 
 @handles("ClaimLedger:PayableSettled")

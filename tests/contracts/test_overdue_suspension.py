@@ -1,10 +1,11 @@
 """Overdue payables and automatic suspension; court-ordered freezes (SPEC §2 Settlement and
 Member, I-7, I-8).
 
-An obligor with three payables marked overdue within 180 days is suspended automatically
-(``MemberSuspended`` with ``automatic = true``): it can no longer issue but can still settle,
-until the operator reinstates it. Two overdue payables, or three spread over more than 180
-days, do not suspend. A frozen piece cannot be split, transferred, applied for, financed or
+An obligor with three payables that fell overdue within 180 days (their ``overdueFrom`` when
+marked, whenever they are marked) is suspended automatically (``MemberSuspended`` with
+``automatic = true``): it can no longer issue but can still settle, until the operator
+reinstates it. Two overdue payables, or three that fell overdue more than 180 days apart, do
+not suspend. A frozen piece cannot be split, transferred, applied for, financed or
 settled until it is unfrozen; the payable's other pieces are unaffected.
 """
 
@@ -87,7 +88,8 @@ async def test_three_overdue_within_180_days_suspend_the_obligor(platform: Platf
     ]
     assert (await p.suite.member(p.core.address)).status is MemberStatus.SUSPENDED
     account = await p.suite.obligor_account(p.core.address)
-    assert (account.previous_overdue_at, account.last_overdue_at) == (marks[1], marks[2])
+    # the times they fell overdue (due + grace), not when they were marked
+    assert (account.previous_overdue_at, account.last_overdue_at) == (marks[1] - 1, marks[2] - 1)
     # it can no longer issue, nor confirm an invoice
     await expect_revert(p.core.transact(issue), "MemberNotActive", account=p.core.address)
     pending_invoice = await p.invoice(p.sup3, p.core, FACE, confirm=False)
@@ -133,6 +135,17 @@ async def test_two_overdue_payables_do_not_suspend(platform: Platform) -> None:
     await p.core.transact(await _issue_call(p))
 
 
+async def _issue_due(platform: Platform, due: int) -> int:
+    """A payable of ``core`` due at exactly ``due``; returns its id."""
+    invoice_id = await platform.invoice(platform.sup1, platform.core, FACE)
+    await platform.core.transact(
+        platform.claim_ledger.functions.issuePayable(
+            platform.sup1.address, FACE, due, [invoice_id], ZERO_ADDRESS
+        )
+    )
+    return int(await platform.claim_ledger.functions.payableCount().call())
+
+
 @pytest.mark.parametrize(
     ("third_after_first", "suspended"),
     [(OVERDUE_WINDOW, True), (OVERDUE_WINDOW + 1, False), (300 * DAY, False)],
@@ -141,17 +154,31 @@ async def test_two_overdue_payables_do_not_suspend(platform: Platform) -> None:
 async def test_three_overdue_suspend_only_within_180_days(
     platform: Platform, third_after_first: int, suspended: bool
 ) -> None:
+    """The window counts when the payables fell overdue (overdueFrom), whenever marked: here
+    all three are marked together, after the last fell overdue."""
     p = platform
-    payables = await _payables(p, 3)
-    first = payables[0][2] + GRACE + 1
-    await _mark(p, payables[0][0], first)
-    await _mark(p, payables[1][0], payables[1][2] + GRACE + 1)
-    receipt = await _mark(p, payables[2][0], first + third_after_first)
+    first_due = await p.now() + 10 * DAY
+    dues = (first_due, first_due + 10 * DAY, first_due + third_after_first)
+    pids = [await _issue_due(p, due) for due in dues]
+    ts = dues[2] + GRACE + 1
+    receipts = [await _mark(p, pid, ts + i) for i, pid in enumerate(pids)]
     expected = MemberStatus.SUSPENDED if suspended else MemberStatus.ACTIVE
     assert (await p.suite.member(p.core.address)).status is expected
-    assert len(_suspensions(p, receipt)) == int(suspended)
-    for pid, _root, _due in payables:
+    assert len(_suspensions(p, receipts[2])) == int(suspended)
+    for pid in pids:
         assert (await p.suite.payable(pid)).status is PayableStatus.OVERDUE
+
+
+async def test_three_overdue_marked_slowly_still_suspend(platform: Platform) -> None:
+    """Three payables fall overdue within days; the third is marked 300 days later: before,
+    keyed on marking times, the slow marking dodged the rule."""
+    p = platform
+    payables = await _payables(p, 3)
+    for pid, _root, due in payables[:2]:
+        await _mark(p, pid, due + GRACE + 1)
+    receipt = await _mark(p, payables[2][0], payables[2][2] + GRACE + 300 * DAY)
+    assert len(_suspensions(p, receipt)) == 1
+    assert EventDecoder(p).one(receipt, "PayableOverdue")["overdueFrom"] == payables[2][2] + GRACE
 
 
 async def test_overdue_of_an_already_suspended_obligor_is_no_second_suspension(

@@ -689,15 +689,21 @@ class Tierflow:
             raise ModelRevert("PayableStatusInvalid", payable_id=payable_id, status=p.status)
         if self.now <= self.overdue_from(p):
             raise ModelRevert("PayableNotOverdueYet", payable_id=payable_id)
+        at = self.overdue_from(p)
         p.status = PayableStatus.OVERDUE
-        # the third overdue payable within the window suspends the obligor
+        # the third overdue payable within the window suspends the obligor, counted by when each
+        # fell overdue (overdueFrom at marking); the account keeps the two latest such times
         account = self.obligor(p.obligor)
-        third = (
-            account.previous_overdue_at != 0
-            and account.previous_overdue_at + self.parameters.overdue_window >= self.now
-        )
-        account.previous_overdue_at = account.last_overdue_at
-        account.last_overdue_at = self.now
+        prev, last = account.previous_overdue_at, account.last_overdue_at
+        earliest, latest = prev, last
+        if at >= last:
+            latest = at
+            account.previous_overdue_at, account.last_overdue_at = last, at
+        elif at > prev:
+            account.previous_overdue_at = at
+        else:
+            earliest = at
+        third = prev != 0 and latest - earliest <= self.parameters.overdue_window
         if third:
             self._suspend_for_overdue(p.obligor)
         self._touch_payable(p)

@@ -132,12 +132,20 @@ async def test_no_clearing_agent_is_none() -> None:
 async def test_payable_cancelled_overdue_settled() -> None:
     uow = MemoryUnitOfWork()
     await _issued(uow)
-    await apply(uow, "ClaimLedger:PayableOverdue", t=7_000, payableId=1, unsettledValue=1_000)
+    overdue = {"payableId": 1, "unsettledValue": 1_000}
+    await apply(uow, "ClaimLedger:PayableOverdue", t=9_000, overdueFrom=7_000, **overdue)
     assert row(uow, "payables", 1)["status"] == "overdue"
-    assert row(uow, "obligor_accounts", CORE)["last_overdue_at"] == 7_000
-    await apply(uow, "ClaimLedger:PayableOverdue", t=8_000, payableId=1, unsettledValue=1_000)
+    assert row(uow, "obligor_accounts", CORE)["last_overdue_at"] == 7_000  # when it fell overdue
+    await apply(uow, "ClaimLedger:PayableOverdue", t=9_001, overdueFrom=8_000, **overdue)
     account = row(uow, "obligor_accounts", CORE)
     assert (account["previous_overdue_at"], account["last_overdue_at"]) == (7_000, 8_000)
+    # marked later but fell overdue earlier: it joins the two latest in its place, or not at all
+    await apply(uow, "ClaimLedger:PayableOverdue", t=9_002, overdueFrom=7_500, **overdue)
+    account = row(uow, "obligor_accounts", CORE)
+    assert (account["previous_overdue_at"], account["last_overdue_at"]) == (7_500, 8_000)
+    await apply(uow, "ClaimLedger:PayableOverdue", t=9_003, overdueFrom=6_000, **overdue)
+    account = row(uow, "obligor_accounts", CORE)
+    assert (account["previous_overdue_at"], account["last_overdue_at"]) == (7_500, 8_000)
     await apply(uow, "ClaimLedger:PayableSettled", payableId=1)
     assert row(uow, "payables", 1)["status"] == "settled"
     await apply(uow, "ClaimLedger:PayableCancelled", payableId=1, rootClaimId=1)

@@ -83,8 +83,8 @@ interface IClaimLedger is IERC3525 {
     struct ObligorAccount {
         uint128 programLimit;
         uint128 outstanding;
-        uint64 previousOverdueAt;
-        uint64 lastOverdueAt;
+        uint64 previousOverdueAt; // the two latest overdue times (overdueFrom at marking)
+        uint64 lastOverdueAt; // of the obligor's payables marked Overdue; previous ≤ last
     }
 
     // ---- payables ----
@@ -149,7 +149,11 @@ interface IClaimLedger is IERC3525 {
         bool longTerm
     );
     event PayableCancelled(uint256 indexed payableId, uint256 rootClaimId);
-    event PayableOverdue(uint256 indexed payableId, address indexed obligor, uint128 unsettledValue);
+    /// @notice `overdueFrom`: when the payable fell overdue (its {overdueFrom} at marking), the
+    /// time the three-in-OVERDUE_WINDOW rule counts.
+    event PayableOverdue(
+        uint256 indexed payableId, address indexed obligor, uint128 unsettledValue, uint64 overdueFrom
+    );
     event PayableSettled(uint256 indexed payableId);
     /// @notice The limit may be set below the outstanding face value: `overLimit` says so, and
     /// the obligor issues nothing until it is back under.
@@ -198,7 +202,9 @@ interface IClaimLedger is IERC3525 {
     /// @notice Anyone marks a payable Overdue once its overdue clock has run longer than the
     /// grace period with value unpaid (now past {overdueFrom}: seconds after the due date while
     /// the platform was paused or a piece of it frozen do not count); a third overdue payable
-    /// of the obligor within OVERDUE_WINDOW suspends it. Requirements: not paused; Issued.
+    /// of the obligor within OVERDUE_WINDOW suspends it, the payables' overdue times (their
+    /// {overdueFrom} at marking) compared, not when they were marked. Requirements: not
+    /// paused; Issued.
     /// Emits {PayableOverdue} (and {MemberSuspended} on suspension).
     function markOverdue(uint256 payableId) external;
 

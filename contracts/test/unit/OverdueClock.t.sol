@@ -215,6 +215,44 @@ contract OverdueClockTest is TierflowBase {
         assertEq(uint256(members.member(coreA).status), uint256(IMemberRegistry.MemberStatus.Suspended), "three");
     }
 
+    /// @dev Three payables fall overdue together; the third is marked 200 days later. Keyed on
+    /// marking times (before the fix) the slow marking dodged the rule.
+    function test_threeOverdue_slowMarkingDoesNotDodgeTheWindow() public {
+        (uint256 p2,) = _issue(coreA, supplier2, FACE, TERM, address(0));
+        (uint256 p3,) = _issue(coreA, supplier3, FACE, TERM, address(0));
+        vm.warp(due + GRACE + 1);
+        ledger.markOverdue(pid);
+        ledger.markOverdue(p2);
+        vm.warp(due + GRACE + 200 days);
+        vm.expectEmit(true, true, false, true, address(ledger));
+        emit IClaimLedger.PayableOverdue(p3, coreA, FACE, uint64(due + GRACE));
+        ledger.markOverdue(p3);
+        assertEq(uint256(members.member(coreA).status), uint256(IMemberRegistry.MemberStatus.Suspended), "three");
+        IClaimLedger.ObligorAccount memory a = ledger.obligorAccount(coreA);
+        assertEq(a.previousOverdueAt, due + GRACE, "previous");
+        assertEq(a.lastOverdueAt, due + GRACE, "last");
+    }
+
+    /// @dev Three payables fall overdue 100 days apart (200 days from first to third) and are
+    /// marked in one go, in any order. Keyed on marking times (before the fix) they suspended.
+    function test_threeOverdue_batchedMarkingDoesNotTriggerTheWindow() public {
+        (uint256 p2,) = _issue(coreA, supplier2, FACE, TERM + 100 days, address(0));
+        (uint256 p3,) = _issue(coreA, supplier3, FACE, TERM + 200 days, address(0));
+        (uint256 p4,) = _issue(coreA, supplier1, FACE, TERM + 150 days, address(0));
+        vm.warp(due + 200 days + GRACE + 1);
+        ledger.markOverdue(p3);
+        ledger.markOverdue(pid);
+        ledger.markOverdue(p2);
+        assertEq(uint256(members.member(coreA).status), uint256(IMemberRegistry.MemberStatus.Active), "active");
+        IClaimLedger.ObligorAccount memory a = ledger.obligorAccount(coreA);
+        assertEq(a.previousOverdueAt, due + 100 days + GRACE, "the two latest: previous");
+        assertEq(a.lastOverdueAt, due + 200 days + GRACE, "the two latest: last");
+        // A fourth that fell overdue between the two latest makes three within the window.
+        vm.warp(due + 200 days + GRACE + 2);
+        ledger.markOverdue(p4);
+        assertEq(uint256(members.member(coreA).status), uint256(IMemberRegistry.MemberStatus.Suspended), "three");
+    }
+
     // ------------------------------------------------------------------ fuzz
 
     /// @dev One freeze and one pause anywhere around the due date: the deadline is due date +
