@@ -192,7 +192,12 @@ class Replay:
     def on_PayableOverdue(self, a: dict[str, Any], ts: int) -> None:
         self.payables[a["payableId"]]["status"] = PayableStatus.OVERDUE
         account = self.account(a["obligor"])
-        account["previous"], account["last"] = account["last"], ts
+        # the two latest times payables fell overdue (overdueFrom), in any marking order
+        at = a["overdueFrom"]
+        if at >= account["last"]:
+            account["previous"], account["last"] = account["last"], at
+        elif at > account["previous"]:
+            account["previous"] = at
 
     def on_PayableSettled(self, a: dict[str, Any], ts: int) -> None:
         self.payables[a["payableId"]]["status"] = PayableStatus.SETTLED
