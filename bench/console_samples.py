@@ -184,7 +184,7 @@ def exposure_rows() -> list[dict[str, Any]]:
     third = address(6)
     MEMBERS.setdefault(other, {"name": "Hangzhou Grand Appliances", "custody": "hosted"})
     MEMBERS.setdefault(third, {"name": "中远海运物流 (COSCO Logistics)", "custody": "self"})
-    return [
+    rows: list[dict[str, Any]] = [
         {
             "obligor": CORE,
             "obligor_name": MEMBERS[CORE]["name"],
@@ -252,6 +252,13 @@ def exposure_rows() -> list[dict[str, Any]]:
             "exposure_limit": None,
         },
     ]
+    for row in rows:  # as the API computes it (backend/services/exposure.py)
+        if row["financier"] is None:
+            row["over_limit"] = row["outstanding"] > row["program_limit"]
+        else:
+            limit = row["exposure_limit"]
+            row["over_limit"] = limit is not None and row["financed"] > limit
+    return rows
 
 
 def events() -> list[dict[str, Any]]:

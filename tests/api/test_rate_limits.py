@@ -125,8 +125,11 @@ async def test_the_console_shares_the_members_bucket(api: Api) -> None:
         assert signed.status_code == 303, signed.text
         _, refused = await exhaust(member)
         wait = retry_after(refused)
-        page = await browser.get("/console")
-        assert page.status_code == 429, page.text
+        # The bucket refills one token a second, so on a slow machine a page or two may pass;
+        # a bucket of the console's own would let a whole burst through.
+        pages = [(await browser.get("/console")).status_code for _ in range(BURST // 2)]
+        assert 429 in pages, pages
+        assert pages.count(200) < BURST // 2, pages
     await asyncio.sleep(wait)
 
 
