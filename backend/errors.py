@@ -12,6 +12,7 @@
     ├── BadRequest            the request is malformed as a request (a missing header)
     ├── TooLarge              the request is larger than accepted
     └── Unavailable           a dependency (node, mirror) cannot answer now: retry later
+        └── PlatformPaused    the relayer holds a signed request back while paused
 
 Services raise these; only :mod:`backend.api.problems` knows HTTP: it maps each kind to a
 status and answers RFC 9457 problem details. Every contract custom error maps to one code
@@ -79,6 +80,16 @@ class Unavailable(DomainError):
 
     code = "unavailable"
     retry_after_s = 2
+
+
+class PlatformPaused(Unavailable):
+    """A ``self`` member's signed request while the operator has paused the platform: the
+    relayer does not send it (the forwarder would spend the member's nonce on a call the pause
+    refuses). Nothing is decided: the intent stays open, its nonce unspent, and the same
+    signature relays it after the unpause (answered 503 ``platform_paused``)."""
+
+    code = "platform_paused"
+    retry_after_s = 5  # a client retries a few times, then its signer's next pass does
 
 
 class RateLimited(DomainError):

@@ -60,7 +60,7 @@ from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
 from backend import forwarding
-from backend.errors import Conflict
+from backend.errors import Conflict, PlatformPaused
 from backend.keystore import Keystore, keyfiles
 from backend.models import IntentRow, MemberProfile
 from backend.nonces import SqlNonceStore
@@ -466,6 +466,10 @@ class Gateway:
             bytes.fromhex(row.signature[2:]) if row.signature else b"",
         )
         tx = sender.encode_call(self.suite.forwarder.functions.execute(request))
+        journal = write.journal
+        sent_before = journal is not None and journal.step < len(journal.recorded)
+        if not sent_before and await self.suite.members.functions.paused().call():
+            await self._hold_while_paused(row)
         receipt = await self._send(write, sender, tx)
         tx_hash = receipt["transactionHash"].to_0x_hex()
         executed = [
@@ -488,6 +492,25 @@ class Gateway:
             raw = data if isinstance(data, bytes) else bytes.fromhex(str(data).removeprefix("0x"))
             raise ContractRevert(decode_revert(raw), raw, tx_hash)
         return await self._mined(write, receipt)
+
+    async def _hold_while_paused(self, row: IntentRow) -> None:
+        """The platform is paused: the forwarder would spend the member's nonce on a call the
+        pause refuses, so nothing is sent. The intent is open again (its signature dropped,
+        its nonce unspent) and the write waits; the member's signature, posted again after
+        the unpause, relays it. A pause mined between this check and the relayed request
+        still fails that request (``platform_paused``, 409, its nonce spent)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                table_of(IntentRow)
+                .update()
+                .where(IntentRow.id == row.id, IntentRow.status == "signed")
+                .values(status="open", signature=None)
+            )
+        raise PlatformPaused(
+            "the platform is paused: the signed request was not relayed and the intent is "
+            "still open; sign it again once the platform is unpaused",
+            extra={"intent_id": row.id},
+        )
 
     # -- sending -------------------------------------------------------------------------------
 

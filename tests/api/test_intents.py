@@ -13,6 +13,8 @@ relayed answers the contract's decoded refusal, and its nonce is spent. The memb
 over other typed data (another chain id, another forwarder, another intent's action) is
 ``403 signature_not_member`` with the chain and the nonce untouched, and a relayed request with
 its signature cannot run again on chain (``ForwarderNonceUsed``) nor pass for another intent.
+While the platform is paused a signature is ``503 platform_paused``: nothing sent, the intent
+open, its nonce unspent; after the unpause the same signature relays the write.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_utils.address import to_checksum_address
 
 from bench.stack import Stack
 from ledger.anvil import AnvilError, rpc_call
@@ -423,3 +426,53 @@ async def test_a_relayed_signature_cannot_be_replayed_on_chain(
         "signature_not_member",
     )
     assert block(stack) == before
+
+
+async def test_a_signature_while_paused_is_held_and_relayed_after_the_unpause(
+    stack: Stack, api: Api, ledger: Ledger, parties: dict[str, Any]
+) -> None:
+    """While the operator has paused the platform the relayer sends nothing: the forwarder
+    would spend the member's nonce on a call the pause refuses. The signature is answered
+    503 ``platform_paused`` (with Retry-After), the relayer sends nothing, the intent stays open and
+    its nonce unspent; after the unpause the same signature relays the write."""
+    supplier: Member = parties["supplier"]
+    account: LocalAccount = parties["account"]
+    registry = ledger.suite.members
+    operator = to_checksum_address(rpc_call(stack.rpc_url, "eth_accounts")[0])  # the deployer
+    root = await issue_to_self(api, parties["core"], supplier, account, 100_000)
+    r = await split(parties, 7_000, key="intent-paused", root=root)
+    assert r.status_code == 202, r.text
+    intent = r.json()["intent"]
+    nonce = intent["typed_data"]["message"]["nonce"]
+    path = f"/v1/intents/{intent['id']}/signature"
+    await registry.functions.pause().transact({"from": operator})
+    try:
+        assert await registry.functions.paused().call() is True
+        relayer = rpc_call(stack.rpc_url, "eth_accounts")[2]  # TIERFLOW_RELAYER_PRIVATE_KEY
+        sent = rpc_call(stack.rpc_url, "eth_getTransactionCount", [relayer, "pending"])
+        held = await supplier.post(path, {"signature": sign(account, intent)})
+        body = problem(held, 503, "platform_paused")
+        assert body["intent_id"] == intent["id"]
+        assert int(held.headers["retry-after"]) > 0
+        # Nothing sent (the relayer's count: the audit anchor may mine blocks meanwhile).
+        assert rpc_call(stack.rpc_url, "eth_getTransactionCount", [relayer, "pending"]) == sent
+        assert not await ledger.suite.forwarder.functions.nonceUsed(supplier.address, nonce).call()
+        shown = (await supplier.get(f"/v1/intents/{intent['id']}")).json()
+        assert shown["status"] == "open"
+        listed = await supplier.get("/v1/intents")
+        assert intent["id"] in [i["id"] for i in listed.json()["items"]]
+        # The write retried under its key while paused: still waiting for the signature.
+        waiting = await split(parties, 7_000, key="intent-paused", root=root)
+        assert waiting.status_code == 202, waiting.text
+        assert waiting.json()["intent"]["id"] == intent["id"]
+    finally:
+        await registry.functions.unpause().transact({"from": operator})
+    relayed = await supplier.post(path, {"signature": sign(account, intent)})
+    assert relayed.status_code == 201, relayed.text
+    made = relayed.json()
+    assert (await ledger.suite.claim(made["claim_id"])).holder == parties["tier2"].address
+    assert await ledger.suite.forwarder.functions.nonceUsed(supplier.address, nonce).call()
+    assert (await supplier.get(f"/v1/intents/{intent['id']}")).json()["status"] == "done"
+    replay = await split(parties, 7_000, key="intent-paused", root=root)
+    assert replay.status_code == 201
+    assert replay.json() == made
