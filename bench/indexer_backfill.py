@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from rich.console import Console
@@ -115,18 +116,31 @@ async def sqlite_database() -> AsyncIterator[str]:
         yield f"sqlite+aiosqlite:///{Path(directory) / 'mirror.db'}"
 
 
-def indexer_config(url: str, database_url: str, load: LoadResult) -> IndexerConfig:
+def indexer_config(url: str, database_url: str, load: LoadResult, **options: Any) -> IndexerConfig:
     return IndexerConfig(
-        rpc_url=url, database_url=database_url, deployment=load.deployment, confirmations=0
+        rpc_url=url,
+        database_url=database_url,
+        deployment=load.deployment,
+        confirmations=0,
+        **options,
     )
 
 
-async def mirror_once(url: str, database_url: str, load: LoadResult) -> tuple[int, float]:
+#: The indexer's options of the PostgreSQL variants measured side by side with
+#: ``--postgres-variants``: today's, and each bulk-load measure taken back.
+POSTGRES_VARIANTS: dict[str, dict[str, Any]] = {
+    "statements, not COPY": {"copy": False},
+}
+
+
+async def mirror_once(
+    url: str, database_url: str, load: LoadResult, **options: Any
+) -> tuple[int, float]:
     """Backfill from genesis to the head with the indexer; ``(events, seconds)``.
 
     Seconds are the indexer's own run time (opening, migrations and the lock excluded).
     """
-    async with Indexer.open(indexer_config(url, database_url, load)) as ix:
+    async with Indexer.open(indexer_config(url, database_url, load, **options)) as ix:
         stats = await ix.run(once=True)
     return stats.events, stats.seconds
 
@@ -169,7 +183,11 @@ async def measure_lag(
 ) -> LagResult:
     """Follow the chain while writing at ``rate``; sample head − checkpoint every 100 ms."""
     result = LagResult()
-    async with Indexer.open(indexer_config(url, database_url, load)) as ix:
+    # Following the head: the product's threshold, not the backfill's.
+    live = indexer_config(
+        url, database_url, load, defer_indexes_blocks=IndexerConfig.defer_indexes_blocks
+    )
+    async with Indexer.open(live) as ix:
         await ix.run(once=True)  # start level with the head
         stop = asyncio.Event()
         follower = asyncio.create_task(ix.run(once=False, stop=stop))
@@ -202,6 +220,8 @@ class Figures:
     fetch: list[float] = field(default_factory=list)  # logs/s per run
     sqlite: list[float] = field(default_factory=list)  # events/s per run
     postgres: list[float] = field(default_factory=list)
+    #: PostgreSQL with one of :data:`POSTGRES_VARIANTS` (a measure taken back), per run.
+    postgres_variants: dict[str, list[float]] = field(default_factory=dict)
     lag: LagResult | None = None
 
     @property
@@ -233,9 +253,10 @@ async def bench(url: str, args: argparse.Namespace, progress: Progress) -> Figur
 
     async def mirror_rate(
         database: Callable[[], contextlib.AbstractAsyncContextManager[str]],
+        **options: Any,
     ) -> float:
         async with database() as database_url:
-            events, seconds = await mirror_once(url, database_url, load)
+            events, seconds = await mirror_once(url, database_url, load, **options)
         if events != load.logs:
             raise SystemExit(f"the indexer mirrored {events} events, the load made {load.logs}")
         return events / seconds
@@ -245,9 +266,16 @@ async def bench(url: str, args: argparse.Namespace, progress: Progress) -> Figur
         "mirror into SQLite", args.runs, progress, lambda: mirror_rate(sqlite_database)
     )
     if not args.skip_postgres:
-        figures.postgres = await _runs(
-            "mirror into PostgreSQL", args.runs, progress, lambda: mirror_rate(postgres_database)
-        )
+        variants = POSTGRES_VARIANTS if getattr(args, "postgres_variants", False) else {}
+        task = progress.add_task("mirror into PostgreSQL", total=args.runs * (1 + len(variants)))
+        # Interleaved, run by run: a change in the machine's load hits every variant alike.
+        for _ in range(args.runs):
+            figures.postgres.append(await mirror_rate(postgres_database))
+            progress.advance(task)
+            for name, options in variants.items():
+                rate = await mirror_rate(postgres_database, **options)
+                figures.postgres_variants.setdefault(name, []).append(rate)
+                progress.advance(task)
     if args.lag_seconds > 0:
         task = progress.add_task(f"lag at {args.rate:g} tx/s", total=None)
         async with sqlite_database() as database_url:
@@ -271,6 +299,8 @@ def rows(figures: Figures) -> list[tuple[str, str, str, str, str]]:
     row("mirrored into SQLite", figures.sqlite, SQLITE_AIM)
     if figures.postgres:
         row("mirrored into PostgreSQL", figures.postgres, None)
+    for name, rates in figures.postgres_variants.items():
+        row(f"mirrored into PostgreSQL, but {name}", rates, None)
     return out
 
 
@@ -305,6 +335,7 @@ def render(figures: Figures, args: argparse.Namespace) -> str:
     runs = [("fetch only", figures.fetch), ("SQLite", figures.sqlite)]
     if figures.postgres:
         runs.append(("PostgreSQL", figures.postgres))
+    runs += [(f"PostgreSQL, but {n}", rs) for n, rs in figures.postgres_variants.items()]
     lines += [
         "",
         "Each run: "
@@ -371,6 +402,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="logs to generate")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--postgres-variants",
+        action="store_true",
+        help="also PostgreSQL with each bulk-load measure taken back, interleaved run by run",
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="tx/s for the lag test")
     parser.add_argument("--lag-seconds", type=float, default=20.0, help="0 skips the lag test")
     parser.add_argument("--record", action="store_true", help=f"write the figures to {DOC}")

@@ -9,6 +9,9 @@ tests and benchmarks).
                                     (default 0.1: a write through the API answers once the
                                     mirror shows it, so this is latency every write pays)
 ``TIERFLOW_METRICS_PORT``           Prometheus port of ``tierflow index`` (default 9108, 0: off)
+``TIERFLOW_INDEXER_DEFER_INDEXES``  blocks behind the head past which a backfill drops the
+                                    mirror's secondary indexes and builds them once caught
+                                    up (default 10,000; 0: never; :mod:`indexer.indexes`)
 ==================================  =====================================================
 
 plus the node's (:class:`ledger.config.NodeSettings`) and the database's
@@ -41,6 +44,12 @@ class IndexerSettings(NodeSettings, DatabaseSettings):
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="Prometheus port of `tierflow index` (0: off)"
     )
+    indexer_defer_indexes: int = Field(
+        default=10_000,
+        ge=0,
+        description="blocks behind the head past which the indexer drops the mirror's secondary "
+        "indexes for its backfill and builds them once caught up (0: never)",
+    )
 
 
 @dataclass(frozen=True)
@@ -70,3 +79,9 @@ class IndexerConfig:
     max_backoff_s: float = 30.0
     #: A second indexer on the same database waits for the lock (True) or exits (False).
     wait_for_lock: bool = False
+    #: A pass that starts more than this many blocks behind the head drops the mirror's
+    #: secondary indexes and builds them once caught up (0: never; :mod:`indexer.indexes`).
+    defer_indexes_blocks: int = 10_000
+    #: Bulk inserts by ``COPY`` on PostgreSQL (False: multi-row statements, as on SQLite;
+    #: the benchmark's "before").
+    copy: bool = True

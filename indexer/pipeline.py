@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from db.engine import create_engine, sqlite_path
 from db.types import table_of
-from indexer import metrics, store
+from indexer import indexes, metrics, store
 from indexer.config import IndexerConfig
 from indexer.errors import (
     InconsistentChain,
@@ -114,11 +114,14 @@ class Indexer:
             for name, record in mirrored_contracts(config.deployment).items()
         }
         self.fetcher = Fetcher(rpc, Decoder(contracts), config)
-        self.uow = BatchUnitOfWork()
+        self.uow = BatchUnitOfWork(copy=config.copy)
         self._pending: asyncio.Task[None] | None = None
         self._first_seen: dict[int, float] = {}
         self._head: int | None = None
         self._beat_at = 0.0
+        #: The mirror's secondary indexes are missing (dropped for a backfill, maybe by a
+        #: process that stopped before building them again): build them once caught up.
+        self.indexes_deferred = False
         self.stats = RunStats()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -143,6 +146,7 @@ class Indexer:
             await migrate(engine)
             checkpoint = await cls._start(conn, config, rpc)
             indexer = cls(config, engine, conn, rpc, checkpoint)
+            indexer.indexes_deferred = bool(await indexes.missing(conn))
             try:
                 yield indexer
             finally:
@@ -250,7 +254,13 @@ class Indexer:
         self._record_lag(head)
         if target <= checkpoint.block_number:
             await self._verify_checkpoint(head)
+            if self.indexes_deferred:
+                await self._build_indexes()
             return True
+        behind = target - checkpoint.block_number
+        limit = self.config.defer_indexes_blocks
+        if limit and behind > limit and not self.indexes_deferred:
+            await self._drop_indexes(behind)
         if bar is not None:
             bar.start(checkpoint.block_number, target)
         ahead: asyncio.Queue[FetchedRange | BaseException] = asyncio.Queue(
@@ -304,6 +314,19 @@ class Indexer:
                 with contextlib.suppress(Exception):
                     await writing
         return False
+
+    async def _drop_indexes(self, behind: int) -> None:
+        """A long backfill ahead: insert without the secondary indexes (:mod:`indexer.indexes`)."""
+        log.info("indexer.indexes_deferred", behind_blocks=behind)
+        self.indexes_deferred = True  # before the drop: a drop that fails half-way is rebuilt
+        await indexes.drop(self._conn)
+
+    async def _build_indexes(self) -> None:
+        """Caught up: build the secondary indexes a backfill left out."""
+        started = time.perf_counter()
+        await indexes.build(self._conn)
+        self.indexes_deferred = False
+        log.info("indexer.indexes_built", seconds=round(time.perf_counter() - started, 3))
 
     async def _fetch_ahead(
         self,

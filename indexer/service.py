@@ -46,6 +46,7 @@ async def config_from(settings: IndexerSettings, wait_for_lock: bool = False) ->
         window=settings.reorg_window,
         poll_interval_s=settings.indexer_poll_s,
         wait_for_lock=wait_for_lock,
+        defer_indexes_blocks=settings.indexer_defer_indexes,
     )
 
 

@@ -112,7 +112,9 @@ class UnitOfWork(Protocol):
 class BatchUnitOfWork:
     """Rows in memory for the batches of one indexer; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, copy: bool = True) -> None:
+        #: Inserts by ``COPY`` on PostgreSQL (:class:`indexer.bulk.BulkWriter`).
+        self.copy = copy
         self._rows: dict[str, dict[Key, Row | None]] = defaultdict(dict)
         #: Tables wholly cached: a key not in the cache is in no row of the database either.
         self._complete: set[str] = set()
@@ -369,7 +371,7 @@ class BatchUnitOfWork:
 
     def _bulk(self, dialect: Dialect) -> BulkWriter:
         if self._writer is None or self._writer.dialect is not dialect:
-            self._writer = BulkWriter(dialect)
+            self._writer = BulkWriter(dialect, copy=self.copy)
         return self._writer
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import create_engine
 from db.types import table_of
-from indexer import models
+from indexer import indexes, models
 from indexer.models import migrate
 from ledger.jsonrpc import RpcClient
 from tests.support.mirror import (
@@ -126,7 +126,7 @@ async def _block_hashes(url: str, head: int) -> list[str]:
 
 
 async def _spawn(
-    history: History, database_url: str, deployment: Path, log: IO[bytes]
+    history: History, database_url: str, deployment: Path, log: IO[bytes], *options: str
 ) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -135,6 +135,7 @@ async def _spawn(
         history.url,
         database_url,
         str(deployment),
+        *options,
         cwd=REPO,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=log,
@@ -205,3 +206,56 @@ async def test_sigkill_at_random_points_leaves_only_whole_batches(
     entries, events = await outbox_and_events(database_url)
     assert len(entries) == len(events) > 0
     assert {(b, i, h) for _, _, _, b, i, h, _, _ in entries} == events
+
+
+async def test_indexes_left_out_by_a_killed_backfill_are_built_at_restart(
+    history: History, database_url: str, tmp_path: Path
+) -> None:
+    """A backfill far behind drops the secondary indexes (indexer.indexes); killed before it
+    caught up, it leaves them missing. The next indexer, started with the default threshold
+    (so not deferring anything itself), finds them missing and builds them once caught up:
+    the mirror ends with every index and equal to an uninterrupted run's."""
+    deployment = tmp_path / "deployment.json"
+    deployment.write_text(json.dumps(history.deployment.to_json()))
+    first = history.deployment.start_block
+    target = first + (history.head - first) // 2
+    engine = create_engine(database_url)
+    await migrate(engine)
+    watcher = Watcher(
+        await logs_up_to(history.url, history.deployment, history.head),
+        await _block_hashes(history.url, history.head),
+    )
+    stop = asyncio.Event()
+    reader = asyncio.create_task(watcher.watch(engine, stop))
+    try:
+        with (tmp_path / "children.log").open("ab") as log:
+            child = await _spawn(history, database_url, deployment, log, "--defer-indexes", "1")
+            try:
+                async with asyncio.timeout(60):
+                    await watcher.passed(target)
+                    child.send_signal(signal.SIGKILL)
+                    assert await child.wait() == -signal.SIGKILL
+            finally:
+                if child.returncode is None:
+                    child.kill()
+                    await child.wait()
+            async with engine.connect() as conn:
+                left_out = await indexes.missing(conn)
+            assert sorted(left_out) == sorted(str(i.name) for i in indexes.SECONDARY)
+            child = await _spawn(history, database_url, deployment, log)
+            async with asyncio.timeout(60):
+                assert await child.wait() == 0, (tmp_path / "children.log").read_text()
+        async with engine.connect() as conn:
+            assert await indexes.missing(conn) == []
+    finally:
+        stop.set()
+        await reader
+        await engine.dispose()
+    assert watcher.violations == []
+    assert watcher.latest == history.head
+    built = (tmp_path / "children.log").read_text()
+    assert "indexer.indexes_deferred" in built
+    assert "indexer.indexes_built" in built
+    uninterrupted = sqlite_url(tmp_path, "uninterrupted")
+    await index_once(history.config(uninterrupted, **ONE_PASS))
+    assert await mirror_digest(database_url) == await mirror_digest(uninterrupted)

@@ -3,7 +3,7 @@
 ::
 
     python -m tests.support.index_child RPC_URL DATABASE_URL DEPLOYMENT_JSON \\
-        [--initial-range N] [--max-range N] [--target-logs N] [--no-wait]
+        [--initial-range N] [--max-range N] [--target-logs N] [--defer-indexes N] [--no-wait]
 
 Runs :class:`indexer.pipeline.Indexer` until caught up with the head and exits 0 (2 on an
 :class:`~indexer.errors.IndexerError`, its message on stderr). Unlike ``tierflow index`` it
@@ -37,6 +37,12 @@ def parse(argv: list[str]) -> IndexerConfig:
     parser.add_argument("--initial-range", type=int, default=1)
     parser.add_argument("--max-range", type=int, default=3)
     parser.add_argument("--target-logs", type=int, default=50)
+    parser.add_argument(
+        "--defer-indexes",
+        type=int,
+        default=IndexerConfig.defer_indexes_blocks,
+        help="blocks behind past which the secondary indexes wait until caught up",
+    )
     parser.add_argument("--no-wait", action="store_true")
     args = parser.parse_args(argv)
     return IndexerConfig(
@@ -50,6 +56,7 @@ def parse(argv: list[str]) -> IndexerConfig:
         rpc_timeout_s=5.0,
         max_backoff_s=0.2,
         wait_for_lock=not args.no_wait,
+        defer_indexes_blocks=args.defer_indexes,
     )
 
 
