@@ -10,7 +10,8 @@ receipt, in one go, once per new block), resolving every waiter whose hash is in
 No receipt is missed: a waiter registers *before* its own direct check (so a transaction mined
 earlier is found by that check, and one mined later lands in a block past the watcher's
 cursor), and a watcher that starts checks the waiters it found directly once it has read the
-head it will scan from. The watcher runs only while someone waits.
+head it will scan from; so does a watcher that finds the head below its cursor (the chain went
+back: a reorganisation, ``evm_revert``). The watcher runs only while someone waits.
 
     watcher = block_receipts(w3, poll_interval_s=0.05)
     future = watcher.watch(["0xabc…"])        # resolves to (hash, receipt)
@@ -118,9 +119,13 @@ class BlockReceipts:
         while self._hashes:
             try:
                 head = int(await self.w3.eth.block_number)
-                if not started:
+                if not started or head < self._cursor:
                     # Scan from here on; whatever was mined up to here is checked directly.
-                    self._cursor = max(self._cursor, head)
+                    # A head below the cursor is a chain that went back (a reorganisation,
+                    # a reverted snapshot): a cursor kept above it would scan nothing until
+                    # the chain grew past it again, and the waiters would sit until their
+                    # stuck check (15 s).
+                    self._cursor = head
                     await self._check_directly()
                     started = True
                 elif head > self._cursor:

@@ -1,0 +1,57 @@
+"""The receipt watcher finds transactions mined after the chain went back (``evm_revert``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from web3.types import Wei
+
+from ledger.anvil import AnvilProcess
+from ledger.node import Web3Client, close_web3, make_web3, rpc
+from ledger.receipts import Found, block_receipts
+
+
+@pytest.fixture
+async def own_w3() -> AsyncIterator[Web3Client]:
+    """A node of its own: the test turns automining off and reverts the chain."""
+    node = AnvilProcess.ephemeral()
+    await asyncio.to_thread(node.start)
+    w3 = make_web3(node.url)
+    try:
+        yield w3
+    finally:
+        await close_web3(w3)
+        node.stop()
+
+
+async def test_watcher_resumes_below_its_cursor_after_a_revert(own_w3: Web3Client) -> None:
+    w3 = own_w3
+    accounts = list(await w3.eth.accounts)
+    sender, recipient = accounts[0], accounts[1]
+    genesis = await rpc(w3, "evm_snapshot")
+    await rpc(w3, "evm_setAutomine", False)
+    watcher = block_receipts(w3)
+
+    async def mined_after(blocks: int) -> Found:
+        """Send, let the watcher follow the head, then mine ``blocks`` blocks."""
+        tx_hash = await w3.eth.send_transaction({"from": sender, "to": recipient, "value": Wei(1)})
+        future = watcher.watch(["0x" + bytes(tx_hash).hex()])
+        watcher.follow()
+        await asyncio.sleep(0.2)  # the watcher has read the head it scans from
+        for _ in range(blocks):
+            await rpc(w3, "evm_mine")
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), 5)
+        finally:
+            watcher.unwatch(future)
+
+    _, first = await mined_after(5)
+    assert first["blockNumber"] == 1
+    await rpc(w3, "evm_revert", genesis)  # the head goes back from 5 to 0
+    # Mined in block 1, below where the watcher had got to: found at once, not after the
+    # chain grows past block 5 again (a model-test example waited up to 15 s for each).
+    _, second = await mined_after(1)
+    assert second["blockNumber"] == 1
+    assert second["status"] == 1
