@@ -16,7 +16,7 @@ import pytest
 from bench.cast import CAST, Platform, build_platform
 from ledger.anvil import AnvilProcess, dev_private_keys
 from ledger.deployment import DAY
-from ledger.node import close_web3, make_web3
+from ledger.node import close_web3, keep_alive, make_web3
 from tests.support import model_rules as rules
 from tests.support.model_env import ModelEnv
 
@@ -38,11 +38,11 @@ def model_env() -> Iterator[ModelEnv]:
     loop = asyncio.new_event_loop()
     node = AnvilProcess.ephemeral()
     node.start()
-    w3 = make_web3(node.url)
-    # web3's validation middleware asks for the chain id several times per call; a node's chain
-    # id never changes (snapshots and reverts included), so cache that one answer.
-    w3.provider.cacheable_requests = {"eth_chainId"}
-    w3.provider.cache_allowed_requests = True
+    # A pooled keep-alive session: web3.py's own opens a TCP connection per request (a step
+    # makes dozens), which left thousands of sockets in TIME-WAIT and made every request pay
+    # a connect, most dearly beside another busy worker. make_web3 already caches the answers
+    # that never change (the chain id web3.py's validation asks for before every call).
+    w3 = loop.run_until_complete(keep_alive(make_web3(node.url)))
     try:
         platform = loop.run_until_complete(build_platform(w3, dev_private_keys()))
         p = platform.deployment.parameters
