@@ -50,6 +50,7 @@ from ledger.bindings import (
 from ledger.deployment import DAY
 from ledger.errors import ContractRevert
 from ledger.roles import Role
+from tests.support import model_rules as rules
 from tests.support.contracts import GRACE, read_claims, terms_for
 
 SEED = int(os.environ.get("TIERFLOW_REPLAY_SEED", "9010"))
@@ -65,32 +66,12 @@ UNLIMITED = 2**256 - 1
 
 
 @dataclass
-class Piece:
-    payable: int
-    parent: int | None
-    depth: int
-    holder: str
-    value: int
-    locked: int = 0
-    frozen: bool = False
-    financed: bool = False
-    settled: bool = False
-    cancelled: bool = False
+class Piece(rules.Claim):
+    """A piece as the events tell it: the rules' claim piece (its flags give its status the
+    way ``ClaimLedger._status`` does), with the ERC-721 and ERC-3525 approvals on it."""
+
     approved: str = ZERO_ADDRESS  # ERC-721 approved address
     allowances: dict[str, int] = field(default_factory=dict)  # ERC-3525 value allowances
-
-    def status(self) -> ClaimStatus:
-        if self.cancelled:
-            return ClaimStatus.CANCELLED
-        if self.settled:
-            return ClaimStatus.SETTLED
-        if self.frozen:
-            return ClaimStatus.FROZEN
-        if self.financed:
-            return ClaimStatus.FINANCED
-        if self.locked:
-            return ClaimStatus.LOCKED
-        return ClaimStatus.ACTIVE
 
 
 @dataclass
@@ -213,9 +194,8 @@ class Replay:
             "invoices": [bytes(i) for i in a["invoiceIds"]],
             "status": PayableStatus.ISSUED,
         }
-        self.pieces[a["rootClaimId"]] = Piece(
-            a["payableId"], None, 0, a["supplier"], a["faceValue"]
-        )
+        root = a["rootClaimId"]
+        self.pieces[root] = Piece(root, a["payableId"], 0, 0, a["supplier"], a["faceValue"])
         self.account(a["obligor"])["outstanding"] += a["faceValue"]
 
     def on_PayableCancelled(self, a: dict[str, Any], ts: int) -> None:
@@ -244,7 +224,7 @@ class Replay:
         parent = self.pieces[a["parentId"]]
         parent.value -= a["value"]
         self.pieces[a["claimId"]] = Piece(
-            a["payableId"], a["parentId"], a["depth"], a["to"], a["value"]
+            a["claimId"], a["payableId"], a["parentId"], a["depth"], a["to"], a["value"]
         )
 
     def on_ClaimTransferred(self, a: dict[str, Any], ts: int) -> None:
@@ -255,7 +235,7 @@ class Replay:
     def on_ClaimFrozen(self, a: dict[str, Any], ts: int) -> None:
         piece = self.pieces[a["claimId"]]
         piece.frozen = True
-        clock = self.clock(piece.payable)
+        clock = self.clock(piece.payable_id)
         if clock["pieces"] == 0:
             clock["since"] = ts
         clock["pieces"] += 1
@@ -263,10 +243,10 @@ class Replay:
     def on_ClaimUnfrozen(self, a: dict[str, Any], ts: int) -> None:
         piece = self.pieces[a["claimId"]]
         piece.frozen = False
-        clock = self.clock(piece.payable)
+        clock = self.clock(piece.payable_id)
         clock["pieces"] -= 1
         if clock["pieces"] == 0:
-            since = max(clock["since"], self.payables[piece.payable]["due"])
+            since = max(clock["since"], self.payables[piece.payable_id]["due"])
             span = ts - since if ts > since else 0
             clock["seconds"] += span - self.paused_seconds(since, ts, ts)
 
@@ -343,7 +323,7 @@ class Replay:
         )
         financed = self.pieces[a["financedClaimId"]]
         financed.financed = True
-        obligor = self.payables[financed.payable]["obligor"]
+        obligor = self.payables[financed.payable_id]["obligor"]
         self.exposure(a["financier"], obligor)["outstanding"] += f["amount"]
 
     def on_ExposureLimitSet(self, a: dict[str, Any], ts: int) -> None:
@@ -723,16 +703,16 @@ async def compare(platform: Platform, model: Replay, block: int) -> list[str]:
     for cid, piece in model.pieces.items():
         c = await suite.claim(cid, b)
         w = f"piece {cid}"
-        same(f"{w} payable", c.payable_id, piece.payable)
-        same(f"{w} parent", c.parent_id, piece.parent)
+        same(f"{w} payable", c.payable_id, piece.payable_id)
+        same(f"{w} parent", c.parent_id, piece.parent_id or None)
         same(f"{w} depth", c.depth, piece.depth)
         same(f"{w} holder", c.holder, piece.holder)
         same(f"{w} value", c.amount, piece.value)
         same(f"{w} locked", c.locked_amount, piece.locked)
-        same(f"{w} status", c.status, piece.status())
+        same(f"{w} status", c.status, ClaimStatus(int(piece.status)))
         same(f"{w} frozen", c.frozen, piece.frozen)
         same(f"{w} financed", c.financed, piece.financed)
-        same(f"{w} due", c.due_date, model.payables[piece.payable]["due"])
+        same(f"{w} due", c.due_date, model.payables[piece.payable_id]["due"])
         if piece.cancelled:
             continue
         approved = await ledger.getApproved(cid).call(block_identifier=b)
@@ -771,7 +751,7 @@ async def compare(platform: Platform, model: Replay, block: int) -> list[str]:
         same(f"{w} frozen seconds", clock[2], want_clock["seconds"])
         overdue_from = await ledger.overdueFrom(pid).call(block_identifier=b)
         same(f"{w} overdue from", overdue_from, model.overdue_from(pid, now))
-        live = sum(x.value for x in model.pieces.values() if x.payable == pid and not x.settled)
+        live = sum(x.value for x in model.pieces.values() if x.payable_id == pid and not x.settled)
         if p["status"] is not PayableStatus.CANCELLED:
             same(f"{w} conservation", live + p["settled"], p["face"])
 
@@ -830,7 +810,7 @@ async def compare(platform: Platform, model: Replay, block: int) -> list[str]:
                 if x.financed
                 and not x.settled
                 and x.holder == fin
-                and model.payables[x.payable]["obligor"] == obligor
+                and model.payables[x.payable_id]["obligor"] == obligor
             )
             # (both sides from the events: the exposure is the financed pieces it holds)
             same(f"{w} replayed vs financed pieces held", want["outstanding"], financed)
