@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bench.stack import Stack
-from tests.support.api import Api, make_api
+from tests.support.api import api  # noqa: F401  (the module-scoped ``api`` fixture)
 from tests.support.databases import create_pg_database, drop_pg_database
 
 MIRROR_WAIT_S = "120"
@@ -46,12 +46,3 @@ async def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[St
             yield running
     finally:
         await drop_pg_database(name)
-
-
-@pytest.fixture(scope="module")
-async def api(stack: Stack) -> AsyncIterator[Api]:
-    made = await make_api(stack)
-    try:
-        yield made
-    finally:
-        await made.close()

@@ -32,7 +32,7 @@ from bench.stack import Stack
 from db.engine import create_engine
 from db.types import table_of
 from ledger.anvil import ANVIL_ANCHOR_KEY, rpc_call
-from tests.support.api import Api, Member, make_api
+from tests.support.api import Api, Member
 
 LOG = table_of(AuditRecord)
 HEAD = table_of(AuditHead)
@@ -44,15 +44,6 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     env = {"TIERFLOW_API_ANCHOR_INTERVAL_S": "0.5", "TIERFLOW_API_MIRROR_WAIT_S": "120"}
     async with Stack.start(tmp_path_factory.mktemp("anchors"), extra_env=env) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def api(stack: Stack) -> AsyncIterator[Api]:
-    made = await make_api(stack)
-    try:
-        yield made
-    finally:
-        await made.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bench.stack import Stack
-from tests.support.api import Api, make_api
+from tests.support.api import api  # noqa: F401  (the module-scoped ``api`` fixture)
 
 FAULT_ENV = {
     "TIERFLOW_API_MIRROR_WAIT_S": "1",
@@ -24,12 +24,3 @@ FAULT_ENV = {
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     async with Stack.start(tmp_path_factory.mktemp("faults"), extra_env=FAULT_ENV) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def api(stack: Stack) -> AsyncIterator[Api]:
-    made = await make_api(stack)
-    try:
-        yield made
-    finally:
-        await made.close()

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
@@ -103,6 +104,17 @@ class Api:
 async def make_api(stack: Stack) -> Api:
     operator = Member("operator", "", stack.operator_key, stack.client(stack.operator_key))
     return Api(stack, operator)
+
+
+@pytest.fixture(scope="module")
+async def api(stack: Stack) -> AsyncIterator[Api]:
+    """An :class:`Api` for the module's ``stack`` fixture, closed with the module. A conftest
+    that imports this fixture gives it to every module below it."""
+    made = await make_api(stack)
+    try:
+        yield made
+    finally:
+        await made.close()
 
 
 def unique(prefix: str = "") -> str:

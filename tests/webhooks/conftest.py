@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bench.stack import Stack
-from tests.support.api import Api, make_api
+from tests.support.api import api  # noqa: F401  (the module-scoped ``api`` fixture)
 from tests.support.receiver import Receiver, running_receiver
 
 FAST_RETRIES = {
@@ -31,15 +31,6 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         tmp_path_factory.mktemp("webhooks"), extra_env=FAST_RETRIES, webhooks=True
     ) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-async def api(stack: Stack) -> AsyncIterator[Api]:
-    made = await make_api(stack)
-    try:
-        yield made
-    finally:
-        await made.close()
 
 
 @pytest.fixture(scope="module")
