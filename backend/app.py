@@ -9,6 +9,7 @@ are given). OpenAPI is served at ``/docs`` and ``/openapi.json``.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -77,6 +78,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             ),
         ):
             app.state.context = ctx
+            # Everything built at start-up (modules, the ABI codecs, the app, the pool) lives
+            # as long as the worker: out of the collector's way, a full collection no longer
+            # walks it (one read in three of a 10,000-piece tree took 200-300 ms more, at load 5).
+            gc.freeze()
             try:
                 yield
             finally:

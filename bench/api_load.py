@@ -74,6 +74,7 @@ from backend.keystore import Keystore, keyfiles
 from bench.http_actor import Actor
 from bench.indexer_backfill import postgres_database
 from bench.indexer_backfill import record as record_section
+from bench.perf.figures import quantile
 from bench.stack import Stack
 from ledger.anvil import ANVIL_CHAIN_ID, rpc_call
 from ledger.bindings import Suite
@@ -265,13 +266,6 @@ async def seed(stack: Stack, applicants: int, progress: Progress) -> Seed:
 # -- (1) open-loop reads ------------------------------------------------------------------------
 
 
-def quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 @dataclass
 class ReadRun:
     name: str
@@ -389,8 +383,9 @@ def server_errors(log: Path) -> Counter[str]:
     return found
 
 
-async def service_time(client: aiohttp.ClientSession, path: str, seconds: float) -> float:
-    """Median time of one request when it is the only one (closed loop, one connection)."""
+async def request_times(client: aiohttp.ClientSession, path: str, seconds: float) -> list[float]:
+    """Seconds of each ``GET path`` sent one at a time for ``seconds`` (closed loop, one
+    connection); any answer but 200 stops the run."""
     took: list[float] = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -400,7 +395,12 @@ async def service_time(client: aiohttp.ClientSession, path: str, seconds: float)
             if r.status != 200:
                 raise SystemExit(f"GET {path} answered {r.status}")
         took.append(time.perf_counter() - t0)
-    return statistics.median(took)
+    return took
+
+
+async def service_time(client: aiohttp.ClientSession, path: str, seconds: float) -> float:
+    """Median time of one request when it is the only one (closed loop, one connection)."""
+    return statistics.median(await request_times(client, path, seconds))
 
 
 # -- (2) financing applications --------------------------------------------------------------

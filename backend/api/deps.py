@@ -34,7 +34,9 @@ READS = frozenset({"GET", "HEAD"})
 MAX_PAGE = 200
 
 
-def get_context(request: Request) -> AppContext:
+# Every dependency is ``async def``: FastAPI runs a plain ``def`` one in a worker thread,
+# a thread hop and its wake-ups on every request for what is an attribute read.
+async def get_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.context
     return ctx
 
@@ -50,7 +52,7 @@ async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_ports(ctx: ContextDep) -> Ports:
+async def get_ports(ctx: ContextDep) -> Ports:
     return ctx.ports
 
 
@@ -283,7 +285,7 @@ def status_of_command(command: Command) -> int:
     return 201 if commands.spec(command.operation).creates else 200
 
 
-def get_writes(
+async def get_writes(
     ctx: ContextDep,
     request: Request,
     idempotency_key: Annotated[
@@ -303,7 +305,7 @@ def get_writes(
 WritesDep = Annotated[Writes, Depends(get_writes)]
 
 
-def get_unkeyed_writes(ctx: ContextDep, request: Request) -> Writes:
+async def get_unkeyed_writes(ctx: ContextDep, request: Request) -> Writes:
     return Writes(ctx, request, None)
 
 
@@ -336,7 +338,7 @@ def decode_cursor(cursor: str) -> Any:
         raise Invalid("the cursor is not one this API gave out", code="cursor_invalid") from exc
 
 
-def get_page(
+async def get_page(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Rows per page.")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=500, description="`next_cursor` of the page before.")

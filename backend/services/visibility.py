@@ -135,6 +135,12 @@ def payables_clause(caller: Caller) -> ColumnElement[bool]:
     return _payables_of_party(caller.address)
 
 
+def payables_clause_of_me() -> ColumnElement[bool]:
+    """:func:`payables_clause` of a caller that does not see everything, its address the
+    bound parameter ``me``: for statements built once and run with each caller's address."""
+    return _payables_of_party(bindparam("me"))
+
+
 def financings_clause(caller: Caller) -> ColumnElement[bool]:
     if caller.sees_everything:
         return true()

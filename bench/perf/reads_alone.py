@@ -9,7 +9,9 @@ latency over all rounds, and the API process's CPU time per request over the sam
 is what the request costs), with the load average before and after.
 
 ``python -m bench.perf.reads_alone --rounds 6`` compares the caller cache off
-(``TIERFLOW_API_CALLER_CACHE_S=0``, every read looks its key up) and on (the default).
+(``TIERFLOW_API_CALLER_CACHE_S=0``, every read looks its key up) and on (the default);
+``--baseline DIR`` compares the API of the checkout ``DIR`` (say ``git worktree add DIR
+HEAD~1``) with this one's instead.
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from rich.progress import Progress
 
-from bench.api_load import Seeder
+from bench.api_load import Seeder, request_times
 from bench.perf.figures import load_average
 from bench.stack import Stack
 
@@ -52,6 +53,7 @@ async def _seed(stack: Stack) -> tuple[str, dict[str, str]]:
             "GET /v1/deployment (floor)": "/v1/deployment",
             "GET /v1/payables?limit=20": "/v1/payables?limit=20",
             "GET /v1/claims/{id}": f"/v1/claims/{claim}",
+            "GET /v1/audit/events?claim_id=…": f"/v1/audit/events?claim_id={claim}",
         }
         return supplier.key, paths
     finally:
@@ -78,24 +80,24 @@ async def timed(
     client: aiohttp.ClientSession, path: str, seconds: float, pid: int
 ) -> tuple[float, float]:
     """Median latency and API CPU seconds per request of ``path``, one at a time."""
-    took: list[float] = []
     cpu0 = cpu_seconds(pid)
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t0 = time.perf_counter()
-        async with client.get(path) as r:
-            await r.read()
-            if r.status != 200:
-                raise SystemExit(f"GET {path} answered {r.status}")
-        took.append(time.perf_counter() - t0)
+    took = await request_times(client, path, seconds)
     return statistics.median(took), (cpu_seconds(pid) - cpu0) / len(took)
 
 
-async def measure(rounds: int, seconds: float) -> dict[str, Any]:
+def baseline_variants(checkout: Path) -> dict[str, dict[str, str]]:
+    """The API of another checkout (its packages first on ``PYTHONPATH``) against this one's,
+    both with the default settings: a before/after of a code change rather than a setting."""
+    return {f"code at {checkout.name}": {"PYTHONPATH": str(checkout.resolve())}, "this code": {}}
+
+
+async def measure(
+    rounds: int, seconds: float, variants: dict[str, dict[str, str]] = VARIANTS
+) -> dict[str, Any]:
     out: dict[str, Any] = {"rounds": rounds, "seconds_per_round": seconds}
     async with contextlib.AsyncExitStack() as stack_of:
         stacks: dict[str, tuple[Stack, str, dict[str, str]]] = {}
-        for name, env in VARIANTS.items():
+        for name, env in variants.items():
             directory = stack_of.enter_context(tempfile.TemporaryDirectory(prefix="tf-reads-"))
             stack = await stack_of.enter_async_context(
                 Stack.start(Path(directory), extra_env={**BASE_ENV, **env})
@@ -131,9 +133,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=1.0, help="per path and round")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a checkout (a git worktree of the commit before) whose API is compared with this "
+        "one's, instead of the caller cache off and on",
+    )
     args = parser.parse_args()
+    variants = VARIANTS if args.baseline is None else baseline_variants(args.baseline)
     with Progress(transient=True):
-        result = asyncio.run(measure(args.rounds, args.seconds))
+        result = asyncio.run(measure(args.rounds, args.seconds, variants))
     print(json.dumps(result, indent=2))
 
 

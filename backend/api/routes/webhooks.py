@@ -39,7 +39,7 @@ WebhookId = Annotated[
 DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-def get_runtime(request: Request, ctx: ContextDep) -> WebhookRuntime:
+async def get_runtime(request: Request, ctx: ContextDep) -> WebhookRuntime:
     runtime: WebhookRuntime | None = getattr(request.app.state, "webhooks", None)
     if runtime is None:
         try:
