@@ -2,7 +2,10 @@
 functions (the CLI itself lives in the ``tierflow`` package).
 
 - :func:`sign_open_intents` signs, once, every open intent of the client's member that
-  verifies and that ``policy`` accepts; :func:`run_signer` does so until stopped. This is
+  verifies and that ``policy`` accepts; :func:`run_signer` looks for new ones every
+  interval until stopped and signs each at once, several at a time (a signature's answer
+  waits for the relayed request to be mined and mirrored, and no intent waits for another's).
+  This is
   the signer a ``self`` bank runs beside its HSM so that auto-approval keeps working without
   the platform holding the bank's key: the platform prepares the approvals its policy
   matches as intents, and the bank's own policy (``policy``) re-checks each before signing.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from client.client import TierflowClient
-from client.errors import IntentRejected, ProblemError, SigningDeclined, TierflowError
+from client.errors import IntentRejected, SigningDeclined, TierflowError
 from client.intents import DecodedAction
 from client.signing import (
     DEFAULT_PKCS11_MODULE,
@@ -85,33 +88,54 @@ class SignerOutcome:
     answer: dict[str, Any] | None = None
 
 
+#: Intents a signer signs at once: each signature's answer waits for the relayed request to
+#: be mined and mirrored (a block or two), so one at a time made the tenth intent of a burst
+#: wait for the nine before it.
+SIGN_CONCURRENCY = 32
+
+
+async def _sign_one(client: TierflowClient, intent: Any, policy: Policy | None) -> SignerOutcome:
+    try:
+        answer = await client.sign_intent(intent, confirm=policy)
+    except IntentRejected as exc:
+        log.warning("intent %s refused: %s", intent.id, exc.reason)
+        return SignerOutcome(intent.id, "rejected", exc.reason)
+    except SigningDeclined:
+        log.info("intent %s declined by the policy", intent.id)
+        return SignerOutcome(intent.id, "declined")
+    except TierflowError as exc:  # the API refused it, or could not be reached: try again
+        log.warning("intent %s: the signature was not taken: %s", intent.id, exc)
+        return SignerOutcome(intent.id, "failed", str(exc))
+    return SignerOutcome(intent.id, "signed", answer=answer)
+
+
+def _open(intent: Any) -> bool:
+    return intent.status in (None, "open", "awaiting_signature")
+
+
 async def sign_open_intents(
-    client: TierflowClient, *, policy: Policy | None = None, skip: set[str] | None = None
+    client: TierflowClient,
+    *,
+    policy: Policy | None = None,
+    skip: set[str] | None = None,
+    concurrency: int = SIGN_CONCURRENCY,
 ) -> list[SignerOutcome]:
     """Go once through the member's open intents: verify each, ask ``policy`` (default: the
-    client's ``confirm``, else accept), sign and post. An intent that fails verification or
-    is declined is left unsigned (it expires and blocks nothing); ids in ``skip`` are not
-    looked at again."""
-    outcomes: list[SignerOutcome] = []
-    async for intent in client.intents.list():
-        if skip is not None and intent.id in skip:
-            continue
-        if intent.status not in (None, "open", "awaiting_signature"):
-            continue
-        try:
-            answer = await client.sign_intent(intent, confirm=policy)
-        except IntentRejected as exc:
-            log.warning("intent %s refused: %s", intent.id, exc.reason)
-            outcomes.append(SignerOutcome(intent.id, "rejected", exc.reason))
-        except SigningDeclined:
-            log.info("intent %s declined by the policy", intent.id)
-            outcomes.append(SignerOutcome(intent.id, "declined"))
-        except ProblemError as exc:
-            log.warning("intent %s: the API refused the signature: %s", intent.id, exc)
-            outcomes.append(SignerOutcome(intent.id, "failed", str(exc)))
-        else:
-            outcomes.append(SignerOutcome(intent.id, "signed", answer=answer))
-    return outcomes
+    client's ``confirm``, else accept), sign and post, up to ``concurrency`` at once. An
+    intent that fails verification or is declined is left unsigned (it expires and blocks
+    nothing); ids in ``skip`` are not looked at again."""
+    intents = [
+        intent
+        async for intent in client.intents.list()
+        if _open(intent) and (skip is None or intent.id not in skip)
+    ]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(intent: Any) -> SignerOutcome:
+        async with gate:
+            return await _sign_one(client, intent, policy)
+
+    return list(await asyncio.gather(*(one(intent) for intent in intents)))
 
 
 async def run_signer(
@@ -121,27 +145,51 @@ async def run_signer(
     interval_s: float = 1.0,
     stop: asyncio.Event | None = None,
     on_outcome: Callable[[SignerOutcome], Any] | None = None,
+    concurrency: int = SIGN_CONCURRENCY,
 ) -> None:
-    """:func:`sign_open_intents` every ``interval_s`` until ``stop`` is set. An intent that
-    was refused or declined is not asked about again; the API being down is logged and
-    waited out."""
+    """Look for the member's open intents every ``interval_s`` until ``stop`` is set; each new
+    one is signed at once, up to ``concurrency`` at a time, while the next looks go on (a
+    signature's answer waits for its relayed request to be mined and mirrored: an intent
+    prepared meanwhile does not wait for it). An intent that was refused or declined is not
+    asked about again; the API being down is logged and waited out; on stop, the signatures
+    under way finish."""
     stop = stop or asyncio.Event()
     settled: set[str] = set()
-    while not stop.is_set():
-        try:
-            outcomes = await sign_open_intents(client, policy=policy, skip=settled)
-        except TierflowError as exc:
-            log.warning("listing intents failed: %s", exc)
-            outcomes = []
-        for outcome in outcomes:
-            if outcome.outcome in ("rejected", "declined"):
-                settled.add(outcome.intent_id)
-            if on_outcome is not None:
-                result = on_outcome(outcome)
-                if inspect.isawaitable(result):
-                    await result
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
+    inflight: dict[str, asyncio.Task[None]] = {}
+    gate = asyncio.Semaphore(concurrency)
+
+    async def handle(intent: Any) -> None:
+        async with gate:
+            outcome = await _sign_one(client, intent, policy)
+        if outcome.outcome in ("rejected", "declined"):
+            settled.add(outcome.intent_id)
+        if on_outcome is not None:
+            result = on_outcome(outcome)
+            if inspect.isawaitable(result):
+                await result
+
+    def forget(intent_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(_task: asyncio.Task[None]) -> None:
+            inflight.pop(intent_id, None)
+
+        return done
+
+    try:
+        while not stop.is_set():
+            try:
+                async for intent in client.intents.list():
+                    if not _open(intent) or intent.id in settled or intent.id in inflight:
+                        continue
+                    task = asyncio.create_task(handle(intent), name=f"sign-{intent.id}")
+                    inflight[intent.id] = task
+                    task.add_done_callback(forget(intent.id))
+            except TierflowError as exc:
+                log.warning("listing intents failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_s)
+    finally:
+        if inflight:
+            await asyncio.gather(*inflight.values(), return_exceptions=True)
 
 
 def open_signer(

@@ -1,5 +1,6 @@
 """``tierflow signer``: a ``self`` member's own signer, run beside its key (a key file or an
-HSM through PKCS#11). It signs, every ``--interval`` seconds, the member's open intents that
+HSM through PKCS#11). It looks every ``--interval`` seconds for the member's open intents and
+signs, at once and several at a time (:data:`client.commands.SIGN_CONCURRENCY`), those that
 verify against the deployment (:func:`client.intents.verify_intent`) and that its policy file
 accepts (:func:`client.commands.run_signer`): this is how a ``self`` bank keeps auto-approval
 without the platform holding its key. An approval is signed only when it gives the applicant
@@ -71,7 +72,7 @@ def signer_command(
         str | None, typer.Option(envvar="TIERFLOW_SIGNER_HSM_PIN", help="The token's PIN.")
     ] = None,
     hsm_key: Annotated[str | None, typer.Option(help="The key's label on the token.")] = None,
-    interval: Annotated[float, typer.Option(help="Seconds between passes.")] = 1.0,
+    interval: Annotated[float, typer.Option(help="Seconds between looks for new intents.")] = 1.0,
 ) -> None:
     """Sign this member's open intents that its policy file accepts, until Ctrl-C."""
     from client import TierflowClient

@@ -4,7 +4,9 @@ Every API worker runs :func:`run` (started in the app's lifespan by :func:`runni
 :data:`POLL_INTERVAL_S` it reads the mirror for Applied requests addressed to a financier with
 an enabled policy and no decision yet, and assesses each (:func:`backend.services.quotes.assess`:
 amount, tenor, obligor, a credit line with a registration number, room under the exposure
-limit):
+limit) in a task of its own: a hosted financier's approval waits for its transaction mined and
+mirrored, and one after another a burst of them held up every later request, a ``self``
+bank's intents included:
 
 - it does not match: an ``auto_decisions`` row ``declined`` with the reason, for the financier
   and the applicant to see; nothing happens on chain, a person decides;
@@ -34,7 +36,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, select, update
@@ -456,35 +458,78 @@ async def _release_stale(session: AsyncSession, financing_id: int, seen: int) ->
     await session.commit()
 
 
-async def poll_once(ports: Ports, idempotency: Idempotency | None = None) -> int:
-    """One pass over the undecided requests; returns how many were looked at."""
+async def poll_once(
+    ports: Ports,
+    idempotency: Idempotency | None = None,
+    inflight: dict[int, asyncio.Task[None]] | None = None,
+) -> int:
+    """One pass over the undecided requests; returns how many were looked at. Without
+    ``inflight`` the decisions are made here, one after another; with it (:func:`run`) each
+    is a task of its own, kept in ``inflight`` until it ends, and a later pass skips it."""
     async with ports.session() as session:
         pending = await _candidates(session)
         stale = await _stale_claims(session)
         await session.commit()
+    if inflight is not None:
+        pending = [f for f in pending if f.id not in inflight]
     if not pending and not stale:
         return 0
     now = await ports.ledger.chain_time()
     for financing in pending:
-        await decide(ports, financing, now, idempotency)
+        if inflight is None:
+            await decide(ports, financing, now, idempotency)
+            continue
+        task = asyncio.create_task(
+            _decided(ports, financing, now, idempotency), name=f"auto-approval-{financing.id}"
+        )
+        inflight[financing.id] = task
+        task.add_done_callback(_forget_task(inflight, financing.id))
     for financing_id, seen in stale:
         async with ports.session() as session:
             await _release_stale(session, financing_id, seen)
     return len(pending) + len(stale)
 
 
+def _forget_task(
+    inflight: dict[int, asyncio.Task[None]], financing_id: int
+) -> Callable[[asyncio.Task[None]], None]:
+    def done(_task: asyncio.Task[None]) -> None:
+        inflight.pop(financing_id, None)
+
+    return done
+
+
+async def _decided(
+    ports: Ports, financing: m.Financing, now: int, idempotency: Idempotency | None
+) -> None:
+    try:
+        await decide(ports, financing, now, idempotency)
+    except Exception:
+        log.exception("auto-approval of financing %s failed", financing.id)
+
+
 async def run(
     ports: Ports, interval_s: float = POLL_INTERVAL_S, idempotency: Idempotency | None = None
 ) -> None:
-    """Poll until cancelled; a failing pass is logged and the next one tries again."""
-    while True:
-        try:
-            await poll_once(ports, idempotency)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("auto-approval pass failed")
-        await asyncio.sleep(interval_s)
+    """Poll until cancelled; a failing pass is logged and the next one tries again. Each
+    matching request is decided in a task of its own: a hosted financier's approval waits for
+    its transaction to be mined and mirrored (a block or more), and a pass that waited for it
+    held up every other financier's requests, a self bank's intents included."""
+    inflight: dict[int, asyncio.Task[None]] = {}
+    try:
+        while True:
+            try:
+                await poll_once(ports, idempotency, inflight)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("auto-approval pass failed")
+            await asyncio.sleep(interval_s)
+    finally:
+        for task in list(inflight.values()):
+            task.cancel()
+        if inflight:
+            await asyncio.gather(*inflight.values(), return_exceptions=True)
 
 
 @contextlib.asynccontextmanager

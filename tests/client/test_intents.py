@@ -481,6 +481,30 @@ async def test_run_signer_signs_until_stopped_and_asks_about_a_refusal_once(
     assert len(fake.signatures) == 1
 
 
+async def test_run_signer_signs_while_another_signatures_relay_is_under_way(
+    fake: FakeApi, signer: Signer
+) -> None:
+    """A signature's answer waits for the relayed request to be mined and mirrored: the signer
+    does not make the next intent wait for it (one at a time, the tenth intent of a burst
+    waited for the nine relays before it)."""
+    fake.relay_s = 1.0
+    for n in range(3):
+        fake.transfer(n, {"to": random_address(), "amount": 100 + n})
+    stop = asyncio.Event()
+    outcomes: list[SignerOutcome] = []
+
+    def signed(outcome: SignerOutcome) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 3:
+            stop.set()
+
+    async with make_client(fake, signer) as tf:
+        await asyncio.wait_for(run_signer(tf, interval_s=0.05, stop=stop, on_outcome=signed), 30)
+    assert [o.outcome for o in outcomes] == ["signed"] * 3
+    assert fake.most_relaying == 3
+    assert len(fake.signatures) == 3
+
+
 def test_calldata_helper_matches_an_independent_encoding() -> None:
     to = random_address()
     data = calldata("ClaimLedger", "split", [1, to, 2, b"\0" * 32])

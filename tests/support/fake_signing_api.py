@@ -12,6 +12,7 @@ signer from the digest it made and refuses any other key, as the API will.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -104,9 +105,25 @@ class FakeApi:
     clock_offset: int = 0  # the chain's clock ahead of this machine's (a moved local chain)
     stored: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
+    relay_s: float = 0.0  # how long a signature's answer takes (the relay mined and mirrored)
+    relaying: int = 0  # signatures being answered now
+    most_relaying: int = 0  # the most at once
+
     @property
     def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+        return httpx.MockTransport(self.handle_relaying if self.relay_s else self.handle)
+
+    async def handle_relaying(self, request: httpx.Request) -> httpx.Response:
+        """:meth:`handle`, a signature's answer after :attr:`relay_s` (an async client only)."""
+        if request.method != "POST" or not request.url.path.endswith("/signature"):
+            return self.handle(request)
+        self.relaying += 1
+        self.most_relaying = max(self.most_relaying, self.relaying)
+        try:
+            await asyncio.sleep(self.relay_s)
+            return self.handle(request)
+        finally:
+            self.relaying -= 1
 
     # -- intents ------------------------------------------------------------------------------
 
