@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+from bench.perf import auto_approval
 from bench.perf.figures import Rate
 from bench.perf.run import Results
 
@@ -94,6 +95,13 @@ def render(results: Results) -> str:
                 f"| {f.name} | {f.rows:,} | {ms(f.median_s)} | {f.answer_bytes / 1e6:.2f} MB |"
                 for f in results.scale
             ),
+        ]
+    if results.auto_approval:
+        lines += [
+            "",
+            "### Auto-approval: application to approval mined and mirrored, a block a second",
+            "",
+            *auto_approval.rows(results.auto_approval),
         ]
     if results.failures:
         lines += ["", "### Sections that failed in this run", ""]

@@ -1,7 +1,8 @@
 """One benchmark run: every figure, in order, with progress bars; returns :class:`Results`.
 
-Sizes: ``quick`` (the CI smoke run, under a minute: a few dozen writes per figure),
-the default, and ``full`` (adds the scale figures that take minutes).
+Sizes: ``quick`` (the CI smoke run, under a minute: a few dozen writes per figure; not the
+auto-approval figures, which start a stack of their own and take minutes), the default,
+and ``full`` (adds the scale figures that take minutes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.progress import Progress
 
 from bench import gas_table, indexer_backfill
 from bench.indexer_load import Key
+from bench.perf import auto_approval
 from bench.perf.api import ReadFigure, api_figures
 from bench.perf.baseline import BaselineSender
 from bench.perf.ceiling import measure_ceiling, split_plan
@@ -73,6 +75,7 @@ class Results:
     indexer_lag: list[tuple[str, str, str]] = field(default_factory=list)
     gas: list[tuple[str, int, str]] = field(default_factory=list)
     scale: list[ScaleFigure] = field(default_factory=list)
+    auto_approval: list[auto_approval.Figure] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # sections that failed, and why
     seconds: float = 0.0
 
@@ -88,6 +91,7 @@ class Results:
             "indexer_lag": self.indexer_lag,
             "gas": self.gas,
             "scale": [asdict(f) for f in self.scale],
+            "auto_approval": [asdict(f) for f in self.auto_approval],
             "failures": self.failures,
         }
 
@@ -310,6 +314,12 @@ async def run(opts: Options, progress: Progress) -> Results:
             results.reads += api.reads
         await _section(results, "indexer", indexer_figures(opts, progress, results))
         await _section(results, "scale", scale_figures(opts.full, progress), results.scale)
+        await _section(
+            results,
+            "auto-approval",
+            auto_approval.measure(auto_approval.Options(), progress),
+            results.auto_approval,
+        )
     await _section(results, "gas", gas_figures(progress, results))
     results.seconds = time.perf_counter() - t0
     return results
