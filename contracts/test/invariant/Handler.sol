@@ -266,13 +266,9 @@ contract Handler {
     /// @notice The holder splits part of a piece to another member, sometimes citing a trade
     /// invoice from the recipient.
     function split(uint256 claimSeed, uint256 toSeed, uint256 valueSeed, bool withInvoice) external step("split") {
-        (uint256 id, bool found) = _findMovable(claimSeed);
+        (bool found, uint256 id, IClaimLedger.ClaimView memory c, address to) = _move(claimSeed, toSeed);
         if (!found) return;
-        IClaimLedger.ClaimView memory c = ledger.claim(id);
-        address to = _recipient(toSeed, c.holder);
-        uint256 maxValue = c.value - c.locked;
-        if (maxValue == c.value) maxValue = c.value - 1; // the whole piece moves by transferClaim
-        uint256 value = _unchecked(claimSeed) ? valueSeed : _bound(valueSeed, 1, maxValue == 0 ? 1 : maxValue);
+        uint256 value = _unchecked(claimSeed) ? valueSeed : _splitValue(c, valueSeed);
         bytes32 inv;
         if (withInvoice && _isSupplier(to) && value <= type(uint128).max) {
             inv = _freshInvoice(to, c.holder, uint128(value));
@@ -286,11 +282,9 @@ contract Handler {
 
     /// @notice The holder passes a whole piece on.
     function transferWhole(uint256 claimSeed, uint256 toSeed) external step("transferWhole") {
-        (uint256 id, bool found) = _findMovable(claimSeed);
+        (bool found, uint256 id, IClaimLedger.ClaimView memory c, address to) = _move(claimSeed, toSeed);
         if (!found) return;
-        address holder = ledger.claim(id).holder;
-        address to = _recipient(toSeed, holder);
-        vm.prank(holder);
+        vm.prank(c.holder);
         try ledger.transferClaim(id, to, bytes32(0)) {
             _succeeded("transferWhole");
         } catch {}
@@ -304,21 +298,34 @@ contract Handler {
         external
         step("relayedMove")
     {
-        (uint256 id, bool found) = _findMovable(claimSeed);
-        if (!found) return;
-        IClaimLedger.ClaimView memory c = ledger.claim(id);
-        address to = _recipient(toSeed, c.holder);
-        if (_keys[c.holder] == 0) return;
-        bytes memory data;
-        if (valueSeed % 4 == 0) {
-            data = abi.encodeCall(ledger.transferClaim, (id, to, bytes32(0)));
-        } else {
-            uint256 maxValue = c.value - c.locked;
-            if (maxValue == c.value) maxValue = c.value - 1;
-            data = abi.encodeCall(ledger.split, (id, to, _bound(valueSeed, 1, maxValue == 0 ? 1 : maxValue), bytes32(0)));
-        }
+        (bool found, uint256 id, IClaimLedger.ClaimView memory c, address to) = _move(claimSeed, toSeed);
+        if (!found || _keys[c.holder] == 0) return;
+        bytes memory data = valueSeed % 4 == 0
+            ? abi.encodeCall(ledger.transferClaim, (id, to, bytes32(0)))
+            : abi.encodeCall(ledger.split, (id, to, _splitValue(c, valueSeed), bytes32(0)));
         uint256 mode = modeSeed % 8; // 0-5 valid, 6 signed by another key, 7 expired
         _relayAndCheck(id, _signedRequest(c.holder, to, data, mode), mode);
+    }
+
+    /// @dev A move's piece (found from `claimSeed`), its view and a recipient (from `toSeed`):
+    /// what a direct and a relayed split or whole transfer start from.
+    function _move(uint256 claimSeed, uint256 toSeed)
+        internal
+        view
+        returns (bool found, uint256 id, IClaimLedger.ClaimView memory c, address to)
+    {
+        (id, found) = _findMovable(claimSeed);
+        if (!found) return (false, 0, c, address(0));
+        c = ledger.claim(id);
+        to = _recipient(toSeed, c.holder);
+    }
+
+    /// @dev A split's value from `seed`: 1 up to what is unlocked, less than the whole piece
+    /// (the whole piece moves by transferClaim).
+    function _splitValue(IClaimLedger.ClaimView memory c, uint256 seed) internal pure returns (uint256) {
+        uint256 maxValue = c.value - c.locked;
+        if (maxValue == c.value) maxValue = c.value - 1;
+        return _bound(seed, 1, maxValue == 0 ? 1 : maxValue);
     }
 
     function _signedRequest(address holder, address to, bytes memory data, uint256 mode)

@@ -26,6 +26,18 @@ contract FinancingDeskTest is TierflowBase {
         id = desk.applyForFinancing(root, financier, amount, expiry, 0, false);
     }
 
+    /// @dev supplier1 applies to the bank for `amount` of the root piece and the bank approves at
+    /// 4.5 % a year, no fees: the financing, the financed piece and the terms approved.
+    function _financed(uint128 amount)
+        internal
+        returns (uint256 id, uint256 financedId, IFinancingDesk.Terms memory t)
+    {
+        id = _apply(bank, amount);
+        t = _terms(root, amount, 450, 0);
+        vm.prank(bank);
+        financedId = desk.approveFinancing(id, t);
+    }
+
     function test_applyForFinancing_locksValue() public {
         uint256 id = _apply(bank, 4_000_000);
         IClaimLedger.ClaimView memory c = _claim(root);
@@ -207,10 +219,7 @@ contract FinancingDeskTest is TierflowBase {
     }
 
     function test_settleClaim_financedPieceReleasesExposure() public {
-        uint256 id = _apply(bank, 4_000_000);
-        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
-        vm.prank(bank);
-        uint256 financed = desk.approveFinancing(id, t);
+        (, uint256 financed,) = _financed(4_000_000);
         vm.warp(START + TERM);
         vm.prank(coreA);
         ledger.settleClaim(financed, keccak256("pay bank"));
@@ -219,10 +228,7 @@ contract FinancingDeskTest is TierflowBase {
     }
 
     function test_transferClaim_financedPieceReleasesExposure() public {
-        uint256 id = _apply(bank, 4_000_000);
-        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
-        vm.prank(bank);
-        uint256 financed = desk.approveFinancing(id, t);
+        (, uint256 financed,) = _financed(4_000_000);
         vm.prank(bank);
         ledger.transferClaim(financed, traderBank, bytes32(0));
         (uint128 outstanding,) = desk.exposure(bank, coreA);
@@ -311,10 +317,7 @@ contract FinancingDeskTest is TierflowBase {
     // ---------------------------------------------------------------- one financing per reference
 
     function test_RevertWhen_registrationNoReused() public {
-        uint256 first = _apply(bank, 1_000_000);
-        IFinancingDesk.Terms memory t = _terms(root, 1_000_000, 450, 0);
-        vm.prank(bank);
-        desk.approveFinancing(first, t);
+        (uint256 first,, IFinancingDesk.Terms memory t) = _financed(1_000_000);
         assertEq(desk.financingOfRegistration(t.registrationNo), first, "backs the first");
         uint256 second = _apply(bank, 1_000_000);
         IFinancingDesk.Terms memory t2 = _terms(root, 1_000_000, 450, 0);
@@ -327,10 +330,7 @@ contract FinancingDeskTest is TierflowBase {
     }
 
     function test_RevertWhen_disbursementRefReused() public {
-        uint256 first = _apply(bank, 1_000_000);
-        IFinancingDesk.Terms memory t = _terms(root, 1_000_000, 450, 0);
-        vm.prank(bank);
-        desk.approveFinancing(first, t);
+        (uint256 first,, IFinancingDesk.Terms memory t) = _financed(1_000_000);
         uint256 second = _apply(bank, 1_000_000);
         IFinancingDesk.Terms memory t2 = _terms(root, 1_000_000, 450, 0);
         t2.disbursementRef = t.disbursementRef;
@@ -355,10 +355,7 @@ contract FinancingDeskTest is TierflowBase {
     // ---------------------------------------------------------------- over the limit
 
     function test_setExposureLimit_belowOutstandingSaysOverLimit() public {
-        uint256 id = _apply(bank, 4_000_000);
-        IFinancingDesk.Terms memory t = _terms(root, 4_000_000, 450, 0);
-        vm.prank(bank);
-        desk.approveFinancing(id, t);
+        _financed(4_000_000);
         vm.expectEmit(true, true, true, true, address(desk));
         emit IFinancingDesk.ExposureLimitSet(bank, coreA, 3_000_000, 4_000_000, true);
         vm.prank(bank);
