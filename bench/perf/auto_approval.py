@@ -249,6 +249,7 @@ async def platform(
             return made
 
         operator = client(stack.operator_key)
+        closing = contextlib.ExitStack()  # the HSM session, once opened
         task = progress.add_task("auto-approval: seeding", total=None)
         try:
             core_made = await operator.members.create("AA Core", ["core_enterprise"], KYC)
@@ -283,6 +284,7 @@ async def platform(
                     token.label, token.pin, "bank", module=token.module
                 )
                 hsm_signer = Pkcs11Signer(token.label, token.pin, "bank", module=token.module)
+                closing.callback(hsm_signer.close)
                 assert hsm_signer.address == hsm_address
                 made = await bank("self bank, SoftHSM2", hsm_signer)
                 made.signer_args = ["--hsm", "--hsm-token", token.label, "--hsm-key", "bank"]
@@ -333,6 +335,7 @@ async def platform(
             rpc_call(stack.rpc_url, "evm_setIntervalMining", [int(opts.block_time_s)])
             yield stack, banks, suppliers
         finally:
+            closing.close()
             for made_client in clients:
                 await made_client.aclose()
 
