@@ -15,7 +15,7 @@ from functools import cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Row, String, bindparam, func, select, type_coerce
+from sqlalchemy import Integer, Row, String, bindparam, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
@@ -92,7 +92,7 @@ def _list_query(
     per request, with the visibility rule's subqueries in it, cost more to build and to key
     for the statement cache than to run (a list read's largest cost, by py-spy)."""
     order = m.Payable.id.desc() if newest_first else m.Payable.id
-    query = select(m.Payable).order_by(order).limit(bindparam("limit"))
+    query = select(m.Payable).order_by(order).limit(bindparam("limit", type_=Integer))
     if not everything:
         query = query.where(payables_clause_of_me())
     if after:

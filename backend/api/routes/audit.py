@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from backend import audit_anchors
 from backend.api.csv import CSV_RESPONSES
@@ -71,6 +71,12 @@ async def list_events(
         from_time=from_time,
         to_time=to_time,
     )
+    if fmt == "json":
+        # Written as JSON at once (events_feed.page_json): the model would check the
+        # mirror's own typed columns again, and parse and re-encode every row's arguments.
+        rows = await events_feed.event_rows(session, caller, filters, page.after, page.limit)
+        cursor = page.next_cursor(list(rows), lambda r: [r.block_number, r.log_index])
+        return Response(events_feed.page_json(rows, cursor), media_type="application/json")
     items = await events_feed.list_events(session, caller, filters, page.after, page.limit)
     return list_answer(
         items, page.next_cursor(items, chain_position), fmt, EventsPublic, "events.csv"
