@@ -96,18 +96,24 @@ async def append(engine: AsyncEngine, entry: Entry, request_id: str | None = Non
     """Append ``entry`` (and drop the request's ``audit_pending`` row, whose transactions the
     entry cites); returns its sequence number."""
     async with engine.begin() as conn:
-        hashes = list(entry.tx_hashes)
-        if request_id is not None:
-            pending = (
-                await conn.execute(
-                    select(_PENDING.c.tx_hashes).where(_PENDING.c.request_id == request_id)
-                )
-            ).scalar_one_or_none()
-            if pending is not None:
-                hashes += [h for h in json.loads(pending) if h not in hashes]
-                await conn.execute(_PENDING.delete().where(_PENDING.c.request_id == request_id))
-        entry = Entry(**{**entry.__dict__, "tx_hashes": tuple(hashes)})
-        return await _append(conn, entry)
+        return await append_in(conn, entry, request_id)
+
+
+async def append_in(conn: AsyncConnection, entry: Entry, request_id: str | None = None) -> int:
+    """:func:`append` within the caller's transaction on ``conn`` (a keyed write's record is
+    appended in the transaction that stores its answer: :mod:`backend.idempotency`)."""
+    hashes = list(entry.tx_hashes)
+    if request_id is not None:
+        pending = (
+            await conn.execute(
+                select(_PENDING.c.tx_hashes).where(_PENDING.c.request_id == request_id)
+            )
+        ).scalar_one_or_none()
+        if pending is not None:
+            hashes += [h for h in json.loads(pending) if h not in hashes]
+            await conn.execute(_PENDING.delete().where(_PENDING.c.request_id == request_id))
+    entry = Entry(**{**entry.__dict__, "tx_hashes": tuple(hashes)})
+    return await _append(conn, entry)
 
 
 async def _append(conn: AsyncConnection, entry: Entry) -> int:
@@ -138,6 +144,13 @@ async def _append(conn: AsyncConnection, entry: Entry) -> int:
 async def mark_pending(engine: AsyncEngine, request_id: str, entry: Entry) -> None:
     """Keep ``entry`` (its transactions so far) as the pending record of ``request_id``:
     written before each broadcast, so no transaction goes out uncited."""
+    async with engine.begin() as conn:
+        await keep_pending(conn, request_id, entry)
+
+
+async def keep_pending(conn: AsyncConnection, request_id: str, entry: Entry) -> None:
+    """:func:`mark_pending` within the caller's transaction on ``conn`` (the gateway commits
+    it with the write's journal record)."""
     values = {
         "member": entry.member,
         "api_key_id": entry.api_key_id,
@@ -148,13 +161,12 @@ async def mark_pending(engine: AsyncEngine, request_id: str, entry: Entry) -> No
         "tx_hashes": json.dumps(list(entry.tx_hashes)),
         "updated_at": now_s(),
     }
-    async with engine.begin() as conn:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        await conn.execute(
-            insert(_PENDING)
-            .values(request_id=request_id, **values)
-            .on_conflict_do_update(index_elements=["request_id"], set_=values)
-        )
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    await conn.execute(
+        insert(_PENDING)
+        .values(request_id=request_id, **values)
+        .on_conflict_do_update(index_elements=["request_id"], set_=values)
+    )
 
 
 async def sweep(engine: AsyncEngine, older_than_s: float) -> int:

@@ -539,10 +539,11 @@ class Gateway:
             del journal.recorded[step:]  # it can never be mined: sign anew from here
 
         async def record(tx_hash: str, raw: bytes, nonce: int) -> None:
+            # The journal's record and the audit citation, both durable before the bytes
+            # leave, in one database transaction.
             del journal.recorded[step:]
             journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
-            await journal.persist(journal)
-            await write.cite(tx_hash)
+            await write.record(journal, tx_hash)
 
         pending = await sender.send(tx, before_broadcast=record)
         try:

@@ -50,7 +50,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.errors import Conflict, Invalid
 from backend.models import IdempotencyRecord
@@ -107,6 +107,15 @@ Refusal = Callable[[BaseException], tuple[int, Any] | None]
 Canonical = Callable[[list[str]], Awaitable[bool]]
 
 
+@dataclass(frozen=True)
+class Finishing:
+    """What the transaction storing a write's answer also carries (the request's audit
+    record): ``within(conn, status, body)`` runs in it, ``committed()`` once it committed."""
+
+    within: Callable[[AsyncConnection, int, Any], Awaitable[None]]
+    committed: Callable[[], None]
+
+
 class Idempotency:
     """Claims keys, resumes abandoned ones, stores and replays responses."""
 
@@ -125,10 +134,13 @@ class Idempotency:
         handler: Handler,
         refusal: Refusal,
         canonical: Canonical | None = None,
+        finishing: Finishing | None = None,
     ) -> StoredResponse:
         """Run ``command`` through ``handler`` at most once for this key; ``request`` is
         ``(method, path, body)``, ``refusal`` makes a refusal the request's stored answer,
-        ``canonical`` checks a stored success's transactions before it is replayed."""
+        ``canonical`` checks a stored success's transactions before it is replayed,
+        ``finishing`` rides in the transaction that stores the handler's own answer (a success
+        or a 202 awaiting a signature)."""
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise Invalid(
                 f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
@@ -150,10 +162,16 @@ class Idempotency:
                 break
             # another request reopened it meanwhile: wait for its outcome like a duplicate
 
-        return await self._run_claimed(member, key, claimed, handler, refusal, path)
+        return await self._run_claimed(member, key, claimed, handler, refusal, path, finishing)
 
     async def resume(
-        self, member: str, key: str, handler: Handler, refusal: Refusal, path: str
+        self,
+        member: str,
+        key: str,
+        handler: Handler,
+        refusal: Refusal,
+        path: str,
+        finishing: Finishing | None = None,
     ) -> StoredResponse:
         """Run the write stored under an ``awaiting`` key to its end (its signature came), or
         answer what the key holds (done, or still awaiting)."""
@@ -191,7 +209,7 @@ class Idempotency:
                     code="idempotency_in_progress",
                 )
             await asyncio.sleep(0.1)
-        return await self._run_claimed(member, key, claimed, handler, refusal, path)
+        return await self._run_claimed(member, key, claimed, handler, refusal, path, finishing)
 
     async def finish(self, member: str, key: str, status: int, body: Any) -> None:
         """Store ``body`` as the final answer of a key (an intent that expired unsigned)."""
@@ -205,19 +223,24 @@ class Idempotency:
         handler: Handler,
         refusal: Refusal,
         path: str,
+        finishing: Finishing | None = None,
     ) -> StoredResponse:
         stored_refusal = refusal if claimed.rerun is None else _reorganised(refusal, path)
 
         async def persist(journal: TxJournal) -> None:
-            await self._persist(member, key, journal)
+            async with self.engine.begin() as conn:
+                await persist_in(conn, journal)
 
-        journal = TxJournal(claimed.recorded, persist, claimed.memo)
+        async def persist_in(conn: AsyncConnection, journal: TxJournal) -> None:
+            await self._persist(conn, member, key, journal)
+
+        journal = TxJournal(claimed.recorded, persist, claimed.memo, persist_in=persist_in)
         renewing = asyncio.create_task(self._renew(member, key))
         try:
             try:
                 status, response = await handler(claimed, journal)
             except SignatureRequired as waiting:
-                await self._await_signature(member, key, waiting.answer)
+                await self._await_signature(member, key, waiting.answer, finishing)
                 return StoredResponse(202, waiting.answer, replayed=False)
             except Exception as exc:
                 # The chain's refusal (or the service's) is this request's answer: a retry
@@ -230,7 +253,7 @@ class Idempotency:
                     raise
                 hashes = tuple(t.hash for t in journal.recorded)
                 return StoredResponse(*answer, False, hashes, claimed.rerun)
-            await self._finish(member, key, status, response)
+            await self._finish(member, key, status, response, finishing)
             hashes = tuple(t.hash for t in journal.recorded)
             return StoredResponse(status, response, False, hashes, claimed.rerun)
         except BaseException:
@@ -358,18 +381,20 @@ class Idempotency:
                 rerun="reorganised",
             )
 
-    async def _persist(self, member: str, key: str, journal: TxJournal) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(_RECORDS)
-                .where(_RECORDS.c.member == member, _RECORDS.c.key == key)
-                .values(
-                    transactions=json.dumps([t.as_json() for t in journal.recorded]),
-                    memo=json.dumps(journal.state),
-                )
+    @staticmethod
+    async def _persist(conn: AsyncConnection, member: str, key: str, journal: TxJournal) -> None:
+        await conn.execute(
+            update(_RECORDS)
+            .where(_RECORDS.c.member == member, _RECORDS.c.key == key)
+            .values(
+                transactions=json.dumps([t.as_json() for t in journal.recorded]),
+                memo=json.dumps(journal.state),
             )
+        )
 
-    async def _await_signature(self, member: str, key: str, body: Any) -> None:
+    async def _await_signature(
+        self, member: str, key: str, body: Any, finishing: Finishing | None = None
+    ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(_RECORDS)
@@ -378,14 +403,24 @@ class Idempotency:
                     state="awaiting", status_code=202, response=json.dumps(body), locked_until_ms=0
                 )
             )
+            if finishing is not None:
+                await finishing.within(conn, 202, body)
+        if finishing is not None:
+            finishing.committed()
 
-    async def _finish(self, member: str, key: str, status: int, body: Any) -> None:
+    async def _finish(
+        self, member: str, key: str, status: int, body: Any, finishing: Finishing | None = None
+    ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(_RECORDS)
                 .where(_RECORDS.c.member == member, _RECORDS.c.key == key)
                 .values(state="done", status_code=status, response=json.dumps(body))
             )
+            if finishing is not None:
+                await finishing.within(conn, status, body)
+        if finishing is not None:
+            finishing.committed()
 
     async def _release(self, member: str, key: str) -> None:
         """Give the key up without a response: a retry may take it over (or start afresh)."""

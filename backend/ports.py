@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.auth import Caller, CallerCache
 from ledger.bindings import ClaimView
@@ -48,6 +48,9 @@ class TxJournal:
     persist: Callable[[TxJournal], Awaitable[None]]
     state: dict[str, Any] = field(default_factory=dict)
     step: int = 0
+    #: ``persist``'s statements on a connection whose transaction the caller opened and
+    #: commits (:meth:`WriteContext.record`: the journal and the citation in one commit).
+    persist_in: Callable[[AsyncConnection, TxJournal], Awaitable[None]] | None = None
 
     async def remember(self, **values: Any) -> None:
         """Keep ``values`` (JSON) with the record, for a run that resumes this write."""
@@ -75,6 +78,10 @@ class WriteContext:
     intent_step: int = 0
     #: The write's Idempotency-Key (an intent names it, to resume the write once signed).
     idempotency_key: str | None = None
+    #: ``before_broadcast``'s statements on a connection of a transaction the caller opens
+    #: on ``engine`` (:meth:`record` makes the journal and the citation durable in one commit).
+    cite_in: Callable[[AsyncConnection], Awaitable[None]] | None = None
+    engine: AsyncEngine | None = None
 
     async def cite(self, tx_hash: str) -> None:
         """Cite ``tx_hash`` for this write, durably, before it is broadcast."""
@@ -82,6 +89,33 @@ class WriteContext:
             self.tx_hashes.append(tx_hash)
             if self.before_broadcast is not None:
                 await self.before_broadcast()
+
+    async def record(self, journal: TxJournal, tx_hash: str) -> None:
+        """Make ``journal`` (holding a transaction just signed) and the citation of its hash
+        ``tx_hash`` durable before the bytes leave: in one database transaction when both
+        sides can write on a caller's connection, else one after the other."""
+        new = tx_hash not in self.tx_hashes
+        cite_in = self.cite_in if new and self.before_broadcast is not None else None
+        persist_in, engine = journal.persist_in, self.engine
+        if (
+            engine is None
+            or persist_in is None
+            or (cite_in is None and new and self.before_broadcast)
+        ):
+            await journal.persist(journal)
+            await self.cite(tx_hash)
+            return
+        if new:
+            self.tx_hashes.append(tx_hash)
+        try:
+            async with engine.begin() as conn:
+                await persist_in(conn, journal)
+                if cite_in is not None:
+                    await cite_in(conn)
+        except BaseException:
+            if new:  # not cited after all: a retry of the record cites it again
+                self.tx_hashes.remove(tx_hash)
+            raise
 
     def remembered(self, name: str) -> Any:
         """A value an earlier run of this write kept with :meth:`remember` (or ``None``)."""

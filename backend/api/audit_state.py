@@ -33,6 +33,9 @@ class RequestAudit:
     txs: list[str] = field(default_factory=list)
     #: Not recorded one by one (a flood without a key over its limit: counted instead).
     unrecorded: bool = False
+    #: Already appended, in the transaction that stored a keyed write's answer
+    #: (:class:`backend.idempotency.Finishing`): the middleware appends no second record.
+    recorded: bool = False
     #: Seconds a refused client is told to wait (429 answered by the middleware).
     retry_after: int | None = None
     #: SHA-256 of the body as read so far (the whole body once the route runs).

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backend import audit_log
 from backend.api.audit_state import known_caller, request_audit
@@ -19,7 +19,7 @@ from backend.api.problems import stored_refusal
 from backend.auth import Caller, authenticate, caller_of_key
 from backend.context import AppContext
 from backend.errors import BadRequest, Forbidden, Invalid, RateLimited
-from backend.idempotency import Claimed, StoredResponse, request_digest
+from backend.idempotency import Claimed, Finishing, StoredResponse, request_digest
 from backend.ports import Ports, TxJournal, WriteContext
 from backend.schemas.approvals import ApprovalPublic
 from backend.services import approvals, auto_approval, commands
@@ -131,12 +131,35 @@ def _write_context(ctx: AppContext, request: Request, caller: Caller) -> WriteCo
     async def keep_citations() -> None:
         await audit_log.mark_pending(ctx.engine, audit.request_id, audit.entry(0))
 
+    async def keep_citations_in(conn: AsyncConnection) -> None:
+        await audit_log.keep_pending(conn, audit.request_id, audit.entry(0))
+
     return WriteContext(
         caller,
         request_id=audit.request_id,
         tx_hashes=audit.txs,
         before_broadcast=keep_citations,
+        cite_in=keep_citations_in,
+        engine=ctx.engine,
     )
+
+
+def _finishing(request: Request) -> Finishing | None:
+    """The request's audit record, appended in the transaction that stores a keyed write's
+    answer (one commit for both); the middleware then appends none of its own."""
+    audit = request_audit(request)
+    if audit is None:
+        return None
+
+    async def within(conn: AsyncConnection, status: int, body: Any) -> None:
+        if status >= 400 and isinstance(body, dict):
+            audit.code = body.get("code")
+        await audit_log.append_in(conn, audit.entry(status), audit.request_id)
+
+    def committed() -> None:
+        audit.recorded = True
+
+    return Finishing(within, committed)
 
 
 @dataclass
@@ -204,6 +227,7 @@ class Writes:
             execute,
             stored_refusal(path, request_id),
             self.ctx.gateway.canonical,
+            _finishing(self.request),
         )
         return self._respond(stored, secret)
 
@@ -233,7 +257,9 @@ class Writes:
         path = self.request.url.path
         audit = request_audit(self.request)
         refusal = stored_refusal(path, audit.request_id if audit is not None else None)
-        stored = await ctx.idempotency.resume(member, key, execute, refusal, path)
+        stored = await ctx.idempotency.resume(
+            member, key, execute, refusal, path, _finishing(self.request)
+        )
         return self._respond(stored, secret)
 
     def _respond(

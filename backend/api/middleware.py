@@ -4,7 +4,8 @@ Pure ASGI (not ``BaseHTTPMiddleware``): the :class:`~backend.api.audit_state.Req
 put in the request's scope here is filled by the authentication dependency (who), the
 exception handlers (the problem code) and the write (transactions mined, through its
 :class:`~backend.ports.WriteContext`), and written by :func:`backend.audit_log.append` once
-the response has started.
+the response has started; a keyed write's own answer has its record appended already, in the
+transaction that stored the answer (``RequestAudit.recorded``: one commit for both).
 """
 
 from __future__ import annotations
@@ -150,7 +151,7 @@ class GuardMiddleware:
         async def record(final_status: int) -> None:
             # Written before the response leaves: a client that has its answer finds the record.
             nonlocal recorded
-            if not audited or recorded or audit.unrecorded:
+            if not audited or recorded or audit.unrecorded or audit.recorded:
                 return
             recorded = True
             engine = self.engine_of(scope["app"])
