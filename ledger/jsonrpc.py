@@ -40,6 +40,13 @@ again. "invalid block range params" (from > to) and "beyond current head" are no
 
 ``on_error(method, exc)`` is called for every failed attempt, transient or not (the indexer
 counts ``rpc_errors_total{method}`` with it); for a batch ``method`` is the first call's.
+
+Transport. httpx by default (the indexer: few, large batches). ``transport="aiohttp"`` speaks
+through an aiohttp keep-alive pool instead, for many small concurrent calls (a write's
+broadcast and receipts, :func:`ledger.node.lean`): measured against one anvil with 400
+``eth_blockNumber`` calls in flight, 0.28 ms of CPU per call through aiohttp, 4.5 ms through
+httpx's pool, 0.8-1.1 ms through web3.py's whole stack. Its transport faults
+(``aiohttp.ClientError``, HTTP 5xx/429 as ``aiohttp.ClientResponseError``) are transient alike.
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+import aiohttp
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -135,7 +143,13 @@ class RetryPolicy:
 DEFAULT_RETRY: Final = RetryPolicy()
 
 #: What a failed attempt may raise that is worth another attempt.
-_TRANSIENT: Final = (httpx.TransportError, httpx.HTTPStatusError, TimeoutError, MalformedResponse)
+_TRANSIENT: Final = (
+    httpx.TransportError,
+    httpx.HTTPStatusError,
+    aiohttp.ClientError,
+    TimeoutError,
+    MalformedResponse,
+)
 
 #: How nodes and providers word "eth_getLogs asked for too much".
 _RANGE_TOO_LARGE = re.compile(
@@ -228,20 +242,32 @@ class RpcClient:
         timeout_s: float = 10.0,
         retry: RetryPolicy = DEFAULT_RETRY,
         on_error: Callable[[str, BaseException], None] | None = None,
+        transport: Literal["httpx", "aiohttp"] = "httpx",
+        connections: int = 64,
     ) -> None:
         self.url = url
         self.timeout_s = timeout_s
         self.retry = retry
         self._on_error = on_error
         self._next_id = 1
-        self._http = httpx.AsyncClient(
-            http1=True,
-            http2=False,
-            timeout=httpx.Timeout(timeout_s),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-            trust_env=False,  # a node URL never goes through $HTTP_PROXY by accident
-            follow_redirects=False,
-        )
+        self._http: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        if transport == "aiohttp":
+            # Made in the running loop (aiohttp's session belongs to it); closed by aclose.
+            self._session = aiohttp.ClientSession(
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=5.0),
+                trust_env=False,
+            )
+        else:
+            self._http = httpx.AsyncClient(
+                http1=True,
+                http2=False,
+                timeout=httpx.Timeout(timeout_s),
+                headers={"Content-Type": "application/json", "Accept": "application/json"},
+                trust_env=False,  # a node URL never goes through $HTTP_PROXY by accident
+                follow_redirects=False,
+            )
         # The retries after the first attempt (which _exchange makes on its own).
         self._retrying = AsyncRetrying(
             stop=stop_after_attempt(max(1, retry.attempts - 1)),
@@ -263,7 +289,10 @@ class RpcClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def call(self, method: str, params: list[Any]) -> Any:
         """``method(*params)`` on the node: its ``result`` (``None`` when the node says null).
@@ -336,31 +365,56 @@ class RpcClient:
 
     async def _post(self, body: bytes) -> Any:
         """One attempt: the parsed JSON body, or a transient fault."""
+        if self._session is not None:
+            return await self._post_aiohttp(self._session, body)
+        assert self._http is not None
         async with asyncio.timeout(self.timeout_s):
             response = await self._http.post(self.url, content=body)
-        status = response.status_code
-        if 200 <= status < 300:
-            try:
-                return json.loads(response.content)
-            except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-                raise MalformedResponse(
-                    f"body is not JSON ({len(response.content)} bytes): {exc}"
-                ) from exc
-        if 400 <= status < 500 and status not in (408, 429):
-            # Some nodes and gateways answer a JSON-RPC error with a 4xx status: keep it.
-            try:
-                doc = json.loads(response.content)
-            except ValueError:
-                doc = None
-            if isinstance(doc, dict | list) and _carries_error(doc):
-                return doc
-        raise httpx.HTTPStatusError(
-            f"HTTP {status} {response.reason_phrase}", request=response.request, response=response
-        )
+        doc = _answer(response.status_code, response.content)
+        if doc is _MISSING:
+            raise httpx.HTTPStatusError(
+                f"HTTP {response.status_code} {response.reason_phrase}",
+                request=response.request,
+                response=response,
+            )
+        return doc
+
+    async def _post_aiohttp(self, session: aiohttp.ClientSession, body: bytes) -> Any:
+        async with asyncio.timeout(self.timeout_s):
+            async with session.post(self.url, data=body) as response:
+                content = await response.read()
+                doc = _answer(response.status, content)
+                if doc is _MISSING:
+                    raise aiohttp.ClientResponseError(
+                        response.request_info,
+                        response.history,
+                        status=response.status,
+                        message=f"HTTP {response.status} {response.reason}",
+                    )
+        return doc
 
     def _wait(self, state: RetryCallState) -> float:
         # The loop's attempt k is attempt k + 1 overall; the wait after it precedes retry k + 1.
         return self.retry.delay(state.attempt_number + 1)
+
+
+def _answer(status: int, content: bytes) -> Any:
+    """The JSON body of an HTTP answer; :data:`_MISSING` for a status that is a transient
+    fault (5xx, 429, 408, a 4xx carrying no JSON-RPC error)."""
+    if 200 <= status < 300:
+        try:
+            return json.loads(content)
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            raise MalformedResponse(f"body is not JSON ({len(content)} bytes): {exc}") from exc
+    if 400 <= status < 500 and status not in (408, 429):
+        # Some nodes and gateways answer a JSON-RPC error with a 4xx status: keep it.
+        try:
+            doc = json.loads(content)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict | list) and _carries_error(doc):
+            return doc
+    return _MISSING
 
 
 def _carries_error(doc: dict[str, Any] | list[Any]) -> bool:

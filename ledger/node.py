@@ -14,18 +14,32 @@ long-lived client such as an API worker calls :func:`keep_alive` once, inside it
 to reuse a pool of connections instead. Measured with 8 suppliers applying for financing
 through one API worker: 44.8 → 46.8–47.9 applications/s; and the sockets web3.py's session
 leaves behind no longer pile up in TIME-WAIT (2,791 on the node's port after one 7-second run).
+
+The hot path of a write (the broadcast, the receipt watcher's head and block receipts, a
+receipt's direct check, the pending nonce) does not go through web3.py's request stack
+(middleware, a thread hop per request for its session cache, result formatters and
+``AttributeDict`` over every answer): :func:`lean` gives the connection's
+:class:`ledger.jsonrpc.RpcClient` (its own aiohttp keep-alive pool, raw JSON, one attempt per call:
+:mod:`ledger.sender` decides what is safe to retry), and :func:`format_receipt` turns the one
+raw receipt a caller waits for into web3.py's shape. It is closed with :func:`close_web3`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import aiohttp
 from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3._utils.method_formatters import receipt_formatter
+from web3.exceptions import Web3RPCError
 from web3.middleware import ExtraDataToPOAMiddleware
-from web3.types import RPCEndpoint
+from web3.types import RPCEndpoint, TxReceipt
+
+from ledger.jsonrpc import RetryPolicy, RpcClient, RpcError
 
 #: ``AsyncWeb3`` as the ledger layer uses it. web3.py 8 made it generic over its provider,
 #: web3.py 7 (still resolved next to slither-analyzer) is not: this alias types on both.
@@ -75,10 +89,58 @@ async def keep_alive(w3: Web3Client, connections: int = 64) -> Web3Client:
 
 
 async def close_web3(w3: Web3Client) -> None:
-    """Close the provider's HTTP sessions (idempotent)."""
+    """Close the provider's HTTP sessions and the connection's lean client (idempotent)."""
+    per_loop = _LEAN.get(asyncio.get_running_loop())
+    client = per_loop.pop(w3, None) if per_loop is not None else None
+    if client is not None:
+        await client.aclose()
     disconnect: Any = getattr(w3.provider, "disconnect", None)
     if disconnect is not None:
         await disconnect()
+
+
+#: Per event loop (an httpx pool belongs to one), then per node connection (weakly).
+_LEAN: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Any, RpcClient]
+] = weakref.WeakKeyDictionary()
+#: One attempt per call: a lost answer to a broadcast must reach the sender, which knows
+#: whether sending the same bytes again is safe (ledger.sender._broadcast).
+_ONE_ATTEMPT = RetryPolicy(attempts=1)
+
+
+def lean(w3: Web3Client) -> RpcClient:
+    """The lean JSON-RPC client of ``w3``'s node for the running event loop (made on first
+    use, closed by :func:`close_web3`)."""
+    per_loop = _LEAN.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+    client = per_loop.get(w3)
+    if client is None:
+        url = str(getattr(w3.provider, "endpoint_uri", "") or "")
+        timeout = DEFAULT_TIMEOUT_S
+        kwargs: Any = getattr(w3.provider, "_request_kwargs", None) or {}
+        total = getattr(kwargs.get("timeout"), "total", None)
+        if total:
+            timeout = float(total)
+        client = per_loop[w3] = RpcClient(
+            url, timeout_s=timeout, retry=_ONE_ATTEMPT, transport="aiohttp"
+        )
+    return client
+
+
+def as_web3_error(exc: RpcError) -> Web3RPCError:
+    """The node's JSON-RPC error as web3.py raises it (what ``ledger.pending`` and
+    ``ledger.reverts`` read: the error object in ``rpc_response``)."""
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.data is not None:
+        error["data"] = exc.data
+    response: Any = {"jsonrpc": "2.0", "id": 0, "error": error}
+    return Web3RPCError(str(error), rpc_response=response)
+
+
+def format_receipt(raw: Mapping[str, Any]) -> TxReceipt:
+    """A raw JSON-RPC receipt in web3.py's shape (ints, ``HexBytes``, checksum addresses),
+    as a plain dict: only the receipts someone waits for are formatted."""
+    formatted: TxReceipt = receipt_formatter(dict(raw))
+    return formatted
 
 
 @contextlib.asynccontextmanager

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from eth_typing import HexStr
-from web3.exceptions import ProviderConnectionError, TransactionNotFound, Web3RPCError
+from web3.exceptions import ProviderConnectionError, Web3RPCError
 from web3.types import TxReceipt
 
 from ledger.errors import TransactionTimeoutError
+from ledger.jsonrpc import NodeUnavailable
+from ledger.node import format_receipt, lean
 from ledger.receipts import block_receipts
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
     ProviderConnectionError,
+    NodeUnavailable,  # the lean client's transport faults (ledger.node.lean: one attempt)
 )
 
 
@@ -128,14 +130,13 @@ class PendingTx:
         self.sender._forget(self)
 
     async def _poll_once(self) -> TxReceipt | None:
+        rpc = lean(self.sender.w3)
         for h in reversed(self.hashes):
-            try:
-                receipt: TxReceipt = await self.sender.w3.eth.get_transaction_receipt(HexStr(h))
-            except TransactionNotFound:
-                continue
-            if receipt is not None:
+            raw = await rpc.call("eth_getTransactionReceipt", [h])
+            if raw is not None:
                 if h != self.tx_hash:
                     self.tx_hash = h
+                receipt = format_receipt(raw)
                 self._resolve(receipt)
                 return receipt
         return None

@@ -13,6 +13,10 @@ cursor), and a watcher that starts checks the waiters it found directly once it 
 head it will scan from; so does a watcher that finds the head below its cursor (the chain went
 back: a reorganisation, ``evm_revert``). The watcher runs only while someone waits.
 
+It speaks to the node through the connection's lean client (:func:`ledger.node.lean`: raw
+JSON, no web3.py request stack) and formats into web3.py's receipt shape only the receipts
+someone waits for (:func:`ledger.node.format_receipt`).
+
     watcher = block_receipts(w3, poll_interval_s=0.05)
     future = watcher.watch(["0xabc…"])        # resolves to (hash, receipt)
     ...                                       # a direct check of its own first, then
@@ -24,17 +28,15 @@ back: a reorganisation, ``evm_revert``). The watcher runs only while someone wai
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from eth_typing import HexStr
-from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
-from ledger.node import Web3Client
+from ledger.jsonrpc import RpcError
+from ledger.node import Web3Client, format_receipt, lean
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,8 @@ FETCH_CONCURRENCY = 16
 Found = tuple[str, TxReceipt]
 
 
-def _hex(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    text = value.to_0x_hex() if hasattr(value, "to_0x_hex") else str(value)
-    return text.lower()
+class NoBlockReceipts(Exception):
+    """The node does not serve ``eth_getBlockReceipts``."""
 
 
 class BlockReceipts:
@@ -107,18 +106,51 @@ class BlockReceipts:
     def waiting(self) -> int:
         return len(self._hashes)
 
-    def _resolve(self, receipt: TxReceipt) -> None:
-        h = _hex(receipt["transactionHash"])
-        for future in list(self._waiters.get(h, ())):
+    # -- the node (raw JSON-RPC through the lean client) ------------------------------------
+
+    async def _head(self) -> int:
+        return int(await lean(self.w3).call("eth_blockNumber", []), 16)
+
+    async def _receipt(self, tx_hash: str) -> Any:
+        return await lean(self.w3).call("eth_getTransactionReceipt", [tx_hash])
+
+    async def _block_receipts(self, numbers: Sequence[int]) -> list[Any]:
+        """The receipts of each block (one batch); :class:`NoBlockReceipts` if the node has
+        no ``eth_getBlockReceipts``."""
+        try:
+            return await lean(self.w3).batch([("eth_getBlockReceipts", [hex(n)]) for n in numbers])
+        except RpcError as exc:
+            words = exc.message.lower()
+            if exc.code == -32601 or ("not" in words and "method" in words):
+                raise NoBlockReceipts from exc
+            raise
+
+    @staticmethod
+    def _hash_of(receipt: Any) -> str:
+        return str(receipt.get("transactionHash", "")).lower()
+
+    @staticmethod
+    def _format(receipt: Any) -> TxReceipt:
+        return format_receipt(receipt)
+
+    def _resolve(self, receipt: Any) -> None:
+        """Resolve the waiters of a receipt as the node gave it; formatted into web3.py's
+        shape only when someone waits for it."""
+        h = self._hash_of(receipt)
+        waiting = self._waiters.get(h)
+        if not waiting:
+            return
+        formatted = self._format(receipt)
+        for future in list(waiting):
             if not future.done():
-                future.set_result((h, receipt))
+                future.set_result((h, formatted))
 
     async def _run(self) -> None:
         delay = self.poll_interval_s
         started = False
         while self._hashes:
             try:
-                head = int(await self.w3.eth.block_number)
+                head = await self._head()
                 if not started or head < self._cursor:
                     # Scan from here on; whatever was mined up to here is checked directly.
                     # A head below the cursor is a chain that went back (a reorganisation,
@@ -148,10 +180,9 @@ class BlockReceipts:
 
     async def _check_directly(self) -> None:
         for h in list(self._waiters):
-            with contextlib.suppress(TransactionNotFound):
-                receipt = await self.w3.eth.get_transaction_receipt(HexStr(h))
-                if receipt is not None:
-                    self._resolve(receipt)
+            receipt = await self._receipt(h)
+            if receipt is not None:
+                self._resolve(receipt)
 
     async def _scan(self, first: int, last: int) -> None:
         if not self._by_block:
@@ -160,16 +191,14 @@ class BlockReceipts:
         for start in range(first, last + 1, FETCH_CONCURRENCY):
             numbers = range(start, min(last, start + FETCH_CONCURRENCY - 1) + 1)
             try:
-                blocks = await asyncio.gather(*(self.w3.eth.get_block_receipts(n) for n in numbers))
-            except Web3RPCError as exc:
-                if "not" in str(exc).lower() and "method" in str(exc).lower():
-                    log.info("node has no eth_getBlockReceipts: polling per transaction")
-                    self._by_block = False
-                    await self._check_directly()
-                    return
-                raise
+                blocks = await self._block_receipts(numbers)
+            except NoBlockReceipts:
+                log.info("node has no eth_getBlockReceipts: polling per transaction")
+                self._by_block = False
+                await self._check_directly()
+                return
             for receipts in blocks:
-                for receipt in receipts:
+                for receipt in receipts or ():
                     self._resolve(receipt)
 
 

@@ -48,6 +48,11 @@ seen (a revert then shows in the receipt, decoded by replay).
 Receipts. :meth:`PendingTx.receipt` waits through the connection's
 :class:`~ledger.receipts.BlockReceipts` watcher: receipts by block, one head poll for every
 waiter, rather than a receipt poll per transaction.
+
+The hot path (the broadcast, the pending nonce, receipts) speaks raw JSON-RPC through the
+connection's lean client (:func:`ledger.node.lean`), not web3.py's request stack; a node's
+error answer is turned into web3.py's :class:`~web3.exceptions.Web3RPCError` so the recovery
+above reads it as before. web3.py stays for ABI encoding and the rare calls (recovery, fees).
 """
 
 from __future__ import annotations
@@ -66,7 +71,8 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
 from ledger.errors import ChainUnavailableError, TransactionError
-from ledger.node import Web3Client
+from ledger.jsonrpc import RpcError
+from ledger.node import Web3Client, as_web3_error, lean
 from ledger.nonces import MemoryNonceStore, NonceStore
 from ledger.pending import (
     CONNECTION_ERRORS,
@@ -208,9 +214,11 @@ class TransactionSender:
 
     async def pending_nonce(self) -> int:
         """The chain's transaction count for this account including its pool."""
-        return int(
-            await self._retrying(lambda: self.w3.eth.get_transaction_count(self.address, "pending"))
+        rpc = lean(self.w3)
+        count = await self._retrying(
+            lambda: rpc.call("eth_getTransactionCount", [self.address, "pending"])
         )
+        return int(count, 16)
 
     # -- building --------------------------------------------------------------------------
 
@@ -505,9 +513,14 @@ class TransactionSender:
         """
         delay = 0.05
         deadline = time.monotonic() + self.unavailable_timeout_s
+        rpc = lean(self.w3)
+        body = "0x" + raw.hex()
         while True:
             try:
-                await self.w3.eth.send_raw_transaction(raw)
+                try:
+                    await rpc.call("eth_sendRawTransaction", [body])
+                except RpcError as exc:
+                    raise as_web3_error(exc) from exc
                 return
             except CONNECTION_ERRORS as exc:
                 maybe_sent = True
