@@ -9,6 +9,7 @@ engine of the process, so the production code carries no test hook.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sys
@@ -34,15 +35,44 @@ def install(log: Path) -> None:
     def committing(conn: Connection) -> None:
         writes = conn.info.pop("tierflow_writes", [])
         with log.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(writes) + "\n")
+            out.write(json.dumps({"writes": writes, "at": _caller(), "task": _task()}) + "\n")
 
     @event.listens_for(Engine, "rollback")
     def rolling_back(conn: Connection) -> None:
         conn.info.pop("tierflow_writes", None)
 
 
-def read(log: Path) -> list[list[str]]:
-    """The transactions committed so far, each as the tables it wrote."""
+def _task() -> str:
+    """The committing task's name (the platform names its background tasks ``tierflow-…``)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return "?"
+    return task.get_name() if task is not None else "?"
+
+
+def _caller() -> str:
+    """Where the platform's code committed: the innermost frame of ours in the awaiting
+    task's chain of coroutines (the commit event runs in SQLAlchemy's greenlet)."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    frames: list[str] = []
+    awaited: Any = task.get_coro() if task is not None else None
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is not None:
+            name = frame.f_code.co_filename
+            if any(part in name for part in ("/backend/", "/ledger/", "/db/", "/indexer/")):
+                frames.append(f"{'/'.join(name.rsplit('/', 2)[-2:])}:{frame.f_lineno}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+    return " < ".join(reversed(frames[-3:])) or "?"
+
+
+def read(log: Path) -> list[dict[str, Any]]:
+    """The transactions committed so far: ``writes`` (the tables, in statement order), ``at``
+    (where the platform's code committed it, when found) and ``task`` (the task's name)."""
     if not log.exists():
         return []
     return [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
