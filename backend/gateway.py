@@ -439,6 +439,20 @@ class Gateway:
         await write.remember(**{f"intent{step}": row.id})
         raise SignatureRequired({"status": "awaiting_signature", "intent": intent_view(row)})
 
+    def relayer_sender(self) -> TransactionSender:
+        """The relayer's sender. It shares the worker's gas estimates per call shape: the
+        intent's own estimate already refused a call that would fail, and a relay short of
+        gas fails whole (the forwarder's ``_checkForwardedGas`` consumes all gas rather than
+        spend the member's nonce), so it is sent again estimated (``CachedGasExhausted``)."""
+        return TransactionSender(
+            self.w3,
+            self.relayer,
+            self.nonces,
+            gas_estimates=self.gas_estimates,
+            receipt_timeout_s=self.receipt_timeout_s,
+            unavailable_timeout_s=self.unavailable_s,
+        )
+
     async def _relay(self, write: WriteContext, row: IntentRow) -> Mined:
         if self.relayer is None:
             raise Conflict(
@@ -447,13 +461,7 @@ class Gateway:
             )
         sender = self._senders.get("relayer")
         if sender is None:
-            sender = self._senders["relayer"] = TransactionSender(
-                self.w3,
-                self.relayer,
-                self.nonces,
-                receipt_timeout_s=self.receipt_timeout_s,
-                unavailable_timeout_s=self.unavailable_s,
-            )
+            sender = self._senders["relayer"] = self.relayer_sender()
         message = json.loads(row.typed_data)["message"]
         request = (
             message["from"],

@@ -1,11 +1,15 @@
 """The HTTP write path before and after a change, side by side on one stack.
 
-``python -m bench.perf.write_path [--clients 16] [--writes 96] [--rounds 2] [--database sqlite]``
-starts a :class:`bench.stack.Stack` seeded as :mod:`bench.perf.api` seeds it, then alternates
-the API process between ``tierflow serve`` (*after*) and a wrapped server with an earlier
-behaviour put back (*before*; :mod:`bench.perf.baseline_api`), running the same
-``POST /v1/claims/{id}/transfers`` splits (one holder) through each, ``rounds`` times. Every
-figure carries the 1-minute load average before and after it.
+``python -m bench.perf.write_path [--back bookkeeping web3-stack] [--self] [--clients 16]
+[--writes 96] [--rounds 2] [--database sqlite]`` starts a :class:`bench.stack.Stack` seeded as
+:mod:`bench.perf.api` seeds it, then alternates the API process between ``tierflow serve``
+(*after*) and, for each change named in ``--back``, a wrapped server with that change taken
+back alone (:mod:`bench.perf.baseline_api`), running the same ``POST /v1/claims/{id}/transfers``
+splits through each, ``rounds`` times: a hosted member's (one holder), or with ``--self`` a
+``self`` member's signing with the client (202 intent, signature, relay). Every figure carries
+the 1-minute load average before and after it, and the API process's own CPU time per write
+(``/proc/<pid>/stat``; one worker, so one process): less disturbed by the machine's other work
+than the rate.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import statistics
 import tempfile
 from collections.abc import AsyncIterator
@@ -20,16 +25,19 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from bench.api_load import database, seed
-from bench.perf.api import APPLICANTS, http_splits
+from bench.api_load import Seed, database, seed
+from bench.perf.api import APPLICANTS, http_splits, self_custody_splits
+from bench.perf.baseline_api import CHANGES
 from bench.perf.figures import Rate
 from bench.stack import Stack
 
-#: The server each variant runs (None: ``tierflow serve`` as it is).
-VARIANTS: dict[str, list[str] | None] = {
-    "before": ["bench.perf.baseline_api"],
-    "after": None,
-}
+AFTER = "after"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def restart(stack: Stack, module: list[str] | None) -> None:
@@ -39,7 +47,7 @@ async def restart(stack: Stack, module: list[str] | None) -> None:
 
 
 @contextlib.asynccontextmanager
-async def seeded_stack(kind: str, progress: Progress) -> AsyncIterator[tuple[Stack, object]]:
+async def seeded_stack(kind: str, progress: Progress) -> AsyncIterator[tuple[Stack, Seed, Path]]:
     env = {"TIERFLOW_API_RATE_LIMIT": str(10**9)}
     with tempfile.TemporaryDirectory(prefix="tierflow-bench-path-") as directory:
         async with (
@@ -48,51 +56,73 @@ async def seeded_stack(kind: str, progress: Progress) -> AsyncIterator[tuple[Sta
         ):
             s = await seed(stack, APPLICANTS, progress)
             try:
-                yield stack, s
+                yield stack, s, Path(directory)
             finally:
                 await s.close()
 
 
-async def side_by_side(clients: int, writes: int, rounds: int, kind: str) -> list[tuple[str, Rate]]:
-    out: list[tuple[str, Rate]] = []
+async def side_by_side(
+    back: list[str], self_custody: bool, clients: int, writes: int, rounds: int, kind: str
+) -> list[tuple[str, Rate, float]]:
+    variants: dict[str, list[str] | None] = {AFTER: None}
+    variants.update({f"{AFTER}, but {c} as before": ["bench.perf.baseline_api", c] for c in back})
+    out: list[tuple[str, Rate, float]] = []
     with Progress(transient=True) as progress:
-        async with seeded_stack(kind, progress) as (stack, s):
+        async with seeded_stack(kind, progress) as (stack, s, directory):
             for _ in range(rounds):
-                for variant, module in VARIANTS.items():
+                for variant, module in variants.items():
                     await restart(stack, module)
-                    rate = await http_splits(s, clients, writes, True, progress)  # type: ignore[arg-type]
-                    out.append((variant, rate))
+                    pid = stack.procs["api"].popen.pid
+                    cpu0 = cpu_seconds(pid)
+                    if self_custody:
+                        (rate,) = await self_custody_splits(
+                            stack, s, {clients: writes}, directory, progress
+                        )
+                        uncounted = 3  # the member made, its units given, one warm-up
+                    else:
+                        rate = await http_splits(s, clients, writes, True, progress)
+                        uncounted = clients  # one warm-up per client
+                    cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / (writes + uncounted)
+                    out.append((variant, rate, cpu_ms))
     return out
 
 
-def report(figures: list[tuple[str, Rate]]) -> str:
+def report(figures: list[tuple[str, Rate, float]]) -> str:
     lines = [
-        "| variant | writes | rate/s | p50 | p99 | load before → after |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| variant | writes | rate/s | p50 | p99 | API CPU per write | load before → after |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for variant, r in figures:
+    for variant, r, cpu in figures:
         lines.append(
             f"| {variant} | {r.count} | {r.rate:.1f} | {r.p50 * 1000:.0f} ms | "
-            f"{r.p99 * 1000:.0f} ms | {r.load_before:.2f} → {r.load_after:.2f} |"
+            f"{r.p99 * 1000:.0f} ms | {cpu:.1f} ms | {r.load_before:.2f} → {r.load_after:.2f} |"
         )
-    for variant in VARIANTS:
-        rates = [r.rate for v, r in figures if v == variant]
-        p50s = [r.p50 * 1000 for v, r in figures if v == variant]
+    for variant in dict.fromkeys(v for v, _, _ in figures):
+        rates = [r.rate for v, r, _ in figures if v == variant]
+        p50s = [r.p50 * 1000 for v, r, _ in figures if v == variant]
+        cpus = [cpu for v, _, cpu in figures if v == variant]
         lines.append(
             f"\n{variant}: median rate {statistics.median(rates):.1f}/s, "
-            f"median p50 {statistics.median(p50s):.0f} ms over {len(rates)} rounds"
+            f"median p50 {statistics.median(p50s):.0f} ms, API CPU "
+            f"{statistics.median(cpus):.1f} ms per write over {len(rates)} rounds"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--back", nargs="+", choices=CHANGES, default=["bookkeeping"])
+    ap.add_argument("--self", dest="self_custody", action="store_true")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--writes", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = ap.parse_args()
-    figures = asyncio.run(side_by_side(args.clients, args.writes, args.rounds, args.database))
+    figures = asyncio.run(
+        side_by_side(
+            args.back, args.self_custody, args.clients, args.writes, args.rounds, args.database
+        )
+    )
     print(report(figures))
 
 
