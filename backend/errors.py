@@ -220,6 +220,12 @@ CONTRACT_ERRORS: dict[str, _Mapped] = {
     "SettlementReferenceInvalid": _m(
         "payment_ref_invalid", Invalid, "a payment reference is needed"
     ),
+    "SettlementReferenceUsed": _m(
+        "payment_reference_used",
+        Conflict,
+        "this payment reference already paid another holder or payable: one bank payment pays"
+        " one holder for one payable",
+    ),
     # financing
     "FinancingNotFound": _m("financing_not_found", NotFound, "no such financing request"),
     "FinancingNotPending": _m("financing_not_pending", Conflict, "the request is decided already"),

@@ -34,7 +34,7 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
     w3 = make_web3(url)
     p = await build_platform(w3, dev_private_keys())
     rows: list[tuple[str, int, str]] = []
-    task = progress.add_task("measuring", total=17)
+    task = progress.add_task("measuring", total=18)
 
     def row(name: str, receipt: dict[str, int] | object, note: str = "") -> None:
         rows.append((name, int(receipt["gasUsed"]), note))  # type: ignore[index]
@@ -101,16 +101,22 @@ async def measure(url: str, progress: Progress) -> list[tuple[str, int, str]]:
         f"ceiling {SPLIT_CEILING:,}; releases exposure",
     )
 
-    # 51 more pieces to settle: one alone, then a batch of 50
-    for _ in range(51):
+    # 101 more pieces of sup2 to settle: one alone, a batch of 50 paid by one bank payment
+    # (its reference recorded by the first piece, read by the others), then a batch of 50
+    # paid by 50 payments (a reference recorded per piece, the dearest case)
+    for _ in range(101):
         await p.split(sup1, root, sup2, 1_000)
     last = int(await p.claim_ledger.functions.claimCount().call())
     await p.warp_to(due)
-    r = await core.transact(p.claim_ledger.functions.settleClaim(last - 50, b"P" * 32))
-    row("settle one piece", r)
-    ids = list(range(last - 49, last + 1))
+    r = await core.transact(p.claim_ledger.functions.settleClaim(last - 100, b"P" * 32))
+    row("settle one piece", r, "records its payment reference")
+    ids = list(range(last - 99, last - 49))
     r = await agent.transact(p.claim_ledger.functions.settleClaims(ids, [b"Q" * 32] * 50))
-    row("settle a batch of 50", r, f"{int(r['gasUsed']) // 50:,} per piece")
+    row("settle a batch of 50, one payment", r, f"{int(r['gasUsed']) // 50:,} per piece")
+    ids = list(range(last - 49, last + 1))
+    refs = [i.to_bytes(32, "big") for i in ids]
+    r = await agent.transact(p.claim_ledger.functions.settleClaims(ids, refs))
+    row("settle a batch of 50, 50 payments", r, f"{int(r['gasUsed']) // 50:,} per piece")
 
     # the overdue clock (SPEC §2): a freeze and a pause after the due date push the deadline
     ledger, registry = p.claim_ledger.functions, p.members.functions

@@ -165,6 +165,16 @@ class ObligorAccountView:
     last_overdue_at: int
 
 
+@dataclass(frozen=True)
+class SettlementReferenceView:
+    """What a bank payment reference paid: one holder, for one payable (``None``/0: never
+    cited). A settlement citing it for another holder or payable reverts
+    ``SettlementReferenceUsed``."""
+
+    holder: str | None
+    payable_id: int
+
+
 def _addr_or_none(value: str) -> str | None:
     return None if int(value, 16) == 0 else to_checksum_address(value)
 
@@ -308,6 +318,14 @@ class Suite:
             to_checksum_address(obligor)
         ).call(block_identifier=block)
         return ObligorAccountView(limit, outstanding, prev, last)
+
+    async def settlement_reference(
+        self, payment_ref: bytes, block: BlockIdentifier = "latest"
+    ) -> SettlementReferenceView:
+        holder, payable_id = await self.claim_ledger.functions.settlementReference(
+            payment_ref
+        ).call(block_identifier=block)
+        return SettlementReferenceView(_addr_or_none(holder), int(payable_id))
 
     async def exposure(
         self, financier: str, obligor: str, block: BlockIdentifier = "latest"

@@ -91,6 +91,9 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
     /// @dev Touched only by freeze, unfreeze and markOverdue: splits and transfers never read it.
     mapping(uint256 payableId => PayableClock) private _clocks;
 
+    /// @dev Written by the first settlement citing the reference, read by the next ones.
+    mapping(bytes32 paymentRef => SettlementReference) private _settlementRefs;
+
     mapping(uint256 claimId => address) private _tokenApprovals;
     mapping(address holder => mapping(address operator => bool)) private _operatorApprovals;
     mapping(uint256 claimId => uint256) private _approvalRounds;
@@ -553,6 +556,11 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
     }
 
     /// @inheritdoc IClaimLedger
+    function settlementReference(bytes32 paymentRef) external view returns (SettlementReference memory) {
+        return _settlementRefs[paymentRef];
+    }
+
+    /// @inheritdoc IClaimLedger
     function payableCount() external view returns (uint256) {
         return _payableCount;
     }
@@ -773,6 +781,7 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
         c.flags = f | _SETTLED;
         uint128 value = c.value;
         address holder = c.holder;
+        _citePaymentRef(paymentRef, holder, payableId);
         uint128 settled = p.settledValue + value;
         p.settledValue = settled;
         _obligors[p.obligor].outstanding -= value;
@@ -784,6 +793,18 @@ contract ClaimLedger is IClaimLedger, IERC3525Metadata, ERC165, ERC2771Context {
             emit PayableSettled(payableId);
         }
         return agentChecked;
+    }
+
+    /// @dev A bank payment pays one holder: its reference may cover more of that holder's pieces
+    /// of the payable (in the same batch or a later one), never another holder's or payable's.
+    /// The first citation writes one slot; a repeat costs a warm read.
+    function _citePaymentRef(bytes32 paymentRef, address holder, uint256 payableId) private {
+        SettlementReference memory used = _settlementRefs[paymentRef];
+        if (used.holder == address(0)) {
+            _settlementRefs[paymentRef] = SettlementReference(holder, uint32(payableId));
+        } else if (used.holder != holder || used.payableId != payableId) {
+            revert SettlementReferenceUsed(paymentRef, used.holder, used.payableId);
+        }
     }
 
     /// @dev Due date + grace + the seconds since the due date, up to now, that the overdue clock

@@ -5,7 +5,8 @@ issue answers the payable and its root piece (ids from the PayableIssued event) 
 invoices; non-parties get 404; the supplier may decline an untouched payable (the invoices are
 Confirmed again); settlement is refused before the due date (``not_due``), then records pieces
 one at a time (``settleClaim``) and in a batch (``settleClaims``) until the payable is Settled;
-a piece of another payable in the list is ``claim_not_in_payable``; a clearing agent holding a
+a piece of another payable in the list is ``claim_not_in_payable``; a payment reference that
+paid another holder is ``payment_reference_used``; a clearing agent holding a
 piece cannot record its payment (``settler_is_holder``); an unpaid payable past its
 due date and grace is marked Overdue by anyone; lists filter, page and export CSV.
 """
@@ -185,6 +186,12 @@ async def test_settlement_piece_by_piece_and_in_a_batch(api: Api) -> None:
     settled = (await s2.get(f"/v1/claims/{pieces[1]}")).json()
     assert settled["status"] == "settled"
     problem(await core.post(path, one), 409, "claim_not_live")
+    # The payment to s2 paid s2: it cannot be cited for s1's piece (another holder).
+    reused = {"items": [{"claim_id": pieces[0], "payment_ref": "ICBC-2026-0001"}]}
+    body = problem(await core.post(path, reused), 409, "payment_reference_used")
+    assert body["chain_error_args"]["holder"] == s2.address
+    assert body["chain_error_args"]["payableId"] == p["id"]
+    assert (await s1.get(f"/v1/claims/{pieces[0]}")).json()["status"] == "active"
 
     # The clearing agent records the rest in one batch: the payable is Settled.
     batch = {

@@ -18,6 +18,7 @@ from web3.exceptions import MismatchedABI, Web3ValidationError
 from ledger.deployment import DAY
 from ledger.bindings import MAX_AMOUNT, ZERO_ADDRESS, ZERO_HASH, ClaimStatus, InvoiceStatus
 from tests.support.contracts import (
+    pay_ref,
     EXPLICIT_GAS,
     RATE_BPS,
     REG_NO,
@@ -82,7 +83,9 @@ async def test_issuePayable_face_value_uint128_max_and_settles_without_overflow(
         programLimit=MAX_AMOUNT,
     )
     await platform.warp_to(due)
-    await platform.core.transact(platform.claim_ledger.functions.settleClaims([root, child], [PAY, PAY]))
+    await platform.core.transact(
+        platform.claim_ledger.functions.settleClaims([root, child], [pay_ref(root), pay_ref(child)])
+    )
     payable = await platform.suite.payable(pid)
     assert payable.settled_value == MAX_AMOUNT
     assert (await platform.suite.obligor_account(platform.core.address)).outstanding == 0
@@ -134,7 +137,9 @@ async def test_RevertWhen_invoice_or_application_amount_above_uint128(
             platform.unique("i"), platform.core.address, amount, now, platform.unique("d")
         )
     with pytest.raises((MismatchedABI, Web3ValidationError)):
-        platform.desk.functions.applyForFinancing(1, platform.bank.address, amount, now + DAY, 0, False)
+        platform.desk.functions.applyForFinancing(
+            1, platform.bank.address, amount, now + DAY, 0, False
+        )
 
 
 # ---- splits ---------------------------------------------------------------------------------
@@ -196,7 +201,9 @@ async def test_split_limited_to_unlocked_value(platform: Platform) -> None:
     expires = await platform.now() + DAY
     await expect_revert(
         platform.sup1.transact(
-            platform.desk.functions.applyForFinancing(root, platform.bank2.address, 1, expires, 0, False)
+            platform.desk.functions.applyForFinancing(
+                root, platform.bank2.address, 1, expires, 0, False
+            )
         ),
         "ClaimAmountExceedsAvailable",
         claimId=root,
@@ -205,7 +212,9 @@ async def test_split_limited_to_unlocked_value(platform: Platform) -> None:
     )
     await expect_revert(
         platform.sup1.transact(
-            platform.desk.functions.applyForFinancing(root, platform.bank2.address, 0, expires, 0, False)
+            platform.desk.functions.applyForFinancing(
+                root, platform.bank2.address, 0, expires, 0, False
+            )
         ),
         "FinancingAmountInvalid",
         amount=0,
@@ -268,7 +277,7 @@ async def test_settlement_frees_the_program_limit(platform: Platform) -> None:
     _pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=DAY)
     child = await platform.split(platform.sup1, root, platform.sup2, 400_000)
     await platform.warp_to(due)
-    await platform.core.transact(platform.claim_ledger.functions.settleClaim(child, PAY))
+    await platform.core.transact(platform.claim_ledger.functions.settleClaim(child, pay_ref(child)))
     assert (await platform.suite.obligor_account(core)).outstanding == FACE - 400_000
     await platform.issue(platform.core, platform.sup3, 400_000)
     await expect_revert(
@@ -306,12 +315,12 @@ async def test_program_limit_below_outstanding_is_over_limit_until_back_under(
         programLimit=FACE // 2,
     )
     await platform.warp_to(due)
-    await platform.core.transact(platform.claim_ledger.functions.settleClaim(child, PAY))
+    await platform.core.transact(platform.claim_ledger.functions.settleClaim(child, pay_ref(child)))
     # 600,000 outstanding, still over 500,000: no issue
-    await expect_revert(
-        platform.issue(platform.core, platform.sup3, 1), "PayableObligorOverLimit"
+    await expect_revert(platform.issue(platform.core, platform.sup3, 1), "PayableObligorOverLimit")
+    await platform.core.transact(
+        platform.claim_ledger.functions.settleClaim(root, keccak(b"bank-payment-2"))
     )
-    await platform.core.transact(platform.claim_ledger.functions.settleClaim(root, keccak(b"bank-payment-2")))
     await platform.issue(platform.core, platform.sup3, FACE // 2)
 
 

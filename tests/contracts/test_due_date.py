@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, ClaimStatus, FinancingStatus, PayableStatus
 from tests.support.contracts import (
+    pay_ref,
     GRACE,
     LONG_TERM,
     TERM_CAP,
@@ -29,7 +29,6 @@ from tests.support.contracts import (
 from bench.cast import Platform
 
 FACE = 1_000_000
-PAY = keccak(b"bank-payment")
 
 Move = Callable[[Platform, int, int], Awaitable[Any]]
 
@@ -85,7 +84,9 @@ async def test_RevertWhen_apply_one_second_before_due_leaves_no_valid_expiry(
     platform: Platform,
 ) -> None:
     _pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=10 * DAY)
-    fn = platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, due - 1, 0, False)
+    fn = platform.desk.functions.applyForFinancing(
+        root, platform.bank.address, 1_000, due - 1, 0, False
+    )
     await expect_revert(
         transact_at(platform, platform.sup1, fn, due - 1),
         "FinancingExpiryInvalid",
@@ -123,7 +124,9 @@ async def test_RevertWhen_move_at_or_after_due(platform: Platform, move: str, of
 async def test_RevertWhen_cancel_at_due(platform: Platform) -> None:
     pid, root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=10 * DAY)
     await expect_revert(
-        transact_at(platform, platform.sup1, platform.claim_ledger.functions.cancelPayable(pid), due),
+        transact_at(
+            platform, platform.sup1, platform.claim_ledger.functions.cancelPayable(pid), due
+        ),
         "ClaimPastDueDate",
         claimId=root,
         dueDate=due,
@@ -137,23 +140,30 @@ async def test_settleClaim_reverts_before_due_and_succeeds_exactly_at_due(
     child = await platform.split(platform.sup1, root, platform.sup2, 1_000)
     claim_ledger = platform.claim_ledger.functions
     await expect_revert(
-        transact_at(platform, platform.core, claim_ledger.settleClaim(root, PAY), due - 1),
+        transact_at(
+            platform, platform.core, claim_ledger.settleClaim(root, pay_ref(root)), due - 1
+        ),
         "PayableNotDue",
         payableId=pid,
         dueDate=due,
     )
     await expect_revert(
         transact_at(
-            platform, platform.core, claim_ledger.settleClaims([root, child], [PAY, PAY]), due - 1
+            platform,
+            platform.core,
+            claim_ledger.settleClaims([root, child], [pay_ref(root), pay_ref(child)]),
+            due - 1,
         ),
         "PayableNotDue",
         payableId=pid,
         dueDate=due,
     )
-    await transact_at(platform, platform.core, claim_ledger.settleClaim(root, PAY), due)
+    await transact_at(platform, platform.core, claim_ledger.settleClaim(root, pay_ref(root)), due)
     assert (await platform.suite.claim(root)).status is ClaimStatus.SETTLED
     # and later on, too
-    await transact_at(platform, platform.core, claim_ledger.settleClaim(child, PAY), due + 400 * DAY)
+    await transact_at(
+        platform, platform.core, claim_ledger.settleClaim(child, pay_ref(child)), due + 400 * DAY
+    )
     assert (await platform.suite.payable(pid)).status is PayableStatus.SETTLED
 
 
@@ -162,7 +172,7 @@ async def test_settle_allowed_after_overdue(platform: Platform) -> None:
     claim_ledger = platform.claim_ledger.functions
     await transact_at(platform, platform.sup3, claim_ledger.markOverdue(pid), due + GRACE + 1)
     assert (await platform.suite.payable(pid)).status is PayableStatus.OVERDUE
-    await platform.core.transact(claim_ledger.settleClaim(root, PAY))
+    await platform.core.transact(claim_ledger.settleClaim(root, pay_ref(root)))
     assert (await platform.suite.payable(pid)).status is PayableStatus.SETTLED
 
 
@@ -287,7 +297,9 @@ async def test_RevertWhen_application_expiry_out_of_range(platform: Platform, ex
     _pid, root, due = await platform.issue(platform.core, platform.sup1, FACE)
     ts = await platform.now() + 50
     expires = {"now": ts, "due": due, "after_due": due + DAY}[expiry]
-    fn = platform.desk.functions.applyForFinancing(root, platform.bank.address, 1_000, expires, 0, False)
+    fn = platform.desk.functions.applyForFinancing(
+        root, platform.bank.address, 1_000, expires, 0, False
+    )
     await expect_revert(
         transact_at(platform, platform.sup1, fn, ts),
         "FinancingExpiryInvalid",
@@ -305,7 +317,10 @@ async def test_kyc_expiry_blocks_new_business_until_renewed(platform: Platform) 
 
     # one second before expiry the supplier still does business
     await transact_at(
-        platform, platform.sup1, claim_ledger.split(root, platform.sup3.address, 1, ZERO_HASH), kyc - 1
+        platform,
+        platform.sup1,
+        claim_ledger.split(root, platform.sup3.address, 1, ZERO_HASH),
+        kyc - 1,
     )
     assert await members.isActive(platform.sup1.address).call() is True
 
@@ -326,7 +341,9 @@ async def test_kyc_expiry_blocks_new_business_until_renewed(platform: Platform) 
     expires = await platform.now() + DAY
     await expect_revert(
         sup1.transact(
-            platform.desk.functions.applyForFinancing(root, platform.bank.address, 1, expires, 0, False)
+            platform.desk.functions.applyForFinancing(
+                root, platform.bank.address, 1, expires, 0, False
+            )
         ),
         "MemberKycExpired",
         **expired,

@@ -25,6 +25,7 @@ from ledger.deployment import DAY
 from ledger.roles import Role, roles_to_mask
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
 from tests.support.contracts import (
+    pay_ref,
     EXPLICIT_GAS,
     GRACE,
     EventDecoder,
@@ -37,7 +38,6 @@ from tests.support.contracts import (
 from bench.cast import Actor, Platform
 
 FACE = 1_000_000
-PAY = keccak(b"bank-payment")
 REASON = keccak(b"reason")
 MOVE = {"Transfer": 1, "SlotChanged": 1, "TransferValue": 1}  # ERC-3525 events of a new piece
 
@@ -191,7 +191,9 @@ async def _split_with_trade_invoice(p: Platform) -> tuple[TxReceipt, dict[str, i
 @case
 async def _transferClaim(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
-    r = await p.sup1.transact(p.claim_ledger.functions.transferClaim(root, p.sup2.address, ZERO_HASH))
+    r = await p.sup1.transact(
+        p.claim_ledger.functions.transferClaim(root, p.sup2.address, ZERO_HASH)
+    )
     moved = EventDecoder(p).one(r, "ClaimTransferred")
     assert (moved["claimId"], moved["from"], moved["to"]) == (root, p.sup1.address, p.sup2.address)
     return r, {"ClaimTransferred": 1, "Transfer": 1}
@@ -217,7 +219,9 @@ async def _erc3525_transferFrom(p: Platform) -> tuple[TxReceipt, dict[str, int]]
 async def _split_of_financed_piece(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
     piece = await finance(p, p.sup1, root, p.bank, 400_000)
-    r = await p.bank.transact(p.claim_ledger.functions.split(piece, p.sup3.address, 1_000, ZERO_HASH))
+    r = await p.bank.transact(
+        p.claim_ledger.functions.split(piece, p.sup3.address, 1_000, ZERO_HASH)
+    )
     return r, {"ClaimSplit": 1, "ExposureReleased": 1, **MOVE}
 
 
@@ -225,7 +229,9 @@ async def _split_of_financed_piece(p: Platform) -> tuple[TxReceipt, dict[str, in
 async def _transfer_of_financed_piece(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
     piece = await finance(p, p.sup1, root, p.bank, 400_000)
-    r = await p.bank.transact(p.claim_ledger.functions.transferClaim(piece, p.sup3.address, ZERO_HASH))
+    r = await p.bank.transact(
+        p.claim_ledger.functions.transferClaim(piece, p.sup3.address, ZERO_HASH)
+    )
     released = EventDecoder(p).one(r, "ExposureReleased")
     assert (released["financier"], released["claimId"], released["value"]) == (
         p.bank.address,
@@ -247,7 +253,9 @@ async def _freezeClaim(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
 async def _unfreezeClaim(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, _due = await p.issue(p.core, p.sup1, FACE)
     await p.operator.transact(p.claim_ledger.functions.freezeClaim(root, REASON))
-    return await p.operator.transact(p.claim_ledger.functions.unfreezeClaim(root)), {"ClaimUnfrozen": 1}
+    return await p.operator.transact(p.claim_ledger.functions.unfreezeClaim(root)), {
+        "ClaimUnfrozen": 1
+    }
 
 
 @case
@@ -337,13 +345,13 @@ async def _settleClaim_not_last(p: Platform) -> tuple[TxReceipt, dict[str, int]]
     _pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=DAY)
     child = await p.split(p.sup1, root, p.sup2, 300)
     await p.warp_to(due)
-    r = await p.core.transact(p.claim_ledger.functions.settleClaim(child, PAY))
+    r = await p.core.transact(p.claim_ledger.functions.settleClaim(child, pay_ref(child)))
     settled = EventDecoder(p).one(r, "ClaimSettled")
     assert (settled["claimId"], settled["holder"], settled["value"], settled["paymentRef"]) == (
         child,
         p.sup2.address,
         300,
-        PAY,
+        pay_ref(child),
     )
     return r, {"ClaimSettled": 1}
 
@@ -353,8 +361,8 @@ async def _settleClaim_last(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     _pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=DAY, agent=p.agent)
     child = await p.split(p.sup1, root, p.sup2, 300)
     await p.warp_to(due)
-    await p.core.transact(p.claim_ledger.functions.settleClaim(child, PAY))
-    r = await p.agent.transact(p.claim_ledger.functions.settleClaim(root, PAY))
+    await p.core.transact(p.claim_ledger.functions.settleClaim(child, pay_ref(child)))
+    r = await p.agent.transact(p.claim_ledger.functions.settleClaim(root, pay_ref(root)))
     return r, {"ClaimSettled": 1, "PayableSettled": 1}
 
 
@@ -363,7 +371,7 @@ async def _settleClaim_financed(p: Platform) -> tuple[TxReceipt, dict[str, int]]
     _pid, root, due = await p.issue(p.core, p.sup1, FACE, due_in=30 * DAY)
     piece = await finance(p, p.sup1, root, p.bank, 400_000)
     await p.warp_to(due)
-    r = await p.core.transact(p.claim_ledger.functions.settleClaim(piece, PAY))
+    r = await p.core.transact(p.claim_ledger.functions.settleClaim(piece, pay_ref(piece)))
     return r, {"ClaimSettled": 1, "ExposureReleased": 1}
 
 
@@ -373,7 +381,9 @@ async def _settleClaims_batch_with_last(p: Platform) -> tuple[TxReceipt, dict[st
     a = await p.split(p.sup1, root, p.sup2, 300)
     b = await p.split(p.sup1, root, p.sup3, 300)
     await p.warp_to(due)
-    r = await p.core.transact(p.claim_ledger.functions.settleClaims([a, root, b], [PAY, PAY, PAY]))
+    r = await p.core.transact(
+        p.claim_ledger.functions.settleClaims([a, root, b], [pay_ref(a), pay_ref(root), pay_ref(b)])
+    )
     return r, {"ClaimSettled": 3, "PayableSettled": 1}
 
 
@@ -381,7 +391,9 @@ async def _settleClaims_batch_with_last(p: Platform) -> tuple[TxReceipt, dict[st
 async def _markOverdue(p: Platform) -> tuple[TxReceipt, dict[str, int]]:
     pid, _root, due = await p.issue(p.core, p.sup1, FACE, due_in=DAY)
     await p.warp_to(due + GRACE + 1)
-    return await p.outsider.transact(p.claim_ledger.functions.markOverdue(pid)), {"PayableOverdue": 1}
+    return await p.outsider.transact(p.claim_ledger.functions.markOverdue(pid)), {
+        "PayableOverdue": 1
+    }
 
 
 @case
@@ -424,7 +436,7 @@ async def test_reverted_calls_emit_nothing(platform: Platform) -> None:
         p.sup1, p.claim_ledger.functions.split(root, p.sup2.address, FACE + 1, ZERO_HASH)
     )
     receipts["settle before due"] = await _mined_failure(
-        p.core, p.claim_ledger.functions.settleClaim(root, PAY)
+        p.core, p.claim_ledger.functions.settleClaim(root, pay_ref(root))
     )
     # reverts after events were already emitted in the same call frame tree
     short = await p.invoice(p.sup1, p.core, FACE - 1)
@@ -459,9 +471,14 @@ async def test_reverted_calls_emit_nothing(platform: Platform) -> None:
 async def test_time_exact_revert_emits_nothing(platform: Platform) -> None:
     pid, _root, due = await platform.issue(platform.core, platform.sup1, FACE, due_in=DAY)
     await platform.set_next_timestamp(due + GRACE)
-    receipt = await _mined_failure(platform.outsider, platform.claim_ledger.functions.markOverdue(pid))
+    receipt = await _mined_failure(
+        platform.outsider, platform.claim_ledger.functions.markOverdue(pid)
+    )
     assert receipt["logs"] == []
     ok = await transact_at(
-        platform, platform.outsider, platform.claim_ledger.functions.markOverdue(pid), due + GRACE + 1
+        platform,
+        platform.outsider,
+        platform.claim_ledger.functions.markOverdue(pid),
+        due + GRACE + 1,
     )
     assert EventDecoder(platform).names(ok) == Counter({"PayableOverdue": 1})

@@ -20,14 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from eth_account import Account
-from eth_utils.crypto import keccak
 
 from ledger.deployment import DAY
 from ledger.node import rpc
 from ledger.roles import Role, roles_to_mask
 from ledger.sender import TransactionSender
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH
-from tests.support.contracts import apply, finance, pipeline, terms_for
+from tests.support.contracts import apply, finance, pay_ref, pipeline, terms_for
 from bench.cast import Actor, Platform
 
 SIZES = (1, 10, 100, 1_000)
@@ -35,7 +34,6 @@ EXTRA_PAYABLES = 200
 TOLERANCE = 0.05
 SPLIT_CEILING = 150_000
 FACE = 10**12
-PAY = keccak(b"bank-payment")
 OPS = ("split", "transfer", "approve", "resale", "settle")
 
 
@@ -126,8 +124,10 @@ async def _measure_moves(p: Platform, m: Measured) -> None:
 
 async def _measure_settle(p: Platform, m: Measured) -> None:
     claim_ledger = p.claim_ledger.functions
-    await p.core.transact(claim_ledger.settleClaim(m.financed, PAY))  # settled value 0 → non-zero
-    r = await p.core.transact(claim_ledger.settleClaim(m.moved, PAY))
+    # one bank payment per holder: each settlement records its own reference (zero → non-zero);
+    # the first one also takes the payable's settled value from 0 to non-zero
+    await p.core.transact(claim_ledger.settleClaim(m.financed, pay_ref(m.financed)))
+    r = await p.core.transact(claim_ledger.settleClaim(m.moved, pay_ref(m.moved)))
     m.gas["settle"] = int(r["gasUsed"])
 
 

@@ -27,6 +27,7 @@ from ledger.bindings import (
     PayableStatus,
 )
 from tests.support.contracts import (
+    pay_ref,
     GRACE,
     OVERDUE_WINDOW,
     EventDecoder,
@@ -38,7 +39,6 @@ from tests.support.contracts import (
 from bench.cast import Platform
 
 FACE = 1_000_000
-PAY = keccak(b"bank-payment")
 REASON = keccak(b"court-order")
 OVERDUE_REASON = keccak(b"OVERDUE_PAYABLES")
 
@@ -100,7 +100,7 @@ async def test_three_overdue_within_180_days_suspend_the_obligor(platform: Platf
     )
     # but it still settles what it owes, overdue or not
     for pid, root, _due in payables[:3]:
-        await p.core.transact(p.claim_ledger.functions.settleClaim(root, PAY))
+        await p.core.transact(p.claim_ledger.functions.settleClaim(root, pay_ref(root)))
         assert (await p.suite.payable(pid)).status is PayableStatus.SETTLED
     # the operator reinstates it; business resumes
     await p.operator.transact(p.members.functions.reinstateMember(p.core.address))
@@ -207,7 +207,7 @@ async def test_RevertWhen_marking_a_settled_or_overdue_payable(platform: Platfor
     p = platform
     (pid_a, root_a, due), (pid_b, _root_b, _due_b) = await _payables(p, 2, spacing=DAY)
     await p.warp_to(due)
-    await p.core.transact(p.claim_ledger.functions.settleClaim(root_a, PAY))
+    await p.core.transact(p.claim_ledger.functions.settleClaim(root_a, pay_ref(root_a)))
     ts = _due_b + GRACE + 1
     await expect_revert(
         _mark(p, pid_a, ts), "PayableStatusInvalid", payableId=pid_a, status=PayableStatus.SETTLED
@@ -220,7 +220,9 @@ async def test_RevertWhen_marking_a_settled_or_overdue_payable(platform: Platfor
         status=PayableStatus.OVERDUE,
     )
     await expect_revert(
-        p.outsider.transact(p.claim_ledger.functions.markOverdue(999)), "PayableNotFound", payableId=999
+        p.outsider.transact(p.claim_ledger.functions.markOverdue(999)),
+        "PayableNotFound",
+        payableId=999,
     )
 
 
@@ -276,16 +278,22 @@ async def test_freeze_blocks_moves_financing_and_settlement_until_unfrozen(
     await p.warp_to(due)
     for settler in (p.core, p.agent):
         await expect_revert(
-            settler.transact(claim_ledger.settleClaim(sibling, PAY)), "ClaimIsFrozen", claimId=sibling
+            settler.transact(claim_ledger.settleClaim(sibling, pay_ref(sibling))),
+            "ClaimIsFrozen",
+            claimId=sibling,
         )
         await expect_revert(
-            settler.transact(claim_ledger.settleClaims([root, sibling], [PAY, PAY])),
+            settler.transact(
+                claim_ledger.settleClaims([root, sibling], [pay_ref(root), pay_ref(sibling)])
+            ),
             "ClaimIsFrozen",
             claimId=sibling,
         )
     assert (await p.suite.claim(root)).status is not ClaimStatus.SETTLED
     await p.operator.transact(claim_ledger.unfreezeClaim(sibling))
-    await p.agent.transact(claim_ledger.settleClaims([root, sibling], [PAY, PAY]))
+    await p.agent.transact(
+        claim_ledger.settleClaims([root, sibling], [pay_ref(root), pay_ref(sibling)])
+    )
     # a settled piece cannot be frozen: Settled absorbs
     await expect_revert(
         p.operator.transact(claim_ledger.freezeClaim(root, REASON)),
@@ -370,7 +378,10 @@ async def test_a_freeze_does_not_suspend_the_obligor_before_its_extended_deadlin
         assert _suspensions(p, await _mark(p, pid, ts)) == []
         ts += 1
     await expect_revert(
-        _mark(p, pid3, ts), "PayableNotOverdueYet", payableId=pid3, overdueFrom=due3 + GRACE + 5 * DAY
+        _mark(p, pid3, ts),
+        "PayableNotOverdueYet",
+        payableId=pid3,
+        overdueFrom=due3 + GRACE + 5 * DAY,
     )
     assert (await p.suite.member(p.core.address)).status is MemberStatus.ACTIVE
     receipt = await _overdue_exactly_after(p, pid3, due3 + GRACE + 5 * DAY)

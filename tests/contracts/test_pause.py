@@ -16,11 +16,10 @@ from ledger.artifacts import load_artifact
 from ledger.deployment import DAY
 from ledger.roles import Role
 from ledger.bindings import ZERO_ADDRESS, ZERO_HASH, FinancingStatus, PayableStatus
-from tests.support.contracts import GRACE, apply, expect_revert, terms_for, transact_at
+from tests.support.contracts import GRACE, apply, expect_revert, pay_ref, terms_for, transact_at
 from bench.cast import Actor, Platform
 
 FACE = 1_000_000
-PAY = keccak(b"bank-payment")
 REASON = keccak(b"reason")
 #: View functions that are guards: they revert by design while paused.
 GUARDS = {"requireActive", "requireMember", "requireTransfer", "requireNotPaused"}
@@ -91,8 +90,12 @@ def mutators(
 ) -> list[tuple[str, Actor, Callable[[], Any]]]:
     """Every business mutator as (name, caller, call), in an order that succeeds unpaused."""
     claim_ledger, desk, invoices = p.claim_ledger.functions, p.desk.functions, p.invoices.functions
-    erc721_transfer = p.claim_ledger.get_function_by_signature("transferFrom(address,address,uint256)")
-    erc3525_split = p.claim_ledger.get_function_by_signature("transferFrom(uint256,address,uint256)")
+    erc721_transfer = p.claim_ledger.get_function_by_signature(
+        "transferFrom(address,address,uint256)"
+    )
+    erc3525_split = p.claim_ledger.get_function_by_signature(
+        "transferFrom(uint256,address,uint256)"
+    )
     new_invoice, new_doc = p.unique("inv"), p.unique("doc")
     return [
         (
@@ -132,11 +135,17 @@ def mutators(
             lambda: erc721_transfer(p.sup1.address, p.sup3.address, w.r_transfer_721),
         ),
         ("markOverdue", p.outsider, lambda: claim_ledger.markOverdue(w.p_settle)),
-        ("settleClaim", p.core, lambda: claim_ledger.settleClaim(w.c_settle_a, PAY)),
+        (
+            "settleClaim",
+            p.core,
+            lambda: claim_ledger.settleClaim(w.c_settle_a, pay_ref(w.c_settle_a)),
+        ),
         (
             "settleClaims",
             p.core,
-            lambda: claim_ledger.settleClaims([w.c_settle_b, w.r_settle], [PAY, PAY]),
+            lambda: claim_ledger.settleClaims(
+                [w.c_settle_b, w.r_settle], [pay_ref(w.c_settle_b), pay_ref(w.r_settle)]
+            ),
         ),
         ("setExposureLimit", p.bank, lambda: desk.setExposureLimit(p.core2.address, 7)),
         (
@@ -181,6 +190,7 @@ def views(p: Platform, w: World) -> list[tuple[str, Any]]:
         "to": 2**64 - 1,
         "registrationNo": bytes(32),
         "disbursementRef": bytes(32),
+        "paymentRef": pay_ref(w.c_settle_a),
     }
     by_type: dict[str, Any] = {"uint256": w.r_moves, "address": p.sup2.address}
     calls = []

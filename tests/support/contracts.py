@@ -41,6 +41,13 @@ OVERDUE_WINDOW = 180 * DAY
 OK = "ok"
 
 
+def pay_ref(claim_id: int) -> bytes:
+    """A bank payment reference of its own for piece ``claim_id``: a reference pays one
+    holder for one payable (``SettlementReferenceUsed`` otherwise), so tests that settle
+    pieces of several holders cite one per piece."""
+    return hashlib.sha256(f"bank payment for piece {claim_id}".encode()).digest()
+
+
 # -- reverts ----------------------------------------------------------------------------------
 
 

@@ -80,6 +80,14 @@ interface IClaimLedger is IERC3525 {
         uint64 frozenSeconds; // ended freezes: seconds at or after the due date frozen and not paused
     }
 
+    /// @notice What a bank payment reference paid (one slot): the holder and the payable. A
+    /// payment goes to one holder; it may cover several of that holder's pieces of the payable,
+    /// in one batch or several, but never another holder's or another payable's (SPEC §2).
+    struct SettlementReference {
+        address holder; // zero: the reference was never cited
+        uint32 payableId;
+    }
+
     struct ObligorAccount {
         uint128 programLimit;
         uint128 outstanding;
@@ -133,6 +141,9 @@ interface IClaimLedger is IERC3525 {
     // ---- settlement ----
     error SettlementBatchInvalid(uint256 length, uint256 maxLength);
     error SettlementReferenceInvalid();
+    /// @dev The payment reference already paid `holder` for `payableId`: citing it for another
+    /// holder or payable would count one bank payment twice.
+    error SettlementReferenceUsed(bytes32 paymentRef, address holder, uint256 payableId);
     // ---- wiring ----
     error LedgerCallerUnauthorized(address caller);
     error LedgerConfigInvalid();
@@ -235,7 +246,9 @@ interface IClaimLedger is IERC3525 {
     /// @notice Records that the holder of `claimId` was paid. Requirements: not paused; caller
     /// the obligor or the payable's clearing agent, active with its role and not the piece's
     /// holder; now ≥ due date; piece live and not frozen; no value locked by a pending
-    /// application (expire it first); `paymentRef` non-zero.
+    /// application (expire it first); `paymentRef` non-zero and, if cited before, cited for
+    /// this piece's holder and payable (one bank payment pays one holder; see
+    /// {settlementReference}).
     /// Emits {ClaimSettled} (and {PayableSettled} on the last piece).
     function settleClaim(uint256 claimId, bytes32 paymentRef) external;
 
@@ -271,6 +284,8 @@ interface IClaimLedger is IERC3525 {
     /// payable may be marked Overdue once block time is past it; while the clock stands still
     /// the answer grows second by second. Reverts {PayableNotFound} for an unknown payable.
     function overdueFrom(uint256 payableId) external view returns (uint256);
+    /// @notice The holder and payable `paymentRef` paid (zeros: never cited).
+    function settlementReference(bytes32 paymentRef) external view returns (SettlementReference memory);
     function payableCount() external view returns (uint256);
     function claimCount() external view returns (uint256);
 }

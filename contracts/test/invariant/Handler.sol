@@ -64,6 +64,8 @@ contract Handler {
     uint256 public pausedSuccesses; // a business mutator succeeded while paused
     uint256 public batchAtomicityViolations; // a reverted batch left a piece settled
     uint256 public relayViolations; // an invalid or replayed ForwardRequest ran, or moved something
+    uint256 public paymentRefViolations; // a payment reference paid a second holder or payable
+    bytes32 internal _lastPaymentRef; // the reference of the last single settlement
 
     /// @dev Members' private keys, for requests relayed through the forwarder (set by the test).
     mapping(address member => uint256) internal _keys;
@@ -542,15 +544,27 @@ contract Handler {
 
     // ================================================================== settlement
 
-    /// @notice The obligor or the payable's clearing agent records the payment of one piece.
-    function settle(uint256 claimSeed, bool byAgent) external step("settle") {
+    /// @notice The obligor or the payable's clearing agent records the payment of one piece,
+    /// citing the one bank payment to its holder for the payable (shared by the holder's
+    /// pieces, so a reference is cited again legitimately). With `citeLast` it cites the last
+    /// single settlement's reference instead: that must fail for another holder or payable.
+    function settle(uint256 claimSeed, bool byAgent, bool citeLast) external step("settle") {
         (uint256 id, bool found) = _findSettleable(claimSeed);
         if (!found) return;
-        uint256 pid = ledger.claim(id).payableId;
+        IClaimLedger.ClaimView memory c = ledger.claim(id);
+        uint256 pid = c.payableId;
         address settler = _settler(pid, byAgent);
+        bytes32 ref = citeLast && _lastPaymentRef != 0
+            ? _lastPaymentRef
+            : keccak256(abi.encode("bank ref", c.holder, pid));
+        IClaimLedger.SettlementReference memory paid = ledger.settlementReference(ref);
         vm.prank(settler);
-        try ledger.settleClaim(id, keccak256(abi.encode("bank ref", id))) {
+        try ledger.settleClaim(id, ref) {
             _succeeded("settle");
+            if (paid.holder != address(0) && (paid.holder != c.holder || paid.payableId != pid)) {
+                ++paymentRefViolations;
+            }
+            _lastPaymentRef = ref;
             _snapshotClaim(id);
             _snapshotPayableIfTerminal(pid);
         } catch {}

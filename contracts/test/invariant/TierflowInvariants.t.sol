@@ -276,6 +276,7 @@ contract TierflowInvariants is TierflowBase {
             if (snap != 0) assertEq(keccak256(abi.encode(w.payables[pid])), snap, "I-8: terminal payable changed");
         }
         assertEq(handler.batchAtomicityViolations(), 0, "a reverted settlement batch settled a piece");
+        assertEq(handler.paymentRefViolations(), 0, "a payment reference paid two holders or payables");
     }
 
     // ------------------------------------------------------------------ ERC-721 books, pause
