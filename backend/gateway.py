@@ -265,6 +265,7 @@ class Gateway:
     _senders: dict[str, TransactionSender] = field(default_factory=dict)
     _custody: dict[str, str] = field(default_factory=dict)
     _local_chain: bool | None = None
+    _grace_period: int | None = None
 
     def __post_init__(self) -> None:
         self.suite = Suite(self.w3, self.deployment)
@@ -336,6 +337,24 @@ class Gateway:
 
     async def pending_claim(self, claim_id: int) -> ClaimView:
         return await self.suite.claim(claim_id, "pending")
+
+    async def overdue_from(self, due_dates: dict[int, int]) -> dict[int, int]:
+        if not due_dates:
+            return {}
+        if self._grace_period is None:  # immutable: read once
+            self._grace_period = int(await self.suite.claim_ledger.functions.GRACE_PERIOD().call())
+        head = await self.w3.eth.get_block("latest")
+        number, now = int(head["number"]), int(head["timestamp"])
+        out = {pid: due + self._grace_period for pid, due in due_dates.items() if due >= now}
+        past_due = [pid for pid in due_dates if pid not in out]
+        answers = await asyncio.gather(
+            *(
+                self.suite.claim_ledger.functions.overdueFrom(pid).call(block_identifier=number)
+                for pid in past_due
+            )
+        )
+        out.update(zip(past_due, (int(a) for a in answers), strict=True))
+        return out
 
     async def head_block(self) -> int:
         return int(await self.w3.eth.block_number)

@@ -203,6 +203,13 @@ class LedgerPort(Protocol):
         """The piece as the chain sees it with pending transactions applied."""
         ...
 
+    async def overdue_from(self, due_dates: dict[int, int]) -> dict[int, int]:
+        """``ClaimLedger.overdueFrom`` of each payable (given by id with its due date) at the
+        latest block: due date + grace + the seconds since the due date that a freeze or a
+        pause stopped the clock. One not yet due there is due date + grace (nothing stops the
+        clock before the due date), so only payables past due cost a call."""
+        ...
+
     async def wait_for_mirror(self, block: int) -> bool:
         """Wait (bounded) until the mirror's checkpoint reaches ``block``."""
         ...

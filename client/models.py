@@ -223,6 +223,8 @@ class Payable(Model):
     root_claim_id: int
     long_term: bool = False
     issued_block: int | None = None
+    #: reads only: the chain's overdueFrom (None once settled or cancelled, and in write answers)
+    overdue_from: datetime | None = None
 
 
 class PayableWrite(Payable, WriteResult):

@@ -60,6 +60,13 @@ class PayablePublic(Output):
     root_claim_id: int
     long_term: bool = Field(description="the term is longer than the long-term threshold")
     issued_block: int
+    overdue_from: Timestamp | None = Field(
+        default=None,
+        description="reads only: when the payable may be marked overdue, as the chain's "
+        "overdueFrom answers it now (due date + grace + the time a frozen piece or a platform "
+        "pause stopped the clock since the due date; it moves later while one lasts); null "
+        "once settled or cancelled, and in write answers",
+    )
 
 
 class PayablesPublic(Output):

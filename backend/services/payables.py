@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.auth import Caller
 from backend.errors import Forbidden, Invalid, NotFound
 from backend.models import MemberProfile
-from backend.ports import Mined, Ports, WriteContext
+from backend.ports import LedgerPort, Mined, Ports, WriteContext
 from backend.schemas.common import iso
 from backend.schemas.payables import MAX_COMPACT_PAGE, MAX_TREE_LEVELS
 from backend.services.encodings import sha256_text
@@ -141,6 +141,24 @@ async def list_payables(
 
 async def get_payable(session: AsyncSession, caller: Caller, payable_id: int) -> dict[str, Any]:
     return await payable_view(session, await require_payable(session, caller, payable_id))
+
+
+#: Statuses whose overdue clock still means something (a settled or cancelled payable has none).
+_CLOCKED = ("issued", "overdue")
+
+
+async def with_overdue_from(
+    ledger: LedgerPort, views: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Add ``overdue_from`` to payable views: the chain's ``overdueFrom`` (due date + grace +
+    the time a freeze or pause stopped the clock, SPEC §2) read at the latest block, for
+    issued and overdue payables; ``None`` for settled and cancelled ones. Read from the chain
+    rather than mirrored: only payables already past due need a call (docs/api.md)."""
+    due_dates = {v["id"]: int(v["due_date"].timestamp()) for v in views if v["status"] in _CLOCKED}
+    clock = await ledger.overdue_from(due_dates)
+    for v in views:
+        v["overdue_from"] = iso(clock.get(v["id"]))
+    return views
 
 
 async def _after_write(

@@ -8,7 +8,8 @@ one at a time (``settleClaim``) and in a batch (``settleClaims``) until the paya
 a piece of another payable in the list is ``claim_not_in_payable``; a payment reference that
 paid another holder is ``payment_reference_used``; a clearing agent holding a
 piece cannot record its payment (``settler_is_holder``); an unpaid payable past its
-due date and grace is marked Overdue by anyone; lists filter, page and export CSV.
+due date and grace is marked Overdue by anyone; reads answer the chain's ``overdueFrom``
+(a freeze or a pause after the due date moves it later); lists filter, page and export CSV.
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ import io
 from datetime import datetime
 from typing import Any
 
+from eth_account import Account
 from eth_utils.crypto import keccak
 
-from ledger.anvil import rpc_call
+from ledger.anvil import dev_private_keys, rpc_call
+from ledger.sender import TransactionSender
 from tests.support.api import (
     DAY,
     GRACE_DAYS,
     Api,
+    Ledger,
     confirmed_invoice,
     core_with_limit,
     issue,
@@ -242,10 +246,60 @@ async def test_a_freeze_after_the_due_date_delays_overdue(api: Api) -> None:
     assert await api.chain_time() > due + GRACE_DAYS * DAY  # overdue, but for the freeze
     body = problem(await s1.post(f"/v1/payables/{p['id']}/overdue"), 409, "not_overdue_yet")
     assert body["chain_error_args"]["overdueFrom"] >= due + GRACE_DAYS * DAY + 3 * DAY
+    # the read says the same deadline as the refusal (the clock runs again: it stands)
+    shown = (await s1.get(f"/v1/payables/{p['id']}")).json()["overdue_from"]
+    assert _seconds(shown) == body["chain_error_args"]["overdueFrom"]
     api.advance_time(3_600)
     r = await s1.post(f"/v1/payables/{p['id']}/overdue")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "overdue"
+
+
+def _seconds(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp).timestamp())
+
+
+async def test_overdue_from_moves_later_while_the_platform_is_paused(api: Api) -> None:
+    """GET /v1/payables/{id} and the list answer the chain's ``overdueFrom``: due date + grace
+    until the clock stops; a pause after the due date stops it, so while it lasts the
+    deadline moves with it and afterwards stands later by the paused time; a settled payable
+    has none."""
+    core = await core_with_limit(api, "core-paused", 1_000_000)
+    s1 = await api.member("s1-paused", ["supplier"])
+    p = await issue(api, core, s1, 4_000, due_in_s=DAY)
+    due = _seconds(p["due_date"])
+    path = f"/v1/payables/{p['id']}"
+
+    async def overdue_from() -> int | None:
+        one = (await s1.get(path)).json()
+        listed = (await s1.get("/v1/payables", supplier=s1.address)).json()["items"]
+        assert [x["overdue_from"] for x in listed if x["id"] == p["id"]] == [one["overdue_from"]]
+        return None if one["overdue_from"] is None else _seconds(one["overdue_from"])
+
+    assert await overdue_from() == due + GRACE_DAYS * DAY  # not due: read without a call
+    api.advance_time(DAY + 60)
+    assert await overdue_from() == due + GRACE_DAYS * DAY  # past due, the clock runs
+    async with Ledger.open(api.stack, api) as chain:
+        # the operator is the deployer, anvil's first key (the API has no pause route); the
+        # API's sender resyncs its nonce when it next writes
+        operator = TransactionSender(chain.suite.w3, Account.from_key(dev_private_keys()[0]))
+        members = chain.suite.members.functions
+        await operator.transact(members.pause())
+        paused_at = await api.chain_time()
+        try:
+            api.advance_time(2 * DAY)
+            during = await overdue_from()
+            assert during is not None
+            assert during >= due + GRACE_DAYS * DAY + 2 * DAY
+        finally:
+            await operator.transact(members.unpause())
+        stopped = await api.chain_time() - paused_at
+    assert stopped >= 2 * DAY
+    assert await overdue_from() == due + GRACE_DAYS * DAY + stopped
+    items = [{"claim_id": p["root_claim_id"], "payment_ref": "PAUSED-0001"}]
+    r = await core.post(f"{path}/settlements", {"items": items})
+    assert r.status_code == 200, r.text
+    assert await overdue_from() is None  # settled: no clock
 
 
 async def test_overdue_after_due_date_and_grace(api: Api) -> None:

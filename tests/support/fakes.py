@@ -228,6 +228,9 @@ class FakeLedger:
     gas_price_wei: int = 0
     balances: dict[str, int] = field(default_factory=dict)
     pending: dict[int, ClaimView] = field(default_factory=dict)
+    #: The clock's grace, and seconds it stood still per payable (freezes, pauses).
+    grace_period: int = 7 * 86_400
+    stopped: dict[int, int] = field(default_factory=dict)
     #: Answers per contract function name (consumed in order; the last one repeats).
     scripts: dict[str, list[Script | list[DecodedEvent] | ContractRevert]] = field(
         default_factory=dict
@@ -287,6 +290,12 @@ class FakeLedger:
 
     async def pending_claim(self, claim_id: int) -> ClaimView:
         return self.pending[claim_id]
+
+    async def overdue_from(self, due_dates: dict[int, int]) -> dict[int, int]:
+        return {
+            pid: due + self.grace_period + self.stopped.get(pid, 0)
+            for pid, due in due_dates.items()
+        }
 
     async def wait_for_mirror(self, block: int) -> bool:
         return self.mirrored

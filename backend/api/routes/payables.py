@@ -12,6 +12,7 @@ from backend.api.csv import CSV_RESPONSES
 from backend.api.deps import (
     CurrentCaller,
     PageDep,
+    PortsDep,
     SessionDep,
     WritesDep,
     decode_cursor,
@@ -68,6 +69,7 @@ async def issue_payable(
 async def list_payables(
     caller: CurrentCaller,
     session: SessionDep,
+    ports: PortsDep,
     page: PageDep,
     status: Annotated[PayableStatus | None, Query(description="only this status")] = None,
     obligor: Annotated[Address | None, Query(description="only this obligor's")] = None,
@@ -78,14 +80,18 @@ async def list_payables(
     items = await service.list_payables(
         session, caller, page.after, page.limit, status, obligor, supplier
     )
+    await service.with_overdue_from(ports.ledger, items)
     next_cursor = page.next_cursor(items, lambda p: p["id"])
     return list_answer(items, next_cursor, fmt, PayablesPublic, "payables.csv")
 
 
 @router.get("/{payable_id}", response_model=PayablePublic)
-async def get_payable(payable_id: PayablePath, caller: CurrentCaller, session: SessionDep) -> Any:
+async def get_payable(
+    payable_id: PayablePath, caller: CurrentCaller, session: SessionDep, ports: PortsDep
+) -> Any:
     """One payable (404 unless the caller is a party to it or holds a piece of it)."""
-    return await service.get_payable(session, caller, payable_id)
+    view = await service.get_payable(session, caller, payable_id)
+    return (await service.with_overdue_from(ports.ledger, [view]))[0]
 
 
 @router.get("/{payable_id}/tree", response_model=PayableTree | PayableTreeCompact)
