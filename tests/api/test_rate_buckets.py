@@ -62,3 +62,21 @@ async def test_concurrent_takes_hand_out_at_most_the_burst(db: AsyncEngine) -> N
     t = 3_000_000
     waits = await asyncio.gather(*(limiters[n % 4].take("race", t) for n in range(20)))
     assert waits.count(0) == 5, waits
+
+
+async def test_a_busy_bucket_is_taken_in_leases_never_past_its_burst(db: AsyncEngine) -> None:
+    """A burst of 100 is taken ten tokens at a time: one worker gets exactly the burst, with
+    one write per ten requests; two workers together never more than the burst, and no
+    fewer than the burst less what the other still holds unspent (nine)."""
+    one = RateLimiter(db, per_minute=60, burst=100)
+    assert one.lease == 10
+    t = 4_000_000
+    waits = [await one.take("busy", t) for _ in range(101)]
+    assert waits[:100] == [0] * 100
+    assert waits[100] >= 1
+    first, second = RateLimiter(db, 60, burst=100), RateLimiter(db, 60, burst=100)
+    t = 5_000_000
+    shared = [await (first if n % 3 else second).take("shared-busy", t) for n in range(150)]
+    assert 100 - (first.lease - 1) <= shared.count(0) <= 100, shared.count(0)
+    # Unspent lease tokens lapse: a second later the worker asks the bucket again.
+    assert await first.take("shared-busy", t + 2_000) == 0
