@@ -92,11 +92,6 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
         if (roles & Roles.BIT_FINANCIER != 0) _grantRole(Roles.FINANCIER, account);
         if (roles & Roles.BIT_CLEARING_AGENT != 0) _grantRole(Roles.CLEARING_AGENT, account);
         if (roles & Roles.BIT_AUDITOR != 0) _grantRole(Roles.AUDITOR, account);
-        // A member that may hold pieces gets its piece counter opened now, so the split that
-        // first reaches it costs no more than any other (docs/gas.md).
-        if (roles & (Roles.BIT_SUPPLIER | Roles.BIT_FINANCIER) != 0) {
-            IHolderAccounts(LEDGER).openHolderAccount(account);
-        }
     }
 
     /// @inheritdoc IMemberRegistry
@@ -213,25 +208,36 @@ contract MemberRegistry is IMemberRegistry, AccessControlDefaultAdminRules, Paus
 
     // ------------------------------------------------------------------ role grants
 
-    /// @dev Every grant (registration or `grantRole`) keeps the auditor apart from the business
-    /// roles: an auditor gets no business role, and a member with one never becomes an auditor.
+    /// @dev Every grant (registration or `grantRole`) of a member role (the business roles and
+    /// the auditor's) goes to a registered member only, so the operator cannot give a role to
+    /// an account without KYC; and it keeps the auditor apart from the business roles: an
+    /// auditor gets no business role, and a member with one never becomes an auditor. A member
+    /// that may hold pieces (supplier, financier) gets its piece counter opened by the grant,
+    /// however it got the role, so the split that first reaches it costs no more than any
+    /// other (docs/gas.md).
     function _grantRole(bytes32 role, address account)
         internal
         override(AccessControlDefaultAdminRules)
         returns (bool)
     {
+        bool business = role == Roles.CORE_ENTERPRISE || role == Roles.SUPPLIER || role == Roles.FINANCIER
+            || role == Roles.CLEARING_AGENT;
+        if ((business || role == Roles.AUDITOR) && _members[account].status == MemberStatus.None) {
+            revert MemberNotRegistered(account);
+        }
         if (role == Roles.AUDITOR) {
             if (
                 hasRole(Roles.CORE_ENTERPRISE, account) || hasRole(Roles.SUPPLIER, account)
                     || hasRole(Roles.FINANCIER, account) || hasRole(Roles.CLEARING_AGENT, account)
             ) revert MemberAuditorExclusive(account);
-        } else if (
-            (role == Roles.CORE_ENTERPRISE || role == Roles.SUPPLIER || role == Roles.FINANCIER
-                || role == Roles.CLEARING_AGENT) && hasRole(Roles.AUDITOR, account)
-        ) {
+        } else if (business && hasRole(Roles.AUDITOR, account)) {
             revert MemberAuditorExclusive(account);
         }
-        return super._grantRole(role, account);
+        bool granted = super._grantRole(role, account);
+        if (granted && (role == Roles.SUPPLIER || role == Roles.FINANCIER)) {
+            IHolderAccounts(LEDGER).openHolderAccount(account);
+        }
+        return granted;
     }
 
     // ------------------------------------------------------------------ ERC-2771

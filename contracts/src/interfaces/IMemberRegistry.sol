@@ -57,7 +57,9 @@ interface IMemberRegistry {
     /// @notice Registers `account` with the business roles of the bit mask `roles` and a KYC expiry.
     /// Requirements: caller is an operator; `roles` is a non-empty subset of the business roles
     /// (the operator role itself is granted by the default admin through `grantRole`), and names
-    /// the auditor role only alone (`MemberAuditorExclusive`).
+    /// the auditor role only alone (`MemberAuditorExclusive`). A later `grantRole` of a member
+    /// role also needs a registered account (`MemberNotRegistered`); a supplier or financier
+    /// role, however granted, opens the member's piece counter on the ledger.
     /// Emits {MemberRegistered} and one {RoleGranted} per role.
     function registerMember(address account, uint256 roles, uint64 kycExpiresAt) external;
 

@@ -32,6 +32,18 @@ contract AdminAndAuditorTest is TierflowBase {
         members.grantRole(auditorRole, supplier1);
     }
 
+    function test_RevertWhen_grantingAMemberRoleToANonMember() public {
+        bytes32 supplierRole = members.SUPPLIER_ROLE();
+        bytes32 auditorRole = members.AUDITOR_ROLE();
+        vm.startPrank(admin);
+        vm.expectRevert(abi.encodeWithSelector(IMemberRegistry.MemberNotRegistered.selector, outsider));
+        members.grantRole(supplierRole, outsider);
+        vm.expectRevert(abi.encodeWithSelector(IMemberRegistry.MemberNotRegistered.selector, outsider));
+        members.grantRole(auditorRole, outsider);
+        vm.stopPrank();
+        assertEq(members.rolesOf(outsider), 0, "no role without registration");
+    }
+
     function test_anAuditorAloneAndAnotherAuditorGrantAreFine() public {
         bytes32 auditorRole = members.AUDITOR_ROLE();
         vm.startPrank(admin);
