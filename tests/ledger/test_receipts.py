@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from web3._utils.method_formatters import receipt_formatter
 from web3.types import Wei
 
 from ledger.anvil import AnvilProcess
-from ledger.node import Web3Client, close_web3, make_web3, rpc
+from ledger.node import Web3Client, close_web3, format_receipt, make_web3, rpc
 from ledger.receipts import Found, block_receipts
 
 
@@ -55,3 +57,52 @@ async def test_watcher_resumes_below_its_cursor_after_a_revert(own_w3: Web3Clien
     _, second = await mined_after(1)
     assert second["blockNumber"] == 1
     assert second["status"] == 1
+
+
+RAW_RECEIPT: dict[str, Any] = {
+    "transactionHash": "0x" + "ab" * 32,
+    "transactionIndex": "0x1",
+    "blockHash": "0x" + "cd" * 32,
+    "blockNumber": "0x2a",
+    "from": "0x" + "1f" * 20,
+    "to": "0x" + "2e" * 20,
+    "cumulativeGasUsed": "0x1d4c0",
+    "gasUsed": "0xea60",
+    "contractAddress": None,
+    "logs": [
+        {
+            "address": "0x" + "3d" * 20,
+            "topics": ["0x" + "01" * 32, "0x" + "00" * 12 + "4c" * 20],
+            "data": "0x" + "00" * 31 + "07",
+            "blockHash": "0x" + "cd" * 32,
+            "blockNumber": "0x2a",
+            "blockTimestamp": "0x6553f100",
+            "transactionHash": "0x" + "ab" * 32,
+            "transactionIndex": "0x1",
+            "logIndex": "0x0",
+            "removed": False,
+        }
+    ],
+    "status": "0x1",
+    "logsBloom": "0x" + "00" * 256,
+    "type": "0x2",
+    "effectiveGasPrice": "0x3b9aca00",
+}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        RAW_RECEIPT,
+        {**RAW_RECEIPT, "to": None, "contractAddress": "0x" + "5b" * 20, "logs": []},
+        {**RAW_RECEIPT, "status": "0x0", "blobGasUsed": "0x20000", "blobGasPrice": "0x1"},
+    ],
+)
+def test_format_receipt_is_web3s_receipt_formatter(raw: dict[str, Any]) -> None:
+    """The lean path's receipts have exactly the shape web3.py's formatter gives them."""
+    expected = receipt_formatter(dict(raw))
+    formatted = format_receipt(raw)
+    assert formatted == expected
+    assert {k: type(v) for k, v in formatted.items()} == {k: type(v) for k, v in expected.items()}
+    for mine, theirs in zip(formatted["logs"], expected["logs"], strict=True):
+        assert {k: type(v) for k, v in mine.items()} == {k: type(v) for k, v in theirs.items()}
