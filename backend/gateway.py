@@ -75,7 +75,8 @@ from ledger.calls import ContractCall
 from ledger.codec import Decoder
 from ledger.deployment import Deployment
 from ledger.errors import ContractRevert
-from ledger.node import Web3Client, rpc
+from ledger.jsonrpc import RpcError
+from ledger.node import Web3Client, as_web3_error, lean, rpc
 from ledger.reverts import decode_revert, revert_for_failed_transaction, revert_from_exception
 from ledger.sender import CachedGasExhausted, GasEstimates, TransactionSender
 
@@ -322,8 +323,10 @@ class Gateway:
 
     async def chain_time(self) -> int:
         """The latest block's timestamp: the chain's own clock (due dates, tenors)."""
-        block = await self.w3.eth.get_block("latest")
-        return int(block["timestamp"])
+        # Raw JSON-RPC: only the timestamp is read, not the whole block through web3.py's
+        # formatters.
+        block = await lean(self.w3).call("eth_getBlockByNumber", ["latest", False])
+        return int(block["timestamp"], 16)
 
     async def block_time(self, block_number: int) -> int:
         block = await self.w3.eth.get_block(block_number)
@@ -409,18 +412,33 @@ class Gateway:
         to = to_checksum_address(fn.address)
         data = bytes.fromhex(fn._encode_transaction_data().removeprefix("0x"))
         forwarder = self.deployment.address("TierflowForwarder")
+        node = lean(self.w3)  # raw JSON-RPC: the estimate, the nonce check, the clock
+        forwarded = "0x" + (data + bytes.fromhex(member[2:])).hex()
         try:
-            estimate = await self.w3.eth.estimate_gas(
-                {"from": forwarder, "to": to, "data": data + bytes.fromhex(member[2:])}
+            estimate = int(
+                await node.call(
+                    "eth_estimateGas", [{"from": forwarder, "to": to, "data": forwarded}]
+                ),
+                16,
             )
-        except Exception as exc:
-            revert = revert_from_exception(exc)
+        except RpcError as exc:
+            revert = revert_from_exception(as_web3_error(exc))
             if revert is not None:
                 raise revert from exc
             raise
-        gas = int(estimate) * 13 // 10 + 20_000
+        gas = estimate * 13 // 10 + 20_000
+        nonce_used = self.suite.forwarder.functions.nonceUsed
         nonce = forwarding.random_nonce()
-        while await self.suite.forwarder.functions.nonceUsed(member, nonce).call():
+        while int(
+            await node.call(
+                "eth_call",
+                [
+                    {"to": forwarder, "data": nonce_used(member, nonce)._encode_transaction_data()},
+                    "latest",
+                ],
+            ),
+            16,
+        ):
             nonce = forwarding.random_nonce()
         deadline = await self.chain_time() + self.intent_ttl_s
         chain_id = int(await self.w3.eth.chain_id)
