@@ -60,6 +60,7 @@ from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
 from backend import forwarding
+from backend.chain_errors import NODE_DOWN_ERRORS
 from backend.errors import Conflict, PlatformPaused
 from backend.keystore import Keystore, keyfiles
 from backend.models import IntentRow, MemberProfile
@@ -74,7 +75,7 @@ from ledger.bindings import ClaimView, Suite
 from ledger.calls import ContractCall
 from ledger.codec import Decoder
 from ledger.deployment import Deployment
-from ledger.errors import ContractRevert
+from ledger.errors import ChainUnavailableError, ContractRevert
 from ledger.jsonrpc import RpcError
 from ledger.node import Web3Client, as_web3_error, lean, rpc
 from ledger.reverts import decode_revert, revert_for_failed_transaction, revert_from_exception
@@ -344,6 +345,14 @@ class Gateway:
     async def overdue_from(self, due_dates: dict[int, int]) -> dict[int, int]:
         if not due_dates:
             return {}
+        try:
+            return await self._overdue_from(due_dates)
+        except NODE_DOWN_ERRORS as exc:
+            if isinstance(exc, ChainUnavailableError):
+                raise
+            raise ChainUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _overdue_from(self, due_dates: dict[int, int]) -> dict[int, int]:
         if self._grace_period is None:  # immutable: read once
             self._grace_period = int(await self.suite.claim_ledger.functions.GRACE_PERIOD().call())
         head = await self.w3.eth.get_block("latest")

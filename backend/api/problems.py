@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,9 +23,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from web3.exceptions import ProviderConnectionError, TimeExhausted
+from web3.exceptions import TimeExhausted
 
 from backend.api.audit_state import request_audit
+from backend.chain_errors import NODE_DOWN_ERRORS
 from backend.errors import (
     PROBLEM_JSON,
     BadRequest,
@@ -42,7 +42,7 @@ from backend.errors import (
     from_revert,
 )
 from backend.schemas.common import CONTROL_CHARACTER
-from ledger.errors import ChainUnavailableError, ContractRevert, TransactionTimeoutError
+from ledger.errors import ContractRevert, TransactionTimeoutError
 
 log = logging.getLogger("tierflow.api")
 
@@ -294,10 +294,6 @@ def install(app: FastAPI) -> None:
     # A plain read of the node (its clock, gas price, a balance) that cannot reach it fails
     # with the HTTP client's error, not ChainUnavailableError: the same answer. A node that
     # does not answer within TIERFLOW_API_NODE_TIMEOUT_S (stopped, paused) is a timeout.
-    @app.exception_handler(ChainUnavailableError)
-    @app.exception_handler(ProviderConnectionError)
-    @app.exception_handler(aiohttp.ClientError)
-    @app.exception_handler(TimeoutError)
     async def chain_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("chain unavailable: %s: %s", type(exc).__name__, exc)
         return problem_response(
@@ -309,6 +305,9 @@ def install(app: FastAPI) -> None:
             ),
             request,
         )
+
+    for down in NODE_DOWN_ERRORS:
+        app.add_exception_handler(down, chain_down)
 
     # The database refused a connection (down, restarting) or the pool had none free in time.
     @app.exception_handler(sqlalchemy.exc.OperationalError)

@@ -65,7 +65,7 @@ class PayablePublic(Output):
         description="reads only: when the payable may be marked overdue, as the chain's "
         "overdueFrom answers it now (due date + grace + the time a frozen piece or a platform "
         "pause stopped the clock since the due date; it moves later while one lasts); null "
-        "once settled or cancelled, and in write answers",
+        "once settled or cancelled, in write answers, and when the node cannot be asked",
     )
 
 

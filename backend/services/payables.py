@@ -10,6 +10,8 @@ global on chain, so a piece of another payable in the list is refused here (422
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import defaultdict
 from functools import cache
 from operator import itemgetter
@@ -36,6 +38,7 @@ from indexer import models as m
 from indexer.handlers.payables import payable_from
 from indexer.rows import as_record
 from ledger import calls
+from ledger.errors import ChainUnavailableError
 
 #: A page's invoice ids, built once (an expanding parameter for the page's payable ids).
 _INVOICE_IDS = (
@@ -143,6 +146,11 @@ async def get_payable(session: AsyncSession, caller: Caller, payable_id: int) ->
     return await payable_view(session, await require_payable(session, caller, payable_id))
 
 
+log = logging.getLogger(__name__)
+
+#: How long a read waits for the chain's overdue clock before answering without it.
+OVERDUE_CLOCK_TIMEOUT_S = 2.0
+
 #: Statuses whose overdue clock still means something (a settled or cancelled payable has none).
 _CLOCKED = ("issued", "overdue")
 
@@ -153,9 +161,17 @@ async def with_overdue_from(
     """Add ``overdue_from`` to payable views: the chain's ``overdueFrom`` (due date + grace +
     the time a freeze or pause stopped the clock, SPEC §2) read at the latest block, for
     issued and overdue payables; ``None`` for settled and cancelled ones. Read from the chain
-    rather than mirrored: only payables already past due need a call (docs/api.md)."""
+    rather than mirrored: only payables already past due need a call (docs/api.md). When the
+    node is down or slower than ``OVERDUE_CLOCK_TIMEOUT_S`` the views are answered with
+    ``overdue_from`` null: the mirror's reads go on without the node."""
     due_dates = {v["id"]: int(v["due_date"].timestamp()) for v in views if v["status"] in _CLOCKED}
-    clock = await ledger.overdue_from(due_dates)
+    try:
+        clock = await asyncio.wait_for(ledger.overdue_from(due_dates), OVERDUE_CLOCK_TIMEOUT_S)
+    except (ChainUnavailableError, TimeoutError) as exc:
+        # The rest of a payable is the mirror's and still true without the node: answer it,
+        # with the clock unknown (null) rather than a 503 for the whole read or a guess.
+        log.warning("overdue_from left out, node unavailable: %s: %s", type(exc).__name__, exc)
+        clock = {}
     for v in views:
         v["overdue_from"] = iso(clock.get(v["id"]))
     return views

@@ -763,6 +763,12 @@ async def test_without_the_node_reconciliation_is_503_and_the_rest_still_reads(
     # Everything else reads the mirror and the log: auditors keep their view of the past.
     for path in ("/v1/audit/events", "/v1/audit/exposure", "/v1/audit/log", "/v1/audit/log/verify"):
         assert (await book.auditor.get(path)).status_code == 200, path
+    # Payables too, their overdue clock (the chain's own view) left unknown rather than guessed.
+    payables = await book.auditor.get("/v1/payables")
+    assert payables.status_code == 200, payables.text
+    clocked = [p for p in payables.json()["items"] if p["status"] in ("issued", "overdue")]
+    assert clocked, payables.text
+    assert all(p["overdue_from"] is None for p in clocked), payables.text
     # The log is walked without its anchors, and says so.
     verified = (await book.auditor.get("/v1/audit/log/verify")).json()
     assert verified["anchors_compared"] is False
