@@ -480,9 +480,16 @@ class Gateway:
             status="open",
             created_at=int(time.time()),
         )
+        journal = write.journal
         async with self.engine.begin() as conn:
             await conn.execute(table_of(IntentRow).insert().values(**_columns(row)))
-        await write.remember(**{f"intent{step}": row.id})
+            if journal is not None and journal.persist_in is not None:
+                # The intent and the write's memo of it in one transaction.
+                journal.state[f"intent{step}"] = row.id
+                await journal.persist_in(conn, journal)
+                journal = None
+        if journal is not None:
+            await journal.remember(**{f"intent{step}": row.id})
         raise SignatureRequired({"status": "awaiting_signature", "intent": intent_view(row)})
 
     def relayer_sender(self) -> TransactionSender:

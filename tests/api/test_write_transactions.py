@@ -1,11 +1,13 @@
-"""Database transactions per write: ``POST /v1/claims/{id}/transfers`` by a hosted member.
+"""Database transactions per write: ``POST /v1/claims/{id}/transfers`` by a hosted member and
+by a ``self`` member (the 202 intent, then the signature that relays it).
 
 The API runs as ``tests.support.commit_counter`` (``tierflow serve`` that logs every commit
 with the tables it wrote); splits alone on the platform are counted. A hosted keyed write
 commits four times (six before): the idempotency claim; the nonce allocation; the journal's
 record of the signed transaction together with its audit citation (``audit_pending``), both
 durable before the bytes leave; the answer together with the request's audit record. Why the
-first three cannot be merged further: docs/performance.md, change 8.
+first three cannot be merged further: docs/performance.md, change 16. A ``self`` member's
+split commits three times for its 202 and six for its signature (thirteen before).
 """
 
 from __future__ import annotations
@@ -17,10 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
 
 from bench.stack import Stack
 from tests.api.conftest import TEST_ENV
-from tests.support.api import Api, core_with_limit, issue, make_api, transfer
+from tests.api.test_intents import issue_to_self, sign
+from tests.support.api import (
+    KYC_UNTIL,
+    Api,
+    Member,
+    core_with_limit,
+    issue,
+    make_api,
+    transfer,
+)
 from tests.support.commit_counter import read
 
 
@@ -82,4 +94,62 @@ EXPECTED: list[set[str]] = [
     {"nonces"},  # the nonce, allocated under the account's lock
     {"idempotency_records", "audit_pending"},  # the signed tx recorded and cited
     {"idempotency_records", "audit_pending", "audit_head", "audit_log"},  # answer and record
+]
+
+
+async def test_a_self_members_split_commits_its_bookkeeping_in_few_transactions(
+    counted: tuple[Stack, Path], api: Api
+) -> None:
+    """A ``self`` member's split: the 202 (the intent) in three transactions, the signature
+    (the relay) in six."""
+    stack, log = counted
+    account = Account.create()
+    r = await api.operator.post(
+        "/v1/members",
+        {"name": "self s1", "roles": ["supplier"], "kyc_expires_at": KYC_UNTIL,
+         "address": account.address},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    member = Member(
+        "self s1", account.address, r.json()["api_key"], stack.client(r.json()["api_key"])
+    )
+    api.members[member.name] = member
+    core = await core_with_limit(api, "self-core", 10_000_000)
+    s2 = await api.member("s2", ["supplier"])
+    root = await issue_to_self(api, core, member, account, 10_000)
+
+    def ours() -> list[dict[str, Any]]:
+        return [c for c in read(log) if not c["task"].startswith("tierflow-")]
+
+    for _ in range(2):
+        before = len(ours())
+        answer = await transfer(member, root, s2, 10)
+        assert answer.status_code == 202, answer.text
+        asked = ours()[before:]
+        intent = answer.json()["intent"]
+        before = len(ours())
+        relayed = await member.post(
+            f"/v1/intents/{intent['id']}/signature", {"signature": sign(account, intent)}
+        )
+        assert relayed.status_code == 201, relayed.text
+        assert [set(c["writes"]) for c in asked] == ASKED, asked
+        assert [set(c["writes"]) for c in ours()[before:]] == RELAYED, ours()[before:]
+
+
+#: The 202: the key claimed; the intent with the write's memo of it; the 202 answer with its
+#: audit record.
+ASKED: list[set[str]] = [
+    {"idempotency_records"},
+    {"intents", "idempotency_records"},
+    {"idempotency_records", "audit_head", "audit_log"},
+]
+#: The signature: kept with the intent; the key taken up again; the relayer's nonce; the
+#: relay recorded and cited before it leaves; the intent's outcome; the answer and its record.
+RELAYED: list[set[str]] = [
+    {"intents"},
+    {"idempotency_records"},
+    {"nonces"},
+    {"idempotency_records", "audit_pending"},
+    {"intents"},
+    {"idempotency_records", "audit_pending", "audit_head", "audit_log"},
 ]
