@@ -6,6 +6,8 @@
   member through ``POST /v1/members`` (once per name and module) and returns a :class:`Member`
   with its address, API key and an HTTP client; ``api.operator`` is the operator.
 - ``pg_stack`` (module): the same on a fresh PostgreSQL database (marked ``postgres``).
+- ``db``: an engine on the platform's database, for a test that reads or writes it behind the
+  API's and the indexer's backs.
 
 Both let a write wait up to ``MIRROR_WAIT_S`` for the mirror (the platform's default is 15 s):
 on two shared cores a restarted indexer can take longer than that to catch up, and a write
@@ -20,8 +22,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.stack import Stack
+from db.engine import create_engine
 from tests.support.api import api  # noqa: F401  (the module-scoped ``api`` fixture)
 from tests.support.databases import create_pg_database, drop_pg_database
 
@@ -46,3 +50,12 @@ async def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[St
             yield running
     finally:
         await drop_pg_database(name)
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(stack.database_url)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

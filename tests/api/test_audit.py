@@ -32,7 +32,6 @@ import io
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,7 +44,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from backend.api.deps import encode_cursor
 from backend.models import AuditRecord
 from bench.stack import Stack
-from db.engine import create_engine
 from db.types import table_of
 from indexer import models as m
 from ledger.anvil import dev_private_keys, rpc_call
@@ -166,16 +164,6 @@ def parse_csv(text: str) -> tuple[list[str], list[dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text))
     rows = list(reader)
     return list(reader.fieldnames or []), rows
-
-
-@pytest.fixture
-async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    """The platform's database, written here behind the API's and the indexer's backs."""
-    engine = create_engine(stack.database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 # -- the events feed -------------------------------------------------------------------------

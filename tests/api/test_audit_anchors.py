@@ -46,15 +46,6 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
         yield running
 
 
-@pytest.fixture
-async def db(stack: Stack) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(stack.database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
-
-
 async def verified(auditor: Member) -> dict[str, Any]:
     r = await auditor.get("/v1/audit/log/verify")
     assert r.status_code == 200, r.text

@@ -10,7 +10,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -34,15 +34,7 @@ from client.models import (
     TransferWrite,
 )
 from ledger.anvil import rpc_call
-
-DAY = 86_400
-KYC_UNTIL = datetime.now(UTC) + timedelta(days=3650)
-RATE_BPS = 600
-
-
-def chain_time(stack: Stack) -> int:
-    block = rpc_call(stack.rpc_url, "eth_getBlockByNumber", ["latest", False])
-    return int(block["timestamp"], 16)
+from tests.support.client import DAY, KYC_UNTIL, RATE_BPS, chain_time
 
 
 def advance_time(stack: Stack, seconds: int) -> None:

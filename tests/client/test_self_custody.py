@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,7 @@ from client.softhsm import SoftHsmToken
 from db.engine import create_engine, sessions
 from ledger.anvil import rpc_call
 from ledger.paths import package_root
-
-DAY = 86_400
-KYC_UNTIL = datetime.now(UTC) + timedelta(days=3650)
-RATE_BPS = 600
-
-
-def chain_time(stack: Stack) -> int:
-    block = rpc_call(stack.rpc_url, "eth_getBlockByNumber", ["latest", False])
-    return int(block["timestamp"], 16)
+from tests.support.client import DAY, KYC_UNTIL, RATE_BPS, chain_time
 
 
 async def keys_held(stack: Stack, addresses: list[str]) -> list[str]:
