@@ -87,6 +87,7 @@ class Replay:
     operator_approvals: dict[tuple[str, str], bool] = field(default_factory=dict)
     clocks: dict[int, dict[str, int]] = field(default_factory=dict)  # payable → overdue clock
     pauses: list[list[int | None]] = field(default_factory=list)  # [paused at, unpaused at]
+    payment_refs: dict[bytes, tuple[str, int]] = field(default_factory=dict)  # → holder, payable
     counts: Counter[str] = field(default_factory=Counter)
 
     def account(self, obligor: str) -> dict[str, int]:
@@ -259,6 +260,7 @@ class Replay:
     def on_ClaimSettled(self, a: dict[str, Any], ts: int) -> None:
         piece = self.pieces[a["claimId"]]
         piece.settled = True
+        self.payment_refs.setdefault(bytes(a["paymentRef"]), (a["holder"], a["payableId"]))
         p = self.payables[a["payableId"]]
         p["settled"] += a["value"]
         self.account(p["obligor"])["outstanding"] -= a["value"]
@@ -658,7 +660,9 @@ class Walk:
                 settler = self.a("agent")
             mine = [c for c in pieces if c.holder != settler.address]
             if self.rng.random() < 0.5 and len(mine) > 1:
-                refs = [self.p.unique("pay") for _ in mine]
+                # one bank payment per holder: its reference covers all the holder's pieces
+                pay = {c.holder: self.p.unique("pay") for c in mine}
+                refs = [pay[c.holder] for c in mine]
                 await self.do(
                     "settle-batch", settler, ledger.settleClaims([c.id for c in mine], refs)
                 )
@@ -785,6 +789,10 @@ async def compare(platform: Platform, model: Replay, block: int) -> list[str]:
         same(f"{w} financed piece", fv.financed_claim_id, f["financed_claim"])
         same(f"{w} registration", bytes(fv.registration_no), f["registration_no"])
         same(f"{w} disbursement", bytes(fv.disbursement_ref), f["disbursement_ref"])
+
+    for ref, (holder, payable_id) in model.payment_refs.items():
+        paid = await suite.settlement_reference(ref, b)
+        same(f"payment reference {ref.hex()}", (paid.holder, paid.payable_id), (holder, payable_id))
 
     cores = {platform.actors[c].address for c in CORES} | set(model.accounts)
     for obligor in cores:
