@@ -330,6 +330,8 @@ class Tierflow:
         #: The financing each registration number / disbursement reference backs (one only).
         self.registrations: dict[bytes, int] = {}
         self.disbursements: dict[bytes, int] = {}
+        #: What each bank payment reference paid: its first settlement's holder and payable.
+        self.payment_refs: dict[bytes, tuple[str, int]] = {}
         self.obligors: dict[str, ObligorAccount] = {
             obligor: ObligorAccount(program_limit=limit)
             for obligor, limit in (program_limits or {}).items()
@@ -899,6 +901,10 @@ class Tierflow:
         # Locked → Settled is no transition: expire the (necessarily lapsed) application first
         if c.locked:
             raise ModelRevert("ClaimValueLocked", claim_id=claim_id, locked=c.locked)
+        # one bank payment pays one holder for one payable (more of its pieces: the same ref)
+        paid = self.payment_refs.setdefault(payment_ref, (c.holder, p.id))
+        if paid != (c.holder, p.id):
+            raise ModelRevert("SettlementReferenceUsed", payable_id=paid[1])
         c.settled = True
         p.settled_value += c.value
         self.obligor(p.obligor).outstanding -= c.value
