@@ -37,6 +37,7 @@ import aiohttp
 from eth_utils.address import is_address, to_checksum_address
 from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.datastructures import AttributeDict
 from web3.exceptions import Web3RPCError
 from web3.middleware import ExtraDataToPOAMiddleware
 from web3.types import RPCEndpoint, TxReceipt
@@ -180,8 +181,8 @@ def _log(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def format_receipt(raw: Mapping[str, Any]) -> TxReceipt:
-    """A raw JSON-RPC receipt in web3.py's shape (ints, ``HexBytes``, checksum addresses), as
-    a plain dict, field for field what web3.py's ``receipt_formatter`` gives
+    """A raw JSON-RPC receipt in web3.py's shape (ints, ``HexBytes``, checksum addresses,
+    ``AttributeDict``), field for field what web3.py's ``receipt_formatter`` gives
     (tests/ledger/test_receipts.py compares them) at a fraction of its cost: only the receipts
     someone waits for are formatted."""
     receipt: dict[str, Any] = dict(raw)
@@ -196,8 +197,10 @@ def format_receipt(raw: Mapping[str, Any]) -> TxReceipt:
         if isinstance(value, str) and is_address(value):
             receipt[key] = _checksum(value)
     if "logs" in receipt:
-        receipt["logs"] = [_log(entry) for entry in receipt["logs"]]
-    return cast(TxReceipt, receipt)
+        receipt["logs"] = [AttributeDict(_log(entry)) for entry in receipt["logs"]]
+    # web3.py answers a receipt as an AttributeDict, its logs too; decoding a log (an event's
+    # process_receipt) gives attribute access (``event.args.x``) only to AttributeDict logs.
+    return cast(TxReceipt, AttributeDict(receipt))
 
 
 @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from web3._utils.method_formatters import receipt_formatter
+from web3.datastructures import AttributeDict
 from web3.types import Wei
 
 from ledger.anvil import AnvilProcess
@@ -103,6 +104,9 @@ def test_format_receipt_is_web3s_receipt_formatter(raw: dict[str, Any]) -> None:
     expected = receipt_formatter(dict(raw))
     formatted = format_receipt(raw)
     assert formatted == expected
+    # ... and the container web3.py's request manager gives it (event decoding needs it).
+    assert isinstance(formatted, AttributeDict)
+    assert all(isinstance(log, AttributeDict) for log in formatted["logs"])
     assert {k: type(v) for k, v in formatted.items()} == {k: type(v) for k, v in expected.items()}
     for mine, theirs in zip(formatted["logs"], expected["logs"], strict=True):
         assert {k: type(v) for k, v in mine.items()} == {k: type(v) for k, v in theirs.items()}
