@@ -56,8 +56,27 @@ def install(changes: list[str]) -> None:
         gateway.Gateway.relayer_sender = relayer_sender  # type: ignore[method-assign]
 
 
+def serve() -> None:
+    """``tierflow serve`` in this process (one worker: the changes taken back live here; a
+    spawned worker would import the API afresh). bench sits below the command line in the
+    layers, so it runs uvicorn itself rather than through ``tierflow.cli``."""
+    import uvicorn
+
+    from backend.app import create_app
+    from backend.config import ApiSettings
+
+    settings = ApiSettings()
+    uvicorn.run(
+        create_app,
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level,
+        access_log=False,
+        log_config=None,
+    )
+
+
 if __name__ == "__main__":
     install(sys.argv[1:])
-    from tierflow.cli import app
-
-    app(["serve"])
+    serve()

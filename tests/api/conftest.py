@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.stack import Stack
 from db.engine import create_engine
-from tests.support.api import api  # noqa: F401  (the module-scoped ``api`` fixture)
+from tests.support.api import (
+    TEST_ENV,
+    api,  # noqa: F401  (the module-scoped ``api`` fixture)
+)
 from tests.support.databases import create_pg_database, drop_pg_database
-
-MIRROR_WAIT_S = "120"
-TEST_ENV = {"TIERFLOW_API_MIRROR_WAIT_S": MIRROR_WAIT_S}
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,9 @@ import pytest
 from eth_account import Account
 
 from bench.stack import Stack
-from tests.api.conftest import TEST_ENV
-from tests.api.test_intents import issue_to_self, sign
 from tests.support.api import (
     KYC_UNTIL,
+    TEST_ENV,
     Api,
     Member,
     core_with_limit,
@@ -34,6 +33,7 @@ from tests.support.api import (
     transfer,
 )
 from tests.support.commit_counter import read
+from tests.support.intents import issue_to_self, sign
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,9 @@ def test_quick_bench_records_every_write_figure_against_its_ceiling(tmp_path: Pa
         assert s["ratio"] == s["rate"] / ceiling["rate"]
     gas = {name: used for name, used, _ in doc["gas"]}
     assert any(name.startswith("split") for name in gas)
-    assert all(21_000 < used < 1_000_000 for used in gas.values())
+    # a sane figure for every row: the largest is a settlement batch of 50 pieces paid by 50
+    # payments (about 1.85M gas: each payment reference is a new storage slot)
+    assert all(21_000 < used < 5_000_000 for used in gas.values()), gas
     # the quick run leaves the recorded document alone
     assert "quick size" not in (repo_root() / "docs" / "performance.md").read_text()
     assert "Writes" in done.stderr

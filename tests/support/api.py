@@ -45,6 +45,10 @@ DAY = 86_400
 
 GRACE_DAYS = 7  # the local deployment's grace period (DeploymentParameters)
 
+#: A test stack's API waits long for its mirror: the cores are shared, a write's answer waits.
+MIRROR_WAIT_S = "120"
+TEST_ENV = {"TIERFLOW_API_MIRROR_WAIT_S": MIRROR_WAIT_S}
+
 
 @dataclass
 class Member:
