@@ -86,7 +86,16 @@ async def test_advance_time_is_the_operators_and_checks_its_input(api: Api) -> N
     async with api.stack.client() as anonymous:
         r = await anonymous.post("/v1/dev/advance-time", json={"until": before + DAY})
     assert r.status_code == 401, r.text
-    for bad in ({"until": -1}, {"until": 2**64}, {}, {"until": before + DAY, "holder": "x"}):
+    # Not past 3000-01-01 either: moved to 9999-12-31T23:59:59Z, the next block's time could not
+    # be written as a date, and the clock's next answer was a 500 (schemathesis found it).
+    too_late = (253_402_300_799, 32_503_680_001)
+    for bad in (
+        {"until": -1},
+        {"until": 2**64},
+        {},
+        {"until": before + DAY, "holder": "x"},
+        *({"until": t} for t in too_late),
+    ):
         r = await api.operator.http.post("/v1/dev/advance-time", json=bad)
         assert r.status_code in (400, 422), (bad, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")

@@ -17,14 +17,18 @@ router = APIRouter(prefix="/v1/dev", tags=["development"])
 
 #: 9999-12-31T23:59:59Z: the last second an ISO 8601 date without extension can write.
 LAST_TIME = 253_402_300_799
+#: 3000-01-01T00:00:00Z: the latest time the clock may be moved to. Blocks mined after the move
+#: go on adding seconds; moved to LAST_TIME itself, the next block's time could no longer be
+#: written as a date in any answer (the clock's own answer was a 500).
+LATEST_UNTIL = 32_503_680_000
 
 
 class AdvanceTime(Input):
     until: int = Field(
         ge=0,
-        le=LAST_TIME,
-        description="UNIX time (seconds) the chain's clock should reach; a time already "
-        "reached changes nothing (a retry is harmless)",
+        le=LATEST_UNTIL,
+        description="UNIX time (seconds) the chain's clock should reach, no later than "
+        "3000-01-01; a time already reached changes nothing (a retry is harmless)",
     )
 
 
