@@ -355,8 +355,9 @@ class Gateway:
     async def _overdue_from(self, due_dates: dict[int, int]) -> dict[int, int]:
         if self._grace_period is None:  # immutable: read once
             self._grace_period = int(await self.suite.claim_ledger.functions.GRACE_PERIOD().call())
-        head = await self.w3.eth.get_block("latest")
-        number, now = int(head["number"]), int(head["timestamp"])
+        # Raw JSON-RPC, as chain_time: a list read needs the head's number and time only.
+        head = await lean(self.w3).call("eth_getBlockByNumber", ["latest", False])
+        number, now = int(head["number"], 16), int(head["timestamp"], 16)
         out = {pid: due + self._grace_period for pid, due in due_dates.items() if due >= now}
         past_due = [pid for pid in due_dates if pid not in out]
         answers = await asyncio.gather(
