@@ -109,6 +109,14 @@ class ApiSettings(NodeSettings, DatabaseSettings):
         description="seconds before a retry takes over an Idempotency-Key whose worker "
         "stopped renewing it",
     )
+    api_database_lock_wait_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="seconds one statement waits for SQLite's write lock (held by the indexer "
+        "or another worker) before the request answers 503 database_unavailable; a paused "
+        "process holding it then costs a prompt 503, not a request that hangs",
+    )
     api_node_timeout_s: float = Field(
         default=5.0,
         gt=0,

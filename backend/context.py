@@ -61,7 +61,7 @@ class AppContext:
 @contextlib.asynccontextmanager
 async def open_context(settings: ApiSettings) -> AsyncIterator[AppContext]:
     w3 = make_web3(settings.rpc_url, settings.api_node_timeout_s)
-    engine = create_pooled_engine(settings.database_url)
+    engine = create_pooled_engine(settings.database_url, settings.api_database_lock_wait_s)
     gateway: Gateway | None = None
     try:
         await keep_alive(w3)

@@ -45,13 +45,16 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).resolve()
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An ``AsyncEngine`` for ``url``; SQLite files are created with their directory."""
+def create_engine(url: str, *, lock_wait_s: float = 30.0, **kwargs: Any) -> AsyncEngine:
+    """An ``AsyncEngine`` for ``url``; SQLite files are created with their directory.
+
+    ``lock_wait_s``: how long a SQLite statement waits for another connection's write lock
+    before it fails with ``database is locked`` (SQLite's busy timeout)."""
     url = async_url(url)
     path = sqlite_path(url)
     if path is not None:
         _private_file(path)
-        kwargs.setdefault("connect_args", {"timeout": 30})
+        kwargs.setdefault("connect_args", {"timeout": lock_wait_s})
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -67,13 +70,14 @@ def _private_file(path: Path) -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def create_pooled_engine(url: str) -> AsyncEngine:
+def create_pooled_engine(url: str, lock_wait_s: float = 30.0) -> AsyncEngine:
     """An engine for a server answering many requests at once (the API).
 
     A PostgreSQL connection is pinged when taken from the pool (the server may have restarted
-    or a proxy dropped it); a SQLite file needs no such round trip on every request.
+    or a proxy dropped it); a SQLite file needs no such round trip on every request. A SQLite
+    statement waits at most ``lock_wait_s`` for the write lock.
     """
-    return create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    return create_engine(url, lock_wait_s=lock_wait_s, pool_pre_ping=not url.startswith("sqlite"))
 
 
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -121,7 +121,10 @@ def settings_command(
     for s in settings_list.settings():
         here = values.get(s.variable) or os.environ.get(s.variable) or s.default
         table.add_row(s.variable, here, s.default, s.description)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: no terminal width to fit, keep it whole
+        console = Console(width=220)
+    console.print(table)
 
 
 app.command("bench")(bench_command)

@@ -88,6 +88,20 @@ async def settle_answers(
     return final
 
 
+def write_lock_held(stack: Stack) -> bool:
+    """Does some connection hold SQLite's write lock (a paused indexer mid-batch)?"""
+    db = sqlite3.connect(stack.data_dir / "tierflow.db", timeout=0, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        db.close()
+    return False
+
+
 async def test_indexer_killed_and_paused_during_a_burst(stack: Stack, api: Api) -> None:
     _, supplier, root = await parties(stack, api, "idx")
     buyer = await api.member("buyer-idx", ["supplier"])
@@ -97,32 +111,74 @@ async def test_indexer_killed_and_paused_during_a_burst(stack: Stack, api: Api) 
         sending = asyncio.create_task(burst(supplier, buyer, root, keys))
         await asyncio.sleep(0.2)
         indexer.popen.send_signal(fault)
-        answers = await sending
-        assert not [r for r in answers if r.status_code >= 500 and r.status_code != 503]
-        # The mirror does not move any more: a write now is done on chain, flagged.
-        late_key = f"late-{fault.name}-{time.monotonic_ns()}"
-        late = (await burst(supplier, buyer, root, [late_key]))[0]
-        assert late.status_code == 201, late.text
-        assert late.json()["mirror_behind"] is True
-        assert late.headers["Mirror-Behind"] == "true"
-        await asyncio.sleep(4)  # past TIERFLOW_API_INDEXER_STALE_S
-        health = (await api.operator.get("/health")).json()
-        assert health["status"] == "degraded", health
-        assert "indexer_stale" in health["reasons"], health
-        final = await settle_answers(supplier, buyer, root, [*keys, late_key], [*answers, late])
-        for done in final:
-            assert on_chain(stack, done["tx_hash"]), done
-        assert {d["tx_hash"].lower() for d in final} <= audit_citations(stack)
-        # The same keys once more: replays of the same answers, still cited.
-        again = await burst(supplier, buyer, root, keys[:2])
-        assert [r.json()["tx_hash"] for r in again] == [d["tx_hash"] for d in final[:2]]
-        if fault == signal.SIGSTOP:
-            indexer.popen.send_signal(signal.SIGCONT)
-            indexer.stop()
-        else:
-            indexer.popen.wait(10)
-        stack.start_indexer()
+        try:
+            answers = await sending
+            assert not [r for r in answers if r.status_code >= 500 and r.status_code != 503]
+            # The mirror does not move any more: a write now is done on chain, flagged; or,
+            # when the indexer was paused inside a batch and holds SQLite's write lock, a
+            # prompt 503 database_unavailable with nothing sent (PostgreSQL has no such lock).
+            late_key = f"late-{fault.name}-{time.monotonic_ns()}"
+            late = (await burst(supplier, buyer, root, [late_key]))[0]
+            if fault == signal.SIGSTOP and write_lock_held(stack):
+                assert late.status_code == 503, late.text
+                assert late.json()["code"] == "database_unavailable", late.text
+                indexer.popen.send_signal(signal.SIGCONT)  # the rest needs the database
+            else:
+                assert late.status_code == 201, late.text
+                assert late.json()["mirror_behind"] is True
+                assert late.headers["Mirror-Behind"] == "true"
+                await asyncio.sleep(4)  # past TIERFLOW_API_INDEXER_STALE_S
+                health = (await api.operator.get("/health")).json()
+                assert health["status"] == "degraded", health
+                assert "indexer_stale" in health["reasons"], health
+            final = await settle_answers(supplier, buyer, root, [*keys, late_key], [*answers, late])
+            for done in final:
+                assert on_chain(stack, done["tx_hash"]), done
+            assert {d["tx_hash"].lower() for d in final} <= audit_citations(stack)
+            # The same keys once more: replays of the same answers, still cited.
+            again = await burst(supplier, buyer, root, keys[:2])
+            assert [r.json()["tx_hash"] for r in again] == [d["tx_hash"] for d in final[:2]]
+        finally:
+            if fault == signal.SIGSTOP:
+                indexer.popen.send_signal(signal.SIGCONT)
+                indexer.stop()
+            else:
+                indexer.popen.wait(10)
+            stack.start_indexer()
         await mirror_at_head(stack, api)
+
+
+async def test_a_write_behind_a_held_write_lock_is_a_prompt_503(stack: Stack, api: Api) -> None:
+    """SQLite: another process holds the write lock (an indexer paused inside a batch). A
+    write answers 503 database_unavailable within TIERFLOW_API_DATABASE_LOCK_WAIT_S per
+    statement, nothing sent; once the lock is free, the same key does the write once."""
+    _, supplier, root = await parties(stack, api, "lock")
+    buyer = await api.member("buyer-lock", ["supplier"])
+    await mirror_at_head(stack, api)
+    key = f"held-{time.monotonic_ns()}"
+    nonce = rpc_call(stack.rpc_url, "eth_getTransactionCount", [supplier.address, "pending"])
+    db = sqlite3.connect(stack.data_dir / "tierflow.db", isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    try:
+        r = (await burst(supplier, buyer, root, [key]))[0]
+        took = time.monotonic() - started
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert r.status_code == 503, r.text
+    assert r.json()["code"] == "database_unavailable", r.text
+    assert "Retry-After" in r.headers
+    assert took < 30, took  # a few lock waits of 2 s (FAULT_ENV), not 30 s each
+    sent = rpc_call(stack.rpc_url, "eth_getTransactionCount", [supplier.address, "pending"])
+    assert sent == nonce  # nothing was sent in the supplier's name
+    done = (await burst(supplier, buyer, root, [key]))[0]
+    assert done.status_code == 201, done.text
+    assert done.headers.get("Idempotent-Replayed") != "true"
+    assert on_chain(stack, done.json()["tx_hash"])
+    again = (await burst(supplier, buyer, root, [key]))[0]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["tx_hash"] == done.json()["tx_hash"]
 
 
 async def mirror_at_head(stack: Stack, api: Api) -> None:
