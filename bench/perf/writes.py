@@ -21,6 +21,7 @@ from eth_utils.address import to_checksum_address
 from rich.progress import Progress
 
 from bench.indexer_load import Key
+from bench.perf.ceiling import Call
 from bench.perf.chain import BenchChain
 from bench.perf.figures import Rate, load_average
 from ledger.bindings import ZERO_HASH, Suite
@@ -55,6 +56,28 @@ def split_writes(
             chain.roots[holder.address], to_checksum_address(to.address), 1, ZERO_HASH
         )
         return await senders[holder.address].transact(fn)
+
+    return write
+
+
+def call_writes(
+    chain: BenchChain,
+    w3: Web3Client,
+    stock: Sequence[Call],
+    make_sender: SenderFactory = default_sender,
+) -> Write:
+    """Any operation's prepared calls (:func:`bench.perf.ceiling.prepare_calls`, the same the
+    ceiling sends): write ``i`` sends ``stock[i]`` by its own signer's sender (one per account,
+    shared by the clients); each warm-up write (``i < 0``) takes the next call from the end of
+    the stock.
+    """
+    suite = Suite(w3, chain.deployment)
+    senders = {c.key.address: make_sender(w3, c.key) for c in stock}
+    spare = itertools.count(len(stock) - 1, -1)
+
+    async def write(_: int, i: int) -> Any:
+        c = stock[i if i >= 0 else next(spare)]
+        return await senders[c.key.address].transact(c.call.bind(suite))
 
     return write
 
