@@ -58,7 +58,45 @@ def create_engine(url: str, *, lock_wait_s: float = 30.0, **kwargs: Any) -> Asyn
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if engine.dialect.driver == "aiosqlite":
+            _no_idle_transaction_ends(engine)
     return engine
+
+
+def _in_transaction(dbapi_connection: Any) -> bool:
+    """Whether SQLite has a transaction open on this pooled aiosqlite connection (when it
+    cannot tell: yes)."""
+    try:
+        return bool(dbapi_connection.driver_connection.in_transaction)
+    except Exception:
+        return True
+
+
+def _no_idle_transaction_ends(engine: AsyncEngine) -> None:
+    """A rollback or commit with no SQLite transaction open is not sent to the connection's
+    thread.
+
+    Python's ``sqlite3`` begins a transaction only before a data-changing statement, and its
+    ``rollback()``/``commit()`` do nothing when none is open; through aiosqlite that nothing
+    still costs a round trip to the connection's thread and back into the event loop. Every
+    read (a session closed after its ``SELECT``s; the pool's reset of a returned
+    connection) ended with one, as did every empty commit. Only that hop is skipped: with a
+    transaction open the call goes through as before (``sqlite3_get_autocommit`` tells, the
+    very test ``sqlite3`` itself makes before doing nothing)."""
+    dialect = engine.sync_engine.dialect
+    rollback, commit = dialect.do_rollback, dialect.do_commit
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if _in_transaction(dbapi_connection):
+            rollback(dbapi_connection)
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if _in_transaction(dbapi_connection):
+            commit(dbapi_connection)
+
+    # On this engine's dialect instance only (each engine has its own).
+    setattr(dialect, "do_rollback", do_rollback)  # noqa: B010
+    setattr(dialect, "do_commit", do_commit)  # noqa: B010
 
 
 def _private_file(path: Path) -> None:
@@ -70,6 +108,11 @@ def _private_file(path: Path) -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+#: Connections an API worker keeps open to a SQLite file (and as many more at most, opened
+#: and closed as needed).
+SQLITE_POOL = 20
+
+
 def create_pooled_engine(url: str, lock_wait_s: float = 30.0) -> AsyncEngine:
     """An engine for a server answering many requests at once (the API).
 
@@ -77,6 +120,13 @@ def create_pooled_engine(url: str, lock_wait_s: float = 30.0) -> AsyncEngine:
     or a proxy dropped it); a SQLite file needs no such round trip on every request. A SQLite
     statement waits at most ``lock_wait_s`` for the write lock.
     """
+    if sqlite_path(url) is not None:
+        # A pooled SQLite connection is a file handle and an idle aiosqlite thread; one made
+        # past the pool's size is opened (a thread, the file, the pragmas) and closed again
+        # for each request that needs it, which under a burst of reads is most of them.
+        return create_engine(
+            url, lock_wait_s=lock_wait_s, pool_size=SQLITE_POOL, max_overflow=SQLITE_POOL
+        )
     return create_engine(url, lock_wait_s=lock_wait_s, pool_pre_ping=not url.startswith("sqlite"))
 
 

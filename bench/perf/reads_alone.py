@@ -11,7 +11,9 @@ is what the request costs), with the load average before and after.
 ``python -m bench.perf.reads_alone --rounds 6`` compares the caller cache off
 (``TIERFLOW_API_CALLER_CACHE_S=0``, every read looks its key up) and on (the default);
 ``--baseline DIR`` compares the API of the checkout ``DIR`` (say ``git worktree add DIR
-HEAD~1``) with this one's instead.
+HEAD~1``) with this one's instead. ``--rate R`` also offers each path open loop at ``R``
+requests/s for ``--seconds`` in every round (:func:`bench.api_load.open_loop`, latency from
+the scheduled time): its p99 and the API's CPU per request under that load.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from typing import Any
 import aiohttp
 from rich.progress import Progress
 
-from bench.api_load import Seeder, request_times
-from bench.perf.figures import load_average
+from bench.api_load import Seeder, open_loop, request_times, wait_idle
+from bench.perf.figures import load_average, quantile
 from bench.stack import Stack
 
 VARIANTS: dict[str, dict[str, str]] = {
@@ -91,10 +93,26 @@ def baseline_variants(checkout: Path) -> dict[str, dict[str, str]]:
     return {f"code at {checkout.name}": {"PYTHONPATH": str(checkout.resolve())}, "this code": {}}
 
 
+async def offered(
+    client: aiohttp.ClientSession, path: str, rate: float, seconds: float, pid: int
+) -> tuple[float, float]:
+    """p99 latency (from the scheduled time; a failure counts as infinitely slow) and API CPU
+    seconds per request of ``path`` offered open loop at ``rate``/s."""
+    await wait_idle(client)
+    cpu0 = cpu_seconds(pid)
+    with Progress(transient=True) as progress:
+        run = await open_loop(client, path, path, rate, seconds, 0.5, progress)
+    per = (cpu_seconds(pid) - cpu0) / max(1, int(rate * (seconds + 0.5)))
+    return quantile(run.latencies + [float("inf")] * run.errors, 0.99), per
+
+
 async def measure(
-    rounds: int, seconds: float, variants: dict[str, dict[str, str]] = VARIANTS
+    rounds: int,
+    seconds: float,
+    variants: dict[str, dict[str, str]] = VARIANTS,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"rounds": rounds, "seconds_per_round": seconds}
+    out: dict[str, Any] = {"rounds": rounds, "seconds_per_round": seconds, "rate": rate}
     async with contextlib.AsyncExitStack() as stack_of:
         stacks: dict[str, tuple[Stack, str, dict[str, str]]] = {}
         for name, env in variants.items():
@@ -106,6 +124,8 @@ async def measure(
             stacks[name] = (stack, key, paths)
         took: dict[str, dict[str, list[float]]] = {n: {} for n in stacks}
         cpu: dict[str, dict[str, list[float]]] = {n: {} for n in stacks}
+        p99: dict[str, dict[str, list[float]]] = {n: {} for n in stacks}
+        cpu_open: dict[str, dict[str, list[float]]] = {n: {} for n in stacks}
         out["load_before"] = load_average()
         for _ in range(rounds):
             for name, (stack, key, paths) in stacks.items():
@@ -117,6 +137,10 @@ async def measure(
                         median, per = await timed(client, path, seconds, pid)
                         took[name].setdefault(label, []).append(median)
                         cpu[name].setdefault(label, []).append(per)
+                        if rate is not None:
+                            tail, per = await offered(client, path, rate, seconds, pid)
+                            p99[name].setdefault(label, []).append(tail)
+                            cpu_open[name].setdefault(label, []).append(per)
         out["load_after"] = load_average()
         out["medians_ms"] = {
             name: {label: round(statistics.median(v) * 1000, 2) for label, v in per.items()}
@@ -126,6 +150,15 @@ async def measure(
             name: {label: round(statistics.median(v) * 1000, 2) for label, v in per.items()}
             for name, per in cpu.items()
         }
+        if rate is not None:
+            out["open_loop_p99_ms"] = {
+                name: {label: round(statistics.median(v) * 1000, 2) for label, v in per.items()}
+                for name, per in p99.items()
+            }
+            out["open_loop_api_cpu_ms_per_request"] = {
+                name: {label: round(statistics.median(v) * 1000, 2) for label, v in per.items()}
+                for name, per in cpu_open.items()
+            }
     return out
 
 
@@ -139,10 +172,12 @@ def main() -> None:
         help="a checkout (a git worktree of the commit before) whose API is compared with this "
         "one's, instead of the caller cache off and on",
     )
+    parser.add_argument(
+        "--rate", type=float, help="also offer each path open loop at this many requests/s"
+    )
     args = parser.parse_args()
     variants = VARIANTS if args.baseline is None else baseline_variants(args.baseline)
-    with Progress(transient=True):
-        result = asyncio.run(measure(args.rounds, args.seconds, variants))
+    result = asyncio.run(measure(args.rounds, args.seconds, variants, args.rate))
     print(json.dumps(result, indent=2))
 
 
