@@ -115,6 +115,8 @@ class Seed:
     payables: int
     events: int
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+    core: Actor | None = None  # the payables' obligor (issues and settles)
+    seeder: Seeder | None = None  # for more payables (bench.perf.api_writes)
 
     async def close(self) -> None:
         for c in self.clients:
@@ -144,7 +146,9 @@ class Seeder:
         block = rpc_call(self.stack.rpc_url, "eth_getBlockByNumber", ["latest", False])
         return int(block["timestamp"], 16)
 
-    async def payable(self, core: Actor, supplier: Actor, face: int) -> dict[str, Any]:
+    async def payable(
+        self, core: Actor, supplier: Actor, face: int, due_in_s: int = 90 * DAY
+    ) -> dict[str, Any]:
         self.invoice_no += 1
         invoice = await supplier.post(
             "/v1/invoices",
@@ -158,7 +162,7 @@ class Seeder:
             },
         )
         await core.post(f"/v1/invoices/{invoice['id']}/confirm")
-        due = datetime.fromtimestamp(self.chain_time() + 90 * DAY, UTC).isoformat()
+        due = datetime.fromtimestamp(self.chain_time() + due_in_s, UTC).isoformat()
         made: dict[str, Any] = await core.post(
             "/v1/payables",
             {
@@ -259,6 +263,8 @@ async def seed(stack: Stack, applicants: int, progress: Progress) -> Seed:
         payables=3,
         events=0,
         clients=s.clients,
+        core=core,
+        seeder=s,
     )
     return done
 

@@ -40,6 +40,7 @@ from bench.api_load import (
     wait_idle,
 )
 from bench.http_actor import Actor
+from bench.perf.api_writes import OperationCounts, operation_figures
 from bench.perf.figures import Rate, load_average, quantile
 from bench.stack import Stack
 from client import TierflowClient
@@ -85,6 +86,7 @@ class ReadFigure:
 class ApiFigures:
     writes: list[Rate] = field(default_factory=list)
     reads: list[ReadFigure] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
 
 async def http_splits(
@@ -212,9 +214,11 @@ async def api_figures(
     seconds: float,
     writes: dict[int, int] | None,
     progress: Progress,
+    operations: OperationCounts | None = None,
 ) -> ApiFigures:
-    """One stack with ``workers`` API workers: reads at each rate; writes if ``writes`` (clients
-    → count) is given."""
+    """One stack with ``workers`` API workers: reads at each rate; splits if ``writes`` (clients
+    → count) is given, the other write operations (:mod:`bench.perf.api_writes`) if
+    ``operations`` is; a failure of those is recorded and the reads still run."""
     env = {"TIERFLOW_API_RATE_LIMIT": str(10**9), "TIERFLOW_API_WORKERS": str(workers)}
     out = ApiFigures()
     with tempfile.TemporaryDirectory(prefix="tierflow-bench-api-") as directory:
@@ -233,6 +237,13 @@ async def api_figures(
                     out.writes += await self_custody_splits(
                         stack, s, self_writes, Path(directory), progress
                     )
+                if operations is not None:
+                    try:
+                        out.writes += await operation_figures(
+                            stack.rpc_url, s, operations, progress
+                        )
+                    except Exception as exc:
+                        out.failures.append(f"HTTP write operations: {type(exc).__name__}: {exc}")
                 out.reads = await reads(stack, s, workers, rates, seconds, progress)
             finally:
                 await s.close()

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from bench.perf import auto_approval
+from bench.perf.api_writes import application_verdict
 from bench.perf.figures import Rate
 from bench.perf.run import Results
 
@@ -66,6 +67,9 @@ def render(results: Results) -> str:
         "",
         *write_rows(results.writes),
     ]
+    verdict = application_verdict(results.writes)
+    if verdict:
+        lines += ["", verdict]
     if results.reads:
         lines += ["", "### Reads (open loop)", "", *read_rows(results)]
     if results.indexer:

@@ -23,6 +23,7 @@ from bench import gas_table, indexer_backfill
 from bench.indexer_load import Key
 from bench.perf import auto_approval
 from bench.perf.api import ReadFigure, api_figures
+from bench.perf.api_writes import OperationCounts, ceiling_for
 from bench.perf.baseline import BaselineSender
 from bench.perf.ceiling import measure_ceiling, split_plan
 from bench.perf.chain import BenchChain, bench_chain
@@ -303,15 +304,16 @@ async def run(opts: Options, progress: Progress) -> Results:
                     opts.read_seconds,
                     opts.http_writes if workers == 1 else None,
                     progress,
+                    OperationCounts() if workers == 1 else None,
                 ),
             )
             if api is None:
                 continue
-            ceilings = {r.holders: r.rate for r in results.writes if r.path == "ceiling"}
-            for r in api.writes:  # the split ceiling of the bench chain, same run
-                r.ceiling = ceilings[1] if r.holders == 1 else ceilings[MANY]
+            for r in api.writes:  # the same operation's ceiling on the bench chain, same run
+                r.ceiling = ceiling_for(r, results.writes)
             results.writes += api.writes
             results.reads += api.reads
+            results.failures += api.failures
         await _section(results, "indexer", indexer_figures(opts, progress, results))
         await _section(results, "scale", scale_figures(opts.full, progress), results.scale)
         await _section(
