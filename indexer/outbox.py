@@ -52,6 +52,21 @@ def reverted_id(original: str) -> str:
     return f"evt_{hashlib.sha256(f'{original}:reverted'.encode()).hexdigest()[:32]}"
 
 
+#: JSON as ``json.dumps(..., separators=(",", ":"))`` writes it, without a new encoder a call.
+_JSON = json.JSONEncoder(separators=(",", ":")).encode
+#: ``"Contract:Event"`` → the start of an entry's JSON text (names JSON-quoted once).
+_HEADS: dict[str, str] = {}
+
+
+def _head(ev: DecodedEvent) -> str:
+    head = _HEADS.get(ev.key)
+    if head is None:
+        head = _HEADS[ev.key] = (
+            f'{{"event":{{"contract":{json.dumps(ev.contract)},"name":{json.dumps(ev.name)}'
+        )
+    return head
+
+
 async def outbox_row(uow: UnitOfWork, ev: DecodedEvent, row: tuple[Any, ...]) -> Row:
     """The outbox entry of ``ev`` (``row`` is its ``events`` row), once its handler ran."""
     kind, key, table = "contract", ev.contract, ""
@@ -66,17 +81,9 @@ async def outbox_row(uow: UnitOfWork, ev: DecodedEvent, row: tuple[Any, ...]) ->
             obj = {"type": kind, **found}
     block_time = row[3]
     data = (
-        '{"event":{"contract":'
-        + json.dumps(ev.contract)
-        + ',"name":'
-        + json.dumps(ev.name)
-        + f',"block_number":{ev.block_number},"block_hash":"{ev.block_hash}"'
-        + f',"block_time":{block_time},"tx_hash":"{ev.tx_hash}","log_index":{ev.log_index}'
-        + ',"args":'
-        + ev.args_json
-        + '},"object":'
-        + json.dumps(obj, separators=(",", ":"))
-        + "}"
+        f'{_head(ev)},"block_number":{ev.block_number},"block_hash":"{ev.block_hash}"'
+        f',"block_time":{block_time},"tx_hash":"{ev.tx_hash}","log_index":{ev.log_index}'
+        f',"args":{ev.args_json}}},"object":{_JSON(obj)}}}'
     )
     return {
         "event_id": event_id(ev.block_hash, ev.log_index),

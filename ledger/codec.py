@@ -166,9 +166,11 @@ def _static_decoder(event: Mapping[str, Any]) -> ArgsDecoder | None:
 
     The generated function is straight-line code: check the topic count and data length,
     check that every word's padding is zero (as ``eth_abi``'s strict decoder does), convert
-    each word, and build the JSON text in the same pass. ``None`` when the event has a
-    dynamic or multi-word type (``PayableIssued``'s invoice list), or names that are not
-    plain identifiers.
+    each word, and build the JSON text in one f-string. Hex digits are taken in either case
+    (``int`` and the checksum do not mind) and only a ``bytesN`` value is lowered, so a
+    log's data is not copied to lower case first. ``None`` when the event has a dynamic or
+    multi-word type (``PayableIssued``'s invoice list), or names that are not plain
+    identifiers.
     """
     inputs = event["inputs"]
     topic_count = 1 + sum(1 for i in inputs if i["indexed"])
@@ -178,57 +180,59 @@ def _static_decoder(event: Mapping[str, Any]) -> ArgsDecoder | None:
         f"    if len(topics) != {topic_count} or len(data) != {2 + 64 * data_words}:",
         "        raise ValueError(f'{len(topics)} topics and {len(data) - 2} hex digits of "
         f"data, expected {topic_count} and {64 * data_words}')",
-        "    data = data.lower()",
     ]
     checks: list[str] = []
     json_parts: list[str] = []
+    prefixes: dict[int, str] = {}  # zero-padding lengths → the name of that many zeros
     topic, word = 1, 0
+
+    def zeros(count: int) -> str:
+        return prefixes.setdefault(count, f"Z{count}")
+
     for position, item in enumerate(inputs):
         name, kind = item["name"], _canonical(item)
         if not name.isidentifier():
             return None
+        w = f"w{position}"
         if item["indexed"]:
-            source = f"t{topic}"
-            lines.append(f"    {source} = topics[{topic}].lower()")
-            checks.append(f"len({source}) != 66")
-            hexword = f"{source}[2:]"
+            lines.append(f"    t{topic} = topics[{topic}]")
+            checks.append(f"len(t{topic}) != 66")
+            lines.append(f"    {w} = t{topic}[2:]")
             topic += 1
         else:
-            hexword = f"data[{2 + 64 * word}:{66 + 64 * word}]"
+            lines.append(f"    {w} = data[{2 + 64 * word}:{66 + 64 * word}]")
             word += 1
         var = f"v{position}"
-        lines.append(f"    w{position} = {hexword}")
-        w = f"w{position}"
         if kind == "address":
-            checks.append(f"{w}[:24] != Z[:24]")
+            checks.append(f"not {w}.startswith({zeros(24)})")
             lines.append(f"    {var} = checksum('0x' + {w}[24:])")
-            json_parts.append(f"'\"{name}\":\"' + {var} + '\"'")
+            json_parts.append(f'"{name}":"{{{var}}}"')
         elif kind == "bool":
             checks.append(f"{w} not in BOOLS")
             lines.append(f"    {var} = {w} == ONE")
-            json_parts.append(f"'\"{name}\":' + ('true' if {var} else 'false')")
+            json_parts.append(f'"{name}":{{"true" if {var} else "false"}}')
         elif kind.startswith("uint") and kind[4:].isdigit():
             pad = 64 - int(kind[4:]) // 4
             if pad:
-                checks.append(f"{w}[:{pad}] != Z[:{pad}]")
+                checks.append(f"not {w}.startswith({zeros(pad)})")
             lines.append(f"    {var} = int({w}, 16)")
-            json_parts.append(f"'\"{name}\":' + str({var})")
+            json_parts.append(f'"{name}":{{{var}}}')
         elif kind.startswith("bytes") and kind[5:].isdigit():
             size = 2 * int(kind[5:])
             if size < 64:
-                checks.append(f"{w}[{size}:] != Z[{size}:]")
-            lines.append(f"    {var} = '0x' + {w}[:{size}]")
-            json_parts.append(f"'\"{name}\":\"' + {var} + '\"'")
+                checks.append(f"not {w}.endswith({zeros(64 - size)})")
+            lines.append(f"    {var} = '0x' + {w}[:{size}].lower()")
+            json_parts.append(f'"{name}":"{{{var}}}"')
         else:  # signed integers and anything wider than a word take the generic path
             return None
     if checks:
         lines.append(f"    if {' or '.join(checks)}:")
         lines.append("        raise ValueError('non-zero padding in a word')")
     args = ", ".join(f"'{i['name']}': v{n}" for n, i in enumerate(inputs))
-    body = " + ',' + ".join(json_parts) if json_parts else "''"
-    lines.append(f"    return {{{args}}}, '{{' + {body} + '}}'")
-    namespace: dict[str, Any] = {"checksum": checksum, "Z": _ZEROS, "ONE": _ONE}
-    namespace["BOOLS"] = (_ZEROS, _ONE)
+    text = "{{" + ",".join(json_parts) + "}}"
+    lines.append(f"    return {{{args}}}, f'''{text}'''")
+    namespace: dict[str, Any] = {"checksum": checksum, "ONE": _ONE, "BOOLS": (_ZEROS, _ONE)}
+    namespace.update({variable: "0" * count for count, variable in prefixes.items()})
     # The source is built above from the ABI's types and identifier names only.
     exec("\n".join(lines), namespace)
     return cast(ArgsDecoder, namespace["decode"])
@@ -239,34 +243,41 @@ class Decoder:
 
     def __init__(self, contracts: Mapping[str, tuple[str, Sequence[Mapping[str, Any]]]]) -> None:
         """``contracts``: name → (address, ABI)."""
-        self._specs: dict[tuple[str, str], _EventSpec] = {}
+        #: (address, topic0), both lower-case hex → the event and its contract's checksummed
+        #: address.
+        self._specs: dict[tuple[str, str], tuple[_EventSpec, str]] = {}
         self.addresses: dict[str, str] = {}
-        self._checksummed: dict[str, str] = {}
         for name, (address, abi) in contracts.items():
             address = address.lower()
             self.addresses[address] = name
-            self._checksummed[address] = checksum(address)
+            checksummed = checksum(address)
             for item in abi:
                 if item.get("type") != "event" or item.get("anonymous"):
                     continue
                 topic0 = "0x" + keccak(text=_signature(item)).hex()
-                self._specs[(address, topic0)] = _EventSpec(
+                spec = _EventSpec(
                     contract=name,
                     name=item["name"],
                     key=f"{name}:{item['name']}",
                     decode=_static_decoder(item) or _generic_decoder(item),
                 )
+                self._specs[(address, topic0)] = (spec, checksummed)
 
     def decode(self, log: Mapping[str, Any]) -> DecodedEvent:
         """Decode one ``eth_getLogs`` entry (hex-string fields, as JSON-RPC gives them)."""
-        address = log["address"].lower()
         topics: list[str] = log["topics"]
-        spec = self._specs.get((address, topics[0].lower())) if topics else None
-        if spec is None:
+        address = log["address"]
+        # Nodes answer in lower case: the lookup lowers only what is not.
+        found = self._specs.get((address, topics[0])) if topics else None
+        if found is None and topics:
+            address = address.lower()
+            found = self._specs.get((address, topics[0].lower()))
+        if found is None:
             raise UndecodableLog(
-                f"unknown event at {address} (topic {topics[0] if topics else None}) in block "
-                f"{int(log['blockNumber'], 16)}: is the ABI snapshot current?"
+                f"unknown event at {address.lower()} (topic {topics[0] if topics else None}) "
+                f"in block {int(log['blockNumber'], 16)}: is the ABI snapshot current?"
             )
+        spec, checksummed = found
         try:
             args, args_json = spec.decode(topics, log["data"])
         except ValueError as exc:
@@ -274,16 +285,24 @@ class Decoder:
                 f"{spec.contract}.{spec.name} in block {int(log['blockNumber'], 16)} "
                 f"(transaction {log.get('transactionHash')}): malformed log: {exc}"
             ) from exc
-        return DecodedEvent(
-            block_number=int(log["blockNumber"], 16),
-            block_hash=log["blockHash"],
-            tx_hash=log["transactionHash"],
-            tx_index=int(log["transactionIndex"], 16),
-            log_index=int(log["logIndex"], 16),
-            address=self._checksummed[address],
-            contract=spec.contract,
-            name=spec.name,
-            args=args,
-            args_json=args_json,
-            key=spec.key,
+        # Positionally, through tuple's own constructor: a named tuple's keyword __new__
+        # costs as much again as the rest of this method.
+        return _new_event(
+            DecodedEvent,
+            (
+                int(log["blockNumber"], 16),
+                log["blockHash"],
+                log["transactionHash"],
+                int(log["transactionIndex"], 16),
+                int(log["logIndex"], 16),
+                checksummed,
+                spec.contract,
+                spec.name,
+                args,
+                args_json,
+                spec.key,
+            ),
         )
+
+
+_new_event = tuple.__new__

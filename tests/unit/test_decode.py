@@ -167,3 +167,22 @@ def test_an_unknown_event_is_refused() -> None:
     log["topics"][0] = "0x" + "99" * 32
     with pytest.raises(UndecodableLog, match="unknown event"):
         _decoder().decode(log)
+
+
+@settings(max_examples=100, deadline=None)
+@given(logs())
+def test_upper_case_hex_decodes_the_same(case: tuple[str, dict[str, Any], list[Any]]) -> None:
+    """Nodes answer in lower case, but a log in upper-case hex means the same log."""
+    contract, event, values = case
+    log = _log(contract, event, values)
+
+    def upper(text: str) -> str:
+        return "0x" + text[2:].upper()
+
+    shouted = {
+        **log,
+        "address": upper(log["address"]),
+        "topics": [upper(t) for t in log["topics"]],
+        "data": upper(log["data"]),
+    }
+    assert _decoder().decode(shouted) == _decoder().decode(log)
