@@ -1,15 +1,18 @@
 """The HTTP write path before and after a change, side by side on one stack.
 
-``python -m bench.perf.write_path [--back bookkeeping web3-stack] [--self] [--clients 16]
-[--writes 96] [--rounds 2] [--database sqlite]`` starts a :class:`bench.stack.Stack` seeded as
-:mod:`bench.perf.api` seeds it, then alternates the API process between ``tierflow serve``
-(*after*) and, for each change named in ``--back``, a wrapped server with that change taken
-back alone (:mod:`bench.perf.baseline_api`), running the same ``POST /v1/claims/{id}/transfers``
-splits through each, ``rounds`` times: a hosted member's (one holder), or with ``--self`` a
-``self`` member's signing with the client (202 intent, signature, relay). Every figure carries
-the 1-minute load average before and after it, and the API process's own CPU time per write
-(``/proc/<pid>/stat``; one worker, so one process): less disturbed by the machine's other work
-than the rate.
+``python -m bench.perf.write_path [--back bookkeeping web3-stack] [--against DIR] [--self]
+[--clients 16] [--writes 96] [--rounds 2] [--database sqlite]`` starts a
+:class:`bench.stack.Stack` seeded as :mod:`bench.perf.api` seeds it, then alternates the API
+process between ``tierflow serve`` (*after*) and, for each change named in ``--back``, a
+wrapped server with that change taken back alone (:mod:`bench.perf.baseline_api`), running the
+same ``POST /v1/claims/{id}/transfers`` splits through each, ``rounds`` times: a hosted
+member's (one holder), or with ``--self`` a ``self`` member's signing with the client (202
+intent, signature, relay). Every figure carries the 1-minute load average before and after it,
+and the API process's own CPU time per write (``/proc/<pid>/stat``; one worker, so one
+process): less disturbed by the machine's other work than the rate. ``--against DIR`` adds a
+variant *before (DIR)*: ``tierflow serve`` running the code of another checkout ``DIR`` (``git
+archive <commit> | tar -x -C DIR``, with its ``build/``) against the same stack, for a change
+that cannot be taken back by a patch.
 """
 
 from __future__ import annotations
@@ -40,9 +43,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def restart(stack: Stack, module: list[str] | None) -> None:
+async def restart(stack: Stack, module: list[str] | Path | None) -> None:
+    """The API as ``module`` (a wrapped server), or the code of checkout ``module`` (a
+    directory), or ``tierflow serve``."""
     stack.procs["api"].stop()
-    stack.start_api(module=module)
+    if isinstance(module, Path):
+        tree = str(module)  # absolute (main() resolves it)
+        stack.start_api(extra_env={"PYTHONPATH": tree, "TIERFLOW_REPO_ROOT": tree})
+    else:
+        stack.start_api(module=module)
     await stack.wait_ready()
 
 
@@ -62,9 +71,18 @@ async def seeded_stack(kind: str, progress: Progress) -> AsyncIterator[tuple[Sta
 
 
 async def side_by_side(
-    back: list[str], self_custody: bool, clients: int, writes: int, rounds: int, kind: str
+    back: list[str],
+    self_custody: bool,
+    clients: int,
+    writes: int,
+    rounds: int,
+    kind: str,
+    against: Path | None = None,
 ) -> list[tuple[str, Rate, float]]:
-    variants: dict[str, list[str] | None] = {AFTER: None}
+    variants: dict[str, list[str] | Path | None] = {}
+    if against is not None:
+        variants[f"before ({against.name})"] = against
+    variants[AFTER] = None
     variants.update({f"{AFTER}, but {c} as before": ["bench.perf.baseline_api", c] for c in back})
     out: list[tuple[str, Rate, float]] = []
     with Progress(transient=True) as progress:
@@ -111,7 +129,8 @@ def report(figures: list[tuple[str, Rate, float]]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--back", nargs="+", choices=CHANGES, default=["bookkeeping"])
+    ap.add_argument("--back", nargs="*", choices=CHANGES, default=["bookkeeping"])
+    ap.add_argument("--against", type=Path, help="another checkout's code as a variant")
     ap.add_argument("--self", dest="self_custody", action="store_true")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--writes", type=int, default=96)
@@ -120,7 +139,13 @@ def main() -> None:
     args = ap.parse_args()
     figures = asyncio.run(
         side_by_side(
-            args.back, args.self_custody, args.clients, args.writes, args.rounds, args.database
+            args.back,
+            args.self_custody,
+            args.clients,
+            args.writes,
+            args.rounds,
+            args.database,
+            args.against.resolve() if args.against else None,
         )
     )
     print(report(figures))
