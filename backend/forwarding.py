@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
@@ -43,6 +44,19 @@ DOMAIN = [
 ]
 #: Nonces are drawn below this (exact in every JSON reader).
 NONCE_BOUND = 2**52
+
+
+#: ``execute(ForwardRequestData)``'s argument type and selector (the relayer's call).
+EXECUTE_TYPE = "(address,address,uint256,uint256,uint256,uint48,bytes,bytes)"
+EXECUTE_SELECTOR = keccak(text=f"execute({EXECUTE_TYPE})")[:4]
+
+
+def execute_calldata(request: tuple[Any, ...]) -> str:
+    """The calldata of ``TierflowForwarder.execute(request)``, ``request`` being ``(from, to,
+    value, gas, nonce, deadline, data, signature)``: encoded directly with ``eth_abi`` rather
+    than through web3.py's contract functions (its argument validation and ABI lookup cost
+    more than the encoding)."""
+    return "0x" + (EXECUTE_SELECTOR + abi_encode([EXECUTE_TYPE], [request])).hex()
 
 
 def random_nonce() -> int:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -54,8 +55,9 @@ from typing import Any
 import asyncpg
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
@@ -65,7 +67,14 @@ from backend.errors import Conflict, PlatformPaused
 from backend.keystore import Keystore, keyfiles
 from backend.models import IntentRow, MemberProfile
 from backend.nonces import SqlNonceStore
-from backend.ports import HostedAccount, Mined, RecordedTx, SignatureRequired, WriteContext
+from backend.ports import (
+    HostedAccount,
+    Mined,
+    RecordedTx,
+    SignatureRequired,
+    TxJournal,
+    WriteContext,
+)
 from db.types import table_of
 from indexer import models as mirror
 from indexer.store import CHECKPOINT_CHANNEL
@@ -268,6 +277,7 @@ class Gateway:
     _custody: dict[str, str] = field(default_factory=dict)
     _local_chain: bool | None = None
     _grace_period: int | None = None
+    _chain_id: int | None = None
 
     def __post_init__(self) -> None:
         self.suite = Suite(self.w3, self.deployment)
@@ -408,8 +418,8 @@ class Gateway:
         intent_id = write.remembered(f"intent{step}")
         if intent_id is None:
             await self._prepare_intent(write, call, step)  # raises SignatureRequired
-        async with AsyncSession(self.engine, expire_on_commit=False) as session:
-            row = await session.get(IntentRow, intent_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(_INTENTS).where(_INTENTS.c.id == intent_id))).first()
         if row is None:
             raise LookupError(f"intent {intent_id} of this write is gone")
         if row.signature is None:
@@ -424,48 +434,39 @@ class Gateway:
         forwarder = self.deployment.address("TierflowForwarder")
         node = lean(self.w3)  # raw JSON-RPC: the estimate, the nonce check, the clock
         forwarded = "0x" + (data + bytes.fromhex(member[2:])).hex()
+        nonce = forwarding.random_nonce()
+        # One JSON-RPC batch: the estimate (a refusal answers at once), a fresh nonce's check
+        # and the chain's clock. The batch raises the first error in call order: the
+        # estimate's, decoded as a refusal.
         try:
-            estimate = int(
-                await node.call(
-                    "eth_estimateGas", [{"from": forwarder, "to": to, "data": forwarded}]
-                ),
-                16,
+            estimated, used, latest = await node.batch(
+                [
+                    ("eth_estimateGas", [{"from": forwarder, "to": to, "data": forwarded}]),
+                    ("eth_call", [{"to": forwarder, "data": _nonce_used(member, nonce)}, "latest"]),
+                    ("eth_getBlockByNumber", ["latest", False]),
+                ]
             )
         except RpcError as exc:
             revert = revert_from_exception(as_web3_error(exc))
             if revert is not None:
                 raise revert from exc
             raise
-        gas = estimate * 13 // 10 + 20_000
-        nonce_used = self.suite.forwarder.functions.nonceUsed
-        nonce = forwarding.random_nonce()
-        while int(
-            await node.call(
-                "eth_call",
-                [
-                    {"to": forwarder, "data": nonce_used(member, nonce)._encode_transaction_data()},
-                    "latest",
-                ],
-            ),
-            16,
-        ):
+        gas = int(estimated, 16) * 13 // 10 + 20_000
+        while int(used, 16):  # 2^52 nonces: practically never
             nonce = forwarding.random_nonce()
-        deadline = await self.chain_time() + self.intent_ttl_s
-        chain_id = int(await self.w3.eth.chain_id)
+            used = await node.call(
+                "eth_call", [{"to": forwarder, "data": _nonce_used(member, nonce)}, "latest"]
+            )
+        deadline = int(latest["timestamp"], 16) + self.intent_ttl_s
         document = forwarding.typed_data(
-            chain_id, forwarder, member, to, gas, nonce, deadline, data
-        )
-        abi_entry = next(
-            e
-            for e in load_artifact(call.contract).abi
-            if e.get("type") == "function"
-            and e.get("name") == call.function
-            and len(e.get("inputs", [])) == len(call.args)
+            await self.chain_id(), forwarder, member, to, gas, nonce, deadline, data
         )
         action = {
             "contract": call.contract,
             "function": call.function,
-            "args": forwarding.plain_args(abi_entry["inputs"], call.args),
+            "args": forwarding.plain_args(
+                _abi_inputs(call.contract, call.function, len(call.args)), call.args
+            ),
         }
         key = write.idempotency_key or ""
         row = IntentRow(
@@ -481,17 +482,31 @@ class Gateway:
             status="open",
             created_at=int(time.time()),
         )
+        insert = _INTENTS.insert().values(**_columns(row))
         journal = write.journal
-        async with self.engine.begin() as conn:
-            await conn.execute(table_of(IntentRow).insert().values(**_columns(row)))
-            if journal is not None and journal.persist_in is not None:
-                # The intent and the write's memo of it in one transaction.
-                journal.state[f"intent{step}"] = row.id
-                await journal.persist_in(conn, journal)
-                journal = None
-        if journal is not None:
-            await journal.remember(**{f"intent{step}": row.id})
+        if journal is not None and journal.persist_in is not None:
+            # The intent, the write's memo of it and the 202 (stored by the idempotency
+            # record) in one transaction: the intent is durable once the 202 is.
+            journal.state[f"intent{step}"] = row.id
+            persist_in = journal.persist_in
+
+            async def store(conn: AsyncConnection, journal: TxJournal = journal) -> None:
+                await conn.execute(insert)
+                await persist_in(conn, journal)
+
+            journal.at_answer.append(store)
+        else:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert)
+            if journal is not None:
+                await journal.remember(**{f"intent{step}": row.id})
         raise SignatureRequired({"status": "awaiting_signature", "intent": intent_view(row)})
+
+    async def chain_id(self) -> int:
+        """The node's chain id (the typed data's domain), asked once."""
+        if self._chain_id is None:
+            self._chain_id = int(await lean(self.w3).call("eth_chainId", []), 16)
+        return self._chain_id
 
     def relayer_sender(self) -> TransactionSender:
         """The relayer's sender. It shares the worker's gas estimates per call shape: the
@@ -507,7 +522,7 @@ class Gateway:
             unavailable_timeout_s=self.unavailable_s,
         )
 
-    async def _relay(self, write: WriteContext, row: IntentRow) -> Mined:
+    async def _relay(self, write: WriteContext, row: Any) -> Mined:
         if self.relayer is None:
             raise Conflict(
                 "no relayer key is configured (TIERFLOW_RELAYER_PRIVATE_KEY)",
@@ -527,10 +542,13 @@ class Gateway:
             bytes.fromhex(message["data"][2:]),
             bytes.fromhex(row.signature[2:]) if row.signature else b"",
         )
-        tx = sender.encode_call(self.suite.forwarder.functions.execute(request))
+        tx = {
+            "to": to_checksum_address(self.deployment.address("TierflowForwarder")),
+            "data": forwarding.execute_calldata(request),
+        }
         journal = write.journal
         sent_before = journal is not None and journal.step < len(journal.recorded)
-        if not sent_before and await self.suite.members.functions.paused().call():
+        if not sent_before and await self._paused():
             await self._hold_while_paused(row)
         receipt = await self._send(write, sender, tx)
         tx_hash = receipt["transactionHash"].to_0x_hex()
@@ -542,20 +560,35 @@ class Gateway:
             if ev.key == "TierflowForwarder:ForwardRequestExecuted"
         ]
         success = bool(executed and executed[0].args["success"])
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                table_of(IntentRow)
-                .update()
-                .where(IntentRow.id == row.id)
-                .values(status="done" if success else "failed", tx_hash=tx_hash)
-            )
+        outcome = (
+            _INTENTS.update()
+            .where(_INTENTS.c.id == row.id)
+            .values(status="done" if success else "failed", tx_hash=tx_hash)
+        )
+        if journal is not None and journal.persist_in is not None:
+            # Recorded with the write's answer (success or refusal), in its transaction. Until
+            # then the intent is ``signed``; a retry that resumes the write finds the relay in
+            # the journal and records the outcome then.
+            async def record_outcome(conn: AsyncConnection) -> None:
+                await conn.execute(outcome)
+
+            journal.at_answer.append(record_outcome)
+        else:
+            async with self.engine.begin() as conn:
+                await conn.execute(outcome)
         if not success:
             data = executed[0].args["returndata"] if executed else b""
             raw = data if isinstance(data, bytes) else bytes.fromhex(str(data).removeprefix("0x"))
             raise ContractRevert(decode_revert(raw), raw, tx_hash)
         return await self._mined(write, receipt)
 
-    async def _hold_while_paused(self, row: IntentRow) -> None:
+    async def _paused(self) -> bool:
+        """``MemberRegistry.paused()`` at the latest block, over raw JSON-RPC."""
+        members = self.deployment.address("MemberRegistry")
+        answer = await lean(self.w3).call("eth_call", [{"to": members, "data": _PAUSED}, "latest"])
+        return bool(int(answer, 16))
+
+    async def _hold_while_paused(self, row: Any) -> None:
         """The platform is paused: the forwarder would spend the member's nonce on a call the
         pause refuses, so nothing is sent. The intent is open again (its signature dropped,
         its nonce unspent) and the write waits; the member's signature, posted again after
@@ -687,7 +720,7 @@ class Gateway:
         return True
 
 
-def intent_view(row: IntentRow) -> dict[str, Any]:
+def intent_view(row: Any) -> dict[str, Any]:
     """An intent as the API shows it (SPEC §4)."""
     return {
         "id": row.id,
@@ -727,3 +760,33 @@ def _log_json(log: Any) -> dict[str, Any]:
         "transactionIndex": hex(int(log["transactionIndex"])),
         "logIndex": hex(int(log["logIndex"])),
     }
+
+
+_INTENTS = table_of(IntentRow)
+#: ``MemberRegistry.paused()``'s calldata (its selector).
+_PAUSED = "0x" + keccak(text="paused()")[:4].hex()
+#: ``TierflowForwarder.nonceUsed(address,uint256)``'s selector.
+_NONCE_USED = keccak(text="nonceUsed(address,uint256)")[:4]
+
+
+def _nonce_used(member: str, nonce: int) -> str:
+    """The calldata of ``TierflowForwarder.nonceUsed(member, nonce)``."""
+    return (
+        "0x"
+        + (_NONCE_USED + bytes(12) + bytes.fromhex(member[2:]) + nonce.to_bytes(32, "big")).hex()
+    )
+
+
+@functools.cache
+def _abi_inputs(contract: str, function: str, arity: int) -> list[dict[str, Any]]:
+    """The ABI inputs of ``contract.function`` taking ``arity`` arguments (the artifact read
+    once per worker, not per intent)."""
+    entry = next(
+        e
+        for e in load_artifact(contract).abi
+        if e.get("type") == "function"
+        and e.get("name") == function
+        and len(e.get("inputs", [])) == arity
+    )
+    inputs: list[dict[str, Any]] = entry["inputs"]
+    return inputs

@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +105,8 @@ Handler = Callable[[Claimed, TxJournal], Awaitable[tuple[int, Any]]]
 Refusal = Callable[[BaseException], tuple[int, Any] | None]
 #: Are these transactions all still mined on the canonical chain?
 Canonical = Callable[[list[str]], Awaitable[bool]]
+#: Statements to run in a transaction of the record's (on its connection).
+Statements = Callable[[AsyncConnection], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -172,12 +174,16 @@ class Idempotency:
         refusal: Refusal,
         path: str,
         finishing: Finishing | None = None,
+        first: Statements | None = None,
     ) -> StoredResponse:
         """Run the write stored under an ``awaiting`` key to its end (its signature came), or
-        answer what the key holds (done, or still awaiting)."""
+        answer what the key holds (done, or still awaiting). ``first`` runs in the
+        transaction that takes the key up (the signature kept with its intent), before it."""
         deadline = asyncio.get_running_loop().time() + self.wait_s
         while True:
             async with self.engine.begin() as conn:
+                if first is not None:
+                    await first(conn)
                 row = (
                     await conn.execute(
                         select(_RECORDS).where(_RECORDS.c.member == member, _RECORDS.c.key == key)
@@ -240,7 +246,9 @@ class Idempotency:
             try:
                 status, response = await handler(claimed, journal)
             except SignatureRequired as waiting:
-                await self._await_signature(member, key, waiting.answer, finishing)
+                await self._await_signature(
+                    member, key, waiting.answer, finishing, journal.at_answer
+                )
                 return StoredResponse(202, waiting.answer, replayed=False)
             except Exception as exc:
                 # The chain's refusal (or the service's) is this request's answer: a retry
@@ -248,12 +256,12 @@ class Idempotency:
                 answer = stored_refusal(exc)
                 if answer is None:
                     raise
-                await self._finish(member, key, *answer)
+                await self._finish(member, key, *answer, also=journal.at_answer)
                 if claimed.rerun is None:
                     raise
                 hashes = tuple(t.hash for t in journal.recorded)
                 return StoredResponse(*answer, False, hashes, claimed.rerun)
-            await self._finish(member, key, status, response, finishing)
+            await self._finish(member, key, status, response, finishing, journal.at_answer)
             hashes = tuple(t.hash for t in journal.recorded)
             return StoredResponse(status, response, False, hashes, claimed.rerun)
         except BaseException:
@@ -393,9 +401,16 @@ class Idempotency:
         )
 
     async def _await_signature(
-        self, member: str, key: str, body: Any, finishing: Finishing | None = None
+        self,
+        member: str,
+        key: str,
+        body: Any,
+        finishing: Finishing | None = None,
+        also: Sequence[Statements] = (),
     ) -> None:
         async with self.engine.begin() as conn:
+            for statements in also:
+                await statements(conn)
             await conn.execute(
                 update(_RECORDS)
                 .where(_RECORDS.c.member == member, _RECORDS.c.key == key)
@@ -409,9 +424,17 @@ class Idempotency:
             finishing.committed()
 
     async def _finish(
-        self, member: str, key: str, status: int, body: Any, finishing: Finishing | None = None
+        self,
+        member: str,
+        key: str,
+        status: int,
+        body: Any,
+        finishing: Finishing | None = None,
+        also: Sequence[Statements] = (),
     ) -> None:
         async with self.engine.begin() as conn:
+            for statements in also:
+                await statements(conn)
             await conn.execute(
                 update(_RECORDS)
                 .where(_RECORDS.c.member == member, _RECORDS.c.key == key)

@@ -51,6 +51,11 @@ class TxJournal:
     #: ``persist``'s statements on a connection whose transaction the caller opened and
     #: commits (:meth:`WriteContext.record`: the journal and the citation in one commit).
     persist_in: Callable[[AsyncConnection, TxJournal], Awaitable[None]] | None = None
+    #: Statements to run in the transaction that stores this run's answer (a success, a
+    #: refusal or a ``202`` awaiting a signature), not in one of their own: a ``self``
+    #: member's new intent (durable with its 202), a relayed intent's outcome. A run that
+    #: ends without an answer drops them; the retry that resumes the write does them again.
+    at_answer: list[Callable[[AsyncConnection], Awaitable[None]]] = field(default_factory=list)
 
     async def remember(self, **values: Any) -> None:
         """Keep ``values`` (JSON) with the record, for a run that resumes this write."""

@@ -19,7 +19,7 @@ from backend.api.problems import stored_refusal
 from backend.auth import Caller, authenticate, caller_of_key
 from backend.context import AppContext
 from backend.errors import BadRequest, Forbidden, Invalid, RateLimited
-from backend.idempotency import Claimed, Finishing, StoredResponse, request_digest
+from backend.idempotency import Claimed, Finishing, Statements, StoredResponse, request_digest
 from backend.ports import Ports, TxJournal, WriteContext
 from backend.schemas.approvals import ApprovalPublic
 from backend.services import approvals, auto_approval, commands
@@ -231,9 +231,10 @@ class Writes:
         )
         return self._respond(stored, secret)
 
-    async def resume(self, member: str, key: str) -> JSONResponse:
+    async def resume(self, member: str, key: str, first: Statements | None = None) -> JSONResponse:
         """Run the write waiting under ``member``'s key ``key`` to its end (a ``self``
-        member's signature came), as the caller that made it; or replay its answer."""
+        member's signature came), as the caller that made it; or replay its answer.
+        ``first`` runs in the transaction that takes the key up (the signature kept)."""
         ctx = self.ctx
 
         async def execute(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
@@ -258,7 +259,7 @@ class Writes:
         audit = request_audit(self.request)
         refusal = stored_refusal(path, audit.request_id if audit is not None else None)
         stored = await ctx.idempotency.resume(
-            member, key, execute, refusal, path, _finishing(self.request)
+            member, key, execute, refusal, path, _finishing(self.request), first
         )
         return self._respond(stored, secret)
 

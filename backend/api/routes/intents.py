@@ -11,7 +11,8 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import forwarding
 from backend.api.deps import (
@@ -25,11 +26,14 @@ from backend.api.deps import (
 from backend.api.problems import problem
 from backend.auth import Caller
 from backend.errors import Conflict, Forbidden, NotFound
+from backend.idempotency import Statements
 from backend.models import IntentRow
 from backend.schemas.intents import IntentPublic, IntentsPublic, IntentStatus, SignatureSubmit
 from backend.services import intents
+from db.types import table_of
 
 router = APIRouter(prefix="/v1/intents", tags=["intents"])
+_INTENTS = table_of(IntentRow)
 IntentPath = Annotated[str, Path(pattern="^int_[0-9a-f]{16}$", description="the intent")]
 SIGNED = {
     200: {"description": "the write's own answer"},
@@ -72,12 +76,24 @@ async def submit_signature(
 ) -> Any:
     """The member's signature of the intent's typed data: the write is relayed and its own
     answer returned (see the module docstring)."""
-    async with ctx.sessions() as session:
-        row = await session.get(IntentRow, intent_id)
+    async with ctx.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    _INTENTS.c.id,
+                    _INTENTS.c.member,
+                    _INTENTS.c.idempotency_key,
+                    _INTENTS.c.status,
+                    _INTENTS.c.digest,
+                    _INTENTS.c.deadline,
+                ).where(_INTENTS.c.id == intent_id)
+            )
+        ).first()
     if row is None or row.member != caller.address:
         raise NotFound("no such intent", code="intent_not_found")
     if row.status == "expired":
         raise Conflict("the intent expired unsigned", code="intent_expired")
+    keep: Statements | None = None
     if row.status == "open":
         signature = bytes.fromhex(body.signature[2:])
         if forwarding.signer_of(bytes.fromhex(row.digest[2:]), signature) != row.member:
@@ -87,16 +103,23 @@ async def submit_signature(
         if await ctx.gateway.chain_time() > row.deadline:
             await _expire(ctx, row, writes.request.url.path)
             raise Conflict("the intent expired unsigned", code="intent_expired")
-        async with ctx.engine.begin() as conn:
-            await conn.execute(
-                update(IntentRow)
-                .where(IntentRow.id == row.id, IntentRow.status == "open")
-                .values(signature=body.signature.lower(), status="signed")
-            )
-    return await writes.resume(row.member, row.idempotency_key)
+        kept = (
+            update(IntentRow)
+            .where(IntentRow.id == row.id, IntentRow.status == "open")
+            .values(signature=body.signature.lower(), status="signed")
+        )
+
+        async def keep_signature(conn: AsyncConnection) -> None:
+            # The signature kept with its intent in the transaction that takes the write's
+            # key up again (one commit, not two).
+            await conn.execute(kept)
+
+        keep = keep_signature
+
+    return await writes.resume(row.member, row.idempotency_key, keep)
 
 
-async def _expire(ctx: Any, row: IntentRow, instance: str) -> None:
+async def _expire(ctx: Any, row: Any, instance: str) -> None:
     """An intent past its deadline: expired for good, and its write's answer is that."""
     async with ctx.engine.begin() as conn:
         await conn.execute(
