@@ -13,6 +13,13 @@ On PostgreSQL (asyncpg) inserts of :data:`COPY_MIN_ROWS` rows or more go as one 
 and inside the batch's transaction: no statement text to parse, no parameter limit to chunk
 under, and the server's cheapest way in. Upserts and deletes stay statements.
 
+On PostgreSQL upserts, and inserts too small for ``COPY``, go as one statement per table
+whatever the number of rows: ``INSERT … SELECT * FROM unnest($1::type[], $2::type[], …)``,
+each column one array parameter. Its text is the same for every batch, so asyncpg prepares it
+once per connection; a multi-row ``VALUES`` list was a new statement for every row count seen
+(parsed and planned by the server each time: a 1,000-row upsert of claims took longer to
+plan than to run) and at most 32,767 parameters a statement.
+
 Values still go through each column type's own bind processor, so what is stored is exactly
 what SQLAlchemy would store (the :class:`~db.types.Amount` encoding, booleans on SQLite)
 and reads through the ORM and Core give the same Python values back.
@@ -101,6 +108,28 @@ class _TableWriter:
         self._statements[(kind, rows)] = sql
         return sql
 
+    def unnest_statement(self, kind: str) -> str:
+        """PostgreSQL: insert (or upsert) any number of rows given as one array per column."""
+        cached = self._statements.get((f"unnest-{kind}", 0))
+        if cached is not None:
+            return cached
+        q = self._quote
+        arrays = ", ".join(
+            f"${i + 1}::{column.type.compile(self.dialect)}[]"
+            for i, column in enumerate(self.columns)
+        )
+        sql = (
+            f"INSERT INTO {q(self.table.name)} ({', '.join(q(n) for n in self.names)}) "
+            f"SELECT * FROM unnest({arrays})"
+        )
+        if kind == "upsert":
+            changed = [n for n in self.names if n not in self.key]
+            sql += f" ON CONFLICT ({', '.join(q(k) for k in self.key)}) DO UPDATE SET " + ", ".join(
+                f"{q(n)} = excluded.{q(n)}" for n in changed
+            )
+        self._statements[(f"unnest-{kind}", 0)] = sql
+        return sql
+
     def delete_statement(self) -> str:
         cached = self._statements.get(("delete", 0))
         if cached is None:
@@ -140,7 +169,10 @@ class BulkWriter:
 
     def __init__(self, dialect: Dialect, copy: bool = True) -> None:
         self.dialect = dialect
-        self.copy = copy and dialect.name == "postgresql" and dialect.driver == "asyncpg"
+        asyncpg = dialect.name == "postgresql" and dialect.driver == "asyncpg"
+        self.copy = copy and asyncpg
+        #: Rows as one array per column (:meth:`_TableWriter.unnest_statement`).
+        self.arrays = asyncpg
         self._preparer = dialect.identifier_preparer
         self._tables: dict[str, _TableWriter] = {}
 
@@ -174,12 +206,18 @@ class BulkWriter:
         writer = self._writer(table)
         if self.copy and len(rows) >= COPY_MIN_ROWS:
             await _copy(conn, writer, rows)
+        elif self.arrays:
+            await _unnest(conn, writer, "insert", rows)
         else:
             await self._write(conn, writer, "insert", rows)
 
     async def upsert(self, conn: AsyncConnection, table: Table, rows: Sequence[Values]) -> None:
         """Write prepared ``rows`` whole, replacing stored rows with the same primary key."""
-        await self._write(conn, self._writer(table), "upsert", rows)
+        writer = self._writer(table)
+        if self.arrays:
+            await _unnest(conn, writer, "upsert", rows)
+        else:
+            await self._write(conn, writer, "upsert", rows)
 
     async def delete(
         self, conn: AsyncConnection, table: Table, keys: Sequence[Sequence[Any]]
@@ -195,6 +233,15 @@ class BulkWriter:
         for start, count in _chunks(len(rows), writer.rows_per_chunk):
             params = tuple(chain.from_iterable(rows[start : start + count]))
             await conn.exec_driver_sql(writer.statement(kind, count), params)
+
+
+async def _unnest(
+    conn: AsyncConnection, writer: _TableWriter, kind: str, rows: Sequence[Values]
+) -> None:
+    """``rows`` in one statement whose parameters are the columns (PostgreSQL)."""
+    if rows:
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        await conn.exec_driver_sql(writer.unnest_statement(kind), columns)
 
 
 async def _copy(conn: AsyncConnection, writer: _TableWriter, rows: Sequence[Values]) -> None:
