@@ -318,7 +318,7 @@ class Gateway:
         if await self.custody(write.caller.address) == "self":
             return await self._forward(write, call)
         sender = await self.sender(write.caller.address)
-        tx = sender.encode_call(call.bind(self.suite))
+        tx = self.suite.call_fields(call)
         receipt = await self._send(write, sender, tx)
         return await self._mined(write, receipt)
 

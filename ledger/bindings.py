@@ -19,7 +19,9 @@ from eth_utils.address import to_checksum_address
 from web3.types import BlockIdentifier
 
 from ledger.artifacts import load_artifact
+from ledger.calls import ContractCall
 from ledger.deployment import Deployment
+from ledger.encoding import contract_encoder
 from ledger.node import Web3Client
 from ledger.roles import Role, mask_to_roles
 
@@ -195,6 +197,17 @@ class Suite:
         return self.w3.eth.contract(
             address=to_checksum_address(self.deployment.address(name)), abi=load_artifact(name).abi
         )
+
+    def call_fields(self, call: ContractCall) -> dict[str, Any]:
+        """The transaction fields (``to``, ``data``) of ``call`` on this deployment: encoded by
+        :mod:`ledger.encoding` (no web3.py contract function is built), through web3.py when
+        that answers ``None`` (which then encodes or raises as before)."""
+        contract = self.contracts[call.contract]
+        data = contract_encoder(contract.abi).encode(call.function, call.args)
+        if data is None:
+            encoded = call.bind(self)._encode_transaction_data()
+            data = bytes.fromhex(encoded.removeprefix("0x"))
+        return {"to": contract.address, "data": data}
 
     @property
     def contracts(self) -> dict[str, Any]:

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -70,6 +71,7 @@ from eth_utils.address import to_checksum_address
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
+from ledger.encoding import encode_function_call
 from ledger.errors import ChainUnavailableError, TransactionError
 from ledger.jsonrpc import RpcError
 from ledger.node import Web3Client, as_web3_error, lean
@@ -83,6 +85,7 @@ from ledger.pending import (
     rpc_error_message,
 )
 from ledger.reverts import revert_for_failed_transaction, revert_from_exception
+from ledger.signing import FastSigner
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,12 @@ CACHED_GAS_MARGIN = 1.5
 OUT_OF_GAS_SHARE = 0.95
 #: ``(to, selector, calldata length, pays value)``: calls of one shape cost about the same.
 GasShape = tuple[str, bytes, int, bool]
+
+
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: str) -> str:
+    """A checksum address (a keccak each: the same few contracts in every write)."""
+    return to_checksum_address(address)
 
 
 class CachedGasExhausted(TransactionError):
@@ -173,6 +182,8 @@ class TransactionSender:
         self._chain_id: int | None = None
         self._fees: tuple[float, dict[str, int]] | None = None
         self._fee_lock: asyncio.Lock | None = None
+        key = getattr(account, "key", None)
+        self._signer = FastSigner(bytes(key)) if isinstance(key, bytes) and len(key) == 32 else None
 
     # -- chain facts -----------------------------------------------------------------------
 
@@ -235,7 +246,7 @@ class TransactionSender:
         prepared.setdefault("value", 0)
         prepared.setdefault("data", b"")
         if prepared.get("to") is not None:
-            prepared["to"] = to_checksum_address(prepared["to"])
+            prepared["to"] = _checksum(prepared["to"])
         else:
             prepared.pop("to", None)
         prepared["chainId"] = await self.chain_id()
@@ -281,6 +292,10 @@ class TransactionSender:
         return int(estimate)
 
     def _sign(self, tx: dict[str, Any], nonce: int) -> tuple[bytes, str]:
+        if self._signer is not None:
+            fast = self._signer.sign(tx, nonce)
+            if fast is not None:
+                return fast
         signed = self.account.sign_transaction({**tx, "nonce": nonce})
         return bytes(signed.raw_transaction), signed.hash.to_0x_hex()
 
@@ -408,7 +423,14 @@ class TransactionSender:
         ``fn`` is a bound contract function (``contract.functions.name(args)``); ``tx`` may
         add ``value``, ``gas`` or fee fields; ``before_broadcast`` as for :meth:`send`.
         """
-        fields = {**(tx or {}), **self._encode_call(fn)}
+        return await self.transact_fields({**(tx or {}), **self._encode_call(fn)}, before_broadcast)
+
+    async def transact_fields(
+        self, fields: Mapping[str, Any], before_broadcast: BeforeBroadcast | None = None
+    ) -> TxReceipt:
+        """:meth:`transact` for transaction fields already encoded (``to``, ``data``, e.g.
+        :meth:`ledger.bindings.Suite.call_fields`): send, wait, and send again estimated if
+        a cached gas estimate ran out."""
         pending = await self.send(fields, before_broadcast)
         try:
             return await self.wait(pending)
@@ -493,10 +515,13 @@ class TransactionSender:
         address = getattr(fn, "address", None)
         if not address:
             raise TransactionError(f"{fn!r} is not bound to a contract address")
+        data = encode_function_call(fn)
+        if data is not None:
+            return {"to": _checksum(address), "data": data}
         encode = getattr(fn, "_encode_transaction_data", None)
         if encode is None:
             raise TransactionError(f"cannot encode call data for {fn!r}")
-        return {"to": to_checksum_address(address), "data": encode()}
+        return {"to": _checksum(address), "data": encode()}
 
     def _broadcast_error(self, exc: Web3RPCError) -> TransactionError:
         revert = revert_from_exception(exc)

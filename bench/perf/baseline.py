@@ -6,6 +6,9 @@ behaviour put back, piece by piece:
 
 - ``serial=True``: the per-account lock held over the chain's pending nonce (asked every
   time), signing and the broadcast, as before;
+- ``web3_encoding=True``: call data through web3.py's contract functions and signing through
+  eth-account's ``sign_transaction``, as before change 21 of docs/performance.md (the bench's
+  writes build a web3.py contract function for such a sender: :func:`bench.perf.writes.transact`);
 - ``poll=True``: each waiter polls ``eth_getTransactionReceipt`` for its own hash (50 ms,
   growing ×1.5 to 1 s), instead of the receipts-by-block watcher.
 
@@ -40,10 +43,25 @@ from ledger.sender import BeforeBroadcast, TransactionSender
 
 
 class BaselineSender(TransactionSender):
-    def __init__(self, *args: Any, serial: bool = True, poll: bool = True, **kw: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        serial: bool = True,
+        poll: bool = True,
+        web3_encoding: bool = True,
+        **kw: Any,
+    ) -> None:
         super().__init__(*args, **kw)
         self.serial = serial
         self.poll = poll
+        self.web3_encoding = web3_encoding
+        if web3_encoding:
+            self._signer = None  # eth-account's sign_transaction, as before change 21
+
+    def _encode_call(self, fn: Any) -> dict[str, Any]:
+        if not self.web3_encoding:
+            return super()._encode_call(fn)
+        return {"to": fn.address, "data": fn._encode_transaction_data()}
 
     async def send(
         self, tx: Mapping[str, Any], before_broadcast: BeforeBroadcast | None = None

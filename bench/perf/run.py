@@ -146,9 +146,16 @@ AFTER = "after"
 VARIANTS: dict[str, Variant] = {BEFORE: _baseline(), AFTER: _current()}
 #: Each change taken back alone from "after", for the configurations in ABLATED.
 ABLATIONS: dict[str, Variant] = {
-    "after, but the lock held over round trips": _baseline(poll=False, cache=True),
-    "after, but a receipt poll per transaction": _baseline(serial=False, cache=True),
+    "after, but the lock held over round trips": _baseline(
+        poll=False, cache=True, web3_encoding=False
+    ),
+    "after, but a receipt poll per transaction": _baseline(
+        serial=False, cache=True, web3_encoding=False
+    ),
     "after, but eth_estimateGas per write": _current(cache=False),
+    "after, but web3.py's encoding and eth-account's signing": _baseline(
+        serial=False, poll=False, cache=True
+    ),
 }
 ABLATED = {(16, "one holder")}
 

@@ -24,7 +24,9 @@ from bench.indexer_load import Key
 from bench.perf.ceiling import Call
 from bench.perf.chain import BenchChain
 from bench.perf.figures import Rate, load_average
-from ledger.bindings import ZERO_HASH, Suite
+from ledger import calls
+from ledger.bindings import Suite
+from ledger.calls import ContractCall
 from ledger.node import Web3Client
 from ledger.sender import TransactionSender
 
@@ -38,6 +40,15 @@ def default_sender(w3: Web3Client, key: Key) -> TransactionSender:
     return TransactionSender(w3, Account.from_key(key.private_key))
 
 
+async def transact(sender: TransactionSender, suite: Suite, call: ContractCall) -> Any:
+    """Send ``call`` and wait for it as the gateway does (``Suite.call_fields``); a sender that
+    says ``web3_encoding`` (:class:`bench.perf.baseline.BaselineSender`) gets a web3.py
+    contract function instead, as every write did before change 21."""
+    if getattr(sender, "web3_encoding", False):
+        return await sender.transact(call.bind(suite))
+    return await sender.transact_fields(suite.call_fields(call))
+
+
 def split_writes(
     chain: BenchChain,
     w3: Web3Client,
@@ -45,17 +56,15 @@ def split_writes(
     make_sender: SenderFactory = default_sender,
 ) -> Write:
     """Splits of one unit from each holder's root to the next supplier (the ceiling's plan)."""
-    ledger = Suite(w3, chain.deployment).claim_ledger
+    suite = Suite(w3, chain.deployment)
     suppliers = chain.suppliers
     senders = {k.address: make_sender(w3, k) for k in holders}
 
     async def write(client: int, _: int) -> Any:
         holder = holders[client % len(holders)]
         to = suppliers[(suppliers.index(holder) + 1) % len(suppliers)]
-        fn = ledger.functions.split(
-            chain.roots[holder.address], to_checksum_address(to.address), 1, ZERO_HASH
-        )
-        return await senders[holder.address].transact(fn)
+        call = calls.split(chain.roots[holder.address], to_checksum_address(to.address), 1, None)
+        return await transact(senders[holder.address], suite, call)
 
     return write
 
@@ -77,7 +86,7 @@ def call_writes(
 
     async def write(_: int, i: int) -> Any:
         c = stock[i if i >= 0 else next(spare)]
-        return await senders[c.key.address].transact(c.call.bind(suite))
+        return await transact(senders[c.key.address], suite, c.call)
 
     return write
 
