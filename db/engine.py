@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from db import aiosqlite_cursor
+
 
 def async_url(url: str) -> str:
     """``url`` with its async driver (``aiosqlite`` / ``asyncpg``) filled in."""
@@ -55,6 +57,9 @@ def create_engine(url: str, *, lock_wait_s: float = 30.0, **kwargs: Any) -> Asyn
     if path is not None:
         _private_file(path)
         kwargs.setdefault("connect_args", {"timeout": lock_wait_s})
+    if make_url(url).drivername == "sqlite+aiosqlite":
+        # One round trip to the connection's thread per statement, not four.
+        kwargs.setdefault("module", aiosqlite_cursor.dbapi())
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -1,0 +1,150 @@
+"""SQLite through aiosqlite with one round trip to the connection's thread per statement.
+
+aiosqlite runs each ``sqlite3`` call on a thread of the connection's own, and SQLAlchemy's
+adapter makes four calls for one statement: open a cursor, execute, fetch the rows, close the
+cursor. Each is a hop to that thread and back into the event loop (a queue, a thread switch,
+a wake-up of the loop), and a read of one row spent more on the hops than in SQLite. Here the
+four run as one function on the connection's thread; the cursor SQLAlchemy sees holds what it
+reads afterwards (the rows, ``description``, ``rowcount``, ``lastrowid``), as SQLAlchemy's
+own adapter holds the rows it buffered. Server-side cursors (``stream``) are SQLAlchemy's, as
+before. Errors are ``sqlite3``'s, raised where they were.
+
+:func:`dbapi` is given to ``create_async_engine(module=...)`` by :func:`db.engine.create_engine`.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+#: What one statement left: description, rowcount, lastrowid, rows (None: no result set).
+_Done = tuple[Any, int, Any, list[Any] | None]
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Done:
+    """On the connection's thread: the statement, its rows, its cursor closed."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else None
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A buffered cursor whose statement is one call on the connection's thread."""
+
+    __slots__ = ("_done",)
+
+    def __init__(self, adapt_connection: Any) -> None:
+        # No aiosqlite cursor (opening one is a hop of its own): the sqlite3 cursor lives and
+        # dies inside the statement's call.
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._done: _Done = (None, -1, None, None)
+
+    @property
+    def description(self) -> Any:
+        return self._done[0]
+
+    @property
+    def rowcount(self) -> int:
+        return self._done[1]
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._done[2]
+
+    @property
+    def arraysize(self) -> int:
+        return 1
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        pass
+
+    async def _call(self, operation: Any, parameters: Any, many: bool) -> None:
+        connection = self._connection
+        async with self._adapt_connection._execute_mutex:
+            done: _Done = await connection._execute(
+                lambda: _run(connection._conn, operation, parameters, many)
+            )
+        self._done = done
+        rows = done[3]
+        self._rows = collections.deque(rows) if rows is not None else collections.deque()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            await_(self._call(operation, parameters, False))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        return self
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        try:
+            await_(self._call(operation, seq_of_parameters, True))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        return self
+
+    async def _async_soft_close(self) -> None:
+        return  # nothing open on the connection's thread
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None
+
+    def nextset(self) -> None:
+        return None
+
+    def fetchall(self) -> Sequence[Any]:
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneHopCursor
+
+
+class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite DBAPI shim whose connections make :class:`OneHopCursor` s."""
+
+    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
+        # As SQLAlchemy's own connect (aiosqlite 0.22: the connection holds its thread).
+        creator_fn = kw.pop("async_creator_fn", None)
+        if creator_fn:
+            connection = creator_fn(*arg, **kw)
+        else:
+            connection = self.aiosqlite.connect(*arg, **kw)
+            connection._thread.daemon = True
+        return OneHopConnection(self, await_(connection))
+
+
+def dbapi() -> OneHopDBAPI:
+    import aiosqlite
+
+    return OneHopDBAPI(aiosqlite, sqlite3)

@@ -1,0 +1,122 @@
+"""SQLite through :mod:`db.engine`: a statement is one call on aiosqlite's connection thread
+(:mod:`db.aiosqlite_cursor`), a read ends with no rollback sent, and nothing else changes:
+rows, rowcount, lastrowid, many-row inserts, RETURNING, streaming, sqlite3's errors, and what
+a commit keeps and a rollback (or a connection closed mid-transaction) drops."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import Integer, String, insert, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db.engine import create_engine, create_pooled_engine, sessions
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Row(Base):
+    __tablename__ = "rows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+
+
+class Hops:
+    n = 0
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> type[Hops]:
+    """Counts calls made on aiosqlite's connection threads."""
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        Hops.n += 1
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    Hops.n = 0
+    return Hops
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    made = create_pooled_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    async with made.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    try:
+        yield made
+    finally:
+        await made.dispose()
+
+
+async def test_a_read_is_one_round_trip(engine: AsyncEngine, hops: type[Hops]) -> None:
+    async with sessions(engine)() as session:
+        session.add(Row(name="a"))
+        await session.commit()
+    hops.n = 0
+    async with sessions(engine)() as session:  # a session's read, closed: no rollback sent
+        found = (await session.execute(select(Row).where(Row.name == "a"))).scalar_one()
+    assert found.name == "a"
+    assert hops.n == 1
+    hops.n = 0
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM rows"))).scalar() == 1
+    assert hops.n == 1
+
+
+async def test_results_and_errors_are_as_before(engine: AsyncEngine) -> None:
+    async with sessions(engine)() as session:
+        session.add_all([Row(name="a"), Row(name="b")])
+        await session.flush()
+        assert sorted(r.id for r in (await session.execute(select(Row))).scalars()) == [1, 2]
+        await session.commit()
+    async with engine.begin() as conn:
+        many = await conn.execute(insert(Row), [{"name": "c"}, {"name": "d"}])
+        assert many.rowcount == 2
+        one = await conn.execute(text("INSERT INTO rows (name) VALUES ('e')"))
+        assert (one.lastrowid, one.rowcount) == (5, 1)
+        returned = await conn.execute(insert(Row).values(name="f").returning(Row.id))
+        assert returned.scalar_one() == 6
+        changed = await conn.execute(text("UPDATE rows SET name = name || '!' WHERE id < 3"))
+        assert changed.rowcount == 2
+        streamed = await conn.stream(text("SELECT id FROM rows ORDER BY id"))
+        assert [r[0] async for r in streamed] == [1, 2, 3, 4, 5, 6]
+    async with sessions(engine)() as session:
+        session.add(Row(name="a!"))
+        with pytest.raises(IntegrityError) as raised:
+            await session.commit()
+    assert type(raised.value.orig).__name__ == "IntegrityError"
+
+
+async def test_commit_keeps_and_rollback_drops(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("INSERT INTO rows (name) VALUES ('rolled back')"))
+        await conn.rollback()
+    async with engine.connect() as conn:
+        await conn.execute(text("INSERT INTO rows (name) VALUES ('kept')"))
+        await conn.commit()
+    async with engine.connect() as conn:
+        await conn.execute(text("INSERT INTO rows (name) VALUES ('never committed')"))
+    async with engine.connect() as conn:  # the connection closed mid-transaction: rolled back
+        names = (await conn.execute(text("SELECT name FROM rows"))).scalars().all()
+    assert names == ["kept"]
+
+
+async def test_a_plain_engine_has_the_same_cursor(tmp_path: Path, hops: type[Hops]) -> None:
+    made = create_engine(f"sqlite:///{tmp_path / 'y.db'}")
+    try:
+        async with made.connect() as conn:
+            hops.n = 0
+            assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        assert hops.n == 1
+    finally:
+        await made.dispose()
