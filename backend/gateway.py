@@ -49,6 +49,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,6 +260,60 @@ def _asyncpg_dsn(engine: AsyncEngine) -> str:
     return url.render_as_string(hide_password=False)
 
 
+class LatestBlock:
+    """The node's latest block (``eth_getBlockByNumber("latest")``, unformatted), one request
+    for every caller waiting on it.
+
+    A caller never gets an answer older than its own call: it waits for the next request
+    *sent* (not one already in flight, which may have been answered before the caller came),
+    and every caller that arrives meanwhile shares that request. With nothing in flight a
+    caller's request leaves at once, as before; under many concurrent reads of the chain's
+    clock (``GET /v1/deployment``, the payables list's overdue dates) the node is asked once
+    per round trip instead of once per read."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._fetch = fetch
+        self._next: asyncio.Future[dict[str, Any]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def read(self) -> dict[str, Any]:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            # Retrieved here so that an answer nobody waits for any more (every caller
+            # cancelled) is not reported as never retrieved.
+            self._next.add_done_callback(_retrieved)
+        waiting = self._next
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._send(), name="tierflow-latest-block")
+        return await asyncio.shield(waiting)
+
+    async def _send(self) -> None:
+        while self._next is not None:
+            answer, self._next = self._next, None  # later callers wait for the next request
+            try:
+                answer.set_result(await self._fetch())
+            except asyncio.CancelledError:
+                answer.cancel()
+                raise
+            except Exception as exc:
+                answer.set_exception(exc)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclass
 class Gateway:
     """Sends members' transactions; one per API worker (a :class:`~backend.ports.LedgerPort`)."""
@@ -292,9 +347,16 @@ class Gateway:
         # a write that breaks a rule is then refused by its receipt rather than its estimate.
         self.gas_estimates = GasEstimates()
         self.watch = MirrorWatch(self.engine)
+        # Raw JSON-RPC: only the head's number and timestamp are read, not the whole block
+        # through web3.py's formatters.
+        self.latest = LatestBlock(
+            lambda: lean(self.w3).call("eth_getBlockByNumber", ["latest", False])
+        )
 
     async def close(self) -> None:
-        """Release what the gateway holds of its own (the mirror watch's connection)."""
+        """Release what the gateway holds of its own (the mirror watch's connection, a head
+        request in flight)."""
+        await self.latest.close()
         await self.watch.close()
 
     async def sender(self, address: str) -> TransactionSender:
@@ -334,9 +396,7 @@ class Gateway:
 
     async def chain_time(self) -> int:
         """The latest block's timestamp: the chain's own clock (due dates, tenors)."""
-        # Raw JSON-RPC: only the timestamp is read, not the whole block through web3.py's
-        # formatters.
-        block = await lean(self.w3).call("eth_getBlockByNumber", ["latest", False])
+        block = await self.latest.read()
         return int(block["timestamp"], 16)
 
     async def block_time(self, block_number: int) -> int:
@@ -365,8 +425,8 @@ class Gateway:
     async def _overdue_from(self, due_dates: dict[int, int]) -> dict[int, int]:
         if self._grace_period is None:  # immutable: read once
             self._grace_period = int(await self.suite.claim_ledger.functions.GRACE_PERIOD().call())
-        # Raw JSON-RPC, as chain_time: a list read needs the head's number and time only.
-        head = await lean(self.w3).call("eth_getBlockByNumber", ["latest", False])
+        # As chain_time: a list read needs the head's number and time only.
+        head = await self.latest.read()
         number, now = int(head["number"], 16), int(head["timestamp"], 16)
         out = {pid: due + self._grace_period for pid, due in due_dates.items() if due >= now}
         past_due = [pid for pid in due_dates if pid not in out]
