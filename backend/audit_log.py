@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -44,6 +44,22 @@ INTERRUPTED_STATUS = 0
 INTERRUPTED_CODE = "request_interrupted"
 _HEAD = table_of(AuditHead)
 GENESIS = "0" * 64
+#: The append's statements, built once (every mutating request appends a record): the pending
+#: row taken with its transactions in one statement, the next sequence number taken (the head
+#: row's lock: SQLite's write lock) and read in one.
+_TAKE_PENDING = (
+    _PENDING.delete()
+    .where(_PENDING.c.request_id == bindparam("request_id"))
+    .returning(_PENDING.c.tx_hashes)
+)
+_NEXT_SEQ = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=_HEAD.c.seq + 1)
+    .returning(_HEAD.c.seq, _HEAD.c.hash)
+)
+_INSERT_RECORD = _LOG.insert()
+_SET_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("new_hash"))
 #: The fields a record's hash covers, in this order.
 HASHED = (
     "seq",
@@ -105,22 +121,20 @@ async def append_in(conn: AsyncConnection, entry: Entry, request_id: str | None 
     hashes = list(entry.tx_hashes)
     if request_id is not None:
         pending = (
-            await conn.execute(
-                select(_PENDING.c.tx_hashes).where(_PENDING.c.request_id == request_id)
-            )
+            await conn.execute(_TAKE_PENDING, {"request_id": request_id})
         ).scalar_one_or_none()
         if pending is not None:
             hashes += [h for h in json.loads(pending) if h not in hashes]
-            await conn.execute(_PENDING.delete().where(_PENDING.c.request_id == request_id))
     entry = Entry(**{**entry.__dict__, "tx_hashes": tuple(hashes)})
     return await _append(conn, entry)
 
 
 async def _append(conn: AsyncConnection, entry: Entry) -> int:
-    await _ensure_head(conn)
-    # The update takes the row's lock (SQLite: the database's write lock) before reading.
-    await conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(seq=_HEAD.c.seq + 1))
-    head = (await conn.execute(select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1))).one()
+    # The update takes the row's lock (SQLite: the database's write lock) and reads it back.
+    head = (await conn.execute(_NEXT_SEQ)).first()
+    if head is None:  # the log's first record: its head row first
+        await _ensure_head(conn)
+        head = (await conn.execute(_NEXT_SEQ)).one()
     record: dict[str, Any] = {
         "seq": head.seq,
         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -136,8 +150,8 @@ async def _append(conn: AsyncConnection, entry: Entry) -> int:
         "request_id": entry.request_id,
     }
     digest = chain_hash(head.hash, record)
-    await conn.execute(_LOG.insert().values(**record, prev_hash=head.hash, hash=digest))
-    await conn.execute(update(_HEAD).where(_HEAD.c.id == 1).values(hash=digest))
+    await conn.execute(_INSERT_RECORD, {**record, "prev_hash": head.hash, "hash": digest})
+    await conn.execute(_SET_HASH, {"new_hash": digest})
     return int(head.seq)
 
 

@@ -7,7 +7,10 @@ by side on one stack:
   answer and the audit record one after the other after it;
 - ``web3-stack`` (change 9): the gateway's senders broadcast, read nonces and wait for
   receipts through web3.py's request stack (:class:`bench.perf.baseline.Web3StackSender`);
-- ``relayer-estimate`` (change 10): the relayer asks ``eth_estimateGas`` for every relay.
+- ``relayer-estimate`` (change 10): the relayer asks ``eth_estimateGas`` for every relay;
+- ``audit-statements`` (change 23): the audit record appended in seven statements built for
+  each request (the pending row read, then deleted; the head ensured, its sequence number
+  moved, then read) instead of four built once.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from backend.ports import TxJournal, WriteContext
 from bench.perf.baseline import Web3StackSender
 from ledger.sender import TransactionSender
 
-CHANGES = ("bookkeeping", "web3-stack", "relayer-estimate")
+CHANGES = ("bookkeeping", "web3-stack", "relayer-estimate", "audit-statements")
 
 
 def install(changes: list[str]) -> None:
@@ -54,6 +57,65 @@ def install(changes: list[str]) -> None:
             )
 
         gateway.Gateway.relayer_sender = relayer_sender  # type: ignore[method-assign]
+    if "audit-statements" in changes:
+        _audit_statements_as_before()
+
+
+def _audit_statements_as_before() -> None:
+    """``backend.audit_log``'s append as it was at 63a0a73."""
+    import json
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select, update
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from backend import audit_log as log
+
+    head_t, pending_t, log_t = log._HEAD, log._PENDING, log._LOG
+
+    async def append_in(
+        conn: AsyncConnection, entry: log.Entry, request_id: str | None = None
+    ) -> int:
+        hashes = list(entry.tx_hashes)
+        if request_id is not None:
+            pending = (
+                await conn.execute(
+                    select(pending_t.c.tx_hashes).where(pending_t.c.request_id == request_id)
+                )
+            ).scalar_one_or_none()
+            if pending is not None:
+                hashes += [h for h in json.loads(pending) if h not in hashes]
+                await conn.execute(pending_t.delete().where(pending_t.c.request_id == request_id))
+        entry = log.Entry(**{**entry.__dict__, "tx_hashes": tuple(hashes)})
+        return await append(conn, entry)
+
+    async def append(conn: AsyncConnection, entry: log.Entry) -> int:
+        await log._ensure_head(conn)
+        await conn.execute(update(head_t).where(head_t.c.id == 1).values(seq=head_t.c.seq + 1))
+        head = (
+            await conn.execute(select(head_t.c.seq, head_t.c.hash).where(head_t.c.id == 1))
+        ).one()
+        record: dict[str, Any] = {
+            "seq": head.seq,
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "member": entry.member,
+            "api_key_id": entry.api_key_id,
+            "method": entry.method,
+            "path": entry.path[:300],
+            "status": entry.status,
+            "code": entry.code,
+            "idempotency_key": entry.idempotency_key,
+            "request_sha256": entry.request_sha256,
+            "tx_hashes": json.dumps(list(entry.tx_hashes)),
+            "request_id": entry.request_id,
+        }
+        digest = log.chain_hash(head.hash, record)
+        await conn.execute(log_t.insert().values(**record, prev_hash=head.hash, hash=digest))
+        await conn.execute(update(head_t).where(head_t.c.id == 1).values(hash=digest))
+        return int(head.seq)
+
+    log.append_in = append_in
+    log._append = append
 
 
 def serve() -> None:

@@ -138,10 +138,11 @@ async def test_a_self_members_split_commits_its_bookkeeping_in_few_transactions(
 
 
 #: The 202: the key claimed; the intent, the write's memo of it and the 202 answer with its
-#: audit record, in one.
+#: audit record, in one (the record's ``DELETE … RETURNING`` of the request's
+#: ``audit_pending`` row runs whether or not there is one: the 202 broadcast nothing).
 ASKED: list[set[str]] = [
     {"idempotency_records"},
-    {"intents", "idempotency_records", "audit_head", "audit_log"},
+    {"intents", "idempotency_records", "audit_pending", "audit_head", "audit_log"},
 ]
 #: The signature: kept with the intent in the transaction that takes the key up again; the
 #: relayer's nonce; the relay recorded and cited before it leaves; the intent's outcome with
