@@ -43,7 +43,7 @@ from ledger.deployment import DAY
 
 IN_FLIGHT = 64
 RESEND_AFTER_S = 5.0
-NUDGE_AFTER_S = 1.0
+NUDGE_AFTER_S = 0.05
 
 #: ``plan(i)``: the i-th call of a run (holder, call) — the same plan drives every path.
 Plan = Callable[[int], Tx]
@@ -120,7 +120,7 @@ async def measure_ceiling(
     await driver.sync_nonces()
     txs = [plan(i) for i in range(count)]
     # anvil drops a sender's later transactions when one no longer fits the block being built:
-    # a batch's gas limits stay within half a block (64 splits; 30 settlement batches of 50)
+    # a batch's gas limits stay within half a block (64 splits; 12 settlement batches of 50)
     in_flight = min(IN_FLIGHT, max(1, BLOCK_GAS // max(t.gas for t in txs)))
     raws, hashes = driver.sign(txs)
     senders = [t.key.address for t in txs]
@@ -160,7 +160,8 @@ OPERATIONS: tuple[str, ...] = (
     "approval",
     "settlement batch",
 )
-#: Pieces in one settlement batch (``ClaimLedger.settleClaims``, at most 100; one payment).
+#: Pieces in one settlement batch (``ClaimLedger.settleClaims``, at most 100), a payment
+#: reference each, as ``POST /v1/payables/{id}/settlements`` sends them (bench.perf.api_writes).
 SETTLEMENT_BATCH = 50
 #: Gas limits for the ceiling's pre-signed calls (docs/gas.md's figures with room).
 CALL_GAS = {
@@ -168,7 +169,7 @@ CALL_GAS = {
     "transfer": 200_000,
     "application": 250_000,
     "approval": 400_000,
-    "settlement batch": 1_000_000,
+    "settlement batch": 2_400_000,
 }
 #: Value moved by a split, applied for, approved (fen): small, so the roots last.
 UNIT = 1_000
@@ -373,10 +374,8 @@ async def _settlement_calls(
     for b, (core, root, holder) in enumerate(owners):
         mine = pieces[(root, holder)]
         ids, pieces[(root, holder)] = mine[:SETTLEMENT_BATCH], mine[SETTLEMENT_BATCH:]
-        ref = keccak(f"bench/payment/{now}/{b}".encode())
-        out.append(
-            Call(core, calls.settle_claims(ids, [ref] * len(ids)), CALL_GAS["settlement batch"])
-        )
+        refs = [keccak(f"bench/payment/{now}/{b}/{i}".encode()) for i in ids]
+        out.append(Call(core, calls.settle_claims(ids, refs), CALL_GAS["settlement batch"]))
     return out
 
 

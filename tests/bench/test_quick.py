@@ -24,8 +24,8 @@ def test_quick_bench_records_every_write_figure_against_its_ceiling(tmp_path: Pa
     assert done.returncode == 0, done.stderr[-4000:]
     doc = json.loads((tmp_path / "quick.json").read_text())
     writes = doc["writes"]
-    ceilings = [w for w in writes if w["path"] == "ceiling"]
-    senders = [w for w in writes if w["path"] == "sender"]
+    ceilings = [w for w in writes if w["path"] == "ceiling" and w["operation"] == "split"]
+    senders = [w for w in writes if w["path"] == "sender" and w["operation"] == "split"]
     assert {c["holders"] for c in ceilings} == {1, 16}
     # each configuration with the sender of 823f713 and today's, side by side
     assert sorted((s["clients"], s["holders"], s["variant"]) for s in senders) == sorted(
@@ -40,6 +40,20 @@ def test_quick_bench_records_every_write_figure_against_its_ceiling(tmp_path: Pa
         ceiling = next(c for c in ceilings if c["holders"] == (1 if s["holders"] == 1 else 16))
         assert s["ceiling"] == ceiling["rate"]
         assert s["ratio"] == s["rate"] / ceiling["rate"]
+    # every other operation: its ceiling for one signer and many, the layer against it
+    assert not doc["failures"], doc["failures"]
+    for operation in ("transfer", "application", "approval", "settlement batch"):
+        mine = [w for w in writes if w["operation"] == operation]
+        assert {w["holders"] for w in mine if w["path"] == "ceiling"} in ({1, 16}, {1, 2}), mine
+        sent = [w for w in mine if w["path"] == "sender"]
+        assert sent or operation == "settlement batch", operation  # not in the quick run
+        for s in sent:
+            ceiling = next(
+                c
+                for c in mine
+                if c["path"] == "ceiling" and (c["holders"] == 1) == (s["holders"] == 1)
+            )
+            assert s["ratio"] == s["rate"] / ceiling["rate"]
     gas = {name: used for name, used, _ in doc["gas"]}
     assert any(name.startswith("split") for name in gas)
     # a sane figure for every row: the largest is a settlement batch of 50 pieces paid by 50
