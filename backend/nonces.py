@@ -6,11 +6,17 @@
 ``BEGIN IMMEDIATE`` semantics through the first write), reserves ``max(stored, chain
 pending)`` and stores the next one. The sender's per-account asyncio lock still orders a
 worker's own broadcasts; this makes the workers agree with each other.
+
+An allocation (every write's) is one statement: an upsert that makes the row, or locks it
+and moves it on, and returns what it stored (``INSERT … ON CONFLICT DO UPDATE … RETURNING``,
+SQLite 3.35+ and PostgreSQL), built once per dialect.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,6 +25,32 @@ from backend.models import NonceRow
 from db.types import table_of
 
 _NONCES = table_of(NonceRow)
+
+
+def _allocation(dialect: str) -> Any:
+    """``next_nonce := max(stored, chain_next) + count`` (a missing row: ``chain_next +
+    count``; a row holding -1, made by :meth:`SqlNonceStore._locked`, counts as none),
+    returning the stored value."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    chain_next = bindparam("p_chain_next", type_=_NONCES.c.next_nonce.type)
+    count = bindparam("p_count", type_=_NONCES.c.next_nonce.type)
+    stored = _NONCES.c.next_nonce
+    return (
+        insert(_NONCES)
+        .values(
+            chain_id=bindparam("p_chain_id", type_=_NONCES.c.chain_id.type),
+            address=bindparam("p_address", type_=_NONCES.c.address.type),
+            next_nonce=chain_next + count,
+        )
+        .on_conflict_do_update(
+            index_elements=[_NONCES.c.chain_id, _NONCES.c.address],
+            set_={"next_nonce": case((stored > chain_next, stored), else_=chain_next) + count},
+        )
+        .returning(_NONCES.c.next_nonce)
+    )
+
+
+_ALLOCATE = {dialect: _allocation(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 class SqlNonceStore:
@@ -53,10 +85,18 @@ class SqlNonceStore:
 
     async def allocate(self, chain_id: int, address: str, chain_next: int, count: int = 1) -> int:
         async with self.engine.begin() as conn:
-            stored = await self._locked(conn, chain_id, address)
-            first = max(chain_next, stored if stored is not None else 0)
-            await self._store(conn, chain_id, address, first + count)
-            return first
+            stored = (
+                await conn.execute(
+                    _ALLOCATE[conn.dialect.name],
+                    {
+                        "p_chain_id": chain_id,
+                        "p_address": address,
+                        "p_chain_next": chain_next,
+                        "p_count": count,
+                    },
+                )
+            ).scalar_one()
+            return int(stored) - count
 
     async def release(self, chain_id: int, address: str, first: int, count: int = 1) -> bool:
         async with self.engine.begin() as conn:

@@ -10,7 +10,9 @@ by side on one stack:
 - ``relayer-estimate`` (change 10): the relayer asks ``eth_estimateGas`` for every relay;
 - ``audit-statements`` (change 23): the audit record appended in seven statements built for
   each request (the pending row read, then deleted; the head ensured, its sequence number
-  moved, then read) instead of four built once.
+  moved, then read) instead of four built once;
+- ``nonce-statements`` (change 25): a nonce allocated in three statements built for each
+  allocation (the row ensured, read under its lock, updated) instead of one upsert.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from backend.ports import TxJournal, WriteContext
 from bench.perf.baseline import Web3StackSender
 from ledger.sender import TransactionSender
 
-CHANGES = ("bookkeeping", "web3-stack", "relayer-estimate", "audit-statements")
+CHANGES = (
+    "bookkeeping",
+    "web3-stack",
+    "relayer-estimate",
+    "audit-statements",
+    "nonce-statements",
+)
 
 
 def install(changes: list[str]) -> None:
@@ -59,6 +67,24 @@ def install(changes: list[str]) -> None:
         gateway.Gateway.relayer_sender = relayer_sender  # type: ignore[method-assign]
     if "audit-statements" in changes:
         _audit_statements_as_before()
+    if "nonce-statements" in changes:
+        _nonce_statements_as_before()
+
+
+def _nonce_statements_as_before() -> None:
+    """``backend.nonces.SqlNonceStore.allocate`` as it was at 22c4fbe."""
+    from backend.nonces import SqlNonceStore
+
+    async def allocate(
+        self: SqlNonceStore, chain_id: int, address: str, chain_next: int, count: int = 1
+    ) -> int:
+        async with self.engine.begin() as conn:
+            stored = await self._locked(conn, chain_id, address)
+            first = max(chain_next, stored if stored is not None else 0)
+            await self._store(conn, chain_id, address, first + count)
+            return first
+
+    SqlNonceStore.allocate = allocate  # type: ignore[method-assign]
 
 
 def _audit_statements_as_before() -> None:
