@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from db.types import table_of
 from indexer import models
 from indexer.unit_of_work import Row, UnitOfWork
-from ledger.codec import DecodedEvent
+from ledger.codec import DecodedEvent, json_text
 
 OUTBOX = table_of(models.OutboxEntry)
 
@@ -52,8 +52,6 @@ def reverted_id(original: str) -> str:
     return f"evt_{hashlib.sha256(f'{original}:reverted'.encode()).hexdigest()[:32]}"
 
 
-#: JSON as ``json.dumps(..., separators=(",", ":"))`` writes it, without a new encoder a call.
-_JSON = json.JSONEncoder(separators=(",", ":")).encode
 #: ``"Contract:Event"`` → the start of an entry's JSON text (names JSON-quoted once).
 _HEADS: dict[str, str] = {}
 
@@ -83,7 +81,7 @@ async def outbox_row(uow: UnitOfWork, ev: DecodedEvent, row: tuple[Any, ...]) ->
     data = (
         f'{_head(ev)},"block_number":{ev.block_number},"block_hash":"{ev.block_hash}"'
         f',"block_time":{block_time},"tx_hash":"{ev.tx_hash}","log_index":{ev.log_index}'
-        f',"args":{ev.args_json}}},"object":{_JSON(obj)}}}'
+        f',"args":{ev.args_json}}},"object":{json_text(obj)}}}'
     )
     return {
         "event_id": event_id(ev.block_hash, ev.log_index),

@@ -21,7 +21,6 @@ number and are deleted by it instead.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
@@ -34,6 +33,7 @@ from db.types import table_of
 from indexer import models
 from indexer.bulk import BulkWriter
 from indexer.errors import MirrorError
+from ledger.codec import json_text
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
@@ -261,14 +261,17 @@ class BatchUnitOfWork:
             {
                 "block_number": self.block,
                 "table_name": name,
-                "row_key": json.dumps(list(key)),
-                "image": None if image is None else json.dumps(image),
+                "row_key": json_text(list(key)),
+                "image": None if image is None else json_text(image),
             }
         )
 
     async def edit(self, name: str, key: Key) -> Row:
         """The row to change in place (it must exist)."""
-        row = await self.need(name, key)
+        # A cached row without the two awaits of get() and need(): a handler's common case.
+        row = self._rows[name].get(key)
+        if row is None:
+            row = await self.need(name, key)
         self._journal_before(name, key, row)
         self._dirty[name].add(key)
         return row
@@ -276,7 +279,9 @@ class BatchUnitOfWork:
     async def create(self, name: str, row: Row) -> Row:
         """Add a row (it must not exist)."""
         key = tuple(row[c] for c in _PK[name])
-        if await self.get(name, key) is not None:
+        cached = self._rows[name]
+        exists = cached[key] is not None if key in cached else await self.get(name, key) is not None
+        if exists:
             raise MirrorError(f"{name} {key!r} already exists (block {self.block})")
         self._journal_before(name, key, None)
         self._rows[name][key] = row

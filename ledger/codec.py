@@ -129,7 +129,35 @@ def _topic_value(kind: str, topic: str) -> Any:
 
 _ZEROS = "0" * 64
 _ONE = "0" * 63 + "1"
-_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _compact_json() -> Callable[[Any], str]:
+    """``json.dumps(value, separators=(",", ":"))``, through one C encoder made once.
+
+    ``json.dumps`` (and ``JSONEncoder.encode``) make a new C encoder on every call, which
+    costs more than encoding a row of a dozen values: 9.4 µs a claim's row and 2.9 µs a
+    one-element key through ``json.dumps``, 4.6 and 0.5 µs through this (load 8). Same text;
+    no check for circular structures (rows and arguments are flat).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - an interpreter without the C accelerator
+        return json.JSONEncoder(separators=(",", ":")).encode
+
+    def default(value: Any) -> Any:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    encode = make(
+        None, default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
+    )
+
+    def compact(value: Any) -> str:
+        return "".join(encode(value, 0))
+
+    return compact
+
+
+#: ``json.dumps(value, separators=(",", ":"))``, cheaper per call (:func:`_compact_json`).
+json_text = _compact_json()
 
 
 def _generic_decoder(event: Mapping[str, Any]) -> ArgsDecoder:
@@ -156,7 +184,7 @@ def _generic_decoder(event: Mapping[str, Any]) -> ArgsDecoder:
         elif data not in ("0x", ""):
             raise ValueError(f"{len(data) - 2} hex digits of data, expected none")
         args = {name: args[name] for name in order}
-        return args, _JSON.encode(args)
+        return args, json_text(args)
 
     return decode
 

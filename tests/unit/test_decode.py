@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.artifacts import load_artifact
-from ledger.codec import Decoder, _canonical, _signature, _static_decoder
+from ledger.codec import Decoder, _canonical, _signature, _static_decoder, json_text
 from ledger.errors import UndecodableLog
 
 CONTRACTS = ("MemberRegistry", "InvoiceRegistry", "ClaimLedger", "FinancingDesk")
@@ -186,3 +186,26 @@ def test_upper_case_hex_decodes_the_same(case: tuple[str, dict[str, Any], list[A
         "data": upper(log["data"]),
     }
     assert _decoder().decode(shouted) == _decoder().decode(log)
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**300), max_value=2**300)
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES)
+def test_json_text_is_json_dumps_compact(value: Any) -> None:
+    """The indexer's encoder (one C encoder made once) writes what ``json.dumps`` writes."""
+    assert json_text(value) == json.dumps(value, separators=(",", ":"))
+
+
+def test_json_text_refuses_what_json_dumps_refuses() -> None:
+    with pytest.raises(TypeError):
+        json_text({"a": object()})
