@@ -218,7 +218,7 @@ async def api_figures(
 ) -> ApiFigures:
     """One stack with ``workers`` API workers: reads at each rate; splits if ``writes`` (clients
     → count) is given, the other write operations (:mod:`bench.perf.api_writes`) if
-    ``operations`` is; a failure of those is recorded and the reads still run."""
+    ``operations`` is (a figure that fails is recorded, the rest and the reads still run)."""
     env = {"TIERFLOW_API_RATE_LIMIT": str(10**9), "TIERFLOW_API_WORKERS": str(workers)}
     out = ApiFigures()
     with tempfile.TemporaryDirectory(prefix="tierflow-bench-api-") as directory:
@@ -238,12 +238,9 @@ async def api_figures(
                         stack, s, self_writes, Path(directory), progress
                     )
                 if operations is not None:
-                    try:
-                        out.writes += await operation_figures(
-                            stack.rpc_url, s, operations, progress
-                        )
-                    except Exception as exc:
-                        out.failures.append(f"HTTP write operations: {type(exc).__name__}: {exc}")
+                    out.writes += await operation_figures(
+                        stack.rpc_url, s, operations, progress, out.failures
+                    )
                 out.reads = await reads(stack, s, workers, rates, seconds, progress)
             finally:
                 await s.close()

@@ -50,7 +50,8 @@ TRANSFER_UNIT = 1
 @dataclass(frozen=True)
 class OperationCounts:
     """Writes measured per figure: clients → count for applications; the rest at
-    :attr:`clients` clients."""
+    :attr:`clients` clients; a count of 0 leaves its figure out. ``workers``: the stack's API
+    workers (named in the figures when more than one)."""
 
     transfers: int = 96
     applications: tuple[tuple[int, int], ...] = ((16, 96), (64, 192))
@@ -58,6 +59,20 @@ class OperationCounts:
     settlement_batches: int = 8
     settlement_clients: int = 4
     clients: int = 16
+    workers: int = 1
+
+    @classmethod
+    def applications_only(cls, workers: int) -> OperationCounts:
+        """Applications at 16 clients only: with two workers on SQLite, 64 clients' writes
+        were seen waiting past ``TIERFLOW_API_DATABASE_LOCK_WAIT_S`` for the write lock (503)
+        on a loaded machine."""
+        return cls(
+            transfers=0,
+            applications=((16, 96),),
+            approvals=0,
+            settlement_batches=0,
+            workers=workers,
+        )
 
 
 #: ``one(client, i)``: the i-th write of a figure, by client ``client``.
@@ -136,12 +151,13 @@ async def _split(holder: Actor, piece: int, to: Actor, amount: int = TRANSFER_UN
 
 
 async def applications(
-    s: Seed, clients: int, count: int, progress: Progress, made: list[int]
+    s: Seed, clients: int, count: int, progress: Progress, made: list[int], workers: int = 1
 ) -> Rate:
     """Applications by the applicants to the hosted financier; their ids go into ``made``."""
     n = len(s.applicants)
+    on = f" · {workers} workers" if workers > 1 else ""
     rate = Rate(
-        f"application · HTTP · {clients} clients · {_label(min(clients, n))}",
+        f"application · HTTP{on} · {clients} clients · {_label(min(clients, n))}",
         "application",
         "http",
         clients=clients,
@@ -250,19 +266,39 @@ async def _mirror_at_head(rpc: str, reader: Actor, within_s: float = 60.0) -> No
 
 
 async def operation_figures(
-    stack_rpc: str, s: Seed, counts: OperationCounts, progress: Progress
+    stack_rpc: str, s: Seed, counts: OperationCounts, progress: Progress, failures: list[str]
 ) -> list[Rate]:
-    """Every operation's figures, in an order that leaves each what it needs."""
-    out = [await whole_transfers(s, counts.clients, counts.transfers, progress)]
+    """Every operation's figures, in an order that leaves each what it needs; a figure that
+    fails is recorded in ``failures`` (with those that needed it) and the others still run."""
+    out: list[Rate] = []
+
+    async def figure(name: str, work: Awaitable[Rate]) -> bool:
+        try:
+            out.append(await work)
+        except Exception as exc:
+            failures.append(f"HTTP {name}: {type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    if counts.transfers:
+        await figure(
+            "whole transfers", whole_transfers(s, counts.clients, counts.transfers, progress)
+        )
     made: list[int] = []
     for clients, count in counts.applications:
-        out.append(await applications(s, clients, count, progress, made))
-    out.append(await approvals(s, counts.clients, made[: counts.approvals], progress))
-    out.append(
-        await settlement_batches(
-            stack_rpc, s, counts.settlement_clients, counts.settlement_batches, progress
+        await figure(
+            f"applications at {clients} clients",
+            applications(s, clients, count, progress, made, counts.workers),
         )
-    )
+    if counts.approvals and made:
+        await figure("approvals", approvals(s, counts.clients, made[: counts.approvals], progress))
+    if counts.settlement_batches:
+        await figure(
+            "settlement batches",
+            settlement_batches(
+                stack_rpc, s, counts.settlement_clients, counts.settlement_batches, progress
+            ),
+        )
     return out
 
 
@@ -282,14 +318,14 @@ def ceiling_for(r: Rate, ceilings: Sequence[Rate]) -> float | None:
 
 
 def application_verdict(rates: Sequence[Rate]) -> str | None:
-    """The target's line: the best application figure through HTTP against ≥ 100/s, p99 < 1 s."""
+    """The target's line: the application figures through HTTP against ≥ 100/s with p99 < 1 s
+    (met when one of them is)."""
     apps = [r for r in rates if r.operation == "application" and r.path == "http"]
     if not apps:
         return None
-    best = max(apps, key=lambda r: r.rate)
-    met = best.rate >= APPLICATION_TARGET_RATE and best.p99 < APPLICATION_TARGET_P99_S
+    met = any(r.rate >= APPLICATION_TARGET_RATE and r.p99 < APPLICATION_TARGET_P99_S for r in apps)
     figures = "; ".join(
-        f"{r.clients} clients {r.rate:,.0f}/s, p99 {r.p99 * 1000:,.0f} ms" for r in apps
+        f"{r.name.split(' · ', 2)[2]} {r.rate:,.0f}/s, p99 {r.p99 * 1000:,.0f} ms" for r in apps
     )
     return (
         f"Financing applications end to end (HTTP, hosted, answered once mined and mirrored; "

@@ -381,7 +381,9 @@ async def run(opts: Options, progress: Progress) -> Results:
                     opts.read_seconds,
                     opts.http_writes if workers == 1 else None,
                     progress,
-                    OperationCounts() if workers == 1 else None,
+                    OperationCounts()
+                    if workers == 1
+                    else OperationCounts.applications_only(workers),
                 ),
             )
             if api is None:
