@@ -48,7 +48,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -60,6 +60,28 @@ from db.engine import now_ms, now_s
 from db.types import table_of
 
 _RECORDS = table_of(IdempotencyRecord)
+
+
+def _record_update(**values: Any) -> Any:
+    """``UPDATE`` of the record ``(:p_member, :p_key)`` setting ``values`` (bound parameters
+    where a value is ``bindparam``)."""
+    return (
+        update(_RECORDS)
+        .where(_RECORDS.c.member == bindparam("p_member"), _RECORDS.c.key == bindparam("p_key"))
+        .values(**values)
+    )
+
+
+#: The statements every keyed write runs, built once (a statement built per request costs more
+#: in SQLAlchemy than it runs: its construction, each value's coercion, its cache key).
+_CLAIM = _RECORDS.insert()
+_PERSIST = _record_update(transactions=bindparam("p_transactions"), memo=bindparam("p_memo"))
+_FINISH = _record_update(
+    state="done", status_code=bindparam("p_status"), response=bindparam("p_response")
+)
+_AWAIT_SIGNATURE = _record_update(
+    state="awaiting", status_code=202, response=bindparam("p_response"), locked_until_ms=0
+)
 #: How long a claimed key is taken to belong to a live request without renewal.
 LEASE_MS = 30_000
 #: How long a duplicate waits for the first request to finish.
@@ -292,21 +314,22 @@ class Idempotency:
             try:
                 async with self.engine.begin() as conn:
                     await conn.execute(
-                        _RECORDS.insert().values(
-                            member=member,
-                            key=key,
-                            request_sha256=digest,
-                            method=method,
-                            path=path,
-                            operation=command.operation,
-                            arguments=json.dumps(command.args),
-                            caller_key_id=caller_key_id,
-                            state="pending",
-                            locked_until_ms=now_ms() + self.lease_ms,
-                            transactions="[]",
-                            memo="{}",
-                            created_at=now_s(),
-                        )
+                        _CLAIM,
+                        {
+                            "member": member,
+                            "key": key,
+                            "request_sha256": digest,
+                            "method": method,
+                            "path": path,
+                            "operation": command.operation,
+                            "arguments": json.dumps(command.args),
+                            "caller_key_id": caller_key_id,
+                            "state": "pending",
+                            "locked_until_ms": now_ms() + self.lease_ms,
+                            "transactions": "[]",
+                            "memo": "{}",
+                            "created_at": now_s(),
+                        },
                     )
                 return Claimed(command, caller_key_id, [], {})
             except IntegrityError:
@@ -392,12 +415,13 @@ class Idempotency:
     @staticmethod
     async def _persist(conn: AsyncConnection, member: str, key: str, journal: TxJournal) -> None:
         await conn.execute(
-            update(_RECORDS)
-            .where(_RECORDS.c.member == member, _RECORDS.c.key == key)
-            .values(
-                transactions=json.dumps([t.as_json() for t in journal.recorded]),
-                memo=json.dumps(journal.state),
-            )
+            _PERSIST,
+            {
+                "p_member": member,
+                "p_key": key,
+                "p_transactions": json.dumps([t.as_json() for t in journal.recorded]),
+                "p_memo": json.dumps(journal.state),
+            },
         )
 
     async def _await_signature(
@@ -412,11 +436,8 @@ class Idempotency:
             for statements in also:
                 await statements(conn)
             await conn.execute(
-                update(_RECORDS)
-                .where(_RECORDS.c.member == member, _RECORDS.c.key == key)
-                .values(
-                    state="awaiting", status_code=202, response=json.dumps(body), locked_until_ms=0
-                )
+                _AWAIT_SIGNATURE,
+                {"p_member": member, "p_key": key, "p_response": json.dumps(body)},
             )
             if finishing is not None:
                 await finishing.within(conn, 202, body)
@@ -436,9 +457,13 @@ class Idempotency:
             for statements in also:
                 await statements(conn)
             await conn.execute(
-                update(_RECORDS)
-                .where(_RECORDS.c.member == member, _RECORDS.c.key == key)
-                .values(state="done", status_code=status, response=json.dumps(body))
+                _FINISH,
+                {
+                    "p_member": member,
+                    "p_key": key,
+                    "p_status": status,
+                    "p_response": json.dumps(body),
+                },
             )
             if finishing is not None:
                 await finishing.within(conn, status, body)
