@@ -488,9 +488,9 @@ class Gateway:
 
     async def _prepare_intent(self, write: WriteContext, call: ContractCall, step: int) -> None:
         member = write.caller.address
-        fn = call.bind(self.suite)
-        to = to_checksum_address(fn.address)
-        data = bytes.fromhex(fn._encode_transaction_data().removeprefix("0x"))
+        fields = self.suite.call_fields(call)  # ledger.encoding: no web3.py contract function
+        to = to_checksum_address(fields["to"])
+        data: bytes = fields["data"]
         forwarder = self.deployment.address("TierflowForwarder")
         node = lean(self.w3)  # raw JSON-RPC: the estimate, the nonce check, the clock
         forwarded = "0x" + (data + bytes.fromhex(member[2:])).hex()
@@ -518,9 +518,8 @@ class Gateway:
                 "eth_call", [{"to": forwarder, "data": _nonce_used(member, nonce)}, "latest"]
             )
         deadline = int(latest["timestamp"], 16) + self.intent_ttl_s
-        document = forwarding.typed_data(
-            await self.chain_id(), forwarder, member, to, gas, nonce, deadline, data
-        )
+        request = (await self.chain_id(), forwarder, member, to, gas, nonce, deadline, data)
+        document = forwarding.typed_data(*request)
         action = {
             "contract": call.contract,
             "function": call.function,
@@ -537,7 +536,7 @@ class Gateway:
             function=call.function,
             typed_data=json.dumps(document),
             action=json.dumps(action),
-            digest="0x" + forwarding.digest(document).hex(),
+            digest="0x" + forwarding.request_digest(*request).hex(),
             deadline=deadline,
             status="open",
             created_at=int(time.time()),
