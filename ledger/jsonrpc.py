@@ -421,3 +421,135 @@ def _carries_error(doc: dict[str, Any] | list[Any]) -> bool:
     if isinstance(doc, dict):
         return doc.get("error") is not None
     return any(isinstance(entry, dict) and entry.get("error") is not None for entry in doc)
+
+
+class _Errored:
+    """A batch entry answered with a JSON-RPC error (its exception, raised to its caller)."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: RpcError) -> None:
+        self.exc = exc
+
+
+def _batch_outcomes(calls: Sequence[tuple[str, list[Any]]], first_id: int, doc: Any) -> list[Any]:
+    """:func:`_batch_results`, but an entry's error is that entry's outcome (an
+    :class:`_Errored`), not the whole batch's: each caller of a coalesced batch gets its own."""
+    count = len(calls)
+    if type(doc) is not list:
+        if isinstance(doc, dict) and doc.get("error") is not None:
+            raise _rpc_error("batch", doc["error"])  # the node refused the batch as a whole
+        raise MalformedResponse(f"batch answer is a {type(doc).__name__}, not a list")
+    outcomes: list[Any] = [_MISSING] * count
+    for entry in doc:
+        if type(entry) is not dict:
+            raise MalformedResponse(f"batch entry is a {type(entry).__name__}, not an object")
+        entry_id = entry.get("id")
+        if type(entry_id) is not int:
+            if entry_id is None and entry.get("error") is not None:
+                raise _rpc_error("batch", entry["error"])
+            raise MalformedResponse(f"batch entry id {entry_id!r} is not one of ours")
+        index = entry_id - first_id
+        if not 0 <= index < count or outcomes[index] is not _MISSING:
+            raise MalformedResponse(f"batch entry id {entry_id} is unknown or repeated")
+        error = entry.get("error")
+        if error is not None:
+            outcomes[index] = _Errored(_rpc_error(calls[index][0], error))
+        elif "result" in entry:
+            outcomes[index] = entry["result"]
+        else:
+            raise MalformedResponse(f"batch entry {entry_id} has neither result nor error")
+    if len(doc) != count:
+        raise MalformedResponse(f"batch answer has {len(doc)} entries for {count} calls")
+    return outcomes
+
+
+class CoalescingRpcClient(RpcClient):
+    """:class:`RpcClient` whose single calls made in one turn of the event loop leave as one
+    JSON-RPC batch (one HTTP POST): many concurrent writes' broadcasts and receipt checks
+    share a request, its JSON and its system calls, with no delay added (the batch leaves on
+    the loop's next turn). Each caller gets its own entry's answer: its result, its
+    :class:`RpcError`, or, for a transport fault, :class:`NodeUnavailable` as from
+    :meth:`RpcClient.call` (every caller of that batch gets one). A lone call is sent as one.
+    """
+
+    #: Calls per coalesced batch at most.
+    MAX_BATCH = 64
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._queued: list[tuple[str, list[Any], asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def call(self, method: str, params: list[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queued.append((method, params, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        queued, self._queued = self._queued, []
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(queued), self.MAX_BATCH):
+            task = loop.create_task(self._send(queued[start : start + self.MAX_BATCH]))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _send(self, queued: list[tuple[str, list[Any], asyncio.Future[Any]]]) -> None:
+        live = [q for q in queued if not q[2].done()]
+        if not live:
+            return
+        if len(live) == 1:
+            method, params, future = live[0]
+            try:
+                result = await super().call(method, params)
+            except Exception as exc:  # handed to the caller
+                if not future.done():
+                    future.set_exception(exc)
+                return
+            except BaseException:
+                future.cancel()
+                raise
+            if not future.done():
+                future.set_result(result)
+            return
+        calls = [(method, params) for method, params, _ in live]
+        first_id = self._next_id
+        self._next_id += len(calls)
+        body = json.dumps(
+            [
+                {"jsonrpc": "2.0", "id": first_id + i, "method": m, "params": p}
+                for i, (m, p) in enumerate(calls)
+            ],
+            separators=_SEPARATORS,
+        ).encode()
+        try:
+            outcomes = await self._exchange(
+                calls[0][0], body, lambda doc: _batch_outcomes(calls, first_id, doc)
+            )
+        except Exception as exc:  # handed to every caller
+            for _, _, future in live:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException:
+            for _, _, future in live:
+                future.cancel()
+            raise
+        for (_, _, future), outcome in zip(live, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, _Errored):
+                future.set_exception(outcome.exc)
+            else:
+                future.set_result(outcome)
+
+    async def aclose(self) -> None:
+        for task in list(self._inflight):
+            task.cancel()
+        await super().aclose()

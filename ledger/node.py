@@ -19,7 +19,8 @@ The hot path of a write (the broadcast, the receipt watcher's head and block rec
 receipt's direct check, the pending nonce) does not go through web3.py's request stack
 (middleware, a thread hop per request for its session cache, result formatters and
 ``AttributeDict`` over every answer): :func:`lean` gives the connection's
-:class:`ledger.jsonrpc.RpcClient` (its own aiohttp keep-alive pool, raw JSON, one attempt per call:
+:class:`ledger.jsonrpc.CoalescingRpcClient` (its own aiohttp keep-alive pool, raw JSON, the single
+calls of one event-loop turn sent as one batch, one attempt per call:
 :mod:`ledger.sender` decides what is safe to retry), and :func:`format_receipt` turns the one
 raw receipt a caller waits for into web3.py's shape. It is closed with :func:`close_web3`.
 """
@@ -42,7 +43,7 @@ from web3.exceptions import Web3RPCError
 from web3.middleware import ExtraDataToPOAMiddleware
 from web3.types import RPCEndpoint, TxReceipt
 
-from ledger.jsonrpc import RetryPolicy, RpcClient, RpcError
+from ledger.jsonrpc import CoalescingRpcClient, RetryPolicy, RpcClient, RpcError
 
 #: ``AsyncWeb3`` as the ledger layer uses it. web3.py 8 made it generic over its provider,
 #: web3.py 7 (still resolved next to slither-analyzer) is not: this alias types on both.
@@ -123,7 +124,7 @@ def lean(w3: Web3Client) -> RpcClient:
         total = getattr(kwargs.get("timeout"), "total", None)
         if total:
             timeout = float(total)
-        client = per_loop[w3] = RpcClient(
+        client = per_loop[w3] = CoalescingRpcClient(
             url, timeout_s=timeout, retry=_ONE_ATTEMPT, transport="aiohttp"
         )
     return client

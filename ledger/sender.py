@@ -52,7 +52,9 @@ waiter, rather than a receipt poll per transaction.
 The hot path (the broadcast, the pending nonce, receipts) speaks raw JSON-RPC through the
 connection's lean client (:func:`ledger.node.lean`), not web3.py's request stack; a node's
 error answer is turned into web3.py's :class:`~web3.exceptions.Web3RPCError` so the recovery
-above reads it as before. web3.py stays for ABI encoding and the rare calls (recovery, fees).
+above reads it as before. Call data is encoded by :mod:`ledger.encoding` and transactions
+signed by :mod:`ledger.signing` (both fall back to web3.py / eth-account for what they do
+not handle); web3.py stays for the rare calls (recovery, fees, estimates).
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
 from ledger.errors import ChainUnavailableError, TransactionTimeoutError
-from ledger.node import Web3Client
+from ledger.jsonrpc import CoalescingRpcClient, RpcClient
+from ledger.node import _LEAN, _ONE_ATTEMPT, Web3Client
 from ledger.pending import CONNECTION_ERRORS, PendingTx, is_nonce_conflict
 from ledger.receipts import _WATCHERS, BlockReceipts, NoBlockReceipts
 from ledger.reverts import revert_for_failed_transaction
@@ -182,3 +183,14 @@ class Web3StackSender(TransactionSender):
                 if maybe_sent and is_nonce_conflict(exc) and await self._known(tx_hash):
                     return
                 raise
+
+
+def use_plain_lean(w3: Web3Client) -> None:
+    """Give ``w3`` (a connection of its own) a lean client that sends each JSON-RPC call as its
+    own HTTP request, as before change 30 of docs/performance.md (calls of one turn of the
+    event loop coalesced into one batch)."""
+    per_loop = _LEAN.setdefault(asyncio.get_running_loop(), weakref.WeakKeyDictionary())
+    current = per_loop.get(w3)
+    if current is None or isinstance(current, CoalescingRpcClient):
+        url = str(getattr(w3.provider, "endpoint_uri", "") or "")
+        per_loop[w3] = RpcClient(url, timeout_s=30.0, retry=_ONE_ATTEMPT, transport="aiohttp")

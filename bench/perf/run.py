@@ -24,7 +24,7 @@ from bench.indexer_load import Key
 from bench.perf import auto_approval
 from bench.perf.api import ReadFigure, api_figures
 from bench.perf.api_writes import OperationCounts, ceiling_for
-from bench.perf.baseline import BaselineSender
+from bench.perf.baseline import BaselineSender, use_plain_lean
 from bench.perf.ceiling import (
     OPERATIONS,
     measure_ceiling,
@@ -181,7 +181,10 @@ ABLATIONS: dict[str, Variant] = {
     "after, but web3.py's encoding and eth-account's signing": _baseline(
         serial=False, poll=False, cache=True
     ),
+    "after, but a request per JSON-RPC call": _current(),
 }
+#: The variants whose connection sends a request per JSON-RPC call (before change 30).
+PLAIN_LEAN = {BEFORE, "after, but a request per JSON-RPC call"}
 ABLATED = {(16, "one holder")}
 
 
@@ -204,6 +207,9 @@ async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) ->
         out.append(ceilings[label])
     gas = GasEstimates()
     w3 = await _web3(chain.url)
+    # the before variant and the coalescing's ablation: a request per JSON-RPC call
+    plain_w3 = await _web3(chain.url)
+    use_plain_lean(plain_w3)
     try:
         for label, holders in shapes.items():
             for clients in opts.client_counts:
@@ -214,7 +220,8 @@ async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) ->
                 if (clients, label) in ABLATED and not opts.quick:
                     variants.update(ABLATIONS)
                 for variant, make in variants.items():
-                    write = split_writes(chain, w3, used, _with(make, gas))
+                    on = plain_w3 if variant in PLAIN_LEAN else w3
+                    write = split_writes(chain, on, used, _with(make, gas))
                     r = await closed_loop(
                         write,
                         opts.writes_per_figure,
@@ -231,6 +238,7 @@ async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) ->
                     out.append(r)
     finally:
         await close_web3(w3)
+        await close_web3(plain_w3)
     return out
 
 

@@ -4,11 +4,12 @@
 [--operation split] [--back "after, but web3.py's encoding and eth-account's signing"]``
 starts a bench chain (two suppliers) and alternates, round after round, today's sender
 ("after") and the variants named (``bench.perf.run``'s ``VARIANTS`` and ``ABLATIONS``), the same
-writes at the same client count, one holder. Per figure: rate, its ratio to the ceiling for
-the operation measured on the same chain first, p50, the load average, and the process's CPU
-time per write (``time.process_time``: signing, encoding, JSON and HTTP, the receipt; the
-node is another process), the figure least disturbed by other work on the machine. Medians
-per variant at the end.
+writes at the same client count, one holder; ``--back "after, but a request per JSON-RPC
+call"`` runs today's sender on a connection of its own without change 30's coalescing. Per
+figure: rate, its ratio to the ceiling for the operation measured on the same chain first,
+p50, the load average, and the process's CPU time per write (``time.process_time``: signing,
+encoding, JSON and HTTP, the receipt; the node is another process), the figure least
+disturbed by other work on the machine. Medians per variant at the end.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from dataclasses import dataclass
 
 from rich.progress import Progress
 
+from bench.perf.baseline import use_plain_lean
 from bench.perf.ceiling import operation_ceiling, prepare_calls
 from bench.perf.chain import bench_chain
 from bench.perf.figures import Rate
-from bench.perf.run import ABLATIONS, AFTER, VARIANTS, _with
+from bench.perf.run import ABLATIONS, AFTER, PLAIN_LEAN, VARIANTS, _with
 from bench.perf.writes import call_writes, closed_loop
 from ledger.node import close_web3, keep_alive, make_web3
 from ledger.sender import GasEstimates
@@ -47,12 +49,15 @@ async def side_by_side(
         async with bench_chain(suppliers=2) as chain:
             ceiling = await operation_ceiling(chain, operation, 1, 256, progress=progress)
             w3 = await keep_alive(make_web3(chain.url))
+            plain_w3 = await keep_alive(make_web3(chain.url))
+            use_plain_lean(plain_w3)
             gas = GasEstimates()
             try:
                 for _ in range(rounds):
                     for variant, make in variants.items():
                         stock = await prepare_calls(chain, operation, 1, writes + clients)
-                        write = call_writes(chain, w3, stock, _with(make, gas))
+                        on = plain_w3 if variant in PLAIN_LEAN else w3
+                        write = call_writes(chain, on, stock, _with(make, gas))
                         await closed_loop(
                             write, 0, clients, name="warm-up", operation=operation,
                             path="sender", holders=1, progress=progress, warmup=1,
@@ -69,6 +74,7 @@ async def side_by_side(
                         figures.append(Figure(variant, r, 1000 * cpu / writes))
             finally:
                 await close_web3(w3)
+                await close_web3(plain_w3)
     return ceiling, figures
 
 

@@ -17,6 +17,7 @@ import pytest
 from ledger.anvil import ANVIL_CHAIN_ID, AnvilProcess, rpc_call
 from ledger.errors import LedgerError
 from ledger.jsonrpc import (
+    CoalescingRpcClient,
     MalformedResponse,
     NodeUnavailable,
     RangeTooLarge,
@@ -400,3 +401,70 @@ async def test_head_lag_with_faults(lagging: FaultyNode) -> None:
         )
     assert [block is None for block in blocks] == [False] * (LAG_BLOCKS - 1) + [True] * 2
     assert len(errors.seen) == 1
+
+
+# -- coalesced single calls (ledger.node.lean's client) -----------------------------------------
+
+
+def coalescing(node: FaultyNode, *, retry: RetryPolicy = FAST) -> CoalescingRpcClient:
+    return CoalescingRpcClient(
+        node.url, timeout_s=PATIENT_TIMEOUT_S, retry=retry, transport="aiohttp"
+    )
+
+
+@pytest.mark.parametrize("reorder", [False, True], ids=["in-order", "reordered"])
+async def test_calls_in_one_turn_leave_as_one_batch_each_with_its_own_answer(
+    node: FaultyNode, reorder: bool
+) -> None:
+    node.reorder_batches = reorder
+    async with coalescing(node) as rpc:
+        answers = await asyncio.gather(
+            rpc.call("eth_chainId", []),
+            rpc.call("eth_getBlockByNumber", ["0x0", False]),
+            rpc.call("eth_getBlockByNumber", ["0xffffffff", False]),
+            rpc.call("net_version", []),
+            return_exceptions=True,
+        )
+        assert await rpc.call("eth_chainId", []) == CHAIN_ID  # alone: a single call
+    assert answers[0] == CHAIN_ID
+    assert answers[1]["number"] == "0x0"
+    assert answers[2] is None
+    assert answers[3] == str(ANVIL_CHAIN_ID)
+    assert node.requests == 2
+
+
+async def test_a_coalesced_error_is_its_callers_alone(node: FaultyNode) -> None:
+    async with coalescing(node) as rpc:
+        answers = await asyncio.gather(
+            rpc.call("eth_chainId", []),
+            rpc.call("tierflow_noSuchMethod", []),
+            rpc.call("net_version", []),
+            return_exceptions=True,
+        )
+    assert answers[0] == CHAIN_ID
+    assert isinstance(answers[1], RpcError)
+    assert answers[1].code == -32601
+    assert answers[1].method == "tierflow_noSuchMethod"
+    assert answers[2] == str(ANVIL_CHAIN_ID)
+    assert node.requests == 1
+
+
+async def test_a_transport_fault_reaches_every_caller_of_the_batch(node: FaultyNode) -> None:
+    node.fail_next(1, Fault.HTTP_502)
+    async with coalescing(node, retry=RetryPolicy(attempts=1)) as rpc:
+        answers = await asyncio.gather(
+            rpc.call("eth_chainId", []), rpc.call("net_version", []), return_exceptions=True
+        )
+        assert await rpc.call("eth_chainId", []) == CHAIN_ID  # the next turn: a fresh request
+    assert all(isinstance(a, NodeUnavailable) for a in answers), answers
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_answers(node: FaultyNode) -> None:
+    async with coalescing(node) as rpc:
+        doomed = asyncio.ensure_future(rpc.call("eth_chainId", []))
+        kept = asyncio.ensure_future(rpc.call("net_version", []))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        assert await kept == str(ANVIL_CHAIN_ID)
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
