@@ -60,6 +60,22 @@ _NEXT_SEQ = (
 )
 _INSERT_RECORD = _LOG.insert()
 _SET_HASH = update(_HEAD).where(_HEAD.c.id == 1).values(hash=bindparam("new_hash"))
+
+
+def _keep_pending(dialect: str) -> Any:
+    """The request's pending row made, or replaced by the one given (its transactions so far),
+    built once per dialect: every write's citation before each broadcast."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(_PENDING)
+    return statement.on_conflict_do_update(
+        index_elements=[_PENDING.c.request_id],
+        set_={
+            c.name: statement.excluded[c.name] for c in _PENDING.columns if c.name != "request_id"
+        },
+    )
+
+
+_KEEP_PENDING = {dialect: _keep_pending(dialect) for dialect in ("sqlite", "postgresql")}
 #: The fields a record's hash covers, in this order.
 HASHED = (
     "seq",
@@ -166,6 +182,7 @@ async def keep_pending(conn: AsyncConnection, request_id: str, entry: Entry) -> 
     """:func:`mark_pending` within the caller's transaction on ``conn`` (the gateway commits
     it with the write's journal record)."""
     values = {
+        "request_id": request_id,
         "member": entry.member,
         "api_key_id": entry.api_key_id,
         "method": entry.method,
@@ -175,12 +192,7 @@ async def keep_pending(conn: AsyncConnection, request_id: str, entry: Entry) -> 
         "tx_hashes": json.dumps(list(entry.tx_hashes)),
         "updated_at": now_s(),
     }
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    await conn.execute(
-        insert(_PENDING)
-        .values(request_id=request_id, **values)
-        .on_conflict_do_update(index_elements=["request_id"], set_=values)
-    )
+    await conn.execute(_KEEP_PENDING[conn.dialect.name], values)
 
 
 async def sweep(engine: AsyncEngine, older_than_s: float) -> int:
