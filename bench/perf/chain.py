@@ -61,3 +61,43 @@ async def bench_chain(
             await driver.rpc.aclose()
     finally:
         await asyncio.to_thread(node.stop)
+
+
+#: How often :func:`unstuck` looks at the pool, and how many looks a transaction may sit there.
+UNSTICK_EVERY_S = 0.25
+UNSTICK_AFTER = 2
+
+
+@contextlib.asynccontextmanager
+async def unstuck(chain: BenchChain) -> AsyncIterator[None]:
+    """Meanwhile, mine by hand (``evm_mine``) what anvil leaves in its pool: anvil 1.7.1 with
+    automine on was seen, under this bench's load, keeping a valid transaction pending for
+    minutes (nonce next, fees above the base fee, ``eth_call`` of it fine) while mining empty
+    blocks; ``evm_mine`` includes it. A node that mines what it holds makes this a no-op: a
+    transaction still pending at :data:`UNSTICK_AFTER` looks in a row, the same one, is mined.
+    """
+    rpc = chain.driver.rpc
+
+    async def watch() -> None:
+        seen: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(UNSTICK_EVERY_S)
+            with contextlib.suppress(Exception):
+                content = await rpc.call("txpool_content")
+                pending = {
+                    tx["hash"]
+                    for by_nonce in content.get("pending", {}).values()
+                    for tx in by_nonce.values()
+                }
+                seen = {h: seen.get(h, 0) + 1 for h in pending}
+                if any(n >= UNSTICK_AFTER for n in seen.values()):
+                    await rpc.call("evm_mine")
+                    seen = {}
+
+    task = asyncio.get_running_loop().create_task(watch())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
