@@ -298,7 +298,9 @@ async def prepare_calls(chain: BenchChain, operation: str, holders: int, count: 
             if log.name != "FinancingApplied":
                 continue
             a = log.args
-            days = -(-(dues[a["claimId"]] - now - 60) // DAY)
+            # one less than the days to maturity (rounded up), which the desk also takes: a day
+            # of room for the chain's clock to move on before the approval is mined
+            days = (dues[a["claimId"]] - now) // DAY
             discount = discount_for(a["amount"], RATE_BPS, days)
             terms = calls.Terms(
                 a["amount"] - discount, discount, 0, RATE_BPS, days, False,
