@@ -174,7 +174,7 @@ CALL_GAS = {
 #: Value moved by a split, applied for, approved (fen): small, so the roots last.
 UNIT = 1_000
 #: Splits the setup sends per JSON-RPC round (each mined before the next).
-SETUP_CHUNK = 500
+SETUP_CHUNK = 250
 
 
 @dataclass(frozen=True)

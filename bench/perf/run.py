@@ -74,7 +74,7 @@ class Options:
         """(ceiling, per sender figure) writes of an operation other than the split: a
         settlement batch is 50 pieces, each split off first."""
         if operation == "settlement batch":
-            return (16, 8) if self.quick else (48, 32)
+            return (16, 8) if self.quick else (24, 16)
         return (64, 32) if self.quick else (self.ceiling_count, self.writes_per_figure)
 
     def operation_shapes(self, operation: str) -> list[tuple[int, int]]:
