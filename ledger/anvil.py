@@ -21,9 +21,11 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +65,9 @@ class AnvilConfig:
     state_interval: int = 10
     base_fee: int | None = None
     gas_price: int | None = None
+    #: Historical states anvil keeps on disk beyond those in memory (anvil's default has no
+    #: bound: a day of benchmarks left 77 GB in ~/.foundry/anvil/tmp). None: anvil's default.
+    max_persisted_states: int | None = 32
     extra_args: tuple[str, ...] = ()
 
     _JSON_KEYS = {
@@ -79,6 +84,7 @@ class AnvilConfig:
         "stateInterval": "state_interval",
         "baseFee": "base_fee",
         "gasPrice": "gas_price",
+        "maxPersistedStates": "max_persisted_states",
         "extraArgs": "extra_args",
     }
 
@@ -124,6 +130,8 @@ class AnvilConfig:
             args += ["--base-fee", str(self.base_fee)]
         if self.gas_price is not None:
             args += ["--gas-price", str(self.gas_price)]
+        if self.max_persisted_states is not None:
+            args += ["--max-persisted-states", str(self.max_persisted_states)]
         return args + list(self.extra_args)
 
 
@@ -163,8 +171,17 @@ class AnvilProcess:
         log_path: Path | None = None,
         binary: Path | None = None,
         preexec_fn: Callable[[], None] | None = None,
+        cache_path: Path | None = None,
     ) -> None:
         self.config = config or AnvilConfig.load()
+        #: Where anvil writes the historical states it moves out of memory (``--cache-path``;
+        #: by default ~/.foundry/anvil/tmp, never cleaned, shared by every node of the
+        #: machine). Beside the state file when there is one, else a directory of this
+        #: process's own; emptied at start and removed at stop (anvil leaves it behind).
+        self.cache_path = cache_path or (
+            state_path.parent / "anvil-cache" if state_path is not None else None
+        )
+        self._own_cache: Path | None = None
         #: Run in the child before anvil starts (``tierflow run``: die with the supervisor).
         self.preexec_fn = preexec_fn
         self.state_path = state_path
@@ -209,6 +226,9 @@ class AnvilProcess:
     def command(self) -> list[str]:
         """The full anvil command line."""
         cmd = [str(self.binary), *self.config.args()]
+        cache = self.cache_path or self._own_cache
+        if cache is not None:
+            cmd += ["--cache-path", str(cache)]
         if self.state_path is not None:
             cmd += ["--state", str(self.state_path)]
             cmd += ["--state-interval", str(self.config.state_interval)]
@@ -235,7 +255,23 @@ class AnvilProcess:
                 self.config = self.config.replace(port=free_port(self.config.host))
         return self  # pragma: no cover
 
+    def _fresh_cache(self) -> None:
+        """An empty cache directory for the states of the process about to start."""
+        if self.cache_path is not None:
+            shutil.rmtree(self.cache_path, ignore_errors=True)
+            self.cache_path.mkdir(parents=True, exist_ok=True)
+        elif self._own_cache is None:
+            self._own_cache = Path(tempfile.mkdtemp(prefix="tierflow-anvil-"))
+
+    def _drop_cache(self) -> None:
+        if self.cache_path is not None:
+            shutil.rmtree(self.cache_path, ignore_errors=True)
+        if self._own_cache is not None:
+            shutil.rmtree(self._own_cache, ignore_errors=True)
+            self._own_cache = None
+
     def _spawn_and_wait(self, timeout_s: float) -> None:
+        self._fresh_cache()
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -289,6 +325,7 @@ class AnvilProcess:
                     code = proc.wait(5)
             else:
                 code = proc.returncode
+            self._drop_cache()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -318,6 +355,8 @@ class AnvilProcess:
             with contextlib.suppress(OSError):
                 proc.kill()
                 proc.wait(5)
+        with contextlib.suppress(Exception):
+            self._drop_cache()
 
 
 def dev_private_keys(config: AnvilConfig | None = None, count: int | None = None) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backend.config import ApiSettings
-from ledger.anvil import ANVIL_FIRST_KEY, AnvilConfig, AnvilProcess, dev_private_keys
+from ledger.anvil import ANVIL_FIRST_KEY, AnvilConfig, AnvilProcess, dev_private_keys, rpc_call
 from ledger.errors import ConfigurationError
 
 
@@ -60,7 +60,33 @@ def test_anvil_json_is_loaded_and_turned_into_flags() -> None:
     cmd = node.command()
     assert cmd[cmd.index("--state") + 1] == "/tmp/x/anvil-state.json"
     assert "--state-interval" in cmd
+    assert cmd[cmd.index("--max-persisted-states") + 1] == "32"
+    assert cmd[cmd.index("--cache-path") + 1] == "/tmp/x/anvil-cache"
     assert dev_private_keys(config, 1) == [ANVIL_FIRST_KEY]
+
+
+def test_anvil_history_stays_in_a_bounded_directory_of_its_own(tmp_path: Path) -> None:
+    """anvil moves historical states out of memory to disk, by default under
+    ~/.foundry/anvil/tmp with no bound and never cleaned (a day of benchmarks filled the
+    disk). Here at most ``maxPersistedStates`` of them, beside the state file, removed at
+    stop; a directory left by a killed node is emptied by the next start."""
+    config = AnvilConfig.load().replace(max_persisted_states=4)
+    cache = tmp_path / "chain" / "anvil-cache"
+    cache.mkdir(parents=True)
+    (cache / "left-by-a-killed-node").mkdir()
+    node = AnvilProcess.ephemeral(config, state_path=tmp_path / "chain" / "anvil-state.json")
+    with node:
+        assert not (cache / "left-by-a-killed-node").exists()
+        for _ in range(3):
+            rpc_call(node.url, "anvil_mine", ["0x190"])
+        kept = [f for f in cache.rglob("*") if f.is_file()]
+        assert 0 < len(kept) <= 4, kept
+    assert not cache.exists()
+    bare = AnvilProcess.ephemeral(config)
+    with bare:
+        own = Path(bare.command()[bare.command().index("--cache-path") + 1])
+        assert own.is_dir()
+    assert not own.exists()
 
 
 def test_anvil_json_rejects_unknown_keys(tmp_path: Path) -> None:
