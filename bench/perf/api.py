@@ -215,14 +215,16 @@ async def api_figures(
     writes: dict[int, int] | None,
     progress: Progress,
     operations: OperationCounts | None = None,
+    database_url: str | None = None,
 ) -> ApiFigures:
     """One stack with ``workers`` API workers: reads at each rate; splits if ``writes`` (clients
     → count) is given, the other write operations (:mod:`bench.perf.api_writes`) if
-    ``operations`` is (a figure that fails is recorded, the rest and the reads still run)."""
+    ``operations`` is (a figure that fails is recorded, the rest and the reads still run).
+    The stack's database is SQLite unless ``database_url`` names another."""
     env = {"TIERFLOW_API_RATE_LIMIT": str(10**9), "TIERFLOW_API_WORKERS": str(workers)}
     out = ApiFigures()
     with tempfile.TemporaryDirectory(prefix="tierflow-bench-api-") as directory:
-        async with Stack.start(Path(directory), extra_env=env) as stack:
+        async with Stack.start(Path(directory), database_url=database_url, extra_env=env) as stack:
             s = await seed(stack, APPLICANTS, progress)
             try:
                 if writes:

@@ -22,7 +22,7 @@ from rich.progress import Progress
 from bench import gas_table, indexer_backfill
 from bench.indexer_load import Key
 from bench.perf import auto_approval
-from bench.perf.api import ReadFigure, api_figures
+from bench.perf.api import ApiFigures, ReadFigure, api_figures
 from bench.perf.api_writes import OperationCounts, ceiling_for
 from bench.perf.baseline import BaselineSender, use_plain_lean
 from bench.perf.ceiling import (
@@ -364,6 +364,27 @@ async def _section(
     return done
 
 
+async def postgres_http(opts: Options, progress: Progress) -> ApiFigures:
+    """Hosted splits (16 and 64 clients), self-custody splits and financing applications
+    through two API workers on PostgreSQL (a database of the run's own, dropped after)."""
+    writes = {c: n for c, n in opts.http_writes.items() if c > 1}
+    async with indexer_backfill.postgres_database() as url:
+        applications = OperationCounts(
+            transfers=0,
+            applications=((16, 96), (64, 192)),
+            approvals=0,
+            settlement_batches=0,
+            workers=2,
+        )
+        api = await api_figures(2, (), opts.read_seconds, writes, progress, applications, url)
+    for r in api.writes:  # "split · HTTP PostgreSQL · 2 workers · self custody · 16 clients"
+        name = r.name.replace(" · 2 workers", "").replace(
+            "HTTP self custody", "HTTP · self custody"
+        )
+        r.name = name.replace("HTTP", "HTTP PostgreSQL · 2 workers", 1)
+    return api
+
+
 async def run(opts: Options, progress: Progress) -> Results:
     results = Results(
         started=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -399,6 +420,14 @@ async def run(opts: Options, progress: Progress) -> Results:
                 r.ceiling = ceiling_for(r, results.writes)
             results.writes += api.writes
             results.reads += api.reads
+            results.failures += api.failures
+        # The production database: two workers share no file lock there (on SQLite every
+        # write of every worker queues for one), so their writes are measured on it too.
+        api = await _section(results, "HTTP, 2 workers, PostgreSQL", postgres_http(opts, progress))
+        if api is not None:
+            for r in api.writes:
+                r.ceiling = ceiling_for(r, results.writes)
+            results.writes += api.writes
             results.failures += api.failures
         await _section(results, "indexer", indexer_figures(opts, progress, results))
         await _section(results, "scale", scale_figures(opts.full, progress), results.scale)
