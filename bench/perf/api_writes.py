@@ -325,7 +325,7 @@ def application_verdict(rates: Sequence[Rate]) -> str | None:
         return None
     met = any(r.rate >= APPLICATION_TARGET_RATE and r.p99 < APPLICATION_TARGET_P99_S for r in apps)
     figures = "; ".join(
-        f"{r.name.split(' · ', 2)[2]} {r.rate:,.0f}/s, p99 {r.p99 * 1000:,.0f} ms" for r in apps
+        f"{r.name.split(' · ', 1)[1]} {r.rate:,.0f}/s, p99 {r.p99 * 1000:,.0f} ms" for r in apps
     )
     return (
         f"Financing applications end to end (HTTP, hosted, answered once mined and mirrored; "

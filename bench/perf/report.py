@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.perf import auto_approval
 from bench.perf.api_writes import application_verdict
@@ -138,24 +141,124 @@ def record_json(results: Results, path: Path) -> None:
     path.write_text(json.dumps(results.summary(), indent=2) + "\n", encoding="utf-8")
 
 
+#: The chart's panels: which writes each shows, and the target its ratio is held against.
+CHART_PANELS = (
+    (("sender",), "Through the transaction layer (TransactionSender)", 0.8),
+    (
+        ("http", "http-self"),
+        "Through HTTP (the API, answered once mined and mirrored), hosted and self custody",
+        0.3,
+    ),
+)
+#: One colour per operation, the same in every panel.
+CHART_COLOURS = {
+    "split": "#3a6ea5",
+    "transfer": "#5b9bd5",
+    "application": "#2e8b57",
+    "approval": "#8fbc8f",
+    "settlement batch": "#c9a227",
+}
+
+
 def record_chart(results: Results, path: Path) -> None:
-    """A bar per write figure: its rate as a share of the ceiling measured in the same run."""
+    """The write figures as ratios to the ceiling measured in the same run: a panel for the
+    transaction layer and one for HTTP, each with its target, a bar per figure coloured by
+    operation and labelled with its rate."""
+    chart(results.started, list(results.writes), path)
+
+
+def chart(started: str, writes: Sequence[Any], path: Path) -> None:
+    """Draw ``writes`` (:class:`Rate` or the same fields read back from a run's JSON)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    rated = [r for r in results.writes if r.ratio is not None]
-    if not rated:
+    panels = [
+        (title, target, [r for r in writes if r.path in kinds and r.ratio is not None])
+        for kinds, title, target in CHART_PANELS
+    ]
+    panels = [p for p in panels if p[2]]
+    if not panels:
         return
-    fig, ax = plt.subplots(figsize=(9, 0.4 * len(rated) + 1.5))
-    labels = [f"{r.name}{' · ' + r.variant if r.variant else ''}" for r in rated]
-    ax.barh(labels, [r.ratio or 0.0 for r in rated], color="#3a6ea5")
-    ax.axvline(0.8, color="#c0392b", linestyle="--", linewidth=1, label="target 0.8")
-    ax.set_xlabel("rate / chain ceiling (same run)")
-    ax.invert_yaxis()
-    ax.legend(loc="lower right")
-    ax.set_title(f"Tierflow writes against the chain's ceiling, {results.started}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    heights = [len(rows) + 2 for _, _, rows in panels]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(13, 0.28 * sum(heights) + 1.6),
+        sharex=True,
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    top = max(max((r.ratio or 0.0) for _, _, rows in panels for r in rows), 0.8) * 1.15
+    for ax, (title, target, rows) in zip(axes[:, 0], panels, strict=True):
+        labels = [
+            textwrap.fill(f"{_chart_label(r)}{' · ' + r.variant if r.variant else ''}", 64)
+            for r in rows
+        ]
+        ratios = [r.ratio or 0.0 for r in rows]
+        colours = [CHART_COLOURS.get(r.operation, "#777777") for r in rows]
+        bars = ax.barh(range(len(rows)), ratios, color=colours)
+        for bar, r in zip(bars, rows, strict=True):
+            ax.text(
+                bar.get_width() + top * 0.005,
+                bar.get_y() + bar.get_height() / 2,
+                f"{r.ratio:.2f} ({r.rate:,.0f}/s)",
+                va="center",
+                fontsize=7,
+            )
+        ax.set_yticks(range(len(rows)), labels, fontsize=7)
+        ax.invert_yaxis()
+        ax.axvline(target, color="#c0392b", linestyle="--", linewidth=1)
+        ax.text(
+            target, len(rows) - 0.4, f" target {target:g}", color="#c0392b", fontsize=8, va="bottom"
+        )
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.set_xlim(0, top)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+    axes[-1, 0].set_xlabel("rate / the chain's ceiling for the same operation, same run")
+    shown = {r.operation for _, _, rows in panels for r in rows}
+    used = [op for op in CHART_COLOURS if op in shown]
+    fig.legend(
+        handles=[Patch(color=CHART_COLOURS[op], label=op) for op in used],
+        loc="upper right",
+        ncol=len(used),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.suptitle(
+        f"Tierflow writes against the chain's ceiling (run {started[:16]})",
+        x=0.01,
+        ha="left",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+
+def _chart_label(r: Rate) -> str:
+    """A figure's name without its path where the panel says it: "split · sender · 16 clients
+    · one holder" → "split · 16 clients · one holder"; "HTTP self custody", "HTTP PostgreSQL"
+    stay."""
+    parts = r.name.split(" · ")
+    if len(parts) > 2 and parts[1] in ("sender", "HTTP"):
+        del parts[1]
+    return " · ".join(parts)
+
+
+def chart_from_json(source: Path, path: Path) -> None:
+    """Redraw the chart of a run from its ``bench/results/<name>.json``."""
+    from types import SimpleNamespace
+
+    data = json.loads(source.read_text(encoding="utf-8"))
+    chart(data["started"], [SimpleNamespace(**w) for w in data["writes"]], path)
+
+
+# Redraw a run's chart: python -m bench.perf.report bench/results/latest.json docs/performance.png
+if __name__ == "__main__":
+    import sys
+
+    chart_from_json(Path(sys.argv[1]), Path(sys.argv[2]))

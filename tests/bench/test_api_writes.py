@@ -60,3 +60,14 @@ def test_the_application_target_is_met_only_by_a_figure_fast_enough_on_both_coun
     assert met.endswith(": met.")
     assert "2 workers · 64 clients · many holders 120/s" in met
     assert application_verdict(CEILINGS) is None  # no HTTP application figure, no line
+
+
+def test_the_verdict_names_the_database_each_figure_ran_on() -> None:
+    sqlite = rate("application · HTTP · 2 workers · 16 clients · many holders",
+                  "application", "http", 16, 39, 1.5)  # fmt: skip
+    postgres = rate("application · HTTP PostgreSQL · 2 workers · 16 clients · many holders",
+                    "application", "http", 16, 38, 0.75)  # fmt: skip
+    verdict = application_verdict([sqlite, postgres])
+    assert verdict is not None
+    assert "HTTP · 2 workers · 16 clients · many holders 39/s" in verdict
+    assert "HTTP PostgreSQL · 2 workers · 16 clients · many holders 38/s" in verdict
