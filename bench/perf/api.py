@@ -6,11 +6,13 @@ history, a piece for each of sixteen applicants), then:
 - writes: ``POST /v1/claims/{id}/transfers`` splitting one unit at 1, 16 and 64 concurrent
   clients, for one holder (every client splits the same member's piece) and for many (client
   ``c`` for applicant ``c mod 16``); each answers once mined and mirrored, as the API does;
-- the same split by a ``self`` member (docs/consent.md) at 1 and 16 clients, one holder: the
+- the same split by a ``self`` member (docs/consent.md) at 1, 16 and 64 clients, one holder: the
   member's key in a key file, :class:`client.TierflowClient` with a
   :class:`client.signing.KeyfileSigner` doing what a partner's system does (``POST`` → 202
   intent → verify, sign the EIP-712 request → ``POST /v1/intents/{id}/signature`` → the
   relayer's ``execute`` mined and mirrored → the answer);
+- ``self`` members' splits (many holders), financing applications and a ``self`` bank's
+  approvals (:mod:`bench.perf.self_writes`);
 - reads, open loop at each offered rate (:func:`bench.api_load.open_loop`: latency from the
   scheduled time, the generator's own dispatch lag kept): a piece, the tree, a piece's events
   feed, next to ``GET /v1/deployment`` (no key, no database: the framework's floor).
@@ -42,13 +44,14 @@ from bench.api_load import (
 from bench.http_actor import Actor
 from bench.perf.api_writes import OperationCounts, operation_figures
 from bench.perf.figures import Rate, load_average, quantile
+from bench.perf.self_writes import SelfCounts, self_figures
 from bench.stack import Stack
 from client import TierflowClient
 from client.signing import KeyfileSigner
 
 APPLICANTS = 16
 #: Concurrent clients of the ``self`` member's writes.
-SELF_CLIENTS = (1, 16)
+SELF_CLIENTS = (1, 16, 64)
 
 
 @dataclass
@@ -216,10 +219,12 @@ async def api_figures(
     progress: Progress,
     operations: OperationCounts | None = None,
     database_url: str | None = None,
+    self_counts: SelfCounts | None = None,
 ) -> ApiFigures:
     """One stack with ``workers`` API workers: reads at each rate; splits if ``writes`` (clients
     → count) is given, the other write operations (:mod:`bench.perf.api_writes`) if
-    ``operations`` is (a figure that fails is recorded, the rest and the reads still run).
+    ``operations`` is, ``self`` members' other writes (:mod:`bench.perf.self_writes`) if
+    ``self_counts`` is (a figure that fails is recorded, the rest and the reads still run).
     The stack's database is SQLite unless ``database_url`` names another."""
     env = {"TIERFLOW_API_RATE_LIMIT": str(10**9), "TIERFLOW_API_WORKERS": str(workers)}
     out = ApiFigures()
@@ -243,6 +248,8 @@ async def api_figures(
                     out.writes += await operation_figures(
                         stack.rpc_url, s, operations, progress, out.failures
                     )
+                if self_counts is not None:
+                    out.writes += await self_figures(stack, s, self_counts, progress, out.failures)
                 out.reads = await reads(stack, s, workers, rates, seconds, progress)
             finally:
                 await s.close()

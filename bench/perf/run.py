@@ -35,6 +35,7 @@ from bench.perf.ceiling import (
 from bench.perf.chain import BenchChain, bench_chain, unstuck
 from bench.perf.figures import Rate, load_average
 from bench.perf.scale import ScaleFigure, scale_figures
+from bench.perf.self_writes import SelfCounts
 from bench.perf.writes import SenderFactory, call_writes, closed_loop, open_loop, split_writes
 from ledger.anvil import AnvilProcess
 from ledger.node import Web3Client, close_web3, keep_alive, make_web3
@@ -412,6 +413,7 @@ async def run(opts: Options, progress: Progress) -> Results:
                     OperationCounts()
                     if workers == 1
                     else OperationCounts.applications_only(workers),
+                    self_counts=SelfCounts() if workers == 1 else None,
                 ),
             )
             if api is None:
