@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
 from backend.config import ApiSettings
+from backend.webhooks.config import WebhookSettings
 from indexer.config import IndexerSettings
 
 PREFIX = "TIERFLOW_"
@@ -52,7 +53,7 @@ def _default(field: Any) -> str:
 def settings() -> list[Setting]:
     """Every setting, sorted by variable name."""
     found: dict[str, Setting] = {}
-    classes: tuple[type[BaseSettings], ...] = (ApiSettings, IndexerSettings)
+    classes: tuple[type[BaseSettings], ...] = (ApiSettings, IndexerSettings, WebhookSettings)
     for cls in classes:
         for name, field in cls.model_fields.items():
             variable = PREFIX + name.upper()
@@ -66,7 +67,7 @@ def settings() -> list[Setting]:
 def current_values() -> dict[str, str]:
     """The value each setting has in this environment (secrets only as set / unset)."""
     values: dict[str, str] = {}
-    for model in (ApiSettings(), IndexerSettings()):
+    for model in (ApiSettings(), IndexerSettings(), WebhookSettings()):
         for name in type(model).model_fields:
             value = getattr(model, name)
             if isinstance(value, SecretStr):

@@ -13,6 +13,9 @@
                                          is marked failing (default 90000: 25 hours)
 ``TIERFLOW_WEBHOOKS_TIMEOUT_S``          one attempt's timeout (default 10)
 ``TIERFLOW_WEBHOOKS_CONCURRENCY``        attempts in flight per dispatcher (default 64)
+``TIERFLOW_WEBHOOKS_RETAIN_DAYS``        how long the outbox, finished deliveries and their
+                                         attempts are kept (default 30; longer than the
+                                         retries)
 ======================================  =================================================
 
 On the local chain (id 31337), when ``TIERFLOW_WEBHOOK_KEY`` is unset, a random key is
@@ -26,7 +29,7 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from db.config import DatabaseSettings
@@ -38,16 +41,59 @@ class WebhookSettings(DatabaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TIERFLOW_", extra="ignore")
 
-    webhook_key: SecretStr | None = None
-    webhooks_allow_loopback: bool | None = None
-    webhooks_metrics_port: int = Field(default=9465, ge=0, le=65535)
-    webhooks_poll_s: float = Field(default=0.05, gt=0, le=60)
-    webhooks_retry_for_s: float = Field(default=90_000.0, gt=0)
-    webhooks_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    webhooks_concurrency: int = Field(default=64, ge=1, le=1024)
-    #: First retry delay; each further one doubles (with jitter), capped at ``max_backoff``.
-    webhooks_backoff_s: float = Field(default=5.0, gt=0)
-    webhooks_max_backoff_s: float = Field(default=3600.0, gt=0)
+    webhook_key: SecretStr | None = Field(
+        default=None,
+        description="the key sealing webhooks' signing secrets (AES-GCM; 32 bytes, base64url); "
+        "required outside the local chain, where one is made in the data directory",
+    )
+    webhooks_allow_loopback: bool | None = Field(
+        default=None,
+        description="allow loopback, private and link-local webhook targets "
+        "(unset: on for the local chain only)",
+    )
+    webhooks_metrics_port: int = Field(
+        default=9465,
+        ge=0,
+        le=65535,
+        description="the webhook dispatcher's Prometheus port (0: none)",
+    )
+    webhooks_poll_s: float = Field(
+        default=0.05, gt=0, le=60, description="how often the dispatcher looks at the outbox"
+    )
+    webhooks_retry_for_s: float = Field(
+        default=90_000.0,
+        gt=0,
+        description="how long a delivery is retried before its endpoint is marked failing",
+    )
+    webhooks_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="one delivery attempt's timeout"
+    )
+    webhooks_concurrency: int = Field(
+        default=64, ge=1, le=1024, description="delivery attempts in flight per dispatcher"
+    )
+    webhooks_backoff_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="a failed delivery's first retry delay; each further one doubles (jittered)",
+    )
+    webhooks_max_backoff_s: float = Field(
+        default=3600.0, gt=0, description="the longest delay between two delivery attempts"
+    )
+    webhooks_retain_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="days the webhook outbox, finished deliveries and their attempts are kept; "
+        "longer than the retries",
+    )
+
+    @model_validator(mode="after")
+    def _retention_outlasts_retries(self) -> WebhookSettings:
+        if self.webhooks_retain_days * 86_400 <= self.webhooks_retry_for_s:
+            raise ValueError(
+                "TIERFLOW_WEBHOOKS_RETAIN_DAYS must be longer than TIERFLOW_WEBHOOKS_RETRY_FOR_S "
+                f"({self.webhooks_retry_for_s:g} s): a delivery still retried must be kept"
+            )
+        return self
 
     @property
     def key_file(self) -> Path:

@@ -17,6 +17,8 @@ Stateless: everything it knows is in the database, and several may run at once.
   failing with the reason (its owner sees it; a redelivery reactivates it).
 - **Record**: each attempt (time, latency, status code or error) and the delivery's state,
   written in batches.
+- **Prune**: every :data:`PRUNE_EVERY_S`, in a task of its own beside the loop, what is older
+  than ``TIERFLOW_WEBHOOKS_RETAIN_DAYS`` (:mod:`backend.webhooks.retention`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from sqlalchemy.orm import aliased
 from backend.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from backend.webhooks.config import WebhookRuntime, WebhookSettings
 from backend.webhooks.fanout import fan_out
+from backend.webhooks.retention import prune
 from backend.webhooks.ssrf import resolve
 from db.engine import now_ms
 from db.types import table_of
@@ -62,6 +65,10 @@ _D = table_of(WebhookDelivery)
 _W = table_of(WebhookEndpoint)
 _A = table_of(WebhookAttempt)
 USER_AGENT = "Tierflow-Webhooks/1"
+#: How often a dispatcher deletes what the retention lets go (the first time a minute after
+#: it starts).
+PRUNE_EVERY_S = 600.0
+PRUNED = Counter("tierflow_webhook_rows_pruned", "Rows deleted past the retention", ["table"])
 
 
 def signature(secrets_: list[str], body: bytes, timestamp: int) -> str:
@@ -106,6 +113,8 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._secrets: dict[tuple[str, str], str] = {}
+        self._next_prune = time.monotonic() + 60.0
+        self._pruning: asyncio.Task[None] | None = None
         # aiohttp rather than httpx: a fraction of the CPU per request, which is what bounds
         # a dispatcher's rate on a busy machine.
         self._http = aiohttp.ClientSession(
@@ -116,6 +125,10 @@ class Dispatcher:
         )
 
     async def aclose(self) -> None:
+        if self._pruning is not None:
+            self._pruning.cancel()
+            with contextlib.suppress(BaseException):
+                await self._pruning
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
@@ -148,6 +161,31 @@ class Dispatcher:
         if self._free > 0:
             for delivery in await self._claim(self._free):
                 self._start(delivery)
+        if time.monotonic() >= self._next_prune and self._pruning is None:
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
+            self._pruning = asyncio.create_task(self.prune())
+
+    async def prune(self) -> None:
+        """Delete what the retention lets go; a failure is logged and tried next time."""
+        try:
+            done = await prune(self.engine, self.settings.webhooks_retain_days * 86_400, now_ms())
+            for table, rows in (
+                ("outbox", done.outbox),
+                ("webhook_deliveries", done.deliveries),
+                ("webhook_attempts", done.attempts),
+            ):
+                PRUNED.labels(table).inc(rows)
+            if done.rows:
+                log.info(
+                    "webhooks.pruned",
+                    outbox=done.outbox,
+                    deliveries=done.deliveries,
+                    attempts=done.attempts,
+                )
+        except Exception as exc:  # the database busy or away: the next round tries again
+            log.warning("webhooks.prune_failed", error=repr(exc))
+        finally:
+            self._pruning = None
 
     # -- claim ---------------------------------------------------------------------------------
 
