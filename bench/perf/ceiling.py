@@ -35,6 +35,7 @@ from bench.indexer_load import (
     codec,
     discount_for,
 )
+from bench.perf.bracket import Step
 from bench.perf.chain import BenchChain
 from bench.perf.figures import Rate, load_average
 from ledger import calls
@@ -395,6 +396,18 @@ async def operation_ceiling(
     (:func:`prepare_calls`, not timed), then pre-signed and batch-sent by
     :func:`measure_ceiling`. The figure's ``holders`` is the number of signers used."""
     stock = await prepare_calls(chain, operation, holders, count)
+    return await ceiling_of(chain, operation, stock, progress=progress, name=name)
+
+
+async def ceiling_of(
+    chain: BenchChain,
+    operation: str,
+    stock: Sequence[Call],
+    *,
+    progress: Progress,
+    name: str | None = None,
+) -> Rate:
+    """The ceiling of calls prepared by :func:`prepare_calls` (see :func:`operation_ceiling`)."""
     txs = [c.tx(chain.driver) for c in stock]
     used = len({c.key.address for c in stock})
     label = "one holder" if used == 1 else "many holders"
@@ -407,3 +420,17 @@ async def operation_ceiling(
         holders=used,
         progress=progress,
     )
+
+
+def ceiling_step(
+    chain: BenchChain, operation: str, holders: int, count: int, *, progress: Progress
+) -> Step[list[Call]]:
+    """:func:`operation_ceiling` as a :class:`bench.perf.bracket.Step`: prepared, then measured."""
+
+    async def prepare() -> list[Call]:
+        return await prepare_calls(chain, operation, holders, count)
+
+    async def measure(stock: list[Call]) -> Rate:
+        return await ceiling_of(chain, operation, stock, progress=progress)
+
+    return Step(prepare, measure)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from bench.indexer_load import Cast, Driver, Key, setup
+from bench.perf.bracket import settle_head
 from ledger.anvil import AnvilProcess
 from ledger.deployment import DAY, Deployment
 
@@ -61,6 +62,17 @@ async def bench_chain(
             await driver.rpc.aclose()
     finally:
         await asyncio.to_thread(node.stop)
+
+
+async def settle(chain: BenchChain) -> int:
+    """Wait until the chain's head stands still (anvil has mined the blocks it still owed the
+    last burst of transactions: :mod:`bench.perf.bracket`); returns the blocks mined meanwhile."""
+    rpc = chain.driver.rpc
+
+    async def head() -> int:
+        return int(await rpc.call("eth_blockNumber", []), 16)
+
+    return await settle_head(head)
 
 
 #: How often :func:`unstuck` looks at the pool, and how many looks a transaction may sit there.

@@ -1,6 +1,7 @@
 """What a benchmark run measures: rates with their latencies, and the machine's load while
 they were taken (two cores shared with other work: every figure carries ``uptime``'s 1-minute
-load average before and after, and ratios are to a ceiling measured in the same run)."""
+load average before and after, and ratios are to the ceilings measured next to the figure,
+bench.perf.bracket)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ class Rate:
     load_after: float = 0.0
     offered: float | None = None  # open loop: operations per second offered
     ceiling: float | None = None  # the chain's ceiling for this operation, same run
+    #: The ceilings measured just before and just after this figure on the same chain
+    #: (bench.perf.bracket), whose mean is ``ceiling``; empty when it is held against one.
+    ceilings: list[float] = field(default_factory=list)
     variant: str = ""  # an optimisation's before/after label
 
     @property

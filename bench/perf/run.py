@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import platform
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -25,18 +27,26 @@ from bench.perf import auto_approval
 from bench.perf.api import ApiFigures, ReadFigure, api_figures
 from bench.perf.api_writes import OperationCounts, ceiling_for
 from bench.perf.baseline import BaselineSender, use_plain_lean
+from bench.perf.bracket import Step, bracketed
 from bench.perf.ceiling import (
     OPERATIONS,
+    ceiling_step,
     measure_ceiling,
-    operation_ceiling,
     prepare_calls,
     split_plan,
 )
-from bench.perf.chain import BenchChain, bench_chain, unstuck
+from bench.perf.chain import BenchChain, bench_chain, settle, unstuck
 from bench.perf.figures import Rate, load_average
 from bench.perf.scale import ScaleFigure, scale_figures
 from bench.perf.self_writes import SelfCounts
-from bench.perf.writes import SenderFactory, call_writes, closed_loop, open_loop, split_writes
+from bench.perf.writes import (
+    SenderFactory,
+    Write,
+    call_writes,
+    closed_loop,
+    open_loop,
+    split_writes,
+)
 from ledger.anvil import AnvilProcess
 from ledger.node import Web3Client, close_web3, keep_alive, make_web3
 from ledger.sender import GasEstimates, TransactionSender
@@ -52,8 +62,10 @@ class Options:
     block_time_seconds: float = 5.0
 
     @property
-    def ceiling_count(self) -> int:
-        return 256 if self.quick else 1024
+    def bracket_count(self) -> int:
+        """Writes in each ceiling measured next to a figure (before and after it; settlement
+        batches: :meth:`operation_counts`)."""
+        return 128 if self.quick else 256
 
     @property
     def writes_per_figure(self) -> int:
@@ -76,7 +88,7 @@ class Options:
         settlement batch is 50 pieces, each split off first."""
         if operation == "settlement batch":
             return (16, 8) if self.quick else (24, 16)
-        return (64, 32) if self.quick else (self.ceiling_count, self.writes_per_figure)
+        return (64, 32) if self.quick else (self.bracket_count, self.writes_per_figure)
 
     def operation_shapes(self, operation: str) -> list[tuple[int, int]]:
         """(clients, signers) of the transaction layer's figures of an operation other than
@@ -182,35 +194,53 @@ ABLATIONS: dict[str, Variant] = {
     ),
     "after, but a request per JSON-RPC call": _current(),
 }
-#: The variants whose connection sends a request per JSON-RPC call (before change 30).
-PLAIN_LEAN = {BEFORE, "after, but a request per JSON-RPC call"}
+#: The variants whose connection's lean client is not today's, and how it is set up: a request
+#: per JSON-RPC call (before change 30).
+LEAN_CLIENTS: dict[str, Callable[[Web3Client], None]] = {
+    BEFORE: use_plain_lean,
+    "after, but a request per JSON-RPC call": use_plain_lean,
+}
+
+
+class Connections:
+    """One node connection per kind of lean client the variants use (today's, and each of
+    :data:`LEAN_CLIENTS`), made on first use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._made: dict[Callable[[Web3Client], None] | None, Web3Client] = {}
+
+    async def of(self, variant: str) -> Web3Client:
+        setup = LEAN_CLIENTS.get(variant)
+        if setup not in self._made:
+            w3 = await _web3(self.url)
+            if setup is not None:
+                setup(w3)
+            self._made[setup] = w3
+        return self._made[setup]
+
+    async def aclose(self) -> None:
+        for w3 in self._made.values():
+            await close_web3(w3)
+        self._made.clear()
+
+
 ABLATED = {(16, "one holder")}
 
 
 async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) -> list[Rate]:
-    """Splits: ceiling for one holder and many, then each sender variant at each client count."""
+    """Splits, for one holder and for many: each sender variant at each client count, every
+    figure between two ceilings of the same holders measured next to it on the same chain
+    (:func:`bench.perf.bracket.bracketed`: ``C F C F … C``)."""
     out: list[Rate] = []
     suppliers = chain.suppliers
     shapes = {"one holder": suppliers[:1], "many holders": suppliers[:MANY]}
-    ceilings: dict[str, Rate] = {}
-    for label, holders in shapes.items():
-        ceilings[label] = await measure_ceiling(
-            chain.driver,
-            split_plan(chain.driver, chain.roots, holders),
-            opts.ceiling_count,
-            name=f"split · ceiling · {label}",
-            operation="split",
-            holders=len(holders),
-            progress=progress,
-        )
-        out.append(ceilings[label])
     gas = GasEstimates()
-    w3 = await _web3(chain.url)
-    # the before variant and the coalescing's ablation: a request per JSON-RPC call
-    plain_w3 = await _web3(chain.url)
-    use_plain_lean(plain_w3)
+    connections = Connections(chain.url)
     try:
         for label, holders in shapes.items():
+            ceiling = split_ceiling_step(chain, holders, opts.bracket_count, label, progress)
+            figures: list[Step[Any]] = []
             for clients in opts.client_counts:
                 if label == "many holders" and clients == 1:
                     continue  # one client writes for one holder at a time
@@ -219,33 +249,99 @@ async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) ->
                 if (clients, label) in ABLATED and not opts.quick:
                     variants.update(ABLATIONS)
                 for variant, make in variants.items():
-                    on = plain_w3 if variant in PLAIN_LEAN else w3
-                    write = split_writes(chain, on, used, _with(make, gas))
-                    r = await closed_loop(
-                        write,
-                        opts.writes_per_figure,
-                        clients,
-                        name=f"split · sender · {clients} clients · {label}",
-                        operation="split",
-                        path="sender",
-                        holders=len(used),
-                        progress=progress,
-                        warmup=1,
+                    on = await connections.of(variant)
+                    figures.append(
+                        _figure_step(
+                            functools.partial(split_writes, chain, on, used, _with(make, gas)),
+                            opts.writes_per_figure,
+                            clients,
+                            name=f"split · sender · {clients} clients · {label}",
+                            operation="split",
+                            holders=len(used),
+                            variant=variant,
+                            progress=progress,
+                        )
                     )
-                    r.ceiling = ceilings[label].rate
-                    r.variant = variant
-                    out.append(r)
+            ceilings, done = await bracketed(ceiling, figures, settle=lambda: settle(chain))
+            out += _interleaved(ceilings, done)
     finally:
-        await close_web3(w3)
-        await close_web3(plain_w3)
+        await connections.aclose()
     return out
 
 
+def split_ceiling_step(
+    chain: BenchChain, holders: Sequence[Key], count: int, label: str, progress: Progress
+) -> Step[Any]:
+    """The split ceiling of ``holders`` as a bracketing step (nothing to prepare)."""
+
+    async def prepare() -> None:
+        return None
+
+    async def measure(_: None) -> Rate:
+        return await measure_ceiling(
+            chain.driver,
+            split_plan(chain.driver, chain.roots, holders),
+            count,
+            name=f"split · ceiling · {label}",
+            operation="split",
+            holders=len(holders),
+            progress=progress,
+        )
+
+    return Step(prepare, measure)
+
+
+def _figure_step(
+    make_write: Callable[[], Write],
+    count: int,
+    clients: int,
+    *,
+    name: str,
+    operation: str,
+    holders: int,
+    variant: str,
+    progress: Progress,
+    around: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
+) -> Step[Write]:
+    """A transaction-layer figure as a bracketing step: its writes made (``make_write``) when
+    prepared, measured by :func:`closed_loop` (inside ``around()`` if given)."""
+
+    async def prepare() -> Write:
+        return make_write()
+
+    async def measure(write: Write) -> Rate:
+        async with around() if around is not None else contextlib.nullcontext():
+            r = await closed_loop(
+                write,
+                count,
+                clients,
+                name=name,
+                operation=operation,
+                path="sender",
+                holders=holders,
+                progress=progress,
+                warmup=1,
+            )
+        r.variant = variant
+        return r
+
+    return Step(prepare, measure)
+
+
+def _interleaved(ceilings: Sequence[Rate], figures: Sequence[Rate]) -> list[Rate]:
+    """``C F C F … C`` as measured (the report's order)."""
+    out: list[Rate] = []
+    for c, f in zip(ceilings, figures, strict=False):
+        out += [c, f]
+    return out + list(ceilings[len(figures) :])
+
+
 async def operation_writes(chain: BenchChain, opts: Options, progress: Progress) -> list[Rate]:
-    """Whole transfers, financing applications, approvals and settlement batches: each
-    operation's ceiling for one signer and many (:func:`bench.perf.ceiling.operation_ceiling`),
-    then today's sender at each (clients, signers) of :meth:`Options.operation_shapes`, sending
-    calls prepared the same way. Settlement last: it moves the chain's clock."""
+    """Whole transfers, financing applications, approvals and settlement batches: today's
+    sender at each (clients, signers) of :meth:`Options.operation_shapes`, sending calls
+    prepared as the ceiling's are, each figure between two ceilings of the same operation and
+    as many signers (one, or many) measured next to it (:func:`bench.perf.bracket.bracketed`).
+    Settlement last: it moves the chain's clock."""
     out: list[Rate] = []
     gas = GasEstimates()
     w3 = await _web3(chain.url)
@@ -254,34 +350,62 @@ async def operation_writes(chain: BenchChain, opts: Options, progress: Progress)
             if operation == "split":
                 continue
             ceiling_n, figure_n = opts.operation_counts(operation)
-            ceilings: dict[bool, Rate] = {}
-            for holders in (1, MANY):
-                c = await operation_ceiling(chain, operation, holders, ceiling_n, progress=progress)
-                ceilings[c.holders == 1] = c
-                out.append(c)
-            for clients, holders in opts.operation_shapes(operation):
-                signers = min(holders, clients)
-                stock = await prepare_calls(chain, operation, signers, figure_n + clients)
-                used = len({c.key.address for c in stock})
-                label = "one holder" if used == 1 else "many holders"
-                async with unstuck(chain):
-                    r = await closed_loop(
-                        call_writes(chain, w3, stock, _with(VARIANTS[AFTER], gas)),
-                        figure_n,
-                        clients,
-                        name=f"{operation} · sender · {clients} clients · {label}",
-                        operation=operation,
-                        path="sender",
-                        holders=used,
-                        progress=progress,
-                        warmup=1,
+            for one in (True, False):
+                shapes = [(c, h) for c, h in opts.operation_shapes(operation) if (h == 1) == one]
+                if not shapes:
+                    continue
+                figures: list[Step[Any]] = []
+                for clients, holders in shapes:
+                    signers = min(holders, clients)
+                    figures.append(
+                        _operation_step(
+                            chain, w3, gas, operation, signers, figure_n, clients, progress
+                        )
                     )
-                r.ceiling = ceilings[used == 1].rate
-                r.variant = AFTER
-                out.append(r)
+                ceiling = ceiling_step(
+                    chain, operation, 1 if one else MANY, ceiling_n, progress=progress
+                )
+                ceilings, done = await bracketed(ceiling, figures, settle=lambda: settle(chain))
+                out += _interleaved(ceilings, done)
     finally:
         await close_web3(w3)
     return out
+
+
+def _operation_step(
+    chain: BenchChain,
+    w3: Web3Client,
+    gas: GasEstimates,
+    operation: str,
+    signers: int,
+    count: int,
+    clients: int,
+    progress: Progress,
+) -> Step[Any]:
+    """Today's sender sending ``count`` calls of ``operation`` prepared for ``signers``."""
+
+    async def prepare() -> tuple[Write, int]:
+        stock = await prepare_calls(chain, operation, signers, count + clients)
+        used = len({c.key.address for c in stock})
+        return call_writes(chain, w3, stock, _with(VARIANTS[AFTER], gas)), used
+
+    async def measure(prepared: tuple[Write, int]) -> Rate:
+        write, used = prepared
+        label = "one holder" if used == 1 else "many holders"
+        step = _figure_step(
+            lambda: write,
+            count,
+            clients,
+            name=f"{operation} · sender · {clients} clients · {label}",
+            operation=operation,
+            holders=used,
+            variant=AFTER,
+            progress=progress,
+            around=lambda: unstuck(chain),
+        )
+        return await step.measure(write)
+
+    return Step(prepare, measure)
 
 
 async def block_time_writes(opts: Options, progress: Progress) -> list[Rate]:
