@@ -78,6 +78,20 @@ async def test_burst_survives_killed_indexer_and_dispatcher(
     assert len({d["event_id"] for d in items}) == len(items) == 40
 
 
+async def reorganise_away(rpc_url: str, tx_hash: str, block: int) -> None:
+    """Replace ``block`` and every block after it by empty ones, until ``tx_hash`` is no longer
+    on the chain (a block mined between reading the head and the reorganisation: again)."""
+    for _ in range(3):
+        head = int(await asyncio.to_thread(rpc_call, rpc_url, "eth_blockNumber"), 16)
+        await asyncio.to_thread(rpc_call, rpc_url, "anvil_reorg", [head - block + 1, []])
+        if (
+            await asyncio.to_thread(rpc_call, rpc_url, "eth_getTransactionReceipt", [tx_hash])
+            is None
+        ):
+            return
+    raise AssertionError(f"{tx_hash} still mined after three reorganisations")
+
+
 async def test_reorganisation_after_delivery_is_retracted(
     stack: Stack, api: Api, receiver: Receiver
 ) -> None:
@@ -99,8 +113,9 @@ async def test_reorganisation_after_delivery_is_retracted(
     original: dict[str, Any] = split.event
     await receiver.wait_for("/reorg-b", 1)
     await settled(b, hook_b["id"])
-    # The block holding the split is replaced by an empty one.
-    await asyncio.to_thread(rpc_call, stack.rpc_url, "anvil_reorg", [1, []])
+    # The block holding the split, and any mined after it (the API anchors the audit log on
+    # chain every 30 s: a block of its own may follow the split), replaced by empty ones.
+    await reorganise_away(stack.rpc_url, r.json()["tx_hash"], int(r.json()["block_number"]))
     got = await receiver.wait_for("/reorg-a", 2, within_s=60)
     retraction = verify_webhook(hook_a["secret"], got[1].headers["Tierflow-Signature"], got[1].body)
     assert retraction["type"] == "ClaimSplitReverted"
