@@ -36,7 +36,7 @@ from bench.indexer_load import (
     discount_for,
 )
 from bench.perf.bracket import Step
-from bench.perf.chain import BenchChain
+from bench.perf.chain import NUDGE_AFTER_S, BenchChain
 from bench.perf.figures import Rate, load_average
 from ledger import calls
 from ledger.calls import ContractCall
@@ -44,7 +44,6 @@ from ledger.deployment import DAY
 
 IN_FLIGHT = 64
 RESEND_AFTER_S = 5.0
-NUDGE_AFTER_S = 0.05
 
 #: ``plan(i)``: the i-th call of a run (holder, call) — the same plan drives every path.
 Plan = Callable[[int], Tx]

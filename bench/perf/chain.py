@@ -75,8 +75,13 @@ async def settle(chain: BenchChain) -> int:
     return await settle_head(head)
 
 
-#: How often :func:`unstuck` looks at the pool, and how many looks a transaction may sit there.
-UNSTICK_EVERY_S = 0.25
+#: A transaction left in anvil's pool this long is mined by hand, by the ceiling's batches
+#: (bench.perf.ceiling) and the sender's figures (:func:`unstuck`) alike.
+NUDGE_AFTER_S = 0.05
+#: How often :func:`unstuck` looks at the pool, and how many looks a transaction may sit there:
+#: pending at two looks :data:`NUDGE_AFTER_S` apart (until 2026-12-07 0.25 s apart, against the
+#: ceiling's 50 ms: a figure of one signer stalled behind its one stuck nonce five times as long).
+UNSTICK_EVERY_S = NUDGE_AFTER_S
 UNSTICK_AFTER = 2
 
 

@@ -231,7 +231,8 @@ ABLATED = {(16, "one holder")}
 async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) -> list[Rate]:
     """Splits, for one holder and for many: each sender variant at each client count, every
     figure between two ceilings of the same holders measured next to it on the same chain
-    (:func:`bench.perf.bracket.bracketed`: ``C F C F … C``)."""
+    (:func:`bench.perf.bracket.bracketed`: ``C F C F … C``), a transaction anvil leaves in its
+    pool mined by hand as the ceiling's are (:func:`bench.perf.chain.unstuck`)."""
     out: list[Rate] = []
     suppliers = chain.suppliers
     shapes = {"one holder": suppliers[:1], "many holders": suppliers[:MANY]}
@@ -260,6 +261,7 @@ async def sender_writes(chain: BenchChain, opts: Options, progress: Progress) ->
                             holders=len(used),
                             variant=variant,
                             progress=progress,
+                            around=lambda: unstuck(chain),
                         )
                     )
             ceilings, done = await bracketed(ceiling, figures, settle=lambda: settle(chain))
