@@ -49,7 +49,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +67,7 @@ from backend.chain_errors import NODE_DOWN_ERRORS
 from backend.errors import Conflict, PlatformPaused
 from backend.keystore import Keystore, keyfiles
 from backend.models import IntentRow, MemberProfile
-from backend.nonces import SqlNonceStore
+from backend.nonces import SqlNonceStore, allocate_in
 from backend.ports import (
     HostedAccount,
     Mined,
@@ -699,13 +699,37 @@ class Gateway:
             journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
             await write.record(journal, tx_hash)
 
-        pending = await sender.send(tx, before_broadcast=record)
+        if write.records_in(journal) and sender.nonce_store is self.nonces:
+            # The nonce too: allocated, recorded and cited in one database transaction.
+            recording = functools.partial(self._recording, write, journal, step)
+            send = functools.partial(sender.send, tx, recording=recording)
+            resend = functools.partial(sender.send_estimated, tx, recording=recording)
+        else:
+            send = functools.partial(sender.send, tx, before_broadcast=record)
+            resend = functools.partial(sender.send_estimated, tx, before_broadcast=record)
+        pending = await send()
         try:
             return await sender.wait(pending)
         except CachedGasExhausted:
             # Out of gas on the cached estimate, nothing done: the same step again, estimated
             # (the record replaces the failed one).
-            return await sender.wait(await sender.send_estimated(tx, before_broadcast=record))
+            return await sender.wait(await resend())
+
+    @contextlib.asynccontextmanager
+    async def _recording(
+        self, write: WriteContext, journal: TxJournal, step: int
+    ) -> AsyncIterator[_Recorded]:
+        """One database transaction for a signed transaction of ``write``'s step ``step``: its
+        nonce allocated, the journal's record and the audit citation, durable together before
+        the bytes leave (:data:`ledger.sender.Recording`)."""
+        unit = _Recorded(write, journal, step)
+        try:
+            async with self.engine.begin() as conn:
+                unit.conn = conn
+                yield unit
+        except BaseException:
+            unit.undo()
+            raise
 
     async def _resume(
         self, write: WriteContext, sender: TransactionSender, recorded: RecordedTx
@@ -777,6 +801,34 @@ class Gateway:
             if block is None or block["hash"] != receipt["blockHash"]:
                 return False
         return True
+
+
+@dataclass
+class _Recorded:
+    """A :class:`ledger.sender.Recorder` on the connection of :meth:`Gateway._recording`."""
+
+    write: WriteContext
+    journal: TxJournal
+    step: int
+    conn: AsyncConnection | None = None
+    cited: str | None = None
+
+    async def allocate(self, chain_id: int, address: str, chain_next: int) -> int:
+        assert self.conn is not None
+        return await allocate_in(self.conn, chain_id, address, chain_next)
+
+    async def record(self, tx_hash: str, raw: bytes, nonce: int) -> None:
+        assert self.conn is not None
+        del self.journal.recorded[self.step :]
+        self.journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
+        if tx_hash not in self.write.tx_hashes:
+            self.cited = tx_hash
+        await self.write.record_in(self.conn, self.journal, tx_hash)
+
+    def undo(self) -> None:
+        """The transaction did not commit: what it cited is not cited."""
+        if self.cited is not None:
+            self.write.uncite(self.cited)
 
 
 def intent_view(row: Any) -> dict[str, Any]:

@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from backend.errors import Conflict, Invalid
 from backend.models import IdempotencyRecord
 from backend.ports import RecordedTx, SignatureRequired, TxJournal
-from backend.services.commands import Command
+from backend.services.commands import Command, spec
 from db.engine import now_ms, now_s
 from db.types import table_of
 
@@ -75,6 +75,9 @@ def _record_update(**values: Any) -> Any:
 #: The statements every keyed write runs, built once (a statement built per request costs more
 #: in SQLAlchemy than it runs: its construction, each value's coercion, its cache key).
 _CLAIM = _RECORDS.insert()
+_LOOKUP = select(_RECORDS).where(
+    _RECORDS.c.member == bindparam("p_member"), _RECORDS.c.key == bindparam("p_key")
+)
 _PERSIST = _record_update(transactions=bindparam("p_transactions"), memo=bindparam("p_memo"))
 _FINISH = _record_update(
     state="done", status_code=bindparam("p_status"), response=bindparam("p_response")
@@ -119,6 +122,40 @@ class Claimed:
     recorded: list[RecordedTx]
     memo: dict[str, Any]
     rerun: str | None = None
+    #: The record's columns when the key is claimed late (no record yet: it is inserted by
+    #: the write's first transaction, see :meth:`Idempotency.run`); ``None`` once it exists.
+    claim: dict[str, Any] | None = None
+
+
+class KeyTaken(Exception):
+    """A key claimed late was claimed first by another request (the record's insert collided):
+    the transaction that would have claimed it rolled back, nothing of this run is durable or
+    was broadcast, and the request answers as that request's duplicate."""
+
+
+@dataclass
+class _Hold:
+    """The key as one run holds it: ``claim`` is the record's columns while it is still to be
+    inserted (claimed late), ``None`` once the record is this run's."""
+
+    member: str
+    key: str
+    claim: dict[str, Any] | None
+    lease_ms: int = LEASE_MS
+
+    @property
+    def inserted(self) -> bool:
+        return self.claim is None
+
+    def row(self, journal: TxJournal | None, **values: Any) -> dict[str, Any]:
+        """The record to insert: the claim with the journal so far and ``values``."""
+        assert self.claim is not None
+        row = {**self.claim, "locked_until_ms": now_ms() + self.lease_ms, "created_at": now_s()}
+        if journal is not None:
+            row["transactions"] = _transactions_json(journal)
+            row["memo"] = json.dumps(journal.state)
+        row.update(values)
+        return row
 
 
 #: Runs the claimed command with its journal: ``(status, JSON body)``.
@@ -159,12 +196,24 @@ class Idempotency:
         refusal: Refusal,
         canonical: Canonical | None = None,
         finishing: Finishing | None = None,
+        claim_late: bool | None = None,
     ) -> StoredResponse:
         """Run ``command`` through ``handler`` at most once for this key; ``request`` is
         ``(method, path, body)``, ``refusal`` makes a refusal the request's stored answer,
         ``canonical`` checks a stored success's transactions before it is replayed,
         ``finishing`` rides in the transaction that stores the handler's own answer (a success
-        or a 202 awaiting a signature)."""
+        or a 202 awaiting a signature).
+
+        ``claim_late`` (default: the command's
+        :attr:`~backend.services.commands.CommandSpec.claims_late`): the command writes
+        nothing, in the database or on chain, before its first transaction is recorded or its
+        answer stored. Its key is then looked up
+        rather than claimed up front, and the record inserted by the write's first
+        transaction: the one that records its first signed transaction with its nonce and
+        citation, or the one that stores its answer (a refusal, a 202). A duplicate racing it
+        runs as far as that insert, which collides (:class:`KeyTaken`): rolled back, nothing
+        of it durable or sent, it then waits for the first request's answer as any duplicate.
+        One transaction fewer per write, whose lock (SQLite: the database's) is not taken."""
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise Invalid(
                 f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
@@ -172,21 +221,29 @@ class Idempotency:
             )
         method, path, body = request
         digest = request_digest(method, path, body)
+        if claim_late is None:
+            claim_late = spec(command.operation).claims_late
         while True:
-            claimed = await self._claim(member, key, method, path, digest, command, caller_key_id)
-            if not isinstance(claimed, StoredResponse):
-                break
-            if claimed.status >= 400 or not claimed.tx_hashes or canonical is None:
-                return claimed
-            if await canonical(list(claimed.tx_hashes)):
-                return claimed
-            reopened = await self._reopen(member, key)
-            if reopened is not None:
+            claimed = await self._claim(
+                member, key, method, path, digest, command, caller_key_id, claim_late
+            )
+            if isinstance(claimed, StoredResponse):
+                if claimed.status >= 400 or not claimed.tx_hashes or canonical is None:
+                    return claimed
+                if await canonical(list(claimed.tx_hashes)):
+                    return claimed
+                reopened = await self._reopen(member, key)
+                if reopened is None:
+                    # another request reopened it meanwhile: wait for its outcome like a
+                    # duplicate
+                    continue
                 claimed = reopened
-                break
-            # another request reopened it meanwhile: wait for its outcome like a duplicate
-
-        return await self._run_claimed(member, key, claimed, handler, refusal, path, finishing)
+            try:
+                return await self._run_claimed(
+                    member, key, claimed, handler, refusal, path, finishing
+                )
+            except KeyTaken:
+                continue  # a duplicate's insert came first: answer as its duplicate
 
     async def resume(
         self,
@@ -241,7 +298,7 @@ class Idempotency:
 
     async def finish(self, member: str, key: str, status: int, body: Any) -> None:
         """Store ``body`` as the final answer of a key (an intent that expired unsigned)."""
-        await self._finish(member, key, status, body)
+        await self._finish(_Hold(member, key, None, self.lease_ms), status, body)
 
     async def _run_claimed(
         self,
@@ -254,43 +311,48 @@ class Idempotency:
         finishing: Finishing | None = None,
     ) -> StoredResponse:
         stored_refusal = refusal if claimed.rerun is None else _reorganised(refusal, path)
+        hold = _Hold(member, key, claimed.claim, self.lease_ms)
 
         async def persist(journal: TxJournal) -> None:
             async with self.engine.begin() as conn:
                 await persist_in(conn, journal)
 
         async def persist_in(conn: AsyncConnection, journal: TxJournal) -> None:
-            await self._persist(conn, member, key, journal)
+            await self._persist(conn, hold, journal)
 
         journal = TxJournal(claimed.recorded, persist, claimed.memo, persist_in=persist_in)
-        renewing = asyncio.create_task(self._renew(member, key))
+        renewing = asyncio.create_task(self._renew(hold))
         try:
             try:
                 status, response = await handler(claimed, journal)
             except SignatureRequired as waiting:
-                await self._await_signature(
-                    member, key, waiting.answer, finishing, journal.at_answer
-                )
+                await self._await_signature(hold, waiting.answer, finishing, journal)
                 return StoredResponse(202, waiting.answer, replayed=False)
+            except KeyTaken:
+                raise
             except Exception as exc:
                 # The chain's refusal (or the service's) is this request's answer: a retry
                 # gets it again. Anything else says nothing about the request.
                 answer = stored_refusal(exc)
                 if answer is None:
                     raise
-                await self._finish(member, key, *answer, also=journal.at_answer)
+                await self._finish(hold, *answer, journal=journal)
                 if claimed.rerun is None:
                     raise
                 hashes = tuple(t.hash for t in journal.recorded)
                 return StoredResponse(*answer, False, hashes, claimed.rerun)
-            await self._finish(member, key, status, response, finishing, journal.at_answer)
+            await self._finish(hold, status, response, finishing, journal)
             hashes = tuple(t.hash for t in journal.recorded)
             return StoredResponse(status, response, False, hashes, claimed.rerun)
+        except KeyTaken:
+            raise  # the key is another request's: nothing of ours to release
         except BaseException:
             # Nothing final to store: leave the record pending (with what it signed) and let
-            # a retry take it over at once.
-            with contextlib.suppress(Exception):
-                await self._release(member, key)
+            # a retry take it over at once. A key claimed late and never inserted has no
+            # record of ours (nothing was recorded, nothing broadcast).
+            if hold.inserted:
+                with contextlib.suppress(Exception):
+                    await self._release(member, key)
             raise
         finally:
             renewing.cancel()
@@ -308,40 +370,48 @@ class Idempotency:
         digest: str,
         command: Command,
         caller_key_id: str,
+        late: bool = False,
     ) -> Claimed | StoredResponse:
         deadline = asyncio.get_running_loop().time() + self.wait_s
+        claim = {
+            "member": member,
+            "key": key,
+            "request_sha256": digest,
+            "method": method,
+            "path": path,
+            "operation": command.operation,
+            "arguments": json.dumps(command.args),
+            "caller_key_id": caller_key_id,
+            "state": "pending",
+            "transactions": "[]",
+            "memo": "{}",
+        }
         while True:
-            try:
-                async with self.engine.begin() as conn:
-                    await conn.execute(
-                        _CLAIM,
-                        {
-                            "member": member,
-                            "key": key,
-                            "request_sha256": digest,
-                            "method": method,
-                            "path": path,
-                            "operation": command.operation,
-                            "arguments": json.dumps(command.args),
-                            "caller_key_id": caller_key_id,
-                            "state": "pending",
-                            "locked_until_ms": now_ms() + self.lease_ms,
-                            "transactions": "[]",
-                            "memo": "{}",
-                            "created_at": now_s(),
-                        },
-                    )
-                return Claimed(command, caller_key_id, [], {})
-            except IntegrityError:
-                pass
+            if late:
+                # A read (no transaction of SQLite's, no lock): a new key's record is inserted
+                # by the write's first transaction; a key in use is handled as below.
+                async with self.engine.connect() as conn:
+                    found = await conn.execute(_LOOKUP, {"p_member": member, "p_key": key})
+                    if found.first() is None:
+                        return Claimed(command, caller_key_id, [], {}, claim=claim)
+            else:
+                try:
+                    async with self.engine.begin() as conn:
+                        await conn.execute(
+                            _CLAIM,
+                            {
+                                **claim,
+                                "locked_until_ms": now_ms() + self.lease_ms,
+                                "created_at": now_s(),
+                            },
+                        )
+                    return Claimed(command, caller_key_id, [], {})
+                except IntegrityError:
+                    pass
             async with self.engine.begin() as conn:
-                row = (
-                    await conn.execute(
-                        select(_RECORDS).where(_RECORDS.c.member == member, _RECORDS.c.key == key)
-                    )
-                ).first()
+                row = (await conn.execute(_LOOKUP, {"p_member": member, "p_key": key})).first()
                 if row is None:
-                    continue  # released meanwhile: claim it again
+                    continue  # released meanwhile: claim it again (or look it up)
                 if row.request_sha256 != digest:
                     raise Invalid(
                         "this Idempotency-Key was used for another request",
@@ -413,32 +483,51 @@ class Idempotency:
             )
 
     @staticmethod
-    async def _persist(conn: AsyncConnection, member: str, key: str, journal: TxJournal) -> None:
+    async def _insert(conn: AsyncConnection, hold: _Hold, row: dict[str, Any]) -> None:
+        """The record of a key claimed late, inserted by this run's first transaction; a
+        collision is another request's claim (:class:`KeyTaken`: the caller's transaction
+        rolls back)."""
+        try:
+            await conn.execute(_CLAIM, row)
+        except IntegrityError as exc:
+            raise KeyTaken(f"{hold.member}/{hold.key}") from exc
+        # Inserted in the caller's transaction: if it does not commit, the run fails with it
+        # (and its release finds no record).
+        hold.claim = None
+
+    @classmethod
+    async def _persist(cls, conn: AsyncConnection, hold: _Hold, journal: TxJournal) -> None:
+        if not hold.inserted:
+            await cls._insert(conn, hold, hold.row(journal))
+            return
         await conn.execute(
             _PERSIST,
             {
-                "p_member": member,
-                "p_key": key,
-                "p_transactions": json.dumps([t.as_json() for t in journal.recorded]),
+                "p_member": hold.member,
+                "p_key": hold.key,
+                "p_transactions": _transactions_json(journal),
                 "p_memo": json.dumps(journal.state),
             },
         )
 
     async def _await_signature(
         self,
-        member: str,
-        key: str,
+        hold: _Hold,
         body: Any,
         finishing: Finishing | None = None,
-        also: Sequence[Statements] = (),
+        journal: TxJournal | None = None,
     ) -> None:
         async with self.engine.begin() as conn:
-            for statements in also:
+            for statements in journal.at_answer if journal is not None else ():
                 await statements(conn)
-            await conn.execute(
-                _AWAIT_SIGNATURE,
-                {"p_member": member, "p_key": key, "p_response": json.dumps(body)},
-            )
+            if hold.inserted:
+                await conn.execute(
+                    _AWAIT_SIGNATURE,
+                    {"p_member": hold.member, "p_key": hold.key, "p_response": json.dumps(body)},
+                )
+            else:
+                row = hold.row(journal, state="awaiting", status_code=202, locked_until_ms=0)
+                await self._insert(conn, hold, {**row, "response": json.dumps(body)})
             if finishing is not None:
                 await finishing.within(conn, 202, body)
         if finishing is not None:
@@ -446,25 +535,31 @@ class Idempotency:
 
     async def _finish(
         self,
-        member: str,
-        key: str,
+        hold: _Hold,
         status: int,
         body: Any,
         finishing: Finishing | None = None,
-        also: Sequence[Statements] = (),
+        journal: TxJournal | None = None,
     ) -> None:
+        """Store the key's answer (with the journal's statements to run at the answer, and
+        ``finishing``), in one transaction; a key claimed late and not inserted yet (nothing
+        was recorded: a refusal, or a write that sent nothing) is inserted done."""
         async with self.engine.begin() as conn:
-            for statements in also:
+            for statements in journal.at_answer if journal is not None else ():
                 await statements(conn)
-            await conn.execute(
-                _FINISH,
-                {
-                    "p_member": member,
-                    "p_key": key,
-                    "p_status": status,
-                    "p_response": json.dumps(body),
-                },
-            )
+            if hold.inserted:
+                await conn.execute(
+                    _FINISH,
+                    {
+                        "p_member": hold.member,
+                        "p_key": hold.key,
+                        "p_status": status,
+                        "p_response": json.dumps(body),
+                    },
+                )
+            else:
+                row = hold.row(journal, state="done", status_code=status)
+                await self._insert(conn, hold, {**row, "response": json.dumps(body)})
             if finishing is not None:
                 await finishing.within(conn, status, body)
         if finishing is not None:
@@ -493,9 +588,12 @@ class Idempotency:
                     _RECORDS.delete().where(_RECORDS.c.member == member, _RECORDS.c.key == key)
                 )
 
-    async def _renew(self, member: str, key: str) -> None:
+    async def _renew(self, hold: _Hold) -> None:
+        member, key = hold.member, hold.key
         while True:
             await asyncio.sleep(self.lease_ms / 3000)
+            if not hold.inserted:
+                continue  # no record of this run's yet
             with contextlib.suppress(Exception):
                 async with self.engine.begin() as conn:
                     await conn.execute(
@@ -507,6 +605,10 @@ class Idempotency:
                         )
                         .values(locked_until_ms=now_ms() + self.lease_ms)
                     )
+
+
+def _transactions_json(journal: TxJournal) -> str:
+    return json.dumps([t.as_json() for t in journal.recorded])
 
 
 def _stored_claim(row: Any) -> Claimed:

@@ -9,7 +9,8 @@ worker's own broadcasts; this makes the workers agree with each other.
 
 An allocation (every write's) is one statement: an upsert that makes the row, or locks it
 and moves it on, and returns what it stored (``INSERT … ON CONFLICT DO UPDATE … RETURNING``,
-SQLite 3.35+ and PostgreSQL), built once per dialect.
+SQLite 3.35+ and PostgreSQL), built once per dialect. A hosted write runs it in the
+transaction that records its signed transaction (:func:`allocate_in`), not one of its own.
 """
 
 from __future__ import annotations
@@ -53,6 +54,27 @@ def _allocation(dialect: str) -> Any:
 _ALLOCATE = {dialect: _allocation(dialect) for dialect in ("sqlite", "postgresql")}
 
 
+async def allocate_in(
+    conn: AsyncConnection, chain_id: int, address: str, chain_next: int, count: int = 1
+) -> int:
+    """:meth:`SqlNonceStore.allocate` within the caller's transaction on ``conn``: the row stays
+    locked (SQLite: the database's write lock) until it commits, and a rollback takes the
+    nonces back with everything else (the gateway's record of a signed transaction,
+    :class:`ledger.sender.Recorder`)."""
+    stored = (
+        await conn.execute(
+            _ALLOCATE[conn.dialect.name],
+            {
+                "p_chain_id": chain_id,
+                "p_address": address,
+                "p_chain_next": chain_next,
+                "p_count": count,
+            },
+        )
+    ).scalar_one()
+    return int(stored) - count
+
+
 class SqlNonceStore:
     """A :class:`~ledger.nonces.NonceStore` shared through the database."""
 
@@ -85,18 +107,7 @@ class SqlNonceStore:
 
     async def allocate(self, chain_id: int, address: str, chain_next: int, count: int = 1) -> int:
         async with self.engine.begin() as conn:
-            stored = (
-                await conn.execute(
-                    _ALLOCATE[conn.dialect.name],
-                    {
-                        "p_chain_id": chain_id,
-                        "p_address": address,
-                        "p_chain_next": chain_next,
-                        "p_count": count,
-                    },
-                )
-            ).scalar_one()
-            return int(stored) - count
+            return await allocate_in(conn, chain_id, address, chain_next, count)
 
     async def release(self, chain_id: int, address: str, first: int, count: int = 1) -> bool:
         async with self.engine.begin() as conn:

@@ -95,31 +95,49 @@ class WriteContext:
             if self.before_broadcast is not None:
                 await self.before_broadcast()
 
+    def records_in(self, journal: TxJournal) -> bool:
+        """Whether the journal's record and the citation of a transaction can both be written
+        in a transaction of the caller's (:meth:`record_in`)."""
+        return journal.persist_in is not None and (
+            self.before_broadcast is None or self.cite_in is not None
+        )
+
+    async def record_in(self, conn: AsyncConnection, journal: TxJournal, tx_hash: str) -> bool:
+        """Write ``journal`` (holding a transaction just signed) and the citation of its hash
+        ``tx_hash`` on ``conn``, in the caller's transaction, which makes them durable before
+        the bytes leave (:meth:`records_in` must hold). True when ``tx_hash`` was newly cited:
+        if that transaction does not commit, :meth:`uncite` it."""
+        assert journal.persist_in is not None
+        new = tx_hash not in self.tx_hashes
+        if new:
+            self.tx_hashes.append(tx_hash)
+        await journal.persist_in(conn, journal)
+        if new and self.before_broadcast is not None and self.cite_in is not None:
+            await self.cite_in(conn)
+        return new
+
+    def uncite(self, tx_hash: str) -> None:
+        """``tx_hash`` was not made durable after all (its record rolled back): a retry of the
+        record cites it again."""
+        if tx_hash in self.tx_hashes:
+            self.tx_hashes.remove(tx_hash)
+
     async def record(self, journal: TxJournal, tx_hash: str) -> None:
         """Make ``journal`` (holding a transaction just signed) and the citation of its hash
         ``tx_hash`` durable before the bytes leave: in one database transaction when both
         sides can write on a caller's connection, else one after the other."""
-        new = tx_hash not in self.tx_hashes
-        cite_in = self.cite_in if new and self.before_broadcast is not None else None
-        persist_in, engine = journal.persist_in, self.engine
-        if (
-            engine is None
-            or persist_in is None
-            or (cite_in is None and new and self.before_broadcast)
-        ):
+        engine = self.engine
+        if engine is None or not self.records_in(journal):
             await journal.persist(journal)
             await self.cite(tx_hash)
             return
-        if new:
-            self.tx_hashes.append(tx_hash)
+        new = tx_hash not in self.tx_hashes
         try:
             async with engine.begin() as conn:
-                await persist_in(conn, journal)
-                if cite_in is not None:
-                    await cite_in(conn)
+                await self.record_in(conn, journal, tx_hash)
         except BaseException:
             if new:  # not cited after all: a retry of the record cites it again
-                self.tx_hashes.remove(tx_hash)
+                self.uncite(tx_hash)
             raise
 
     def remembered(self, name: str) -> Any:

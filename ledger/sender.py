@@ -19,8 +19,11 @@ processes the :class:`~ledger.nonces.NonceStore` allocates ``max(stored next, ch
 pending)`` under its own lock (:class:`~ledger.nonces.FileNonceStore` for processes on one
 host). A nonce whose transaction was never broadcast (the node refused it, the record
 failed) is given back to the store, or, when later ones were handed out meanwhile, filled at
-once with a zero-value self-transfer. :meth:`TransactionSender.send_many` holds the lock for
-its whole batch, which leaves in nonce order.
+once with a zero-value self-transfer. A caller may instead give a :data:`Recording`: its unit
+of work (one database transaction) allocates the nonce and records the signed transaction,
+durable together or not at all, so a record that fails leaves no nonce to give back.
+:meth:`TransactionSender.send_many` holds the lock for its whole batch, which leaves in nonce
+order.
 
 Recovery.
 
@@ -66,7 +69,8 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar, cast
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
@@ -95,6 +99,27 @@ Receipt = TxReceipt
 T = TypeVar("T")
 #: ``before_broadcast(tx_hash, raw, nonce)``: see :meth:`TransactionSender.send`.
 BeforeBroadcast = Callable[[str, bytes, int], Awaitable[None]]
+
+
+class Recorder(Protocol):
+    """A caller's unit of work for one transaction (see :data:`Recording`)."""
+
+    async def allocate(self, chain_id: int, address: str, chain_next: int) -> int:
+        """The next nonce, as :meth:`ledger.nonces.NonceStore.allocate` (``count`` 1), within
+        the unit."""
+        ...
+
+    async def record(self, tx_hash: str, raw: bytes, nonce: int) -> None:
+        """Keep the signed transaction, within the unit (as ``before_broadcast``)."""
+        ...
+
+
+#: Opens a caller's unit of work (one database transaction) for one signed transaction: the
+#: nonce is allocated and the transaction recorded in it, made durable together when the unit
+#: is left without an error, and neither when left by one (the nonce was never taken: nothing
+#: to give back). The sender enters it under the account's lock, once the chain's pending
+#: count it may need has been read: nothing inside waits for the node.
+Recording = Callable[[], AbstractAsyncContextManager[Recorder]]
 
 GAS_MARGIN = 1.2
 MAX_NONCE_ATTEMPTS = 50
@@ -304,17 +329,27 @@ class TransactionSender:
     # -- sending ---------------------------------------------------------------------------
 
     async def send(
-        self, tx: Mapping[str, Any], before_broadcast: BeforeBroadcast | None = None
+        self,
+        tx: Mapping[str, Any],
+        before_broadcast: BeforeBroadcast | None = None,
+        *,
+        recording: Recording | None = None,
     ) -> PendingTx:
         """Prepare, sign and broadcast one transaction; return once the node accepted it.
 
         ``before_broadcast(tx_hash, raw, nonce)`` is awaited after each signing and before
         those bytes first leave: a caller that records it durably can, after a crash, find
         the transaction (or re-send the same bytes) instead of sending a second one.
+        ``recording`` (instead): the nonce's allocation and that record in one unit of work of
+        the caller's (:data:`Recording`).
         """
         prepared, shape = await self._prepare(tx)
         return await self._sign_and_broadcast(
-            await self._state(), prepared, before_broadcast=before_broadcast, gas_shape=shape
+            await self._state(),
+            prepared,
+            before_broadcast=before_broadcast,
+            recording=recording,
+            gas_shape=shape,
         )
 
     async def _sign_and_broadcast(
@@ -323,12 +358,15 @@ class TransactionSender:
         tx: dict[str, Any],
         *,
         before_broadcast: BeforeBroadcast | None = None,
+        recording: Recording | None = None,
         gas_shape: GasShape | None = None,
         lock_held: bool = False,
     ) -> PendingTx:
         """The one way a prepared transaction leaves: allocate a nonce, sign, let the caller
         record it (``before_broadcast``), broadcast; a nonce conflict re-signs with a fresh
-        nonce, any other refusal gives the nonce back (see :meth:`_give_back`).
+        nonce, any other refusal gives the nonce back (see :meth:`_give_back`). With
+        ``recording`` the allocation, the signing and the record are one unit of the caller's,
+        under the account's lock (a unit that fails took no nonce).
 
         ``lock_held``: the caller holds ``state.lock`` for the whole call (a batch leaving in
         nonce order, recovery); otherwise only the allocation is serialised per account, and
@@ -340,18 +378,23 @@ class TransactionSender:
                 # Someone else keeps taking the nonce (a signer not sharing our store):
                 # back off a little, with jitter, so the race does not repeat in lockstep.
                 await asyncio.sleep(random.uniform(0, 0.005 * min(attempt, 20)))
-            if lock_held:
-                nonce = await self._allocate(chain_id, fresh=attempt > 0)
+            if recording is not None:
+                nonce, raw, tx_hash = await self._recorded(
+                    state, chain_id, tx, recording, fresh=attempt > 0, lock_held=lock_held
+                )
             else:
-                async with state.lock:
+                if lock_held:
                     nonce = await self._allocate(chain_id, fresh=attempt > 0)
-            raw, tx_hash = self._sign(tx, nonce)
-            if before_broadcast is not None:
-                try:
-                    await before_broadcast(tx_hash, raw, nonce)
-                except BaseException:
-                    await self._give_back(state, chain_id, nonce, lock_held=lock_held)
-                    raise
+                else:
+                    async with state.lock:
+                        nonce = await self._allocate(chain_id, fresh=attempt > 0)
+                raw, tx_hash = self._sign(tx, nonce)
+                if before_broadcast is not None:
+                    try:
+                        await before_broadcast(tx_hash, raw, nonce)
+                    except BaseException:
+                        await self._give_back(state, chain_id, nonce, lock_held=lock_held)
+                        raise
             try:
                 await self._broadcast(raw, tx_hash)
             except Web3RPCError as exc:
@@ -377,15 +420,42 @@ class TransactionSender:
             f"could not find a free nonce for {self.address} in {MAX_NONCE_ATTEMPTS} tries"
         )
 
+    async def _recorded(
+        self,
+        state: AccountState,
+        chain_id: int,
+        tx: dict[str, Any],
+        recording: Recording,
+        *,
+        fresh: bool,
+        lock_held: bool,
+    ) -> tuple[int, bytes, str]:
+        """``(nonce, raw, hash)``: allocated, signed and recorded in one unit of the caller's,
+        under the account's lock (so this worker's next allocation waits here, not on the
+        database's lock); a unit that fails took no nonce."""
+        async with contextlib.AsyncExitStack() as held:
+            if not lock_held:
+                await held.enter_async_context(state.lock)
+            chain_next = await self._chain_next(fresh)
+            async with recording() as unit:
+                nonce = await unit.allocate(chain_id, self.address, chain_next)
+                raw, tx_hash = self._sign(tx, nonce)
+                await unit.record(tx_hash, raw, nonce)
+        return nonce, raw, tx_hash
+
     async def _allocate(self, chain_id: int, fresh: bool) -> int:
-        """The next nonce from the store; the chain's pending count is asked for only the first
-        time (per sender) and after a conflict: on the way, the store knows better."""
+        """The next nonce from the store (the chain's pending count: :meth:`_chain_next`)."""
+        chain_next = await self._chain_next(fresh)
+        return await self.nonce_store.allocate(chain_id, self.address, chain_next)
+
+    async def _chain_next(self, fresh: bool) -> int:
+        """The chain's pending count for an allocation, asked for only the first time (per
+        sender) and after a conflict: on the way, the store knows better (0)."""
         if fresh or not self._synced:
             chain_next = await self.pending_nonce()
             self._synced = True
-        else:
-            chain_next = 0
-        return await self.nonce_store.allocate(chain_id, self.address, chain_next)
+            return chain_next
+        return 0
 
     async def _give_back(
         self, state: AccountState, chain_id: int, nonce: int, *, lock_held: bool = False
@@ -440,12 +510,16 @@ class TransactionSender:
             return await self.wait(await self.send_estimated(fields, before_broadcast))
 
     async def send_estimated(
-        self, tx: Mapping[str, Any], before_broadcast: BeforeBroadcast | None = None
+        self,
+        tx: Mapping[str, Any],
+        before_broadcast: BeforeBroadcast | None = None,
+        *,
+        recording: Recording | None = None,
     ) -> PendingTx:
         """:meth:`send` with gas from ``eth_estimateGas`` whatever the cache holds (the resend
         after :class:`CachedGasExhausted`; a call that reverts is refused before broadcast)."""
         gas = tx.get("gas") if "gas" in tx else await self.estimate_gas(tx)
-        return await self.send({**tx, "gas": gas}, before_broadcast)
+        return await self.send({**tx, "gas": gas}, before_broadcast, recording=recording)
 
     def encode_call(self, fn: Any, tx: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The transaction fields of a bound contract function call (``to``, ``data``)."""

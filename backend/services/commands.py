@@ -63,6 +63,13 @@ class CommandSpec:
     run: Callable[..., Awaitable[dict[str, Any]]]
     answer: type[BaseModel]
     creates: bool = False
+    #: The command writes nothing, in the database or on chain, before its first signed
+    #: transaction is recorded (through the write's journal) or its answer is stored: it
+    #: reads, then submits calls through the ledger port. Its Idempotency-Key is then claimed
+    #: by the write's first transaction rather than one of its own
+    #: (:meth:`backend.idempotency.Idempotency.run`); a command that writes rows of its own
+    #: first (a member's keystore entry, an invoice's document) claims its key up front.
+    claims_late: bool = False
 
 
 COMMANDS: dict[str, CommandSpec] = {
@@ -79,23 +86,25 @@ COMMANDS: dict[str, CommandSpec] = {
     "members.set_dual_control": CommandSpec(org_users.set_dual_control, DualControlPublic),
     # invoices
     "invoices.register": CommandSpec(invoices.register, InvoiceWrite, creates=True),
-    "invoices.confirm": CommandSpec(invoices.confirm, InvoiceWrite),
-    "invoices.void": CommandSpec(invoices.void, InvoiceWrite),
+    "invoices.confirm": CommandSpec(invoices.confirm, InvoiceWrite, claims_late=True),
+    "invoices.void": CommandSpec(invoices.void, InvoiceWrite, claims_late=True),
     # payables
-    "payables.issue": CommandSpec(payables.issue, PayableWrite, creates=True),
-    "payables.cancel": CommandSpec(payables.cancel, PayableWrite),
-    "payables.mark_overdue": CommandSpec(payables.mark_overdue, PayableOverdueWrite),
-    "payables.settle": CommandSpec(payables.settle, SettlementsWrite),
+    "payables.issue": CommandSpec(payables.issue, PayableWrite, creates=True, claims_late=True),
+    "payables.cancel": CommandSpec(payables.cancel, PayableWrite, claims_late=True),
+    "payables.mark_overdue": CommandSpec(
+        payables.mark_overdue, PayableOverdueWrite, claims_late=True
+    ),
+    "payables.settle": CommandSpec(payables.settle, SettlementsWrite, claims_late=True),
     # claim pieces
-    "claims.transfer": CommandSpec(claims.transfer, TransferWrite, creates=True),
-    "claims.freeze": CommandSpec(claims.freeze, ClaimWrite),
-    "claims.unfreeze": CommandSpec(claims.unfreeze, ClaimWrite),
+    "claims.transfer": CommandSpec(claims.transfer, TransferWrite, creates=True, claims_late=True),
+    "claims.freeze": CommandSpec(claims.freeze, ClaimWrite, claims_late=True),
+    "claims.unfreeze": CommandSpec(claims.unfreeze, ClaimWrite, claims_late=True),
     # financing
-    "financing.apply": CommandSpec(financing.apply, FinancingWrite, creates=True),
-    "financing.approve": CommandSpec(financing.approve, FinancingWrite),
-    "financing.reject": CommandSpec(financing.reject, FinancingWrite),
-    "financing.withdraw": CommandSpec(financing.withdraw, FinancingWrite),
-    "financing.expire": CommandSpec(financing.expire, FinancingWrite),
+    "financing.apply": CommandSpec(financing.apply, FinancingWrite, creates=True, claims_late=True),
+    "financing.approve": CommandSpec(financing.approve, FinancingWrite, claims_late=True),
+    "financing.reject": CommandSpec(financing.reject, FinancingWrite, claims_late=True),
+    "financing.withdraw": CommandSpec(financing.withdraw, FinancingWrite, claims_late=True),
+    "financing.expire": CommandSpec(financing.expire, FinancingWrite, claims_late=True),
     # a financier's settings
     "credit_lines.set": CommandSpec(credit_lines.set_credit_line, CreditLineWrite),
     "financing_policy.put": CommandSpec(policy.put_policy, PolicyPublic),

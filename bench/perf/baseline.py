@@ -40,7 +40,7 @@ from ledger.node import _LEAN, _ONE_ATTEMPT, Web3Client
 from ledger.pending import CONNECTION_ERRORS, PendingTx, is_nonce_conflict
 from ledger.receipts import _WATCHERS, BlockReceipts, NoBlockReceipts
 from ledger.reverts import revert_for_failed_transaction
-from ledger.sender import BeforeBroadcast, TransactionSender
+from ledger.sender import BeforeBroadcast, Recording, TransactionSender
 
 
 class BaselineSender(TransactionSender):
@@ -65,16 +65,24 @@ class BaselineSender(TransactionSender):
         return {"to": fn.address, "data": fn._encode_transaction_data()}
 
     async def send(
-        self, tx: Mapping[str, Any], before_broadcast: BeforeBroadcast | None = None
+        self,
+        tx: Mapping[str, Any],
+        before_broadcast: BeforeBroadcast | None = None,
+        *,
+        recording: Recording | None = None,
     ) -> PendingTx:
         if not self.serial:
-            return await super().send(tx, before_broadcast)
+            return await super().send(tx, before_broadcast, recording=recording)
         prepared = await self.prepare(tx)
         state = await self._state()
         async with state.lock:
             self._synced = False  # the chain's pending nonce, every time
             return await self._sign_and_broadcast(
-                state, prepared, before_broadcast=before_broadcast, lock_held=True
+                state,
+                prepared,
+                before_broadcast=before_broadcast,
+                recording=recording,
+                lock_held=True,
             )
 
     async def wait(self, pending: PendingTx, timeout_s: float | None = None) -> TxReceipt:
@@ -159,10 +167,14 @@ class Web3StackSender(TransactionSender):
         )
 
     async def send(
-        self, tx: Mapping[str, Any], before_broadcast: BeforeBroadcast | None = None
+        self,
+        tx: Mapping[str, Any],
+        before_broadcast: BeforeBroadcast | None = None,
+        *,
+        recording: Recording | None = None,
     ) -> PendingTx:
         use_web3_stack(self.w3)
-        pending = await super().send(tx, before_broadcast)
+        pending = await super().send(tx, before_broadcast, recording=recording)
         pending.__class__ = Web3PendingTx
         return pending
 

@@ -12,7 +12,12 @@ by side on one stack:
   each request (the pending row read, then deleted; the head ensured, its sequence number
   moved, then read) instead of four built once;
 - ``nonce-statements`` (change 25): a nonce allocated in three statements built for each
-  allocation (the row ensured, read under its lock, updated) instead of one upsert.
+  allocation (the row ensured, read under its lock, updated) instead of one upsert;
+- ``folded-record`` (change 33): the Idempotency-Key claimed in a transaction of its own
+  before the write runs, and the nonce allocated in one of its own, not both in the
+  transaction that records the signed transaction and its citation (four transactions per
+  hosted keyed write instead of two). ``bookkeeping`` takes this back too (its six are
+  these four with two more).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ CHANGES = (
     "relayer-estimate",
     "audit-statements",
     "nonce-statements",
+    "folded-record",
 )
 
 
@@ -40,6 +46,8 @@ def install(changes: list[str]) -> None:
     unknown = set(changes) - set(CHANGES)
     if unknown:
         raise SystemExit(f"unknown changes {sorted(unknown)}; known: {', '.join(CHANGES)}")
+    if "bookkeeping" in changes or "folded-record" in changes:
+        _folded_record_as_before()
     if "bookkeeping" in changes:
 
         async def record(self: WriteContext, journal: TxJournal, tx_hash: str) -> None:
@@ -71,9 +79,38 @@ def install(changes: list[str]) -> None:
         _nonce_statements_as_before()
 
 
+def _folded_record_as_before() -> None:
+    """Keys claimed up front and nonces allocated in their own transactions (before change
+    33): no command claims late, and the gateway records through ``WriteContext.record``."""
+    import dataclasses
+
+    from backend.services import commands
+
+    def records_in(self: WriteContext, journal: TxJournal) -> bool:
+        return False
+
+    WriteContext.records_in = records_in  # type: ignore[method-assign]
+    for name, spec in list(commands.COMMANDS.items()):
+        commands.COMMANDS[name] = dataclasses.replace(spec, claims_late=False)
+
+
 def _nonce_statements_as_before() -> None:
-    """``backend.nonces.SqlNonceStore.allocate`` as it was at 22c4fbe."""
+    """``backend.nonces.SqlNonceStore.allocate`` as it was at 22c4fbe (also within the
+    transaction that records a signed transaction, ``backend.nonces.allocate_in``)."""
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from backend.nonces import SqlNonceStore
+
+    async def allocate_in(
+        conn: AsyncConnection, chain_id: int, address: str, chain_next: int, count: int = 1
+    ) -> int:
+        store = SqlNonceStore(None)  # type: ignore[arg-type]  # its helpers take ``conn``
+        stored = await store._locked(conn, chain_id, address)
+        first = max(chain_next, stored if stored is not None else 0)
+        await store._store(conn, chain_id, address, first + count)
+        return first
+
+    vars(gateway)["allocate_in"] = allocate_in
 
     async def allocate(
         self: SqlNonceStore, chain_id: int, address: str, chain_next: int, count: int = 1

@@ -3,12 +3,13 @@ by a ``self`` member (the 202 intent, then the signature that relays it).
 
 The API runs as ``tests.support.commit_counter`` (``tierflow serve`` that logs every commit
 with the tables it wrote); splits alone on the platform are counted. A hosted keyed write
-commits four times (six before): the idempotency claim; the nonce allocation; the journal's
-record of the signed transaction together with its audit citation (``audit_pending``), both
-durable before the bytes leave; the answer together with the request's audit record. Why the
-first three cannot be merged further: docs/performance.md, change 16. A ``self`` member's
-split commits twice for its 202 and four times for its signature (nine before, thirteen
-before that).
+commits twice (four before, six before that): before the broadcast, the Idempotency-Key's
+record inserted (the key claimed: a duplicate collides here) with the journal's record of the
+signed transaction, its nonce and its audit citation (``audit_pending``), all durable before
+the bytes leave; after it, the answer together with the request's audit record. Why it cannot
+be fewer: docs/performance.md, change 33. A ``self`` member's split commits once for its 202
+and three times for its signature (two and four before, nine before that, thirteen before
+that).
 """
 
 from __future__ import annotations
@@ -86,14 +87,16 @@ async def test_a_hosted_split_commits_its_bookkeeping_in_few_transactions(
             (201, [r.json()["tx_hash"]])
         ]
     for commits in counts:
+        # At most two transactions write (four before change 33, six before change 16).
+        assert len(commits) <= 2, commits
         assert [set(c["writes"]) for c in commits] == EXPECTED, commits
 
 
 #: The tables each transaction of a split writes, in commit order.
 EXPECTED: list[set[str]] = [
-    {"idempotency_records"},  # the key claimed: a duplicate collides here
-    {"nonces"},  # the nonce, allocated under the account's lock
-    {"idempotency_records", "audit_pending"},  # the signed tx recorded and cited
+    # Before the broadcast: the key claimed (a duplicate's insert collides here) with the
+    # signed transaction recorded, its nonce allocated and its citation kept.
+    {"nonces", "idempotency_records", "audit_pending"},
     {"idempotency_records", "audit_pending", "audit_head", "audit_log"},  # answer and record
 ]
 
@@ -101,8 +104,8 @@ EXPECTED: list[set[str]] = [
 async def test_a_self_members_split_commits_its_bookkeeping_in_few_transactions(
     counted: tuple[Stack, Path], api: Api
 ) -> None:
-    """A ``self`` member's split: the 202 (the intent) in two transactions, the signature
-    (the relay) in four."""
+    """A ``self`` member's split: the 202 (the intent) in one transaction, the signature (the
+    relay) in three."""
     stack, log = counted
     account = Account.create()
     r = await api.operator.post(
@@ -137,19 +140,17 @@ async def test_a_self_members_split_commits_its_bookkeeping_in_few_transactions(
         assert [set(c["writes"]) for c in ours()[before:]] == RELAYED, ours()[before:]
 
 
-#: The 202: the key claimed; the intent, the write's memo of it and the 202 answer with its
-#: audit record, in one (the record's ``DELETE … RETURNING`` of the request's
+#: The 202: the key claimed with the intent, the write's memo of it and the 202 answer with
+#: its audit record, in one (the record's ``DELETE … RETURNING`` of the request's
 #: ``audit_pending`` row runs whether or not there is one: the 202 broadcast nothing).
 ASKED: list[set[str]] = [
-    {"idempotency_records"},
     {"intents", "idempotency_records", "audit_pending", "audit_head", "audit_log"},
 ]
 #: The signature: kept with the intent in the transaction that takes the key up again; the
-#: relayer's nonce; the relay recorded and cited before it leaves; the intent's outcome with
-#: the answer and its record.
+#: relay recorded and cited with the relayer's nonce before it leaves; the intent's outcome
+#: with the answer and its record.
 RELAYED: list[set[str]] = [
     {"intents", "idempotency_records"},
-    {"nonces"},
-    {"idempotency_records", "audit_pending"},
+    {"nonces", "idempotency_records", "audit_pending"},
     {"intents", "idempotency_records", "audit_pending", "audit_head", "audit_log"},
 ]

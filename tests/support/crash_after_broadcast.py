@@ -33,8 +33,10 @@ def install(function: str) -> None:
         finally:
             _calling.reset(token)
 
-    async def sending(self: TransactionSender, tx: Any, before_broadcast: Any = None) -> Any:
-        pending = await send(self, tx, before_broadcast)
+    async def sending(
+        self: TransactionSender, tx: Any, before_broadcast: Any = None, **kwargs: Any
+    ) -> Any:
+        pending = await send(self, tx, before_broadcast, **kwargs)
         if _calling.get() == function:
             os._exit(CRASH_EXIT_STATUS)
         return pending
