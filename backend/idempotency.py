@@ -2,7 +2,13 @@
 
 A mutating request carries ``Idempotency-Key``. :meth:`Idempotency.run` claims the key for the
 calling member with an insert (the primary key ``(member, key)`` makes concurrent duplicates
-collide in the database, whichever worker they reach):
+collide in the database, whichever worker they reach). A command that writes nothing before
+its first signed transaction is recorded (``CommandSpec.claims_late``: the chain writes)
+claims it late: the key is looked up, and the record inserted by the write's first database
+transaction, the one that records its first signed transaction (with the nonce and the audit
+citation, before the broadcast) or stores its answer; a duplicate's insert collides there
+(:class:`KeyTaken`), rolls back with everything of its transaction, and the duplicate goes on
+as below:
 
 - the key is new: the record keeps the write as a command (operation, JSON arguments, the
   caller's key; :mod:`backend.services.commands`) and it runs with a

@@ -1,7 +1,7 @@
 """A hosted write's database transactions, and the write path's figures, side by side.
 
 ``python -m bench.perf.write_txns [--against DIR] [--database sqlite|postgres] [--workers 1]
-[--clients 16 64] [--writes 160] [--rounds 2] [--count 20] [--no-figures]`` starts one
+[--clients 16 64] [--holders 1] [--writes 160] [--rounds 2] [--count 20] [--no-figures]`` starts one
 :class:`bench.stack.Stack` seeded as :mod:`bench.perf.api` seeds it, then:
 
 - *counts*: the API restarted as ``bench/perf/txn_counter.py`` (one worker, every transaction
@@ -13,7 +13,8 @@
   ``tierflow-…``, left out);
 - *figures*: the API as ``tierflow serve`` with ``--workers`` workers, each variant in turn,
   ``--rounds`` times: ``--writes`` hosted splits by ``clients`` concurrent clients from one
-  holder's piece (each sends its next once answered; one warm-up each first): splits/s,
+  holder's piece, or client ``c`` from holder ``c % --holders``'s (up to 16 accounts; each
+  client sends its next once answered; one warm-up each first): splits/s,
   p50/p99, the answers that were not 201 (503 when a write waited past
   ``TIERFLOW_API_DATABASE_LOCK_WAIT_S`` for SQLite's write lock), the API's CPU per write (the
   server process and its workers, ``/proc``) and the 1-minute load average before and after.
@@ -158,6 +159,7 @@ class Figure:
     clients: int
     workers: int
     writes: int
+    holders: int = 1
     latencies: list[float] = field(default_factory=list)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     seconds: float = 0.0
@@ -179,25 +181,33 @@ class Figure:
 
 
 async def figure(
-    stack: Stack, s: Seed, variant: str, tree: Path | None, workers: int, clients: int, n: int
+    stack: Stack,
+    s: Seed,
+    variant: str,
+    tree: Path | None,
+    workers: int,
+    clients: int,
+    n: int,
+    holders: int = 1,
 ) -> Figure:
     await _restart(stack, tree, workers, None)
-    f = Figure(variant, clients, workers, n)
+    f = Figure(variant, clients, workers, n, holders)
     pid = stack.procs["api"].popen.pid
     counter = iter(range(n))
 
-    async def client() -> None:
-        await _split(s)  # warm-up, uncounted (its CPU is counted: see cpu_ms)
+    async def client(c: int) -> None:
+        holder = c % holders
+        await _split(s, holder)  # warm-up, uncounted (its CPU is counted: see cpu_ms)
         while next(counter, None) is not None:
             t0 = time.perf_counter()
-            status = await _split(s)
+            status = await _split(s, holder)
             f.latencies.append(time.perf_counter() - t0)
             f.statuses[status] += 1
 
     cpu0 = _tree_cpu(pid)
     f.load_before = load_average()
     t0 = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(c) for c in range(clients)))
     f.seconds = time.perf_counter() - t0
     f.load_after = load_average()
     f.cpu_s = _tree_cpu(pid) - cpu0
@@ -234,7 +244,14 @@ async def run(args: argparse.Namespace) -> tuple[list[Counted], list[Figure]]:
                         for clients in args.clients:
                             for variant, tree in variants.items():
                                 f = await figure(
-                                    stack, s, variant, tree, args.workers, clients, args.writes
+                                    stack,
+                                    s,
+                                    variant,
+                                    tree,
+                                    args.workers,
+                                    clients,
+                                    args.writes,
+                                    min(args.holders, APPLICANTS),
                                 )
                                 figures.append(f)
                                 print(report_figures([f], header=False), flush=True)
@@ -263,9 +280,9 @@ def report_counts(counted: list[Counted]) -> str:
 def report_figures(figures: list[Figure], header: bool = True) -> str:
     lines = (
         [
-            "| variant | workers | clients | splits | rate/s | p50 | p99 | not 201 | "
+            "| variant | workers | clients | holders | splits | rate/s | p50 | p99 | not 201 | "
             "API CPU per write | load |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
         ]
         if header
         else []
@@ -273,7 +290,7 @@ def report_figures(figures: list[Figure], header: bool = True) -> str:
     for f in figures:
         others = {k: v for k, v in f.statuses.items() if k != 201}
         lines.append(
-            f"| {f.variant} | {f.workers} | {f.clients} | {f.ok} | {f.rate:.1f} | "
+            f"| {f.variant} | {f.workers} | {f.clients} | {f.holders} | {f.ok} | {f.rate:.1f} | "
             f"{quantile(f.latencies, 0.5) * 1000:.0f} ms | {quantile(f.latencies, 0.99) * 1000:.0f}"
             f" ms | {others or '-'} | {f.cpu_ms:.2f} ms | {f.load_before:.1f} → "
             f"{f.load_after:.1f} |"
@@ -302,6 +319,7 @@ def main() -> None:
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--clients", type=int, nargs="*", default=[16, 64])
+    ap.add_argument("--holders", type=int, default=1, help="holders split from (at most 16)")
     ap.add_argument("--writes", type=int, default=160)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--count", type=int, default=20, help="writes counted (0: no counts)")
