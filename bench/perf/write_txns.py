@@ -1,12 +1,12 @@
 """A hosted write's database transactions, and the write path's figures, side by side.
 
-``python -m bench.perf.write_txns [--against DIR] [--database sqlite|postgres] [--workers 1]
+``python -m bench.perf.write_txns [--against DIR…] [--database sqlite|postgres] [--workers 1]
 [--clients 16 64] [--holders 1] [--writes 160] [--rounds 2] [--count 20] [--no-figures]`` starts one
 :class:`bench.stack.Stack` seeded as :mod:`bench.perf.api` seeds it, then:
 
 - *counts*: the API restarted as ``bench/perf/txn_counter.py`` (one worker, every transaction
-  of its engines logged) for this checkout and, with ``--against DIR``, the code of checkout
-  ``DIR`` (``git archive <commit> | tar -x -C DIR``): ``--count`` hosted splits
+  of its engines logged) for this checkout and, with ``--against DIR…``, the code of each
+  checkout ``DIR`` (``git archive <commit> | tar -x -C DIR``): ``--count`` hosted splits
   (``POST /v1/claims/{id}/transfers``, one unit) and as many financing applications
   (``POST /v1/financing-requests``), one at a time; per write, the transactions begun, those
   that committed a write, and the statements (the worker's background tasks, named
@@ -216,8 +216,8 @@ async def figure(
 
 async def run(args: argparse.Namespace) -> tuple[list[Counted], list[Figure]]:
     variants: dict[str, Path | None] = {}
-    if args.against is not None:
-        variants[f"before ({args.against.name})"] = args.against.resolve()
+    for tree in args.against:
+        variants[f"before ({tree.name})"] = tree.resolve()
     variants[THIS] = None
     env = {"TIERFLOW_API_RATE_LIMIT": str(10**9)}
     counted: list[Counted] = []
@@ -315,7 +315,9 @@ def summary(figures: list[Figure]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--against", type=Path, help="another checkout's code as a variant")
+    ap.add_argument(
+        "--against", type=Path, nargs="*", default=[], help="other checkouts' code as variants"
+    )
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--clients", type=int, nargs="*", default=[16, 64])
