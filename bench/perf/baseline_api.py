@@ -13,7 +13,7 @@ by side on one stack:
   moved, then read) instead of four built once;
 - ``nonce-statements`` (change 25): a nonce allocated in three statements built for each
   allocation (the row ensured, read under its lock, updated) instead of one upsert;
-- ``folded-record`` (change 33): the Idempotency-Key claimed in a transaction of its own
+- ``folded-record`` (change 34): the Idempotency-Key claimed in a transaction of its own
   before the write runs, and the nonce allocated in one of its own, not both in the
   transaction that records the signed transaction and its citation (four transactions per
   hosted keyed write instead of two). ``bookkeeping`` takes this back too (its six are

@@ -9,7 +9,7 @@ Transactions are counted on chain: the operator's nonce (every transaction it si
 - Twenty concurrent duplicates on PostgreSQL, against two API worker processes: one effect;
   every other answer is the identical replay or 409 ``idempotency_in_progress``.
 - The same for a split, whose key is claimed late (by the transaction that records its signed
-  transaction, docs/performance.md change 33), on SQLite with one worker and on PostgreSQL
+  transaction, docs/performance.md change 34), on SQLite with one worker and on PostgreSQL
   with two: the duplicates run up to that insert, collide, and answer the first's answer;
   the holder's account sends one transaction; another body under the key is refused.
 - A crash between broadcasting and recording the outcome: the API process dies right after

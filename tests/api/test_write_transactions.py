@@ -7,7 +7,7 @@ commits twice (four before, six before that): before the broadcast, the Idempote
 record inserted (the key claimed: a duplicate collides here) with the journal's record of the
 signed transaction, its nonce and its audit citation (``audit_pending``), all durable before
 the bytes leave; after it, the answer together with the request's audit record. Why it cannot
-be fewer: docs/performance.md, change 33. A ``self`` member's split commits once for its 202
+be fewer: docs/performance.md, change 34. A ``self`` member's split commits once for its 202
 and three times for its signature (two and four before, nine before that, thirteen before
 that).
 """
@@ -87,7 +87,7 @@ async def test_a_hosted_split_commits_its_bookkeeping_in_few_transactions(
             (201, [r.json()["tx_hash"]])
         ]
     for commits in counts:
-        # At most two transactions write (four before change 33, six before change 16).
+        # At most two transactions write (four before change 34, six before change 16).
         assert len(commits) <= 2, commits
         assert [set(c["writes"]) for c in commits] == EXPECTED, commits
 
