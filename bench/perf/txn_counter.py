@@ -4,9 +4,9 @@ or ``rollback``, with its statements (``before_cursor_execute``), the tables it 
 task that ran it. :mod:`bench.perf.write_txns` counts a write's transactions from the lines
 it added.
 
-Run by its path, not as a module: it imports nothing of ``bench`` (only SQLAlchemy and the
-``tierflow`` command line of whichever checkout is on ``PYTHONPATH``), so it counts an older
-checkout's server as well as this one's.
+Run by its path, not as a module: it imports nothing of ``bench`` (only SQLAlchemy; then the
+``tierflow`` console script runs the command line of whichever checkout is on
+``PYTHONPATH``), so it counts an older checkout's server as well as this one's.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import runpy
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ def install(log: Path) -> None:
 
 if __name__ == "__main__":
     install(Path(sys.argv[1]))
-    from tierflow.cli import app
-
-    app(["serve"])
+    # ``tierflow serve`` in this process, through its console script (the benchmarks do not
+    # import the command line: the layering contract).
+    sys.argv = ["tierflow", "serve"]
+    runpy.run_path(str(Path(sys.executable).parent / "tierflow"), run_name="__main__")
