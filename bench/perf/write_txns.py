@@ -11,8 +11,9 @@
   (``POST /v1/financing-requests``), one at a time; per write, the transactions begun, those
   that committed a write, and the statements (the worker's background tasks, named
   ``tierflow-…``, left out);
-- *figures*: the API as ``tierflow serve`` with ``--workers`` workers, each variant in turn,
-  ``--rounds`` times: ``--writes`` hosted splits by ``clients`` concurrent clients from one
+- *figures*: the API as ``tierflow serve`` with ``--workers`` workers, each variant in turn
+  (every other round in reverse order: anvil slows down as its chain grows), ``--rounds``
+  times: ``--writes`` hosted splits by ``clients`` concurrent clients from one
   holder's piece, or client ``c`` from holder ``c % --holders``'s (up to 16 accounts; each
   client sends its next once answered; one warm-up each first): splits/s,
   p50/p99, the answers that were not 201 (503 when a write waited past
@@ -240,9 +241,14 @@ async def run(args: argparse.Namespace) -> tuple[list[Counted], list[Figure]]:
                         counted += await count(stack, s, variant, tree, args.count, Path(directory))
                         print(report_counts(counted[-2:]), flush=True)
                 if not args.no_figures:
-                    for _ in range(args.rounds):
+                    for round_ in range(args.rounds):
+                        # Every other round in reverse order: the chain (anvil) grows slower
+                        # with its blocks, which would favour whichever variant runs first.
+                        order = list(variants.items())
+                        if round_ % 2:
+                            order.reverse()
                         for clients in args.clients:
-                            for variant, tree in variants.items():
+                            for variant, tree in order:
                                 f = await figure(
                                     stack,
                                     s,
