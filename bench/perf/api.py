@@ -244,12 +244,15 @@ async def api_figures(
                     out.writes += await self_custody_splits(
                         stack, s, self_writes, Path(directory), progress
                     )
+                # Before the hosted operations: their settlement batches move the chain's clock
+                # two days on, and a signer checking an intent's deadline against its own
+                # clock rightly refuses one that stays valid that long.
+                if self_counts is not None:
+                    out.writes += await self_figures(stack, s, self_counts, progress, out.failures)
                 if operations is not None:
                     out.writes += await operation_figures(
                         stack.rpc_url, s, operations, progress, out.failures
                     )
-                if self_counts is not None:
-                    out.writes += await self_figures(stack, s, self_counts, progress, out.failures)
                 out.reads = await reads(stack, s, workers, rates, seconds, progress)
             finally:
                 await s.close()
