@@ -55,8 +55,8 @@ def install(log: Path) -> None:
 
     def ended(conn: Connection, how: str) -> None:
         s = conn.info.pop("txn_count", None)
-        if s is None:
-            return
+        if s is None:  # ended without a begin seen: still one transaction ended
+            s = {"statements": 0, "writes": []}
         line = {"end": how, "task": _task(), **s}
         out.write(json.dumps(line) + "\n")
 
