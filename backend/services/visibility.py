@@ -19,7 +19,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, true, union
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -166,11 +177,82 @@ async def require_invoice(session: AsyncSession, caller: Caller, invoice_id: str
     return row
 
 
+def _held_by(me: Any, claim_id: Any) -> ColumnElement[bool]:
+    """Whether ``me`` holds or ever held the piece ``claim_id`` (a column of the outer row):
+    :func:`ever_held` asked of one piece, by index lookups on that piece. Its payable's root
+    is asked of the outer row's own payable (``m.Payable``, joined by the caller): a piece
+    and its parent are pieces of the same payable."""
+    parent = aliased(m.Claim)
+    return or_(
+        exists().where(
+            m.Event.claim_id == claim_id,
+            m.Event.account == me,
+            m.Event.event.in_(HOLDING_EVENTS),
+        ),
+        and_(m.Payable.root_claim_id == claim_id, m.Payable.supplier == me),
+        exists().where(parent.id == claim_id, parent.holder == me),
+    )
+
+
+def _split_off_this_by(me: Any) -> ColumnElement[bool]:
+    """Whether ``me`` split the outer row's piece off its parent: :func:`split_off_by` asked
+    of one piece (its ``ClaimSplit`` found by the piece's id, not among every split)."""
+    split = aliased(m.Event)
+    before = aliased(m.Event)
+    holder_then = (
+        select(before.account)
+        .where(
+            before.claim_id == m.Claim.parent_id,
+            before.event.in_(HOLDING_EVENTS),
+            or_(
+                before.block_number < split.block_number,
+                and_(
+                    before.block_number == split.block_number,
+                    before.log_index < split.log_index,
+                ),
+            ),
+        )
+        .order_by(before.block_number.desc(), before.log_index.desc())
+        .limit(1)
+        .correlate(split, m.Claim)
+        .scalar_subquery()
+    )
+    root_supplier = case(
+        (m.Payable.root_claim_id == m.Claim.parent_id, m.Payable.supplier), else_=None
+    )
+    return (
+        exists()
+        .where(
+            split.claim_id == m.Claim.id,
+            split.event == "ClaimSplit",
+            func.coalesce(holder_then, root_supplier) == me,
+        )
+        .correlate(m.Claim, m.Payable)
+    )
+
+
+def _this_claim_of(me: Any) -> ColumnElement[bool]:
+    """:func:`_claims_of` asked of one piece: the outer row's ``m.Claim``, with its payable
+    ``m.Payable`` joined. The same rule, each part an index lookup on that piece, its parent
+    or its payable, where the list's form builds the sets of every piece ``me`` may see (its
+    splits part went through every ``ClaimSplit`` of the platform: a piece's read grew with
+    everyone's splits)."""
+    return or_(
+        m.Claim.holder == me,
+        _held_by(me, m.Claim.id),
+        and_(_held_by(me, m.Claim.parent_id), _split_off_this_by(me)),
+        m.Payable.obligor == me,
+        m.Payable.supplier == me,
+        m.Payable.clearing_agent == me,
+        exists().where(m.Financing.claim_id == m.Claim.id, m.Financing.financier == me),
+    )
+
+
 #: One piece, its obligor and whether ``:me`` is a party to it, in one round trip. Built once
 #: with bound parameters: a statement object that lives on has its cache key memoised, where
 #: one built per request (with the whole visibility rule in it) costs its key every time.
 _CLAIM_FOR = (
-    select(m.Claim, m.Payable.obligor, _claims_of(bindparam("me")).label("visible"))
+    select(m.Claim, m.Payable.obligor, _this_claim_of(bindparam("me")).label("visible"))
     .outerjoin(m.Payable, m.Payable.id == m.Claim.payable_id)
     .where(m.Claim.id == bindparam("claim_id"))
 )

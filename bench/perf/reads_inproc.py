@@ -10,7 +10,9 @@ process's CPU time per request, and the calls made on aiosqlite's connection thr
 request (each a hop to that thread and back into the event loop).
 
 ``python -m bench.perf.reads_inproc --baseline DIR`` (``DIR`` a ``git worktree add`` of the
-commit before).
+commit before). ``--writes N`` first splits a payable of two other members ``N`` times through
+the API (16 clients): the reads then run on a platform with that history, as ``tierflow
+bench``'s one-worker reads come after its writes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 from rich.progress import Progress
 
-from bench.api_load import seed
+from bench.api_load import Seeder, seed
 from bench.perf.figures import load_average
 from bench.stack import Stack
 
@@ -79,7 +81,32 @@ async def serve_in_process(config: dict[str, Any], requests: int) -> dict[str, f
     return out
 
 
-async def measure(variants: dict[str, Path], rounds: int, requests: int) -> dict[str, Any]:
+async def others_splits(stack: Stack, writes: int, clients: int = 16) -> None:
+    """``writes`` splits of one unit between two members of their own (none of the reader's
+    pieces), ``clients`` at a time."""
+    s = Seeder(stack)
+    try:
+        core = await s.member("Others Core", ["core_enterprise"])
+        holder = await s.member("Others Tier 1", ["supplier"])
+        to = await s.member("Others Tier 2", ["supplier"])
+        await s.operator.put(f"/v1/members/{core.address}/program-limit", {"program_limit": 10**12})
+        root = int((await s.payable(core, holder, 10**9))["root_claim_id"])
+        left = [writes]
+
+        async def client() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                await Seeder.split(holder, root, to, 1)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+    finally:
+        for c in s.clients:
+            await c.aclose()
+
+
+async def measure(
+    variants: dict[str, Path], rounds: int, requests: int, writes: int = 0
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tf-reads-inproc-") as directory:
         async with Stack.start(
             Path(directory), extra_env={"TIERFLOW_API_RATE_LIMIT": RATE_LIMIT}
@@ -87,6 +114,8 @@ async def measure(variants: dict[str, Path], rounds: int, requests: int) -> dict
             with Progress(transient=True) as progress:
                 s = await seed(stack, 0, progress)
             await s.close()
+            if writes:
+                await others_splits(stack, writes)
             config = Path(directory) / "reads.json"
             config.write_text(
                 json.dumps(
@@ -137,6 +166,7 @@ async def measure(variants: dict[str, Path], rounds: int, requests: int) -> dict
             return {
                 "rounds": rounds,
                 "requests": requests,
+                "writes_first": writes,
                 "load_before": load_before,
                 "load_after": load_average(),
                 "medians": {
@@ -152,6 +182,9 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="the checkout to compare with this one")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=300, help="per path and round")
+    parser.add_argument(
+        "--writes", type=int, default=0, help="others' splits through the API before the reads"
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # one variant's process
     args = parser.parse_args()
     if args.serve is not None:
@@ -162,7 +195,11 @@ def main() -> None:
     variants = {"this code": here}
     if args.baseline is not None:
         variants = {f"code at {args.baseline.name}": args.baseline.resolve(), **variants}
-    print(json.dumps(asyncio.run(measure(variants, args.rounds, args.requests)), indent=2))
+    print(
+        json.dumps(
+            asyncio.run(measure(variants, args.rounds, args.requests, args.writes)), indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from a SQLite mirror filled by the indexer's own handlers and row builders (no c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -157,3 +158,80 @@ async def test_the_whole_tree_is_for_the_payables_own_parties(
     async with mirror.sessions() as session:
         payable = await visibility.require_payable(session, caller("auditor"), 1)
     assert visibility.tree_visible(caller(who), payable) is visible
+
+
+@pytest.mark.parametrize(
+    "who", ["sup1", "sup2", "sup3", "sup4", "core", "agent", "bank", "stranger"]
+)
+async def test_one_piece_is_read_by_the_list_rule(mirror: Mirror, who: str) -> None:
+    """``visible_claim`` asks the rule of one piece (by its own, its parent's and its payable's
+    rows); it answers as the list's clause does, piece by piece."""
+    c = caller(who)
+    listed = await _ids(mirror, who, m.Claim, visibility.claims_clause(c))
+    async with mirror.sessions() as session:
+        for piece in (1, 2, 3):
+            try:
+                await visibility.visible_claim(session, c, piece)
+                seen = True
+            except NotFound:
+                seen = False
+            assert seen is (piece in listed), (who, piece)
+
+
+async def _steps(mirror: Mirror, who: str, piece: int) -> int:
+    """SQLite's virtual-machine steps (in tens) of one ``visible_claim``, seen or refused."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    async with mirror.sessions() as session:
+        raw = await (await session.connection()).get_raw_connection()
+        sqlite = raw.driver_connection
+        await sqlite.set_progress_handler(count, 10)
+        with contextlib.suppress(NotFound):
+            await visibility.visible_claim(session, caller(who), piece)
+        await sqlite.set_progress_handler(None, 10)  # type: ignore[arg-type]
+    return steps[0]
+
+
+async def test_one_piece_costs_the_same_whatever_the_others_splits(mirror: Mirror) -> None:
+    """A piece's read looks up that piece, its parent and its payable: 300 splits of another
+    payable, none of them the reader's, leave its cost as it was (it once went through every
+    ``ClaimSplit`` of the platform, growing with everyone's splits)."""
+    cases = [("sup3", 3), ("sup2", 3), ("stranger", 2)]  # split off by sup3; refused; refused
+    before = [await _steps(mirror, who, piece) for who, piece in cases]
+    others = [
+        event(
+            "ClaimLedger:PayableIssued",
+            block=20,
+            payableId=2,
+            obligor=CORE,
+            supplier=BANK,
+            faceValue=10**6,
+            dueDate=10**9,
+            clearingAgent=ZERO,
+            rootClaimId=100,
+            longTerm=False,
+            invoiceIds=[],
+        )
+    ]
+    others += [
+        event(
+            "ClaimLedger:ClaimSplit",
+            block=21 + n,
+            parentId=100,
+            claimId=101 + n,
+            payableId=2,
+            depth=1,
+            to=CORE,
+            value=1,
+            invoiceId=ZERO,
+        )
+        for n in range(300)
+    ]
+    await mirror.apply(others)
+    after = [await _steps(mirror, who, piece) for who, piece in cases]
+    for (who, piece), b, a in zip(cases, before, after, strict=True):
+        assert a <= b + 2, (who, piece, b, a)
