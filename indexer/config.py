@@ -71,6 +71,11 @@ class IndexerConfig:
     target_logs: int = 5_000
     #: Ranges fetched and decoded ahead of the one being written.
     prefetch_ranges: int = 3
+    #: Events a batch (one transaction) holds at most: a fetched range with more is applied
+    #: and written in pieces, split between blocks, so the database is writing one piece
+    #: while the next is applied (a range of 5,000 logs in one batch left the database
+    #: idle until all of it was applied, and the indexer idle while it was written last).
+    batch_events: int = 1_000
     #: Seconds between polls of the head once caught up (an ``eth_blockNumber`` each: cheap
     #: on the platform's own node, and every write through the API waits for the mirror).
     poll_interval_s: float = 0.1

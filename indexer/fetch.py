@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from indexer.config import IndexerConfig
@@ -41,6 +41,56 @@ class FetchedRange:
     #: changes journaled.
     window_from: int
     window_headers: list[Header]
+    #: Every header fetched and verified with the range (``start - 1``, ``end``, each block
+    #: with a log, the window's): where :meth:`pieces` finds the blocks it ends at.
+    headers: dict[int, Header] = field(default_factory=dict)
+
+    def pieces(self, max_events: int) -> list[FetchedRange]:
+        """This range as consecutive ranges of at most ``max_events`` events each (more when
+        one block alone has more: a block is never split), each a batch of its own.
+
+        A piece ends at its last event's block, whose header was fetched and verified with
+        the rest of the range; the next piece follows it (its ``previous``), and the last one
+        ends where the range does. Nothing is fetched or checked again: the pieces are the
+        range's own blocks, verified as one.
+        """
+        events = self.events
+        if max_events <= 0 or len(events) <= max_events:
+            return [self]
+        out: list[FetchedRange] = []
+        start, previous, first = self.start, self.previous, 0
+        while True:
+            cut = first + max_events
+            if cut < len(events):
+                block = events[cut - 1].block_number
+                while cut < len(events) and events[cut].block_number == block:
+                    cut += 1
+            if cut >= len(events) or block >= self.end:
+                window = [h for h in self.window_headers if h.number >= start]
+                out.append(
+                    replace(
+                        self,
+                        start=start,
+                        previous=previous,
+                        events=events[first:],
+                        window_headers=window,
+                    )
+                )
+                return out
+            last = self.headers[block]
+            window = [h for h in self.window_headers if start <= h.number <= block]
+            out.append(
+                replace(
+                    self,
+                    start=start,
+                    end=block,
+                    previous=previous,
+                    last=last,
+                    events=events[first:cut],
+                    window_headers=window,
+                )
+            )
+            start, previous, first = block + 1, last, cut
 
 
 def _header(raw: dict[str, Any]) -> Header:
@@ -193,4 +243,5 @@ class Fetcher:
             times={n: got[n].timestamp for n in log_blocks},
             window_from=window_from,
             window_headers=window_headers,
+            headers=got,
         )

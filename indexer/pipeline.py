@@ -263,12 +263,6 @@ class Indexer:
             await self._drop_indexes(behind)
         if bar is not None:
             bar.start(checkpoint.block_number, target)
-        ahead: asyncio.Queue[FetchedRange | BaseException] = asyncio.Queue(
-            maxsize=max(1, self.config.prefetch_ranges)
-        )
-        self._pending = asyncio.create_task(
-            self._fetch_ahead(checkpoint.block_number + 1, target, head, ahead)
-        )
         # One batch is written (its own transaction) while the next is applied in memory.
         writing: asyncio.Task[None] | None = None
         expected = self._checkpoint  # the checkpoint once ``writing`` has committed
@@ -281,27 +275,35 @@ class Indexer:
 
         self.uow.bind(self._conn, written)
         if not self.uow.warm:
+            # Before the fetching starts: its decoding would hold up each of the warm-up's
+            # round trips, and the first range would wait behind the ranges fetched ahead.
             await self.uow.warm_up()
+        ahead: asyncio.Queue[FetchedRange | BaseException] = asyncio.Queue(
+            maxsize=max(1, self.config.prefetch_ranges)
+        )
+        self._pending = asyncio.create_task(
+            self._fetch_ahead(checkpoint.block_number + 1, target, head, ahead)
+        )
         try:
             while expected.block_number < target:
                 item = await ahead.get()
                 if isinstance(item, BaseException):
                     raise item
-                fetched = item
-                if fetched.previous.hash != expected.block_hash:
+                for piece in item.pieces(self.config.batch_events):
+                    if piece.previous.hash != expected.block_hash:
+                        await written()
+                        await self._cancel_pending()
+                        await self._reorganise()
+                        return False
+                    prepared = await self._apply(piece, expected)
+                    if prepared is None:
+                        continue
                     await written()
-                    await self._cancel_pending()
-                    await self._reorganise()
-                    return False
-                prepared = await self._apply(fetched, expected)
-                if prepared is None:
-                    continue
-                await written()
-                if bar is not None:
-                    bar.update(self._checkpoint.block_number, self.stats.events)
-                self._record_lag(head)
-                writing = asyncio.create_task(self._write(prepared))
-                expected = prepared.after
+                    if bar is not None:
+                        bar.update(self._checkpoint.block_number, self.stats.events)
+                    self._record_lag(head)
+                    writing = asyncio.create_task(self._write(prepared))
+                    expected = prepared.after
             await written()
             if bar is not None:
                 bar.update(self._checkpoint.block_number, self.stats.events)

@@ -50,3 +50,22 @@ async def test_a_failed_batch_write_leaves_no_trace(
     assert await mirror_digest(index_config.database_url) == await mirror_digest(rebuilt)
     report = await reconcile_mirror(index_config)
     assert report.ok, report.differences
+
+
+async def test_a_range_applied_in_pieces_mirrors_what_one_batch_does(
+    chain: Chain, index_config: IndexerConfig, tmp_path: Any
+) -> None:
+    p = chain.platform
+    await multi_tier(p)
+    whole = {"initial_range": 10**6, "max_range": 10**6, "target_logs": 10**6}
+    # The whole history is one fetched range, applied and written five events a batch.
+    stats = await index_once(index_config, **whole, batch_events=5)
+    assert stats.batches > 3
+    assert stats.events > 5 * 3
+    rebuilt = f"sqlite+aiosqlite:///{tmp_path / 'rebuilt.db'}"
+    one = await index_once(index_config, database_url=rebuilt, **whole, batch_events=10**6)
+    assert one.batches == 1
+    assert (one.events, one.blocks) == (stats.events, stats.blocks)
+    assert await mirror_digest(index_config.database_url) == await mirror_digest(rebuilt)
+    report = await reconcile_mirror(index_config)
+    assert report.ok, report.differences

@@ -131,7 +131,12 @@ async def approve_pending(p: Platform, financing_id: int) -> None:
 #: Many small batches: ranges of 1 to 3 blocks.
 TINY: dict[str, Any] = {"initial_range": 1, "max_range": 3, "target_logs": 50}
 #: The whole history in one range (whatever the defaults are): a rebuild in one pass.
-ONE_PASS: dict[str, Any] = {"initial_range": 10**6, "max_range": 10**6, "target_logs": 10**6}
+ONE_PASS: dict[str, Any] = {
+    "initial_range": 10**6,
+    "max_range": 10**6,
+    "target_logs": 10**6,
+    "batch_events": 10**6,
+}
 
 
 @dataclass
