@@ -66,6 +66,11 @@ class _TableWriter:
         self.rows_per_chunk = max(1, min(MAX_ROWS_PER_STATEMENT, limit // len(self.columns)))
         self._statements: dict[tuple[str, int], str] = {}
 
+    @property
+    def has_processors(self) -> bool:
+        """Some column's type converts its values before they are written."""
+        return bool(self._processors)
+
     def processed(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """A row given in column order, with the column types' bind processors applied."""
         if not self._processors:
@@ -194,11 +199,12 @@ class BulkWriter:
         """Rows already in column order, with the bind processors applied."""
         writer = self._writer(table)
         width = len(writer.columns)
-        out = []
-        for row in rows:
+        out = list(rows)
+        for row in out:
             if len(row) != width:
                 raise ValueError(f"{table.name}: a row of {len(row)} values, not {width}")
-            out.append(writer.processed(row))
+        if writer.has_processors:
+            out = [writer.processed(row) for row in out]
         return out
 
     async def insert(self, conn: AsyncConnection, table: Table, rows: Sequence[Values]) -> None:

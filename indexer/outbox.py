@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.types import table_of
 from indexer import models
-from indexer.unit_of_work import Row, UnitOfWork
+from indexer.unit_of_work import UnitOfWork
 from ledger.codec import DecodedEvent, json_text
 
 OUTBOX = table_of(models.OutboxEntry)
@@ -65,38 +65,60 @@ def _head(ev: DecodedEvent) -> str:
     return head
 
 
-async def outbox_row(uow: UnitOfWork, ev: DecodedEvent, row: tuple[Any, ...]) -> Row:
-    """The outbox entry of ``ev`` (``row`` is its ``events`` row), once its handler ran."""
+#: The columns of an entry as :func:`outbox_row` gives it (the table's, but ``seq``).
+OUTBOX_COLUMNS = (
+    "event_id",
+    "kind",
+    "event",
+    "contract",
+    "block_number",
+    "log_index",
+    "block_hash",
+    "block_time",
+    "object_key",
+    "data",
+    "reverted",
+    "reverts",
+)
+if tuple(c.name for c in OUTBOX.columns)[1:] != OUTBOX_COLUMNS:  # pragma: no cover
+    raise RuntimeError("indexer.outbox.OUTBOX_COLUMNS no longer matches the outbox table")
+
+
+async def outbox_row(uow: UnitOfWork, ev: DecodedEvent, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The outbox entry of ``ev`` (``row`` is its ``events`` row), once its handler ran, in
+    the order of :data:`OUTBOX_COLUMNS`."""
     kind, key, table = "contract", ev.contract, ""
     for column, name, tbl in _OBJECTS:
         if row[column] is not None:
             kind, key, table = name, row[column], tbl
             break
-    obj: dict[str, Any] | None = None
+    obj = "null"
     if table:
         found = await uow.get(table, (key,))
         if found is not None:
-            obj = {"type": kind, **found}
+            # ``{"type": kind, **found}`` as JSON, without copying the row into a new dict
+            # (no mirror row has a ``type`` column; a row is never empty).
+            obj = f'{{"type":"{kind}",{json_text(found)[1:]}'
     block_time = row[3]
     data = (
         f'{_head(ev)},"block_number":{ev.block_number},"block_hash":"{ev.block_hash}"'
         f',"block_time":{block_time},"tx_hash":"{ev.tx_hash}","log_index":{ev.log_index}'
-        f',"args":{ev.args_json}}},"object":{json_text(obj)}}}'
+        f',"args":{ev.args_json}}},"object":{obj}}}'
     )
-    return {
-        "event_id": event_id(ev.block_hash, ev.log_index),
-        "kind": "event",
-        "event": ev.name,
-        "contract": ev.contract,
-        "block_number": ev.block_number,
-        "log_index": ev.log_index,
-        "block_hash": ev.block_hash,
-        "block_time": block_time,
-        "object_key": f"{kind}:{key}",
-        "data": data,
-        "reverted": False,
-        "reverts": None,
-    }
+    return (
+        event_id(ev.block_hash, ev.log_index),
+        "event",
+        ev.name,
+        ev.contract,
+        ev.block_number,
+        ev.log_index,
+        ev.block_hash,
+        block_time,
+        f"{kind}:{key}",
+        data,
+        False,
+        None,
+    )
 
 
 async def retract(conn: AsyncConnection, ancestor: int) -> int:

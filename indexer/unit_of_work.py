@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from operator import itemgetter
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, func, select, tuple_
 from sqlalchemy.engine import Dialect
@@ -74,6 +75,18 @@ def primary_key(table: Table) -> tuple[str, ...]:
 _PK = {name: primary_key(t) for name, t in STATE_TABLES.items()}
 
 
+def _key_getter(columns: tuple[str, ...]) -> Callable[[Row], Key]:
+    """A row's primary key as a tuple, by one ``itemgetter`` call."""
+    get = itemgetter(*columns)
+    if len(columns) == 1:
+        return lambda row: (get(row),)
+    return cast(Callable[[Row], Key], get)
+
+
+#: Table name → its rows' key (what ``tuple(row[c] for c in _PK[name])`` gives, cheaper).
+_KEY_OF = {name: _key_getter(pk) for name, pk in _PK.items()}
+
+
 class UnitOfWork(Protocol):
     """The rows a handler reads and changes (``name`` is a table, ``key`` its primary key)."""
 
@@ -122,8 +135,9 @@ class BatchUnitOfWork:
         self._dirty: dict[str, set[Key]] = defaultdict(set)
         self._appends: dict[str, list[Row]] = defaultdict(list)
         self._tuples: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        self._journal: list[Row] = []
-        self._outbox: list[Row] = []
+        #: Rows in their table's column order (the surrogate key left out).
+        self._journal: list[tuple[Any, ...]] = []
+        self._outbox: list[tuple[Any, ...]] = []
         self._journaled: set[tuple[str, Key, int]] = set()
         self._conn: AsyncConnection | None = None
         self._before_read: Callable[[], Awaitable[None]] | None = None
@@ -258,12 +272,12 @@ class BatchUnitOfWork:
             return
         self._journaled.add(mark)
         self._journal.append(
-            {
-                "block_number": self.block,
-                "table_name": name,
-                "row_key": json_text(list(key)),
-                "image": None if image is None else json_text(image),
-            }
+            (
+                self.block,
+                name,
+                json_text(list(key)),
+                None if image is None else json_text(image),
+            )
         )
 
     async def edit(self, name: str, key: Key) -> Row:
@@ -278,7 +292,7 @@ class BatchUnitOfWork:
 
     async def create(self, name: str, row: Row) -> Row:
         """Add a row (it must not exist)."""
-        key = tuple(row[c] for c in _PK[name])
+        key = _KEY_OF[name](row)
         cached = self._rows[name]
         exists = cached[key] is not None if key in cached else await self.get(name, key) is not None
         if exists:
@@ -290,7 +304,7 @@ class BatchUnitOfWork:
 
     async def upsert(self, name: str, row: Row) -> Row:
         """Add the row or replace the existing one with the same key."""
-        key = tuple(row[c] for c in _PK[name])
+        key = _KEY_OF[name](row)
         self._journal_before(name, key, await self.get(name, key))
         self._rows[name][key] = row
         self._dirty[name].add(key)
@@ -309,9 +323,10 @@ class BatchUnitOfWork:
         """Add a row to an append-only table."""
         self._appends[name].append(row)
 
-    def outbox(self, row: Row) -> None:
-        """Add a webhook outbox entry (:mod:`indexer.outbox`): written with the batch, never
-        deleted by a rollback (it is retracted instead)."""
+    def outbox(self, row: tuple[Any, ...]) -> None:
+        """Add a webhook outbox entry (:func:`indexer.outbox.outbox_row`, in the table's
+        column order): written with the batch, never deleted by a rollback (it is retracted
+        instead)."""
         self._outbox.append(row)
 
     def append_tuple(self, name: str, row: tuple[Any, ...]) -> None:
@@ -359,9 +374,9 @@ class BatchUnitOfWork:
             table = APPEND_TABLES[name]
             batch.add("insert", table, bulk.from_tuples(table, tuples))
         journal = table_of(models.JournalEntry)
-        batch.add("insert", journal, bulk.from_dicts(journal, self._journal))
+        batch.add("insert", journal, bulk.from_tuples(journal, self._journal))
         outbox = table_of(models.OutboxEntry)
-        batch.add("insert", outbox, bulk.from_dicts(outbox, self._outbox))
+        batch.add("insert", outbox, bulk.from_tuples(outbox, self._outbox))
         self._dirty.clear()
         self._outbox.clear()
         self._appends.clear()
