@@ -33,7 +33,7 @@ from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
 from backend.services.encodings import sha256_text
 from backend.services.lists import cursor_parts, keyset_after
-from backend.services.visibility import claims_clause, require_claim, visible_claim
+from backend.services.visibility import ClaimRow, claims_clause, require_claim, visible_claim
 from db.types import table_of
 from indexer import models as m
 from indexer.handlers.claims import split_claim_from
@@ -41,7 +41,7 @@ from indexer.rows import Row, as_record, transferred
 from ledger import calls
 
 
-def _view(row: m.Claim, obligor: str | None) -> dict[str, Any]:
+def _view(row: ClaimRow, obligor: str | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "payable_id": row.payable_id,
@@ -234,6 +234,6 @@ async def history(
 _CLAIM_COLUMNS = tuple(c.key for c in table_of(m.Claim).columns)
 
 
-def row_of(claim: m.Claim) -> Row:
+def row_of(claim: ClaimRow) -> Row:
     """A mirrored piece as the row the indexer keeps (to apply a mined event to)."""
     return {name: getattr(claim, name) for name in _CLAIM_COLUMNS}

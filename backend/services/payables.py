@@ -30,6 +30,7 @@ from backend.services.encodings import sha256_text
 from backend.services.lists import cursor_parts
 from backend.services.members import custody_of
 from backend.services.visibility import (
+    PayableRow,
     payables_clause_of_me,
     require_payable,
     tree_visible,
@@ -58,7 +59,7 @@ async def _invoice_ids(session: AsyncSession, payable_ids: list[int]) -> dict[in
     return out
 
 
-def _view(row: m.Payable, invoice_ids: list[str]) -> dict[str, Any]:
+def _view(row: PayableRow, invoice_ids: list[str]) -> dict[str, Any]:
     return {
         "id": row.id,
         "obligor": row.obligor,
@@ -77,7 +78,7 @@ def _view(row: m.Payable, invoice_ids: list[str]) -> dict[str, Any]:
     }
 
 
-async def payable_view(session: AsyncSession, row: m.Payable) -> dict[str, Any]:
+async def payable_view(session: AsyncSession, row: PayableRow) -> dict[str, Any]:
     return _view(row, (await _invoice_ids(session, [row.id])).get(row.id, []))
 
 
@@ -314,7 +315,7 @@ def _node(row: Row[Any], child_count: int, custody: dict[str, str]) -> dict[str,
     }
 
 
-async def require_tree(session: AsyncSession, caller: Caller, payable_id: int) -> m.Payable:
+async def require_tree(session: AsyncSession, caller: Caller, payable_id: int) -> PayableRow:
     """The payable, if ``caller`` may see its whole tree (404 if it may not see the payable at
     all, 403 if it sees the payable but not every branch of the tree)."""
     payable = await require_payable(session, caller, payable_id)

@@ -6,8 +6,9 @@ reads are (:func:`bench.api_load.seed`: the tree of 50 pieces, a piece with a hi
 in alternating rounds, each checkout's API is built in a process of its own (its packages first
 on ``PYTHONPATH``) against that database and asked each path ``--requests`` times through
 ``httpx.ASGITransport`` (no HTTP server, no socket: the app's own work and the client's): the
-process's CPU time per request, and the calls made on aiosqlite's connection threads per
-request (each a hop to that thread and back into the event loop).
+process's CPU time per request, the calls made on aiosqlite's connection threads per
+request (each a hop to that thread and back into the event loop), and the Python function
+calls per request (this thread's, the client's included: a count the load does not move).
 
 ``python -m bench.perf.reads_inproc --baseline DIR`` (``DIR`` a ``git worktree add`` of the
 commit before). ``--writes N`` first splits a payable of two other members ``N`` times through
@@ -39,6 +40,24 @@ RATE_LIMIT = str(10**9)
 _RUN_THIS_FILE = (
     "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 )
+
+
+async def calls_per_request(client: Any, path: str, requests: int = 20) -> float:
+    """Python function calls (Python's and C's, the client's too) per ``GET path``: a count
+    the machine's load does not change, where the CPU time moves with it."""
+    calls = [0]
+
+    def count(_frame: Any, event: str, _arg: Any) -> None:
+        if event in ("call", "c_call"):
+            calls[0] += 1
+
+    sys.setprofile(count)
+    try:
+        for _ in range(requests):
+            await client.get(path)
+    finally:
+        sys.setprofile(None)
+    return calls[0] / requests
 
 
 async def serve_in_process(config: dict[str, Any], requests: int) -> dict[str, float]:
@@ -78,6 +97,7 @@ async def serve_in_process(config: dict[str, Any], requests: int) -> dict[str, f
                 await client.get(path)
             out[f"{name} · CPU ms"] = (time.process_time() - cpu0) / requests * 1000
             out[f"{name} · hops"] = (hops[0] - hops0) / requests
+            out[f"{name} · calls"] = await calls_per_request(client, path)
     return out
 
 
