@@ -79,6 +79,7 @@ from web3.types import TxParams, TxReceipt
 
 from ledger.encoding import encode_function_call
 from ledger.errors import ChainUnavailableError, TransactionError
+from ledger.fees import fee_quotes
 from ledger.jsonrpc import RpcError
 from ledger.node import Web3Client, as_web3_error, lean
 from ledger.nonces import MemoryNonceStore, NonceStore
@@ -207,8 +208,6 @@ class TransactionSender:
         self.gas_estimates = gas_estimates
         self._synced = False  # the store has seen the chain's pending nonce (see _allocate)
         self._chain_id: int | None = None
-        self._fees: tuple[float, dict[str, int]] | None = None
-        self._fee_lock: asyncio.Lock | None = None
         key = getattr(account, "key", None)
         self._signer = FastSigner(bytes(key)) if isinstance(key, bytes) and len(key) == 32 else None
 
@@ -226,29 +225,11 @@ class TransactionSender:
         return state
 
     async def fee_fields(self) -> dict[str, int]:
-        """``{"gasPrice"}`` on chains without ``baseFeePerGas``, else EIP-1559 fields."""
-        if self._fee_lock is None:
-            self._fee_lock = asyncio.Lock()
-        async with self._fee_lock:  # many concurrent sends: one refresh
-            now = time.monotonic()
-            if self._fees is not None and now - self._fees[0] < self.fee_cache_s:
-                return dict(self._fees[1])
-            return await self._refresh_fees(now)
-
-    async def _refresh_fees(self, now: float) -> dict[str, int]:
-        block = await self._retrying(lambda: self.w3.eth.get_block("latest"))
-        base_fee = block.get("baseFeePerGas")
-        fees: dict[str, int]
-        if base_fee is None:
-            fees = {"gasPrice": int(await self._retrying(lambda: self.w3.eth.gas_price))}
-        else:
-            try:
-                tip = int(await self.w3.eth.max_priority_fee)
-            except Web3RPCError:
-                tip = 0
-            fees = {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
-        self._fees = (now, fees)
-        return dict(fees)
+        """``{"gasPrice"}`` on chains without ``baseFeePerGas``, else EIP-1559 fields: the node
+        connection's quote (:mod:`ledger.fees`, shared by every sender on it), at most
+        ``fee_cache_s`` old."""
+        quotes = fee_quotes(self.w3)
+        return await self._retrying(lambda: quotes.fields(self.fee_cache_s))
 
     async def pending_nonce(self) -> int:
         """The chain's transaction count for this account including its pool."""
