@@ -1,13 +1,18 @@
 """The HTTP write path before and after a change, side by side on one stack.
 
 ``python -m bench.perf.write_path [--back bookkeeping web3-stack] [--against DIR] [--self]
-[--clients 16] [--writes 96] [--rounds 2] [--database sqlite]`` starts a
+[--operation split|split-many|application] [--clients 16] [--writes 96] [--rounds 2]
+[--database sqlite]`` starts a
 :class:`bench.stack.Stack` seeded as :mod:`bench.perf.api` seeds it, then alternates the API
 process between ``tierflow serve`` (*after*) and, for each change named in ``--back``, a
 wrapped server with that change taken back alone (:mod:`bench.perf.baseline_api`), running the
-same ``POST /v1/claims/{id}/transfers`` splits through each, ``rounds`` times: a hosted
-member's (one holder), or with ``--self`` a ``self`` member's signing with the client (202
-intent, signature, relay). Every figure carries the 1-minute load average before and after it,
+same writes through each, ``rounds`` times, the variants' order reversed every other round
+(anvil slows as its chain grows: a fixed order would favour the first): ``POST
+/v1/claims/{id}/transfers`` splits of a hosted member's (one holder), of sixteen hosted
+members' (``--operation split-many``, client ``c`` for member ``c mod 16``), their financing
+applications (``--operation application``, :func:`bench.perf.api_writes.applications`), or
+with ``--self`` a ``self`` member's splits signing with the client (202 intent, signature,
+relay). Every figure carries the 1-minute load average before and after it,
 and the API process's own CPU time per write (``/proc/<pid>/stat``; one worker, so one
 process): less disturbed by the machine's other work than the rate. ``--against DIR`` adds a
 variant *before (DIR)*: ``tierflow serve`` running the code of another checkout ``DIR`` (``git
@@ -30,6 +35,7 @@ from rich.progress import Progress
 
 from bench.api_load import Seed, database, seed
 from bench.perf.api import APPLICANTS, http_splits, self_custody_splits
+from bench.perf.api_writes import applications
 from bench.perf.baseline_api import CHANGES
 from bench.perf.figures import Rate
 from bench.stack import Stack
@@ -78,6 +84,7 @@ async def side_by_side(
     rounds: int,
     kind: str,
     against: Path | None = None,
+    operation: str = "split",
 ) -> list[tuple[str, Rate, float]]:
     variants: dict[str, list[str] | Path | None] = {}
     if against is not None:
@@ -87,8 +94,9 @@ async def side_by_side(
     out: list[tuple[str, Rate, float]] = []
     with Progress(transient=True) as progress:
         async with seeded_stack(kind, progress) as (stack, s, directory):
-            for _ in range(rounds):
-                for variant, module in variants.items():
+            for round_ in range(rounds):
+                order = list(variants.items())
+                for variant, module in order if round_ % 2 == 0 else reversed(order):
                     await restart(stack, module)
                     pid = stack.procs["api"].popen.pid
                     cpu0 = cpu_seconds(pid)
@@ -97,8 +105,12 @@ async def side_by_side(
                             stack, s, {clients: writes}, directory, progress
                         )
                         uncounted = 3  # the member made, its units given, one warm-up
+                    elif operation == "application":
+                        rate = await applications(s, clients, writes, progress, [])
+                        uncounted = 0
                     else:
-                        rate = await http_splits(s, clients, writes, True, progress)
+                        one_holder = operation == "split"
+                        rate = await http_splits(s, clients, writes, one_holder, progress)
                         uncounted = clients  # one warm-up per client
                     cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / (writes + uncounted)
                     out.append((variant, rate, cpu_ms))
@@ -132,6 +144,7 @@ def main() -> None:
     ap.add_argument("--back", nargs="*", choices=CHANGES, default=["bookkeeping"])
     ap.add_argument("--against", type=Path, help="another checkout's code as a variant")
     ap.add_argument("--self", dest="self_custody", action="store_true")
+    ap.add_argument("--operation", choices=("split", "split-many", "application"), default="split")
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--writes", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=2)
@@ -146,6 +159,7 @@ def main() -> None:
             args.rounds,
             args.database,
             args.against.resolve() if args.against else None,
+            args.operation,
         )
     )
     print(report(figures))
