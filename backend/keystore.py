@@ -4,7 +4,9 @@ A key is generated when the operator creates a member and never leaves this modu
 as a :class:`~eth_account.signers.local.LocalAccount` used to sign. Decrypting a keyfile
 costs a deliberate fraction of a second (scrypt), so decrypted accounts are kept in memory
 for the life of the worker. Keyfiles live in the ``keystore`` table, so every stateless API
-worker can sign for every member.
+worker can sign for every member. A key is decrypted once however many requests ask for it at
+once, and one member's decryption never waits for another's (a worker's first writes after a
+start, sixteen members at once, queued behind one lock: the last waited seconds).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class Keystore:
     def __init__(self, password: SecretStr) -> None:
         self._password = password
         self._unlocked: dict[str, LocalAccount] = {}
-        self._lock = asyncio.Lock()
+        self._unlocking: dict[str, asyncio.Future[LocalAccount]] = {}
 
     def new_account(self) -> tuple[LocalAccount, str]:
         """A fresh account and its encrypted keyfile (to store in the caller's transaction)."""
@@ -63,18 +65,25 @@ class Keystore:
         cached = self._unlocked.get(address)
         if cached is not None:
             return cached
-        async with self._lock:
-            cached = self._unlocked.get(address)
-            if cached is not None:
-                return cached
-            keyfile = await keyfile_of(address)
-            if keyfile is None:
-                raise NotFound("no chain key is held for this member", code="member_key_missing")
-            password = self._password.get_secret_value()
-            key = await asyncio.to_thread(Account.decrypt, json.loads(keyfile), password)
-            account: LocalAccount = Account.from_key(key)
-            self._unlocked[address] = account
-            return account
+        unlocking = self._unlocking.get(address)
+        if unlocking is None:
+            unlocking = asyncio.ensure_future(self._unlock(keyfile_of, address))
+            self._unlocking[address] = unlocking
+            unlocking.add_done_callback(lambda _: self._unlocking.pop(address, None))
+        # Shielded: a caller that gives up does not cancel the others' decryption.
+        return await asyncio.shield(unlocking)
+
+    async def _unlock(
+        self, keyfile_of: Callable[[str], Awaitable[str | None]], address: str
+    ) -> LocalAccount:
+        keyfile = await keyfile_of(address)
+        if keyfile is None:
+            raise NotFound("no chain key is held for this member", code="member_key_missing")
+        password = self._password.get_secret_value()
+        key = await asyncio.to_thread(Account.decrypt, json.loads(keyfile), password)
+        account: LocalAccount = Account.from_key(key)
+        self._unlocked[address] = account
+        return account
 
 
 def keyfiles(engine: AsyncEngine) -> Callable[[str], Awaitable[str | None]]:
