@@ -44,12 +44,24 @@ async def get_context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
 
-async def get_session(ctx: ContextDep) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # The context from the request itself, not through ``ContextDep``: FastAPI solves every
+    # sub-dependency afresh on each request (a recursive solve, cached value or not).
+    ctx: AppContext = request.app.state.context
     async with ctx.sessions() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def read_session(request: Request) -> AsyncSession:
+    """A session for the busiest reads to open in the route (``async with
+    read_session(request) as session``) rather than take as ``SessionDep``: FastAPI runs a
+    generator dependency inside an exit stack of its own with a shielded exit, which cost a
+    piece's read more than opening and closing the session does."""
+    ctx: AppContext = request.app.state.context
+    return ctx.sessions()
 
 
 async def get_ports(ctx: ContextDep) -> Ports:
@@ -59,11 +71,12 @@ async def get_ports(ctx: ContextDep) -> Ports:
 PortsDep = Annotated[Ports, Depends(get_ports)]
 
 
-async def get_caller(
-    ctx: ContextDep,
-    request: Request,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> Caller:
+async def get_caller(request: Request) -> Caller:
+    # The context and the Authorization header read from the request, not declared as
+    # sub-dependencies (``ContextDep``, ``Header``, out of the OpenAPI document anyway):
+    # FastAPI solves each afresh on every request, and every request has a caller.
+    ctx: AppContext = request.app.state.context
+    authorization = request.headers.get("authorization")
     # A connection of its own, back in the pool at once rather than staying with the request
     # while it waits (a duplicate waiting for its Idempotency-Key, a write waiting for its
     # receipt), so a burst of requests cannot exhaust the pool.

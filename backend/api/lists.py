@@ -6,6 +6,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
+from backend.api.answers import json_answer
 from backend.api.csv import csv_response
 
 
@@ -15,12 +16,15 @@ def list_answer(
     fmt: str,
     model: type[BaseModel],
     filename: str,
+    exact: bool = False,
 ) -> Any:
     """A list's answer: the JSON page, or (``format=csv``) the same items as CSV, one column
-    per field of the item model, the next page's cursor in ``X-Next-Cursor``."""
+    per field of the item model, the next page's cursor in ``X-Next-Cursor``. ``exact``: the
+    items are the item model's fields, in order, from the mirror's columns; the page is then
+    written as JSON at once (:mod:`backend.api.answers`), not passed through the model."""
     body = {"items": items, "next_cursor": next_cursor}
     if fmt != "csv":
-        return body
+        return json_answer(body) if exact else body
     dumped = model.model_validate(body).model_dump(mode="json")
     item_model = model.model_fields["items"].annotation
     columns = list(get_args(item_model)[0].model_fields)

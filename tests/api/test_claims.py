@@ -380,3 +380,29 @@ async def test_compact_tree_pages_by_level(api: Api, tiers: dict[str, Any]) -> N
     problem(await tiers["s1"].get(path, format="compact", cursor=bad), 422, "cursor_invalid")
     problem(await tiers["s1"].get(path, cursor=encode_cursor(1)), 422, "cursor_invalid")
     problem(await tiers["s3"].get(path, format="compact"), 403, "tree_not_visible")
+
+
+async def test_reads_written_at_once_are_their_models_bytes(tiers: dict[str, Any]) -> None:
+    """A piece, the nested tree and the payables list are written as JSON without their
+    response models (backend.api.answers): each answer is exactly what its model makes of
+    it (every field, in the model's order, addresses checksummed, hashes in lower case,
+    times as the model writes them), so nothing a client sees changed."""
+    from backend.schemas.claims import ClaimPublic
+    from backend.schemas.payables import PayablesPublic, PayableTree
+
+    p, (a, b, _) = tiers["payable"], tiers["writes"]
+    s1 = tiers["s1"]
+    answers = [
+        (ClaimPublic, await s1.get(f"/v1/claims/{a['claim_id']}")),
+        (ClaimPublic, await tiers["s4"].get(f"/v1/claims/{b['claim_id']}")),
+        (PayableTree, await s1.get(f"/v1/payables/{p['id']}/tree")),
+        (PayableTree, await s1.get(f"/v1/payables/{p['id']}/tree", levels=1)),
+        (PayablesPublic, await s1.get("/v1/payables", limit=20)),
+        (PayablesPublic, await tiers["core"].get("/v1/payables", limit=1)),
+    ]
+    for model, answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert model.model_validate_json(answer.content).model_dump_json().encode() == (
+            answer.content
+        ), model.__name__

@@ -7,11 +7,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from backend import audit_anchors
 from backend.api.csv import CSV_RESPONSES
-from backend.api.deps import ContextDep, CurrentCaller, PageDep, SessionDep, require
+from backend.api.deps import (
+    ContextDep,
+    CurrentCaller,
+    PageDep,
+    SessionDep,
+    read_session,
+    require,
+)
 from backend.api.lists import list_answer
 from backend.auth import Caller
 from backend.schemas.audit import (
@@ -38,7 +45,7 @@ Time = Annotated[datetime | None, Query(description="ISO 8601 (UTC if no zone is
 @router.get("/events", response_model=EventsPublic, responses=CSV_RESPONSES)
 async def list_events(
     caller: CurrentCaller,
-    session: SessionDep,
+    request: Request,
     page: PageDep,
     event: Annotated[
         str | None, Query(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$", description="event name")
@@ -74,10 +81,12 @@ async def list_events(
     if fmt == "json":
         # Written as JSON at once (events_feed.page_json): the model would check the
         # mirror's own typed columns again, and parse and re-encode every row's arguments.
-        rows = await events_feed.event_rows(session, caller, filters, page.after, page.limit)
+        async with read_session(request) as session:
+            rows = await events_feed.event_rows(session, caller, filters, page.after, page.limit)
         cursor = page.next_cursor(list(rows), lambda r: [r.block_number, r.log_index])
         return Response(events_feed.page_json(rows, cursor), media_type="application/json")
-    items = await events_feed.list_events(session, caller, filters, page.after, page.limit)
+    async with read_session(request) as session:
+        items = await events_feed.list_events(session, caller, filters, page.after, page.limit)
     return list_answer(
         items, page.next_cursor(items, chain_position), fmt, EventsPublic, "events.csv"
     )

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
+from backend.api.answers import json_answer
 from backend.api.csv import CSV_RESPONSES
-from backend.api.deps import CurrentCaller, PageDep, SessionDep, WritesDep, writer
+from backend.api.deps import (
+    CurrentCaller,
+    PageDep,
+    SessionDep,
+    WritesDep,
+    read_session,
+    writer,
+)
 from backend.api.lists import list_answer
 from backend.auth import Caller
 from backend.schemas.claims import (
@@ -53,9 +61,12 @@ async def list_claims(
 
 
 @router.get("/{claim_id}", response_model=ClaimPublic)
-async def get_claim(claim_id: ClaimPath, caller: CurrentCaller, session: SessionDep) -> Any:
+async def get_claim(claim_id: ClaimPath, caller: CurrentCaller, request: Request) -> Any:
     """One piece (404 unless the caller is a party to it)."""
-    return await service.get_claim(session, caller, claim_id)
+    async with read_session(request) as session:
+        view = await service.get_claim(session, caller, claim_id)
+    # Written as JSON at once (backend.api.answers): the view is ClaimPublic's fields.
+    return json_answer(view)
 
 
 @router.post("/{claim_id}/transfers", status_code=201, response_model=TransferWrite)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
+from backend.api.answers import json_answer
 from backend.api.csv import CSV_RESPONSES
 from backend.api.deps import (
     CurrentCaller,
@@ -17,6 +18,7 @@ from backend.api.deps import (
     WritesDep,
     decode_cursor,
     encode_cursor,
+    read_session,
     writer,
 )
 from backend.api.lists import list_answer
@@ -68,7 +70,7 @@ async def issue_payable(
 @router.get("", response_model=PayablesPublic, responses=CSV_RESPONSES)
 async def list_payables(
     caller: CurrentCaller,
-    session: SessionDep,
+    request: Request,
     ports: PortsDep,
     page: PageDep,
     status: Annotated[PayableStatus | None, Query(description="only this status")] = None,
@@ -77,12 +79,13 @@ async def list_payables(
     fmt: Annotated[ListFormat, Query(alias="format", description="json or csv")] = "json",
 ) -> Any:
     """The payables the caller is a party to or holds a piece of, in issue order."""
-    items = await service.list_payables(
-        session, caller, page.after, page.limit, status, obligor, supplier
-    )
+    async with read_session(request) as session:
+        items = await service.list_payables(
+            session, caller, page.after, page.limit, status, obligor, supplier
+        )
     await service.with_overdue_from(ports.ledger, items)
     next_cursor = page.next_cursor(items, lambda p: p["id"])
-    return list_answer(items, next_cursor, fmt, PayablesPublic, "payables.csv")
+    return list_answer(items, next_cursor, fmt, PayablesPublic, "payables.csv", exact=True)
 
 
 @router.get("/{payable_id}", response_model=PayablePublic)
@@ -98,7 +101,7 @@ async def get_payable(
 async def get_payable_tree(
     payable_id: PayablePath,
     caller: CurrentCaller,
-    session: SessionDep,
+    request: Request,
     from_claim_id: Annotated[
         Id | None, Query(description="start at this piece (default: the root piece)")
     ] = None,
@@ -132,15 +135,19 @@ async def get_payable_tree(
     if fmt == "nested":
         if cursor is not None:
             raise Invalid("cursor pages format=compact only", code="cursor_invalid")
-        return await service.tree(session, caller, payable_id, from_claim_id, levels)
+        async with read_session(request) as session:
+            nested = await service.tree(session, caller, payable_id, from_claim_id, levels)
+        # Written as JSON at once (backend.api.answers): the nodes are TreeNode's fields.
+        return json_answer(nested)
     first = 0
     if cursor is not None:
         first = decode_cursor(cursor)
         if not isinstance(first, int) or isinstance(first, bool) or not 0 < first <= levels:
             raise Invalid("the cursor is not one this API gave out", code="cursor_invalid")
-    answer = await service.tree_compact(
-        session, caller, payable_id, from_claim_id, levels, first, limit
-    )
+    async with read_session(request) as session:
+        answer = await service.tree_compact(
+            session, caller, payable_id, from_claim_id, levels, first, limit
+        )
     following = answer.pop("next_level")
     answer["next_cursor"] = None if following is None else encode_cursor(following)
     # Built as JSON at once: validating thousands of column entries again would cost more
