@@ -101,8 +101,20 @@ def hx(value: int, width: int = 32) -> str:
 _serial = itertools.count(1)
 
 
+#: Arguments a decoded event always carries that tests may leave out, and their zero values
+#: (``indexer.rows.event_row`` plans an event type's columns from the first one it sees, as
+#: the decoder gives every argument of the ABI: a test's event without one after another
+#: test's with it would not be what the chain sends).
+_ZERO_ARGS: dict[str, dict[str, Any]] = {
+    "ClaimLedger:ClaimTransferred": {"invoiceId": "0x" + "00" * 32},
+}
+
+
 def event(key: str, *, block: int = 10, log_index: int | None = None, **args: Any) -> DecodedEvent:
-    """A decoded event ``"Contract:Event"`` with ``args`` (in the given order)."""
+    """A decoded event ``"Contract:Event"`` with ``args`` (in the given order; arguments of
+    :data:`_ZERO_ARGS` left out are added at the end as zeros)."""
+    for arg, zero in _ZERO_ARGS.get(key, {}).items():
+        args.setdefault(arg, zero)
     contract, name = key.split(":")
     n = next(_serial)
     return DecodedEvent(
