@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ledger.paths import repo_root
 
 
@@ -22,6 +24,9 @@ def assert_bracketed(figure: dict[str, Any], ceilings: list[float]) -> None:
     assert figure["ratio"] == figure["rate"] / figure["ceiling"]
 
 
+# A minute of CI (the quick bench starts its own chains and platform): run it with --runslow,
+# and before a change to bench/ lands.
+@pytest.mark.slow
 def test_quick_bench_records_every_write_figure_against_its_ceiling(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tierflow.cli", "bench", "--quick", "--results-dir", str(tmp_path)],

@@ -260,6 +260,9 @@ async def test_run_restart_and_fresh(tmp_path: Path) -> None:
         await stop_with_sigint(inst, proc)
 
 
+# A minute of CI (two full platforms at once) for a property the single-directory tests and the
+# per-directory ports' own tests already pin down: run it with --runslow.
+@pytest.mark.slow
 async def test_two_data_directories_side_by_side(tmp_path: Path) -> None:
     a, b = Instance.new(tmp_path, "a"), Instance.new(tmp_path, "b")
     with tierflow_run(a, "--fresh") as run_a:
