@@ -1,6 +1,5 @@
-"""SQLite through :mod:`db.engine`: a statement is at most one call on aiosqlite's connection
-thread (:mod:`db.aiosqlite_cursor`), none for a read or inside an open transaction on a WAL
-file; a read ends with no rollback sent, and nothing else changes:
+"""SQLite through :mod:`db.engine`: a statement is one call on aiosqlite's connection thread
+(:mod:`db.aiosqlite_cursor`), a read ends with no rollback sent, and nothing else changes:
 rows, rowcount, lastrowid, many-row inserts, RETURNING, streaming, sqlite3's errors, and what
 a commit keeps and a rollback (or a connection closed mid-transaction) drops."""
 
