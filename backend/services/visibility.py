@@ -52,25 +52,11 @@ def _holding(event: Any) -> ColumnElement[bool]:
     return clause
 
 
-def ever_held(member: Any) -> Any:
-    """Ids of the pieces ``member`` holds or ever held (a subquery)."""
-    received = select(m.Event.claim_id).where(
-        m.Event.account == member, _holding(m.Event.event), m.Event.claim_id.is_not(None)
-    )
-    roots = select(m.Payable.root_claim_id).where(m.Payable.supplier == member)
-    current = select(m.Claim.id).where(m.Claim.holder == member)
-    return union(received, roots, current).subquery()
-
-
-def split_off_by(member: Any) -> Any:
-    """Ids of the pieces ``member`` split off: it held the parent piece *when* the piece was
-    split off from it (the last holding event of the parent before the split names it; a root
-    never passed on is its payable's supplier's). A former holder of the parent does not see
-    what a later holder split off."""
-    split = aliased(m.Event)
+def _holder_before(split: Any, child: Any) -> Any:
+    """The holder of ``child``'s parent just before ``split`` (the event that made ``child``):
+    the account of the parent's last holding event ahead of it, as a correlated scalar."""
     before = aliased(m.Event)
-    child = aliased(m.Claim)
-    holder_then = (
+    return (
         select(before.account)
         .where(
             before.claim_id == child.parent_id,
@@ -88,6 +74,26 @@ def split_off_by(member: Any) -> Any:
         .correlate(split, child)
         .scalar_subquery()
     )
+
+
+def ever_held(member: Any) -> Any:
+    """Ids of the pieces ``member`` holds or ever held (a subquery)."""
+    received = select(m.Event.claim_id).where(
+        m.Event.account == member, _holding(m.Event.event), m.Event.claim_id.is_not(None)
+    )
+    roots = select(m.Payable.root_claim_id).where(m.Payable.supplier == member)
+    current = select(m.Claim.id).where(m.Claim.holder == member)
+    return union(received, roots, current).subquery()
+
+
+def split_off_by(member: Any) -> Any:
+    """Ids of the pieces ``member`` split off: it held the parent piece *when* the piece was
+    split off from it (the last holding event of the parent before the split names it; a root
+    never passed on is its payable's supplier's). A former holder of the parent does not see
+    what a later holder split off."""
+    split = aliased(m.Event)
+    child = aliased(m.Claim)
+    holder_then = _holder_before(split, child)
     root_supplier = (
         select(m.Payable.supplier)
         .where(m.Payable.root_claim_id == child.parent_id)
@@ -208,25 +214,7 @@ def _split_off_this_by(me: Any) -> ColumnElement[bool]:
     """Whether ``me`` split the outer row's piece off its parent: :func:`split_off_by` asked
     of one piece (its ``ClaimSplit`` found by the piece's id, not among every split)."""
     split = aliased(m.Event)
-    before = aliased(m.Event)
-    holder_then = (
-        select(before.account)
-        .where(
-            before.claim_id == m.Claim.parent_id,
-            _holding(before.event),
-            or_(
-                before.block_number < split.block_number,
-                and_(
-                    before.block_number == split.block_number,
-                    before.log_index < split.log_index,
-                ),
-            ),
-        )
-        .order_by(before.block_number.desc(), before.log_index.desc())
-        .limit(1)
-        .correlate(split, m.Claim)
-        .scalar_subquery()
-    )
+    holder_then = _holder_before(split, m.Claim)
     root_supplier = case(
         (m.Payable.root_claim_id == m.Claim.parent_id, m.Payable.supplier), else_=None
     )
