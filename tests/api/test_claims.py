@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from backend.api.deps import encode_cursor
 from backend.auth import Caller
@@ -359,7 +359,8 @@ async def test_compact_tree_pages_by_level(api: Api, tiers: dict[str, Any]) -> N
     depths = [row["depth"] for row in rows]
     assert depths == sorted(depths)  # level by level: a parent before its children
 
-    pages, cursor = [], None
+    pages: list[list[int]] = []
+    cursor = None
     while True:  # one piece per page at most: every level is a page of its own
         params: dict[str, Any] = {"format": "compact", "limit": 1}
         if cursor is not None:
@@ -392,7 +393,7 @@ async def test_reads_written_at_once_are_their_models_bytes(tiers: dict[str, Any
 
     p, (a, b, _) = tiers["payable"], tiers["writes"]
     s1 = tiers["s1"]
-    answers = [
+    answers: list[tuple[type[BaseModel], Any]] = [
         (ClaimPublic, await s1.get(f"/v1/claims/{a['claim_id']}")),
         (ClaimPublic, await tiers["s4"].get(f"/v1/claims/{b['claim_id']}")),
         (PayableTree, await s1.get(f"/v1/payables/{p['id']}/tree")),

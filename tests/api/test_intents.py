@@ -30,7 +30,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from bench.stack import Stack
-from ledger.anvil import AnvilError, rpc_call
+from ledger.anvil import rpc_call
+from ledger.errors import AnvilError
 from ledger.reverts import decode_revert
 from tests.support.api import KYC_UNTIL, Api, Ledger, Member, core_with_limit, invoice_body, problem
 from tests.support.intents import issue_to_self, sign, signed

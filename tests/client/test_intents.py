@@ -132,7 +132,7 @@ async def test_declined_by_the_confirm_hook_nothing_is_signed(
     fake: FakeApi, signer: Signer
 ) -> None:
     async def confirm(action: DecodedAction) -> bool:
-        return action.args["value"] < 100_000
+        return bool(action.args["value"] < 100_000)
 
     async with make_client(fake, signer, confirm=confirm) as tf:
         with pytest.raises(SigningDeclined):

@@ -65,6 +65,7 @@ class Platform:
             return found
         made = await self.operator.members.create(name, roles, KYC_UNTIL)
         assert isinstance(made, MemberCreated)
+        assert made.api_key is not None  # shown once, on creation
         party = Party(name, made.address, made.api_key, self.client(made.api_key))
         self.parties[name] = party
         return party
@@ -338,6 +339,7 @@ async def test_system_audit_and_key_resources(platform: Platform) -> None:
     assert all(e.financed >= 0 for e in exposure)
 
     created = await supplier.tf.members.create_api_key(supplier.address, "ci")
+    assert created.api_key is not None
     assert created.api_key.startswith("tf_")
     keys = await supplier.tf.members.api_keys(supplier.address)
     assert created.id in {k.id for k in keys}

@@ -31,7 +31,7 @@ from client import (
 from client.models import Invoice
 
 FAST = RetryPolicy(attempts=4, backoff_s=0.001, max_wait_s=0.01)
-INVOICE = {
+INVOICE: dict[str, Any] = {
     "id": "0x" + "ab" * 32,
     "seller": "0x" + "11" * 20,
     "buyer": "0x" + "22" * 20,
@@ -230,7 +230,7 @@ async def test_answers_that_are_not_the_documented_shape_are_response_errors() -
         httpx.Response(200, json={"id": 1}),
         httpx.Response(202, json={"status": "queued"}),
     ):
-        async with client([lambda r, a=answer: a], seen) as tf:
+        async with client([lambda r, a=answer: a], seen) as tf:  # type: ignore[misc]
             with pytest.raises(ResponseError):
                 await tf.invoices.register(**register_args())
 

@@ -31,7 +31,8 @@ def _nodes(doc: Any) -> dict[int, Any]:
 
 
 def _stubs(doc: Any, kind: str) -> list[Any]:
-    return doc.find_all("g", cls="stub", data_kind=kind)
+    found: list[Any] = doc.find_all("g", cls="stub", data_kind=kind)
+    return found
 
 
 # -- the whole demo tree on one page ---------------------------------------------------------
@@ -66,7 +67,7 @@ def test_marks_are_words_classes_and_borders_not_colour_alone(
     nodes = _nodes(doc)
 
     def status(i: int) -> str:
-        return nodes[i].find("text", cls="status").text()
+        return str(nodes[i].find("text", cls="status").text())
 
     assert "st-financed" in nodes[32].classes
     assert "FINANCED" in status(32)

@@ -25,7 +25,8 @@ from db.engine import create_engine, sessions
 from ledger.anvil import rpc_call
 from tests.support.databases import create_pg_database, drop_pg_database
 from tierflow import demo_story, demo_view
-from tierflow.demo import DemoResult, run_demo
+from tierflow.demo import run_demo
+from tierflow.demo_story import DemoResult
 
 YUAN = demo_story.YUAN
 FINANCED = demo_story.AUTO_FINANCING[1] + demo_story.MANUAL_FINANCING[1]

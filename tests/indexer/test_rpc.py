@@ -418,7 +418,7 @@ async def test_calls_in_one_turn_leave_as_one_batch_each_with_its_own_answer(
 ) -> None:
     node.reorder_batches = reorder
     async with coalescing(node) as rpc:
-        answers = await asyncio.gather(
+        answers: tuple[Any, ...] = await asyncio.gather(
             rpc.call("eth_chainId", []),
             rpc.call("eth_getBlockByNumber", ["0x0", False]),
             rpc.call("eth_getBlockByNumber", ["0xffffffff", False]),

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from rich.console import Console
+from web3 import Web3
 
 from ledger.anvil import AnvilProcess, dev_private_keys
 from ledger.artifacts import load_artifact
@@ -60,7 +61,8 @@ async def test_deploy_puts_role_grants_behind_the_timelock(
     try:
         members = Suite(w3, deployment).members
         timelock = w3.eth.contract(
-            address=deployment.admin_timelock.address, abi=load_artifact("AdminTimelock").abi
+            address=Web3.to_checksum_address(deployment.admin_timelock.address),
+            abi=load_artifact("AdminTimelock").abi,
         )
         assert await members.functions.defaultAdmin().call() == deployment.admin_timelock.address
         operator_role = Role.OPERATOR.role_id
@@ -91,7 +93,8 @@ async def test_deploy_puts_role_grants_behind_the_timelock(
 def test_a_plan_that_hands_the_operator_the_admin_power_is_refused() -> None:
     operator = Account.create().address
     other = Account.create().address
-    local = AdminPlan.from_settings(NodeSettings(_env_file=None), 31337, operator)
+    settings = NodeSettings(_env_file=None)  # type: ignore[call-arg]
+    local = AdminPlan.from_settings(settings, 31337, operator)
     assert local.min_delay_s == 0
     assert operator not in local.proposers
     with pytest.raises(ConfigurationError, match="must not propose or execute"):

@@ -13,7 +13,7 @@ from ledger.encoding import contract_encoder, encode_function_call
 
 ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 OTHER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-W3 = AsyncWeb3()
+W3: Any = AsyncWeb3()
 
 
 def _contract(name: str) -> Any:

@@ -28,7 +28,7 @@ async def _revert_of(call: Any) -> ContractRevert:
 
 async def test_custom_error_with_args_from_eth_call(w3: Web3Client, thrower: Deployed) -> None:
     c = contract(w3, thrower)
-    caller = (await w3.eth.accounts)[3]
+    caller = list(await w3.eth.accounts)[3]
     with pytest.raises(ContractCustomError) as info:
         await c.functions.take(42).call({"from": caller})
     revert = revert_from_exception(info.value)

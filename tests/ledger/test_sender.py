@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_typing import HexStr
 
 from ledger.anvil import rpc_call
 from ledger.errors import ContractRevert
@@ -102,7 +103,7 @@ async def test_mined_failed_transaction_is_decoded_by_replay(
     assert info.value.name == "NotEnough"
     assert info.value.args["wanted"] == 7
     assert info.value.tx_hash is not None
-    receipt = await w3.eth.get_transaction_receipt(info.value.tx_hash)
+    receipt = await w3.eth.get_transaction_receipt(HexStr(info.value.tx_hash))
     assert receipt["status"] == 0
 
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from eth_account import Account
+from eth_typing import HexStr
 
 from ledger.anvil import AnvilProcess
 from ledger.node import Web3Client, close_web3, make_web3
@@ -42,7 +43,7 @@ async def test_legacy_zero_price_transactions_are_mined(
 
     assert all(r["status"] == 1 for r in receipts)
     for pending in pendings:
-        tx = await zw3.eth.get_transaction(pending.tx_hash)
+        tx = await zw3.eth.get_transaction(HexStr(pending.tx_hash))
         assert tx["type"] == 0
         assert tx["gasPrice"] == 0
     # Gas is free: only the transferred value left the account.

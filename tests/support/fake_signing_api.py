@@ -161,10 +161,10 @@ class FakeApi:
                     "data": "0x" + data.hex(),
                 },
             }
-            digest = _hash_eip191_message(encode_typed_data(full_message=typed))
+            digest: bytes = _hash_eip191_message(encode_typed_data(full_message=typed))
             intent["typed_data"] = typed
         else:
-            tx = {
+            tx: dict[str, Any] = {
                 "type": 2,
                 "chainId": self.chain_id,
                 "nonce": self.nonce,
@@ -175,7 +175,7 @@ class FakeApi:
                 "maxPriorityFeePerGas": 0,
                 "data": "0x" + data.hex(),
             }
-            digest = serializable_unsigned_transaction_from_dict(tx).hash()
+            digest = bytes(serializable_unsigned_transaction_from_dict(tx).hash())
             intent["unsigned_tx"] = {**tx, "from": self.member}
         intent["digest"] = "0x" + bytes(digest).hex()
         self.digests[intent_id] = bytes(digest)
@@ -204,7 +204,7 @@ class FakeApi:
         return self.make_intent("ClaimLedger", "split", args, values, answer)
 
     def approve(self, financing_id: int, body: dict[str, Any]) -> dict[str, Any]:
-        terms = {
+        terms: dict[str, Any] = {
             "advance": int(body["advance"]),
             "discount": int(body["discount"]),
             "fees": int(body.get("fees", 0)),

@@ -4,6 +4,7 @@ changes, as the contract changed its storage (no chain, no database)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,11 +23,11 @@ INVOICE = hx(0x1A)
 DUE = 5_000_000
 
 
-async def apply(uow: MemoryUnitOfWork, key: str, t: int = 1_000, **args: object) -> None:
+async def apply(uow: MemoryUnitOfWork, key: str, t: int = 1_000, **args: Any) -> None:
     await uow.apply(event(key, **args), block_time=t)
 
 
-def row(uow: MemoryUnitOfWork, table: str, *key: object) -> dict[str, object]:
+def row(uow: MemoryUnitOfWork, table: str, *key: object) -> dict[str, Any]:
     return uow.rows[table][tuple(key)]
 
 

@@ -20,7 +20,7 @@ from backend.keystore import Keystore
 async def test_keys_are_decrypted_once_and_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
     store = Keystore(SecretStr("a password for this test only"))
     made = [store.new_account() for _ in range(3)]
-    keyfiles = {account.address: keyfile for account, keyfile in made}
+    keyfiles: dict[str, str] = {account.address: keyfile for account, keyfile in made}
     restarted = Keystore(SecretStr("a password for this test only"))  # nothing unlocked yet
 
     decrypt = Account.decrypt

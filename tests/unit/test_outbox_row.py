@@ -5,6 +5,7 @@ mirror holds it right after the event."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from db.types import table_of
 from indexer import models
@@ -22,7 +23,7 @@ async def test_an_entry_carries_the_event_and_the_object_as_mirrored() -> None:
     uow = MemoryUnitOfWork()
     claim = claim_row(7, 3, 2, 1, address("sup2"), 10**70 + 5, 1_700_000_000, None, 9)
     uow.rows["claims"][(7,)] = claim
-    transfer = {"from": address("sup1"), "to": address("sup2"), "invoiceId": hx(0)}
+    transfer: dict[str, Any] = {"from": address("sup1"), "to": address("sup2"), "invoiceId": hx(0)}
     ev = event("ClaimLedger:ClaimTransferred", block=12, claimId=7, **transfer)
     entry = dict(zip(OUTBOX_COLUMNS, await outbox_row(uow, ev, event_row(ev, 1_234)), strict=True))
 

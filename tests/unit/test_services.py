@@ -31,6 +31,7 @@ from backend.services.commands import Command
 from backend.services.encodings import encode_registration, sha256_text
 from backend.services.lists import chain_position
 from ledger import calls
+from ledger.codec import DecodedEvent
 from ledger.deployment import DAY
 from ledger.errors import ContractRevert, DecodedRevert
 from ledger.roles import Role
@@ -71,7 +72,7 @@ def p(mirror: Mirror, ledger: FakeLedger) -> Ports:
     return ports(mirror, ledger)
 
 
-def invoice_registered(invoice_id: str, seller: str = SUP1, buyer: str = CORE) -> object:
+def invoice_registered(invoice_id: str, seller: str = SUP1, buyer: str = CORE) -> DecodedEvent:
     return event(
         "InvoiceRegistry:InvoiceRegistered",
         invoiceId=invoice_id,
@@ -83,7 +84,7 @@ def invoice_registered(invoice_id: str, seller: str = SUP1, buyer: str = CORE) -
     )
 
 
-def payable_issued(face: int = 1_000) -> object:
+def payable_issued(face: int = 1_000) -> DecodedEvent:
     return event(
         "ClaimLedger:PayableIssued",
         payableId=1,
@@ -98,7 +99,7 @@ def payable_issued(face: int = 1_000) -> object:
     )
 
 
-def split_event(value: int, claim_id: int = 2, to: str = SUP2) -> object:
+def split_event(value: int, claim_id: int = 2, to: str = SUP2) -> DecodedEvent:
     return event(
         "ClaimLedger:ClaimSplit",
         parentId=1,

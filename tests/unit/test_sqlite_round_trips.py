@@ -40,7 +40,7 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> type[Hops]:
 
     async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
         Hops.n += 1
-        return await original(self, fn, *args, **kwargs)
+        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     Hops.n = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -91,7 +92,7 @@ async def mirror(tmp_path: Path) -> AsyncIterator[Mirror]:
         await made.dispose()
 
 
-async def _ids(mirror: Mirror, who: str, model: type, clause: object) -> set[object]:
+async def _ids(mirror: Mirror, who: str, model: Any, clause: Any) -> set[object]:
     async with mirror.sessions() as session:
         return set((await session.execute(select(model.id).where(clause))).scalars())
 
@@ -188,11 +189,11 @@ async def _steps(mirror: Mirror, who: str, piece: int) -> int:
 
     async with mirror.sessions() as session:
         raw = await (await session.connection()).get_raw_connection()
-        sqlite = raw.driver_connection
+        sqlite: Any = raw.driver_connection
         await sqlite.set_progress_handler(count, 10)
         with contextlib.suppress(NotFound):
             await visibility.visible_claim(session, caller(who), piece)
-        await sqlite.set_progress_handler(None, 10)  # type: ignore[arg-type]
+        await sqlite.set_progress_handler(None, 10)
     return steps[0]
 
 

@@ -20,7 +20,7 @@ from tests.support.receiver import Receiver
 from tests.support.webhooks import deliveries, endpoint_in, register, settled
 
 
-def _outbox(stack: Stack, event: str) -> list[tuple[str, int, str, int]]:
+def _outbox(stack: Stack, event: str) -> list[tuple[str, int, str, int | None]]:
     """``(event_id, reverted, kind, reverts)`` of the mirror's outbox entries of ``event``."""
     db = sqlite3.connect(stack.data_dir / "tierflow.db")
     try:
