@@ -8,7 +8,8 @@ indexer read it, so a second writer can never interleave unnoticed.
 On PostgreSQL every checkpoint change also sends ``NOTIFY tierflow_checkpoint, '<block>'`` in
 the same transaction (delivered once it commits): the API's workers listen, and a write waiting
 for the mirror to reach its block is woken by it instead of polling
-(:class:`backend.gateway.MirrorWatch`). SQLite has no notifications; the API polls there.
+(:class:`backend.gateway.mirror_watch.MirrorWatch`). SQLite has no notifications; the API polls
+there.
 """
 
 from __future__ import annotations

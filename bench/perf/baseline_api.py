@@ -27,6 +27,7 @@ from typing import Any
 
 from backend import gateway
 from backend.api import deps
+from backend.gateway import port
 from backend.ports import TxJournal, WriteContext
 from bench.perf.baseline import Web3StackSender
 from ledger.sender import TransactionSender
@@ -60,7 +61,7 @@ def install(changes: list[str]) -> None:
         WriteContext.record = record  # type: ignore[method-assign]
         deps._finishing = no_finishing  # type: ignore[assignment]
     if "web3-stack" in changes:
-        vars(gateway)["TransactionSender"] = Web3StackSender  # the gateway's senders
+        vars(port)["TransactionSender"] = Web3StackSender  # the gateway's senders
     if "relayer-estimate" in changes:
 
         def relayer_sender(self: gateway.Gateway) -> Any:
@@ -110,7 +111,7 @@ def _nonce_statements_as_before() -> None:
         await store._store(conn, chain_id, address, first + count)
         return first
 
-    vars(gateway)["allocate_in"] = allocate_in
+    vars(port)["allocate_in"] = allocate_in
 
     async def allocate(
         self: SqlNonceStore, chain_id: int, address: str, chain_next: int, count: int = 1

@@ -1,6 +1,6 @@
 """How long a write waits for the mirror after the indexer commits its block: the API's
-:class:`~backend.gateway.MirrorWatch` woken by PostgreSQL ``NOTIFY`` against the same watch
-polling (the SQLite way), on one PostgreSQL database, side by side.
+:class:`~backend.gateway.mirror_watch.MirrorWatch` woken by PostgreSQL ``NOTIFY`` against the
+same watch polling (the SQLite way), on one PostgreSQL database, side by side.
 
 A waiter asks for block ``n + 1``; the checkpoint is then moved there in a transaction with
 :func:`indexer.store.advance`, as the indexer commits a batch; the figure is the time from the
@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from backend.gateway import MirrorWatch
+from backend.gateway.mirror_watch import MirrorWatch
 from bench.perf.figures import load_average, quantile
 from db.engine import create_engine
 from indexer import store

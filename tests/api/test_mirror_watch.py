@@ -1,7 +1,7 @@
-"""A write's wait for the mirror (:class:`backend.gateway.MirrorWatch`): woken by the indexer's
-``NOTIFY`` on PostgreSQL, by a short poll on SQLite, and by the poll again while the listening
-connection is down. The checkpoint is moved with the indexer's own :mod:`indexer.store`
-functions, in transactions as the indexer commits them."""
+"""A write's wait for the mirror (:class:`backend.gateway.mirror_watch.MirrorWatch`): woken by
+the indexer's ``NOTIFY`` on PostgreSQL, by a short poll on SQLite, and by the poll again while
+the listening connection is down. The checkpoint is moved with the indexer's own
+:mod:`indexer.store` functions, in transactions as the indexer commits them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backend.gateway import MirrorWatch, _asyncpg_dsn
+from backend.gateway.mirror_watch import MirrorWatch, _asyncpg_dsn
 from db.engine import create_engine
 from indexer import store
 from indexer.models import migrate

@@ -1,7 +1,8 @@
-"""The gateway's shared read of the latest block (:class:`backend.gateway.LatestBlock`):
-callers waiting at once share one request, but none is answered by a request sent before it
-called (the answer is never older than the call), errors reach every caller of that request,
-and a caller that gives up leaves the others their answer."""
+"""The gateway's shared read of the latest block
+(:class:`backend.gateway.latest_block.LatestBlock`): callers waiting at once share one request,
+but none is answered by a request sent before it called (the answer is never older than the
+call), errors reach every caller of that request, and a caller that gives up leaves the others
+their answer."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backend.gateway import LatestBlock
+from backend.gateway.latest_block import LatestBlock
 
 
 class Node:

@@ -49,11 +49,10 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from eth_typing import HexStr
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -65,6 +64,8 @@ from web3.types import TxReceipt
 from backend import forwarding
 from backend.chain_errors import NODE_DOWN_ERRORS
 from backend.errors import Conflict, PlatformPaused
+from backend.gateway.latest_block import LatestBlock
+from backend.gateway.mirror_watch import MirrorWatch
 from backend.keystore import Keystore, keyfiles
 from backend.models import IntentRow, MemberProfile
 from backend.nonces import SqlNonceStore, allocate_in
@@ -77,8 +78,6 @@ from backend.ports import (
     WriteContext,
 )
 from db.types import table_of
-from indexer import models as mirror
-from indexer.store import CHECKPOINT_CHANNEL
 from ledger.anvil import ANVIL_CHAIN_ID
 from ledger.artifacts import load_artifact
 from ledger.bindings import ClaimView, Suite
@@ -92,226 +91,6 @@ from ledger.reverts import decode_revert, revert_for_failed_transaction, revert_
 from ledger.sender import CachedGasExhausted, GasEstimates, TransactionSender
 
 log = logging.getLogger("tierflow.api")
-
-
-class MirrorWatch:
-    """The mirror's checkpoint as one worker sees it, and the writes waiting for it to move.
-
-    On PostgreSQL the worker holds one connection of its own (outside the pool) that
-    ``LISTEN``s on :data:`indexer.store.CHECKPOINT_CHANNEL`: the indexer notifies every
-    committed checkpoint, and the notification wakes the waiters. It is opened by the first
-    wait and kept for the worker's life; while it is down (the database restarting) the watch
-    polls, and it reconnects with backoff. On SQLite (no notifications) a single task polls the
-    checkpoint every ``interval_s`` while anyone waits. Either way a burst of writes waiting
-    for a stopped indexer holds no pooled connection.
-    """
-
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        interval_s: float = 0.05,
-        *,
-        listen: bool | None = None,
-        keepalive_s: float = 5.0,
-    ) -> None:
-        self.engine = engine
-        self.interval_s = interval_s
-        self.keepalive_s = keepalive_s
-        self.reached: int | None = None
-        #: Listen for the indexer's notifications (default: on PostgreSQL).
-        self.listen = engine.dialect.name == "postgresql" if listen is None else listen
-        #: The listening connection is up and has read the checkpoint since it connected:
-        #: ``reached`` then follows every change, with no poll.
-        self.listening = False
-        #: Checkpoint reads by the poll task, and notifications received (for the tests).
-        self.polls = 0
-        self.notifications = 0
-        #: The server process of the listening connection, while there is one.
-        self.listener_pid: int | None = None
-        self._read_at = 0.0
-        self._waiters = 0
-        self._moved = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._listener: asyncio.Task[None] | None = None
-
-    async def read(self) -> int | None:
-        async with self.engine.connect() as conn:
-            value = (
-                await conn.execute(select(mirror.Checkpoint.block_number))
-            ).scalar_one_or_none()
-        return None if value is None else int(value)
-
-    async def wait(self, block: int, timeout_s: float) -> bool:
-        """True once the checkpoint is at ``block`` or above; False after ``timeout_s``."""
-        if self.listening and self.reached is not None and self.reached >= block:
-            return True
-        fresh = time.monotonic() - self._read_at < self.interval_s  # a reorg may lower it
-        if fresh and self.reached is not None and self.reached >= block:
-            return True
-        if timeout_s <= 0:
-            return False
-        deadline = time.monotonic() + timeout_s
-        self._waiters += 1
-        if self.listen and self._listener is None:
-            self._listener = asyncio.create_task(self._listen())
-        self._ensure_poll()
-        try:
-            while True:
-                read_since = self._read_at >= deadline - timeout_s - self.interval_s
-                current = self.listening or read_since
-                if current and self.reached is not None and self.reached >= block:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                moved = self._moved
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(moved.wait(), remaining)
-        finally:
-            self._waiters -= 1
-
-    async def close(self) -> None:
-        """Stop the listening connection and the poll (the worker is stopping)."""
-        if self._listener is not None:  # first: losing it may start a poll
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        self.listening = False
-
-    def _ensure_poll(self) -> None:
-        if self.listening or self._waiters <= 0:
-            return
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._poll())
-
-    def _reached(self, value: int) -> None:
-        """The checkpoint is ``value``: wake every waiter (each checks it against its block)."""
-        self._read_at = time.monotonic()
-        self.reached = value
-        moved, self._moved = self._moved, asyncio.Event()
-        moved.set()
-
-    async def _poll(self) -> None:
-        while self._waiters > 0 and not self.listening:
-            try:
-                value = await self.read()
-            except Exception:  # the database is down: the waiters time out, nothing crashes
-                value = None
-            self.polls += 1
-            if value is not None:
-                self._reached(value)
-            await asyncio.sleep(self.interval_s)
-
-    async def _listen(self) -> None:
-        """Keep one ``LISTEN`` connection up; poll (for the waiters) while it is down."""
-        delay = self.interval_s
-        while True:
-            lost = asyncio.Event()
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(_asyncpg_dsn(self.engine))
-                self.listener_pid = conn.get_server_pid()
-
-                def notified(_c: Any, _pid: int, _channel: str, payload: str) -> None:
-                    self.notifications += 1
-                    with contextlib.suppress(ValueError):
-                        self._reached(int(payload))
-
-                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(CHECKPOINT_CHANNEL, notified)
-                # Listening from here on: read once for what was committed before.
-                value = await conn.fetchval(
-                    f"SELECT block_number FROM {mirror.Checkpoint.__tablename__} WHERE id = 1"
-                )
-                if value is not None:
-                    self._reached(int(value))
-                self.listening = True
-                delay = self.interval_s
-                while not lost.is_set():
-                    # A connection dropped without a FIN shows only when used.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), self.keepalive_s)
-                    if not lost.is_set():
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), self.keepalive_s)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("mirror watch: listening connection lost (%r); polling meanwhile", exc)
-            finally:
-                self.listening = False
-                self.listener_pid = None
-                self._ensure_poll()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close(timeout=1))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-
-
-def _asyncpg_dsn(engine: AsyncEngine) -> str:
-    """The engine's PostgreSQL URL as asyncpg's own ``connect`` takes it."""
-    url = engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
-
-
-class LatestBlock:
-    """The node's latest block (``eth_getBlockByNumber("latest")``, unformatted), one request
-    for every caller waiting on it.
-
-    A caller never gets an answer older than its own call: it waits for the next request
-    *sent* (not one already in flight, which may have been answered before the caller came),
-    and every caller that arrives meanwhile shares that request. With nothing in flight a
-    caller's request leaves at once, as before; under many concurrent reads of the chain's
-    clock (``GET /v1/deployment``, the payables list's overdue dates) the node is asked once
-    per round trip instead of once per read."""
-
-    def __init__(self, fetch: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        self._fetch = fetch
-        self._next: asyncio.Future[dict[str, Any]] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def read(self) -> dict[str, Any]:
-        if self._next is None:
-            self._next = asyncio.get_running_loop().create_future()
-            # Retrieved here so that an answer nobody waits for any more (every caller
-            # cancelled) is not reported as never retrieved.
-            self._next.add_done_callback(_retrieved)
-        waiting = self._next
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._send(), name="tierflow-latest-block")
-        return await asyncio.shield(waiting)
-
-    async def _send(self) -> None:
-        while self._next is not None:
-            answer, self._next = self._next, None  # later callers wait for the next request
-            try:
-                answer.set_result(await self._fetch())
-            except asyncio.CancelledError:
-                answer.cancel()
-                raise
-            except Exception as exc:
-                answer.set_exception(exc)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        if self._next is not None:
-            self._next.cancel()
-            self._next = None
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 @dataclass

@@ -1,0 +1,191 @@
+"""The mirror's checkpoint as one API worker sees it (:class:`MirrorWatch`).
+
+A mined write waits (at most the gateway's ``mirror_wait_s``) for the mirror's checkpoint to
+reach its block through one watch per worker: on PostgreSQL it is woken by the indexer's
+``NOTIFY`` of each committed checkpoint (one listening connection per worker); on SQLite a
+single task polls the checkpoint while someone waits. A burst of writes waiting for a stopped
+indexer holds no pooled database connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from indexer import models as mirror
+from indexer.store import CHECKPOINT_CHANNEL
+
+log = logging.getLogger("tierflow.api")
+
+
+class MirrorWatch:
+    """The mirror's checkpoint as one worker sees it, and the writes waiting for it to move.
+
+    On PostgreSQL the worker holds one connection of its own (outside the pool) that
+    ``LISTEN``s on :data:`indexer.store.CHECKPOINT_CHANNEL`: the indexer notifies every
+    committed checkpoint, and the notification wakes the waiters. It is opened by the first
+    wait and kept for the worker's life; while it is down (the database restarting) the watch
+    polls, and it reconnects with backoff. On SQLite (no notifications) a single task polls the
+    checkpoint every ``interval_s`` while anyone waits. Either way a burst of writes waiting
+    for a stopped indexer holds no pooled connection.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        interval_s: float = 0.05,
+        *,
+        listen: bool | None = None,
+        keepalive_s: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.interval_s = interval_s
+        self.keepalive_s = keepalive_s
+        self.reached: int | None = None
+        #: Listen for the indexer's notifications (default: on PostgreSQL).
+        self.listen = engine.dialect.name == "postgresql" if listen is None else listen
+        #: The listening connection is up and has read the checkpoint since it connected:
+        #: ``reached`` then follows every change, with no poll.
+        self.listening = False
+        #: Checkpoint reads by the poll task, and notifications received (for the tests).
+        self.polls = 0
+        self.notifications = 0
+        #: The server process of the listening connection, while there is one.
+        self.listener_pid: int | None = None
+        self._read_at = 0.0
+        self._waiters = 0
+        self._moved = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+
+    async def read(self) -> int | None:
+        async with self.engine.connect() as conn:
+            value = (
+                await conn.execute(select(mirror.Checkpoint.block_number))
+            ).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def wait(self, block: int, timeout_s: float) -> bool:
+        """True once the checkpoint is at ``block`` or above; False after ``timeout_s``."""
+        if self.listening and self.reached is not None and self.reached >= block:
+            return True
+        fresh = time.monotonic() - self._read_at < self.interval_s  # a reorg may lower it
+        if fresh and self.reached is not None and self.reached >= block:
+            return True
+        if timeout_s <= 0:
+            return False
+        deadline = time.monotonic() + timeout_s
+        self._waiters += 1
+        if self.listen and self._listener is None:
+            self._listener = asyncio.create_task(self._listen())
+        self._ensure_poll()
+        try:
+            while True:
+                read_since = self._read_at >= deadline - timeout_s - self.interval_s
+                current = self.listening or read_since
+                if current and self.reached is not None and self.reached >= block:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                moved = self._moved
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(moved.wait(), remaining)
+        finally:
+            self._waiters -= 1
+
+    async def close(self) -> None:
+        """Stop the listening connection and the poll (the worker is stopping)."""
+        if self._listener is not None:  # first: losing it may start a poll
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        self.listening = False
+
+    def _ensure_poll(self) -> None:
+        if self.listening or self._waiters <= 0:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._poll())
+
+    def _reached(self, value: int) -> None:
+        """The checkpoint is ``value``: wake every waiter (each checks it against its block)."""
+        self._read_at = time.monotonic()
+        self.reached = value
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
+
+    async def _poll(self) -> None:
+        while self._waiters > 0 and not self.listening:
+            try:
+                value = await self.read()
+            except Exception:  # the database is down: the waiters time out, nothing crashes
+                value = None
+            self.polls += 1
+            if value is not None:
+                self._reached(value)
+            await asyncio.sleep(self.interval_s)
+
+    async def _listen(self) -> None:
+        """Keep one ``LISTEN`` connection up; poll (for the waiters) while it is down."""
+        delay = self.interval_s
+        while True:
+            lost = asyncio.Event()
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(_asyncpg_dsn(self.engine))
+                self.listener_pid = conn.get_server_pid()
+
+                def notified(_c: Any, _pid: int, _channel: str, payload: str) -> None:
+                    self.notifications += 1
+                    with contextlib.suppress(ValueError):
+                        self._reached(int(payload))
+
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(CHECKPOINT_CHANNEL, notified)
+                # Listening from here on: read once for what was committed before.
+                value = await conn.fetchval(
+                    f"SELECT block_number FROM {mirror.Checkpoint.__tablename__} WHERE id = 1"
+                )
+                if value is not None:
+                    self._reached(int(value))
+                self.listening = True
+                delay = self.interval_s
+                while not lost.is_set():
+                    # A connection dropped without a FIN shows only when used.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), self.keepalive_s)
+                    if not lost.is_set():
+                        await asyncio.wait_for(conn.fetchval("SELECT 1"), self.keepalive_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("mirror watch: listening connection lost (%r); polling meanwhile", exc)
+            finally:
+                self.listening = False
+                self.listener_pid = None
+                self._ensure_poll()
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=1))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _asyncpg_dsn(engine: AsyncEngine) -> str:
+    """The engine's PostgreSQL URL as asyncpg's own ``connect`` takes it."""
+    url = engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
