@@ -9,16 +9,8 @@ events) and then waits, bounded, until the mirror's checkpoint has passed the bl
 read that follows sees the write. It holds no session of the service's: it reads keys, nonces
 and the checkpoint through short connections of its own.
 
-Idempotency. A write that carries an ``Idempotency-Key`` has a :class:`~backend.ports.TxJournal`
-in its :class:`~backend.ports.WriteContext`: every transaction it signs is recorded *before*
-its bytes are broadcast. When a write is run again after its worker died, step ``i`` first
-looks at the ``i``-th recorded transaction: mined → its receipt is used; known to the node →
-waited for; unknown → the same bytes are broadcast again; only if its nonce was consumed by
-another transaction (so it can never be mined) is a new one signed.
-
-Citations (AP-3). Every transaction's hash is added to the write's ``tx_hashes`` and made
-durable (:meth:`~backend.ports.WriteContext.cite`) before its bytes first leave, so the audit
-record of the request cites it whatever fails afterwards.
+Sending (:mod:`backend.gateway.sending`): every transaction a write signs is recorded in the
+write's journal and cited before its bytes leave, and a write run again resumes from the record.
 
 The mirror. A mined write waits (at most ``mirror_wait_s``) for the mirror's checkpoint to
 reach its block through one :class:`MirrorWatch` per worker: on PostgreSQL it is woken by the
@@ -43,13 +35,11 @@ What is relayed is always the request as signed, never a call computed again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,13 +56,14 @@ from backend.chain_errors import NODE_DOWN_ERRORS
 from backend.errors import Conflict, PlatformPaused
 from backend.gateway.latest_block import LatestBlock
 from backend.gateway.mirror_watch import MirrorWatch
+from backend.gateway.receipts import decoded_events
+from backend.gateway.sending import WriteSender
 from backend.keystore import Keystore, keyfiles
 from backend.models import IntentRow, MemberProfile
-from backend.nonces import SqlNonceStore, allocate_in
+from backend.nonces import SqlNonceStore
 from backend.ports import (
     HostedAccount,
     Mined,
-    RecordedTx,
     SignatureRequired,
     TxJournal,
     WriteContext,
@@ -87,8 +78,8 @@ from ledger.deployment import Deployment
 from ledger.errors import ChainUnavailableError, ContractRevert
 from ledger.jsonrpc import RpcError
 from ledger.node import Web3Client, as_web3_error, lean, rpc
-from ledger.reverts import decode_revert, revert_for_failed_transaction, revert_from_exception
-from ledger.sender import CachedGasExhausted, GasEstimates, TransactionSender
+from ledger.reverts import decode_revert, revert_from_exception
+from ledger.sender import GasEstimates, TransactionSender
 
 log = logging.getLogger("tierflow.api")
 
@@ -122,6 +113,7 @@ class Gateway:
             }
         )
         self.nonces = SqlNonceStore(self.engine)
+        self.sending = WriteSender(self.w3, self.engine, self.nonces)
         # One gas estimate per call shape for the worker's senders (ledger.sender.GasEstimates):
         # a write that breaks a rule is then refused by its receipt rather than its estimate.
         self.gas_estimates = GasEstimates()
@@ -160,13 +152,13 @@ class Gateway:
             return await self._forward(write, call)
         sender = await self.sender(write.caller.address)
         tx = self.suite.call_fields(call)
-        receipt = await self._send(write, sender, tx)
+        receipt = await self.sending.send(write, sender, tx)
         return await self._mined(write, receipt)
 
     async def send_value(self, write: WriteContext, to: str, value: int) -> Mined:
         """A plain transfer (gas money for a new member where gas has a price)."""
         sender = await self.sender(write.caller.address)
-        receipt = await self._send(write, sender, {"to": to, "value": value, "gas": 21_000})
+        receipt = await self.sending.send(write, sender, {"to": to, "value": value, "gas": 21_000})
         return await self._mined(write, receipt, wait_for_mirror=False)
 
     def new_account(self) -> HostedAccount:
@@ -388,13 +380,11 @@ class Gateway:
         sent_before = journal is not None and journal.step < len(journal.recorded)
         if not sent_before and await self._paused():
             await self._hold_while_paused(row)
-        receipt = await self._send(write, sender, tx)
+        receipt = await self.sending.send(write, sender, tx)
         tx_hash = receipt["transactionHash"].to_0x_hex()
         executed = [
             ev
-            for ev in (
-                self.decoder.decode(_log_json(log)) for log in receipt["logs"] if self._ours(log)
-            )
+            for ev in decoded_events(self.decoder, receipt)
             if ev.key == "TierflowForwarder:ForwardRequestExecuted"
         ]
         success = bool(executed and executed[0].args["success"])
@@ -445,120 +435,17 @@ class Gateway:
             extra={"intent_id": row.id},
         )
 
-    # -- sending -------------------------------------------------------------------------------
-
-    async def _send(
-        self,
-        write: WriteContext,
-        sender: TransactionSender,
-        tx: dict[str, Any],
-    ) -> TxReceipt:
-        journal = write.journal
-        if journal is None:
-
-            async def cite(tx_hash: str, raw: bytes, nonce: int) -> None:
-                await write.cite(tx_hash)
-
-            try:
-                return await sender.wait(await sender.send(tx, before_broadcast=cite))
-            except CachedGasExhausted:
-                return await sender.wait(await sender.send_estimated(tx, before_broadcast=cite))
-        step = journal.step
-        journal.step += 1
-        if step < len(journal.recorded):
-            receipt = await self._resume(write, sender, journal.recorded[step])
-            if receipt is not None:
-                return receipt
-            del journal.recorded[step:]  # it can never be mined: sign anew from here
-
-        async def record(tx_hash: str, raw: bytes, nonce: int) -> None:
-            # The journal's record and the audit citation, both durable before the bytes
-            # leave, in one database transaction.
-            del journal.recorded[step:]
-            journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
-            await write.record(journal, tx_hash)
-
-        if write.records_in(journal) and sender.nonce_store is self.nonces:
-            # The nonce too: allocated, recorded and cited in one database transaction.
-            recording = functools.partial(self._recording, write, journal, step)
-            send = functools.partial(sender.send, tx, recording=recording)
-            resend = functools.partial(sender.send_estimated, tx, recording=recording)
-        else:
-            send = functools.partial(sender.send, tx, before_broadcast=record)
-            resend = functools.partial(sender.send_estimated, tx, before_broadcast=record)
-        pending = await send()
-        try:
-            return await sender.wait(pending)
-        except CachedGasExhausted:
-            # Out of gas on the cached estimate, nothing done: the same step again, estimated
-            # (the record replaces the failed one).
-            return await sender.wait(await resend())
-
-    @contextlib.asynccontextmanager
-    async def _recording(
-        self, write: WriteContext, journal: TxJournal, step: int
-    ) -> AsyncIterator[_Recorded]:
-        """One database transaction for a signed transaction of ``write``'s step ``step``: its
-        nonce allocated, the journal's record and the audit citation, durable together before
-        the bytes leave (:data:`ledger.sender.Recording`)."""
-        unit = _Recorded(write, journal, step)
-        try:
-            async with self.engine.begin() as conn:
-                unit.conn = conn
-                yield unit
-        except BaseException:
-            unit.undo()
-            raise
-
-    async def _resume(
-        self, write: WriteContext, sender: TransactionSender, recorded: RecordedTx
-    ) -> TxReceipt | None:
-        """The receipt of a transaction recorded by an earlier run, or None if it is dead."""
-        w3 = self.w3
-        await write.cite(recorded.hash)
-        try:
-            receipt: TxReceipt = await w3.eth.get_transaction_receipt(HexStr(recorded.hash))
-        except TransactionNotFound:
-            receipt = None  # type: ignore[assignment]
-        if receipt is None:
-            if not await sender.rebroadcast(bytes.fromhex(recorded.raw[2:]), recorded.hash):
-                return None
-            # A reorganisation that took this transaction may have taken the account's earlier
-            # ones too, and the node need not send them again: this one would then wait behind
-            # their nonces until every retry timed out (503 for ever). Fill the gap; their own
-            # writes, retried, are signed anew.
-            filled = await sender.fill_gap_below(recorded.nonce)
-            if filled:
-                log.warning(
-                    "filled %d nonce(s) of %s below %d to resume %s",
-                    filled,
-                    sender.address,
-                    recorded.nonce,
-                    recorded.hash,
-                )
-            receipt = await w3.eth.wait_for_transaction_receipt(
-                HexStr(recorded.hash), timeout=sender.receipt_timeout_s
-            )
-        if receipt["status"] == 0:
-            raise await revert_for_failed_transaction(w3, recorded.hash)
-        return receipt
-
     async def _mined(
         self, write: WriteContext, receipt: TxReceipt, wait_for_mirror: bool = True
     ) -> Mined:
         tx_hash = receipt["transactionHash"].to_0x_hex()
         block = int(receipt["blockNumber"])
-        events = tuple(
-            self.decoder.decode(_log_json(log)) for log in receipt["logs"] if self._ours(log)
-        )
+        events = decoded_events(self.decoder, receipt)
         await write.cite(tx_hash)
         mirrored = await self.wait_for_mirror(block) if wait_for_mirror else False
         if wait_for_mirror and not mirrored:
             write.mirror_behind = True
         return Mined(tx_hash, block, events, mirrored)
-
-    def _ours(self, log: Any) -> bool:
-        return str(log["address"]).lower() in self.decoder.addresses
 
     async def wait_for_mirror(self, block: int) -> bool:
         """Wait (at most ``mirror_wait_s``) until the mirror's checkpoint reaches ``block``."""
@@ -580,34 +467,6 @@ class Gateway:
             if block is None or block["hash"] != receipt["blockHash"]:
                 return False
         return True
-
-
-@dataclass
-class _Recorded:
-    """A :class:`ledger.sender.Recorder` on the connection of :meth:`Gateway._recording`."""
-
-    write: WriteContext
-    journal: TxJournal
-    step: int
-    conn: AsyncConnection | None = None
-    cited: str | None = None
-
-    async def allocate(self, chain_id: int, address: str, chain_next: int) -> int:
-        assert self.conn is not None
-        return await allocate_in(self.conn, chain_id, address, chain_next)
-
-    async def record(self, tx_hash: str, raw: bytes, nonce: int) -> None:
-        assert self.conn is not None
-        del self.journal.recorded[self.step :]
-        self.journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
-        if tx_hash not in self.write.tx_hashes:
-            self.cited = tx_hash
-        await self.write.record_in(self.conn, self.journal, tx_hash)
-
-    def undo(self) -> None:
-        """The transaction did not commit: what it cited is not cited."""
-        if self.cited is not None:
-            self.write.uncite(self.cited)
 
 
 def intent_view(row: Any) -> dict[str, Any]:
@@ -632,24 +491,6 @@ def _iso(seconds: int) -> str:
 
 def _columns(row: IntentRow) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in table_of(IntentRow).columns}
-
-
-def _log_json(log: Any) -> dict[str, Any]:
-    """A receipt log (web3 types) in the JSON-RPC shape the decoder reads."""
-
-    def hx(value: Any) -> str:
-        return value.to_0x_hex() if hasattr(value, "to_0x_hex") else str(value)
-
-    return {
-        "address": str(log["address"]),
-        "topics": [hx(t) for t in log["topics"]],
-        "data": hx(log["data"]),
-        "blockNumber": hex(int(log["blockNumber"])),
-        "blockHash": hx(log["blockHash"]),
-        "transactionHash": hx(log["transactionHash"]),
-        "transactionIndex": hex(int(log["transactionIndex"])),
-        "logIndex": hex(int(log["logIndex"])),
-    }
 
 
 _INTENTS = table_of(IntentRow)

@@ -27,7 +27,7 @@ from typing import Any
 
 from backend import gateway
 from backend.api import deps
-from backend.gateway import port
+from backend.gateway import port, sending
 from backend.ports import TxJournal, WriteContext
 from bench.perf.baseline import Web3StackSender
 from ledger.sender import TransactionSender
@@ -111,7 +111,7 @@ def _nonce_statements_as_before() -> None:
         await store._store(conn, chain_id, address, first + count)
         return first
 
-    vars(port)["allocate_in"] = allocate_in
+    vars(sending)["allocate_in"] = allocate_in
 
     async def allocate(
         self: SqlNonceStore, chain_id: int, address: str, chain_next: int, count: int = 1

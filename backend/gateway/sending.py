@@ -1,0 +1,172 @@
+"""A write's transactions sent through a member's sender, recorded and cited before they leave
+(:class:`WriteSender`), and resumed from the record after a crash.
+
+Idempotency. A write that carries an ``Idempotency-Key`` has a :class:`~backend.ports.TxJournal`
+in its :class:`~backend.ports.WriteContext`: every transaction it signs is recorded *before*
+its bytes are broadcast. When a write is run again after its worker died, step ``i`` first
+looks at the ``i``-th recorded transaction: mined → its receipt is used; known to the node →
+waited for; unknown → the same bytes are broadcast again; only if its nonce was consumed by
+another transaction (so it can never be mined) is a new one signed.
+
+Citations (AP-3). Every transaction's hash is added to the write's ``tx_hashes`` and made
+durable (:meth:`~backend.ports.WriteContext.cite`) before its bytes first leave, so the audit
+record of the request cites it whatever fails afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from eth_typing import HexStr
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from web3.exceptions import TransactionNotFound
+from web3.types import TxReceipt
+
+from backend.nonces import SqlNonceStore, allocate_in
+from backend.ports import RecordedTx, TxJournal, WriteContext
+from ledger.node import Web3Client
+from ledger.reverts import revert_for_failed_transaction
+from ledger.sender import CachedGasExhausted, TransactionSender
+
+log = logging.getLogger("tierflow.api")
+
+
+@dataclass
+class WriteSender:
+    """Sends a write's transactions through members' senders
+    (:class:`~ledger.sender.TransactionSender`) and waits for their receipts, with the write's
+    journal and citations; one per gateway."""
+
+    w3: Web3Client
+    engine: AsyncEngine
+    #: The SQL nonce store the gateway's senders share.
+    nonces: SqlNonceStore
+
+    async def send(
+        self,
+        write: WriteContext,
+        sender: TransactionSender,
+        tx: dict[str, Any],
+    ) -> TxReceipt:
+        journal = write.journal
+        if journal is None:
+
+            async def cite(tx_hash: str, raw: bytes, nonce: int) -> None:
+                await write.cite(tx_hash)
+
+            try:
+                return await sender.wait(await sender.send(tx, before_broadcast=cite))
+            except CachedGasExhausted:
+                return await sender.wait(await sender.send_estimated(tx, before_broadcast=cite))
+        step = journal.step
+        journal.step += 1
+        if step < len(journal.recorded):
+            receipt = await self._resume(write, sender, journal.recorded[step])
+            if receipt is not None:
+                return receipt
+            del journal.recorded[step:]  # it can never be mined: sign anew from here
+
+        async def record(tx_hash: str, raw: bytes, nonce: int) -> None:
+            # The journal's record and the audit citation, both durable before the bytes
+            # leave, in one database transaction.
+            del journal.recorded[step:]
+            journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
+            await write.record(journal, tx_hash)
+
+        if write.records_in(journal) and sender.nonce_store is self.nonces:
+            # The nonce too: allocated, recorded and cited in one database transaction.
+            recording = functools.partial(self._recording, write, journal, step)
+            send = functools.partial(sender.send, tx, recording=recording)
+            resend = functools.partial(sender.send_estimated, tx, recording=recording)
+        else:
+            send = functools.partial(sender.send, tx, before_broadcast=record)
+            resend = functools.partial(sender.send_estimated, tx, before_broadcast=record)
+        pending = await send()
+        try:
+            return await sender.wait(pending)
+        except CachedGasExhausted:
+            # Out of gas on the cached estimate, nothing done: the same step again, estimated
+            # (the record replaces the failed one).
+            return await sender.wait(await resend())
+
+    @contextlib.asynccontextmanager
+    async def _recording(
+        self, write: WriteContext, journal: TxJournal, step: int
+    ) -> AsyncIterator[_Recorded]:
+        """One database transaction for a signed transaction of ``write``'s step ``step``: its
+        nonce allocated, the journal's record and the audit citation, durable together before
+        the bytes leave (:data:`ledger.sender.Recording`)."""
+        unit = _Recorded(write, journal, step)
+        try:
+            async with self.engine.begin() as conn:
+                unit.conn = conn
+                yield unit
+        except BaseException:
+            unit.undo()
+            raise
+
+    async def _resume(
+        self, write: WriteContext, sender: TransactionSender, recorded: RecordedTx
+    ) -> TxReceipt | None:
+        """The receipt of a transaction recorded by an earlier run, or None if it is dead."""
+        w3 = self.w3
+        await write.cite(recorded.hash)
+        try:
+            receipt: TxReceipt = await w3.eth.get_transaction_receipt(HexStr(recorded.hash))
+        except TransactionNotFound:
+            receipt = None  # type: ignore[assignment]
+        if receipt is None:
+            if not await sender.rebroadcast(bytes.fromhex(recorded.raw[2:]), recorded.hash):
+                return None
+            # A reorganisation that took this transaction may have taken the account's earlier
+            # ones too, and the node need not send them again: this one would then wait behind
+            # their nonces until every retry timed out (503 for ever). Fill the gap; their own
+            # writes, retried, are signed anew.
+            filled = await sender.fill_gap_below(recorded.nonce)
+            if filled:
+                log.warning(
+                    "filled %d nonce(s) of %s below %d to resume %s",
+                    filled,
+                    sender.address,
+                    recorded.nonce,
+                    recorded.hash,
+                )
+            receipt = await w3.eth.wait_for_transaction_receipt(
+                HexStr(recorded.hash), timeout=sender.receipt_timeout_s
+            )
+        if receipt["status"] == 0:
+            raise await revert_for_failed_transaction(w3, recorded.hash)
+        return receipt
+
+
+@dataclass
+class _Recorded:
+    """A :class:`ledger.sender.Recorder` on the connection of :meth:`WriteSender._recording`."""
+
+    write: WriteContext
+    journal: TxJournal
+    step: int
+    conn: AsyncConnection | None = None
+    cited: str | None = None
+
+    async def allocate(self, chain_id: int, address: str, chain_next: int) -> int:
+        assert self.conn is not None
+        return await allocate_in(self.conn, chain_id, address, chain_next)
+
+    async def record(self, tx_hash: str, raw: bytes, nonce: int) -> None:
+        assert self.conn is not None
+        del self.journal.recorded[self.step :]
+        self.journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
+        if tx_hash not in self.write.tx_hashes:
+            self.cited = tx_hash
+        await self.write.record_in(self.conn, self.journal, tx_hash)
+
+    def undo(self) -> None:
+        """The transaction did not commit: what it cited is not cited."""
+        if self.cited is not None:
+            self.write.uncite(self.cited)
