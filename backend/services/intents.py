@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
-from backend.gateway import intent_view
+from backend.gateway.intents import intent_view
 from backend.models import IntentRow
 
 
