@@ -111,15 +111,19 @@ class Gateway:
         sender = self._senders.get(address)
         if sender is None:
             account = await self.keystore.account(keyfiles(self.engine), address)
-            sender = self._senders[address] = TransactionSender(
-                self.w3,
-                account,
-                self.nonces,
-                gas_estimates=self.gas_estimates,
-                receipt_timeout_s=self.receipt_timeout_s,
-                unavailable_timeout_s=self.unavailable_s,
-            )
+            sender = self._senders[address] = self._new_sender(account)
         return sender
+
+    def _new_sender(self, account: Any) -> TransactionSender:
+        """A sender for ``account`` sharing the worker's nonce store and gas estimates."""
+        return TransactionSender(
+            self.w3,
+            account,
+            self.nonces,
+            gas_estimates=self.gas_estimates,
+            receipt_timeout_s=self.receipt_timeout_s,
+            unavailable_timeout_s=self.unavailable_s,
+        )
 
     # -- LedgerPort ----------------------------------------------------------------------------
 
@@ -235,14 +239,7 @@ class Gateway:
         intent's own estimate already refused a call that would fail, and a relay short of
         gas fails whole (the forwarder's ``_checkForwardedGas`` consumes all gas rather than
         spend the member's nonce), so it is sent again estimated (``CachedGasExhausted``)."""
-        return TransactionSender(
-            self.w3,
-            self.relayer,
-            self.nonces,
-            gas_estimates=self.gas_estimates,
-            receipt_timeout_s=self.receipt_timeout_s,
-            unavailable_timeout_s=self.unavailable_s,
-        )
+        return self._new_sender(self.relayer)
 
     async def _relay(self, write: WriteContext, row: Any) -> Mined:
         if self.relayer is None:
