@@ -136,6 +136,9 @@ def time_fields(op: openapi.Operation | None) -> tuple[set[str], set[str]]:
 
 
 def _numeric(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        # A query parameter given more than once: the API reads the last one.
+        return bool(value) and _numeric(value[-1])
     if isinstance(value, bool):
         return False
     if isinstance(value, int | float):
