@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.auth import _ROLE_BY_ID, Caller
@@ -100,8 +100,30 @@ async def _visible(
     return {(r.block_number, r.log_index, r.block_hash) for r in await conn.execute(query)}
 
 
+#: An entry past the cursor (none made yet: the cursor is 0).
+_NEW = (
+    select(_O.c.seq)
+    .where(_O.c.seq > func.coalesce(select(_C.c.seq).where(_C.c.id == 1).scalar_subquery(), 0))
+    .limit(1)
+)
+
+
+async def _anything_new(conn: AsyncConnection) -> bool:
+    """Whether the outbox holds an entry past the cursor: one read, no lock."""
+    return (await conn.execute(_NEW)).first() is not None
+
+
 async def fan_out(engine: AsyncEngine, limit: int = 1000) -> int:
-    """Queue the next outbox entries (at most ``limit``); answers how many were consumed."""
+    """Queue the next outbox entries (at most ``limit``); answers how many were consumed.
+
+    The cursor is locked only when there is something to queue. A dispatcher looks every
+    ``TIERFLOW_WEBHOOKS_POLL_S`` (50 ms), mostly to find nothing; locking first took SQLite's
+    one write lock twenty times a second per dispatcher, idle or not, in the way of the API's
+    and the indexer's writes (and a row lock in PostgreSQL). An entry mirrored after the
+    look is found by the next one."""
+    async with engine.connect() as conn:
+        if not await _anything_new(conn):
+            return 0
     async with engine.begin() as conn:
         cursor = await _lock_cursor(conn)
         entries = (
