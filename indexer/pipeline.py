@@ -253,7 +253,8 @@ class Indexer:
         checkpoint = self._checkpoint
         self._record_lag(head)
         if target <= checkpoint.block_number:
-            await self._verify_checkpoint(head)
+            if await self._verify_checkpoint(head):
+                return False  # rolled back: the node's branch is still to index
             if self.indexes_deferred:
                 await self._build_indexes()
             return True
@@ -352,16 +353,34 @@ class Indexer:
         except Exception as exc:
             await out.put(exc)
 
-    async def _verify_checkpoint(self, head: int) -> None:
-        """Caught up: make sure the checkpoint block is still on the node's chain."""
+    async def _verify_checkpoint(self, head: int) -> bool:
+        """Caught up: make sure the checkpoint block is still on the node's chain; True when
+        it was not and the mirror rolled back."""
         checkpoint = self._checkpoint
         header = (await self.fetcher.headers([checkpoint.block_number]))[checkpoint.block_number]
         if header is None:
-            # A node behind us, or a chain rolled back to fewer blocks: both look alike
-            # until the node has a block at our height again. Never roll back on a guess.
+            # A node behind us, or a chain rolled back to fewer blocks (a node restarted from
+            # an older state). Never roll back on a guess: only when the node's own head is
+            # another block than ours at that height is it on another branch, not lagging.
+            if await self._forked_below(head):
+                await self._reorganise(node_head=head)
+                return True
             raise NodeBehind(f"node head {head} is below the checkpoint {checkpoint.block_number}")
         if header.hash != checkpoint.block_hash:
             await self._reorganise()
+            return True
+        return False
+
+    async def _forked_below(self, head: int) -> bool:
+        """Is the node's block at its head ``head`` (below the checkpoint) another block than
+        the mirror's at that height? False when the mirror keeps no header there (outside
+        the window: :meth:`_reorganise` would find no ancestor either) or the same one."""
+        async with self._conn.begin():
+            kept = dict(await store.kept_headers(self._conn, head))
+        if head not in kept:
+            return False
+        node = (await self.fetcher.headers([head]))[head]
+        return node is not None and node.hash != kept[head]
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -470,11 +489,15 @@ class Indexer:
 
     # -- reorganisations -----------------------------------------------------------------------
 
-    async def _reorganise(self) -> None:
-        """Roll back to the newest kept block still on the node's chain (IX-4)."""
+    async def _reorganise(self, node_head: int | None = None) -> None:
+        """Roll back to the newest kept block still on the node's chain (IX-4). With
+        ``node_head`` (the node is on another branch below the checkpoint,
+        :meth:`_forked_below`), kept blocks above the node's head are not on its chain."""
         checkpoint = self._checkpoint
         async with self._conn.begin():
             kept = await store.kept_headers(self._conn, checkpoint.journaled_from - 1)
+        if node_head is not None:
+            kept = [(n, h) for n, h in kept if n <= node_head]
         if not kept:
             raise ReorgTooDeep(checkpoint.block_number, None)
         chain = await self.fetcher.headers(n for n, _ in kept)

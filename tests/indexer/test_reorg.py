@@ -168,3 +168,31 @@ async def test_reorg_deeper_than_the_window_stops_the_indexer(
     with pytest.raises(ReorgTooDeep, match="deeper than the kept window"):
         await index_once(config)
     assert await mirror_digest(config.database_url) == before  # stopped, nothing written
+
+
+async def test_a_node_restarted_from_an_older_state_is_a_reorganisation(
+    chain: Chain, index_config: IndexerConfig
+) -> None:
+    """A node that lost its last blocks (anvil killed between two state dumps and started
+    again from the older file) and has mined others since is below the checkpoint on another
+    branch: its head block is not the mirror's block at that height. That is no lagging node
+    to wait for (``test_faults``: the same height, the same hash): the mirror rolls back to
+    the common ancestor and follows the node's chain, instead of keeping the lost blocks
+    until the node happens to mine past the checkpoint."""
+    p = chain.platform
+    _payable, root, _due = await p.issue(p.core, p.sup1, 1_000_000)
+    snapshot = await rpc(p.w3, "evm_snapshot")
+    for i in range(4):
+        await p.split(p.sup1, root, p.sup2, 10 + i)
+    await index_once(index_config)
+    assert await rpc(p.w3, "evm_revert", snapshot) is True
+    await p.resync_nonces()
+    await p.split(p.sup1, root, p.sup3, 99)  # one block of the new branch, below the checkpoint
+    async with asyncio.timeout(30):
+        stats = await index_once(index_config)
+    assert stats.reorgs == 1
+    head = await p.w3.eth.get_block("latest")
+    assert stats.checkpoint == head["number"]
+    assert await _orphans(index_config, p) == []
+    assert (await reconcile_mirror(index_config)).ok
+    await _outbox_follows_the_chain(index_config.database_url, orphaned_splits=4)
