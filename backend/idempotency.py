@@ -60,7 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.errors import Conflict, Invalid
 from backend.models import IdempotencyRecord
-from backend.ports import RecordedTx, SignatureRequired, TxJournal
+from backend.ports import RERUN_MEMO, RecordedTx, SignatureRequired, TxJournal
 from backend.services.commands import Command, spec
 from db.engine import now_ms, now_s
 from db.types import table_of
@@ -96,8 +96,6 @@ LEASE_MS = 30_000
 #: How long a duplicate waits for the first request to finish.
 WAIT_S = 30.0
 MAX_KEY_LENGTH = 200
-#: The memo entry marking a write that runs again because a reorganisation removed it.
-RERUN_MEMO = "_rerun"
 
 
 @dataclass(frozen=True)

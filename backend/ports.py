@@ -25,6 +25,10 @@ from ledger.bindings import ClaimView
 from ledger.calls import ContractCall
 from ledger.codec import DecodedEvent
 
+#: The memo entry (:meth:`WriteContext.remembered`) marking a write that runs again because a
+#: reorganisation removed it (set by :mod:`backend.idempotency` when it reopens the record).
+RERUN_MEMO = "_rerun"
+
 
 @dataclass
 class RecordedTx:
@@ -139,6 +143,12 @@ class WriteContext:
             if new:  # not cited after all: a retry of the record cites it again
                 self.uncite(tx_hash)
             raise
+
+    @property
+    def reorganised_rerun(self) -> bool:
+        """This run is a rerun of a write that had answered (and so handed out whatever its
+        answer showed once) before a reorganisation removed it from the chain."""
+        return self.remembered(RERUN_MEMO) is not None
 
     def remembered(self, name: str) -> Any:
         """A value an earlier run of this write kept with :meth:`remember` (or ``None``)."""

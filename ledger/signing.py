@@ -99,3 +99,35 @@ class FastSigner:
         if kind == 2:
             raw = b"\x02" + raw
         return raw, "0x" + keccak(raw).hex()
+
+
+def signed_call(raw: bytes) -> tuple[bytes, int, bytes] | None:
+    """``(to, value, data)`` of a signed transaction's bytes (legacy, EIP-2930 or EIP-1559), or
+    ``None`` for another kind or bytes that do not decode."""
+    try:
+        if raw[:1] == b"\x02":
+            fields = rlp.decode(raw[1:])
+            to, value, data = fields[5], fields[6], fields[7]
+        elif raw[:1] == b"\x01":
+            fields = rlp.decode(raw[1:])
+            to, value, data = fields[4], fields[5], fields[6]
+        elif raw[:1] and raw[0] >= 0xC0:
+            fields = rlp.decode(raw)
+            to, value, data = fields[3], fields[4], fields[5]
+        else:
+            return None
+    except (rlp.exceptions.DecodingError, IndexError, TypeError):
+        return None
+    if not all(isinstance(f, bytes) for f in (to, value, data)):
+        return None
+    return bytes(to), int.from_bytes(value, "big"), bytes(data)
+
+
+def same_call(raw: bytes, tx: Mapping[str, Any]) -> bool:
+    """Do the signed bytes ``raw`` make the call ``tx`` (its ``to``, ``value`` and ``data``)?
+    True when ``raw`` is of a kind :func:`signed_call` does not read (nothing to tell)."""
+    call = signed_call(raw)
+    if call is None:
+        return True
+    wanted = (_as_bytes(tx.get("to")), _as_int(tx.get("value", 0)), _as_bytes(tx.get("data", b"")))
+    return call == wanted

@@ -32,6 +32,7 @@ from backend.ports import RecordedTx, TxJournal, WriteContext
 from ledger.node import Web3Client
 from ledger.reverts import revert_for_failed_transaction
 from ledger.sender import CachedGasExhausted, TransactionSender
+from ledger.signing import same_call
 
 log = logging.getLogger("tierflow.api")
 
@@ -65,22 +66,32 @@ class WriteSender:
                 return await sender.wait(await sender.send_estimated(tx, before_broadcast=cite))
         step = journal.step
         journal.step += 1
+        #: Signed anew at ``step`` before the records of later calls (kept), or in place of
+        #: the rest of the journal (a dead transaction: what followed it was never mined).
+        slot = _Slot(step)
         if step < len(journal.recorded):
-            receipt = await self._resume(write, sender, journal.recorded[step])
-            if receipt is not None:
-                return receipt
-            del journal.recorded[step:]  # it can never be mined: sign anew from here
+            found = _recorded_call(journal.recorded, step, tx)
+            if found is None:
+                # No earlier run sent this call (a step it skipped, as gas money a member
+                # no longer needs): the later records are later calls'.
+                slot.keep_later = True
+            else:
+                # Records before it are of steps this run skips: never this call's receipt.
+                del journal.recorded[step:found]
+                receipt = await self._resume(write, sender, journal.recorded[step])
+                if receipt is not None:
+                    return receipt
+                del journal.recorded[step:]  # it can never be mined: sign anew from here
 
         async def record(tx_hash: str, raw: bytes, nonce: int) -> None:
             # The journal's record and the audit citation, both durable before the bytes
             # leave, in one database transaction.
-            del journal.recorded[step:]
-            journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
+            _place(journal, slot, RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
             await write.record(journal, tx_hash)
 
         if write.records_in(journal) and sender.nonce_store is self.nonces:
             # The nonce too: allocated, recorded and cited in one database transaction.
-            recording = functools.partial(self._recording, write, journal, step)
+            recording = functools.partial(self._recording, write, journal, slot)
             send = functools.partial(sender.send, tx, recording=recording)
             resend = functools.partial(sender.send_estimated, tx, recording=recording)
         else:
@@ -96,12 +107,12 @@ class WriteSender:
 
     @contextlib.asynccontextmanager
     async def _recording(
-        self, write: WriteContext, journal: TxJournal, step: int
+        self, write: WriteContext, journal: TxJournal, slot: _Slot
     ) -> AsyncIterator[_Recorded]:
-        """One database transaction for a signed transaction of ``write``'s step ``step``: its
+        """One database transaction for a signed transaction of ``write``'s step ``slot``: its
         nonce allocated, the journal's record and the audit citation, durable together before
         the bytes leave (:data:`ledger.sender.Recording`)."""
-        unit = _Recorded(write, journal, step)
+        unit = _Recorded(write, journal, slot)
         try:
             async with self.engine.begin() as conn:
                 unit.conn = conn
@@ -150,7 +161,7 @@ class _Recorded:
 
     write: WriteContext
     journal: TxJournal
-    step: int
+    slot: _Slot
     conn: AsyncConnection | None = None
     cited: str | None = None
 
@@ -160,8 +171,7 @@ class _Recorded:
 
     async def record(self, tx_hash: str, raw: bytes, nonce: int) -> None:
         assert self.conn is not None
-        del self.journal.recorded[self.step :]
-        self.journal.recorded.append(RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
+        _place(self.journal, self.slot, RecordedTx(tx_hash, "0x" + raw.hex(), nonce))
         if tx_hash not in self.write.tx_hashes:
             self.cited = tx_hash
         await self.write.record_in(self.conn, self.journal, tx_hash)
@@ -170,3 +180,37 @@ class _Recorded:
         """The transaction did not commit: what it cited is not cited."""
         if self.cited is not None:
             self.write.uncite(self.cited)
+
+
+def _recorded_call(recorded: list[RecordedTx], step: int, tx: dict[str, Any]) -> int | None:
+    """The index (``step`` or later) of the first record making the call ``tx``: a run that
+    resumes a write matches its calls to the records by what they call, not by position
+    alone, since a step may be taken by one run and not another."""
+    for index in range(step, len(recorded)):
+        if same_call(bytes.fromhex(recorded[index].raw[2:]), tx):
+            return index
+    return None
+
+
+def _place(journal: TxJournal, slot: _Slot, tx: RecordedTx) -> None:
+    """Record ``tx`` as ``journal``'s step ``slot.step``: before the records of later calls
+    (``slot.keep_later``: the first record of the step inserted, a later one, the same
+    step signed again, in its place), or replacing the step's record and all after it."""
+    recorded, step = journal.recorded, slot.step
+    if not slot.keep_later:
+        del recorded[step:]
+        recorded.append(tx)
+    elif slot.placed and step < len(recorded):
+        recorded[step] = tx
+    else:
+        recorded.insert(step, tx)
+        slot.placed = True
+
+
+@dataclass
+class _Slot:
+    """Where a step's signed transaction goes in the journal (:func:`_place`)."""
+
+    step: int
+    keep_later: bool = False
+    placed: bool = False

@@ -151,6 +151,13 @@ async def create_member(
             session.add(
                 MemberProfile(address=address, name=name, created_at=now_s(), custody="self")
             )
+        if write.reorganised_rerun:
+            # The write had answered: its first key was handed out and stays the member's
+            # (shown once: this answer, like a replay, holds none).
+            first = await _first_key(session, address)
+            if first is not None:
+                view = await get_member(session, address)
+                return {**view, **mined.written, "api_key": None, "api_key_id": first.id}
         # A run that died after making a first key never handed it out: retire it.
         await session.execute(
             update(ApiKey)
@@ -179,6 +186,19 @@ async def create_member(
         await session.commit()
         view = await get_member(session, address)
     return {**view, **mined.written, "api_key": full, "api_key_id": key_row.id}
+
+
+async def _first_key(session: AsyncSession, address: str) -> ApiKey | None:
+    """The member's newest first key (the one onboarding handed out), revoked or not."""
+    found: ApiKey | None = (
+        await session.execute(
+            select(ApiKey)
+            .where(ApiKey.member == address, ApiKey.label == FIRST_KEY_LABEL)
+            .order_by(ApiKey.created_at.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    return found
 
 
 def new_user_id() -> str:

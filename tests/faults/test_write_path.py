@@ -9,6 +9,8 @@ API as processes, the faults done to them for real.
   same-key retries never replay a success the chain no longer holds (they run again,
   ``Idempotent-Rerun: reorganised``, or answer 409 ``write_reorganised``); /health reports
   ``node_behind_mirror``.
+- A member's onboarding removed by a reorganisation and run again under its key: the API
+  key its first answer handed out stays valid (the rerun neither revokes it nor makes another).
 - The node stopped: a prompt 503 ``chain_unavailable`` with ``Retry-After``, /health ``down``.
 
 After each: every transaction hash an answer gave is cited by an audit record.
@@ -27,7 +29,7 @@ import httpx
 
 from bench.stack import Stack
 from ledger.anvil import rpc_call
-from tests.support.api import Api, Member, core_with_limit, issue
+from tests.support.api import KYC_UNTIL, Api, Member, core_with_limit, issue
 
 BURST = 8
 
@@ -269,6 +271,37 @@ async def test_a_write_reorganised_behind_another_is_not_left_pending(
         else:
             assert retry.json()["code"] == "write_reorganised", retry.text
     await mirror_at_head(stack, api)
+
+
+async def test_a_member_onboarded_again_after_a_reorganisation_keeps_its_key(
+    stack: Stack, api: Api
+) -> None:
+    """POST /v1/members answered 201 with the member's first API key; a reorganisation then
+    removed the registration, and a retry under the same Idempotency-Key registers the same
+    account again (``Idempotent-Rerun: reorganised``). The key of the first answer was handed
+    out: the rerun keeps it (no key revoked, none made: its answer holds ``api_key`` null, as
+    every replay does), so the member is not locked out."""
+    await mirror_at_head(stack, api)
+    key = f"member-reorg-{time.monotonic_ns()}"
+    body = {"name": "member-reorg", "roles": ["supplier"], "kyc_expires_at": KYC_UNTIL}
+    first = await api.operator.post("/v1/members", body, key)
+    assert first.status_code == 201, first.text
+    made = first.json()
+    head = int(rpc_call(stack.rpc_url, "eth_blockNumber"), 16)
+    rpc_call(stack.rpc_url, "anvil_reorg", [head - int(made["block_number"]) + 1, []])
+    assert not on_chain(stack, made["tx_hash"])
+    again = await api.operator.post("/v1/members", body, key)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Rerun"] == "reorganised"
+    assert on_chain(stack, again.json()["tx_hash"])
+    assert again.json()["address"] == made["address"]
+    assert again.json()["api_key"] is None
+    assert again.json()["api_key_id"] == made["api_key_id"]
+    await mirror_at_head(stack, api)
+    async with stack.client(made["api_key"]) as member:
+        r = await member.get(f"/v1/members/{made['address']}")
+    assert r.status_code == 200, r.text
+    assert "supplier" in r.json()["roles"], r.text
 
 
 async def test_node_stopped_is_a_prompt_503(stack: Stack, api: Api) -> None:
