@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from db import aiosqlite_cursor
+from db import aiosqlite_cursor, sqlite_gate
 
 
 def async_url(url: str) -> str:
@@ -65,6 +65,7 @@ def create_engine(url: str, *, lock_wait_s: float = 30.0, **kwargs: Any) -> Asyn
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if engine.dialect.driver == "aiosqlite":
             _no_idle_transaction_ends(engine)
+            sqlite_gate.install(engine, lock_wait_s)
     return engine
 
 
