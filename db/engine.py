@@ -144,6 +144,9 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    mode = cursor.fetchone()
+    if mode is not None and str(mode[0]).lower() == "wal":  # not for ':memory:'
+        aiosqlite_cursor.mark_wal(dbapi_connection)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -120,3 +120,44 @@ async def test_a_plain_engine_has_the_same_cursor(tmp_path: Path, hops: type[Hop
         assert hops.n == 1
     finally:
         await made.dispose()
+
+
+async def test_an_open_transaction_makes_no_round_trip_after_its_first_write(
+    engine: AsyncEngine, hops: type[Hops]
+) -> None:
+    hops.n = 0
+    async with engine.begin() as conn:
+        await conn.execute(insert(Row).values(name="a"))  # may wait for the lock: the thread
+        assert hops.n == 1
+        await conn.execute(insert(Row).values(name="b"))
+        assert (await conn.execute(select(Row.name).order_by(Row.id))).scalars().all() == [
+            "a",
+            "b",
+        ]
+        with pytest.raises(IntegrityError):  # sqlite3's error, raised where it was
+            await conn.execute(insert(Row).values(name="a"))
+    assert hops.n == 1  # the commit too ran on the loop's thread
+    hops.n = 0
+    async with engine.connect() as conn:
+        await conn.execute(insert(Row).values(name="c"))
+        await conn.rollback()
+    assert hops.n == 1
+    async with engine.connect() as conn:
+        names = (await conn.execute(select(Row.name).order_by(Row.id))).scalars().all()
+    # The failed duplicate left its transaction's other rows, which committed.
+    assert names == ["a", "b"]
+
+
+async def test_outside_a_wal_file_every_statement_goes_to_the_thread(
+    hops: type[Hops],
+) -> None:
+    made = create_engine("sqlite://")  # in memory: no WAL
+    try:
+        async with made.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (a INTEGER)"))
+            hops.n = 0
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+            assert hops.n == 2
+    finally:
+        await made.dispose()
