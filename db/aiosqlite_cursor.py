@@ -15,13 +15,16 @@ handler sleeps) does not stop the event loop. A connection whose transaction is 
 holds that lock: Python's ``sqlite3`` begins a transaction just before the first statement
 that changes data, and in WAL mode that statement takes the write lock and nothing after it
 in the transaction waits for another connection (readers never block a WAL writer, and a
-commit takes no further lock). So while :attr:`sqlite3.Connection.in_transaction` is true on
-a WAL file (:func:`mark_wal`, set by ``db.engine``'s pragmas), the cursor runs the statement,
-and the adapted connection its ``commit``/``rollback``, on the event loop's thread, in the
-tens of microseconds SQLite takes, instead of a round trip to the thread (~75 µs of CPU, and
-a turn of a busy event loop: a writer holding the lock waited behind every other request's
-work between its statements, and every other writer of the file waited on it). The first
-write of a transaction, and everything outside one, still goes through the thread. A commit
+commit takes no further lock); and a WAL reader waits for no writer (it reads the snapshot
+it finds; only the checkpoints that restart or truncate the log, which nothing here runs, and
+the recovery of a log left by a crash, at a file's first opening, make readers wait). So on
+a WAL file (:func:`mark_wal`, set by ``db.engine``'s pragmas) the cursor runs a ``SELECT``,
+and while :attr:`sqlite3.Connection.in_transaction` is true any statement, and the adapted
+connection its ``commit``/``rollback``, on the event loop's thread, in the tens of
+microseconds SQLite takes, instead of a round trip to the thread (~75 µs of CPU, and a turn
+of a busy event loop: a writer holding the lock waited behind every other request's work
+between its statements, and every other writer of the file waited on it). The first write
+of a transaction, and any other statement outside one, still go through the thread. A commit
 that crosses SQLite's automatic checkpoint (1,000 pages of WAL) copies pages on the loop's
 thread: in the API that is rare (the indexer's bulk commits cross it far more often).
 
@@ -57,15 +60,16 @@ def mark_wal(dbapi_connection: Any) -> None:
         setattr(dbapi_connection._connection, _WAL, True)
 
 
-def _holding(adapted: Any) -> sqlite3.Connection | None:
+def _holding(adapted: Any, reads: bool = False) -> sqlite3.Connection | None:
     """The ``sqlite3`` connection of ``adapted`` if a statement on it cannot wait for a lock
-    and may run on this thread now (WAL, a transaction open, no call of another task on the
-    connection's thread in flight); else ``None``."""
+    and may run on this thread now: a WAL file, no call of another task on the connection's
+    thread in flight, and a transaction open (it holds the write lock) or, when ``reads``, a
+    statement that only reads (WAL readers take no lock a writer holds); else ``None``."""
     connection = adapted._connection
     conn: sqlite3.Connection | None = connection._conn
     if (
         conn is not None
-        and conn.in_transaction
+        and (reads or conn.in_transaction)
         and getattr(connection, _WAL, False)
         and not adapted._execute_mutex.locked()
     ):
@@ -73,8 +77,16 @@ def _holding(adapted: Any) -> sqlite3.Connection | None:
     return None
 
 
+def _reads(operation: Any) -> bool:
+    """Whether ``operation`` only reads (``SELECT``, or ``WITH`` … ``SELECT``: this code base
+    writes no data-changing ``WITH``)."""
+    head = str(operation).lstrip()[:6].upper()
+    return head.startswith(("SELECT", "WITH"))
+
+
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Done:
-    """On the connection's thread: the statement, its rows, its cursor closed."""
+    """The statement, its rows, its cursor closed (on the connection's thread, or on the loop's
+    where it cannot wait: :func:`_holding`)."""
     cursor = conn.cursor()
     try:
         if many:
@@ -146,7 +158,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows) if rows is not None else collections.deque()
 
     def _statement(self, operation: Any, parameters: Any, many: bool) -> None:
-        conn = _holding(self._adapt_connection)
+        conn = _holding(self._adapt_connection, not many and _reads(operation))
         if conn is not None:
             self._keep(await_(_now(conn, operation, parameters, many)))
         else:
