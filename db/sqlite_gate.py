@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import await_only
 
 #: What makes ``sqlite3`` begin a transaction (its legacy transaction control): a statement
@@ -62,7 +63,13 @@ class Gate:
 
     async def _acquire(self) -> asyncio.Lock:
         lock = self._lock()
-        await asyncio.wait_for(lock.acquire(), self.wait_s)
+        # In the caller's own task, not through ``asyncio.wait_for``: Python 3.11's wait_for
+        # runs the acquire as a task of its own and, cancelled just as that task got the lock,
+        # returns the lock and drops the cancellation (the caller then writes on, and a task
+        # cancelled to end it, such as ``Idempotency._renew``'s, never ends). ``Lock.acquire``
+        # cancelled after the lock was handed to it passes the lock on and re-raises.
+        async with asyncio.timeout(self.wait_s):
+            await lock.acquire()
         return lock
 
     def before(self, dbapi_connection: Any, statement: str, parameters: Any) -> None:
@@ -80,7 +87,10 @@ class Gate:
 
     def ended(self, dbapi_connection: Any) -> None:
         """The connection's transaction ended (committed, rolled back, or the connection went
-        back to the pool or away): the gate passes to the next writer."""
+        back to the pool or away): the gate passes to the next writer. ``dbapi_connection``
+        may be the pool's proxy of it (what the dialect's ``do_commit``/``do_rollback`` get)."""
+        if isinstance(dbapi_connection, PoolProxiedConnection):
+            dbapi_connection = dbapi_connection.dbapi_connection
         lock = self._held.pop(id(dbapi_connection), None)
         if lock is not None and lock.locked():
             lock.release()

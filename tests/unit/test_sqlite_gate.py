@@ -160,3 +160,60 @@ async def test_the_gate_passes_on_at_rollback_and_at_a_session_closed_mid_transa
     async with engine.connect() as conn:
         ids = (await conn.execute(select(Row.id).order_by(Row.id))).scalars().all()
     assert ids == [2, 4, 5]
+
+
+async def test_the_gate_passes_on_at_commit_on_a_connection_still_checked_out(
+    engine: AsyncEngine,
+) -> None:
+    """The dialect's commit is given the pool's proxy of the connection, not the DBAPI
+    connection the gate was taken for: the gate must pass on at the commit all the same, not
+    only when the connection goes back to the pool."""
+    async with engine.connect() as conn:
+        await conn.execute(insert(Row).values(id=1, name="a"))
+        await conn.commit()
+        async with engine.begin() as other:  # would wait the 5 s and fail
+            await asyncio.wait_for(other.execute(insert(Row).values(id=2, name="b")), 2)
+        await conn.execute(insert(Row).values(id=3, name="c"))
+        await conn.rollback()
+        async with engine.begin() as other:
+            await asyncio.wait_for(other.execute(insert(Row).values(id=4, name="d")), 2)
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(Row.id).order_by(Row.id))).scalars().all() == [1, 2, 4]
+
+
+async def test_a_writer_cancelled_as_the_gate_reaches_it_is_cancelled(
+    engine: AsyncEngine,
+) -> None:
+    """A task waiting for the gate and cancelled at any point around the moment the gate is
+    handed to it ends cancelled, and the gate goes on to the next writer. (Through Python
+    3.11's ``asyncio.wait_for`` the cancellation was dropped when it came just after the
+    lock was handed over: the task wrote on, and a task cancelled to end it, such as the
+    idempotency lease's renewal, never ended: its request hung.)"""
+
+    async def holder(name: str, held: asyncio.Event, release: asyncio.Event) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(insert(Row).values(name=name))
+            held.set()
+            await release.wait()
+
+    async def waiter(name: str) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(insert(Row).values(name=name))
+
+    for turns in range(12):
+        held, release = asyncio.Event(), asyncio.Event()
+        holding = asyncio.create_task(holder(f"h{turns}", held, release))
+        await held.wait()
+        waiting = asyncio.create_task(waiter(f"w{turns}"))
+        await asyncio.sleep(0.05)  # the waiter is queued at the gate
+        release.set()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        if waiting.cancel():  # not done yet: the cancellation must hold
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        else:
+            await waiting
+        await holding
+        async with engine.begin() as conn:  # the gate is free again
+            await asyncio.wait_for(conn.execute(insert(Row).values(name=f"n{turns}")), 2)
