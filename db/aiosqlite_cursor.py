@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
+import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
@@ -56,23 +58,66 @@ _WAL = "_tierflow_wal"
 def mark_wal(dbapi_connection: Any) -> None:
     """Record that the file of ``dbapi_connection`` (a :class:`OneHopConnection`) is in WAL
     mode: its open transactions' statements may then run without a hop."""
-    if isinstance(dbapi_connection, OneHopConnection):
+    if isinstance(dbapi_connection, OneHopConnection) and isinstance(
+        dbapi_connection._connection, CountedConnection
+    ):
         setattr(dbapi_connection._connection, _WAL, True)
+
+
+class CountedConnection(aiosqlite.Connection):
+    """aiosqlite's connection, counting the calls sent to its thread and those finished there.
+
+    Every call aiosqlite makes on the ``sqlite3`` connection (a statement, ``commit``,
+    ``rollback``, ``close``, a server-side cursor's fetch) goes through :meth:`_execute`; a
+    call whose awaiting task was cancelled still runs there, later. :attr:`idle` is true only
+    when none is queued or running: only then may the event loop's thread use the ``sqlite3``
+    connection itself (it would otherwise wait on SQLite's connection mutex behind a call that
+    may itself be waiting, in SQLite's busy handler, for a lock only the loop can release; or
+    run ahead of a call queued before it)."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self._sent = 0  # written on the event loop's thread only
+        self._finished = 0  # written on the connection's thread only
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")  # aiosqlite's own check, nothing sent
+        function = partial(fn, *args, **kwargs)
+
+        def counted() -> Any:
+            try:
+                return function()
+            finally:
+                self._finished += 1
+
+        self._sent += 1
+        # Queued before this coroutine first suspends: counted and queued at once.
+        return await super()._execute(counted)  # type: ignore[no-untyped-call]
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or running on the connection's thread, and the connection open."""
+        return self._sent == self._finished and self._running and self._connection is not None
+
+
+def _connect(database: Any, **kwargs: Any) -> CountedConnection:
+    """As ``aiosqlite.connect``, making a :class:`CountedConnection`."""
+    location = database.decode() if isinstance(database, bytes) else str(database)
+    return CountedConnection(partial(sqlite3.connect, location, **kwargs), 64)
 
 
 def _holding(adapted: Any, reads: bool = False) -> sqlite3.Connection | None:
     """The ``sqlite3`` connection of ``adapted`` if a statement on it cannot wait for a lock
-    and may run on this thread now: a WAL file, no call of another task on the connection's
-    thread in flight, and a transaction open (it holds the write lock) or, when ``reads``, a
-    statement that only reads (WAL readers take no lock a writer holds); else ``None``."""
+    and may run on this thread now: a WAL file, nothing queued or running on the connection's
+    thread (:attr:`CountedConnection.idle`), and a transaction open (it holds the write lock)
+    or, when ``reads``, a statement that only reads (WAL readers take no lock a writer
+    holds); else ``None``."""
     connection = adapted._connection
-    conn: sqlite3.Connection | None = connection._conn
-    if (
-        conn is not None
-        and (reads or conn.in_transaction)
-        and getattr(connection, _WAL, False)
-        and not adapted._execute_mutex.locked()
-    ):
+    if not (getattr(connection, _WAL, False) and connection.idle):
+        return None
+    conn: sqlite3.Connection = connection._connection
+    if reads or conn.in_transaction:
         return conn
     return None
 
@@ -200,6 +245,24 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
 
+    @property
+    def isolation_level(self) -> str | None:
+        return self._connection.isolation_level  # type: ignore[no-any-return]
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        # SQLAlchemy's adapter queues this on aiosqlite's thread by hand, past ``_execute``:
+        # here it goes through it, counted (:class:`CountedConnection`).
+        conn = self._connection._conn
+
+        def set_level() -> None:
+            conn.isolation_level = value
+
+        try:
+            await_(self._connection._execute(set_level))
+        except Exception as error:
+            self._handle_exception(error)
+
     def commit(self) -> None:
         conn = _holding(self)
         if conn is None:
@@ -233,12 +296,10 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         if creator_fn:
             connection = creator_fn(*arg, **kw)
         else:
-            connection = self.aiosqlite.connect(*arg, **kw)
+            connection = _connect(*arg, **kw)
             connection._thread.daemon = True
         return OneHopConnection(self, await_(connection))
 
 
 def dbapi() -> OneHopDBAPI:
-    import aiosqlite
-
     return OneHopDBAPI(aiosqlite, sqlite3)

@@ -5,6 +5,9 @@ a commit keeps and a rollback (or a connection closed mid-transaction) drops."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -162,4 +165,41 @@ async def test_outside_a_wal_file_every_statement_goes_to_the_thread(
             assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 2
             assert hops.n == 3
     finally:
+        await made.dispose()
+
+
+async def test_the_loop_never_uses_a_connection_its_thread_is_busy_with(tmp_path: Path) -> None:
+    """A call on a connection's thread that runs outside the cursor's own mutex (here an
+    aiosqlite call of the connection's, as SQLAlchemy's adapter makes for a commit or an
+    isolation level) and waits in SQLite's busy handler for another writer: a read on that
+    connection meanwhile must queue behind it on the thread, not run on the loop's thread,
+    where it would wait on SQLite's connection mutex and stop the event loop (and with it the
+    other writer, which only the loop can let go) until the busy timeout."""
+    path = tmp_path / "busy.db"
+    made = create_pooled_engine(f"sqlite:///{path}", lock_wait_s=3.0)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        async with made.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds SQLite's lock
+        async with made.connect() as conn:
+            raw = (await conn.get_raw_connection()).dbapi_connection
+            busy = asyncio.ensure_future(
+                raw.driver_connection.execute("INSERT INTO rows (name) VALUES ('x')")
+            )
+            await asyncio.sleep(0.1)  # on the thread, in the busy handler
+
+            async def let_go() -> None:
+                await asyncio.sleep(0.3)
+                other.execute("COMMIT")
+
+            started = time.monotonic()
+            letting_go = asyncio.create_task(let_go())
+            assert (await conn.execute(text("SELECT count(*) FROM rows"))).scalar() == 1
+            await letting_go
+            await busy
+            await conn.rollback()
+            assert time.monotonic() - started < 2.0  # not the busy timeout
+    finally:
+        other.close()
         await made.dispose()
