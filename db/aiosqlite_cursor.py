@@ -19,12 +19,14 @@ commit takes no further lock); and a WAL reader waits for no writer (it reads th
 it finds; only the checkpoints that restart or truncate the log, which nothing here runs, and
 the recovery of a log left by a crash, at a file's first opening, make readers wait). So on
 a WAL file (:func:`mark_wal`, set by ``db.engine``'s pragmas) the cursor runs a ``SELECT``,
-and while :attr:`sqlite3.Connection.in_transaction` is true any statement, and the adapted
-connection its ``commit``/``rollback``, on the event loop's thread, in the tens of
-microseconds SQLite takes, instead of a round trip to the thread (~75 µs of CPU, and a turn
-of a busy event loop: a writer holding the lock waited behind every other request's work
-between its statements, and every other writer of the file waited on it). The first write
-of a transaction, and any other statement outside one, still go through the thread. A commit
+and once a data-changing statement of the open transaction has succeeded (it holds the write
+lock: :attr:`CountedConnection.writing`) any statement, and the adapted connection its
+``commit``/``rollback``, on the event loop's thread, in the tens of microseconds SQLite
+takes, instead of a round trip to the thread (~75 µs of CPU, and a turn of a busy event
+loop: a writer holding the lock waited behind every other request's work between its
+statements, and every other writer of the file waited on it); never while a call is queued
+or running on the connection's thread (:attr:`CountedConnection.idle`). The first write of
+a transaction, and any other statement outside one, still go through the thread. A commit
 that crosses SQLite's automatic checkpoint (1,000 pages of WAL) copies pages on the loop's
 thread: in the API that is rare (the indexer's bulk commits cross it far more often).
 
@@ -79,6 +81,11 @@ class CountedConnection(aiosqlite.Connection):
         super().__init__(connector, iter_chunk_size)
         self._sent = 0  # written on the event loop's thread only
         self._finished = 0  # written on the connection's thread only
+        #: A data-changing statement of the open transaction succeeded (on the thread): SQLite's
+        #: write lock is this connection's until the transaction ends. Not merely
+        #: ``in_transaction``: ``sqlite3`` opens the transaction (``BEGIN``, which takes no
+        #: lock) before that statement, which may then fail on the lock (busy timeout).
+        self.writing = False
 
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
@@ -110,16 +117,23 @@ def _connect(database: Any, **kwargs: Any) -> CountedConnection:
 def _holding(adapted: Any, reads: bool = False) -> sqlite3.Connection | None:
     """The ``sqlite3`` connection of ``adapted`` if a statement on it cannot wait for a lock
     and may run on this thread now: a WAL file, nothing queued or running on the connection's
-    thread (:attr:`CountedConnection.idle`), and a transaction open (it holds the write lock)
-    or, when ``reads``, a statement that only reads (WAL readers take no lock a writer
-    holds); else ``None``."""
+    thread (:attr:`CountedConnection.idle`), and a transaction open that holds the write lock
+    (:attr:`CountedConnection.writing`) or, when ``reads``, a statement that only reads (WAL
+    readers take no lock a writer holds); else ``None``."""
     connection = adapted._connection
     if not (getattr(connection, _WAL, False) and connection.idle):
         return None
     conn: sqlite3.Connection = connection._connection
-    if reads or conn.in_transaction:
+    if reads or (connection.writing and conn.in_transaction):
         return conn
     return None
+
+
+def _changes(operation: Any) -> bool:
+    """Whether ``operation`` changes data (what makes ``sqlite3`` open a transaction, and
+    SQLite take its write lock)."""
+    head = str(operation).lstrip()[:7].upper()
+    return head.startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
 
 
 def _reads(operation: Any) -> bool:
@@ -191,10 +205,15 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _call(self, operation: Any, parameters: Any, many: bool) -> None:
         connection = self._connection
+        changes = _changes(operation)
+        if changes:
+            connection.writing = False  # until it has succeeded
         async with self._adapt_connection._execute_mutex:
             done: _Done = await connection._execute(
                 lambda: _run(connection._conn, operation, parameters, many)
             )
+        if changes:
+            connection.writing = connection._conn.in_transaction
         self._keep(done)
 
     def _keep(self, done: _Done) -> None:
@@ -265,23 +284,33 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     def commit(self) -> None:
         conn = _holding(self)
-        if conn is None:
-            super().commit()
-            return
         try:
-            conn.commit()
-        except Exception as error:
-            self._handle_exception(error)
+            if conn is None:
+                super().commit()
+                return
+            try:
+                conn.commit()
+            except Exception as error:
+                self._handle_exception(error)
+        finally:
+            self._ended()
 
     def rollback(self) -> None:
         conn = _holding(self)
-        if conn is None:
-            super().rollback()
-            return
         try:
-            conn.rollback()
-        except Exception as error:
-            self._handle_exception(error)
+            if conn is None:
+                super().rollback()
+                return
+            try:
+                conn.rollback()
+            except Exception as error:
+                self._handle_exception(error)
+        finally:
+            self._ended()
+
+    def _ended(self) -> None:
+        if isinstance(self._connection, CountedConnection):
+            self._connection.writing = False
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
@@ -291,7 +320,7 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         # As SQLAlchemy's own connect (aiosqlite 0.22: the connection holds its thread).
         creator_fn = kw.pop("async_creator_fn", None)
         # The statements of an open transaction run on the event loop's thread (module
-        # docstring): never two threads at once, the cursor's checks see to it.
+        # docstring): never two threads at once, CountedConnection.idle sees to it.
         kw.setdefault("check_same_thread", False)
         if creator_fn:
             connection = creator_fn(*arg, **kw)

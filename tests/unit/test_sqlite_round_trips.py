@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import Integer, String, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -183,10 +183,9 @@ async def test_the_loop_never_uses_a_connection_its_thread_is_busy_with(tmp_path
             await conn.run_sync(Base.metadata.create_all)
         other.execute("BEGIN IMMEDIATE")  # another process's writer holds SQLite's lock
         async with made.connect() as conn:
-            raw = (await conn.get_raw_connection()).dbapi_connection
-            busy = asyncio.ensure_future(
-                raw.driver_connection.execute("INSERT INTO rows (name) VALUES ('x')")
-            )
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            busy = asyncio.ensure_future(driver.execute("INSERT INTO rows (name) VALUES ('x')"))
             await asyncio.sleep(0.1)  # on the thread, in the busy handler
 
             async def let_go() -> None:
@@ -200,6 +199,47 @@ async def test_the_loop_never_uses_a_connection_its_thread_is_busy_with(tmp_path
             await busy
             await conn.rollback()
             assert time.monotonic() - started < 2.0  # not the busy timeout
+    finally:
+        other.close()
+        await made.dispose()
+
+
+async def test_a_transaction_whose_first_write_found_the_lock_taken_still_hops(
+    tmp_path: Path,
+) -> None:
+    """``sqlite3`` opens the transaction (``BEGIN``, no lock) before its first write; when that
+    write fails on the lock (busy timeout), the transaction is open without the write lock, and
+    its next statements may wait for the lock: they go through the thread (the event loop runs
+    on meanwhile), not on the loop's thread."""
+    path = tmp_path / "late.db"
+    made = create_pooled_engine(f"sqlite:///{path}", lock_wait_s=0.5)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        async with made.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds SQLite's lock
+        longest = 0.0
+
+        async def heartbeat() -> None:
+            nonlocal longest
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                longest, last = max(longest, now - last), now
+
+        beating = asyncio.create_task(heartbeat())
+        async with made.connect() as conn:
+            with pytest.raises(OperationalError, match="database is locked"):
+                await conn.execute(insert(Row).values(name="a"))
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            assert raw._conn.in_transaction  # BEGIN, without the lock
+            with pytest.raises(OperationalError, match="database is locked"):
+                await conn.execute(insert(Row).values(name="b"))  # waits again: on the thread
+            await conn.rollback()
+        beating.cancel()
+        assert longest < 0.3  # never the busy timeout on the loop's thread
     finally:
         other.close()
         await made.dispose()
