@@ -34,9 +34,10 @@ from eth_utils.crypto import keccak
 
 from bench.stack import Stack
 from ledger.anvil import ANVIL_FIRST_KEY, rpc_call
-from tests.support.api import Api, core_with_limit, issue, make_api
+from tests.support.api import Api, make_api
 from tests.support.crash_after_broadcast import CRASH_EXIT_STATUS
 from tests.support.databases import create_pg_database, drop_pg_database
+from tests.support.duplicates import concurrent_split_duplicates
 
 OPERATOR_ADDRESS: str = Account.from_key(ANVIL_FIRST_KEY).address
 REGISTER_MEMBER = "0x" + keccak(text="registerMember(address,uint256,uint64)")[:4].hex()
@@ -192,51 +193,6 @@ async def test_twenty_concurrent_duplicates_one_effect(pg_workers: Stack) -> Non
         assert later.json() == {**created[0].json(), "api_key": None}
     finally:
         await api.close()
-
-
-def sent_by(stack: Stack, address: str) -> int:
-    return int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [address, "latest"]), 16)
-
-
-async def concurrent_split_duplicates(stack: Stack, api: Api, tag: str) -> None:
-    """Twenty requests of one split under one key at once: one transaction from the holder,
-    one answer (the first's, replayed) or 409 ``idempotency_in_progress``."""
-    core = await core_with_limit(api, f"{tag}-core", 10_000_000)
-    holder = await api.member(f"{tag}-holder", ["supplier"])
-    to = await api.member(f"{tag}-to", ["supplier"])
-    root = (await issue(api, core, holder, 10_000))["root_claim_id"]
-    warm = await holder.post(f"/v1/claims/{root}/transfers", {"to": to.address, "amount": 1})
-    assert warm.status_code == 201, warm.text
-    key = f"idem-split-{tag}-" + Stack.idem()["Idempotency-Key"]
-    body = {"to": to.address, "amount": 7}
-    sent = sent_by(stack, holder.address)
-    clients = [stack.client(holder.key) for _ in range(20)]
-    try:
-        answers = await asyncio.gather(
-            *(
-                c.post(f"/v1/claims/{root}/transfers", json=body, headers={"Idempotency-Key": key})
-                for c in clients
-            )
-        )
-    finally:
-        for c in clients:
-            await c.aclose()
-    created = [r for r in answers if r.status_code == 201]
-    busy = [r for r in answers if r.status_code == 409]
-    assert len(created) + len(busy) == 20, [(r.status_code, r.text) for r in answers]
-    assert created, "no request completed"
-    assert len({r.content for r in created}) == 1
-    assert len([r for r in created if "idempotent-replayed" not in r.headers]) <= 1
-    assert all(r.json()["code"] == "idempotency_in_progress" for r in busy)
-    assert sent_by(stack, holder.address) - sent == 1
-    later = await holder.post(f"/v1/claims/{root}/transfers", body, key=key)
-    assert later.status_code == 201
-    assert later.content == created[0].content
-    assert later.headers["idempotent-replayed"] == "true"
-    other = await holder.post(f"/v1/claims/{root}/transfers", {**body, "amount": 8}, key=key)
-    assert other.status_code == 422, other.text
-    assert other.json()["code"] == "idempotency_key_reused"
-    assert sent_by(stack, holder.address) - sent == 1
 
 
 async def test_concurrent_duplicates_of_a_split_claimed_late_one_effect(
