@@ -1,11 +1,11 @@
 """Twenty duplicates of one split at once, round after round on one platform: the stress run
-of docs/performance.md change 44, run only when asked for (``TIERFLOW_STRESS_ROUNDS``, and
+of docs/performance.md change 47, run only when asked for (``TIERFLOW_STRESS_ROUNDS``, and
 ``--runslow``).
 
 The reproduction of the hang that withdrew changes 39 and 42: with
 ``TIERFLOW_API_IDEMPOTENCY_LEASE_S=1`` in the environment too (the API inherits it), a keyed
 write renews its lease every 0.33 s, so renewals meet the SQLite writer gate as requests end;
-before change 44 about one round in seven then had a request unanswered for 60 s::
+before change 47 about one round in seven then had a request unanswered for 60 s::
 
     TIERFLOW_STRESS_ROUNDS=30 TIERFLOW_API_IDEMPOTENCY_LEASE_S=1 \\
         python -m pytest tests/api/test_split_duplicates_stress.py --runslow -q
