@@ -3,10 +3,14 @@
 
 Idempotency. A write that carries an ``Idempotency-Key`` has a :class:`~backend.ports.TxJournal`
 in its :class:`~backend.ports.WriteContext`: every transaction it signs is recorded *before*
-its bytes are broadcast. When a write is run again after its worker died, step ``i`` first
-looks at the ``i``-th recorded transaction: mined → its receipt is used; known to the node →
-waited for; unknown → the same bytes are broadcast again; only if its nonce was consumed by
-another transaction (so it can never be mined) is a new one signed.
+its bytes are broadcast. When a write is run again (its worker died, or a reorganisation
+removed it), step ``i`` first looks for the first recorded transaction from the ``i``-th on
+that makes the same call (recipient, value, data: a run may skip a step another took, as
+gas money a member no longer needs, so position alone would hand one call another's
+receipt): mined → its receipt is used; known to the node → waited for; unknown → the same
+bytes are broadcast again; only if its nonce was consumed by another transaction (so it can
+never be mined) is a new one signed. A call no earlier run sent is signed and recorded
+before the records of the later calls, which stay theirs.
 
 Citations (AP-3). Every transaction's hash is added to the write's ``tx_hashes`` and made
 durable (:meth:`~backend.ports.WriteContext.cite`) before its bytes first leave, so the audit
