@@ -59,6 +59,10 @@ def mirrored_contracts(deployment: Deployment) -> dict[str, ContractRecord]:
 
 #: Faults the loop waits out: the node is down, lagging, or changed under our feet.
 TRANSIENT = (NodeUnavailable, InconsistentChain, NodeBehind)
+#: The longest wait between two looks at a node behind the checkpoint: a look is one header
+#: request, and the node may come back on another branch (a restart from an older state),
+#: which the mirror must follow promptly; the heartbeat is written at each look too.
+NODE_BEHIND_MAX_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -222,6 +226,8 @@ class Indexer:
                     failures += 1
                     self.stats.retries += 1
                     delay = min(self.config.max_backoff_s, 0.1 * 2 ** min(failures, 10))
+                    if isinstance(exc, NodeBehind):
+                        delay = min(delay, NODE_BEHIND_MAX_WAIT_S)
                     delay *= 0.5 + random.random() / 2
                     log.warning(
                         "indexer.retry",

@@ -196,3 +196,33 @@ async def test_a_node_restarted_from_an_older_state_is_a_reorganisation(
     assert await _orphans(index_config, p) == []
     assert (await reconcile_mirror(index_config)).ok
     await _outbox_follows_the_chain(index_config.database_url, orphaned_splits=4)
+
+
+async def test_a_node_that_comes_back_on_another_branch_is_followed_promptly(
+    chain: Chain, index_config: IndexerConfig
+) -> None:
+    """While the node is behind the checkpoint the indexer looks again at least every
+    ``NODE_BEHIND_MAX_WAIT_S`` (not the transient faults' backoff, up to 30 s): once the node
+    mines a block of its own branch the mirror rolls back within seconds, and the heartbeat
+    stays fresh meanwhile (the API would report a waiting indexer as stale)."""
+    p = chain.platform
+    _payable, root, _due = await p.issue(p.core, p.sup1, 1_000_000)
+    snapshot = await rpc(p.w3, "evm_snapshot")
+    for i in range(3):
+        await p.split(p.sup1, root, p.sup2, 10 + i)
+    stop = asyncio.Event()
+    async with Indexer.open(index_config) as indexer:  # the default backoff (max 30 s)
+        follower = asyncio.create_task(indexer.run(stop=stop))
+        try:
+            await _caught_up(indexer, p)
+            assert await rpc(p.w3, "evm_revert", snapshot) is True
+            await p.resync_nonces()
+            await asyncio.sleep(8)  # the backoff would have grown past 6 s by now
+            assert indexer.stats.retries >= 8
+            await p.split(p.sup1, root, p.sup3, 99)
+            await _caught_up(indexer, p, within_s=3.0)
+        finally:
+            stop.set()
+            stats = await follower
+    assert stats.reorgs == 1
+    assert await _orphans(index_config, p) == []
