@@ -146,6 +146,9 @@ class _Hold:
     key: str
     claim: dict[str, Any] | None
     lease_ms: int = LEASE_MS
+    #: The run is over: its lease is no longer renewed (said before the renewal is cancelled,
+    #: in case a cancellation is lost on the way, as Python 3.11's ``wait_for`` can lose one).
+    over: bool = False
 
     @property
     def inserted(self) -> bool:
@@ -359,6 +362,7 @@ class Idempotency:
                     await self._release(member, key)
             raise
         finally:
+            hold.over = True
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
@@ -594,8 +598,10 @@ class Idempotency:
 
     async def _renew(self, hold: _Hold) -> None:
         member, key = hold.member, hold.key
-        while True:
+        while not hold.over:
             await asyncio.sleep(self.lease_ms / 3000)
+            if hold.over:
+                return
             if not hold.inserted:
                 continue  # no record of this run's yet
             with contextlib.suppress(Exception):
