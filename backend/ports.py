@@ -243,8 +243,9 @@ class LedgerPort(Protocol):
         clock before the due date), so only payables past due cost a call."""
         ...
 
-    async def wait_for_mirror(self, block: int) -> bool:
-        """Wait (bounded) until the mirror's checkpoint reaches ``block``."""
+    async def wait_for_mirror(self, block: int, block_hash: str | None = None) -> bool:
+        """Wait (bounded) until the mirror's checkpoint reaches ``block`` and, given
+        ``block_hash``, the mirror's header there is that block (not a lost branch's)."""
         ...
 
     async def mirrored_block(self) -> int | None:

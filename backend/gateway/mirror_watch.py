@@ -1,7 +1,9 @@
 """The mirror's checkpoint as one API worker sees it (:class:`MirrorWatch`).
 
 A mined write waits (at most the gateway's ``mirror_wait_s``) for the mirror's checkpoint to
-reach its block through one watch per worker: on PostgreSQL it is woken by the indexer's
+reach its block, and for the mirror's header at that height to be the write's block (after a
+reorganisation the checkpoint can stand on a lost branch at or above it), through one watch per
+worker: on PostgreSQL it is woken by the indexer's
 ``NOTIFY`` of each committed checkpoint (one listening connection per worker); on SQLite a
 single task polls the checkpoint while someone waits. A burst of writes waiting for a stopped
 indexer holds no pooled database connections.
@@ -19,8 +21,12 @@ import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.types import table_of
 from indexer import models as mirror
 from indexer.store import CHECKPOINT_CHANNEL
+
+_CHECKPOINT = table_of(mirror.Checkpoint)
+_HEADERS = table_of(mirror.BlockHeader)
 
 log = logging.getLogger("tierflow.api")
 
@@ -54,9 +60,11 @@ class MirrorWatch:
         #: The listening connection is up and has read the checkpoint since it connected:
         #: ``reached`` then follows every change, with no poll.
         self.listening = False
-        #: Checkpoint reads by the poll task, and notifications received (for the tests).
+        #: Checkpoint reads by the poll task, notifications received, and hash checks by the
+        #: waiters (for the tests).
         self.polls = 0
         self.notifications = 0
+        self.branch_checks = 0
         #: The server process of the listening connection, while there is one.
         self.listener_pid: int | None = None
         self._read_at = 0.0
@@ -72,34 +80,66 @@ class MirrorWatch:
             ).scalar_one_or_none()
         return None if value is None else int(value)
 
-    async def wait(self, block: int, timeout_s: float) -> bool:
-        """True once the checkpoint is at ``block`` or above; False after ``timeout_s``."""
-        if self.listening and self.reached is not None and self.reached >= block:
-            return True
-        fresh = time.monotonic() - self._read_at < self.interval_s  # a reorg may lower it
-        if fresh and self.reached is not None and self.reached >= block:
-            return True
-        if timeout_s <= 0:
-            return False
-        deadline = time.monotonic() + timeout_s
-        self._waiters += 1
-        if self.listen and self._listener is None:
-            self._listener = asyncio.create_task(self._listen())
-        self._ensure_poll()
+    async def wait(self, block: int, timeout_s: float, block_hash: str | None = None) -> bool:
+        """True once the checkpoint is at ``block`` or above and, given ``block_hash`` (the
+        write's receipt's), the mirror's header at ``block`` is that block; False after
+        ``timeout_s``.
+
+        The number alone is not enough: after a reorganisation (a node restarted from an older
+        state) and before the indexer's next look, the checkpoint can be at or above the
+        write's block while on the lost branch, and reads would answer from lost blocks. So once
+        the number is reached one query (:meth:`on_branch`, the checkpoint and the header at
+        ``block``, each by primary key) checks the hash; another hash there counts as "not
+        there yet", looked at again after the checkpoint next moves."""
+        start = time.monotonic()
+        deadline = start + timeout_s
+        since = start - self.interval_s  # a reading older than that may miss a reorg lowering it
+        waiting = False
         try:
             while True:
-                read_since = self._read_at >= deadline - timeout_s - self.interval_s
-                current = self.listening or read_since
-                if current and self.reached is not None and self.reached >= block:
+                moved = self._moved
+                if self._number_reached(block, since) and await self.on_branch(block, block_hash):
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                moved = self._moved
+                if not waiting:
+                    waiting = True
+                    self._waiters += 1
+                    if self.listen and self._listener is None:
+                        self._listener = asyncio.create_task(self._listen())
+                    self._ensure_poll()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(moved.wait(), remaining)
         finally:
-            self._waiters -= 1
+            if waiting:
+                self._waiters -= 1
+
+    def _number_reached(self, block: int, since: float) -> bool:
+        """The checkpoint as last seen is at ``block`` or above, and that is current: the
+        listening connection follows every change, or the poll read it since ``since``."""
+        current = self.listening or self._read_at >= since
+        return current and self.reached is not None and self.reached >= block
+
+    async def on_branch(self, block: int, block_hash: str | None) -> bool:
+        """The mirror's checkpoint is at ``block`` or above and its header at ``block`` is
+        ``block_hash`` (``None``: the number alone). One query: the checkpoint and the header,
+        each by primary key. A header no longer kept (a block below the reorg window) cannot be
+        compared: the number decides."""
+        if block_hash is None:
+            return True
+        self.branch_checks += 1
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(_CHECKPOINT.c.block_number, _HEADERS.c.hash)
+                    .select_from(_CHECKPOINT.outerjoin(_HEADERS, _HEADERS.c.number == block))
+                    .where(_CHECKPOINT.c.id == 1)
+                )
+            ).first()
+        if row is None or int(row.block_number) < block:
+            return False
+        return row.hash is None or str(row.hash).lower() == block_hash.lower()
 
     async def close(self) -> None:
         """Stop the listening connection and the poll (the worker is stopping)."""

@@ -13,7 +13,8 @@ Sending (:mod:`backend.gateway.sending`): every transaction a write signs is rec
 write's journal and cited before its bytes leave, and a write run again resumes from the record.
 
 The mirror (:mod:`backend.gateway.mirror_watch`). A mined write waits (at most
-``mirror_wait_s``) for the mirror's checkpoint to reach its block through one
+``mirror_wait_s``) for the mirror's checkpoint to reach its block, and for the mirror's header
+at that height to be the receipt's block (not one of a lost branch), through one
 :class:`~backend.gateway.mirror_watch.MirrorWatch` per worker. When the wait runs out the write
 still answers the chain's result, flagged ``mirror_behind``
 (:attr:`~backend.ports.WriteContext.mirror_behind`).
@@ -266,14 +267,16 @@ class Gateway:
         block = int(receipt["blockNumber"])
         events = decoded_events(self.decoder, receipt)
         await write.cite(tx_hash)
-        mirrored = await self.wait_for_mirror(block) if wait_for_mirror else False
+        block_hash = receipt["blockHash"].to_0x_hex()
+        mirrored = await self.wait_for_mirror(block, block_hash) if wait_for_mirror else False
         if wait_for_mirror and not mirrored:
             write.mirror_behind = True
         return Mined(tx_hash, block, events, mirrored)
 
-    async def wait_for_mirror(self, block: int) -> bool:
-        """Wait (at most ``mirror_wait_s``) until the mirror's checkpoint reaches ``block``."""
-        return await self.watch.wait(block, self.mirror_wait_s)
+    async def wait_for_mirror(self, block: int, block_hash: str | None = None) -> bool:
+        """Wait (at most ``mirror_wait_s``) until the mirror's checkpoint reaches ``block``
+        and, given ``block_hash``, the mirror holds that block there (not a lost branch's)."""
+        return await self.watch.wait(block, self.mirror_wait_s, block_hash)
 
     async def mirrored_block(self) -> int | None:
         return await self.watch.read()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.gateway.mirror_watch import MirrorWatch, _asyncpg_dsn
@@ -23,8 +24,14 @@ from indexer.store import CheckpointState, Header
 PATIENCE_S = 60.0
 
 
-def header(number: int) -> Header:
-    return Header(number, f"0x{number:064x}", f"0x{number - 1:064x}", 1_000 + number)
+def block_hash(number: int, branch: int = 0) -> str:
+    """The hash of block ``number`` on ``branch`` (branch 0: ``0x`` and the number)."""
+    return f"0x{branch:02x}{number:062x}"
+
+
+def header(number: int, branch: int = 0) -> Header:
+    parent = block_hash(number - 1, branch)
+    return Header(number, block_hash(number, branch), parent, 1_000 + number)
 
 
 class Mirror:
@@ -38,11 +45,19 @@ class Mirror:
         async with self.engine.begin() as conn:
             self.state = await store.create_checkpoint(conn, 31337, {}, header(block))
 
-    async def advance(self, block: int) -> None:
+    async def advance(self, block: int, branch: int = 0) -> None:
         assert self.state is not None
-        new = store.next_checkpoint(self.state, header(block), self.state.journaled_from, 64)
+        new = store.next_checkpoint(
+            self.state, header(block, branch), self.state.journaled_from, 64
+        )
         async with self.engine.begin() as conn:
-            self.state = await store.advance(conn, self.state, new, [header(block)])
+            self.state = await store.advance(conn, self.state, new, [header(block, branch)])
+
+    async def roll_back(self, ancestor: int) -> None:
+        """The indexer's handling of a reorganisation: back to ``ancestor`` (of branch 0)."""
+        assert self.state is not None
+        async with self.engine.begin() as conn:
+            self.state = await store.rollback(conn, self.state, ancestor, block_hash(ancestor))
 
 
 @pytest.fixture
@@ -108,6 +123,49 @@ async def test_the_wait_runs_out_when_the_mirror_stays_behind(mirror: Mirror) ->
         assert await watch.wait(11, 0.2) is False
         assert await watch.wait(11, 0) is False
         assert await watch.wait(10, 5) is True
+    finally:
+        await watch.close()
+
+
+async def test_a_checkpoint_on_a_lost_branch_is_not_the_writes_block(mirror: Mirror) -> None:
+    """The node went back to block 10 and mined the write in its own block 11 (branch 1) while
+    the mirror still stands at 12 of the lost branch 0: the number is reached, the block is
+    not. The wait goes on until the indexer rolls back and follows branch 1, and runs out
+    (Mirror-Behind) if it does not."""
+    await mirror.advance(11)
+    await mirror.advance(12)
+    write = block_hash(11, branch=1)
+    watch = MirrorWatch(mirror.engine)
+    try:
+        assert await watch.wait(11, 0.2, block_hash(11)) is True  # branch 0's own block
+        assert await watch.wait(11, 0.3, write) is False
+        assert await watch.wait(11, 0, write) is False
+        waiter = asyncio.ensure_future(watch.wait(11, PATIENCE_S, write))
+        await eventually(lambda: watch.branch_checks >= 4)
+        assert not waiter.done()
+        await mirror.roll_back(10)
+        await mirror.advance(11, branch=1)
+        assert await waiter is True
+        # The hash compared whatever the case of its hex digits.
+        assert await watch.wait(11, 0.2, write.upper().replace("0X", "0x")) is True
+    finally:
+        await watch.close()
+
+
+async def test_a_write_whose_block_is_mirrored_costs_one_check(mirror: Mirror) -> None:
+    await mirror.advance(11)
+    watch = MirrorWatch(mirror.engine)
+    try:
+        waiter = asyncio.ensure_future(watch.wait(12, PATIENCE_S, block_hash(12)))
+        await eventually(lambda: watch.polls > 0 or watch.listening)
+        assert watch.branch_checks == 0  # no look at the headers below the write's block
+        await mirror.advance(12)
+        assert await waiter is True
+        assert watch.branch_checks == 1
+        # A header no longer kept (below the reorg window): the number decides.
+        async with mirror.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM block_headers WHERE number = 11"))
+        assert await watch.wait(11, 0.2, block_hash(11, branch=1)) is True
     finally:
         await watch.close()
 

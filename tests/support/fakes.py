@@ -309,7 +309,7 @@ class FakeLedger:
             for pid, due in due_dates.items()
         }
 
-    async def wait_for_mirror(self, block: int) -> bool:
+    async def wait_for_mirror(self, block: int, block_hash: str | None = None) -> bool:
         return self.mirrored
 
     async def mirrored_block(self) -> int | None:
