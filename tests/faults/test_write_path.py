@@ -9,6 +9,10 @@ API as processes, the faults done to them for real.
   same-key retries never replay a success the chain no longer holds (they run again,
   ``Idempotent-Rerun: reorganised``, or answer 409 ``write_reorganised``); /health reports
   ``node_behind_mirror``.
+- A node gone back behind the mirror that mines a write in a block the mirror holds from the
+  lost branch: the write waits for the mirror to follow the node's branch (its block's hash,
+  not only its number), flagged ``Mirror-Behind`` while the indexer has not; a member onboarded
+  so is never refused its first invoice for a role the mirror's lost branch lacks.
 - A member's onboarding removed by a reorganisation and run again under its key: the API
   key its first answer handed out stays valid (the rerun neither revokes it nor makes another).
 - The node stopped: a prompt 503 ``chain_unavailable`` with ``Retry-After``, /health ``down``.
@@ -29,7 +33,7 @@ import httpx
 
 from bench.stack import Stack
 from ledger.anvil import rpc_call
-from tests.support.api import KYC_UNTIL, Api, Member, core_with_limit, issue
+from tests.support.api import KYC_UNTIL, Api, Member, core_with_limit, issue, register
 
 BURST = 8
 
@@ -302,6 +306,72 @@ async def test_a_member_onboarded_again_after_a_reorganisation_keeps_its_key(
         r = await member.get(f"/v1/members/{made['address']}")
     assert r.status_code == 200, r.text
     assert "supplier" in r.json()["roles"], r.text
+
+
+async def onboard_then_invoice(api: Api, name: str, buyer: Member) -> tuple[httpx.Response, int]:
+    """Onboard a supplier and at once register its first invoice: the onboarding's answer and
+    the invoice's status."""
+    body = {"name": name, "roles": ["supplier"], "kyc_expires_at": KYC_UNTIL}
+    onboarded = await api.operator.post("/v1/members", body)
+    assert onboarded.status_code == 201, onboarded.text
+    made = onboarded.json()
+    seller = Member(name, made["address"], made["api_key"], api.stack.client(made["api_key"]))
+    try:
+        invoice = await register(api, seller, buyer, 1_000)
+    finally:
+        await seller.http.aclose()
+    assert invoice.status_code in (201, 403), invoice.text
+    return onboarded, invoice.status_code
+
+
+def pause_indexer_idle(stack: Stack) -> None:
+    """SIGSTOP the indexer between batches (not holding SQLite's write lock)."""
+    indexer = stack.procs["indexer"]
+    while True:
+        indexer.popen.send_signal(signal.SIGSTOP)
+        if not write_lock_held(stack):
+            return
+        indexer.popen.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+
+
+async def test_a_write_on_the_nodes_new_branch_waits_for_the_mirror_to_follow(
+    stack: Stack, api: Api
+) -> None:
+    """The node restarted from an older state (``evm_revert``) while the mirror's checkpoint
+    stands higher on the lost branch. A write mined now lands at a height the mirror holds from
+    the lost branch: its wait must not take that block for its own. Reproduced twice: with the
+    indexer running (its next look comes within a second; the member's first invoice right
+    after the onboarding's answer must not be refused for want of a role, unless the answer
+    said the mirror was behind), and with the indexer paused, so that the mirror stays on the
+    lost branch for the whole wait (the onboarding answers ``Mirror-Behind``)."""
+    buyer = await api.member("buyer-branch", ["core_enterprise"])
+    for attempt, paused in enumerate((False, True)):
+        # Its writes on the branch to be lost are its own (the operator's nonces stay valid).
+        lost = await api.member(f"lost-branch-{attempt}", ["supplier"])
+        await mirror_at_head(stack, api)
+        snapshot = rpc_call(stack.rpc_url, "evm_snapshot")
+        for _ in range(2):
+            r = await register(api, lost, buyer, 1_000)
+            assert r.status_code == 201, r.text
+        for _ in range(8):  # the mirror well above the writes to come
+            rpc_call(stack.rpc_url, "evm_mine")
+        await mirror_at_head(stack, api)
+        if paused:
+            pause_indexer_idle(stack)
+        try:
+            assert rpc_call(stack.rpc_url, "evm_revert", [snapshot]) is True
+            onboarded, invoice = await onboard_then_invoice(api, f"new-branch-{attempt}", buyer)
+            behind = onboarded.headers.get("Mirror-Behind") == "true"
+            if paused:
+                assert behind, onboarded.headers
+                assert onboarded.json()["mirror_behind"] is True
+            elif not behind:
+                assert invoice == 201, "a write answered as mirrored, reads from lost blocks"
+        finally:
+            if paused:
+                stack.procs["indexer"].popen.send_signal(signal.SIGCONT)
+        await mirror_at_head(stack, api)
 
 
 async def test_node_stopped_is_a_prompt_503(stack: Stack, api: Api) -> None:
