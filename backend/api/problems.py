@@ -42,7 +42,7 @@ from backend.errors import (
     from_revert,
 )
 from backend.schemas.common import CONTROL_CHARACTER
-from ledger.errors import ContractRevert, TransactionTimeoutError
+from ledger.errors import ContractRevert, TransactionError, TransactionTimeoutError
 
 log = logging.getLogger("tierflow.api")
 
@@ -330,6 +330,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TimeExhausted)
     async def chain_slow(request: Request, exc: Exception) -> JSONResponse:
         log.warning("transaction not mined in time: %s", exc)
+        return problem_response(_pending(), request)
+
+    # The node refused a transaction of a write that had already broadcast (re-sending a
+    # recorded transaction, say): the write may still be mined under a hash it was sent
+    # with, so the answer is that it is pending, as a problem of its own (not a 500: an
+    # exception left to the catch-all is logged as a server error).
+    @app.exception_handler(TransactionError)
+    async def transaction_refused(request: Request, exc: Exception) -> JSONResponse:
+        audit = request_audit(request)
+        if audit is None or not audit.txs:
+            return await internal(request, exc)
+        log.warning("a sent write's transaction was refused: %s: %s", type(exc).__name__, exc)
         return problem_response(_pending(), request)
 
     @app.exception_handler(Exception)
