@@ -485,7 +485,7 @@ class Idempotency:
             return Claimed(
                 Command(row.operation, json.loads(row.arguments)),
                 row.caller_key_id,
-                [RecordedTx(**t) for t in json.loads(row.transactions)],
+                [RecordedTx.from_json(t) for t in json.loads(row.transactions)],
                 memo,
                 rerun="reorganised",
             )
@@ -627,7 +627,7 @@ def _stored_claim(row: Any) -> Claimed:
     return Claimed(
         Command(row.operation, json.loads(row.arguments)),
         row.caller_key_id,
-        [RecordedTx(**t) for t in json.loads(row.transactions)],
+        [RecordedTx.from_json(t) for t in json.loads(row.transactions)],
         memo,
         rerun=memo.get(RERUN_MEMO),
     )

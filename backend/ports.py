@@ -37,9 +37,26 @@ class RecordedTx:
     hash: str
     raw: str  # 0x-hex of the signed bytes
     nonce: int
+    #: Earlier signatures of the same call at the same nonce, replaced by this one (re-signed
+    #: at current fees after the node dropped them): any of them may still be mined by some
+    #: node, so a run that resumes the write looks for each (newest first).
+    replaced: list[RecordedTx] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"hash": self.hash, "raw": self.raw, "nonce": self.nonce}
+        out: dict[str, Any] = {"hash": self.hash, "raw": self.raw, "nonce": self.nonce}
+        if self.replaced:
+            out["replaced"] = [t.as_json() for t in self.replaced]
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RecordedTx:
+        replaced = [cls.from_json(t) for t in data.get("replaced", ())]
+        return cls(str(data["hash"]), str(data["raw"]), int(data["nonce"]), replaced)
+
+    @property
+    def hashes(self) -> list[str]:
+        """Every hash this step may be mined under, this one first."""
+        return [self.hash, *(t.hash for t in self.replaced)]
 
 
 @dataclass

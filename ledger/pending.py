@@ -40,6 +40,18 @@ NONCE_CONFLICT_MESSAGES = (
     "nonce_too_low",
     "transaction_already_known",
 )
+#: Messages (lower case, substrings) meaning "this transaction offers less than the chain
+#: now asks": its fee cap is below the base fee (anvil, geth, Besu wordings).
+FEE_REFUSAL_MESSAGES = (
+    "less than block base fee",
+    "fee cap less than",
+    "max fee per gas less than",
+    "below current base fee",
+    "max_fee_per_gas_below_current_base_fee",
+    "gas price below configured minimum",
+    "gas_price_below_current_base_fee",
+    "feecap too low",
+)
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientConnectionError,
     aiohttp.ClientPayloadError,
@@ -65,6 +77,12 @@ def is_nonce_conflict(exc: BaseException) -> bool:
     """True if a broadcast was refused because the nonce is (or looks) already used."""
     message = rpc_error_message(exc).lower()
     return any(m in message for m in NONCE_CONFLICT_MESSAGES)
+
+
+def is_fee_refusal(exc: BaseException) -> bool:
+    """True if a broadcast was refused because its fees are below what the chain now asks."""
+    message = rpc_error_message(exc).lower()
+    return any(m in message for m in FEE_REFUSAL_MESSAGES)
 
 
 @dataclass

@@ -72,7 +72,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar, cast
 
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
 from eth_utils.address import to_checksum_address
 from web3.exceptions import TransactionNotFound, Web3RPCError
 from web3.types import TxParams, TxReceipt
@@ -88,11 +90,12 @@ from ledger.pending import (
     AccountState,
     PendingTx,
     account_state,
+    is_fee_refusal,
     is_nonce_conflict,
     rpc_error_message,
 )
 from ledger.reverts import revert_for_failed_transaction, revert_from_exception
-from ledger.signing import FastSigner
+from ledger.signing import FastSigner, signed_fields
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,11 @@ OUT_OF_GAS_SHARE = 0.95
 GasShape = tuple[str, bytes, int, bool]
 
 
+def _bumped(fee: int) -> int:
+    """``fee`` raised enough for a replacement to be taken (:data:`REPLACEMENT_BUMP`)."""
+    return int(fee * REPLACEMENT_BUMP) + 1
+
+
 @functools.lru_cache(maxsize=4096)
 def _checksum(address: str) -> str:
     """A checksum address (a keccak each: the same few contracts in every write)."""
@@ -145,6 +153,21 @@ class CachedGasExhausted(TransactionError):
     def __init__(self, message: str, tx_hash: str) -> None:
         super().__init__(message)
         self.tx_hash = tx_hash
+
+
+class FeeTooLow(TransactionError):
+    """Bytes signed earlier were refused for their fees (their cap is below the base fee now):
+    only the same call signed again at current fees can be mined at that nonce
+    (:meth:`TransactionSender.refee`)."""
+
+    def __init__(self, message: str, tx_hash: str) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+
+
+#: A replacement offers at least this much more than the transaction it replaces (nodes refuse
+#: one under +10 %: "replacement transaction underpriced").
+REPLACEMENT_BUMP = 1.125
 
 
 class GasEstimates:
@@ -511,14 +534,111 @@ class TransactionSender:
 
         True when the node has them now (accepted, or already known); False when their nonce
         was consumed by another transaction, so they can never be mined.
+        Raises :class:`FeeTooLow` when the node refuses them for their fees (the base fee rose
+        above their cap while the node had dropped them): :meth:`refee` signs the call anew.
         """
         try:
             await self._broadcast(raw, tx_hash, maybe_sent=True)
         except Web3RPCError as exc:
             if is_nonce_conflict(exc):
                 return await self._known(tx_hash)
+            if is_fee_refusal(exc):
+                raise FeeTooLow(
+                    f"node refused {tx_hash} for its fees: {rpc_error_message(exc)}", tx_hash
+                ) from exc
             raise self._broadcast_error(exc) from exc
         return True
+
+    async def underpriced(self, raw: bytes) -> bool:
+        """Are the signed bytes ``raw`` (known to the node, unmined) stuck for their fees: their
+        nonce is the account's next on chain and their cap below the latest base fee? (A node
+        may keep such a transaction in its pool, never mining it while the base fee stays up.)
+        """
+        fields = signed_fields(raw)
+        if fields is None:
+            return False
+        cap = fields.get("maxFeePerGas", fields.get("gasPrice", 0))
+        rpc = lean(self.w3)
+        block: Any = await self._retrying(
+            lambda: rpc.call("eth_getBlockByNumber", ["latest", False])
+        )
+        base_fee = (block or {}).get("baseFeePerGas")
+        if base_fee is None or cap >= int(base_fee, 16):
+            return False
+        latest = await self._retrying(
+            lambda: rpc.call("eth_getTransactionCount", [self.address, "latest"])
+        )
+        return int(fields["nonce"]) == int(latest, 16)
+
+    async def refee(
+        self, raw: bytes, before_broadcast: BeforeBroadcast | None = None
+    ) -> tuple[str, bytes] | None:
+        """Sign the call of ``raw`` (signed earlier by this account, unmined) again: the same
+        ``to``, ``value``, ``data``, gas and nonce, at current fees (and at least
+        :data:`REPLACEMENT_BUMP` times its own, so a node still holding it takes the
+        replacement); ``before_broadcast`` records it before it leaves. ``(hash, raw)`` of the
+        replacement, broadcast; ``None`` when the nonce was consumed meanwhile (by ``raw``
+        itself, perhaps: the caller looks for every hash of the call).
+
+        Only this sender's own transactions are signed again: bytes another key signed (a
+        ``self`` member's) raise :class:`TransactionError`. A transaction of this process
+        waiting at that nonce (:attr:`AccountState.inflight`) watches the new hash too.
+        """
+        fields = signed_fields(raw)
+        if fields is None:
+            raise TransactionError("cannot read the recorded transaction to sign it again")
+        signer = to_checksum_address(Account.recover_transaction(raw))
+        if signer != self.address:
+            raise TransactionError(
+                f"the recorded transaction was signed by {signer}, not {self.address}: "
+                "only the platform's own transactions are signed again"
+            )
+        nonce = int(fields.pop("nonce"))
+        if not fields["to"]:
+            fields.pop("to")
+        quotes = fee_quotes(self.w3)
+        quote = await self._retrying(lambda: quotes.fields(0.0))  # fresh: the fee just rose
+        tx = {k: v for k, v in fields.items() if k not in ("gasPrice", "maxFeePerGas")}
+        tx.pop("maxPriorityFeePerGas", None)
+        if "maxFeePerGas" in quote:
+            old_cap = fields.get("maxFeePerGas", fields.get("gasPrice", 0))
+            old_tip = fields.get("maxPriorityFeePerGas", fields.get("gasPrice", 0))
+            tip = max(quote["maxPriorityFeePerGas"], _bumped(old_tip))
+            tx["maxPriorityFeePerGas"] = tip
+            tx["maxFeePerGas"] = max(quote["maxFeePerGas"], _bumped(old_cap), tip)
+        else:
+            old_price = fields.get("gasPrice", fields.get("maxFeePerGas", 0))
+            tx["gasPrice"] = max(quote["gasPrice"], _bumped(old_price))
+        state = await self._state()
+        async with state.lock:
+            if nonce < await self._latest_nonce():
+                return None
+            new_raw, new_hash = self._sign(tx, nonce)
+            log.warning(
+                "signing %s (nonce %d of %s) again at current fees: %s",
+                "0x" + keccak(raw).hex(),
+                nonce,
+                self.address,
+                new_hash,
+            )
+            if before_broadcast is not None:
+                await before_broadcast(new_hash, new_raw, nonce)
+            try:
+                await self._broadcast(new_raw, new_hash)
+            except Web3RPCError as exc:
+                if is_nonce_conflict(exc) and nonce < await self._latest_nonce():
+                    return None
+                raise self._broadcast_error(exc) from exc
+            waiting = state.inflight.get(nonce)
+            if waiting is not None and waiting.raw == raw:
+                waiting.raw, waiting.tx_hash = new_raw, new_hash
+                waiting.hashes.append(new_hash)
+        return new_hash, new_raw
+
+    async def _latest_nonce(self) -> int:
+        return int(
+            await self._retrying(lambda: self.w3.eth.get_transaction_count(self.address, "latest"))
+        )
 
     async def fill_gap_below(self, nonce: int) -> int:
         """Fill with no-op transfers the nonces below ``nonce`` that neither the chain nor the
@@ -702,6 +822,18 @@ class TransactionSender:
                 try:
                     await self._broadcast(p.raw, p.tx_hash, maybe_sent=True)
                 except Web3RPCError as exc:
+                    if is_fee_refusal(exc):
+                        # Below the base fee now: only its write may sign it again (it records
+                        # the replacement first, :meth:`refee`); failing this pass would fail
+                        # whichever write's wait ran it.
+                        log.warning(
+                            "recovering %s: %s (nonce %d) refused for its fees: %s",
+                            self.address,
+                            p.tx_hash,
+                            p.nonce,
+                            rpc_error_message(exc),
+                        )
+                        continue
                     if not is_nonce_conflict(exc):
                         raise self._broadcast_error(exc) from exc
                     to_resign.append(p)

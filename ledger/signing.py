@@ -123,6 +123,45 @@ def signed_call(raw: bytes) -> tuple[bytes, int, bytes] | None:
     return bytes(to), int.from_bytes(value, "big"), bytes(data)
 
 
+def signed_fields(raw: bytes) -> dict[str, Any] | None:
+    """The fields of a signed EIP-1559 or EIP-155 legacy transaction, as
+    :meth:`FastSigner.sign` takes them plus ``nonce`` (``to`` as bytes, empty for a
+    creation); ``None`` for another kind, a pre-EIP-155 signature or bytes that do not
+    decode."""
+    try:
+        if raw[:1] == b"\x02":
+            f = rlp.decode(raw[1:])
+            ints = [int.from_bytes(f[i], "big") for i in (0, 1, 2, 3, 4, 6)]
+            chain_id, nonce, tip, cap, gas, value = ints
+            return {
+                "chainId": chain_id,
+                "nonce": nonce,
+                "maxPriorityFeePerGas": tip,
+                "maxFeePerGas": cap,
+                "gas": gas,
+                "to": bytes(f[5]),
+                "value": value,
+                "data": bytes(f[7]),
+            }
+        if raw[:1] and raw[0] >= 0xC0:
+            f = rlp.decode(raw)
+            nonce, price, gas, value, v = (int.from_bytes(f[i], "big") for i in (0, 1, 2, 4, 6))
+            if v < 35:
+                return None
+            return {
+                "chainId": (v - 35) // 2,
+                "nonce": nonce,
+                "gasPrice": price,
+                "gas": gas,
+                "to": bytes(f[3]),
+                "value": value,
+                "data": bytes(f[5]),
+            }
+    except (rlp.exceptions.DecodingError, IndexError, TypeError, ValueError):
+        return None
+    return None
+
+
 def same_call(raw: bytes, tx: Mapping[str, Any]) -> bool:
     """Do the signed bytes ``raw`` make the call ``tx`` (its ``to``, ``value`` and ``data``)?
     True when ``raw`` is of a kind :func:`signed_call` does not read (nothing to tell)."""

@@ -34,8 +34,9 @@ from web3.types import TxReceipt
 from backend.nonces import SqlNonceStore, allocate_in
 from backend.ports import RecordedTx, TxJournal, WriteContext
 from ledger.node import Web3Client
+from ledger.pending import PendingTx
 from ledger.reverts import revert_for_failed_transaction
-from ledger.sender import CachedGasExhausted, TransactionSender
+from ledger.sender import CachedGasExhausted, FeeTooLow, TransactionSender
 from ledger.signing import same_call
 
 log = logging.getLogger("tierflow.api")
@@ -82,7 +83,7 @@ class WriteSender:
             else:
                 # Records before it are of steps this run skips: never this call's receipt.
                 del journal.recorded[step:found]
-                receipt = await self._resume(write, sender, journal.recorded[step])
+                receipt = await self._resume(write, sender, journal, step)
                 if receipt is not None:
                     return receipt
                 del journal.recorded[step:]  # it can never be mined: sign anew from here
@@ -126,37 +127,102 @@ class WriteSender:
             raise
 
     async def _resume(
-        self, write: WriteContext, sender: TransactionSender, recorded: RecordedTx
+        self, write: WriteContext, sender: TransactionSender, journal: TxJournal, step: int
     ) -> TxReceipt | None:
-        """The receipt of a transaction recorded by an earlier run, or None if it is dead."""
-        w3 = self.w3
-        await write.cite(recorded.hash)
-        try:
-            receipt: TxReceipt = await w3.eth.get_transaction_receipt(HexStr(recorded.hash))
-        except TransactionNotFound:
-            receipt = None  # type: ignore[assignment]
+        """The receipt of the transaction an earlier run recorded at ``step`` (under any hash
+        it was signed under), or None if it is dead (its nonce consumed by another)."""
+        recorded = journal.recorded[step]
+        for tx_hash in recorded.hashes:
+            await write.cite(tx_hash)
+        receipt = await self._mined(recorded)
         if receipt is None:
-            if not await sender.rebroadcast(bytes.fromhex(recorded.raw[2:]), recorded.hash):
-                return None
-            # A reorganisation that took this transaction may have taken the account's earlier
-            # ones too, and the node need not send them again: this one would then wait behind
-            # their nonces until every retry timed out (503 for ever). Fill the gap; their own
-            # writes, retried, are signed anew.
-            filled = await sender.fill_gap_below(recorded.nonce)
-            if filled:
-                log.warning(
-                    "filled %d nonce(s) of %s below %d to resume %s",
-                    filled,
-                    sender.address,
-                    recorded.nonce,
-                    recorded.hash,
+            raw = bytes.fromhex(recorded.raw[2:])
+            try:
+                alive = await sender.rebroadcast(raw, recorded.hash)
+                if alive and await sender.underpriced(raw):
+                    raise FeeTooLow(f"{recorded.hash} waits below the base fee", recorded.hash)
+            except FeeTooLow as low:
+                # The node dropped it and the base fee rose above its cap (or it waits in the
+                # pool below the base fee): the same call at the same nonce, signed again at
+                # current fees and recorded beside it; either may be mined.
+                log.warning("write %s: %s; signing it again", write.request_id, low)
+                alive = await self._refee(write, sender, journal, step)
+            if not alive:
+                # Its nonce was consumed: by one of its own signatures, perhaps.
+                receipt = await self._mined(journal.recorded[step])
+                if receipt is None:
+                    return None
+            else:
+                recorded = journal.recorded[step]
+                # A reorganisation that took this transaction may have taken the account's
+                # earlier ones too, and the node need not send them again: this one would then
+                # wait behind their nonces until every retry timed out (503 for ever). Fill
+                # the gap; their own writes, retried, are signed anew.
+                filled = await sender.fill_gap_below(recorded.nonce)
+                if filled:
+                    log.warning(
+                        "filled %d nonce(s) of %s below %d to resume %s",
+                        filled,
+                        sender.address,
+                        recorded.nonce,
+                        recorded.hash,
+                    )
+                waiting = PendingTx(
+                    sender, {}, recorded.nonce, bytes.fromhex(recorded.raw[2:]), recorded.hash
                 )
-            receipt = await w3.eth.wait_for_transaction_receipt(
-                HexStr(recorded.hash), timeout=sender.receipt_timeout_s
-            )
+                waiting.hashes = list(reversed(recorded.hashes))  # the newest looked for first
+                receipt = await waiting.receipt(sender.receipt_timeout_s)
+        mined = receipt["transactionHash"]
+        mined_hash = mined if isinstance(mined, str) else "0x" + bytes(mined).hex()
+        await self._promote(journal, step, mined_hash)
         if receipt["status"] == 0:
-            raise await revert_for_failed_transaction(w3, recorded.hash)
+            raise await revert_for_failed_transaction(self.w3, mined_hash)
         return receipt
+
+    async def _mined(self, recorded: RecordedTx) -> TxReceipt | None:
+        """The receipt of ``recorded`` under any of its hashes, or None."""
+        for tx_hash in recorded.hashes:
+            try:
+                receipt: TxReceipt = await self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
+            except TransactionNotFound:
+                continue
+            if receipt is not None:
+                return receipt
+        return None
+
+    async def _refee(
+        self, write: WriteContext, sender: TransactionSender, journal: TxJournal, step: int
+    ) -> bool:
+        """Sign the call recorded at ``step`` again at current fees (the same nonce), its
+        record replacing the step's and keeping the earlier ones (and cited) before it leaves;
+        False when the nonce was consumed meanwhile."""
+        recorded = journal.recorded[step]
+        earlier = [RecordedTx(recorded.hash, recorded.raw, recorded.nonce), *recorded.replaced]
+
+        async def record(tx_hash: str, raw: bytes, nonce: int) -> None:
+            journal.recorded[step] = RecordedTx(tx_hash, "0x" + raw.hex(), nonce, earlier)
+            try:
+                await write.record(journal, tx_hash)
+            except BaseException:
+                journal.recorded[step] = recorded
+                raise
+
+        return await sender.refee(bytes.fromhex(recorded.raw[2:]), record) is not None
+
+    @staticmethod
+    async def _promote(journal: TxJournal, step: int, mined_hash: str) -> None:
+        """The signature that was mined becomes the step's record (the answer and the check
+        of a replayed answer against the chain use it); the others stay beside it."""
+        recorded = journal.recorded[step]
+        if recorded.hash.lower() == mined_hash.lower():
+            return
+        every = [RecordedTx(recorded.hash, recorded.raw, recorded.nonce), *recorded.replaced]
+        mined = next((t for t in every if t.hash.lower() == mined_hash.lower()), None)
+        if mined is None:
+            return
+        others = [t for t in every if t is not mined]
+        journal.recorded[step] = RecordedTx(mined.hash, mined.raw, mined.nonce, others)
+        await journal.persist(journal)
 
 
 @dataclass

@@ -374,6 +374,56 @@ async def test_a_write_on_the_nodes_new_branch_waits_for_the_mirror_to_follow(
         await mirror_at_head(stack, api)
 
 
+async def test_a_dropped_write_is_signed_again_at_current_fees(stack: Stack, api: Api) -> None:
+    """The node drops a write's recorded transaction and the base fee then rises above the fee
+    it was signed with: re-sending its bytes is refused ("max fee per gas less than block base
+    fee"). A same-key retry signs the same call again at the same nonce with current fees,
+    records it (both hashes cited), and answers the real outcome; the operator's next write
+    is not stuck behind the nonce. Never a 500 on the way."""
+    member = await api.member("refee", ["supplier"])
+    await mirror_at_head(stack, api)
+    key = f"refee-{time.monotonic_ns()}"
+    path = f"/v1/members/{member.address}/suspend"
+    body = {"reason": "fee fault"}
+    rpc_call(stack.rpc_url, "evm_setAutomine", [False])
+    try:
+        first = await api.operator.post(path, body, key)
+        assert first.status_code == 503, first.text
+        assert first.json()["code"] == "transaction_pending", first.text
+        rpc_call(stack.rpc_url, "anvil_dropAllTransactions")
+        rpc_call(stack.rpc_url, "anvil_setNextBlockBaseFeePerGas", ["0xe8d4a51000"])
+    finally:
+        rpc_call(stack.rpc_url, "evm_setAutomine", [True])
+    rpc_call(stack.rpc_url, "evm_mine")
+    try:
+        retry = await api.operator.post(path, body, key)
+        assert retry.status_code == 200, retry.text
+        mined = retry.json()["tx_hash"]
+        assert on_chain(stack, mined)
+        cited = audit_citations(stack)
+        assert mined.lower() in cited
+        with sqlite3.connect(stack.data_dir / "tierflow.db") as db:
+            (recorded,) = db.execute(
+                "SELECT transactions FROM idempotency_records WHERE key = ?", (key,)
+            ).fetchone()
+        (step,) = json.loads(recorded)
+        assert step["hash"].lower() == mined.lower()
+        assert [t["hash"] for t in step["replaced"]], step  # the dropped one is kept
+        assert all(t["hash"].lower() in cited for t in step["replaced"])
+        again = await api.operator.post(path, body, key)
+        assert again.status_code == 200
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        later = await api.operator.post(
+            "/v1/members",
+            {"name": "after-refee", "roles": ["supplier"], "kyc_expires_at": KYC_UNTIL},
+        )
+        assert later.status_code == 201, later.text
+    finally:
+        rpc_call(stack.rpc_url, "anvil_setNextBlockBaseFeePerGas", ["0x3b9aca00"])
+        rpc_call(stack.rpc_url, "evm_mine")
+    await mirror_at_head(stack, api)
+
+
 async def test_node_stopped_is_a_prompt_503(stack: Stack, api: Api) -> None:
     member = await api.member("node-down", ["supplier"])
     stack.node.stop()

@@ -9,9 +9,11 @@ import pytest
 from eth_account import Account
 
 from ledger.anvil import AnvilProcess, rpc_call
+from ledger.errors import TransactionError
 from ledger.node import Web3Client, close_web3, make_web3
 from ledger.nonces import FileNonceStore
-from ledger.sender import TransactionSender
+from ledger.sender import FeeTooLow, TransactionSender
+from ledger.signing import signed_call
 
 
 async def test_sender_continues_across_node_restart(tmp_path: Path, dev_keys: list[str]) -> None:
@@ -68,3 +70,44 @@ async def test_nonce_gap_after_the_chain_forgot_is_filled(
     receipt = await pending.receipt(timeout_s=15)
     assert receipt["status"] == 1
     assert await w3.eth.get_transaction_count(account.address) == 4
+
+
+@pytest.mark.usefixtures("chain_snapshot")
+async def test_a_dropped_transaction_below_the_base_fee_is_signed_again_at_its_nonce(
+    w3: Web3Client, anvil_url: str, dev_keys: list[str]
+) -> None:
+    """The node drops a transaction and the base fee rises above its cap: its bytes are refused
+    (:class:`FeeTooLow`); :meth:`refee` signs the same call at the same nonce at current fees,
+    records it first, and it is mined. Bytes another key signed are never signed again."""
+    account = Account.from_key(dev_keys[15])
+    other = Account.from_key(dev_keys[16]).address
+    sender = TransactionSender(w3, account)
+    rpc_call(anvil_url, "evm_setAutomine", [False])
+    try:
+        pending = await sender.send({"to": other, "value": 7, "data": b"\x01"})
+        rpc_call(anvil_url, "anvil_dropAllTransactions")
+        rpc_call(anvil_url, "anvil_setNextBlockBaseFeePerGas", ["0xe8d4a51000"])
+    finally:
+        rpc_call(anvil_url, "evm_setAutomine", [True])
+    rpc_call(anvil_url, "evm_mine")
+    with pytest.raises(FeeTooLow):
+        await sender.rebroadcast(pending.raw, pending.tx_hash)
+    stranger = TransactionSender(w3, Account.from_key(dev_keys[17]))
+    with pytest.raises(TransactionError, match="only the platform's own"):
+        await stranger.refee(pending.raw)
+    recorded: list[tuple[str, int]] = []
+
+    async def record(tx_hash: str, raw: bytes, nonce: int) -> None:
+        recorded.append((tx_hash, nonce))
+
+    again = await sender.refee(pending.raw, record)
+    assert again is not None
+    new_hash, new_raw = again
+    assert recorded == [(new_hash, pending.nonce)]
+    assert signed_call(new_raw) == signed_call(pending.raw)
+    receipt = await w3.eth.wait_for_transaction_receipt(new_hash, timeout=15)  # type: ignore[arg-type]
+    assert receipt["status"] == 1
+    assert pending.hashes[-1] == new_hash  # the waiting transaction watches the new hash
+    assert await sender.refee(pending.raw) is None  # its nonce is consumed now
+    rpc_call(anvil_url, "anvil_setNextBlockBaseFeePerGas", ["0x3b9aca00"])
+    rpc_call(anvil_url, "evm_mine")
