@@ -38,7 +38,14 @@ Recovery.
   free, re-signed with a fresh nonce if it was consumed by something else, and, when the node
   lost everything of ours while the chain is behind (a restart that dropped the pool or
   rolled state back), re-signed from the chain's pending nonce in their original order; a gap
-  below transactions still waiting in the pool is filled with zero-value self-transfers.
+  below transactions still waiting in the pool is filled with zero-value self-transfers. A
+  lost transaction whose bytes are refused for their fees (the base fee rose above their cap)
+  is left alone (logged): only its write, which records the replacement before it leaves,
+  signs it again.
+- Bytes recorded by a caller, sent again (:meth:`TransactionSender.rebroadcast`): refused for
+  their fees → :class:`FeeTooLow`; :meth:`TransactionSender.refee` then signs the same call
+  (``to``, value, data, gas, nonce) at current fees, at least :data:`REPLACEMENT_BUMP` above
+  its own, lets the caller record it, and broadcasts it; only bytes this sender's key signed.
 
 Fees. The latest block's ``baseFeePerGas`` decides: absent (Besu QBFT with London off,
 pre-London forks) means legacy ``gasPrice`` from ``eth_gasPrice`` (often 0 there), present

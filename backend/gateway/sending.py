@@ -8,8 +8,13 @@ removed it), step ``i`` first looks for the first recorded transaction from the 
 that makes the same call (recipient, value, data: a run may skip a step another took, as
 gas money a member no longer needs, so position alone would hand one call another's
 receipt): mined → its receipt is used; known to the node → waited for; unknown → the same
-bytes are broadcast again; only if its nonce was consumed by another transaction (so it can
-never be mined) is a new one signed. A call no earlier run sent is signed and recorded
+bytes are broadcast again; refused for their fees (dropped, and the base fee rose above their
+cap) or waiting below the base fee at the account's next nonce → the same call signed again
+at that nonce at current fees (:meth:`~ledger.sender.TransactionSender.refee`), recorded in
+the step's place with the signatures it replaces kept beside it
+(:attr:`~backend.ports.RecordedTx.replaced`, cited: any may be mined), and whichever is mined
+becomes the record; only if its nonce was consumed by another transaction (so it can never
+be mined) is a new one signed. A call no earlier run sent is signed and recorded
 before the records of the later calls, which stay theirs.
 
 Citations (AP-3). Every transaction's hash is added to the write's ``tx_hashes`` and made
