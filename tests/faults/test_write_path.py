@@ -15,6 +15,9 @@ API as processes, the faults done to them for real.
   so is never refused its first invoice for a role the mirror's lost branch lacks.
 - A member's onboarding removed by a reorganisation and run again under its key: the API
   key its first answer handed out stays valid (the rerun neither revokes it nor makes another).
+- A write's transaction dropped by the node while the base fee rose above its cap: the
+  same-key retry signs the same call again at its nonce at current fees and answers the
+  outcome (both hashes recorded and cited); the account's next write is not stuck.
 - The node stopped: a prompt 503 ``chain_unavailable`` with ``Retry-After``, /health ``down``.
 
 After each: every transaction hash an answer gave is cited by an audit record.
