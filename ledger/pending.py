@@ -133,6 +133,9 @@ class PendingTx:
         self.broadcast_at = time.monotonic()
         #: The call shape whose cached gas estimate this was sent with (None: estimated).
         self.gas_shape: tuple[str, bytes, int, bool] | None = None
+        #: Its last wait timed out and no other has begun: nobody awaits its outcome here (its
+        #: write, retried elsewhere, may have signed the call again under another hash).
+        self.abandoned = False
         self._receipt: TxReceipt | None = None
 
     def __repr__(self) -> str:
@@ -170,6 +173,7 @@ class PendingTx:
         """
         if self._receipt is not None:
             return self._receipt
+        self.abandoned = False
         s = self.sender
         timeout_s = s.receipt_timeout_s if timeout_s is None else timeout_s
         interval = s.poll_interval_s if poll_interval_s is None else poll_interval_s
@@ -201,6 +205,7 @@ class PendingTx:
                 return receipt
             now = time.monotonic()
             if now >= deadline:
+                self.abandoned = True
                 raise TransactionTimeoutError(
                     f"transaction {self.tx_hash} (nonce {self.nonce}) not mined "
                     f"within {timeout_s:.0f}s",

@@ -38,7 +38,10 @@ Recovery.
   free, re-signed with a fresh nonce if it was consumed by something else, and, when the node
   lost everything of ours while the chain is behind (a restart that dropped the pool or
   rolled state back), re-signed from the chain's pending nonce in their original order; a gap
-  below transactions still waiting in the pool is filled with zero-value self-transfers. A
+  below transactions still waiting in the pool is filled with zero-value self-transfers. One
+  whose wait timed out (:attr:`~ledger.pending.PendingTx.abandoned`) and whose nonce was
+  consumed is forgotten, not signed anew: its write may have been retried elsewhere and signed
+  again under another hash (:meth:`TransactionSender.refee`). A
   lost transaction whose bytes are refused for their fees (the base fee rose above their cap)
   is left alone (logged): only its write, which records the replacement before it leaves,
   signs it again.
@@ -804,6 +807,17 @@ class TransactionSender:
                 continue
             if await self._known(p.tx_hash):
                 known.append(p)
+            elif p.nonce < latest and p.abandoned:
+                # Nobody waits for it, and its write may have been signed again under another
+                # hash (a retry in another process, at current fees): signing it anew here
+                # would run the call a second time, recorded nowhere. Forget it.
+                log.warning(
+                    "recovering %s: %s (nonce %d) gone, unawaited: forgotten",
+                    self.address,
+                    p.tx_hash,
+                    p.nonce,
+                )
+                self._forget_nonce(state, p)
             elif p.nonce < latest:
                 consumed.append(p)
             else:

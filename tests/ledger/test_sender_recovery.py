@@ -9,11 +9,11 @@ import pytest
 from eth_account import Account
 
 from ledger.anvil import AnvilProcess, rpc_call
-from ledger.errors import TransactionError
+from ledger.errors import TransactionError, TransactionTimeoutError
 from ledger.node import Web3Client, close_web3, make_web3
 from ledger.nonces import FileNonceStore
 from ledger.sender import FeeTooLow, TransactionSender
-from ledger.signing import signed_call
+from ledger.signing import signed_call, signed_fields
 
 
 async def test_sender_continues_across_node_restart(tmp_path: Path, dev_keys: list[str]) -> None:
@@ -111,3 +111,37 @@ async def test_a_dropped_transaction_below_the_base_fee_is_signed_again_at_its_n
     assert await sender.refee(pending.raw) is None  # its nonce is consumed now
     rpc_call(anvil_url, "anvil_setNextBlockBaseFeePerGas", ["0x3b9aca00"])
     rpc_call(anvil_url, "evm_mine")
+
+
+@pytest.mark.usefixtures("chain_snapshot")
+async def test_an_abandoned_transaction_replaced_elsewhere_is_not_signed_anew(
+    w3: Web3Client, anvil_url: str, dev_keys: list[str]
+) -> None:
+    """A transaction whose wait timed out, then replaced at its nonce by another process (its
+    write retried there, signed again at current fees) and mined: recovery here forgets it
+    instead of signing the call again at a fresh nonce (which would run it twice)."""
+    account = Account.from_key(dev_keys[18])
+    other = Account.from_key(dev_keys[19]).address
+    sender = TransactionSender(w3, account)
+    rpc_call(anvil_url, "evm_setAutomine", [False])
+    try:
+        pending = await sender.send({"to": other, "value": 3})
+        nonce = pending.nonce
+        with pytest.raises(TransactionTimeoutError):
+            await pending.receipt(timeout_s=0.2)
+        assert pending.abandoned
+        fields = signed_fields(pending.raw)
+        assert fields is not None
+        fields["maxFeePerGas"] *= 2
+        fields["maxPriorityFeePerGas"] = fields["maxPriorityFeePerGas"] * 2 + 1
+        fields["to"] = other
+        replacement = account.sign_transaction(fields)
+        rpc_call(anvil_url, "eth_sendRawTransaction", [replacement.raw_transaction.to_0x_hex()])
+    finally:
+        rpc_call(anvil_url, "evm_setAutomine", [True])
+    rpc_call(anvil_url, "evm_mine")
+    assert await w3.eth.get_transaction_count(account.address) == nonce + 1
+    await sender.recover()
+    rpc_call(anvil_url, "evm_mine")
+    assert await w3.eth.get_transaction_count(account.address) == nonce + 1
+    assert pending.hashes == [pending.tx_hash]  # not signed anew
