@@ -141,7 +141,7 @@ async def test_a_checkpoint_on_a_lost_branch_is_not_the_writes_block(mirror: Mir
         assert await watch.wait(11, 0.3, write) is False
         assert await watch.wait(11, 0, write) is False
         waiter = asyncio.ensure_future(watch.wait(11, PATIENCE_S, write))
-        await eventually(lambda: watch.branch_checks >= 4)
+        await eventually(lambda: watch.lost_branch >= 4)
         assert not waiter.done()
         await mirror.roll_back(10)
         await mirror.advance(11, branch=1)
@@ -152,7 +152,7 @@ async def test_a_checkpoint_on_a_lost_branch_is_not_the_writes_block(mirror: Mir
         await watch.close()
 
 
-async def test_a_write_whose_block_is_mirrored_costs_one_check(mirror: Mirror) -> None:
+async def test_a_write_whose_block_is_mirrored_costs_at_most_one_query(mirror: Mirror) -> None:
     await mirror.advance(11)
     watch = MirrorWatch(mirror.engine)
     try:
@@ -161,7 +161,8 @@ async def test_a_write_whose_block_is_mirrored_costs_one_check(mirror: Mirror) -
         assert watch.branch_checks == 0  # no look at the headers below the write's block
         await mirror.advance(12)
         assert await waiter is True
-        assert watch.branch_checks == 1
+        # PostgreSQL: one query; SQLite: the headers the poll read with the checkpoint.
+        assert watch.branch_checks == (1 if watch.listening else 0)
         # A header no longer kept (below the reorg window): the number decides.
         async with mirror.engine.begin() as conn:
             await conn.execute(text("DELETE FROM block_headers WHERE number = 11"))
