@@ -101,25 +101,38 @@ class FastSigner:
         return raw, "0x" + keccak(raw).hex()
 
 
-def signed_call(raw: bytes) -> tuple[bytes, int, bytes] | None:
-    """``(to, value, data)`` of a signed transaction's bytes (legacy, EIP-2930 or EIP-1559), or
-    ``None`` for another kind or bytes that do not decode."""
+def _decoded(raw: bytes) -> tuple[int, list[Any]] | None:
+    """The type (0 for legacy, 1 for EIP-2930, 2 for EIP-1559) and the RLP fields of a signed
+    transaction's bytes; ``None`` for another kind or bytes that do not decode."""
     try:
-        if raw[:1] == b"\x02":
+        if raw[:1] in (b"\x01", b"\x02"):
             fields = rlp.decode(raw[1:])
-            to, value, data = fields[5], fields[6], fields[7]
-        elif raw[:1] == b"\x01":
-            fields = rlp.decode(raw[1:])
-            to, value, data = fields[4], fields[5], fields[6]
+            kind = raw[0]
         elif raw[:1] and raw[0] >= 0xC0:
             fields = rlp.decode(raw)
-            to, value, data = fields[3], fields[4], fields[5]
+            kind = 0
         else:
             return None
     except (rlp.exceptions.DecodingError, IndexError, TypeError):
         return None
-    if not all(isinstance(f, bytes) for f in (to, value, data)):
+    return (kind, fields) if isinstance(fields, list) else None
+
+
+#: Where a signed transaction's ``to`` stands, by type (``value`` and ``data`` follow it).
+_TO_AT = {0: 3, 1: 4, 2: 5}
+
+
+def signed_call(raw: bytes) -> tuple[bytes, int, bytes] | None:
+    """``(to, value, data)`` of a signed transaction's bytes (legacy, EIP-2930 or EIP-1559), or
+    ``None`` for another kind or bytes that do not decode."""
+    decoded = _decoded(raw)
+    if decoded is None:
         return None
+    kind, fields = decoded
+    call = fields[_TO_AT[kind] : _TO_AT[kind] + 3]
+    if len(call) != 3 or not all(isinstance(f, bytes) for f in call):
+        return None
+    to, value, data = call
     return bytes(to), int.from_bytes(value, "big"), bytes(data)
 
 
@@ -128,9 +141,12 @@ def signed_fields(raw: bytes) -> dict[str, Any] | None:
     :meth:`FastSigner.sign` takes them plus ``nonce`` (``to`` as bytes, empty for a
     creation); ``None`` for another kind, a pre-EIP-155 signature or bytes that do not
     decode."""
+    decoded = _decoded(raw)
+    if decoded is None:
+        return None
+    kind, f = decoded
     try:
-        if raw[:1] == b"\x02":
-            f = rlp.decode(raw[1:])
+        if kind == 2:
             ints = [int.from_bytes(f[i], "big") for i in (0, 1, 2, 3, 4, 6)]
             chain_id, nonce, tip, cap, gas, value = ints
             return {
@@ -143,8 +159,7 @@ def signed_fields(raw: bytes) -> dict[str, Any] | None:
                 "value": value,
                 "data": bytes(f[7]),
             }
-        if raw[:1] and raw[0] >= 0xC0:
-            f = rlp.decode(raw)
+        if kind == 0:
             nonce, price, gas, value, v = (int.from_bytes(f[i], "big") for i in (0, 1, 2, 4, 6))
             if v < 35:
                 return None
@@ -157,7 +172,7 @@ def signed_fields(raw: bytes) -> dict[str, Any] | None:
                 "value": value,
                 "data": bytes(f[5]),
             }
-    except (rlp.exceptions.DecodingError, IndexError, TypeError, ValueError):
+    except (IndexError, TypeError, ValueError):
         return None
     return None
 
