@@ -13,7 +13,6 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -39,11 +38,12 @@ def bench_command(
     # Imported here: the benchmark's modules are heavy, and every other command starts faster.
     from bench.perf import report
     from bench.perf.run import Options, run
+    from bench.progress import RunningProgress
 
     configure_logging("warning")
     console = Console(stderr=True)
     opts = Options(quick=quick, full=full)
-    with Progress(
+    with RunningProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
