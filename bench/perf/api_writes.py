@@ -53,9 +53,9 @@ class OperationCounts:
     :attr:`clients` clients; a count of 0 leaves its figure out. ``workers``: the stack's API
     workers (named in the figures when more than one)."""
 
-    transfers: int = 96
-    applications: tuple[tuple[int, int], ...] = ((16, 96), (64, 192))
-    approvals: int = 96
+    transfers: int = 320
+    applications: tuple[tuple[int, int], ...] = ((16, 320), (64, 640))
+    approvals: int = 320
     settlement_batches: int = 8
     settlement_clients: int = 4
     clients: int = 16
@@ -68,7 +68,7 @@ class OperationCounts:
         on a loaded machine."""
         return cls(
             transfers=0,
-            applications=((16, 96),),
+            applications=((16, 320),),
             approvals=0,
             settlement_batches=0,
             workers=workers,

@@ -41,9 +41,9 @@ SELF_SHARE = 400 * APPLICATION_AMOUNT
 class SelfCounts:
     """Writes per figure at :attr:`clients` clients (0 leaves a figure out)."""
 
-    splits: int = 96
-    applications: int = 96
-    approvals: int = 96
+    splits: int = 192
+    applications: int = 192
+    approvals: int = 192
     clients: int = 16
     members: int = 16
 
