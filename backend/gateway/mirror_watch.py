@@ -135,8 +135,11 @@ class MirrorWatch:
                     if self.listen and self._listener is None:
                         self._listener = asyncio.create_task(self._listen())
                     self._ensure_poll()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+                # that comes as the checkpoint moves, and a cancelled write went on.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(moved.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await moved.wait()
         finally:
             if waiting:
                 self._waiters -= 1
@@ -247,11 +250,16 @@ class MirrorWatch:
                 self.listening = True
                 delay = self.interval_s
                 while not lost.is_set():
-                    # A connection dropped without a FIN shows only when used.
+                    # A connection dropped without a FIN shows only when used. (asyncio.timeout,
+                    # not wait_for: on Python 3.11 wait_for drops a cancellation that comes as
+                    # the keepalive is answered or the connection drops, and close() waited
+                    # for ever on a listener that reconnected.)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), self.keepalive_s)
+                        async with asyncio.timeout(self.keepalive_s):
+                            await lost.wait()
                     if not lost.is_set():
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), self.keepalive_s)
+                        async with asyncio.timeout(self.keepalive_s):
+                            await conn.fetchval("SELECT 1")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

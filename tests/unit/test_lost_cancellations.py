@@ -1,0 +1,161 @@
+"""A task cancelled at the moment what it waits for arrives ends cancelled.
+
+Python 3.11's ``asyncio.wait_for`` runs what it waits for as a task of its own and, when the
+waiting task is cancelled after that inner task finished but before the waiter resumed,
+returns the result and drops the cancellation (fixed in 3.12, where ``wait_for`` is built on
+``asyncio.timeout``). A loop stopped by cancelling it then never stops, and its canceller,
+which awaits it, waits for ever: the hang of docs/performance.md change 47. Each test here
+wakes a waiter and cancels it after 0, 1, 2 … turns of the event loop, so one of the turns
+falls between the inner task's end and the waiter's resumption; with ``wait_for`` there, the
+test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import asyncpg
+import pytest
+
+from backend.gateway import mirror_watch
+from backend.gateway.mirror_watch import MirrorWatch
+
+#: Loop turns tried between the wake-up and the cancellation (wait_for needs three).
+TURNS = 8
+#: Liveness bound for what takes a few loop turns on an idle machine.
+PATIENCE_S = 10.0
+
+
+async def turns(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Loop turns until ``check()`` (what is awaited here takes a few)."""
+    for _ in range(1000):
+        if check():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("not reached in 1000 turns of the loop")
+
+
+async def ends_cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task``: it ends cancelled (unless it had ended already, when the cancellation
+    is refused), and promptly."""
+    if not task.cancel():
+        await task
+        return
+    try:
+        done, _ = await asyncio.wait([task], timeout=PATIENCE_S)
+        assert done, "the cancelled task went on (its cancellation was lost)"
+        assert task.cancelled(), f"the cancelled task ended with {task.result()!r}"
+    finally:
+        while not task.done():  # a loop that lost it: end it for good
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+
+
+class _Engine:
+    dialect = SimpleNamespace(name="sqlite")
+
+
+# -- the write path ---------------------------------------------------------------------------
+
+
+async def test_a_mirror_wait_cancelled_as_the_checkpoint_moves_ends_cancelled() -> None:
+    for n in range(TURNS):
+        watch = MirrorWatch(_Engine(), listen=False)  # type: ignore[arg-type]
+        watch.listening = True  # no poll: the test moves the checkpoint
+        waiting = asyncio.create_task(watch.wait(5, 30.0))
+        await until(lambda w=watch: w._waiters == 1)  # type: ignore[misc]
+        watch._reached(5)
+        await turns(n)
+        await ends_cancelled(waiting)
+        assert watch._waiters == 0
+
+
+# -- loops stopped by cancelling them ---------------------------------------------------------
+
+
+class _Listening:
+    """asyncpg's listening connection as the mirror watch uses it; the keepalive's answer
+    comes when the test says."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+        self.answer = asyncio.Event()
+        self.lost: Callable[[Any], None] | None = None
+        self.closed = False
+
+    def get_server_pid(self) -> int:
+        return 1
+
+    def add_termination_listener(self, callback: Callable[[Any], None]) -> None:
+        self.lost = callback
+
+    async def add_listener(self, _channel: str, _callback: Any) -> None:
+        return None
+
+    async def fetchval(self, query: str) -> int:
+        if query != "SELECT 1":
+            return 10  # the checkpoint
+        self.asked.set()
+        await self.answer.wait()
+        return 1
+
+    async def close(self, **_how: Any) -> None:
+        self.closed = True
+
+
+def _listening(monkeypatch: pytest.MonkeyPatch) -> list[_Listening]:
+    opened: list[_Listening] = []
+
+    async def connect(_dsn: str) -> _Listening:
+        opened.append(_Listening())
+        return opened[-1]
+
+    monkeypatch.setattr(mirror_watch, "_asyncpg_dsn", lambda _engine: "postgresql://")
+    monkeypatch.setattr(asyncpg, "connect", connect)
+    return opened
+
+
+async def _listener_cancelled_as(
+    monkeypatch: pytest.MonkeyPatch,
+    keepalive_s: float,
+    wake: Callable[[_Listening], Awaitable[None]],
+) -> None:
+    opened = _listening(monkeypatch)
+    for n in range(TURNS):
+        opened.clear()
+        watch = MirrorWatch(_Engine(), listen=True, keepalive_s=keepalive_s)  # type: ignore[arg-type]
+        listener = asyncio.create_task(watch._listen())
+        await until(lambda w=watch: w.listening)  # type: ignore[misc]
+        await wake(opened[0])
+        await turns(n)
+        await ends_cancelled(listener)
+        assert opened[0].closed
+        assert len(opened) == 1  # no reconnection after the cancellation
+
+
+async def test_the_listener_cancelled_as_its_keepalive_is_answered_ends_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def answer(conn: _Listening) -> None:
+        await conn.asked.wait()
+        conn.answer.set()
+
+    await _listener_cancelled_as(monkeypatch, 0.001, answer)
+
+
+async def test_the_listener_cancelled_as_its_connection_drops_ends_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def drop(conn: _Listening) -> None:
+        assert conn.lost is not None
+        conn.lost(conn)
+
+    await _listener_cancelled_as(monkeypatch, 30.0, drop)
