@@ -193,8 +193,14 @@ class PendingTx:
                     watcher.follow()
                     now = time.monotonic()
                     wait_s = max(0.0, min(deadline, last_check + s.stuck_after_s) - now)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a
+                    # cancellation that comes as the receipt arrives, and a cancelled wait
+                    # went on (a loop ended by cancelling it, as the audit anchoring's, for ever).
                     with contextlib.suppress(TimeoutError):
-                        found_hash, found = await asyncio.wait_for(asyncio.shield(future), wait_s)
+                        async with asyncio.timeout(wait_s):
+                            await asyncio.shield(future)
+                    if future.done():  # a receipt that came as the wait ran out counts too
+                        found_hash, found = future.result()
                         if found_hash != self.tx_hash.lower():
                             self.tx_hash = next(h for h in self.hashes if h.lower() == found_hash)
                         self._resolve(found)

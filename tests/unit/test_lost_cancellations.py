@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
+from web3.types import TxReceipt
 
 from backend.gateway import mirror_watch
 from backend.gateway.mirror_watch import MirrorWatch
+from ledger import pending
+from ledger.pending import PendingTx
 
 #: Loop turns tried between the wake-up and the cancellation (wait_for needs three).
 TURNS = 8
@@ -76,6 +79,72 @@ async def test_a_mirror_wait_cancelled_as_the_checkpoint_moves_ends_cancelled() 
         await turns(n)
         await ends_cancelled(waiting)
         assert watch._waiters == 0
+
+
+class _Receipts:
+    """A receipt watcher whose one future the test resolves."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[tuple[str, TxReceipt]] | None = None
+
+    def watch(self, hashes: list[str]) -> asyncio.Future[tuple[str, TxReceipt]]:
+        self.future = asyncio.get_running_loop().create_future()
+        return self.future
+
+    def follow(self) -> None:
+        pass
+
+    def unwatch(self, future: asyncio.Future[tuple[str, TxReceipt]]) -> None:
+        if not future.done():
+            future.cancel()
+
+
+async def test_a_receipt_wait_cancelled_as_the_receipt_arrives_ends_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    receipts = _Receipts()
+    monkeypatch.setattr(pending, "block_receipts", lambda _w3, _interval: receipts)
+    sender = SimpleNamespace(
+        w3=None, receipt_timeout_s=30.0, poll_interval_s=0.05, stuck_after_s=30.0
+    )
+    sender._forget = lambda _tx: None
+
+    async def not_yet() -> None:
+        return None
+
+    for n in range(TURNS):
+        tx = PendingTx(sender, {}, 0, b"", "0xaa")  # type: ignore[arg-type]
+        monkeypatch.setattr(tx, "_poll_once", not_yet)
+        receipts.future = None
+        waiting = asyncio.create_task(tx.receipt())
+        await until(lambda: receipts.future is not None)
+        await turns(1)  # past the direct check, waiting for the watcher
+        assert receipts.future is not None
+        assert not waiting.done()
+        receipts.future.set_result(("0xaa", cast(TxReceipt, {"status": 1})))
+        await turns(n)
+        await ends_cancelled(waiting)
+
+
+async def test_a_receipt_that_comes_as_the_wait_runs_out_is_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not "not mined": a write whose transaction was mined never answers as failed."""
+    receipts = _Receipts()
+    monkeypatch.setattr(pending, "block_receipts", lambda _w3, _interval: receipts)
+    sender = SimpleNamespace(w3=None, receipt_timeout_s=0.0, poll_interval_s=0.05, stuck_after_s=0)
+    sender._forget = lambda _tx: None
+    tx = PendingTx(sender, {}, 0, b"", "0xaa")  # type: ignore[arg-type]
+
+    async def arriving() -> None:
+        # Found by the watcher in the loop's next turn: as the wait's timeout (none left)
+        # runs out.
+        assert receipts.future is not None
+        found = ("0xaa", cast(TxReceipt, {"status": 1}))
+        asyncio.get_running_loop().call_soon(receipts.future.set_result, found)
+
+    monkeypatch.setattr(tx, "_poll_once", arriving)
+    assert (await tx.receipt())["status"] == 1
 
 
 # -- loops stopped by cancelling them ---------------------------------------------------------
