@@ -181,8 +181,11 @@ class Dispatcher:
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 continue
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+            # that comes as a delivery ends (it wakes the loop), and the loop went on.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.webhooks_poll_s)
+                async with asyncio.timeout(self.settings.webhooks_poll_s):
+                    await self._wake.wait()
 
     async def step(self) -> None:
         """Record finished attempts, queue new outbox entries, start what is due."""

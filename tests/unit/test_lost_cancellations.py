@@ -23,6 +23,8 @@ from web3.types import TxReceipt
 
 from backend.gateway import mirror_watch
 from backend.gateway.mirror_watch import MirrorWatch
+from backend.webhooks.config import WebhookSettings
+from backend.webhooks.dispatcher import Dispatcher
 from ledger import pending
 from ledger.pending import PendingTx
 
@@ -228,3 +230,25 @@ async def test_the_listener_cancelled_as_its_connection_drops_ends_cancelled(
         conn.lost(conn)
 
     await _listener_cancelled_as(monkeypatch, 30.0, drop)
+
+
+async def test_the_webhook_dispatcher_cancelled_as_it_is_woken_ends_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dispatcher = Dispatcher(None, WebhookSettings(webhooks_poll_s=30), None)  # type: ignore[arg-type]
+    steps = [0]
+
+    async def step() -> None:
+        steps[0] += 1
+
+    monkeypatch.setattr(dispatcher, "step", step)
+    try:
+        for n in range(TURNS):
+            steps[0] = 0
+            running = asyncio.create_task(dispatcher.run())
+            await until(lambda: steps[0] == 1)  # waiting to be woken (or for the next poll)
+            dispatcher._wake.set()
+            await turns(n)
+            await ends_cancelled(running)
+    finally:
+        await dispatcher.aclose()
