@@ -572,5 +572,8 @@ async def _sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
     if stop is None:
         await asyncio.sleep(seconds)
         return
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that comes
+    # as ``stop`` is set.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()

@@ -25,6 +25,7 @@ from backend.gateway import mirror_watch
 from backend.gateway.mirror_watch import MirrorWatch
 from backend.webhooks.config import WebhookSettings
 from backend.webhooks.dispatcher import Dispatcher
+from indexer.pipeline import _sleep_or_stop
 from ledger import pending
 from ledger.pending import PendingTx
 
@@ -252,3 +253,13 @@ async def test_the_webhook_dispatcher_cancelled_as_it_is_woken_ends_cancelled(
             await ends_cancelled(running)
     finally:
         await dispatcher.aclose()
+
+
+async def test_the_indexers_pause_cancelled_as_it_is_stopped_ends_cancelled() -> None:
+    for n in range(TURNS):
+        stop = asyncio.Event()
+        pausing = asyncio.create_task(_sleep_or_stop(30.0, stop))
+        await turns(1)
+        stop.set()
+        await turns(n)
+        await ends_cancelled(pausing)
