@@ -185,8 +185,11 @@ async def run_signer(
                     task.add_done_callback(forget(intent.id))
             except TierflowError as exc:
                 log.warning("listing intents failed: %s", exc)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that
+            # comes as ``stop`` is set.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_s)
+                async with asyncio.timeout(interval_s):
+                    await stop.wait()
     finally:
         if inflight:
             await asyncio.gather(*inflight.values(), return_exceptions=True)

@@ -51,10 +51,14 @@ class Health:
 
 
 async def _head(w3: Web3Client, timeout_s: float) -> int | None:
+    # asyncio.timeout, not wait_for (here and below): Python 3.11's wait_for drops a
+    # cancellation that comes as what it waits for ends.
     try:
-        return int(await asyncio.wait_for(w3.eth.block_number, timeout_s))
+        async with asyncio.timeout(timeout_s):
+            head = int(await w3.eth.block_number)
     except Exception:
         return None
+    return head
 
 
 async def _mirror(engine: AsyncEngine, timeout_s: float) -> tuple[bool, int | None, Any]:
@@ -67,7 +71,8 @@ async def _mirror(engine: AsyncEngine, timeout_s: float) -> tuple[bool, int | No
         return checkpoint, status
 
     try:
-        checkpoint, status = await asyncio.wait_for(read(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            checkpoint, status = await read()
     except Exception:
         return False, None, None
     return True, checkpoint, status

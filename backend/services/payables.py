@@ -172,7 +172,10 @@ async def with_overdue_from(
     ``overdue_from`` null: the mirror's reads go on without the node."""
     due_dates = {v["id"]: int(v["due_date"].timestamp()) for v in views if v["status"] in _CLOCKED}
     try:
-        clock = await asyncio.wait_for(ledger.overdue_from(due_dates), OVERDUE_CLOCK_TIMEOUT_S)
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation that
+        # comes as the clock arrives.
+        async with asyncio.timeout(OVERDUE_CLOCK_TIMEOUT_S):
+            clock = await ledger.overdue_from(due_dates)
     except (ChainUnavailableError, TimeoutError) as exc:
         # The rest of a payable is the mirror's and still true without the node: answer it,
         # with the clock unknown (null) rather than a 503 for the whole read or a guess.

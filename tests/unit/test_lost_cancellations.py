@@ -12,8 +12,10 @@ test fails.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -33,6 +35,8 @@ from ledger.pending import PendingTx
 TURNS = 8
 #: Liveness bound for what takes a few loop turns on an idle machine.
 PATIENCE_S = 10.0
+#: The packages that run in the platform's processes and the client's.
+PRODUCTION = ("backend", "indexer", "ledger", "db", "tierflow", "client")
 
 
 async def turns(n: int) -> None:
@@ -263,3 +267,26 @@ async def test_the_indexers_pause_cancelled_as_it_is_stopped_ends_cancelled() ->
         stop.set()
         await turns(n)
         await ends_cancelled(pausing)
+
+
+def test_no_production_code_waits_through_wait_for() -> None:
+    """While Python 3.11 is supported: ``async with asyncio.timeout(…)`` instead, which waits
+    in the caller's own task and never drops its cancellation."""
+    root = Path(__file__).resolve().parents[2]
+    found = []
+    for package in PRODUCTION:
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                named = (
+                    isinstance(node, ast.Attribute)
+                    and node.attr == "wait_for"
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "asyncio"
+                ) or (
+                    isinstance(node, ast.ImportFrom)
+                    and node.module == "asyncio"
+                    and any(alias.name == "wait_for" for alias in node.names)
+                )
+                if named:
+                    found.append(f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}")
+    assert found == []
