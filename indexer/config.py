@@ -8,6 +8,9 @@ tests and benchmarks).
 ``TIERFLOW_INDEXER_POLL_S``         seconds between polls of the head once caught up
                                     (default 0.1: a write through the API answers once the
                                     mirror shows it, so this is latency every write pays)
+``TIERFLOW_INDEXER_BUSY_POLL_S``    seconds between polls while blocks come less than half
+                                    a second apart (default 0.02; 0: never faster than the
+                                    poll above): a node mining a block per transaction
 ``TIERFLOW_METRICS_PORT``           Prometheus port of ``tierflow index`` (default 9108, 0: off)
 ``TIERFLOW_INDEXER_DEFER_INDEXES``  blocks behind the head past which a backfill drops the
                                     mirror's secondary indexes and builds them once caught
@@ -40,6 +43,13 @@ class IndexerSettings(NodeSettings, DatabaseSettings):
     )
     indexer_poll_s: float = Field(
         default=0.1, gt=0, le=60, description="seconds between polls of the head once caught up"
+    )
+    indexer_busy_poll_s: float = Field(
+        default=0.02,
+        ge=0,
+        le=60,
+        description="seconds between polls while blocks come less than half a second apart "
+        "(a node mining a block per transaction); 0: always TIERFLOW_INDEXER_POLL_S",
     )
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="Prometheus port of `tierflow index` (0: off)"
@@ -79,6 +89,13 @@ class IndexerConfig:
     #: Seconds between polls of the head once caught up (an ``eth_blockNumber`` each: cheap
     #: on the platform's own node, and every write through the API waits for the mirror).
     poll_interval_s: float = 0.1
+    #: Seconds between polls while blocks come in a burst (0: never faster than
+    #: ``poll_interval_s``): a node that mines a block per transaction has the next block
+    #: soon, and a write through the API waits on average half a poll for the mirror.
+    busy_poll_s: float = 0.02
+    #: Blocks less than this far apart make a burst; the busy poll ends this long after the
+    #: last block seen.
+    busy_window_s: float = 0.5
     rpc_timeout_s: float = 10.0
     #: Longest pause between retries of a failing node.
     max_backoff_s: float = 30.0

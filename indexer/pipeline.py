@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import time
@@ -122,6 +123,11 @@ class Indexer:
         self._pending: asyncio.Task[None] | None = None
         self._first_seen: dict[int, float] = {}
         self._head: int | None = None
+        #: The head as last polled, when it was first seen there, and the time between that
+        #: head and the one before it (for the busy poll: :meth:`idle_delay`).
+        self._polled_head: int | None = None
+        self._head_moved_at = -math.inf
+        self._head_gap = math.inf
         self._beat_at = 0.0
         #: The mirror's secondary indexes are missing (dropped for a backfill, maybe by a
         #: process that stopped before building them again): build them once caught up.
@@ -242,7 +248,7 @@ class Indexer:
                 if caught_up:
                     if once:
                         break
-                    await _sleep_or_stop(self.config.poll_interval_s, stop)
+                    await _sleep_or_stop(self.idle_delay(), stop)
         finally:
             bar.close()
             await self._cancel_pending()
@@ -250,10 +256,18 @@ class Indexer:
             self.stats.checkpoint = self._checkpoint.block_number
         return self.stats
 
+    def idle_delay(self) -> float:
+        """Seconds until the next look at the head, once caught up (:func:`idle_delay`)."""
+        return idle_delay(self.config, self._head_gap, time.monotonic() - self._head_moved_at)
+
     async def catch_up(self, bar: ProgressBar | None = None) -> bool:
         """Index up to the current head; True once caught up (nothing left to fetch)."""
         head = await self.fetcher.head()
         now = time.monotonic()
+        if head != self._polled_head:
+            self._head_gap = now - self._head_moved_at
+            self._head_moved_at = now
+            self._polled_head = head
         self._first_seen.setdefault(head, now)
         target = head - self.config.confirmations
         checkpoint = self._checkpoint
@@ -566,6 +580,19 @@ class Indexer:
         metrics.HEAD_LAG_SECONDS.set(time.monotonic() - min(waiting) if waiting else 0.0)
         for b in [b for b in self._first_seen if b <= number]:
             del self._first_seen[b]
+
+
+def idle_delay(config: IndexerConfig, head_gap: float, since_moved: float) -> float:
+    """Seconds until the next look at the head, once caught up: ``config.busy_poll_s`` while
+    blocks come less than ``config.busy_window_s`` apart (``head_gap``: between the last two
+    heads seen) and the last came that recently (``since_moved``): a node that mines a block
+    per transaction, as anvil does, while the API's writes wait for the mirror, each half a
+    poll on average. ``config.poll_interval_s`` otherwise: a node that mines by the clock (QBFT,
+    a block a second), or an idle one."""
+    busy, window = config.busy_poll_s, config.busy_window_s
+    if busy > 0 and head_gap < window and since_moved < window:
+        return min(busy, config.poll_interval_s)
+    return config.poll_interval_s
 
 
 async def _sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:

@@ -45,6 +45,7 @@ async def config_from(settings: IndexerSettings, wait_for_lock: bool = False) ->
         confirmations=settings.confirmations,
         window=settings.reorg_window,
         poll_interval_s=settings.indexer_poll_s,
+        busy_poll_s=settings.indexer_busy_poll_s,
         wait_for_lock=wait_for_lock,
         defer_indexes_blocks=settings.indexer_defer_indexes,
     )
