@@ -16,7 +16,9 @@ from ledger.anvil import rpc_call
 from tests.support.chain import Chain
 
 CONFIG = IndexerConfig(
-    rpc_url="http://unused", database_url="sqlite+aiosqlite://", deployment=None  # type: ignore[arg-type]
+    rpc_url="http://unused",
+    database_url="sqlite+aiosqlite://",
+    deployment=None,  # type: ignore[arg-type]
 )
 
 
@@ -66,6 +68,9 @@ async def test_a_running_indexer_polls_fast_through_a_burst_then_slows(
     idle_before = [d for t, d in delays if t < burst_from]
     during = [d for t, d in delays if burst_from + 0.1 < t < burst_to]
     after = [d for t, d in delays if t > burst_to + config.busy_window_s + 0.1]
-    assert idle_before and set(idle_before) == {0.2}
-    assert during and during.count(0.01) >= len(during) // 2, during
-    assert after and set(after) == {0.2}, after
+    assert idle_before
+    assert set(idle_before) == {0.2}
+    assert during
+    assert during.count(0.01) >= len(during) // 2, during
+    assert after
+    assert set(after) == {0.2}, after
