@@ -16,9 +16,9 @@ import json
 import secrets
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from backend.auth import Caller
 from backend.errors import Conflict, Forbidden, Invalid, NotFound
@@ -67,13 +67,25 @@ def approval_view(row: Approval) -> dict[str, Any]:
     }
 
 
-async def needs_approval(session: AsyncSession, caller: Caller, command: Command) -> bool:
-    """Whether ``command`` by ``caller`` waits for a checker (its member has dual control)."""
-    if command.operation not in DUAL_CONTROLLED:
+#: A member's dual control setting. Built once, run on a Core connection: an ORM session's
+#: ``scalar`` of a statement built per request cost more than the read itself.
+_DUAL_CONTROL = select(MemberProfile.dual_control).where(
+    MemberProfile.address == bindparam("address")
+)
+
+
+def controlled(command: Command) -> bool:
+    """Whether dual control, when on, holds ``command``."""
+    return command.operation in DUAL_CONTROLLED
+
+
+async def needs_approval(conn: AsyncConnection, caller: Caller, command: Command) -> bool:
+    """Whether ``command`` by ``caller`` waits for a checker (its member has dual control).
+    Read at every write: the setting is never cached (an admin's switch binds the next write,
+    whichever worker serves it)."""
+    if not controlled(command):
         return False
-    on = await session.scalar(
-        select(MemberProfile.dual_control).where(MemberProfile.address == caller.address)
-    )
+    on = (await conn.execute(_DUAL_CONTROL, {"address": caller.address})).scalar()
     return bool(on)
 
 

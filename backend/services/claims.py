@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
@@ -100,13 +100,23 @@ async def get_claim(session: AsyncSession, caller: Caller, claim_id: int) -> dic
     return _view(*await visible_claim(session, caller, claim_id))
 
 
+_CLAIMS = table_of(m.Claim)
+
+#: Two pieces by id (a transfer's: the one received and its source), built once and read as
+#: Core rows: a write's answer took an ORM load of both, its statement built per request.
+_TWO_PIECES = select(*_CLAIMS.c).where(
+    or_(_CLAIMS.c.id == bindparam("first"), _CLAIMS.c.id == bindparam("second"))
+)
+
+
 async def _fresh_views(
-    ports: Ports, ids: tuple[int, ...], obligor: str | None
+    ports: Ports, ids: tuple[int, int], obligor: str | None
 ) -> dict[int, dict[str, Any]]:
     """The pieces ``ids`` as the mirror shows them now (absent: not mirrored yet)."""
     async with ports.session() as session:
-        rows = await session.execute(select(m.Claim).where(m.Claim.id.in_(ids)))
-        return {row.id: _view(row, obligor) for row in rows.scalars()}
+        conn = await session.connection()
+        rows = await conn.execute(_TWO_PIECES, {"first": ids[0], "second": ids[1]})
+        return {row.id: _view(row, obligor) for row in rows}
 
 
 async def transfer(

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.auth import Caller
@@ -37,7 +37,12 @@ from backend.services.encodings import (
     financing_registration,
     text_hash,
 )
-from backend.services.visibility import financings_clause, require_claim, require_financing
+from backend.services.visibility import (
+    financings_clause,
+    require_financing,
+    visible_claim,
+)
+from db.types import table_of
 from indexer import models as m
 from indexer.handlers.financing import financing_from
 from indexer.rows import as_record
@@ -145,12 +150,49 @@ async def get_financing(session: AsyncSession, caller: Caller, financing_id: int
     return (await _views(session, [row]))[0]
 
 
+_FINANCINGS, _DECISIONS = table_of(m.Financing), table_of(AutoDecision)
+_POLICIES = table_of(FinancingPolicy)
+
+#: A financing with its auto-decision's columns (``decision_*``; ``None`` without one), in
+#: one round trip. Built once, read as a Core row: a write's answer took two ORM loads.
+_WRITTEN = (
+    select(
+        *_FINANCINGS.c,
+        _DECISIONS.c.outcome.label("decision_outcome"),
+        _DECISIONS.c.detail.label("decision_detail"),
+        _DECISIONS.c.tx_hash.label("decision_tx_hash"),
+        _DECISIONS.c.decided_at.label("decision_decided_at"),
+    )
+    .select_from(_FINANCINGS.outerjoin(_DECISIONS, _DECISIONS.c.financing_id == _FINANCINGS.c.id))
+    .where(_FINANCINGS.c.id == bindparam("financing_id"))
+)
+
+#: A financier's policy (a Core row, its columns by name), built once.
+_POLICY = select(*_POLICIES.c).where(_POLICIES.c.financier == bindparam("financier"))
+
+
+def _written_view(row: Any) -> dict[str, Any]:
+    """:func:`_view` of a :data:`_WRITTEN` row."""
+    decision = None
+    if row.decision_outcome is not None:
+        decision = {
+            "outcome": row.decision_outcome,
+            "detail": row.decision_detail,
+            "tx_hash": row.decision_tx_hash,
+            "decided_at": iso(row.decision_decided_at),
+        }
+    view = _view(row, None)
+    view["auto_decision"] = decision
+    return view
+
+
 async def _written(
     ports: Ports, financing_id: int, mined: Mined, fallback: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     async with ports.session() as session:
-        row = await session.get(m.Financing, financing_id)
-        view = None if row is None else (await _views(session, [row]))[0]
+        conn = await session.connection()
+        row = (await conn.execute(_WRITTEN, {"financing_id": financing_id})).first()
+    view = None if row is None else _written_view(row)
     if view is None:
         if fallback is None:
             raise NotFound("no such financing request", code="financing_not_found")
@@ -175,12 +217,12 @@ async def apply(
     It commits to ``min_advance`` and ``recourse`` (default: the quote at the financier's
     current policy; without a policy, no minimum and no recourse)."""
     async with ports.session() as session:
-        claim = await require_claim(session, write.caller, claim_id)
-        payable = await session.get(m.Payable, claim.payable_id)
-        assert payable is not None  # the mirror writes a piece with its payable
+        claim, obligor = await visible_claim(session, write.caller, claim_id)
+        assert obligor is not None  # the mirror writes a piece with its payable
         policy = None
         if min_advance is None or recourse is None:
-            policy = await session.get(FinancingPolicy, financier)
+            conn = await session.connection()
+            policy = (await conn.execute(_POLICY, {"financier": financier})).first()
     now = await ports.ledger.chain_time()
     if expires_at is None:
         expires_at = default_expiry(now, claim.due_date)
@@ -198,7 +240,7 @@ async def apply(
     mined = await ports.ledger.submit(write, call)
     applied = mined.event("FinancingDesk:FinancingApplied")
     # Shown if the mirror has not caught up within the port's wait.
-    fallback = _view(as_record(financing_from(applied, payable.obligor)), None)
+    fallback = _view(as_record(financing_from(applied, obligor)), None)
     return await _written(ports, int(applied.args["financingId"]), mined, fallback)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -121,9 +121,12 @@ def price_at_least(
     return price(amount, annual_rate_bps, fees, due_date, now, pricing.term_days - 1)
 
 
-def default_min_advance(
-    policy: FinancingPolicy | None, amount: int, due_date: int, now: int
-) -> int:
+#: A financier's policy: a :class:`FinancingPolicy`, or a Core row of its columns (read by
+#: name). (``Any``: SQLAlchemy types a row by its columns' types.)
+PolicyRow: TypeAlias = Any
+
+
+def default_min_advance(policy: PolicyRow | None, amount: int, due_date: int, now: int) -> int:
     """The least advance an application commits to when the applicant names none: the
     advance of the quote (:func:`quote`) at the financier's current policy, so a supplier who
     applies from a quote gets what it saw; 0 when the financier has no policy (no quote)."""

@@ -2,7 +2,7 @@
 
 ``python -m bench.perf.write_path [--back bookkeeping web3-stack] [--against DIR] [--self]
 [--operation split|split-many|application] [--clients 16] [--writes 96] [--rounds 2]
-[--database sqlite]`` starts a
+[--warm 0] [--database sqlite]`` starts a
 :class:`bench.stack.Stack` seeded as :mod:`bench.perf.api` seeds it, then alternates the API
 process between ``tierflow serve`` (*after*) and, for each change named in ``--back``, a
 wrapped server with that change taken back alone (:mod:`bench.perf.baseline_api`), running the
@@ -17,7 +17,11 @@ and the API process's own CPU time per write (``/proc/<pid>/stat``; one worker, 
 process): less disturbed by the machine's other work than the rate. ``--against DIR`` adds a
 variant *before (DIR)*: ``tierflow serve`` running the code of another checkout ``DIR`` (``git
 archive <commit> | tar -x -C DIR``, with its ``build/``) against the same stack, for a change
-that cannot be taken back by a patch.
+that cannot be taken back by a patch. ``--warm N`` (applications only) sends ``N``
+uncounted applications after each restart, before the CPU is read: a restarted worker's first
+write for each applicant decrypts its key (scrypt, ~0.1 s of CPU each, sixteen applicants),
+which otherwise adds ~5 ms to the CPU per write of a round of 300 and to its p99, whatever
+the variant.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ async def side_by_side(
     kind: str,
     against: Path | None = None,
     operation: str = "split",
+    warm: int = 0,
 ) -> list[tuple[str, Rate, float]]:
     variants: dict[str, list[str] | Path | None] = {}
     if against is not None:
@@ -99,6 +104,8 @@ async def side_by_side(
                 for variant, module in order if round_ % 2 == 0 else reversed(order):
                     await restart(stack, module)
                     pid = stack.procs["api"].popen.pid
+                    if warm and operation == "application" and not self_custody:
+                        await applications(s, clients, warm, progress, [])
                     cpu0 = cpu_seconds(pid)
                     if self_custody:
                         (rate,) = await self_custody_splits(
@@ -148,6 +155,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--writes", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--warm", type=int, default=0, help="uncounted applications per restart")
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = ap.parse_args()
     figures = asyncio.run(
@@ -160,6 +168,7 @@ def main() -> None:
             args.database,
             args.against.resolve() if args.against else None,
             args.operation,
+            args.warm,
         )
     )
     print(report(figures))
