@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from functools import cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Integer, Row, String, bindparam, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +29,6 @@ from backend.schemas.common import iso
 from backend.schemas.payables import MAX_COMPACT_PAGE, MAX_TREE_LEVELS
 from backend.services.encodings import sha256_text
 from backend.services.lists import cursor_parts
-from backend.services.members import custody_of
 from backend.services.visibility import (
     PayableRow,
     payables_clause_of_me,
@@ -289,30 +289,35 @@ async def settle(
 
 
 #: The tree's rows: the columns a node shows, not whole ORM objects (a tree may be thousands
-#: of pieces); built once, so its cache key is memoised.
+#: of pieces), with their holders' custody joined in (``hosted`` where the platform knows no
+#: profile, as :func:`backend.services.members.custody_of` answers); built once, so its cache
+#: key is memoised, and run as Core (no ORM pass over the rows).
 _TREE_ROWS = (
     select(
         m.Claim.id,
         m.Claim.parent_id,
         m.Claim.depth,
         m.Claim.holder,
+        func.coalesce(MemberProfile.custody, "hosted").label("holder_custody"),
         m.Claim.amount,
         m.Claim.locked_amount,
         m.Claim.status,
         m.Claim.invoice_id,
     )
+    .select_from(m.Claim)
+    .outerjoin(MemberProfile, MemberProfile.address == m.Claim.holder)
     .where(m.Claim.payable_id == bindparam("payable_id"))
     .order_by(m.Claim.id)
 )
 
 
-def _node(row: Row[Any], child_count: int, custody: dict[str, str]) -> dict[str, Any]:
+def _node(row: Row[Any], child_count: int) -> dict[str, Any]:
     return {
         "id": row.id,
         "parent_id": row.parent_id,
         "depth": row.depth,
         "holder": row.holder,
-        "holder_custody": custody.get(row.holder, "hosted"),
+        "holder_custody": row.holder_custody,
         "amount": row.amount,
         "locked_amount": row.locked_amount,
         "status": row.status,
@@ -347,7 +352,9 @@ async def tree(
     default) down ``levels`` levels; a node at the cut is ``truncated`` (its ``child_count``
     says what is left out). Only the payable's own parties and auditors see it."""
     payable = await require_tree(session, caller, payable_id)
-    rows: list[Row[Any]] = list(await session.execute(_TREE_ROWS, {"payable_id": payable_id}))
+    conn = await session.connection()
+    found = await conn.execute(_TREE_ROWS, {"payable_id": payable_id})
+    rows = cast("Sequence[Row[Any]]", found.all())
     children: dict[int, list[Row[Any]]] = defaultdict(list)
     by_id: dict[int, Row[Any]] = {}
     for row in rows:
@@ -359,8 +366,7 @@ async def tree(
     if start is None:
         raise NotFound(f"payable {payable_id} has no piece {start_id}", code="claim_not_found")
     # Built without recursion: a chain of splits may be far deeper than Python's stack.
-    custody = await custody_of(session, {row.holder for row in rows})
-    root = _node(start, len(children[start.id]), custody)
+    root = _node(start, len(children[start.id]))
     stack: list[tuple[Row[Any], dict[str, Any], int]] = [(start, root, 0)]
     count = 1
     while stack:
@@ -372,7 +378,7 @@ async def tree(
             node["truncated"] = True
             continue
         for kid in kids:
-            child = _node(kid, len(children.get(kid.id, [])), custody)
+            child = _node(kid, len(children.get(kid.id, [])))
             node["children"].append(child)
             stack.append((kid, child, level + 1))
             count += 1
