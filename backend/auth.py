@@ -19,13 +19,13 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from backend.errors import Conflict, Unauthorized
-from backend.models import ApiKey, OrgUser
+from backend.models import ApiKey, MemberProfile, OrgUser
 from db.engine import now_s
 from indexer import models as mirror
 from ledger.roles import Role
@@ -76,6 +76,10 @@ class Caller:
     key_id: str
     user_id: str | None = None
     org_role: str = "admin"
+    #: The member's dual control setting as read with the key, by the lookup of this request
+    #: (a write's key is always looked up); ``None``: not read with it (a cached caller, one
+    #: made without the lookup), so whoever needs it reads it.
+    dual_control: bool | None = None
 
     def has(self, *roles: Role) -> bool:
         return any(r in self.roles for r in roles)
@@ -94,9 +98,10 @@ class Caller:
         return self.is_auditor or self.is_operator
 
 
-#: The key, its member's status and every role the chain grants the member, in one round trip
-#: (a row per role). Built once: SQLAlchemy derives a statement's cache key on every execution,
-#: and for a statement object that lives on, that work is memoised.
+#: The key, its member's status, every role the chain grants the member and its dual control
+#: setting, in one round trip (a row per role). Built once: SQLAlchemy derives a statement's
+#: cache key on every execution, and for a statement object that lives on, that work is
+#: memoised.
 _KEY_LOOKUP = (
     select(
         ApiKey.member,
@@ -106,9 +111,11 @@ _KEY_LOOKUP = (
         mirror.RoleGrant.role,
         ApiKey.user_id,
         OrgUser.role.label("org_role"),
+        MemberProfile.dual_control,
     )
     .outerjoin(mirror.Member, mirror.Member.address == ApiKey.member)
     .outerjoin(OrgUser, OrgUser.id == ApiKey.user_id)
+    .outerjoin(MemberProfile, MemberProfile.address == ApiKey.member)
     .outerjoin(mirror.RoleGrant, mirror.RoleGrant.account == ApiKey.member)
     .where(ApiKey.id == bindparam("key_id"))
 )
@@ -139,6 +146,7 @@ async def authenticate(conn: AsyncConnection, authorization: str | None) -> Call
         key_id=key_id,
         user_id=first.user_id,
         org_role=first.org_role or "admin",
+        dual_control=bool(first.dual_control),
     )
 
 
@@ -160,6 +168,8 @@ class CallerCache:
       with ``cast``), shows in this worker's reads within ``ttl_s`` (writes: at once).
 
     The presented key is kept as its SHA-256 only; a wrong secret for a cached key id misses.
+    A cached caller keeps no dual control setting (:attr:`Caller.dual_control` ``None``): were
+    one ever to reach a write, the setting would be read afresh there.
     """
 
     def __init__(
@@ -201,7 +211,8 @@ class CallerCache:
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-        self._entries[self._key(authorization)] = (self.clock() + self.ttl_s, caller)
+        kept = caller if caller.dual_control is None else replace(caller, dual_control=None)
+        self._entries[self._key(authorization)] = (self.clock() + self.ttl_s, kept)
 
     def clear(self) -> None:
         """Forget every caller (a key or a member changed through this worker)."""
@@ -227,6 +238,7 @@ async def caller_of_key(conn: AsyncConnection, key_id: str) -> Caller:
         key_id=key_id,
         user_id=first.user_id,
         org_role=first.org_role or "admin",
+        dual_control=bool(first.dual_control),
     )
 
 

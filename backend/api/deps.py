@@ -194,11 +194,7 @@ class Writes:
             )
         body = await self.request.body()
         request = (self.request.method, self.request.url.path, body)
-        held = False
-        if approvals.controlled(command):
-            async with self.ctx.engine.connect() as conn:
-                held = await approvals.needs_approval(conn, caller, command)
-        if held:
+        if await approvals.needs_approval(self.ctx.engine, caller, command):
             digest = request_digest(*request)
             approval = await approvals.hold(
                 self.ctx.sessions, caller, self.key, request, digest, command

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.auth import Caller
 from backend.errors import Conflict, Forbidden, Invalid, NotFound
@@ -79,13 +79,17 @@ def controlled(command: Command) -> bool:
     return command.operation in DUAL_CONTROLLED
 
 
-async def needs_approval(conn: AsyncConnection, caller: Caller, command: Command) -> bool:
+async def needs_approval(engine: AsyncEngine, caller: Caller, command: Command) -> bool:
     """Whether ``command`` by ``caller`` waits for a checker (its member has dual control).
-    Read at every write: the setting is never cached (an admin's switch binds the next write,
-    whichever worker serves it)."""
+    Read at every write, never cached (an admin's switch binds the next write, whichever worker
+    serves it): with the write's key (:attr:`Caller.dual_control`, the key's lookup of this
+    request), else here."""
     if not controlled(command):
         return False
-    on = (await conn.execute(_DUAL_CONTROL, {"address": caller.address})).scalar()
+    if caller.dual_control is not None:
+        return caller.dual_control
+    async with engine.connect() as conn:
+        on = (await conn.execute(_DUAL_CONTROL, {"address": caller.address})).scalar()
     return bool(on)
 
 

@@ -339,6 +339,28 @@ async def test_dual_control_holds_a_makers_write_for_a_checker(
     assert (await maker.post("/v1/invoices", body3)).status_code == 201
 
 
+async def test_a_dual_control_switch_binds_the_next_write_whatever_reads_cached(
+    api: Api, org: dict[str, Member]
+) -> None:
+    """The setting travels with a write's own key lookup (no read of its own): a caller the
+    worker cached for reads before the switch never carries it into a write."""
+    admin, maker = org["admin"], org["maker"]
+    path = f"/v1/members/{admin.address}/dual-control"
+    assert (await admin.put(path, {"enabled": False})).status_code == 200
+    assert (await maker.get("/v1/invoices")).status_code == 200  # the maker's caller cached
+    assert (await admin.put(path, {"enabled": True})).status_code == 200
+    body = invoice_body(org["buyer"], 8_000, await api.chain_time() - 3600)
+    held = await maker.post("/v1/invoices", body, key="dual-switch-1")
+    assert held.status_code == 202, held.text
+    assert held.json()["status"] == "awaiting_approval"
+    assert (await maker.get("/v1/invoices")).status_code == 200
+    assert (await admin.put(path, {"enabled": False})).status_code == 200
+    body2 = invoice_body(org["buyer"], 9_000, await api.chain_time() - 3600)
+    ran = await maker.post("/v1/invoices", body2, key="dual-switch-2")
+    assert ran.status_code == 201, ran.text
+    assert (await admin.put(path, {"enabled": True})).status_code == 200
+
+
 async def test_auditors_write_nothing_here(api: Api, org: dict[str, Member]) -> None:
     auditor = await api.member("consent-auditor", ["auditor"])
     path = f"/v1/members/{auditor.address}"

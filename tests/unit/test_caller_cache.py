@@ -77,3 +77,16 @@ def test_commands_that_change_a_key_or_a_member_clear_the_cache() -> None:
     assert CHANGES_CALLERS.issubset(COMMANDS)
     for name in ("api_keys.revoke", "members.suspend", "members.reinstate", "members.create"):
         assert name in CHANGES_CALLERS
+
+
+def test_a_cached_caller_keeps_no_dual_control_setting(clock: Clock) -> None:
+    """A write reads dual control with its own key lookup; a cached caller (a read's) carries
+    none, so were it ever given to a write, the setting would be read afresh there."""
+    cache = CallerCache(2.0, clock=clock)
+    looked_up = Caller(CALLER.address, CALLER.roles, "active", CALLER.key_id, dual_control=False)
+    cache.put(KEY, looked_up, cache.generation)
+    cached = cache.get(KEY)
+    assert cached is not None
+    assert cached.dual_control is None
+    assert cached.address == CALLER.address
+    assert cached.roles == CALLER.roles
