@@ -14,6 +14,7 @@ import asyncio
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import Any
 
 from indexer.config import IndexerConfig
@@ -24,6 +25,12 @@ from ledger.jsonrpc import RangeTooLarge, RpcClient
 
 #: Logs decoded between two yields to the event loop.
 YIELD_EVERY = 256
+#: A decoded event's place in the chain, :attr:`DecodedEvent.position` by one C call: the
+#: sort of a range's events called the property through a lambda per event (py-spy: 6% of a
+#: PostgreSQL backfill's samples).
+CHAIN_ORDER = itemgetter(
+    *map(DecodedEvent._fields.index, ("block_number", "tx_index", "log_index"))
+)
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,7 @@ class Fetcher:
                 continue  # a node that repeats a log: (block hash, log index) is unique
             seen.add(ident)
             events.append(event)
-        events.sort(key=lambda e: e.position)
+        events.sort(key=CHAIN_ORDER)
 
         window_headers: list[Header] = []
         if window_from <= end:

@@ -477,8 +477,11 @@ class Indexer:
         conn = self._conn
         try:
             async with conn.begin():
-                await p.batch.write(conn)
+                # The fenced checkpoint first: another writer's move fails the batch before
+                # its rows are sent, and on PostgreSQL its statement opens the transaction
+                # (a ``COPY`` sent first needs a statement of its own before it).
                 new = await store.advance(conn, p.before, p.after, p.kept)
+                await p.batch.write(conn)
         except BaseException as exc:
             self.uow.discard()
             if not isinstance(exc, asyncio.CancelledError):
