@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import structlog
@@ -215,6 +216,10 @@ class Indexer:
         self, once: bool = False, progress: bool = False, stop: asyncio.Event | None = None
     ) -> RunStats:
         """Follow the chain (``once``: until caught up). Transient faults are waited out."""
+        with _heap_frozen():
+            return await self._run(once, progress, stop)
+
+    async def _run(self, once: bool, progress: bool, stop: asyncio.Event | None) -> RunStats:
         started = time.perf_counter()
         failures = 0
         bar = ProgressBar(progress)
@@ -596,6 +601,29 @@ def idle_delay(config: IndexerConfig, head_gap: float, since_moved: float) -> fl
     if busy > 0 and head_gap < window and since_moved < window:
         return min(busy, config.poll_interval_s)
     return config.poll_interval_s
+
+
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """The heap alive when a run starts (modules, SQLAlchemy's and the ABIs' structures, the
+    embedding process's own objects) left out of the collector's full passes while it runs
+    (``gc.freeze``), then given back (``gc.unfreeze``).
+
+    A backfill allocates fast: the decoded ranges in flight, each batch's rows and tuples
+    live long enough to reach the oldest generation, so a full pass came every ~20,000
+    events, and each walked the whole start-up heap (~164,000 objects in ``tierflow
+    index``): 110-120 ms of a 20,945-event backfill's ~850 ms, 5-18 ms once frozen. What
+    is allocated during the run is collected as before. A process that froze its heap
+    itself (or a run already inside another's) is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 async def _sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
