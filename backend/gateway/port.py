@@ -60,6 +60,9 @@ from ledger.errors import ChainUnavailableError
 from ledger.node import Web3Client, lean, rpc
 from ledger.sender import GasEstimates, TransactionSender
 
+#: Past-due payables whose ``overdueFrom`` is remembered for one block, at most.
+CLOCK_CACHE_MAX = 10_000
+
 
 @dataclass
 class Gateway:
@@ -80,6 +83,10 @@ class Gateway:
     _local_chain: bool | None = None
     _grace_period: int | None = None
     _chain_id: int | None = None
+    #: ``overdueFrom`` of past-due payables as read at one block (its hash): a block's state
+    #: never changes, so reads at the same head ask the node once per payable, not per read.
+    _clock_block: str | None = None
+    _clock: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.suite = Suite(self.w3, self.deployment)
@@ -183,13 +190,21 @@ class Gateway:
         number, now = int(head["number"], 16), int(head["timestamp"], 16)
         out = {pid: due + self._grace_period for pid, due in due_dates.items() if due >= now}
         past_due = [pid for pid in due_dates if pid not in out]
+        if not past_due:
+            return out
+        block = str(head["hash"]).lower()
+        if block != self._clock_block or len(self._clock) > CLOCK_CACHE_MAX:
+            self._clock_block, self._clock = block, {}
+        clock = self._clock
+        missing = [pid for pid in past_due if pid not in clock]
         answers = await asyncio.gather(
             *(
                 self.suite.claim_ledger.functions.overdueFrom(pid).call(block_identifier=number)
-                for pid in past_due
+                for pid in missing
             )
         )
-        out.update(zip(past_due, (int(a) for a in answers), strict=True))
+        clock.update(zip(missing, (int(a) for a in answers), strict=True))
+        out.update((pid, clock[pid]) for pid in past_due)
         return out
 
     async def head_block(self) -> int:

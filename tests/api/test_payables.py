@@ -20,10 +20,17 @@ import io
 from datetime import datetime
 from typing import Any
 
+import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
+from pydantic import SecretStr
 
-from ledger.anvil import dev_private_keys, rpc_call
+from backend.gateway import Gateway
+from backend.keystore import Keystore
+from db.engine import create_pooled_engine as create_engine
+from ledger.anvil import ANVIL_CHAIN_ID, dev_private_keys, rpc_call
+from ledger.deployment import load_deployment
+from ledger.node import close_web3, make_web3
 from ledger.sender import TransactionSender
 from tests.support.api import (
     DAY,
@@ -384,3 +391,45 @@ async def test_clearing_agent_cannot_settle_a_piece_it_holds(api: Api) -> None:
     assert (await s1.get(f"/v1/claims/{root}")).json()["status"] == "active"  # all or nothing
     r = await core.post(path, own)  # the obligor records the bank's payment
     assert r.status_code == 200, r.text
+
+
+async def test_overdue_clock_read_once_a_block_per_payable(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A past-due payable's ``overdueFrom`` is asked of the node once per block: reads at the
+    same head answer the same value without a call; a new block is asked again (a block's
+    state never changes; the next one's may, under a pause or a freeze)."""
+    core = await core_with_limit(api, "core-clock", 1_000_000)
+    s1 = await api.member("s1-clock", ["supplier"])
+    p = await issue(api, core, s1, 4_000, due_in_s=DAY)
+    due = _seconds(p["due_date"])
+    api.advance_time(DAY + 60)
+    stack = api.stack
+    password = SecretStr((stack.data_dir / "keystore.password").read_text().strip())
+    deployment = load_deployment(ANVIL_CHAIN_ID, stack.data_dir / "deployments")
+    assert deployment is not None
+    w3 = make_web3(stack.rpc_url)
+    engine = create_engine(stack.database_url)
+    try:
+        gateway = Gateway(w3, deployment, Keystore(password), engine)
+        functions = gateway.suite.claim_ledger.functions
+        asked: list[int] = []
+        overdue_from = functions.overdueFrom
+
+        def counted(payable_id: int) -> Any:
+            asked.append(payable_id)
+            return overdue_from(payable_id)
+
+        monkeypatch.setattr(functions, "overdueFrom", counted)
+        expected = {p["id"]: due + GRACE_DAYS * DAY}
+        assert await gateway.overdue_from({p["id"]: due}) == expected
+        assert asked == [p["id"]]
+        assert await gateway.overdue_from({p["id"]: due}) == expected
+        assert asked == [p["id"]]  # the same head: no second call
+        api.advance_time(60)
+        assert await gateway.overdue_from({p["id"]: due}) == expected
+        assert asked == [p["id"], p["id"]]  # a new block: asked again
+        await gateway.close()
+    finally:
+        await engine.dispose()
+        await close_web3(w3)
