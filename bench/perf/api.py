@@ -13,8 +13,9 @@ history, a piece for each of sixteen applicants), then:
   relayer's ``execute`` mined and mirrored → the answer);
 - ``self`` members' splits (many holders), financing applications and a ``self`` bank's
   approvals (:mod:`bench.perf.self_writes`);
-- reads, open loop at each offered rate (:func:`bench.api_load.open_loop`: latency from the
-  scheduled time, the generator's own dispatch lag kept): a piece, the tree, a piece's events
+- reads, open loop at each offered rate (:func:`bench.api_load.open_loop`, in a process of
+  its own: :mod:`bench.open_loop_apart`; latency from the scheduled time, the generator's own
+  dispatch lag kept): a piece, the tree, a piece's events
   feed, next to ``GET /v1/deployment`` (no key, no database: the framework's floor).
 """
 
@@ -36,12 +37,12 @@ from bench.api_load import (
     TIMEOUT_S,
     ReadRun,
     Seed,
-    open_loop,
     seed,
     service_time,
     wait_idle,
 )
 from bench.http_actor import Actor
+from bench.open_loop_apart import open_loop_apart
 from bench.perf.api_writes import OperationCounts, operation_figures
 from bench.perf.figures import Rate, load_average, quantile
 from bench.perf.self_writes import SelfCounts, self_figures
@@ -278,7 +279,7 @@ async def reads(
         ("GET /v1/payables?limit=20", "/v1/payables?limit=20"),
     ]
     out: list[ReadFigure] = []
-    headers: dict[str, Any] = {"Authorization": f"Bearer {s.reader.key}"}
+    headers: dict[str, str] = {"Authorization": f"Bearer {s.reader.key}"}
     async with aiohttp.ClientSession(
         base_url=stack.base_url,
         headers=headers,
@@ -291,7 +292,11 @@ async def reads(
             for rate in rates:
                 await wait_idle(client)
                 before = load_average()
-                run = await open_loop(client, name, path, rate, seconds, 1.0, progress)
+                # In a process of its own: not paused by this one's collector over every
+                # figure so far, or by its other threads (bench.open_loop_apart).
+                run = await open_loop_apart(
+                    stack.base_url, headers, name, path, rate, seconds, 1.0, progress
+                )
                 run.service = alone
                 out.append(ReadFigure.of(run, workers, before))
     return out
