@@ -123,10 +123,9 @@ class Indexer:
         self.uow = BatchUnitOfWork(copy=config.copy)
         self._pending: asyncio.Task[None] | None = None
         self._first_seen: dict[int, float] = {}
+        #: The head as last polled (``_head``), when it was first seen there, and the time
+        #: between that head and the one before it (for the busy poll: :meth:`idle_delay`).
         self._head: int | None = None
-        #: The head as last polled, when it was first seen there, and the time between that
-        #: head and the one before it (for the busy poll: :meth:`idle_delay`).
-        self._polled_head: int | None = None
         self._head_moved_at = -math.inf
         self._head_gap = math.inf
         self._beat_at = 0.0
@@ -269,10 +268,9 @@ class Indexer:
         """Index up to the current head; True once caught up (nothing left to fetch)."""
         head = await self.fetcher.head()
         now = time.monotonic()
-        if head != self._polled_head:
+        if head != self._head:  # _record_lag below records it
             self._head_gap = now - self._head_moved_at
             self._head_moved_at = now
-            self._polled_head = head
         self._first_seen.setdefault(head, now)
         target = head - self.config.confirmations
         checkpoint = self._checkpoint
