@@ -194,13 +194,14 @@ def _advance_statement(dialect: Dialect) -> str:
         arrays = ", ".join(
             f"${6 + i}::{col.type.compile(dialect)}[]" for i, col in enumerate(h.columns)
         )
+        below, channel = 6 + len(h.columns), 7 + len(h.columns)  # the parameters after them
         sql = _ADVANCE[dialect] = (
             f"WITH moved AS (UPDATE {q(c.name)} SET block_number = $1, block_hash = $2, "
             "journaled_from = $3 WHERE id = 1 AND block_number = $4 AND block_hash = $5 "
             f"RETURNING 1), kept AS (INSERT INTO {q(h.name)} ({names}) SELECT * FROM "
             f"unnest({arrays})), headers_pruned AS (DELETE FROM {q(h.name)} WHERE number < "
-            f"$10), journal_pruned AS (DELETE FROM {q(j.name)} WHERE block_number < $3) "
-            f"SELECT (SELECT count(*) FROM moved), pg_notify('{CHECKPOINT_CHANNEL}', $11)"
+            f"${below}), journal_pruned AS (DELETE FROM {q(j.name)} WHERE block_number < $3) "
+            f"SELECT (SELECT count(*) FROM moved), pg_notify('{CHECKPOINT_CHANNEL}', ${channel})"
         )
     return sql
 
