@@ -172,18 +172,17 @@ _POLICY = select(*_POLICIES.c).where(_POLICIES.c.financier == bindparam("financi
 
 
 def _written_view(row: Any) -> dict[str, Any]:
-    """:func:`_view` of a :data:`_WRITTEN` row."""
+    """:func:`_view` of a :data:`_WRITTEN` row (its auto-decision's columns as the object
+    :func:`_decision_view` shows, when there is one)."""
     decision = None
     if row.decision_outcome is not None:
-        decision = {
-            "outcome": row.decision_outcome,
-            "detail": row.decision_detail,
-            "tx_hash": row.decision_tx_hash,
-            "decided_at": iso(row.decision_decided_at),
-        }
-    view = _view(row, None)
-    view["auto_decision"] = decision
-    return view
+        decision = AutoDecision(
+            outcome=row.decision_outcome,
+            detail=row.decision_detail,
+            tx_hash=row.decision_tx_hash,
+            decided_at=row.decision_decided_at,
+        )
+    return _view(row, decision)
 
 
 async def _written(
