@@ -32,6 +32,11 @@ from ledger.codec import DecodedEvent, json_text
 
 OUTBOX = table_of(models.OutboxEntry)
 
+#: Events about a payable as a whole. Their object is the payable, though their row names a
+#: piece too (``PayableIssued`` its root claim): whoever may see the payable sees these, and
+#: the root piece is its holder's.
+PAYABLE_EVENTS = ("PayableIssued", "PayableCancelled", "PayableOverdue", "PayableSettled")
+
 #: The object an event is about, in order of precedence: (event-row column, kind, table).
 _OBJECTS: tuple[tuple[int, str, str], ...] = (
     (11, "financing", "financings"),
@@ -88,10 +93,13 @@ async def outbox_row(uow: UnitOfWork, ev: DecodedEvent, row: tuple[Any, ...]) ->
     """The outbox entry of ``ev`` (``row`` is its ``events`` row), once its handler ran, in
     the order of :data:`OUTBOX_COLUMNS`."""
     kind, key, table = "contract", ev.contract, ""
-    for column, name, tbl in _OBJECTS:
-        if row[column] is not None:
-            kind, key, table = name, row[column], tbl
-            break
+    if ev.name in PAYABLE_EVENTS and row[10] is not None:
+        kind, key, table = "payable", row[10], "payables"
+    else:
+        for column, name, tbl in _OBJECTS:
+            if row[column] is not None:
+                kind, key, table = name, row[column], tbl
+                break
     obj = "null"
     if table:
         found = await uow.get(table, (key,))

@@ -34,10 +34,12 @@ from backend.errors import Forbidden
 from backend.services import visibility
 from backend.services.lists import check_range, cursor_parts, utc_seconds
 from indexer import models as m
+from indexer import outbox
 
-#: Events about a payable as a whole: whoever may see the payable sees these (its GET shows
-#: the same facts); the events of its pieces follow the pieces' own visibility.
-PAYABLE_EVENTS = ("PayableIssued", "PayableCancelled", "PayableOverdue", "PayableSettled")
+#: Events about a payable as a whole (:data:`indexer.outbox.PAYABLE_EVENTS`): whoever may see
+#: the payable sees these (its GET shows the same facts); the events of its pieces follow the
+#: pieces' own visibility.
+PAYABLE_EVENTS = outbox.PAYABLE_EVENTS
 
 
 @dataclass(frozen=True)

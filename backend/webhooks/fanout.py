@@ -11,6 +11,12 @@ endpoint gets a delivery when
   step is no longer there, so it is sent to no one;
 - for a retraction (``<Event>Reverted``): the endpoint had a delivery of the event. If that
   delivery was never attempted it is cancelled instead, and the retraction not queued.
+
+An event one may see can be about an object one may not read: a financing's request is in
+the lineage tree its supplier sees, but the financing is the applicant's and the financier's.
+Such a delivery carries ``"object": null``, as the events feed carries no object at all; the
+object goes only to an owner who may read it (``GET`` would answer it), by the API's rules
+(:mod:`backend.services.visibility`).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.auth import _ROLE_BY_ID, Caller
 from backend.models import WebhookCursor, WebhookDelivery, WebhookEndpoint
+from backend.services import visibility
 from backend.services.events_feed import visible_events
 from db.engine import now_ms
 from db.types import table_of
@@ -38,12 +45,18 @@ _W = table_of(WebhookEndpoint)
 _C = table_of(WebhookCursor)
 
 
-def body_of(entry: Any) -> str:
-    """A delivery's JSON body: ``id``, ``type``, ``created_at`` (the block's time), ``data``."""
+def body_of(entry: Any, with_object: bool = True) -> str:
+    """A delivery's JSON body: ``id``, ``type``, ``created_at`` (the block's time), ``data``;
+    without the object (``null``) for an owner who may not read it."""
     created = datetime.fromtimestamp(entry.block_time, UTC).isoformat().replace("+00:00", "Z")
+    data = entry.data
+    if not with_object:
+        parsed = json.loads(data)
+        parsed["object"] = None
+        data = json.dumps(parsed, separators=(",", ":"))
     return (
         f'{{"id":"{entry.event_id}","type":{json.dumps(entry.event)},'
-        f'"created_at":"{created}","data":{entry.data}}}'
+        f'"created_at":"{created}","data":{data}}}'
     )
 
 
@@ -98,6 +111,35 @@ async def _visible(
     if not caller.sees_everything:
         query = query.where(visible_events(caller))
     return {(r.block_number, r.log_index, r.block_hash) for r in await conn.execute(query)}
+
+
+#: An object key's kind → (id column, the rule of who may read it, the key's id as stored).
+_READABLE: dict[str, tuple[Any, Any, Any]] = {
+    "claim": (m.Claim.id, visibility.claims_clause, int),
+    "payable": (m.Payable.id, visibility.payables_clause, int),
+    "financing": (m.Financing.id, visibility.financings_clause, int),
+    "invoice": (m.Invoice.id, visibility.invoices_clause, str),
+}
+
+
+async def _readable(conn: AsyncConnection, caller: Caller, keys: set[str]) -> set[str]:
+    """The object keys among ``keys`` whose object ``caller`` may read (members and contracts
+    are anyone's; an object no longer mirrored is no one's)."""
+    if caller.sees_everything:
+        return set(keys)
+    wanted: dict[str, set[Any]] = defaultdict(set)
+    readable = set()
+    for key in keys:
+        kind, _, ident = key.partition(":")
+        if kind in _READABLE:
+            wanted[kind].add(_READABLE[kind][2](ident))
+        else:
+            readable.add(key)
+    for kind, ids in wanted.items():
+        column, clause, _ = _READABLE[kind]
+        found = await conn.execute(select(column).where(column.in_(ids), clause(caller)))
+        readable.update(f"{kind}:{ident}" for (ident,) in found)
+    return readable
 
 
 #: An entry past the cursor (none made yet: the cursor is 0).
@@ -159,7 +201,7 @@ async def _deliveries(
             ).where(_D.c.seq.in_([r.reverts for r in retractions]))
         )
         earlier = {(d.endpoint_id, d.seq): d for d in found}
-    rows: list[dict[str, Any]] = []
+    queued: list[tuple[Any, Any]] = []
     for endpoint in endpoints:
         types = json.loads(endpoint.event_types)
         for entry in entries:
@@ -185,26 +227,33 @@ async def _deliveries(
                     endpoint.owner
                 ]:
                     continue
-            rows.append(
-                {
-                    "endpoint_id": endpoint.id,
-                    "seq": entry.seq,
-                    "event_id": entry.event_id,
-                    "event_type": entry.event,
-                    "object_key": entry.object_key,
-                    "body": body_of(entry),
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "lease_until": 0,
-                    "lease_owner": None,
-                    "created_at": now,
-                    "block_time": entry.block_time,
-                    "delivered_at": None,
-                    "last_status_code": None,
-                    "last_error": None,
-                }
-            )
+            queued.append((endpoint, entry))
+    readable: dict[str, set[str]] = {}
+    for owner in {endpoint.owner for endpoint, _ in queued}:
+        keys = {entry.object_key for endpoint, entry in queued if endpoint.owner == owner}
+        readable[owner] = await _readable(conn, callers[owner], keys)
+    rows: list[dict[str, Any]] = []
+    for endpoint, entry in queued:
+        rows.append(
+            {
+                "endpoint_id": endpoint.id,
+                "seq": entry.seq,
+                "event_id": entry.event_id,
+                "event_type": entry.event,
+                "object_key": entry.object_key,
+                "body": body_of(entry, entry.object_key in readable[endpoint.owner]),
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "lease_until": 0,
+                "lease_owner": None,
+                "created_at": now,
+                "block_time": entry.block_time,
+                "delivered_at": None,
+                "last_status_code": None,
+                "last_error": None,
+            }
+        )
     return rows
 
 
