@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,8 +147,12 @@ async def self_custody_splits(
     writes: dict[int, int],
     directory: Path,
     progress: Progress,
+    warm: int = 0,
+    started: Callable[[], object] | None = None,
 ) -> list[Rate]:
-    """Splits by a ``self`` member signing with the client, at each ``clients → count``."""
+    """Splits by a ``self`` member signing with the client, at each ``clients → count``;
+    ``warm`` uncounted splits first (at the first figure's concurrency), then ``started()``
+    (a caller's CPU counters read) before the first counted one."""
     account = Account.create()
     keyfile = directory / "self-member.json"
     KeyfileSigner.write_keyfile(keyfile, account.key, KEYFILE_PASSWORD)
@@ -181,6 +186,16 @@ async def self_custody_splits(
                 raise RuntimeError(f"a one-unit transfer came back {made.kind}")
 
         await one()  # uncounted: the client reads and pins the deployment once
+        if warm:
+            left = iter(range(warm))
+
+            async def warming() -> None:
+                while next(left, None) is not None:
+                    await one()
+
+            await asyncio.gather(*(warming() for _ in range(min(warm, next(iter(writes))))))
+        if started is not None:
+            started()
         for clients, count in writes.items():
             rate = Rate(
                 f"split · HTTP self custody · {clients} clients · one holder",

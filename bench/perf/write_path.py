@@ -17,11 +17,14 @@ and the API process's own CPU time per write (``/proc/<pid>/stat``; one worker, 
 process): less disturbed by the machine's other work than the rate. ``--against DIR`` adds a
 variant *before (DIR)*: ``tierflow serve`` running the code of another checkout ``DIR`` (``git
 archive <commit> | tar -x -C DIR``, with its ``build/``) against the same stack, for a change
-that cannot be taken back by a patch. ``--warm N`` (applications only) sends ``N``
-uncounted applications after each restart, before the CPU is read: a restarted worker's first
+that cannot be taken back by a patch (the ``self`` member's client is always this checkout's:
+it runs in this process). ``--warm N`` sends ``N`` uncounted applications (or, with
+``--self``, splits) after each restart, before the CPU is read: a restarted worker's first
 write for each applicant decrypts its key (scrypt, ~0.1 s of CPU each, sixteen applicants),
 which otherwise adds ~5 ms to the CPU per write of a round of 300 and to its p99, whatever
-the variant.
+the variant; a ``self`` member's first writes compile the worker's statements. With
+``--self`` the CPU per write is also read for the client (this process: verifying, signing,
+its HTTP), the indexer and anvil.
 """
 
 from __future__ import annotations
@@ -80,6 +83,21 @@ async def seeded_stack(kind: str, progress: Progress) -> AsyncIterator[tuple[Sta
                 await s.close()
 
 
+#: A figure: the variant, the rate, and CPU per write by process (``api`` always; with
+#: ``--self`` also ``client``, this process, which signs, ``indexer`` and ``anvil``).
+Figure = tuple[str, Rate, dict[str, float]]
+
+
+def stack_pids(stack: Stack) -> dict[str, int]:
+    """The processes whose CPU a ``self`` figure reads (this one is the client)."""
+    pids = {"api": stack.procs["api"].popen.pid, "client": os.getpid()}
+    if "indexer" in stack.procs:
+        pids["indexer"] = stack.procs["indexer"].popen.pid
+    if stack.node.process is not None:
+        pids["anvil"] = stack.node.process.pid
+    return pids
+
+
 async def side_by_side(
     back: list[str],
     self_custody: bool,
@@ -90,28 +108,39 @@ async def side_by_side(
     against: Path | None = None,
     operation: str = "split",
     warm: int = 0,
-) -> list[tuple[str, Rate, float]]:
+) -> list[Figure]:
     variants: dict[str, list[str] | Path | None] = {}
     if against is not None:
         variants[f"before ({against.name})"] = against
     variants[AFTER] = None
     variants.update({f"{AFTER}, but {c} as before": ["bench.perf.baseline_api", c] for c in back})
-    out: list[tuple[str, Rate, float]] = []
+    out: list[Figure] = []
     with Progress(transient=True) as progress:
         async with seeded_stack(kind, progress) as (stack, s, directory):
             for round_ in range(rounds):
                 order = list(variants.items())
                 for variant, module in order if round_ % 2 == 0 else reversed(order):
                     await restart(stack, module)
-                    pid = stack.procs["api"].popen.pid
+                    pids = stack_pids(stack) if self_custody else {"api": stack_pids(stack)["api"]}
                     if warm and operation == "application" and not self_custody:
                         await applications(s, clients, warm, progress, [])
-                    cpu0 = cpu_seconds(pid)
+                    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+                    def started(pids: dict[str, int] = pids, cpu0: dict[str, float] = cpu0) -> None:
+                        cpu0.update({name: cpu_seconds(pid) for name, pid in pids.items()})
+
                     if self_custody:
                         (rate,) = await self_custody_splits(
-                            stack, s, {clients: writes}, directory, progress
+                            stack,
+                            s,
+                            {clients: writes},
+                            directory,
+                            progress,
+                            warm,
+                            started if warm else None,
                         )
-                        uncounted = 3  # the member made, its units given, one warm-up
+                        # the member made, its units given, one warm-up: counted unless warmed
+                        uncounted = 0 if warm else 3
                     elif operation == "application":
                         rate = await applications(s, clients, writes, progress, [])
                         uncounted = 0
@@ -119,29 +148,40 @@ async def side_by_side(
                         one_holder = operation == "split"
                         rate = await http_splits(s, clients, writes, one_holder, progress)
                         uncounted = clients  # one warm-up per client
-                    cpu_ms = 1000 * (cpu_seconds(pid) - cpu0) / (writes + uncounted)
+                    cpu_ms = {
+                        name: 1000 * (cpu_seconds(pid) - cpu0[name]) / (writes + uncounted)
+                        for name, pid in pids.items()
+                    }
                     out.append((variant, rate, cpu_ms))
     return out
 
 
-def report(figures: list[tuple[str, Rate, float]]) -> str:
+def report(figures: list[Figure]) -> str:
+    names = list(dict.fromkeys(n for _, _, cpu in figures for n in cpu))
     lines = [
-        "| variant | writes | rate/s | p50 | p99 | API CPU per write | load before → after |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| variant | writes | rate/s | p50 | p99 | "
+        + " | ".join(f"{n} CPU per write" for n in names)
+        + " | load before → after |",
+        "| --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in names) + " | ---: |",
     ]
     for variant, r, cpu in figures:
         lines.append(
             f"| {variant} | {r.count} | {r.rate:.1f} | {r.p50 * 1000:.0f} ms | "
-            f"{r.p99 * 1000:.0f} ms | {cpu:.1f} ms | {r.load_before:.2f} → {r.load_after:.2f} |"
+            f"{r.p99 * 1000:.0f} ms | "
+            + " | ".join(f"{cpu.get(n, float('nan')):.1f} ms" for n in names)
+            + f" | {r.load_before:.2f} → {r.load_after:.2f} |"
         )
     for variant in dict.fromkeys(v for v, _, _ in figures):
         rates = [r.rate for v, r, _ in figures if v == variant]
         p50s = [r.p50 * 1000 for v, r, _ in figures if v == variant]
-        cpus = [cpu for v, _, cpu in figures if v == variant]
+        cpus = ", ".join(
+            f"{n} {statistics.median(c[n] for v, _, c in figures if v == variant and n in c):.1f}"
+            for n in names
+        )
         lines.append(
             f"\n{variant}: median rate {statistics.median(rates):.1f}/s, "
-            f"median p50 {statistics.median(p50s):.0f} ms, API CPU "
-            f"{statistics.median(cpus):.1f} ms per write over {len(rates)} rounds"
+            f"median p50 {statistics.median(p50s):.0f} ms, CPU per write (ms, medians) {cpus} "
+            f"over {len(rates)} rounds"
         )
     return "\n".join(lines)
 
@@ -155,7 +195,9 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--writes", type=int, default=96)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--warm", type=int, default=0, help="uncounted applications per restart")
+    ap.add_argument(
+        "--warm", type=int, default=0, help="uncounted applications (or self splits) per restart"
+    )
     ap.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = ap.parse_args()
     figures = asyncio.run(
