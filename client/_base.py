@@ -36,7 +36,7 @@ from client.intents import (
 )
 from client.models import Deployment, Page
 from client.pending import PendingApproval
-from client.signing import Signer, recover_address, sign_transaction
+from client.signing import KeyfileSigner, Signer, recover_address, sign_transaction
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -404,11 +404,16 @@ class BaseClient:
         if not await self._confirmed(action, confirm):
             raise SigningDeclined(intent.id)
         signer = self.signer
-        if action.kind == "typed_data":
+        if action.kind == "typed_data" and isinstance(signer, KeyfileSigner):
+            # A key in memory signs in ~0.05 ms: on the event loop's thread, not through a
+            # worker thread; and the key the address was derived from made the signature, so
+            # it recovers to that address by construction.
+            payload: dict[str, str] = {"signature": "0x" + signer.sign_digest(action.digest).hex()}
+        elif action.kind == "typed_data":
             signature = await asyncio.to_thread(signer.sign_digest, action.digest)
             if recover_address(action.digest, signature) != signer.address:
                 raise SignerError("the signature does not recover to the signer's address")
-            payload: dict[str, str] = {"signature": "0x" + signature.hex()}
+            payload = {"signature": "0x" + signature.hex()}
         else:
             tx = {k: v for k, v in (intent.unsigned_tx or {}).items() if k != "from"}
             signed = await asyncio.to_thread(sign_transaction, signer, tx)

@@ -22,6 +22,7 @@ The :class:`DecodedAction` it answers is what a person or a policy confirms befo
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -155,7 +156,7 @@ class TrustedDeployment:
         return self.contracts.get(self.forwarder_contract)
 
     def name_of(self, address: str) -> str | None:
-        wanted = to_checksum_address(address)
+        wanted = _to_checksum(address)
         for name, known in self.contracts.items():
             if known == wanted:
                 return name
@@ -265,7 +266,7 @@ def _decoded(value: Any, entry: Mapping[str, Any]) -> Any:
         parts = entry.get("components", [])
         return {c["name"]: _decoded(v, c) for c, v in zip(parts, value, strict=True)}
     if kind == "address":
-        return to_checksum_address(value)
+        return _to_checksum(value)
     if kind.startswith("bytes"):
         return "0x" + bytes(value).hex()
     return value
@@ -295,9 +296,10 @@ def _plain(value: Any, entry: Mapping[str, Any], where: str) -> Any:
                 pass
         raise IntentRejected(f"the plain field {where} is not an integer")
     if kind == "address":
-        if not isinstance(value, str) or not is_address(value):
+        checksummed = _checksum(value) if isinstance(value, str) else None
+        if checksummed is None:
             raise IntentRejected(f"the plain field {where} is not an address")
-        return to_checksum_address(value)
+        return checksummed
     if kind.startswith("bytes"):
         if not isinstance(value, str) or not value.startswith("0x"):
             raise IntentRejected(f"the plain field {where} is not 0x-hex bytes")
@@ -404,10 +406,25 @@ def _bytes(value: Any, what: str, intent_id: str) -> bytes:
     raise IntentRejected(f"{what} is not 0x-hex bytes", intent_id=intent_id)
 
 
+@functools.lru_cache(maxsize=4096)
+def _checksum(value: str) -> str | None:
+    """``value`` as an EIP-55 checksummed address, None if it is not an address. Kept: a
+    client meets the same few addresses (its own, the deployment's, its counterparties') in
+    every intent, and each costs a keccak."""
+    return to_checksum_address(value) if is_address(value) else None
+
+
+def _to_checksum(value: Any) -> str:
+    """``to_checksum_address(value)`` (which raises for what is no address), kept for text."""
+    found = _checksum(value) if isinstance(value, str) else None
+    return found if found is not None else to_checksum_address(value)
+
+
 def _address(value: Any, what: str, intent_id: str) -> str:
-    if not isinstance(value, str) or not is_address(value):
+    checksummed = _checksum(value) if isinstance(value, str) else None
+    if checksummed is None:
         raise IntentRejected(f"{what} is not an address", intent_id=intent_id)
-    return to_checksum_address(value)
+    return checksummed
 
 
 def _check_call(
@@ -481,7 +498,7 @@ def _verify(
 ) -> DecodedAction:
     abis = abis or ContractAbis.shipped()
     now = now or datetime.now(UTC)
-    signer = to_checksum_address(signer_address)
+    signer = _to_checksum(signer_address)
     iid = intent.id
     if intent.member is not None and _address(intent.member, "member", iid) != signer:
         raise IntentRejected(f"the intent is for {intent.member}, not {signer}", intent_id=iid)

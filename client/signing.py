@@ -20,8 +20,10 @@ member's key up on a token. :func:`sign_typed_data` signs EIP-712 data and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
+import coincurve
+from Crypto.Hash.keccak import new as _keccak_new
 from eth_keys.datatypes import PrivateKey, PublicKey, Signature
 from eth_keys.exceptions import BadSignature
 from eth_utils.address import to_checksum_address
@@ -149,6 +153,9 @@ class KeyfileSigner:
         raw = _private_key_bytes(private_key)
         try:
             self._key = PrivateKey(raw)
+            # Signed with libsecp256k1 through coincurve directly (eth-keys' backend calls
+            # the same function, behind its own checks and objects).
+            self._signing_key = coincurve.PrivateKey(raw)
         except Exception as exc:
             raise SignerError("not a secp256k1 private key") from exc
         self._address = _address_of(self._key.public_key)
@@ -210,8 +217,10 @@ class KeyfileSigner:
 
     def sign_digest(self, digest: bytes) -> bytes:
         _check_digest(digest)
-        signature = self._key.sign_msg_hash(bytes(digest))
-        return normalize_signature(signature.r, signature.s, signature.v)
+        signed = self._signing_key.sign_recoverable(bytes(digest), hasher=None)
+        return normalize_signature(
+            int.from_bytes(signed[:32], "big"), int.from_bytes(signed[32:64], "big"), signed[64]
+        )
 
     def __repr__(self) -> str:
         return f"KeyfileSigner({self._address})"
@@ -524,7 +533,18 @@ def pkcs11_key_address(
 
 def typed_data_digest(typed_data: Mapping[str, Any]) -> bytes:
     """The EIP-712 digest ``keccak256(0x19 ‖ 0x01 ‖ domainSeparator ‖ hashStruct(message))``
-    of a full typed-data document (``types``, ``primaryType``, ``domain``, ``message``)."""
+    of a full typed-data document (``types``, ``primaryType``, ``domain``, ``message``).
+
+    A document of one struct of plain fields (``address``, ``uint8``…``uint256``, ``bytes``,
+    ``string``: the forwarder's ``ForwardRequest`` the API sends) is hashed directly, its
+    domain separator and type hash kept per domain and type; any other document, or a value
+    in another form than the canonical one (a number as text, an address in mixed case that
+    is not its checksum, ``None``…), goes through eth-account's ``encode_typed_data``, which
+    answers exactly as before (the same digest, or the same refusal)."""
+    try:
+        return _direct_digest(typed_data)
+    except _NotDirect:
+        pass
     from eth_account.messages import encode_typed_data
 
     try:
@@ -532,6 +552,142 @@ def typed_data_digest(typed_data: Mapping[str, Any]) -> bytes:
     except Exception as exc:
         raise SignerError(f"not valid EIP-712 typed data: {exc}") from exc
     return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+class _NotDirect(Exception):
+    """Not a document :func:`_direct_digest` hashes: eth-account's encoder decides."""
+
+
+def _keccak(data: bytes) -> bytes:
+    return bytes(_keccak_new(data=data, digest_bits=256).digest())
+
+
+_HEX_BYTES = re.compile(r"0x(?:[0-9a-fA-F]{2})*")
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_UINT_BITS = {f"uint{n}": n for n in range(8, 257, 8)}
+#: eth-account's domain fields, in the order it hashes them (whatever ``EIP712Domain`` says).
+_DOMAIN_TYPES = (
+    ("name", "string"),
+    ("version", "string"),
+    ("chainId", "uint256"),
+    ("verifyingContract", "address"),
+)
+_DOMAIN_KEYS = frozenset(n for n, _ in _DOMAIN_TYPES) | {"salt"}
+_CACHE_MAX = 256
+_domain_separators: dict[tuple[Any, ...], bytes] = {}
+_type_hashes: dict[tuple[Any, ...], bytes] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_abi_address(value: str) -> bool:
+    """What eth-abi's address encoder takes as text: 0x and 40 hex digits, all lower case,
+    all upper case, or its EIP-55 checksum."""
+    digits = value[2:]
+    if digits == digits.lower() or digits == digits.upper():
+        return True
+    return bool(to_checksum_address(value) == value)
+
+
+def _word(kind: str, value: Any) -> bytes:
+    """One field's 32-byte word as eth-account encodes it, for the canonical value forms."""
+    if kind == "address":
+        if isinstance(value, str) and _HEX_ADDRESS.fullmatch(value) and _is_abi_address(value):
+            return bytes(12) + bytes.fromhex(value[2:])
+    elif kind == "bytes":
+        if isinstance(value, bytes):
+            return _keccak(value)
+        if isinstance(value, str) and _HEX_BYTES.fullmatch(value):
+            return _keccak(bytes.fromhex(value[2:]))
+    elif kind == "string":
+        if isinstance(value, str):
+            try:
+                return _keccak(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                pass
+    else:
+        bits = _UINT_BITS.get(kind)
+        if (
+            bits is not None
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and 0 <= value < 1 << bits
+        ):
+            return value.to_bytes(32, "big")
+    raise _NotDirect(kind)
+
+
+def _struct_fields(entries: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(entries, list):
+        raise _NotDirect("fields")
+    fields = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise _NotDirect("field")
+        name, kind = entry.get("name"), entry.get("type")
+        if not isinstance(name, str) or not isinstance(kind, str):
+            raise _NotDirect("field")
+        if kind not in ("address", "bytes", "string") and kind not in _UINT_BITS:
+            raise _NotDirect(kind)
+        fields.append((name, kind))
+    return tuple(fields)
+
+
+def _kept(cache: dict[tuple[Any, ...], bytes], key: tuple[Any, ...], value: bytes) -> bytes:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
+def _domain_separator(domain: Mapping[str, Any]) -> bytes:
+    if not set(domain) <= _DOMAIN_KEYS or "salt" in domain:
+        raise _NotDirect("domain")
+    fields = tuple((n, k) for n, k in _DOMAIN_TYPES if n in domain)
+    # The values' types are part of the key: True == 1 and 1.0 == 1 as dict keys.
+    key = tuple((n, type(domain[n]), domain[n]) for n, _ in fields)
+    try:
+        return _domain_separators[key]
+    except KeyError:
+        pass
+    except TypeError as exc:  # an unhashable value
+        raise _NotDirect("domain") from exc
+    encoded = "EIP712Domain(" + ",".join(f"{k} {n}" for n, k in fields) + ")"
+    words = b"".join(_word(k, domain[n]) for n, k in fields)
+    return _kept(_domain_separators, key, _keccak(_keccak(encoded.encode()) + words))
+
+
+def _type_hash(primary: str, fields: tuple[tuple[str, str], ...]) -> bytes:
+    key = (primary, fields)
+    found = _type_hashes.get(key)
+    if found is None:
+        encoded = f"{primary}(" + ",".join(f"{k} {n}" for n, k in fields) + ")"
+        found = _kept(_type_hashes, key, _keccak(encoded.encode()))
+    return found
+
+
+def _direct_digest(typed: Mapping[str, Any]) -> bytes:
+    """:func:`typed_data_digest` of a document of one flat struct (see there), hashed as
+    eth-account hashes it; :class:`_NotDirect` for anything else."""
+    if not isinstance(typed, Mapping):
+        raise _NotDirect("document")
+    types, domain, message = typed.get("types"), typed.get("domain"), typed.get("message")
+    if not (isinstance(types, dict) and isinstance(domain, dict) and isinstance(message, dict)):
+        raise _NotDirect("document")  # eth-account copies them as dicts
+    if "EIP712Domain" in types:
+        declared = _struct_fields(types["EIP712Domain"])
+        if {n for n, _ in declared} != set(domain):
+            raise _NotDirect("domain")
+    structs = [name for name in types if name != "EIP712Domain"]
+    if len(structs) != 1:
+        raise _NotDirect("types")
+    primary = structs[0]
+    if "primaryType" in typed and typed["primaryType"] != primary:
+        raise _NotDirect("primaryType")
+    fields = _struct_fields(types[primary])
+    struct = _keccak(
+        _type_hash(primary, fields) + b"".join(_word(k, message.get(n)) for n, k in fields)
+    )
+    return _keccak(b"\x19\x01" + _domain_separator(domain) + struct)
 
 
 def sign_typed_data(signer: Signer, typed_data: Mapping[str, Any]) -> bytes:
