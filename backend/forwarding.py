@@ -20,8 +20,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eth_abi.abi import encode as abi_encode
-from eth_account import Account
+import coincurve
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -45,6 +44,8 @@ DOMAIN = [
 ]
 #: Nonces are drawn below this (exact in every JSON reader).
 NONCE_BOUND = 2**52
+#: The order of secp256k1's group.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 #: ``execute(ForwardRequestData)``'s argument type and selector (the relayer's call).
@@ -54,10 +55,38 @@ EXECUTE_SELECTOR = keccak(text=f"execute({EXECUTE_TYPE})")[:4]
 
 def execute_calldata(request: tuple[Any, ...]) -> str:
     """The calldata of ``TierflowForwarder.execute(request)``, ``request`` being ``(from, to,
-    value, gas, nonce, deadline, data, signature)``: encoded directly with ``eth_abi`` rather
-    than through web3.py's contract functions (its argument validation and ABI lookup cost
-    more than the encoding)."""
-    return "0x" + (EXECUTE_SELECTOR + abi_encode([EXECUTE_TYPE], [request])).hex()
+    value, gas, nonce, deadline, data, signature)``: the ABI encoding of its one dynamic tuple
+    written out (six static words, the two byte strings' offsets, then each string's length
+    and its bytes padded to a word), not through web3.py's contract functions or eth-abi's
+    generic encoder (``tests/unit/test_forwarding.py`` compares it with web3.py's)."""
+    sender, to, value, gas, nonce, deadline, data, signature = request
+    if not (0 <= value < 2**256 and 0 <= gas < 2**256 and 0 <= nonce < 2**256):
+        raise ValueError("a forward request's value, gas and nonce are uint256")
+    if not 0 <= deadline < 2**48:
+        raise ValueError("a forward request's deadline is a uint48")
+    data, signature = bytes(data), bytes(signature)
+    data_part = _word(len(data)) + data + bytes(-len(data) % 32)
+    head = (
+        _word(32)  # the tuple's offset: it is dynamic
+        + _address_word(checksum(sender))
+        + _address_word(checksum(to))
+        + _word(value)
+        + _word(gas)
+        + _word(nonce)
+        + _word(deadline)
+        + _word(8 * 32)  # data, after the tuple's eight head words
+        + _word(8 * 32 + len(data_part))  # signature, after data
+    )
+    tail = data_part + _word(len(signature)) + signature + bytes(-len(signature) % 32)
+    return "0x" + (EXECUTE_SELECTOR + head + tail).hex()
+
+
+@functools.lru_cache(maxsize=4096)
+def checksum(address: str) -> str:
+    """``to_checksum_address(address)``, kept: an intent names the same few addresses (the
+    member, the deployment's contracts, its counterparties) again and again, and each costs a
+    keccak and eth-utils' validation."""
+    return str(to_checksum_address(address))
 
 
 def random_nonce() -> int:
@@ -81,11 +110,11 @@ def typed_data(
             "name": FORWARDER,
             "version": VERSION,
             "chainId": chain_id,
-            "verifyingContract": to_checksum_address(forwarder),
+            "verifyingContract": checksum(forwarder),
         },
         "message": {
-            "from": to_checksum_address(sender),
-            "to": to_checksum_address(to),
+            "from": checksum(sender),
+            "to": checksum(to),
             "value": 0,
             "gas": gas,
             "nonce": nonce,
@@ -157,14 +186,33 @@ def digest(document: Mapping[str, Any]) -> bytes:
 
 def signer_of(digest_: bytes, signature: bytes) -> str | None:
     """The address ``signature`` (65 bytes, r ‖ s ‖ v) over ``digest_`` recovers to, or
-    ``None`` when it is no valid signature."""
-    if len(signature) != 65:
+    ``None`` when it is no valid signature. The signatures eth-account's ``_recover_hash``
+    takes, recovered as it does (libsecp256k1 through coincurve, the function eth-keys'
+    backend calls), without its wrapping objects: ``v`` 27 or 28, 0 or 1, or 35 and above
+    (EIP-155's, its parity the recovery id); ``r`` and ``s`` below the curve's order."""
+    if len(signature) != 65 or len(digest_) != 32:
+        return None
+    v = signature[64]
+    if v in (27, 28):
+        recovery_id = v - 27
+    elif v in (0, 1):
+        recovery_id = v
+    elif v >= 35:
+        recovery_id = (v - 35) % 2
+    else:
+        return None
+    if (
+        int.from_bytes(signature[:32], "big") >= SECP256K1_N
+        or int.from_bytes(signature[32:64], "big") >= SECP256K1_N
+    ):
         return None
     try:
-        recovered: str = Account._recover_hash(digest_, signature=signature)
+        public = coincurve.PublicKey.from_signature_and_message(
+            bytes(signature[:64]) + bytes([recovery_id]), bytes(digest_), hasher=None
+        )
     except Exception:
         return None
-    return to_checksum_address(recovered)
+    return checksum("0x" + keccak(public.format(compressed=False)[1:])[12:].hex())
 
 
 def plain_args(inputs: Sequence[Mapping[str, Any]], args: Sequence[Any]) -> dict[str, Any]:
@@ -185,7 +233,7 @@ def _plain(value: Any, entry: Mapping[str, Any]) -> Any:
         values = list(value.values()) if isinstance(value, Mapping) else list(value)
         return {c["name"]: _plain(v, c) for c, v in zip(parts, values, strict=True)}
     if kind == "address":
-        return to_checksum_address(value)
+        return checksum(value) if isinstance(value, str) else to_checksum_address(value)
     if kind.startswith("bytes"):
         if isinstance(value, str):
             return "0x" + bytes.fromhex(value.removeprefix("0x")).hex()

@@ -91,6 +91,12 @@ _FINISH = _record_update(
 _AWAIT_SIGNATURE = _record_update(
     state="awaiting", status_code=202, response=bindparam("p_response"), locked_until_ms=0
 )
+#: A ``self`` member's write taken up again once its signature came (or a lapsed lease taken
+#: over): only if the record is still in the state, and under the lease, it was read in.
+_TAKE_UP = _record_update(state="pending", locked_until_ms=bindparam("p_until")).where(
+    _RECORDS.c.state == bindparam("p_state"),
+    _RECORDS.c.locked_until_ms == bindparam("p_locked"),
+)
 #: How long a claimed key is taken to belong to a live request without renewal.
 LEASE_MS = 30_000
 #: How long a duplicate waits for the first request to finish.
@@ -270,11 +276,7 @@ class Idempotency:
             async with self.engine.begin() as conn:
                 if first is not None:
                     await first(conn)
-                row = (
-                    await conn.execute(
-                        select(_RECORDS).where(_RECORDS.c.member == member, _RECORDS.c.key == key)
-                    )
-                ).first()
+                row = (await conn.execute(_LOOKUP, {"p_member": member, "p_key": key})).first()
                 if row is None:
                     raise Conflict("no write waits under this key", code="intent_not_found")
                 if row.state == "done":
@@ -282,14 +284,14 @@ class Idempotency:
                     return StoredResponse(row.status_code, json.loads(row.response), True, hashes)
                 if row.state == "awaiting" or row.locked_until_ms < now_ms():
                     taken = await conn.execute(
-                        update(_RECORDS)
-                        .where(
-                            _RECORDS.c.member == member,
-                            _RECORDS.c.key == key,
-                            _RECORDS.c.state == row.state,
-                            _RECORDS.c.locked_until_ms == row.locked_until_ms,
-                        )
-                        .values(state="pending", locked_until_ms=now_ms() + self.lease_ms)
+                        _TAKE_UP,
+                        {
+                            "p_member": member,
+                            "p_key": key,
+                            "p_state": row.state,
+                            "p_locked": row.locked_until_ms,
+                            "p_until": now_ms() + self.lease_ms,
+                        },
                     )
                     if taken.rowcount == 1:
                         claimed = _stored_claim(row)

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,6 +108,11 @@ class WriteContext:
     #: on ``engine`` (:meth:`record` makes the journal and the citation durable in one commit).
     cite_in: Callable[[AsyncConnection], Awaitable[None]] | None = None
     engine: AsyncEngine | None = None
+    #: Intents whose signature this request kept itself, in the transaction that took the
+    #: write's key up, by id: each as that transaction left its row (``signed``, with the
+    #: signature), which nothing but this write's relay changes afterwards. Their rows are not
+    #: read again.
+    signed_intents: Mapping[str, Any] = field(default_factory=dict)
 
     async def cite(self, tx_hash: str) -> None:
         """Cite ``tx_hash`` for this write, durably, before it is broadcast."""

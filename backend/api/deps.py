@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -242,22 +242,38 @@ class Writes:
         )
         return self._respond(stored, secret)
 
-    async def resume(self, member: str, key: str, first: Statements | None = None) -> JSONResponse:
+    async def resume(
+        self,
+        member: str,
+        key: str,
+        first: Statements | None = None,
+        presenter: Caller | None = None,
+        signed_intents: Mapping[str, Any] | None = None,
+    ) -> JSONResponse:
         """Run the write waiting under ``member``'s key ``key`` to its end (a ``self``
         member's signature came), as the caller that made it; or replay its answer.
-        ``first`` runs in the transaction that takes the key up (the signature kept)."""
+        ``first`` runs in the transaction that takes the key up (the signature kept).
+        ``presenter``: this request's caller, looked up moments ago; when it presented the
+        API key that made the write, it is that key's caller (the same lookup: the key, the
+        member's status and roles, dual control) and is not looked up again.
+        ``signed_intents``: the intents ``first`` signed, as it left them (filled by the time
+        the write runs; see :attr:`~backend.ports.WriteContext.signed_intents`)."""
         ctx = self.ctx
 
         async def execute(claimed: Claimed, journal: TxJournal) -> tuple[int, Any]:
             if claimed.caller_key_id == auto_approval.AUTO_KEY_ID:
                 # The financier's own policy prepared it: the financier acts.
                 caller = auto_approval.system_caller(member)
+            elif presenter is not None and presenter.key_id == claimed.caller_key_id:
+                caller = presenter
             else:
                 async with ctx.engine.connect() as conn:
                     caller = await caller_of_key(conn, claimed.caller_key_id)
             write = _write_context(ctx, self.request, caller)
             write.idempotency_key = key
             write.journal = journal
+            if signed_intents is not None:
+                write.signed_intents = signed_intents
             answer = await commands.execute(ctx.ports, write, claimed.command)
             if claimed.caller_key_id == auto_approval.AUTO_KEY_ID and isinstance(answer, dict):
                 answer = await auto_approval.signed(ctx.ports, answer)

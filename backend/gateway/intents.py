@@ -17,9 +17,9 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -60,8 +60,11 @@ class Intents:
         intent_id = write.remembered(f"intent{step}")
         if intent_id is None:
             await self.prepare(write, call, step, ttl_s)  # raises SignatureRequired
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(INTENTS).where(INTENTS.c.id == intent_id))).first()
+        row = write.signed_intents.get(intent_id)
+        if row is None:
+            async with self.engine.connect() as conn:
+                found = await conn.execute(select(INTENTS).where(INTENTS.c.id == intent_id))
+                row = found.first()
         if row is None:
             raise LookupError(f"intent {intent_id} of this write is gone")
         if row.signature is None:
@@ -71,7 +74,7 @@ class Intents:
     async def prepare(self, write: WriteContext, call: ContractCall, step: int, ttl_s: int) -> None:
         member = write.caller.address
         fields = self.suite.call_fields(call)  # ledger.encoding: no web3.py contract function
-        to = to_checksum_address(fields["to"])
+        to = forwarding.checksum(fields["to"])
         data: bytes = fields["data"]
         forwarder = self.deployment.address("TierflowForwarder")
         node = lean(self.w3)  # raw JSON-RPC: the estimate, the nonce check, the clock
@@ -110,20 +113,21 @@ class Intents:
             ),
         }
         key = write.idempotency_key or ""
-        row = IntentRow(
-            id="int_" + secrets.token_hex(8),
-            member=member,
-            idempotency_key=key,
-            contract=call.contract,
-            function=call.function,
-            typed_data=json.dumps(document),
-            action=json.dumps(action),
-            digest="0x" + forwarding.request_digest(*request).hex(),
-            deadline=deadline,
-            status="open",
-            created_at=int(time.time()),
-        )
-        insert = INTENTS.insert().values(**_columns(row))
+        columns = {
+            **_NO_COLUMNS,
+            "id": "int_" + secrets.token_hex(8),
+            "member": member,
+            "idempotency_key": key,
+            "contract": call.contract,
+            "function": call.function,
+            "typed_data": json.dumps(document),
+            "action": json.dumps(action),
+            "digest": "0x" + forwarding.request_digest(*request).hex(),
+            "deadline": deadline,
+            "status": "open",
+            "created_at": int(time.time()),
+        }
+        row = SimpleNamespace(**columns)
         journal = write.journal
         if journal is not None and journal.persist_in is not None:
             # The intent, the write's memo of it and the 202 (stored by the idempotency
@@ -132,13 +136,13 @@ class Intents:
             persist_in = journal.persist_in
 
             async def store(conn: AsyncConnection, journal: TxJournal = journal) -> None:
-                await conn.execute(insert)
+                await conn.execute(_INSERT, columns)
                 await persist_in(conn, journal)
 
             journal.at_answer.append(store)
         else:
             async with self.engine.begin() as conn:
-                await conn.execute(insert)
+                await conn.execute(_INSERT, columns)
             if journal is not None:
                 await journal.remember(**{f"intent{step}": row.id})
         raise SignatureRequired({"status": "awaiting_signature", "intent": intent_view(row)})
@@ -164,8 +168,10 @@ def _iso(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat()
 
 
-def _columns(row: IntentRow) -> dict[str, Any]:
-    return {c.key: getattr(row, c.key) for c in table_of(IntentRow).columns}
+#: An intent's insert, built once (the row's values bound at execution), and every column
+#: unset (``signature``, ``tx_hash`` stay NULL until signed and relayed).
+_INSERT = INTENTS.insert()
+_NO_COLUMNS: dict[str, Any] = {c.key: None for c in INTENTS.columns}
 
 
 #: ``TierflowForwarder.nonceUsed(address,uint256)``'s selector.

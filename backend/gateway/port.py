@@ -54,7 +54,7 @@ from ledger.anvil import ANVIL_CHAIN_ID
 from ledger.artifacts import load_artifact
 from ledger.bindings import ClaimView, Suite
 from ledger.calls import ContractCall
-from ledger.codec import Decoder
+from ledger.codec import DecodedEvent, Decoder
 from ledger.deployment import Deployment
 from ledger.errors import ChainUnavailableError
 from ledger.node import Web3Client, lean, rpc
@@ -272,15 +272,21 @@ class Gateway:
         if not sent_before and await relay.paused(self.w3, self.deployment):
             await relay.hold_while_paused(self.engine, row)
         receipt = await self.sending.send(write, sender, tx)
-        await relay.record_outcome(write, self.engine, self.decoder, row, receipt)
-        return await self._mined(write, receipt)
+        events = decoded_events(self.decoder, receipt)  # once: the outcome's and the answer's
+        await relay.record_outcome(write, self.engine, row, receipt, events)
+        return await self._mined(write, receipt, events=events)
 
     async def _mined(
-        self, write: WriteContext, receipt: TxReceipt, wait_for_mirror: bool = True
+        self,
+        write: WriteContext,
+        receipt: TxReceipt,
+        wait_for_mirror: bool = True,
+        events: tuple[DecodedEvent, ...] | None = None,
     ) -> Mined:
         tx_hash = receipt["transactionHash"].to_0x_hex()
         block = int(receipt["blockNumber"])
-        events = decoded_events(self.decoder, receipt)
+        if events is None:
+            events = decoded_events(self.decoder, receipt)
         await write.cite(tx_hash)
         block_hash = receipt["blockHash"].to_0x_hex()
         mirrored = await self.wait_for_mirror(block, block_hash) if wait_for_mirror else False

@@ -11,26 +11,32 @@ again.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from web3.types import TxReceipt
 
 from backend import forwarding
 from backend.errors import PlatformPaused
 from backend.gateway.intents import INTENTS
-from backend.gateway.receipts import decoded_events
 from backend.models import IntentRow
 from backend.ports import WriteContext
 from db.types import table_of
-from ledger.codec import Decoder
+from ledger.codec import DecodedEvent
 from ledger.deployment import Deployment
 from ledger.errors import ContractRevert
 from ledger.node import Web3Client, lean
 from ledger.reverts import decode_revert
 
+#: A relay's outcome on its intent, built once.
+_OUTCOME = (
+    INTENTS.update()
+    .where(INTENTS.c.id == bindparam("p_id"))
+    .values(status=bindparam("p_status"), tx_hash=bindparam("p_tx"))
+)
 #: ``MemberRegistry.paused()``'s calldata (its selector).
 _PAUSED = "0x" + keccak(text="paused()")[:4].hex()
 
@@ -50,7 +56,7 @@ def execute_fields(row: Any, deployment: Deployment) -> dict[str, Any]:
         bytes.fromhex(row.signature[2:]) if row.signature else b"",
     )
     return {
-        "to": to_checksum_address(deployment.address("TierflowForwarder")),
+        "to": forwarding.checksum(deployment.address("TierflowForwarder")),
         "data": forwarding.execute_calldata(request),
     }
 
@@ -83,34 +89,31 @@ async def hold_while_paused(engine: AsyncEngine, row: Any) -> None:
 
 
 async def record_outcome(
-    write: WriteContext, engine: AsyncEngine, decoder: Decoder, row: Any, receipt: TxReceipt
+    write: WriteContext,
+    engine: AsyncEngine,
+    row: Any,
+    receipt: TxReceipt,
+    events: Sequence[DecodedEvent],
 ) -> None:
     """The relay's outcome on the intent ``row`` (``done`` or ``failed``, with the relay's
-    transaction); a failed inner call raises its decoded :class:`~ledger.errors.ContractRevert`."""
+    transaction), from ``receipt`` and its decoded ``events``; a failed inner call raises its
+    decoded :class:`~ledger.errors.ContractRevert`."""
     journal = write.journal
     tx_hash = receipt["transactionHash"].to_0x_hex()
-    executed = [
-        ev
-        for ev in decoded_events(decoder, receipt)
-        if ev.key == "TierflowForwarder:ForwardRequestExecuted"
-    ]
+    executed = [ev for ev in events if ev.key == "TierflowForwarder:ForwardRequestExecuted"]
     success = bool(executed and executed[0].args["success"])
-    outcome = (
-        INTENTS.update()
-        .where(INTENTS.c.id == row.id)
-        .values(status="done" if success else "failed", tx_hash=tx_hash)
-    )
+    outcome = {"p_id": row.id, "p_status": "done" if success else "failed", "p_tx": tx_hash}
     if journal is not None and journal.persist_in is not None:
         # Recorded with the write's answer (success or refusal), in its transaction. Until
         # then the intent is ``signed``; a retry that resumes the write finds the relay in
         # the journal and records the outcome then.
         async def record(conn: AsyncConnection) -> None:
-            await conn.execute(outcome)
+            await conn.execute(_OUTCOME, outcome)
 
         journal.at_answer.append(record)
     else:
         async with engine.begin() as conn:
-            await conn.execute(outcome)
+            await conn.execute(_OUTCOME, outcome)
     if not success:
         data = executed[0].args["returndata"] if executed else b""
         raw = data if isinstance(data, bytes) else bytes.fromhex(str(data).removeprefix("0x"))

@@ -439,3 +439,34 @@ async def test_a_signature_while_paused_is_held_and_relayed_after_the_unpause(
     replay = await split(parties, 7_000, key="intent-paused", root=root)
     assert replay.status_code == 201
     assert replay.json() == made
+
+
+async def test_a_signature_posted_with_another_key_of_the_member_relays_the_write(
+    stack: Stack, api: Api, ledger: Ledger, parties: dict[str, Any]
+) -> None:
+    """The signature's request may present another API key of the member than the one that
+    made the write: the write still runs as the key that made it (looked up by its id), and
+    with the key that made it, as the request's own caller (no second lookup)."""
+    supplier: Member = parties["supplier"]
+    account: LocalAccount = parties["account"]
+    made = await supplier.post(f"/v1/members/{supplier.address}/api-keys", {"label": "second"})
+    assert made.status_code == 201, made.text
+    second = stack.client(made.json()["api_key"])
+    root = await issue_to_self(api, parties["core"], supplier, account, 10_000)
+    try:
+        for poster in (second, supplier.http):
+            r = await split(parties, 1_000, root=root)
+            assert r.status_code == 202, r.text
+            intent = r.json()["intent"]
+            relayed = await poster.post(
+                f"/v1/intents/{intent['id']}/signature",
+                json={"signature": sign(account, intent)},
+                headers=Stack.idem(),
+            )
+            assert relayed.status_code == 201, relayed.text
+            piece = relayed.json()["claim_id"]
+            assert (await ledger.suite.claim(piece)).holder == parties["tier2"].address
+            shown = await supplier.get(f"/v1/intents/{intent['id']}")
+            assert shown.json()["status"] == "done"
+    finally:
+        await second.aclose()

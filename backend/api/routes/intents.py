@@ -8,10 +8,11 @@ POST again, or the write retried with its key, replays it)."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend import forwarding
@@ -34,6 +35,14 @@ from db.types import table_of
 
 router = APIRouter(prefix="/v1/intents", tags=["intents"])
 _INTENTS = table_of(IntentRow)
+#: The intent, every column (its relay needs them all), and its signature kept (if it is
+#: still open), built once.
+_INTENT = select(_INTENTS).where(_INTENTS.c.id == bindparam("intent_id"))
+_SIGN = (
+    update(_INTENTS)
+    .where(_INTENTS.c.id == bindparam("p_id"), _INTENTS.c.status == "open")
+    .values(signature=bindparam("p_signature"), status="signed")
+)
 IntentPath = Annotated[str, Path(pattern="^int_[0-9a-f]{16}$", description="the intent")]
 SIGNED = {
     200: {"description": "the write's own answer"},
@@ -77,23 +86,13 @@ async def submit_signature(
     """The member's signature of the intent's typed data: the write is relayed and its own
     answer returned (see the module docstring)."""
     async with ctx.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    _INTENTS.c.id,
-                    _INTENTS.c.member,
-                    _INTENTS.c.idempotency_key,
-                    _INTENTS.c.status,
-                    _INTENTS.c.digest,
-                    _INTENTS.c.deadline,
-                ).where(_INTENTS.c.id == intent_id)
-            )
-        ).first()
+        row = (await conn.execute(_INTENT, {"intent_id": intent_id})).first()
     if row is None or row.member != caller.address:
         raise NotFound("no such intent", code="intent_not_found")
     if row.status == "expired":
         raise Conflict("the intent expired unsigned", code="intent_expired")
     keep: Statements | None = None
+    kept: dict[str, Any] = {}
     if row.status == "open":
         signature = bytes.fromhex(body.signature[2:])
         if forwarding.signer_of(bytes.fromhex(row.digest[2:]), signature) != row.member:
@@ -103,20 +102,21 @@ async def submit_signature(
         if await ctx.gateway.chain_time() > row.deadline:
             await _expire(ctx, row, writes.request.url.path)
             raise Conflict("the intent expired unsigned", code="intent_expired")
-        kept = (
-            update(IntentRow)
-            .where(IntentRow.id == row.id, IntentRow.status == "open")
-            .values(signature=body.signature.lower(), status="signed")
-        )
+        signed = body.signature.lower()
 
         async def keep_signature(conn: AsyncConnection) -> None:
             # The signature kept with its intent in the transaction that takes the write's
-            # key up again (one commit, not two).
-            await conn.execute(kept)
+            # key up again (one commit, not two). When this statement signed it, the row is
+            # known as it now stands: the resumed write does not read it again.
+            kept.clear()
+            sign = {"p_id": row.id, "p_signature": signed}
+            if (await conn.execute(_SIGN, sign)).rowcount == 1:
+                now = {**row._mapping, "signature": signed, "status": "signed"}
+                kept[row.id] = SimpleNamespace(**now)
 
         keep = keep_signature
 
-    return await writes.resume(row.member, row.idempotency_key, keep)
+    return await writes.resume(row.member, row.idempotency_key, keep, caller, kept)
 
 
 async def _expire(ctx: Any, row: Any, instance: str) -> None:
