@@ -121,13 +121,18 @@ def _payables_of(member: Any) -> Any:
     )
 
 
+def invoices_of_party(me: Any) -> ColumnElement[bool]:
+    """The invoices ``me`` (an address, or a bound parameter) is a party to."""
+    return or_(m.Invoice.seller == me, m.Invoice.buyer == me)
+
+
 def invoices_clause(caller: Caller) -> ColumnElement[bool]:
     if caller.sees_everything:
         return true()
-    return or_(m.Invoice.seller == caller.address, m.Invoice.buyer == caller.address)
+    return invoices_of_party(caller.address)
 
 
-def _claims_of(me: Any) -> ColumnElement[bool]:
+def claims_of_party(me: Any) -> ColumnElement[bool]:
     """The pieces ``me`` (an address, or a bound parameter) is a party to."""
     held = ever_held(me)
     return or_(
@@ -142,10 +147,10 @@ def _claims_of(me: Any) -> ColumnElement[bool]:
 def claims_clause(caller: Caller) -> ColumnElement[bool]:
     if caller.sees_everything:
         return true()
-    return _claims_of(caller.address)
+    return claims_of_party(caller.address)
 
 
-def _payables_of_party(me: Any) -> ColumnElement[bool]:
+def payables_of_party(me: Any) -> ColumnElement[bool]:
     """The payables ``me`` (an address, or a bound parameter) is a party to."""
     held = ever_held(me)
     return or_(
@@ -159,19 +164,24 @@ def _payables_of_party(me: Any) -> ColumnElement[bool]:
 def payables_clause(caller: Caller) -> ColumnElement[bool]:
     if caller.sees_everything:
         return true()
-    return _payables_of_party(caller.address)
+    return payables_of_party(caller.address)
 
 
 def payables_clause_of_me() -> ColumnElement[bool]:
     """:func:`payables_clause` of a caller that does not see everything, its address the
     bound parameter ``me``: for statements built once and run with each caller's address."""
-    return _payables_of_party(bindparam("me"))
+    return payables_of_party(bindparam("me"))
+
+
+def financings_of_party(me: Any) -> ColumnElement[bool]:
+    """The financing requests ``me`` (an address, or a bound parameter) is a party to."""
+    return or_(m.Financing.applicant == me, m.Financing.financier == me)
 
 
 def financings_clause(caller: Caller) -> ColumnElement[bool]:
     if caller.sees_everything:
         return true()
-    return or_(m.Financing.applicant == caller.address, m.Financing.financier == caller.address)
+    return financings_of_party(caller.address)
 
 
 def tree_visible(caller: Caller, payable: PayableRow) -> bool:
@@ -230,7 +240,7 @@ def _split_off_this_by(me: Any) -> ColumnElement[bool]:
 
 
 def _this_claim_of(me: Any) -> ColumnElement[bool]:
-    """:func:`_claims_of` asked of one piece: the outer row's ``m.Claim``, with its payable
+    """:func:`claims_of_party` asked of one piece: the outer row's ``m.Claim``, with its payable
     ``m.Payable`` joined. The same rule, each part an index lookup on that piece, its parent
     or its payable, where the list's form builds the sets of every piece ``me`` may see (its
     splits part went through every ``ClaimSplit`` of the platform: a piece's read grew with
@@ -283,7 +293,7 @@ async def require_claim(session: AsyncSession, caller: Caller, claim_id: int) ->
     return (await visible_claim(session, caller, claim_id))[0]
 
 
-_PAYABLE_FOR = select(*_PAYABLES.c, _payables_of_party(bindparam("me")).label("visible")).where(
+_PAYABLE_FOR = select(*_PAYABLES.c, payables_of_party(bindparam("me")).label("visible")).where(
     _PAYABLES.c.id == bindparam("payable_id")
 )
 

@@ -27,13 +27,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.auth import _ROLE_BY_ID, Caller
 from backend.models import WebhookCursor, WebhookDelivery, WebhookEndpoint
 from backend.services import visibility
-from backend.services.events_feed import visible_events
+from backend.services.events_feed import visible_events_of
 from db.engine import now_ms
 from db.types import table_of
 from indexer import models as m
@@ -101,16 +101,50 @@ async def _callers(conn: AsyncConnection, owners: set[str]) -> dict[str, Caller]
     return {o: Caller(o, frozenset(roles[o]), "active", "webhook") for o in owners}
 
 
+def _object_flags(me: Any) -> tuple[Any, ...]:
+    """Whether the member ``me`` may read what an event row names in each object column (the
+    API's rule for a ``GET`` of it): an entry's object is one of these, or a member or
+    contract, which anyone may read."""
+    e = _E.c
+    return (
+        e.claim_id.in_(select(m.Claim.id).where(visibility.claims_of_party(me))),
+        e.payable_id.in_(select(m.Payable.id).where(visibility.payables_of_party(me))),
+        e.financing_id.in_(select(m.Financing.id).where(visibility.financings_of_party(me))),
+        e.invoice_id.in_(select(m.Invoice.id).where(visibility.invoices_of_party(me))),
+    )
+
+
+#: The kinds of :func:`_object_flags`, in its order.
+_FLAGGED = ("claim", "payable", "financing", "invoice")
+_EVERY_KIND = frozenset(_FLAGGED)
+
+#: The events of blocks ``lo``–``hi`` the member ``me`` may read, with its object flags: built
+#: once (building the rule's expression anew for each owner and batch cost more than running
+#: it).
+_MEMBER_VISIBLE = select(
+    _E.c.block_number, _E.c.log_index, _E.c.block_hash, *_object_flags(bindparam("me"))
+).where(
+    _E.c.block_number >= bindparam("lo"),
+    _E.c.block_number <= bindparam("hi"),
+    visible_events_of(bindparam("me")),
+)
+_ANY_VISIBLE = select(_E.c.block_number, _E.c.log_index, _E.c.block_hash).where(
+    _E.c.block_number >= bindparam("lo"), _E.c.block_number <= bindparam("hi")
+)
+
+
 async def _visible(
     conn: AsyncConnection, caller: Caller, lo: int, hi: int
-) -> set[tuple[int, int, str]]:
-    """The mirrored events of blocks ``lo``–``hi`` the caller may read."""
-    query = select(_E.c.block_number, _E.c.log_index, _E.c.block_hash).where(
-        _E.c.block_number >= lo, _E.c.block_number <= hi
-    )
-    if not caller.sees_everything:
-        query = query.where(visible_events(caller))
-    return {(r.block_number, r.log_index, r.block_hash) for r in await conn.execute(query)}
+) -> dict[tuple[int, int, str], frozenset[str]]:
+    """The mirrored events of blocks ``lo``–``hi`` the caller may read, each with the kinds of
+    object it names that the caller may read too."""
+    if caller.sees_everything:
+        found = await conn.execute(_ANY_VISIBLE, {"lo": lo, "hi": hi})
+        return {(r[0], r[1], r[2]): _EVERY_KIND for r in found}
+    found = await conn.execute(_MEMBER_VISIBLE, {"me": caller.address, "lo": lo, "hi": hi})
+    return {
+        (r[0], r[1], r[2]): frozenset(k for i, k in enumerate(_FLAGGED, 3) if r[i]) for r in found
+    }
 
 
 #: An object key's kind → (id column, the rule of who may read it, the key's id as stored).
@@ -124,7 +158,8 @@ _READABLE: dict[str, tuple[Any, Any, Any]] = {
 
 async def _readable(conn: AsyncConnection, caller: Caller, keys: set[str]) -> set[str]:
     """The object keys among ``keys`` whose object ``caller`` may read (members and contracts
-    are anyone's; an object no longer mirrored is no one's)."""
+    are anyone's; an object no longer mirrored is no one's): for retractions, whose events
+    are no longer mirrored."""
     if caller.sees_everything:
         return set(keys)
     wanted: dict[str, set[Any]] = defaultdict(set)
@@ -191,7 +226,7 @@ async def _deliveries(
     events = [e for e in entries if e.kind == "event" and not e.reverted]
     lo = min((e.block_number for e in events), default=0)
     hi = max((e.block_number for e in events), default=-1)
-    visible: dict[str, set[tuple[int, int, str]]] = {}
+    visible: dict[str, dict[tuple[int, int, str], frozenset[str]]] = {}
     retractions = [e for e in entries if e.kind == "reverted"]
     earlier: dict[tuple[str, int], Any] = {}
     if retractions:
@@ -201,7 +236,7 @@ async def _deliveries(
             ).where(_D.c.seq.in_([r.reverts for r in retractions]))
         )
         earlier = {(d.endpoint_id, d.seq): d for d in found}
-    queued: list[tuple[Any, Any]] = []
+    queued: list[tuple[Any, Any, bool | None]] = []  # endpoint, entry, its object readable
     for endpoint in endpoints:
         types = json.loads(endpoint.event_types)
         for entry in entries:
@@ -218,22 +253,27 @@ async def _deliveries(
                 )
                 if never_sent and await _cancel(conn, original.id, now):
                     continue
+                queued.append((endpoint, entry, None))  # readable: asked below
             else:
                 if entry.reverted:
                     continue  # removed by a reorganisation before it was queued
                 if endpoint.owner not in visible:
                     visible[endpoint.owner] = await _visible(conn, callers[endpoint.owner], lo, hi)
-                if (entry.block_number, entry.log_index, entry.block_hash) not in visible[
-                    endpoint.owner
-                ]:
+                kinds = visible[endpoint.owner].get(
+                    (entry.block_number, entry.log_index, entry.block_hash)
+                )
+                if kinds is None:
                     continue
-            queued.append((endpoint, entry))
-    readable: dict[str, set[str]] = {}
-    for owner in {endpoint.owner for endpoint, _ in queued}:
-        keys = {entry.object_key for endpoint, entry in queued if endpoint.owner == owner}
-        readable[owner] = await _readable(conn, callers[owner], keys)
+                kind = entry.object_key.partition(":")[0]
+                queued.append((endpoint, entry, kind in kinds or kind not in _EVERY_KIND))
+    retracted: dict[str, set[str]] = {}
+    for owner in {endpoint.owner for endpoint, _, readable in queued if readable is None}:
+        keys = {e.object_key for w, e, r in queued if r is None and w.owner == owner}
+        retracted[owner] = await _readable(conn, callers[owner], keys)
     rows: list[dict[str, Any]] = []
-    for endpoint, entry in queued:
+    for endpoint, entry, readable in queued:
+        if readable is None:
+            readable = entry.object_key in retracted[endpoint.owner]
         rows.append(
             {
                 "endpoint_id": endpoint.id,
@@ -241,7 +281,7 @@ async def _deliveries(
                 "event_id": entry.event_id,
                 "event_type": entry.event,
                 "object_key": entry.object_key,
-                "body": body_of(entry, entry.object_key in readable[endpoint.owner]),
+                "body": body_of(entry, readable),
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,8 +28,10 @@ DUE = 1_900_000_000
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(f"sqlite:///{tmp_path / 'tierflow.db'}", lock_wait_s=5.0)
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """On SQLite and on PostgreSQL (the fan-out's statement is built once, its member a
+    bound parameter)."""
+    made = create_engine(database_url, lock_wait_s=5.0)
     await migrate(made)
     try:
         yield made
