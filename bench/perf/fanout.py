@@ -36,6 +36,26 @@ def _address(i: int) -> str:
     return "0x" + f"{i:040x}"
 
 
+def endpoint_row(endpoint_id: str, owner: str) -> dict[str, Any]:
+    """A ``webhook_endpoints`` row: ``owner``'s active endpoint for every event type, there
+    before any entry was mirrored."""
+    return {
+        "id": endpoint_id,
+        "owner": owner,
+        "url": "https://receiver.test/hook",
+        "event_types": '["*"]',
+        "description": None,
+        "secret": "sealed",
+        "previous_secret": None,
+        "previous_until": None,
+        "status": "active",
+        "failing_reason": None,
+        "failing_since": None,
+        "from_seq": 0,
+        "created_at": 0,
+    }
+
+
 async def _seed(path: Path, members: int, pieces: int) -> Any:
     from sqlalchemy import insert
 
@@ -105,23 +125,7 @@ async def _seed(path: Path, members: int, pieces: int) -> Any:
             events.append(dict(zip(EVENT_COLUMNS, row, strict=True)))
             entry = await outbox_row(rows, ev, row)  # type: ignore[arg-type]
             entries.append(dict(zip(OUTBOX_COLUMNS, entry, strict=True)))
-        endpoints.append(
-            {
-                "id": f"we_{p}",
-                "owner": supplier,
-                "url": "https://receiver.test/hook",
-                "event_types": '["*"]',
-                "description": None,
-                "secret": "sealed",
-                "previous_secret": None,
-                "previous_until": None,
-                "status": "active",
-                "failing_reason": None,
-                "failing_since": None,
-                "from_seq": 0,
-                "created_at": 0,
-            }
-        )
+        endpoints.append(endpoint_row(f"we_{p}", supplier))
     async with engine.begin() as conn:
         await conn.execute(insert(models.Payable), payables)
         await conn.execute(insert(models.Claim), claims)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.models import WebhookDelivery, WebhookEndpoint, migrate
 from backend.webhooks.fanout import fan_out
+from bench.perf.fanout import endpoint_row
 from db.engine import create_engine
 from indexer import models
 from indexer.outbox import OUTBOX_COLUMNS, outbox_row
@@ -40,21 +41,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 def endpoint(owner: str) -> dict[str, Any]:
-    return {
-        "id": f"we_{owner[2:10]}",
-        "owner": owner,
-        "url": "https://example.test/hook",
-        "event_types": '["*"]',
-        "description": None,
-        "secret": "sealed",
-        "previous_secret": None,
-        "previous_until": None,
-        "status": "active",
-        "failing_reason": None,
-        "failing_since": None,
-        "from_seq": 0,
-        "created_at": 0,
-    }
+    return endpoint_row(f"we_{owner[2:10]}", owner)
 
 
 ZERO = "0x" + "00" * 32
