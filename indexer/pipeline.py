@@ -601,11 +601,16 @@ def idle_delay(config: IndexerConfig, head_gap: float, since_moved: float) -> fl
     return config.poll_interval_s
 
 
+#: The collector's youngest-generation threshold while a run lasts (Python's default is 700):
+#: net new container objects between two young passes (:func:`_heap_frozen`).
+RUN_GC_THRESHOLD = 50_000
+
+
 @contextlib.contextmanager
 def _heap_frozen() -> Iterator[None]:
     """The heap alive when a run starts (modules, SQLAlchemy's and the ABIs' structures, the
     embedding process's own objects) left out of the collector's full passes while it runs
-    (``gc.freeze``), then given back (``gc.unfreeze``).
+    (``gc.freeze``), then given back (``gc.unfreeze``); and the young passes spaced out.
 
     A backfill allocates fast: the decoded ranges in flight, each batch's rows and tuples
     live long enough to reach the oldest generation, so a full pass came every ~20,000
@@ -613,15 +618,28 @@ def _heap_frozen() -> Iterator[None]:
     index``): 110-120 ms of a 20,945-event backfill's ~850 ms, 5-18 ms once frozen. What
     is allocated during the run is collected as before. A process that froze its heap
     itself (or a run already inside another's) is left as it is.
+
+    The young passes: at Python's threshold (a pass per 700 new objects) a backfill made
+    ~10 of them a batch, and each walked whatever of the ranges fetched ahead and the batch
+    being written was still alive (parsed logs, decoded events, rows: every ``dict`` stays
+    tracked until a full pass), promoting it to be walked again by the middle generation's
+    passes; by the time a pass comes every :data:`RUN_GC_THRESHOLD` new objects most of
+    that has been freed by its reference count. The threshold is put back when the run
+    returns; cyclic garbage still goes at every pass.
     """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], RUN_GC_THRESHOLD), *thresholds[1:])
     try:
-        yield
+        if gc.get_freeze_count():
+            yield
+            return
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
     finally:
-        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 async def _sleep_or_stop(seconds: float, stop: asyncio.Event | None) -> None:
