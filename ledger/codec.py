@@ -189,6 +189,26 @@ def _generic_decoder(event: Mapping[str, Any]) -> ArgsDecoder:
     return decode
 
 
+#: A 64-hex-digit word → the checksummed address it holds, for the compiled decoders: the
+#: word is the cache key as it comes, so a member's address is neither sliced, prefixed nor
+#: looked up through ``functools.lru_cache`` again. Only well-padded words are put in.
+_ADDRESS_WORDS: dict[str, str] = {}
+#: Words cached at most (a platform has few distinct members; cleared when reached).
+ADDRESS_WORDS_MAX = 65_536
+
+
+def _address_word(word: str) -> str:
+    """The checksummed address of a 32-byte word (64 hex digits, its first 24 zeros), put in
+    :data:`_ADDRESS_WORDS`; :class:`ValueError` when the padding is not zero."""
+    if not word.startswith(_ZEROS[:24]):
+        raise ValueError("non-zero padding in a word")
+    address = checksum("0x" + word[24:])
+    if len(_ADDRESS_WORDS) >= ADDRESS_WORDS_MAX:
+        _ADDRESS_WORDS.clear()
+    _ADDRESS_WORDS[word] = address
+    return address
+
+
 def _static_decoder(event: Mapping[str, Any]) -> ArgsDecoder | None:
     """A decoder compiled for one event whose values are all one-word static types.
 
@@ -232,8 +252,11 @@ def _static_decoder(event: Mapping[str, Any]) -> ArgsDecoder | None:
             word += 1
         var = f"v{position}"
         if kind == "address":
-            checks.append(f"not {w}.startswith({zeros(24)})")
-            lines.append(f"    {var} = checksum('0x' + {w}[24:])")
+            # The word's checksummed address from the decoder's cache (a word found there
+            # passed the padding check when it was put there); else checked and converted.
+            lines.append(f"    {var} = ADDRESSES.get({w})")
+            lines.append(f"    if {var} is None:")
+            lines.append(f"        {var} = address_word({w})")
             json_parts.append(f'"{name}":"{{{var}}}"')
         elif kind == "bool":
             checks.append(f"{w} not in BOOLS")
@@ -259,7 +282,12 @@ def _static_decoder(event: Mapping[str, Any]) -> ArgsDecoder | None:
     args = ", ".join(f"'{i['name']}': v{n}" for n, i in enumerate(inputs))
     text = "{{" + ",".join(json_parts) + "}}"
     lines.append(f"    return {{{args}}}, f'''{text}'''")
-    namespace: dict[str, Any] = {"checksum": checksum, "ONE": _ONE, "BOOLS": (_ZEROS, _ONE)}
+    namespace: dict[str, Any] = {
+        "ADDRESSES": _ADDRESS_WORDS,
+        "address_word": _address_word,
+        "ONE": _ONE,
+        "BOOLS": (_ZEROS, _ONE),
+    }
     namespace.update({variable: "0" * count for count, variable in prefixes.items()})
     # The source is built above from the ABI's types and identifier names only.
     exec("\n".join(lines), namespace)
