@@ -29,10 +29,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain
-from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Boolean, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,12 +55,13 @@ class _TableWriter:
         self.names = [c.name for c in self.columns]
         self.key = [c.name for c in table.primary_key.columns]
         self._quote: Callable[[str], str] = preparer.quote
-        self._getter = itemgetter(*self.names)
         self._processors: list[tuple[int, Callable[[Any], Any]]] = []
         for position, column in enumerate(self.columns):
             processor = column.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 self._processors.append((position, processor))
+        self._from_dict = self._converter(dict_source=True)
+        self._from_tuple = self._converter(dict_source=False)
         limit = getattr(dialect, "insertmanyvalues_max_parameters", 32_700)
         self.rows_per_chunk = max(1, min(MAX_ROWS_PER_STATEMENT, limit // len(self.columns)))
         self._statements: dict[tuple[str, int], str] = {}
@@ -71,25 +71,48 @@ class _TableWriter:
         """Some column's type converts its values before they are written."""
         return bool(self._processors)
 
+    def _converter(self, dict_source: bool) -> Callable[[Any], tuple[Any, ...]]:
+        """A row's values in column order with the bind processors applied (a ``None`` is
+        never processed), compiled once per table: one tuple expression, where a loop over
+        the processors copied each row into a list and back (a fifth of a batch's seal).
+
+        ``dict_source``: the row is a dict by column name, else a tuple in column order. A
+        processor's answers for ``True`` and ``False`` are taken once: a boolean column
+        reads them from a dict (whatever the dialect makes of a boolean), any other value
+        goes through the processor as before. Column names go into the source only as
+        ``repr`` string literals.
+        """
+        processors = dict(self._processors)
+        namespace: dict[str, Any] = {}
+        parts: list[str] = []
+        for position, name in enumerate(self.names):
+            read = f"r[{name!r}]" if dict_source else f"r[{position}]"
+            processor = processors.get(position)
+            if processor is None:
+                parts.append(read)
+                continue
+            namespace[f"P{position}"] = processor
+            if isinstance(self.columns[position].type, Boolean):
+                namespace[f"B{position}"] = {True: processor(True), False: processor(False)}
+                parts.append(
+                    f"(B{position}[v] if (v := {read}).__class__ is bool"
+                    f" else None if v is None else P{position}(v))"
+                )
+            else:
+                parts.append(f"(None if (v := {read}) is None else P{position}(v))")
+        source = f"def convert(r):\n    return ({', '.join(parts)},)\n"
+        exec(source, namespace)
+        return cast(Callable[[Any], tuple[Any, ...]], namespace["convert"])
+
     def processed(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         """A row given in column order, with the column types' bind processors applied."""
         if not self._processors:
             return row
-        values = list(row)
-        for position, processor in self._processors:
-            value = values[position]
-            if value is not None:
-                values[position] = processor(value)
-        return tuple(values)
+        return self._from_tuple(row)
 
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        got = self._getter(row)
-        values = list(got) if len(self.names) > 1 else [got]
-        for position, processor in self._processors:
-            value = values[position]
-            if value is not None:
-                values[position] = processor(value)
-        return tuple(values)
+        """A row given as a dict by column name, in column order, processors applied."""
+        return self._from_dict(row)
 
     def statement(self, kind: str, rows: int) -> str:
         cached = self._statements.get((kind, rows))
@@ -192,8 +215,8 @@ class BulkWriter:
 
         Converting is what fixes a batch's values: the dicts may change afterwards.
         """
-        writer = self._writer(table)
-        return [writer.values(row) for row in rows]
+        convert = self._writer(table)._from_dict
+        return [convert(row) for row in rows]
 
     def from_tuples(self, table: Table, rows: Iterable[tuple[Any, ...]]) -> list[Values]:
         """Rows already in column order, with the bind processors applied."""
@@ -204,7 +227,8 @@ class BulkWriter:
             if len(row) != width:
                 raise ValueError(f"{table.name}: a row of {len(row)} values, not {width}")
         if writer.has_processors:
-            out = [writer.processed(row) for row in out]
+            convert = writer._from_tuple
+            out = [convert(row) for row in out]
         return out
 
     async def insert(self, conn: AsyncConnection, table: Table, rows: Sequence[Values]) -> None:
