@@ -18,6 +18,7 @@ from eth_utils.address import to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger import codec
 from ledger.artifacts import load_artifact
 from ledger.codec import Decoder, _canonical, _signature, _static_decoder, json_text
 from ledger.errors import UndecodableLog
@@ -146,6 +147,21 @@ def test_non_zero_padding_is_refused(word: int, digit: int) -> None:
     log["data"] = "".join(data)
     with pytest.raises(UndecodableLog, match="malformed"):
         _decoder().decode(log)
+
+
+def test_an_address_word_cached_or_not_decodes_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Address words are cached as they come (``codec._ADDRESS_WORDS``): a badly padded word
+    is never taken for the cached good one, and a full cache is emptied, not grown."""
+    good = _decoder().decode(_split_log()).args
+    assert codec._ADDRESS_WORDS[ADDRESS[2:].lower().rjust(64, "0")] == good["from"]
+    log = _split_log()
+    log["data"] = log["data"][:2] + "1" + log["data"][3:]  # the cached address, padding not zero
+    with pytest.raises(UndecodableLog, match="malformed"):
+        _decoder().decode(log)
+    monkeypatch.setattr(codec, "ADDRESS_WORDS_MAX", 1)
+    codec._ADDRESS_WORDS.clear()
+    assert _decoder().decode(_split_log()).args == good
+    assert len(codec._ADDRESS_WORDS) == 1
 
 
 def test_a_short_data_part_is_refused() -> None:
