@@ -180,6 +180,13 @@ class WriteContext:
         if self.journal is not None:
             await self.journal.remember(**values)
 
+    def keep(self, **values: Any) -> None:
+        """Keep ``values`` (JSON) for a run that resumes this write, with no statement of
+        their own: durable with the next thing the write stores (a transaction's record,
+        before its bytes leave; a ``202`` awaiting a signature; its answer)."""
+        if self.journal is not None:
+            self.journal.state.update(values)
+
 
 class SignatureRequired(Exception):
     """A write of a ``self`` member stops at its chain call: the platform holds no key for it,

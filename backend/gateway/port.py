@@ -242,6 +242,20 @@ class Gateway:
 
     async def _forward(self, write: WriteContext, call: ContractCall) -> Mined:
         row = await self.intents.signed(write, call, self.intent_ttl_s)  # or SignatureRequired
+        journal = write.journal
+        sent_before = journal is not None and journal.step < len(journal.recorded)
+        if not sent_before and (row.contract, row.function) != (call.contract, call.function):
+            # Run again with its signature, the write now makes another call than the one
+            # signed (a piece the member asked to pass on whole was split meanwhile): the
+            # member consented to that call for this write, not to what it now asks, so
+            # nothing is relayed and the intent is closed unused.
+            await relay.close_unused(self.engine, row)
+            raise Conflict(
+                f"what this write would do changed since its intent was signed (signed: "
+                f"{row.function}, now: {call.function}); nothing was sent: make the write again",
+                code="intent_stale",
+                extra={"intent_id": row.id},
+            )
         return await self._relay(write, row)
 
     async def chain_id(self) -> int:

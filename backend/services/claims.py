@@ -7,7 +7,9 @@ new holder); anything else → ``split`` (a new piece for the recipient; the id 
 the caller's own writes; in case another write has changed the piece an instant before (a
 concurrent split, a financing approval), a whole transfer goes ahead only if the chain's own
 view at the pending block shows the same amount, else 409 ``claim_changed`` (read again,
-retry): it must never move a piece smaller than the caller saw. A split moves exactly its
+retry): it must never move a piece smaller than the caller saw. The choice is the write's,
+kept with it: a run that resumes it makes the same call, and the answer names what the chain
+did. A split moves exactly its
 amount or is refused, so a holder may split one piece several times at once (paying several
 suppliers). Whatever the chain then finds wrong (more than the unlocked value, locked value
 on a whole transfer, past the due date, frozen, not the holder) it refuses, and that refusal
@@ -130,14 +132,22 @@ async def transfer(
     """Pass ``amount`` of the piece to ``to`` (see the module docstring)."""
     async with ports.session() as session:
         source, obligor = await visible_claim(session, write.caller, claim_id)
-    whole = amount == source.amount
-    if whole:
+    # The choice is the write's, made once: a run that resumes it (its worker died after the
+    # broadcast, its member's signature came) finds the mirror moved on, where a split that
+    # left the piece at the amount it moved would read as whole, and a different call would
+    # then be sent beside the first. Kept with the transaction's record, before it leaves.
+    chosen = write.remembered("whole")
+    whole = amount == source.amount if chosen is None else bool(chosen)
+    write.keep(whole=whole)
+    journal = write.journal
+    if whole and not (journal is not None and journal.recorded):
         # The choice of a whole transfer rests on the mirror's amount: make sure the chain,
         # pending transactions included, still agrees, or it could move a piece another write
         # has just made smaller (a value the caller never asked to move). A split needs no
-        # such check: it moves exactly ``amount``, or the chain refuses it.
+        # such check: it moves exactly ``amount``, or the chain refuses it. (A run that
+        # resumes a transfer already sent finds it through its record instead.)
         on_chain = await ports.ledger.pending_claim(claim_id)
-        if on_chain.amount != source.amount:
+        if on_chain.amount != amount:
             raise Conflict(
                 "the piece changed since the platform last showed it: read it again and retry",
                 code="claim_changed",
@@ -147,12 +157,16 @@ async def transfer(
     else:
         call = calls.split(claim_id, to, amount, invoice_id)
     mined = await ports.ledger.submit(write, call)
-    if whole:
-        moved = mined.event("ClaimLedger:ClaimTransferred")
-        received_id = claim_id
-    else:
-        moved = mined.event("ClaimLedger:ClaimSplit")
+    # What the chain did names the answer, not the choice above: a write resumed after its
+    # broadcast (a worker that died, a signature that came) runs this again on a mirror that
+    # moved on, and a split that left the piece at the amount it moved reads as whole then.
+    splits = [e for e in mined.all("ClaimLedger:ClaimSplit") if e.args["parentId"] == claim_id]
+    if splits:
+        whole, moved = False, splits[0]
         received_id = moved.args["claimId"]
+    else:
+        whole, moved = True, mined.event("ClaimLedger:ClaimTransferred")
+        received_id = claim_id
     fresh = await _fresh_views(ports, (received_id, claim_id), obligor)
     if received_id in fresh and claim_id in fresh:
         received_view, source_view = fresh[received_id], fresh[claim_id]

@@ -34,7 +34,7 @@ from eth_utils.crypto import keccak
 
 from bench.stack import Stack
 from ledger.anvil import ANVIL_FIRST_KEY, rpc_call
-from tests.support.api import Api, make_api
+from tests.support.api import Api, core_with_limit, issue, make_api
 from tests.support.crash_after_broadcast import CRASH_EXIT_STATUS
 from tests.support.databases import create_pg_database, drop_pg_database
 from tests.support.duplicates import concurrent_split_duplicates
@@ -275,3 +275,47 @@ async def test_crash_after_broadcast_resumes_without_a_second_transaction(
             await made.aclose()
     assert registrations(stack, block) == registered
     assert nonce(stack) - sent == spent
+
+
+async def test_a_split_of_half_resumed_after_its_broadcast_answers_the_split(
+    stack: Stack, api: Api
+) -> None:
+    """The worker dies right after broadcasting a split of half a piece. By the retry the
+    mirror shows the piece at the amount the split asked, which alone reads as a whole
+    transfer: the answer must still be the split the chain made (an executed write is never
+    answered as failed), with no second transaction."""
+    core = await core_with_limit(api, "half-core", 10**12)
+    a = await api.member("half-a", ["supplier"])
+    b = await api.member("half-b", ["supplier"])
+    root = int((await issue(api, core, a, 1_000))["root_claim_id"])
+    stack.procs["api"].stop()
+    stack.start_api(module=["tests.support.crash_after_broadcast", "split"])
+    await stack.wait_ready()
+    crashing = stack.procs["api"]
+    path, body = f"/v1/claims/{root}/transfers", {"to": b.address, "amount": 500}
+    key = {"Idempotency-Key": "idem-half-" + Stack.idem()["Idempotency-Key"]}
+    async with stack.client(a.key) as client:
+        with pytest.raises(httpx.TransportError):
+            await client.post(path, json=body, headers=key)
+    assert await asyncio.to_thread(crashing.popen.wait, 30) == CRASH_EXIT_STATUS
+    stack.start_api()
+    await stack.wait_ready()
+    sent = int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [a.address, "latest"]), 16)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    async with stack.client(a.key) as client:
+        while (await client.get(f"/v1/claims/{root}")).json()["amount"] != 500:
+            assert loop.time() < deadline, "the mirror never showed the split"
+            await asyncio.sleep(0.2)
+        while (r := await client.post(path, json=body, headers=key)).status_code == 409:
+            assert loop.time() < deadline, r.text  # the dead worker's lease runs out
+            await asyncio.sleep(0.5)
+    assert r.status_code == 201, r.text
+    answer = r.json()
+    assert answer["kind"] == "split", answer
+    assert answer["claim_id"] != root
+    assert answer["from_claim_id"] == root
+    assert answer["amount"] == 500
+    assert answer["claim"]["holder"] == b.address
+    after = int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [a.address, "latest"]), 16)
+    assert after == sent

@@ -470,3 +470,43 @@ async def test_a_signature_posted_with_another_key_of_the_member_relays_the_writ
             assert shown.json()["status"] == "done"
     finally:
         await second.aclose()
+
+
+async def test_a_signed_whole_transfer_of_a_piece_split_meanwhile_is_not_relayed(
+    stack: Stack, api: Api, ledger: Ledger, parties: dict[str, Any]
+) -> None:
+    """The member asks to pass a piece on whole (an intent for ``transferClaim``), then splits
+    from it before signing that intent. Signed now, the whole transfer would move less than
+    the write asked for: nothing is relayed, and the answer is the hosted path's
+    ``claim_changed`` with the amount the chain now holds."""
+    account: LocalAccount = parties["account"]
+    supplier: Member = parties["supplier"]
+    root = await issue_to_self(api, parties["core"], supplier, account, 10_000)
+    whole = await split(parties, 10_000, root=root)
+    assert whole.status_code == 202, whole.text
+    first = whole.json()["intent"]
+    assert first["action"]["function"] == "transferClaim"
+    part = await split(parties, 1_000, root=root)
+    assert part.status_code == 202, part.text
+    second = part.json()["intent"]
+    done = await supplier.post(
+        f"/v1/intents/{second['id']}/signature", {"signature": sign(account, second)}
+    )
+    assert done.status_code == 201, done.text
+    before = block(stack)
+    stale = await supplier.post(
+        f"/v1/intents/{first['id']}/signature", {"signature": sign(account, first)}
+    )
+    assert problem(stale, 409, "claim_changed")["amount"] == 9_000
+    assert block(stack) == before  # nothing relayed
+    on_chain = await ledger.suite.claim(root)
+    assert (on_chain.holder, on_chain.amount) == (supplier.address, 9_000)
+    shown = (await supplier.get(f"/v1/intents/{first['id']}")).json()
+    assert shown["status"] != "done"
+    assert shown["tx_hash"] is None
+    # The signature again, or the write again under its key: the same refusal, nothing sent.
+    again = await supplier.post(
+        f"/v1/intents/{first['id']}/signature", {"signature": sign(account, first)}
+    )
+    problem(again, 409, "claim_changed")
+    assert block(stack) == before
