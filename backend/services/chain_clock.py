@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.errors import NotFound
-from backend.ports import Ports
+from backend.ports import Ports, WriteContext
 
 
 async def clock(ports: Ports) -> dict[str, Any]:
@@ -20,6 +20,20 @@ async def clock(ports: Ports) -> dict[str, Any]:
         "chain_time": await ports.ledger.chain_time(),
         "local_chain": await ports.ledger.local_chain(),
     }
+
+
+async def write_time(ports: Ports, write: WriteContext) -> int:
+    """The chain's time as ``write`` reads it: its first run's, kept with the write (durable
+    with its transaction's record, before that leaves). A run that resumes the write (its
+    worker died after the broadcast, a ``self`` member's signature came) computes the same
+    call from it (an application's default expiry, an approval's pricing), which the journal
+    then finds sent, instead of another call beside the first."""
+    kept = write.remembered("chain_time")
+    if kept is not None:
+        return int(kept)
+    now = await ports.ledger.chain_time()
+    write.keep(chain_time=now)
+    return now
 
 
 async def advance_time(ports: Ports, until: int) -> dict[str, Any]:

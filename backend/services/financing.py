@@ -31,6 +31,7 @@ from backend.models import AutoDecision, CreditLine, FinancingPolicy
 from backend.ports import Mined, Ports, WriteContext
 from backend.schemas.common import iso
 from backend.services import quotes
+from backend.services.chain_clock import write_time
 from backend.services.encodings import (
     decode_registration,
     encode_registration,
@@ -222,7 +223,7 @@ async def apply(
         if min_advance is None or recourse is None:
             conn = await session.connection()
             policy = (await conn.execute(_POLICY, {"financier": financier})).first()
-    now = await ports.ledger.chain_time()
+    now = await write_time(ports, write)
     if expires_at is None:
         expires_at = default_expiry(now, claim.due_date)
     if min_advance is None:
@@ -280,7 +281,7 @@ async def approve(
             registration_no = financing_registration(programme, financing_id)
     if recourse is None:
         recourse = row.recourse
-    now = await ports.ledger.chain_time()
+    now = await write_time(ports, write)
     if advance is None or discount is None:
         if term_days is None:
             pricing = quotes.price_at_least(

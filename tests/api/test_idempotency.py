@@ -319,3 +319,47 @@ async def test_a_split_of_half_resumed_after_its_broadcast_answers_the_split(
     assert answer["claim"]["holder"] == b.address
     after = int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [a.address, "latest"]), 16)
     assert after == sent
+
+
+async def test_an_application_resumed_after_its_broadcast_is_the_one_sent(
+    stack: Stack, api: Api
+) -> None:
+    """The worker dies right after broadcasting a financing application whose expiry the API
+    derived from the chain's clock, and the clock moves on before the retry: the retry must
+    find the application sent (one effect, its answer), not derive another expiry and send
+    a second application beside it."""
+    core = await core_with_limit(api, "clock-core", 10**12)
+    supplier = await api.member("clock-supplier", ["supplier"])
+    bank = await api.member("clock-bank", ["financier"])
+    r = await bank.put(f"/v1/credit-lines/{core.address}", {"limit": 10**9})
+    assert r.status_code == 200, r.text
+    root = int((await issue(api, core, supplier, 1_000_000))["root_claim_id"])
+    stack.procs["api"].stop()
+    stack.start_api(module=["tests.support.crash_after_broadcast", "applyForFinancing"])
+    await stack.wait_ready()
+    crashing = stack.procs["api"]
+    body = {"claim_id": root, "financier": bank.address, "amount": 100_000}
+    key = {"Idempotency-Key": "idem-clock-" + Stack.idem()["Idempotency-Key"]}
+    async with stack.client(supplier.key) as client:
+        with pytest.raises(httpx.TransportError):
+            await client.post("/v1/financing-requests", json=body, headers=key)
+    assert await asyncio.to_thread(crashing.popen.wait, 30) == CRASH_EXIT_STATUS
+    api.advance_time(600)  # the default expiry, a week from "now", would now differ
+    stack.start_api()
+    await stack.wait_ready()
+    sent = int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [supplier.address, "latest"]), 16)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    async with stack.client(supplier.key) as client:
+        while (
+            r := await client.post("/v1/financing-requests", json=body, headers=key)
+        ).status_code == 409:
+            assert loop.time() < deadline, r.text  # the dead worker's lease runs out
+            await asyncio.sleep(0.5)
+        assert r.status_code == 201, r.text
+        mine = await client.get("/v1/financing-requests", params={"claim_id": root})
+    after = int(
+        rpc_call(stack.rpc_url, "eth_getTransactionCount", [supplier.address, "latest"]), 16
+    )
+    assert after == sent, "the retry sent a second application"
+    assert [f["id"] for f in mine.json()["items"]] == [r.json()["id"]]
