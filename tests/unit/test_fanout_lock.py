@@ -7,27 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from backend.models import WebhookCursor, migrate
+from backend.models import WebhookCursor
 from backend.webhooks.fanout import fan_out
-from db.engine import create_engine
 from indexer.models import OutboxEntry
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(f"sqlite:///{tmp_path / 'tierflow.db'}", lock_wait_s=5.0)
-    await migrate(made)
-    try:
-        yield made
-    finally:
-        await made.dispose()
 
 
 @contextlib.contextmanager

@@ -5,8 +5,6 @@ closed unused (``failed``, no transaction)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,22 +15,10 @@ from backend.auth import Caller
 from backend.errors import Conflict
 from backend.gateway import Gateway
 from backend.gateway.intents import INTENTS
-from backend.models import migrate
 from backend.ports import Mined, WriteContext
-from db.engine import create_engine
 from ledger import calls
 
 MEMBER = "0x" + "11" * 20
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    made = create_engine(f"sqlite:///{tmp_path / 'tierflow.db'}", lock_wait_s=5.0)
-    await migrate(made)
-    try:
-        yield made
-    finally:
-        await made.dispose()
 
 
 class SignedIntents:
