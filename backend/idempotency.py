@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -59,13 +60,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.errors import Conflict, Invalid
-from backend.models import IdempotencyRecord
+from backend.models import IdempotencyRecord, IntentRow
 from backend.ports import RERUN_MEMO, RecordedTx, SignatureRequired, TxJournal
 from backend.services.commands import Command, spec
 from db.engine import now_ms, now_s
 from db.types import table_of
 
 _RECORDS = table_of(IdempotencyRecord)
+_INTENTS = table_of(IntentRow)
+#: A refused write's intents that were signed and never relayed, closed with its answer.
+_CLOSE_UNRELAYED = (
+    update(_INTENTS)
+    .where(
+        _INTENTS.c.member == bindparam("p_member"),
+        _INTENTS.c.idempotency_key == bindparam("p_key"),
+        _INTENTS.c.status == "signed",
+    )
+    .values(status="failed")
+)
 
 
 def _record_update(**values: Any) -> Any:
@@ -345,6 +357,14 @@ class Idempotency:
                 answer = stored_refusal(exc)
                 if answer is None:
                     raise
+                if not journal.recorded:
+                    # Refused before anything of it left (a whole transfer of a piece that
+                    # changed while its intent waited for the signature): an intent of it
+                    # signed meanwhile will never be relayed. Closed ``failed`` with the
+                    # answer (after the answer's own statements), not left ``signed``.
+                    journal.at_answer.append(
+                        functools.partial(_close_unrelayed, member=member, key=key)
+                    )
                 await self._finish(hold, *answer, journal=journal)
                 if claimed.rerun is None:
                     raise
@@ -655,3 +675,7 @@ def _reorganised(refusal: Refusal, path: str) -> Refusal:
         }
 
     return answer
+
+
+async def _close_unrelayed(conn: AsyncConnection, member: str, key: str) -> None:
+    await conn.execute(_CLOSE_UNRELAYED, {"p_member": member, "p_key": key})

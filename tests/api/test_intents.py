@@ -502,7 +502,7 @@ async def test_a_signed_whole_transfer_of_a_piece_split_meanwhile_is_not_relayed
     on_chain = await ledger.suite.claim(root)
     assert (on_chain.holder, on_chain.amount) == (supplier.address, 9_000)
     shown = (await supplier.get(f"/v1/intents/{first['id']}")).json()
-    assert shown["status"] != "done"
+    assert shown["status"] == "failed"  # closed with the refusal: it will never be relayed
     assert shown["tx_hash"] is None
     # The signature again, or the write again under its key: the same refusal, nothing sent.
     again = await supplier.post(
