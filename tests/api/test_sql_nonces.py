@@ -22,6 +22,7 @@ from ledger.node import Web3Client
 from ledger.paths import package_root
 from tests.support.chain import Deployed
 from tests.support.databases import create_pg_database, drop_pg_database
+from tests.support.processes import reaped
 
 pytestmark = pytest.mark.usefixtures("chain_snapshot")
 
@@ -70,12 +71,13 @@ async def test_three_processes_share_sql_nonces_without_collisions(
     ]
     nonces: list[int] = []
     conflicts = 0
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), 180)
-        assert proc.returncode == 0, err.decode()[-3000:]
-        report = json.loads(out.decode().strip().splitlines()[-1])
-        nonces += report["nonces"]
-        conflicts += report["conflicts"]
+    async with reaped(procs):
+        for proc in procs:
+            out, err = await asyncio.wait_for(proc.communicate(), 180)
+            assert proc.returncode == 0, err.decode()[-3000:]
+            report = json.loads(out.decode().strip().splitlines()[-1])
+            nonces += report["nonces"]
+            conflicts += report["conflicts"]
     assert sorted(nonces) == list(range(start, start + 90))
     assert conflicts == 0, "the SQL store handed out a nonce twice"
     assert await contract.functions.counter().call() == before + 90

@@ -14,6 +14,7 @@ from eth_account import Account
 from ledger.node import Web3Client
 from ledger.paths import package_root
 from tests.support.chain import Deployed
+from tests.support.processes import reaped
 
 pytestmark = pytest.mark.usefixtures("chain_snapshot")
 
@@ -43,12 +44,13 @@ async def test_three_processes_thirty_each_no_collisions(
     ]
     nonces: list[int] = []
     conflicts = 0
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), 120)
-        assert proc.returncode == 0, err.decode()
-        report = json.loads(out.decode().strip().splitlines()[-1])
-        nonces += report["nonces"]
-        conflicts += report["conflicts"]
+    async with reaped(procs):
+        for proc in procs:
+            out, err = await asyncio.wait_for(proc.communicate(), 120)
+            assert proc.returncode == 0, err.decode()
+            report = json.loads(out.decode().strip().splitlines()[-1])
+            nonces += report["nonces"]
+            conflicts += report["conflicts"]
 
     assert sorted(nonces) == list(range(start, start + 90))
     assert conflicts == 0, "the file store handed out a nonce twice"
