@@ -128,9 +128,22 @@ def run_to_end(inst: Instance, *args: str, timeout_s: float = 60) -> tuple[int, 
     return done.returncode, done.stdout + done.stderr
 
 
+def _summary_printed(text: str, starts: int) -> bool:
+    """Whether start number ``starts + 1`` has printed its whole summary: the line saying it
+    runs, the table down to its last row, and the key line that row announces. (The command
+    prints the three one after another: a test that read the output as soon as the first
+    was there once found neither of the others yet.)"""
+    if text.count(RUNNING) <= starts:
+        return False
+    this_start = text.split(RUNNING)[starts + 1]
+    if "operator API key" not in this_start:
+        return False
+    return "below (shown" not in this_start or KEY_LINE.search(this_start) is not None
+
+
 async def wait_healthy(inst: Instance, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
-    """Wait for this start's summary, then /health 200 (or fail with the command's output if
-    it exits first)."""
+    """Wait for this start's whole summary, then /health 200 (or fail with the command's
+    output if it exits first)."""
     starts = inst.output().count(RUNNING)
     deadline = time.monotonic() + 150
     async with httpx.AsyncClient(base_url=inst.base, timeout=2.0) as client:
@@ -138,7 +151,7 @@ async def wait_healthy(inst: Instance, proc: subprocess.Popen[bytes]) -> dict[st
             if proc.poll() is not None:
                 raise AssertionError(f"tierflow run exited {proc.returncode}:\n{inst.output()}")
             with contextlib.suppress(httpx.HTTPError):
-                if inst.output().count(RUNNING) > starts:
+                if _summary_printed(inst.output(), starts):
                     r = await client.get("/health")
                     if r.status_code == 200:
                         body: dict[str, Any] = r.json()
