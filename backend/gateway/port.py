@@ -246,10 +246,9 @@ class Gateway:
         sent_before = journal is not None and journal.step < len(journal.recorded)
         if not sent_before and (row.contract, row.function) != (call.contract, call.function):
             # Run again with its signature, the write now makes another call than the one
-            # signed (a piece the member asked to pass on whole was split meanwhile): the
-            # member consented to that call for this write, not to what it now asks, so
-            # nothing is relayed and the intent is closed unused.
-            await relay.close_unused(self.engine, row)
+            # signed: the member consented to that call for this write, not to what it now
+            # asks, so nothing is relayed (the refusal's answer closes the intent ``failed``,
+            # as it does every signed intent of a write refused before anything was sent).
             raise Conflict(
                 f"what this write would do changed since its intent was signed (signed: "
                 f"{row.function}, now: {call.function}); nothing was sent: make the write again",

@@ -88,13 +88,6 @@ async def hold_while_paused(engine: AsyncEngine, row: Any) -> None:
     )
 
 
-async def close_unused(engine: AsyncEngine, row: Any) -> None:
-    """Close the signed intent ``row`` without relaying it (``failed``, no transaction): its
-    write no longer makes the call it signs."""
-    async with engine.begin() as conn:
-        await conn.execute(_OUTCOME, {"p_id": row.id, "p_status": "failed", "p_tx": None})
-
-
 async def record_outcome(
     write: WriteContext,
     engine: AsyncEngine,

@@ -277,6 +277,36 @@ async def test_crash_after_broadcast_resumes_without_a_second_transaction(
     assert nonce(stack) - sent == spent
 
 
+async def crash_after_broadcast(
+    stack: Stack, function: str, member: Any, path: str, body: Any, key: dict[str, str]
+) -> None:
+    """POST ``body`` to ``path`` as ``member`` on a worker that dies right after broadcasting
+    a call of ``function``; the worker is gone when this returns (start another)."""
+    stack.procs["api"].stop()
+    stack.start_api(module=["tests.support.crash_after_broadcast", function])
+    await stack.wait_ready()
+    crashing = stack.procs["api"]
+    async with stack.client(member.key) as client:
+        with pytest.raises(httpx.TransportError):
+            await client.post(path, json=body, headers=key)
+    assert await asyncio.to_thread(crashing.popen.wait, 30) == CRASH_EXIT_STATUS
+
+
+async def retried(client: httpx.AsyncClient, path: str, body: Any, key: dict[str, str]) -> Any:
+    """The POST again under its key, once the dead worker's lease has run out (409 until
+    then)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while (r := await client.post(path, json=body, headers=key)).status_code == 409:
+        assert loop.time() < deadline, r.text
+        await asyncio.sleep(0.5)
+    return r
+
+
+def account_nonce(stack: Stack, address: str) -> int:
+    return int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [address, "latest"]), 16)
+
+
 async def test_a_split_of_half_resumed_after_its_broadcast_answers_the_split(
     stack: Stack, api: Api
 ) -> None:
@@ -288,28 +318,19 @@ async def test_a_split_of_half_resumed_after_its_broadcast_answers_the_split(
     a = await api.member("half-a", ["supplier"])
     b = await api.member("half-b", ["supplier"])
     root = int((await issue(api, core, a, 1_000))["root_claim_id"])
-    stack.procs["api"].stop()
-    stack.start_api(module=["tests.support.crash_after_broadcast", "split"])
-    await stack.wait_ready()
-    crashing = stack.procs["api"]
     path, body = f"/v1/claims/{root}/transfers", {"to": b.address, "amount": 500}
     key = {"Idempotency-Key": "idem-half-" + Stack.idem()["Idempotency-Key"]}
-    async with stack.client(a.key) as client:
-        with pytest.raises(httpx.TransportError):
-            await client.post(path, json=body, headers=key)
-    assert await asyncio.to_thread(crashing.popen.wait, 30) == CRASH_EXIT_STATUS
+    await crash_after_broadcast(stack, "split", a, path, body, key)
     stack.start_api()
     await stack.wait_ready()
-    sent = int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [a.address, "latest"]), 16)
+    sent = account_nonce(stack, a.address)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 30
     async with stack.client(a.key) as client:
         while (await client.get(f"/v1/claims/{root}")).json()["amount"] != 500:
             assert loop.time() < deadline, "the mirror never showed the split"
             await asyncio.sleep(0.2)
-        while (r := await client.post(path, json=body, headers=key)).status_code == 409:
-            assert loop.time() < deadline, r.text  # the dead worker's lease runs out
-            await asyncio.sleep(0.5)
+        r = await retried(client, path, body, key)
     assert r.status_code == 201, r.text
     answer = r.json()
     assert answer["kind"] == "split", answer
@@ -317,8 +338,7 @@ async def test_a_split_of_half_resumed_after_its_broadcast_answers_the_split(
     assert answer["from_claim_id"] == root
     assert answer["amount"] == 500
     assert answer["claim"]["holder"] == b.address
-    after = int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [a.address, "latest"]), 16)
-    assert after == sent
+    assert account_nonce(stack, a.address) == sent
 
 
 async def test_an_application_resumed_after_its_broadcast_is_the_one_sent(
@@ -334,32 +354,19 @@ async def test_an_application_resumed_after_its_broadcast_is_the_one_sent(
     r = await bank.put(f"/v1/credit-lines/{core.address}", {"limit": 10**9})
     assert r.status_code == 200, r.text
     root = int((await issue(api, core, supplier, 1_000_000))["root_claim_id"])
-    stack.procs["api"].stop()
-    stack.start_api(module=["tests.support.crash_after_broadcast", "applyForFinancing"])
-    await stack.wait_ready()
-    crashing = stack.procs["api"]
-    body = {"claim_id": root, "financier": bank.address, "amount": 100_000}
+    path, body = (
+        "/v1/financing-requests",
+        {"claim_id": root, "financier": bank.address, "amount": 100_000},
+    )
     key = {"Idempotency-Key": "idem-clock-" + Stack.idem()["Idempotency-Key"]}
-    async with stack.client(supplier.key) as client:
-        with pytest.raises(httpx.TransportError):
-            await client.post("/v1/financing-requests", json=body, headers=key)
-    assert await asyncio.to_thread(crashing.popen.wait, 30) == CRASH_EXIT_STATUS
+    await crash_after_broadcast(stack, "applyForFinancing", supplier, path, body, key)
     api.advance_time(600)  # the default expiry, a week from "now", would now differ
     stack.start_api()
     await stack.wait_ready()
-    sent = int(rpc_call(stack.rpc_url, "eth_getTransactionCount", [supplier.address, "latest"]), 16)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 30
+    sent = account_nonce(stack, supplier.address)
     async with stack.client(supplier.key) as client:
-        while (
-            r := await client.post("/v1/financing-requests", json=body, headers=key)
-        ).status_code == 409:
-            assert loop.time() < deadline, r.text  # the dead worker's lease runs out
-            await asyncio.sleep(0.5)
+        r = await retried(client, path, body, key)
         assert r.status_code == 201, r.text
         mine = await client.get("/v1/financing-requests", params={"claim_id": root})
-    after = int(
-        rpc_call(stack.rpc_url, "eth_getTransactionCount", [supplier.address, "latest"]), 16
-    )
-    assert after == sent, "the retry sent a second application"
+    assert account_nonce(stack, supplier.address) == sent, "the retry sent a second application"
     assert [f["id"] for f in mine.json()["items"]] == [r.json()["id"]]
